@@ -1,0 +1,72 @@
+"""Settings for fazhi_flow.
+
+Three classes (development, testing, production); every setting can be overridden from the environment
+with the ``FAZHI_`` prefix, e.g. ``FAZHI_DATABASE_URL`` or ``FAZHI_SECRET_KEY``.
+"""
+import os
+
+DEFAULT_SECRET = "dev-not-secret"
+
+
+class Config:
+    SECRET_KEY = DEFAULT_SECRET
+    # None means: a SQLite file in the instance folder (filled in by create_app).
+    DATABASE_URL = None
+    SQLALCHEMY_ENGINE_OPTIONS = {}
+    TIMEZONE = "Asia/Shanghai"
+    # Base address used in links inside e-mails and webhook messages.
+    BASE_URL = "http://127.0.0.1:5000"
+    MAIL_HOST = "localhost"
+    MAIL_PORT = 25
+    MAIL_USERNAME = ""
+    MAIL_PASSWORD = ""
+    MAIL_SECURITY = "none"  # none | starttls | ssl
+    MAIL_SENDER = "fazhi-flow@localhost"
+    MAIL_TIMEOUT = 10
+    WEBHOOK_TIMEOUT = 10
+    # Start APScheduler inside the web process (only the one-process demo does this).
+    SCHEDULER_IN_PROCESS = False
+    UPLOAD_FOLDER = None  # None: <instance>/uploads
+    MAX_CONTENT_LENGTH = 20 * 1024 * 1024
+    WTF_CSRF_TIME_LIMIT = None
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    # Fonts named in DOCX (present on office PCs) and used for server-side PDF (open fonts).
+    DOCX_FONTS = {
+        "title": "方正小标宋简体",
+        "body": "仿宋_GB2312",
+        "heading1": "黑体",
+        "heading2": "楷体_GB2312",
+        "page_number": "宋体",
+    }
+    PDF_FONTS = {
+        "title": "Noto Serif CJK SC",
+        "body": "Noto Serif CJK SC",
+        "heading1": "Noto Sans CJK SC",
+        "heading2": "AR PL UKai CN, Noto Serif CJK SC",
+        "page_number": "Noto Serif CJK SC",
+    }
+
+
+class DevelopmentConfig(Config):
+    DEBUG = False
+    SCHEDULER_IN_PROCESS = True
+
+
+class TestingConfig(Config):
+    TESTING = True
+    SECRET_KEY = "testing-secret"
+    WTF_CSRF_ENABLED = False
+
+
+class ProductionConfig(Config):
+    SESSION_COOKIE_SECURE = os.environ.get("FAZHI_SESSION_COOKIE_SECURE", "1") == "1"
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
