@@ -1,0 +1,96 @@
+"""fazhi_flow: compile the annual 法治政府建设 report from the material of many units."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+__version__ = "0.1.0"
+
+
+def _load_config_module():
+    # config.py lives at the top of the checkout, beside the package.
+    spec = importlib.util.spec_from_file_location("fazhi_config", ROOT / "config.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _env_value(raw: str, current):
+    if isinstance(current, bool):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(current, int) and not isinstance(current, bool):
+        return int(raw)
+    if isinstance(current, dict):
+        return {**current, **json.loads(raw)}
+    return raw
+
+
+def load_config(app: Flask, config=None) -> None:
+    """Apply the named config class, then ``FAZHI_*`` environment overrides, then ``config`` (a dict)."""
+    module = _load_config_module()
+    name = config if isinstance(config, str) else os.environ.get("FAZHI_ENV", "development")
+    if name not in module.CONFIGS:
+        raise RuntimeError(f"FAZHI_ENV must be one of {sorted(module.CONFIGS)}, not {name!r}")
+    app.config.from_object(module.CONFIGS[name])
+    app.config["ENV_NAME"] = name
+    for key, raw in os.environ.items():
+        if key.startswith("FAZHI_") and key not in ("FAZHI_ENV",):
+            setting = key[len("FAZHI_"):]
+            app.config[setting] = _env_value(raw, app.config.get(setting))
+    if isinstance(config, dict):
+        app.config.update(config)
+
+    url = app.config.get("DATABASE_URL") or f"sqlite:///{Path(app.instance_path) / 'fazhi_flow.db'}"
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    app.config.setdefault("UPLOAD_FOLDER", None)
+    if not app.config["UPLOAD_FOLDER"]:
+        app.config["UPLOAD_FOLDER"] = str(Path(app.instance_path) / "uploads")
+
+    if name == "production" and app.config.get("SECRET_KEY") in (None, "", module.DEFAULT_SECRET):
+        raise RuntimeError(
+            "生产环境必须设置密钥：请设置环境变量 FAZHI_SECRET_KEY，例如 "
+            "export FAZHI_SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')"
+        )
+
+
+def create_app(config=None) -> Flask:
+    """Build the application. ``config``: a config name, or a dict of settings for tests."""
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder="static",
+        instance_path=os.environ.get("FAZHI_INSTANCE_PATH") or str(ROOT / "instance"),
+    )
+    load_config(app, config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    from . import models  # noqa: F401  (register every table on the metadata)
+    from .database import configure_engine
+    from .extensions import csrf, db, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine)
+
+    from .auth_loader import init_login
+
+    init_login(login_manager)
+
+    from .web import register_web
+
+    register_web(app)
+
+    from .cli import fazhi
+
+    app.cli.add_command(fazhi)
+    return app
