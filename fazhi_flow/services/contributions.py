@@ -1,0 +1,133 @@
+"""Operations on contributions: save a draft and fire the workflow's events."""
+from __future__ import annotations
+
+import logging
+
+from ..errors import Conflict, DomainError, PermissionDenied
+from ..extensions import db
+from ..models import Contribution, Revision
+from ..timeutil import utcnow
+from ..workflow.machine import fire
+from .audit import record
+
+logger = logging.getLogger(__name__)
+
+# Extra checks run before a submission (e.g. figures that break an error rule). Each is called as
+# check(contribution, actor) and raises DomainError to refuse.
+SUBMIT_CHECKS: list = []
+# Extra snapshot data stored with each revision: each is called as fn(contribution) -> dict.
+REVISION_DATA: list = []
+
+MAX_BODY_CHARS = 50_000
+
+
+def can_edit(user, contribution) -> bool:
+    return (
+        user.has_role("liaison")
+        and user.unit_id == contribution.unit_id
+        and contribution.state in ("draft", "returned")
+        and contribution.cycle.state == "collecting"
+    )
+
+
+def save_draft(contribution: Contribution, actor, body: str, expected_version: int | None = None):
+    """Save the draft text (保存草稿).
+
+    :raise Conflict: the draft changed since ``expected_version`` was loaded; nothing is written.
+    """
+    if not (actor.has_role("liaison") and actor.unit_id == contribution.unit_id):
+        raise PermissionDenied("只有本单位联络员可以编辑该材料。")
+    if contribution.cycle.state != "collecting":
+        raise DomainError(f"年度报告当前为“{contribution.cycle.state_label}”，材料只能在征集中修改。")
+    if contribution.state not in ("draft", "returned"):
+        raise DomainError(f"材料当前为“{contribution.state_label}”，不能编辑。如需修改，请先撤回。")
+    body = (body or "").replace("\r\n", "\n").strip()
+    if len(body) > MAX_BODY_CHARS:
+        raise DomainError(f"正文过长（{len(body)}字），最多{MAX_BODY_CHARS}字。")
+    if expected_version is not None and expected_version != contribution.version:
+        who = contribution.updated_by.name if contribution.updated_by else "他人"
+        when = contribution.updated_at
+        raise Conflict(f"该草稿已被{who}于{_fmt(when)}修改，您的内容尚未保存。请核对后再保存。")
+    if body == (contribution.body or ""):
+        return contribution
+    contribution.body = body
+    contribution.updated_at = utcnow()
+    contribution.updated_by_id = actor.id
+    record(actor, "contribution.save", f"contribution:{contribution.id}", chars=len(body))
+    _flush_or_conflict()
+    return contribution
+
+
+def _fmt(value):
+    from ..timeutil import to_local
+
+    local = to_local(value)
+    return local.strftime("%Y-%m-%d %H:%M") if local else "刚才"
+
+
+def _flush_or_conflict():
+    from sqlalchemy.orm.exc import StaleDataError
+
+    try:
+        db.session.flush()
+    except StaleDataError:
+        raise Conflict("该内容刚被他人修改，请刷新页面后再试。") from None
+
+
+def submit_contribution(contribution: Contribution, actor) -> Revision:
+    """Submit (提交审核): fire ``submit`` and snapshot the text as a new revision."""
+    for check in SUBMIT_CHECKS:
+        check(contribution, actor)
+    fire(contribution, "submit", actor)
+    number = len(contribution.revisions) + 1
+    data = {}
+    for fn in REVISION_DATA:
+        data.update(fn(contribution) or {})
+    revision = Revision(contribution=contribution, number=number, body=contribution.body,
+                        data=data or None, author_id=actor.id, created_at=utcnow())
+    db.session.add(revision)
+    contribution.submitted_at = utcnow()
+    record(actor, "contribution.submit", f"contribution:{contribution.id}", revision=number)
+    _flush_or_conflict()
+    return revision
+
+
+def _simple(event: str, audit: str):
+    def operation(contribution: Contribution, actor, comment: str | None = None, **context):
+        log = fire(contribution, event, actor, comment=comment, **context)
+        if event in ("approve", "return", "unit_return", "reopen"):
+            contribution.decided_at = utcnow()
+        record(actor, audit, f"contribution:{contribution.id}", comment=log.comment, **context)
+        _flush_or_conflict()
+        return log
+
+    operation.__name__ = audit.replace(".", "_")
+    operation.__doc__ = f"Fire ``{event}`` on a contribution as ``actor``."
+    return operation
+
+
+recall_contribution = _simple("recall", "contribution.recall")
+unit_approve_contribution = _simple("unit_approve", "contribution.unit_approve")
+unit_return_contribution = _simple("unit_return", "contribution.unit_return")
+approve_contribution = _simple("approve", "contribution.approve")
+return_contribution = _simple("return", "contribution.return")
+reopen_contribution = _simple("reopen", "contribution.reopen")
+
+OPERATIONS = {
+    "submit": lambda c, actor, comment=None, **ctx: submit_contribution(c, actor),
+    "recall": recall_contribution,
+    "unit_approve": unit_approve_contribution,
+    "unit_return": unit_return_contribution,
+    "approve": approve_contribution,
+    "return": return_contribution,
+    "reopen": reopen_contribution,
+}
+
+
+def apply_event(contribution: Contribution, event: str, actor, comment: str | None = None, **context):
+    """Dispatch a contribution event by name (used by the CLI and bulk actions)."""
+    try:
+        operation = OPERATIONS[event]
+    except KeyError:
+        raise DomainError(f"未知的操作“{event}”。") from None
+    return operation(contribution, actor, comment=comment, **context)

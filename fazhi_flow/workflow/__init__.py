@@ -1,0 +1,1 @@
+"""The two workflows (contribution and report cycle): transition tables and the one way to fire them."""

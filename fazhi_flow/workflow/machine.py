@@ -1,0 +1,151 @@
+"""One shared ``transitions.Machine`` per workflow and ``fire()``, the only writer of state columns.
+
+A fired event is checked (state, cycle state, actor, comment, content), applied by the machine, logged
+in ``TransitionLog`` and flushed. The row's version column makes the UPDATE conditional, so of two users
+racing on one object exactly one wins and the other gets a ``Conflict``. Nothing is committed here.
+"""
+from __future__ import annotations
+
+import logging
+
+from blinker import Namespace
+from sqlalchemy.orm.exc import StaleDataError
+from transitions import Machine
+
+from ..errors import Conflict, DomainError, PermissionDenied
+from ..extensions import db
+from ..timeutil import utcnow
+from . import states as S
+
+logger = logging.getLogger(__name__)
+
+_signals = Namespace()
+# Sent inside the transaction after a transition is applied and logged; receivers (notifications,
+# outbox) must only add rows to the session, never commit or talk to the network.
+transition_fired = _signals.signal("transition-fired")
+
+_CONDITIONS = {
+    "unit_head_review": lambda ev: bool(ev.model.cycle.unit_head_review),
+    "no_unit_head_review": lambda ev: not ev.model.cycle.unit_head_review,
+}
+
+
+def _build(states, table) -> Machine:
+    transitions = []
+    for row in table:
+        spec = {k: v for k, v in row.items() if k != "if"}
+        if "if" in row:
+            spec["conditions"] = [_CONDITIONS[row["if"]]]
+        transitions.append(spec)
+    return Machine(
+        model=None,
+        states=states,
+        transitions=transitions,
+        initial=None,
+        auto_transitions=False,
+        model_attribute="state",
+        send_event=True,
+    )
+
+
+contribution_machine = _build(S.CONTRIBUTION_STATES, S.CONTRIBUTION_TRANSITIONS)
+cycle_machine = _build(S.CYCLE_STATES, S.CYCLE_TRANSITIONS)
+
+
+def _sources(table, event):
+    return {src for row in table if row["trigger"] == event for src in row["source"]}
+
+
+def is_contribution_reviewer(user, contribution) -> bool:
+    """True when ``user`` may review this contribution: named for the section, not of its unit."""
+    if not user.has_role("reviewer") or user.unit_id == contribution.unit_id:
+        return False
+    named = contribution.section.effective_reviewers()
+    return not named or any(r.id == user.id for r in named)
+
+
+def contribution_actor_allowed(user, contribution, event) -> bool:
+    kind = S.CONTRIBUTION_EVENT_ACTORS[event]
+    if kind in ("liaison", "unit_head"):
+        return user.has_role(kind) and user.unit_id == contribution.unit_id
+    if kind == "section_reviewer":
+        return is_contribution_reviewer(user, contribution)
+    return user.has_role(kind)
+
+
+def cycle_actor_allowed(user, cycle, event) -> bool:
+    return user.has_role(S.CYCLE_EVENT_ACTORS[event])
+
+
+def _refuse_state(label, event_label):
+    raise DomainError(f"当前状态为“{label}”，不能执行“{event_label}”。")
+
+
+def _check_contribution(contribution, event, actor, comment):
+    labels = S.CONTRIBUTION_EVENT_LABELS
+    if event not in labels:
+        raise DomainError(f"未知的操作“{event}”。")
+    if contribution.state not in _sources(S.CONTRIBUTION_TRANSITIONS, event):
+        _refuse_state(S.CONTRIBUTION_STATE_LABELS[contribution.state], labels[event])
+    if not contribution_actor_allowed(actor, contribution, event):
+        if S.CONTRIBUTION_EVENT_ACTORS[event] == "section_reviewer" and actor.unit_id == contribution.unit_id \
+                and actor.has_role("reviewer"):
+            raise PermissionDenied("不能审核本单位报送的材料。")
+        raise PermissionDenied(f"您没有权限对该材料执行“{labels[event]}”。")
+    cycle = contribution.cycle
+    if cycle.state != "collecting":
+        if event == "reopen" and cycle.state == "published":
+            raise DomainError("报告已发布，不能重新打开材料。")
+        raise DomainError(f"年度报告当前为“{cycle.state_label}”，材料只能在征集中修改。")
+    if event in S.CONTRIBUTION_COMMENT_REQUIRED and not (comment or "").strip():
+        raise DomainError(f"“{labels[event]}”必须填写意见或理由。")
+    if event == "submit" and not (contribution.body or "").strip():
+        raise DomainError("材料内容为空，不能提交审核。请先填写正文。")
+
+
+def _check_cycle(cycle, event, actor, comment):
+    labels = S.CYCLE_EVENT_LABELS
+    if event not in labels:
+        raise DomainError(f"未知的操作“{event}”。")
+    if cycle.state not in _sources(S.CYCLE_TRANSITIONS, event):
+        _refuse_state(cycle.state_label, labels[event])
+    if not cycle_actor_allowed(actor, cycle, event):
+        raise PermissionDenied(f"您没有权限对年度报告执行“{labels[event]}”。")
+    if event in S.CYCLE_COMMENT_REQUIRED and not (comment or "").strip():
+        raise DomainError(f"“{labels[event]}”必须填写意见。")
+
+
+def fire(obj, event: str, actor, comment: str | None = None, **context):
+    """Fire ``event`` on a Contribution or ReportCycle as ``actor``; log it; flush.
+
+    :raise DomainError: the event is not allowed now, for this actor, or without a comment.
+    :raise Conflict: somebody else changed the object first.
+    """
+    from ..models import Contribution, ReportCycle, TransitionLog
+
+    if isinstance(obj, Contribution):
+        _check_contribution(obj, event, actor, comment)
+        machine, subject = contribution_machine, {"contribution_id": obj.id}
+    elif isinstance(obj, ReportCycle):
+        _check_cycle(obj, event, actor, comment)
+        machine, subject = cycle_machine, {"cycle_id": obj.id}
+    else:  # pragma: no cover - programming error
+        raise TypeError(f"no workflow for {type(obj).__name__}")
+
+    before = obj.state
+    if not machine.events[event].trigger(obj):
+        raise DomainError("该操作当前不可执行。")
+    log = TransitionLog(
+        event=event, from_state=before, to_state=obj.state, actor_id=actor.id,
+        comment=(comment or "").strip() or None, context=context or None, created_at=utcnow(),
+        **subject,
+    )
+    db.session.add(log)
+    transition_fired.send(obj, event=event, from_state=before, to_state=obj.state, actor=actor,
+                          comment=log.comment, context=context)
+    try:
+        db.session.flush()
+    except StaleDataError:
+        raise Conflict("该内容刚被他人处理过，请刷新页面后查看最新状态。") from None
+    logger.info("%s %s: %s -> %s by %s", type(obj).__name__, obj.id, before, obj.state, actor.username)
+    return log
