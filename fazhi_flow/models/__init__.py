@@ -3,10 +3,11 @@ from .audit import AuditEvent, TransitionLog
 from .contribution import Attachment, Contribution, Revision
 from .cycle import Assignment, ReportCycle, Section, section_reviewer
 from .indicator import Indicator, Rule
+from .notification import Notification
 from .org import ROLE_LABELS, ROLES, Unit, User, UserRole
 
 __all__ = [
-    "Assignment", "Attachment", "AuditEvent", "Contribution", "Indicator", "ROLES", "ROLE_LABELS",
+    "Assignment", "Attachment", "AuditEvent", "Contribution", "Indicator", "Notification", "ROLES", "ROLE_LABELS",
     "ReportCycle", "Revision", "Rule", "Section", "TransitionLog", "Unit", "User", "UserRole",
     "section_reviewer",
 ]
