@@ -1,10 +1,253 @@
 """The ``fazhi-flow`` commands (also ``flask --app wsgi fazhi ...``)."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
+from flask import current_app
 from flask.cli import AppGroup, FlaskGroup
+from sqlalchemy import func, select
+
+from .errors import DomainError
 
 fazhi = AppGroup("fazhi", help="法治政府建设年度报告编报系统 管理命令")
+
+
+def _fail(message: str, code: int = 1):
+    click.secho(message, fg="red", err=True)
+    sys.exit(code)
+
+
+def resolve_cycle(value: str):
+    """Find a cycle by id or by year (the year must be unique)."""
+    from .extensions import db
+    from .models import ReportCycle
+
+    if not value.isdigit():
+        _fail(f"年度报告“{value}”无效：请给出编号或年份。", 2)
+    number = int(value)
+    if number >= 1900:
+        cycles = list(db.session.scalars(select(ReportCycle).where(ReportCycle.year == number)))
+        if len(cycles) == 1:
+            return cycles[0]
+        if len(cycles) > 1:
+            _fail(f"{number}年有多份年度报告，请改用编号：" + "、".join(f"{c.id}（{c.region}）" for c in cycles), 2)
+    cycle = db.session.get(ReportCycle, number)
+    if cycle is None:
+        _fail(f"找不到年度报告“{value}”。", 2)
+    return cycle
+
+
+def _user(username: str):
+    from .extensions import db
+    from .models import User
+
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        _fail(f"找不到用户“{username}”。", 2)
+    return user
+
+
+def upgrade_database() -> None:
+    """Create or upgrade the schema to the newest migration."""
+    from flask_migrate import upgrade
+
+    upgrade(directory=current_app.extensions["migrate"].directory)
+
+
+@fazhi.command("import-cycle")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="只检查文件，不写入数据库。")
+def import_cycle_command(path, dry_run):
+    """导入（或更新）年度报告定义文件 PATH（YAML）。"""
+    from .extensions import db
+    from .services.importer import CycleFileError, import_cycle_file
+
+    try:
+        result = import_cycle_file(path)
+    except CycleFileError as exc:
+        db.session.rollback()
+        click.secho("导入失败，数据库未作任何修改：", fg="red", err=True)
+        for line in exc.errors:
+            click.echo(f"  - {line}", err=True)
+        sys.exit(1)
+    if dry_run:
+        db.session.rollback()
+        click.echo("文件检查通过（未写入）。")
+        return
+    db.session.commit()
+    c = result.created
+    click.echo(f"已导入“{result.cycle.title}”（编号 {result.cycle.id}）：新增单位{c['units']}个、用户{c['users']}个、"
+               f"章节{c['sections']}个、任务分配{c['assignments']}项、统计指标{c['indicators']}项；"
+               f"更新单位{result.updated['units']}个、用户{result.updated['users']}个、章节{result.updated['sections']}个。")
+    if not result.changed:
+        click.echo("文件与数据库一致，没有变化。")
+    if result.passwords:
+        click.echo("新用户的一次性密码（首次登录后须修改）：")
+        for username, password in result.passwords.items():
+            click.echo(f"  {username}\t{password}")
+
+
+@fazhi.command("create-user")
+@click.argument("username")
+@click.option("--name", required=True, help="姓名")
+@click.option("--role", "roles", multiple=True, required=True,
+              type=click.Choice(["admin", "reviewer", "liaison", "unit_head", "leader"]), help="角色，可多次给出")
+@click.option("--unit", help="所属单位代码（联络员、单位负责人必填）")
+@click.option("--email", help="电子邮箱")
+@click.option("--password", help="密码；不给出时生成一次性密码，首次登录须修改")
+def create_user_command(username, name, roles, unit, email, password):
+    """创建用户账号。"""
+    import secrets
+
+    from .extensions import db
+    from .models import Unit, User
+    from .services.audit import record
+
+    if db.session.scalar(select(User).where(User.username == username)):
+        _fail(f"用户名“{username}”已存在。", 2)
+    unit_row = None
+    if unit:
+        unit_row = db.session.scalar(select(Unit).where(Unit.code == unit))
+        if unit_row is None:
+            _fail(f"找不到单位代码“{unit}”。", 2)
+    if {"liaison", "unit_head"} & set(roles) and unit_row is None:
+        _fail("联络员和单位负责人必须用 --unit 指定所属单位。", 2)
+    if password is not None and len(password) < 8:
+        _fail("密码至少8位。", 2)
+    user = User(username=username, name=name, email=email, unit=unit_row)
+    user.set_roles(roles)
+    one_time = password is None
+    temporary = secrets.token_urlsafe(9) if one_time else None
+    user.set_password(password or temporary)
+    user.must_change_password = one_time
+    db.session.add(user)
+    record(None, "user.create", f"user:{username}", roles=sorted(roles), via="cli")
+    db.session.commit()
+    click.echo(f"已创建用户 {username}（{user.role_labels}）。")
+    if one_time:
+        click.echo(f"一次性密码：{temporary}（首次登录后须修改）")
+
+
+@fazhi.command("status")
+@click.argument("cycle")
+def status_command(cycle):
+    """在终端显示年度报告 CYCLE（编号或年份）的报送进度。"""
+    from .extensions import db
+    from .models import Contribution, Section, Unit
+    from .workflow.states import CONTRIBUTION_STATE_LABELS, CONTRIBUTION_STATES
+
+    cycle = resolve_cycle(cycle)
+    click.echo(f"{cycle.title}（编号 {cycle.id}）  状态：{cycle.state_label}")
+    rows = db.session.execute(
+        select(Unit.name, Contribution.state, func.count())
+        .join(Unit, Unit.id == Contribution.unit_id)
+        .where(Contribution.cycle_id == cycle.id)
+        .group_by(Unit.name, Contribution.state)
+    ).all()
+    if not rows:
+        click.echo("尚无报送材料（年度报告还未开始征集）。")
+        return
+    table: dict[str, dict[str, int]] = {}
+    for unit, state, count in rows:
+        table.setdefault(unit, {})[state] = count
+    header = ["单位"] + [CONTRIBUTION_STATE_LABELS[s] for s in CONTRIBUTION_STATES] + ["合计"]
+    click.echo("\t".join(header))
+    totals = {s: 0 for s in CONTRIBUTION_STATES}
+    for unit in sorted(table):
+        counts = [table[unit].get(s, 0) for s in CONTRIBUTION_STATES]
+        for s, n in zip(CONTRIBUTION_STATES, counts):
+            totals[s] += n
+        click.echo("\t".join([unit] + [str(n) for n in counts] + [str(sum(counts))]))
+    click.echo("\t".join(["合计"] + [str(totals[s]) for s in CONTRIBUTION_STATES] + [str(sum(totals.values()))]))
+    sections = db.session.scalar(select(func.count()).select_from(Section).where(Section.cycle_id == cycle.id))
+    done = totals["approved"]
+    click.echo(f"章节 {sections} 个；已通过 {done}/{sum(totals.values())} 份材料。")
+
+
+@fazhi.command("transition")
+@click.option("--user", "username", required=True, help="以该用户的身份操作")
+@click.option("--contribution", "contribution_id", type=int, help="报送材料编号")
+@click.option("--cycle", "cycle_arg", help="年度报告编号或年份")
+@click.option("--comment", help="意见或理由（退回、重新打开等必填）")
+@click.argument("event")
+def transition_command(username, contribution_id, cycle_arg, comment, event):
+    """以某用户身份触发一个流程操作 EVENT（如 submit、approve、return、open、compile）。"""
+    from .extensions import db
+    from .models import Contribution
+    from .services.contributions import apply_event
+    from .services.cycles import apply_cycle_event
+
+    if (contribution_id is None) == (cycle_arg is None):
+        _fail("请给出 --contribution 或 --cycle 其中之一。", 2)
+    actor = _user(username)
+    try:
+        if contribution_id is not None:
+            target = db.session.get(Contribution, contribution_id)
+            if target is None:
+                _fail(f"找不到报送材料 {contribution_id}。", 2)
+            apply_event(target, event, actor, comment=comment)
+            label = target.state_label
+        else:
+            target = resolve_cycle(cycle_arg)
+            apply_cycle_event(target, event, actor, comment=comment)
+            label = target.state_label
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        _fail(f"操作被拒绝：{exc.message}", 1)
+    click.echo(f"已执行“{event}”，当前状态：{label}。")
+
+
+@fazhi.command("diagrams")
+@click.option("--check", is_flag=True, help="只检查 README 中的状态图是否最新。")
+def diagrams_command(check):
+    """根据流转表重新生成 README 中的两张状态图。"""
+    from . import ROOT
+    from .workflow.diagrams import render_into
+
+    readme = Path(ROOT) / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    fresh = render_into(text)
+    if check:
+        if fresh != text:
+            _fail("README 中的状态图已过期，请运行 fazhi-flow diagrams。", 1)
+        click.echo("状态图是最新的。")
+        return
+    readme.write_text(fresh, encoding="utf-8")
+    click.echo("已更新 README 中的状态图。")
+
+
+@fazhi.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-serve", is_flag=True, help="只准备演示数据，不启动网站。")
+def demo_command(host, port, no_serve):
+    """一条命令运行演示：建库或升级、载入演示年度报告和各角色账号、启动网站（和定时任务）。"""
+    from .services.demo import DEMO_PASSWORD, load_demo
+
+    upgrade_database()
+    cycle, created, accounts = load_demo()
+    click.echo(("已载入" if created else "演示数据已存在：") + f"“{cycle.title}”")
+    click.echo(f"数据库：{current_app.config['SQLALCHEMY_DATABASE_URI']}")
+    click.echo(f"演示账号（密码均为 {DEMO_PASSWORD}）：")
+    for username, label in accounts:
+        click.echo(f"  {username:<10} {label}")
+    if no_serve:
+        return
+    app = current_app._get_current_object()
+    app.config["BASE_URL"] = f"http://{host}:{port}"
+    if app.config.get("SCHEDULER_IN_PROCESS"):
+        try:
+            from .reminders.scheduler import start_in_process_scheduler
+        except ImportError:
+            pass
+        else:
+            start_in_process_scheduler(app)
+            click.echo("定时任务（催报、消息投递）已在本进程中启动。")
+    click.secho(f"请用浏览器打开 http://{host}:{port}/ （按 Ctrl+C 停止）", fg="green")
+    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
 
 
 def _make_app():
