@@ -1,0 +1,562 @@
+"""Cycle definition files: validate a YAML document completely, then write it in one transaction.
+
+The schema is documented in docs/cycle-file.md. Every problem is reported with the key and position
+(e.g. ``outline[1].children[0].lead``); if there is any, nothing is written.
+"""
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+
+import yaml
+from sqlalchemy import select
+
+from ..errors import DomainError
+from ..extensions import db
+from ..models import Assignment, Indicator, ReportCycle, Rule, Section, Unit, User
+from ..models.indicator import INDICATOR_TYPES
+from ..models.org import ROLES, UNIT_KINDS
+from .audit import record
+
+TOP_KEYS = {"cycle", "units", "users", "outline"}
+CYCLE_KEYS = {"title", "year", "region", "due", "unit_head_review", "issuers", "issue_date",
+              "reminder_policy"}
+UNIT_KEYS = {"code", "name", "kind", "parent"}
+USER_KEYS = {"username", "name", "email", "phone", "unit", "roles", "password"}
+NODE_KEYS = {"code", "title", "guidance", "word_limit", "run_in", "due", "lead", "support", "reviewers",
+             "indicators", "rules", "children"}
+INDICATOR_KEYS = {"code", "name", "unit", "type", "required", "min", "max", "guidance"}
+RULE_KEYS = {"expr", "severity", "message"}
+CODE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
+INDICATOR_CODE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# Extra top-level cycle keys handled by other features: key -> fn(cycle, value, errors, path) used for
+# validation (value is None: only validate) and application.
+CYCLE_EXTENSIONS: dict = {}
+
+
+class CycleFileError(DomainError):
+    """The file was refused; ``errors`` lists every problem found."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("年度报告定义文件有误：\n" + "\n".join(errors))
+        self.errors = errors
+
+
+@dataclass
+class ImportResult:
+    cycle: ReportCycle
+    created: dict = field(default_factory=lambda: {"units": 0, "users": 0, "sections": 0,
+                                                   "assignments": 0, "indicators": 0})
+    updated: dict = field(default_factory=lambda: {"units": 0, "users": 0, "sections": 0})
+    removed: dict = field(default_factory=lambda: {"sections": 0, "assignments": 0})
+    passwords: dict = field(default_factory=dict)  # username -> one-time password of new users
+
+    @property
+    def changed(self) -> bool:
+        return any(self.created.values()) or any(self.updated.values()) or any(self.removed.values())
+
+
+# ------------------------------------------------------------------ validation
+
+
+class _Checker:
+    def __init__(self):
+        self.errors: list[str] = []
+
+    def err(self, path: str, message: str) -> None:
+        self.errors.append(f"{path}：{message}")
+
+    def mapping(self, value, path, allowed, required=()):
+        if not isinstance(value, dict):
+            self.err(path, "应为键值对（映射）")
+            return False
+        for key in value:
+            if key not in allowed:
+                self.err(f"{path}.{key}", f"未知的键“{key}”，可用的键：{', '.join(sorted(allowed))}")
+        for key in required:
+            if value.get(key) in (None, ""):
+                self.err(f"{path}.{key}", "必填")
+        return True
+
+    def text(self, value, path, required=False, max_len=300):
+        if value is None:
+            if required:
+                self.err(path, "必填")
+            return None
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            self.err(path, "应为文本")
+            return None
+        value = str(value).strip()
+        if required and not value:
+            self.err(path, "必填")
+        if len(value) > max_len:
+            self.err(path, f"过长（{len(value)}字，最多{max_len}字）")
+        return value
+
+    def date(self, value, path):
+        if value is None or value == "":
+            return None
+        if isinstance(value, datetime):
+            return value.date()
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(str(value).strip())
+        except ValueError:
+            self.err(path, f"日期“{value}”无效，应写成 2025-01-10 的格式")
+            return None
+
+    def boolean(self, value, path, default=False):
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.err(path, "应为 true 或 false")
+            return default
+        return value
+
+    def integer(self, value, path, minimum=None, maximum=None):
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.err(path, f"“{value}”应为整数")
+            return None
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            self.err(path, f"{value} 超出范围（{minimum}–{maximum}）")
+            return None
+        return value
+
+    def number(self, value, path):
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            self.err(path, f"“{value}”应为数字")
+            return None
+        try:
+            return Decimal(str(value))
+        except InvalidOperation:
+            self.err(path, f"“{value}”应为数字")
+            return None
+
+    def str_list(self, value, path):
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [value.strip()] if value.strip() else []
+        if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
+            self.err(path, "应为文本或文本列表")
+            return []
+        return [str(v).strip() for v in value]
+
+
+def parse_document(text: str) -> dict:
+    """Parse YAML text; a syntax error becomes a CycleFileError naming the line."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"第{mark.line + 1}行第{mark.column + 1}列" if mark else "文件"
+        raise CycleFileError([f"{where}：YAML 格式错误（{getattr(exc, 'problem', exc)}）"]) from None
+    if not isinstance(data, dict):
+        raise CycleFileError(["文件：顶层应为包含 cycle、units、users、outline 的映射"])
+    return data
+
+
+def validate(data: dict) -> dict:
+    """Check the whole document; return a normalised plan or raise CycleFileError with every problem."""
+    c = _Checker()
+    c.mapping(data, "文件", TOP_KEYS, required=("cycle",))
+    plan = {"cycle": {}, "units": [], "users": [], "outline": []}
+
+    raw_cycle = data.get("cycle") or {}
+    if c.mapping(raw_cycle, "cycle", CYCLE_KEYS, required=("title", "year", "region")):
+        issuers = c.str_list(raw_cycle.get("issuers"), "cycle.issuers")
+        plan["cycle"] = {
+            "title": c.text(raw_cycle.get("title"), "cycle.title", required=True, max_len=200),
+            "year": c.integer(raw_cycle.get("year"), "cycle.year", 2000, 2100),
+            "region": c.text(raw_cycle.get("region"), "cycle.region", required=True, max_len=100),
+            "due": c.date(raw_cycle.get("due"), "cycle.due"),
+            "unit_head_review": c.boolean(raw_cycle.get("unit_head_review"), "cycle.unit_head_review"),
+            "issuers": "\n".join(issuers),
+            "issue_date": c.date(raw_cycle.get("issue_date"), "cycle.issue_date"),
+        }
+        for key, extension in CYCLE_EXTENSIONS.items():
+            if key in raw_cycle:
+                extension.validate(raw_cycle[key], c.errors, f"cycle.{key}")
+                plan["cycle"][key] = raw_cycle[key]
+        if "reminder_policy" in raw_cycle and "reminder_policy" not in CYCLE_EXTENSIONS:
+            c.err("cycle.reminder_policy", "本系统未启用催报策略，不能设置此项")
+
+    existing_units = {u.code for u in db.session.scalars(select(Unit))}
+    existing_users = {u.username for u in db.session.scalars(select(User))}
+
+    unit_codes: set[str] = set()
+    raw_units = data.get("units") or []
+    if not isinstance(raw_units, list):
+        c.err("units", "应为列表")
+        raw_units = []
+    for i, raw in enumerate(raw_units):
+        path = f"units[{i}]"
+        if not c.mapping(raw, path, UNIT_KEYS, required=("code", "name")):
+            continue
+        code = c.text(raw.get("code"), f"{path}.code", required=True, max_len=40)
+        if code and not CODE_RE.match(code):
+            c.err(f"{path}.code", f"单位代码“{code}”只能由字母、数字、下划线和连字符组成，并以字母开头")
+        if code in unit_codes:
+            c.err(f"{path}.code", f"单位代码“{code}”重复")
+        unit_codes.add(code)
+        kind = raw.get("kind") or "government"
+        if kind not in UNIT_KINDS:
+            c.err(f"{path}.kind", f"单位类型“{kind}”无效，可选：{', '.join(UNIT_KINDS)}")
+        plan["units"].append({"code": code, "name": c.text(raw.get("name"), f"{path}.name", True, 100),
+                              "kind": kind, "parent": raw.get("parent"), "path": path})
+    known_units = unit_codes | existing_units
+    for unit in plan["units"]:
+        if unit["parent"] is not None and unit["parent"] not in known_units:
+            c.err(f"{unit['path']}.parent", f"未知的单位代码“{unit['parent']}”")
+        if unit["parent"] == unit["code"]:
+            c.err(f"{unit['path']}.parent", "上级单位不能是自己")
+
+    usernames: set[str] = set()
+    raw_users = data.get("users") or []
+    if not isinstance(raw_users, list):
+        c.err("users", "应为列表")
+        raw_users = []
+    for i, raw in enumerate(raw_users):
+        path = f"users[{i}]"
+        if not c.mapping(raw, path, USER_KEYS, required=("username", "name", "roles")):
+            continue
+        username = c.text(raw.get("username"), f"{path}.username", True, 60)
+        if username in usernames:
+            c.err(f"{path}.username", f"用户名“{username}”重复")
+        usernames.add(username)
+        roles = c.str_list(raw.get("roles"), f"{path}.roles")
+        for role in roles:
+            if role not in ROLES:
+                c.err(f"{path}.roles", f"角色“{role}”无效，可选：{', '.join(ROLES)}")
+        unit = raw.get("unit")
+        if unit is not None and unit not in known_units:
+            c.err(f"{path}.unit", f"未知的单位代码“{unit}”")
+        if {"liaison", "unit_head"} & set(roles) and unit is None:
+            c.err(f"{path}.unit", "联络员和单位负责人必须属于一个单位")
+        email = c.text(raw.get("email"), f"{path}.email", max_len=200)
+        if email and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email):
+            c.err(f"{path}.email", f"电子邮箱“{email}”格式不正确")
+        password = raw.get("password")
+        if password is not None and (not isinstance(password, str) or len(password) < 8):
+            c.err(f"{path}.password", "密码至少8位")
+        plan["users"].append({"username": username, "name": c.text(raw.get("name"), f"{path}.name", True, 60),
+                              "email": email, "phone": c.text(raw.get("phone"), f"{path}.phone", max_len=40),
+                              "unit": unit, "roles": roles, "password": password})
+    known_users = usernames | existing_users
+
+    section_codes: set[str] = set()
+    indicator_codes: dict[str, str] = {}
+    rules_to_check = []
+
+    def walk(nodes, path, prefix):
+        if not isinstance(nodes, list):
+            c.err(path, "应为列表")
+            return []
+        result = []
+        for i, raw in enumerate(nodes):
+            npath = f"{path}[{i}]"
+            if not c.mapping(raw, npath, NODE_KEYS):
+                continue
+            code = c.text(raw.get("code"), f"{npath}.code", max_len=60) or f"{prefix}{i + 1}"
+            if code in section_codes:
+                c.err(f"{npath}.code", f"章节代码“{code}”重复")
+            section_codes.add(code)
+            lead = c.str_list(raw.get("lead"), f"{npath}.lead")
+            support = c.str_list(raw.get("support"), f"{npath}.support")
+            for key, codes in (("lead", lead), ("support", support)):
+                for unit in codes:
+                    if unit not in known_units:
+                        c.err(f"{npath}.{key}", f"未知的单位代码“{unit}”")
+            for unit in set(lead) & set(support):
+                c.err(f"{npath}.support", f"单位“{unit}”不能同时是牵头和配合单位")
+            reviewers = c.str_list(raw.get("reviewers"), f"{npath}.reviewers")
+            for username in reviewers:
+                if username not in known_users:
+                    c.err(f"{npath}.reviewers", f"未知的用户名“{username}”")
+            indicators = []
+            for j, ind in enumerate(raw.get("indicators") or []):
+                ipath = f"{npath}.indicators[{j}]"
+                if not c.mapping(ind, ipath, INDICATOR_KEYS, required=("code", "name")):
+                    continue
+                icode = c.text(ind.get("code"), f"{ipath}.code", True, 60)
+                if icode and not INDICATOR_CODE_RE.match(icode):
+                    c.err(f"{ipath}.code", f"指标代码“{icode}”只能由字母、数字和下划线组成")
+                if icode in indicator_codes:
+                    c.err(f"{ipath}.code", f"指标代码“{icode}”重复（已在 {indicator_codes[icode]} 定义）")
+                indicator_codes[icode] = ipath
+                itype = ind.get("type") or "integer"
+                if itype not in INDICATOR_TYPES:
+                    c.err(f"{ipath}.type", f"指标类型“{itype}”无效，可选：{', '.join(INDICATOR_TYPES)}")
+                low, high = c.number(ind.get("min"), f"{ipath}.min"), c.number(ind.get("max"), f"{ipath}.max")
+                if low is not None and high is not None and low > high:
+                    c.err(f"{ipath}.max", "最大值不能小于最小值")
+                indicators.append({
+                    "code": icode, "name": c.text(ind.get("name"), f"{ipath}.name", True, 200),
+                    "measure": c.text(ind.get("unit"), f"{ipath}.unit", max_len=10) or "件",
+                    "type": itype, "required": c.boolean(ind.get("required"), f"{ipath}.required"),
+                    "minimum": low, "maximum": high,
+                    "guidance": c.text(ind.get("guidance"), f"{ipath}.guidance", max_len=2000),
+                })
+            rules = []
+            for j, rule in enumerate(raw.get("rules") or []):
+                rpath = f"{npath}.rules[{j}]"
+                if not c.mapping(rule, rpath, RULE_KEYS, required=("expr",)):
+                    continue
+                severity = rule.get("severity") or "error"
+                if severity not in ("error", "warning"):
+                    c.err(f"{rpath}.severity", f"严重程度“{severity}”无效，可选：error、warning")
+                expr = c.text(rule.get("expr"), f"{rpath}.expr", True, 500)
+                rules_to_check.append((rpath, expr))
+                rules.append({"expression": expr, "severity": severity,
+                              "message": c.text(rule.get("message"), f"{rpath}.message", max_len=300)})
+            title = c.text(raw.get("title"), f"{npath}.title", max_len=300) or None
+            node = {
+                "code": code, "title": title, "path": npath,
+                "guidance": c.text(raw.get("guidance"), f"{npath}.guidance", max_len=5000),
+                "word_limit": c.integer(raw.get("word_limit"), f"{npath}.word_limit", 1, 100000),
+                "run_in": c.boolean(raw.get("run_in"), f"{npath}.run_in"),
+                "due": c.date(raw.get("due"), f"{npath}.due"),
+                "lead": lead, "support": support, "reviewers": reviewers,
+                "indicators": indicators, "rules": rules,
+                "children": walk(raw.get("children") or [], f"{npath}.children", f"{code}."),
+            }
+            if node["children"] and (lead or support):
+                pass  # a parent may carry its own introductory material; allowed
+            result.append(node)
+        return result
+
+    plan["outline"] = walk(data.get("outline") or [], "outline", "")
+    if not plan["outline"] and not c.errors:
+        c.err("outline", "至少需要一个章节")
+
+    for rpath, expr in rules_to_check:
+        if expr:
+            for message in _validate_expression(expr, set(indicator_codes)):
+                c.err(f"{rpath}.expr", message)
+
+    if c.errors:
+        raise CycleFileError(c.errors)
+    return plan
+
+
+def _validate_expression(expr: str, codes: set[str]) -> list[str]:
+    try:
+        from ..figures.expr import validate as validate_expr
+    except ImportError:  # the rule language is optional for the core
+        return []
+    return validate_expr(expr, codes)
+
+
+# ------------------------------------------------------------------ writing
+
+
+def import_cycle(text: str, actor=None) -> ImportResult:
+    """Validate and write a cycle file; flush only. Re-importing the same file changes nothing.
+
+    :raise CycleFileError: the file has problems; nothing has been written.
+    """
+    plan = validate(parse_document(text))
+    with db.session.no_autoflush:
+        result = _apply(plan)
+    db.session.flush()
+    record(actor, "cycle.import", f"cycle:{result.cycle.id}", created=result.created,
+           updated=result.updated, removed=result.removed)
+    return result
+
+
+def _set(obj, values: dict) -> bool:
+    changed = False
+    for key, value in values.items():
+        if getattr(obj, key) != value:
+            setattr(obj, key, value)
+            changed = True
+    return changed
+
+
+def _apply(plan: dict) -> ImportResult:
+    units = {u.code: u for u in db.session.scalars(select(Unit))}
+    users = {u.username: u for u in db.session.scalars(select(User))}
+    cinfo = {k: v for k, v in plan["cycle"].items() if k not in CYCLE_EXTENSIONS}
+    cycle = db.session.scalar(select(ReportCycle).where(
+        ReportCycle.region == cinfo["region"], ReportCycle.year == cinfo["year"]))
+    if cycle is None:
+        cycle = ReportCycle(state="setup", **cinfo)
+        db.session.add(cycle)
+        db.session.flush()
+        result = ImportResult(cycle=cycle)
+    else:
+        result = ImportResult(cycle=cycle)
+        if cycle.state in ("signed", "published"):
+            raise CycleFileError([f"cycle：年度报告已{cycle.state_label}，不能再修改"])
+        _set(cycle, cinfo)
+
+    for i, info in enumerate(plan["units"]):
+        unit = units.get(info["code"])
+        values = {"name": info["name"], "kind": info["kind"], "sort_order": i}
+        if unit is None:
+            unit = Unit(code=info["code"], **values)
+            db.session.add(unit)
+            units[info["code"]] = unit
+            result.created["units"] += 1
+        elif _set(unit, values):
+            result.updated["units"] += 1
+    for info in plan["units"]:
+        parent = units[info["parent"]] if info["parent"] else None
+        if units[info["code"]].parent is not parent:
+            units[info["code"]].parent = parent
+    db.session.flush()
+    _check_unit_cycles(units.values())
+
+    for info in plan["users"]:
+        user = users.get(info["username"])
+        values = {"name": info["name"], "email": info["email"], "phone": info["phone"],
+                  "unit_id": units[info["unit"]].id if info["unit"] else None}
+        if user is None:
+            user = User(username=info["username"], **values)
+            if info["password"]:
+                user.set_password(info["password"])
+            else:
+                one_time = secrets.token_urlsafe(9)
+                user.set_password(one_time)
+                user.must_change_password = True
+                result.passwords[user.username] = one_time
+            user.set_roles(info["roles"])
+            db.session.add(user)
+            users[user.username] = user
+            result.created["users"] += 1
+        else:
+            changed = _set(user, values)
+            if user.roles != set(info["roles"]):
+                user.set_roles(info["roles"])
+                changed = True
+            result.updated["users"] += changed
+    db.session.flush()
+
+    existing = {s.code: s for s in db.session.scalars(select(Section).where(Section.cycle_id == cycle.id))}
+    seen: set[str] = set()
+    indicator_rows = {i.code: i for i in db.session.scalars(
+        select(Indicator).where(Indicator.cycle_id == cycle.id))}
+    seen_indicators: set[str] = set()
+
+    def write(nodes, parent):
+        for position, node in enumerate(nodes):
+            section = existing.get(node["code"])
+            values = {"title": node["title"], "guidance": node["guidance"], "word_limit": node["word_limit"],
+                      "run_in": node["run_in"], "due": node["due"], "position": position}
+            if section is None:
+                section = Section(cycle_id=cycle.id, code=node["code"], parent=parent, **values)
+                db.session.add(section)
+                existing[node["code"]] = section
+                result.created["sections"] += 1
+            else:
+                changed = _set(section, values)
+                if section.parent is not parent:
+                    section.parent = parent
+                    changed = True
+                result.updated["sections"] += changed
+            seen.add(node["code"])
+            wanted_reviewers = [users[name] for name in node["reviewers"]]
+            if [r.id for r in section.reviewers] != [r.id for r in wanted_reviewers]:
+                section.reviewers = wanted_reviewers
+            db.session.flush()
+            _sync_assignments(section, node, units, result)
+            for k, info in enumerate(node["indicators"]):
+                seen_indicators.add(info["code"])
+                row = indicator_rows.get(info["code"])
+                values = {k2: v for k2, v in info.items() if k2 != "code"} | {
+                    "section_id": section.id, "position": k}
+                if row is None:
+                    row = Indicator(cycle_id=cycle.id, code=info["code"], **values)
+                    db.session.add(row)
+                    indicator_rows[info["code"]] = row
+                    result.created["indicators"] += 1
+                else:
+                    _set(row, values)
+            old_rules = [(r.expression, r.severity, r.message) for r in db.session.scalars(
+                select(Rule).where(Rule.section_id == section.id).order_by(Rule.position))]
+            new_rules = [(r["expression"], r["severity"], r["message"]) for r in node["rules"]]
+            if old_rules != new_rules:
+                for rule in db.session.scalars(select(Rule).where(Rule.section_id == section.id)):
+                    db.session.delete(rule)
+                for k, (expression, severity, message) in enumerate(new_rules):
+                    db.session.add(Rule(cycle_id=cycle.id, section_id=section.id, expression=expression,
+                                        severity=severity, message=message, position=k))
+            write(node["children"], section)
+
+    write(plan["outline"], None)
+    for code, row in indicator_rows.items():
+        if code not in seen_indicators:
+            db.session.delete(row)
+    for code, section in existing.items():
+        if code not in seen:
+            _remove_section(section, result)
+    db.session.flush()
+    for key, extension in CYCLE_EXTENSIONS.items():
+        if key in plan["cycle"]:
+            extension.apply(cycle, plan["cycle"][key])
+    if cycle.state == "collecting":
+        from .cycles import ensure_contributions
+
+        ensure_contributions(cycle)
+    return result
+
+
+def _check_unit_cycles(units) -> None:
+    for unit in units:
+        seen, node = set(), unit
+        while node is not None:
+            if node.id in seen:
+                raise CycleFileError([f"units：单位“{unit.code}”的上级关系形成了循环"])
+            seen.add(node.id)
+            node = node.parent
+
+
+def _has_material(assignment) -> bool:
+    c = assignment.contribution
+    return c is not None and (bool((c.body or "").strip()) or c.state != "draft" or bool(c.revisions))
+
+
+def _sync_assignments(section, node, units, result) -> None:
+    wanted = {code: "lead" for code in node["lead"]} | {code: "support" for code in node["support"]}
+    current = {a.unit.code: a for a in section.assignments}
+    for code, role in wanted.items():
+        assignment = current.get(code)
+        if assignment is None:
+            section.assignments.append(Assignment(unit=units[code], role=role))
+            result.created["assignments"] += 1
+        elif assignment.role != role:
+            assignment.role = role
+    for code, assignment in current.items():
+        if code not in wanted:
+            if _has_material(assignment):
+                raise CycleFileError([f"{node['path']}：单位“{code}”已就该章节报送材料，不能取消其任务分配"])
+            section.assignments.remove(assignment)
+            db.session.delete(assignment)
+            result.removed["assignments"] += 1
+
+
+def _remove_section(section, result) -> None:
+    for node in section.walk():
+        for assignment in node.assignments:
+            if _has_material(assignment):
+                raise CycleFileError([f"outline：章节“{section.code}”已有报送材料，不能删除"])
+    db.session.delete(section)
+    result.removed["sections"] += 1
+
+
+def import_cycle_file(path: str, actor=None) -> ImportResult:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CycleFileError([f"无法读取文件 {path}：{exc}"]) from None
+    return import_cycle(text, actor)
