@@ -5,9 +5,11 @@ from .cycle import Assignment, ReportCycle, Section, section_reviewer
 from .indicator import Indicator, Rule
 from .notification import Notification
 from .org import ROLE_LABELS, ROLES, Unit, User, UserRole
+from .reminder import ExtensionRequest, OutboxMessage, Reminder, ReminderPolicy, UserChannelPreference, WebhookTarget  # noqa: F401
+from .security import LoginThrottle
 
 __all__ = [
-    "Assignment", "Attachment", "AuditEvent", "Contribution", "Indicator", "Notification", "ROLES", "ROLE_LABELS",
+    "Assignment", "Attachment", "AuditEvent", "Contribution", "Indicator", "LoginThrottle", "Notification", "ROLES", "ROLE_LABELS",
     "ReportCycle", "Revision", "Rule", "Section", "TransitionLog", "Unit", "User", "UserRole",
     "section_reviewer",
 ]

@@ -1,0 +1,6 @@
+"""Login, logout and password change."""
+from flask import Blueprint
+
+bp = Blueprint("auth", __name__)
+
+from . import routes  # noqa: E402,F401

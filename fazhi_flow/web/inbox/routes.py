@@ -1,0 +1,89 @@
+"""List notifications, open one (marks it read by a POST), mark all read."""
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from sqlalchemy import func, select, update
+
+from ...extensions import db
+from ...models import Notification
+from ...timeutil import utcnow
+from . import bp
+
+PER_PAGE = 30
+
+
+def _own(notification_id: int) -> Notification:
+    row = db.session.get(Notification, notification_id)
+    if row is None or row.user_id != current_user.id:
+        from ..errors import abort_with
+
+        abort_with(404, "这条消息不存在。")
+    return row
+
+
+def _safe_link(link: str | None) -> str:
+    # Links are written by the application; still, only follow local paths.
+    if link and link.startswith("/") and not link.startswith("//"):
+        return link
+    return url_for("inbox.index")
+
+
+@bp.route("/")
+@login_required
+def index():
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    only_unread = request.args.get("unread") == "1"
+    query = select(Notification).where(Notification.user_id == current_user.id)
+    if only_unread:
+        query = query.where(Notification.read_at.is_(None))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = list(db.session.scalars(
+        query.order_by(Notification.created_at.desc(), Notification.id.desc())
+        .limit(PER_PAGE).offset((page - 1) * PER_PAGE)
+    ))
+    pages = max(1, (total + PER_PAGE - 1) // PER_PAGE)
+    return render_template("inbox/index.html", rows=rows, page=page, pages=pages, total=total,
+                           only_unread=only_unread, form=FlaskForm())
+
+
+@bp.route("/<int:notification_id>/open", methods=["POST"])
+@login_required
+def open_(notification_id: int):
+    form = FlaskForm()
+    if not form.validate_on_submit():
+        flash("页面已过期，请重试。", "error")
+        return redirect(url_for("inbox.index"))
+    row = _own(notification_id)
+    if row.read_at is None:
+        row.read_at = utcnow()
+        db.session.commit()
+    return redirect(_safe_link(row.link))
+
+
+@bp.route("/<int:notification_id>/read", methods=["POST"])
+@login_required
+def mark_read(notification_id: int):
+    form = FlaskForm()
+    if form.validate_on_submit():
+        row = _own(notification_id)
+        if row.read_at is None:
+            row.read_at = utcnow()
+            db.session.commit()
+    return redirect(url_for("inbox.index"))
+
+
+@bp.route("/read-all", methods=["POST"])
+@login_required
+def mark_all_read():
+    form = FlaskForm()
+    if form.validate_on_submit():
+        db.session.execute(
+            update(Notification)
+            .where(Notification.user_id == current_user.id, Notification.read_at.is_(None))
+            .values(read_at=utcnow())
+        )
+        db.session.commit()
+        flash("全部消息已标为已读。", "success")
+    return redirect(url_for("inbox.index"))

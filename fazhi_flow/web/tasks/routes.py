@@ -1,0 +1,1 @@
+"""Routes of the tasks area (filled in below)."""
