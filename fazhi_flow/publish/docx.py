@@ -1,0 +1,214 @@
+"""DOCX in the format of GB/T 9704-2012 《党政机关公文格式》, written with python-docx.
+
+Fonts are named for East Asian text (``w:eastAsia`` on ``w:rFonts``; python-docx's ``font.name`` only
+sets the Latin slots), so Word and WPS pick the official fonts installed on office PCs. The names come
+from the ``DOCX_FONTS`` setting.
+"""
+from __future__ import annotations
+
+import io
+
+from docx import Document
+from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_LINE_SPACING
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
+from docx.shared import Mm, Pt, Twips
+
+from .document import ReportDocument
+from .layout import (BODY_PT, CHARS_PER_LINE, LINE_PITCH_TWIPS, MARGIN_BOTTOM_MM, MARGIN_LEFT_MM,
+                     MARGIN_RIGHT_MM, MARGIN_TOP_MM, PAGE_HEIGHT_MM, PAGE_NUMBER_GAP_MM, PAGE_NUMBER_PT,
+                     PAGE_WIDTH_MM, TEXT_WIDTH_MM, TITLE_PT, mm_to_pt)
+
+DEFAULT_FONTS = {
+    "title": "方正小标宋简体",
+    "body": "仿宋_GB2312",
+    "heading1": "黑体",
+    "heading2": "楷体_GB2312",
+    "page_number": "宋体",
+}
+INDENT = Pt(2 * BODY_PT)            # two characters of body text
+PAGE_NUMBER_INDENT = Pt(PAGE_NUMBER_PT)  # one character of the page number
+FOOTER_LINE_PT = 18
+HEADING_FONT = {1: "heading1", 2: "heading2"}
+
+
+def char_space() -> int:
+    """``w:charSpace`` for 28 characters to the line: the pitch minus 16 pt, in 1/4096 pt."""
+    pitch = mm_to_pt(TEXT_WIDTH_MM) / CHARS_PER_LINE
+    return round((pitch - BODY_PT) * 4096)
+
+
+def set_fonts(rpr_owner, name: str) -> None:
+    """Name ``name`` for every script slot of a run or style, the East Asian one included."""
+    rpr = rpr_owner.get_or_add_rPr()
+    fonts = rpr.find(qn("w:rFonts"))
+    if fonts is None:
+        fonts = OxmlElement("w:rFonts")
+        rpr.insert(0, fonts)
+    # Theme attributes win over explicit names, so drop them.
+    for attr in ("w:asciiTheme", "w:hAnsiTheme", "w:eastAsiaTheme", "w:cstheme"):
+        fonts.attrib.pop(qn(attr), None)
+    for attr in ("w:ascii", "w:hAnsi", "w:eastAsia", "w:cs"):
+        fonts.set(qn(attr), name)
+    fonts.set(qn("w:hint"), "eastAsia")
+
+
+def _run(paragraph, text: str, font: str, size: float):
+    run = paragraph.add_run(text)
+    set_fonts(run._r, font)
+    run.font.size = Pt(size)
+    szcs = OxmlElement("w:szCs")
+    szcs.set(qn("w:val"), str(int(size * 2)))
+    run._r.get_or_add_rPr().append(szcs)
+    return run
+
+
+def _exact(paragraph, twips: int = LINE_PITCH_TWIPS) -> None:
+    fmt = paragraph.paragraph_format
+    fmt.line_spacing_rule = WD_LINE_SPACING.EXACTLY
+    fmt.line_spacing = Twips(twips)
+    fmt.space_before = Pt(0)
+    fmt.space_after = Pt(0)
+
+
+def _setup_styles(doc, fonts: dict) -> None:
+    styles = doc.styles.element
+    rpr_default = styles.find(qn("w:docDefaults")).find(qn("w:rPrDefault")).find(qn("w:rPr"))
+    fonts_el = rpr_default.find(qn("w:rFonts"))
+    for attr in list(fonts_el.attrib):
+        del fonts_el.attrib[attr]
+    for attr in ("w:ascii", "w:hAnsi", "w:eastAsia", "w:cs"):
+        fonts_el.set(qn(attr), fonts["body"])
+    for tag in ("w:sz", "w:szCs"):
+        rpr_default.find(qn(tag)).set(qn("w:val"), str(BODY_PT * 2))
+    lang = rpr_default.find(qn("w:lang"))
+    lang.set(qn("w:eastAsia"), "zh-CN")
+    ppr_default = styles.find(qn("w:docDefaults")).find(qn("w:pPrDefault")).find(qn("w:pPr"))
+    spacing = ppr_default.find(qn("w:spacing"))
+    spacing.set(qn("w:after"), "0")
+    spacing.set(qn("w:line"), str(LINE_PITCH_TWIPS))
+    spacing.set(qn("w:lineRule"), "exact")
+
+    normal = doc.styles["Normal"]
+    set_fonts(normal.element, fonts["body"])
+    normal.font.size = Pt(BODY_PT)
+    fmt = normal.paragraph_format
+    fmt.line_spacing_rule = WD_LINE_SPACING.EXACTLY
+    fmt.line_spacing = Twips(LINE_PITCH_TWIPS)
+    fmt.space_before = Pt(0)
+    fmt.space_after = Pt(0)
+    fmt.widow_control = True
+
+
+def _setup_page(doc) -> None:
+    section = doc.sections[0]
+    section.page_width = Mm(PAGE_WIDTH_MM)
+    section.page_height = Mm(PAGE_HEIGHT_MM)
+    section.top_margin = Mm(MARGIN_TOP_MM)
+    section.bottom_margin = Mm(MARGIN_BOTTOM_MM)
+    section.left_margin = Mm(MARGIN_LEFT_MM)
+    section.right_margin = Mm(MARGIN_RIGHT_MM)
+    section.gutter = Mm(0)
+    section.header_distance = Mm(15)
+    # The page number's line starts 7 mm below the text block.
+    section.footer_distance = Mm(MARGIN_BOTTOM_MM - PAGE_NUMBER_GAP_MM) - Pt(FOOTER_LINE_PT)
+    sect_pr = section._sectPr
+    grid = sect_pr.find(qn("w:docGrid"))
+    if grid is None:
+        grid = OxmlElement("w:docGrid")
+        sect_pr.append(grid)
+    grid.set(qn("w:type"), "linesAndChars")
+    grid.set(qn("w:linePitch"), str(LINE_PITCH_TWIPS))
+    grid.set(qn("w:charSpace"), str(char_space()))
+    # Odd pages and even pages have their own footers (w:evenAndOddHeaders in settings).
+    doc.settings.odd_and_even_pages_header_footer = True
+
+
+def _page_number(footer, fonts: dict, align) -> None:
+    footer.is_linked_to_previous = False
+    paragraph = footer.paragraphs[0] if footer.paragraphs else footer.add_paragraph()
+    paragraph.text = ""
+    fmt = paragraph.paragraph_format
+    fmt.alignment = align
+    fmt.first_line_indent = Pt(0)
+    if align == WD_ALIGN_PARAGRAPH.RIGHT:
+        fmt.right_indent = PAGE_NUMBER_INDENT
+    else:
+        fmt.left_indent = PAGE_NUMBER_INDENT
+    _exact(paragraph, FOOTER_LINE_PT * 20)
+    snap = OxmlElement("w:snapToGrid")
+    snap.set(qn("w:val"), "0")
+    paragraph._p.get_or_add_pPr().append(snap)
+    font, size = fonts["page_number"], PAGE_NUMBER_PT
+    _run(paragraph, "— ", font, size)
+    for kind, text in (("begin", None), ("instr", " PAGE "), ("separate", None), ("text", "1"),
+                       ("end", None)):
+        run = _run(paragraph, "", font, size)
+        if kind == "instr":
+            instr = OxmlElement("w:instrText")
+            instr.set(qn("xml:space"), "preserve")
+            instr.text = text
+            run._r.append(instr)
+        elif kind == "text":
+            run.text = text
+        else:
+            fld = OxmlElement("w:fldChar")
+            fld.set(qn("w:fldCharType"), kind)
+            run._r.append(fld)
+    _run(paragraph, " —", font, size)
+
+
+def _paragraph(doc, indent=True, align=WD_ALIGN_PARAGRAPH.JUSTIFY):
+    paragraph = doc.add_paragraph()
+    fmt = paragraph.paragraph_format
+    fmt.alignment = align
+    fmt.first_line_indent = INDENT if indent else Pt(0)
+    _exact(paragraph)
+    return paragraph
+
+
+def render_docx(document: ReportDocument, fonts: dict | None = None) -> bytes:
+    """Write the report as a DOCX file and return its bytes."""
+    fonts = {**DEFAULT_FONTS, **(fonts or {})}
+    doc = Document()
+    _setup_styles(doc, fonts)
+    _setup_page(doc)
+    section = doc.sections[0]
+    _page_number(section.footer, fonts, WD_ALIGN_PARAGRAPH.RIGHT)
+    _page_number(section.even_page_footer, fonts, WD_ALIGN_PARAGRAPH.LEFT)
+    doc.core_properties.title = document.title
+    doc.core_properties.language = "zh-CN"
+    doc.core_properties.author = "、".join(document.issuers)
+
+    title = _paragraph(doc, indent=False, align=WD_ALIGN_PARAGRAPH.CENTER)
+    _run(title, document.title, fonts["title"], TITLE_PT)
+    _paragraph(doc)  # one blank line below the title
+
+    for text in document.opening:
+        _run(_paragraph(doc), text, fonts["body"], BODY_PT)
+    for block in document.blocks:
+        heading_font = fonts[HEADING_FONT.get(block.level, "body")]
+        for kind, head, text in block.lines():
+            paragraph = _paragraph(doc)
+            if kind == "heading":
+                paragraph.paragraph_format.keep_with_next = True
+                _run(paragraph, head, heading_font, BODY_PT)
+            elif kind == "run_in":
+                _run(paragraph, head, heading_font, BODY_PT)
+                if text:
+                    _run(paragraph, text, fonts["body"], BODY_PT)
+            else:
+                _run(paragraph, text, fonts["body"], BODY_PT)
+
+    closing = document.closing_lines()
+    if closing:
+        _paragraph(doc)  # one blank line above the issuing bodies
+        for line in closing:
+            paragraph = _paragraph(doc, indent=False, align=WD_ALIGN_PARAGRAPH.RIGHT)
+            paragraph.paragraph_format.right_indent = INDENT
+            paragraph.paragraph_format.keep_with_next = line != closing[-1]
+            _run(paragraph, line, fonts["body"], BODY_PT)
+
+    out = io.BytesIO()
+    doc.save(out)
+    return out.getvalue()

@@ -1,0 +1,132 @@
+"""HTML of a report with a print stylesheet that follows the GB/T 9704-2012 page layout.
+
+The same markup serves three uses: the preview inside the application, the published HTML file and
+the source of the server-rendered PDF (WeasyPrint understands the ``@page`` rules used here).
+"""
+from __future__ import annotations
+
+from markupsafe import escape
+
+from .document import ReportDocument
+from .layout import (CHARS_PER_LINE, LINE_PITCH_PT, MARGIN_BOTTOM_MM, MARGIN_LEFT_MM, MARGIN_RIGHT_MM,
+                     MARGIN_TOP_MM, PAGE_NUMBER_GAP_MM, TEXT_WIDTH_MM, mm_to_pt)
+
+GENERIC = {"heading1": "sans-serif"}
+FONT_KEYS = ("title", "body", "heading1", "heading2", "page_number")
+
+
+def font_stack(*names: str, generic: str = "serif") -> str:
+    """A CSS font-family list from comma-separated names, without duplicates, ending generic."""
+    seen: list[str] = []
+    for value in names:
+        for name in (value or "").split(","):
+            name = name.strip().strip("'\"")
+            if name and name not in seen:
+                seen.append(name)
+    quoted = ", ".join(f'"{n}"' for n in seen)
+    return f"{quoted}, {generic}" if quoted else generic
+
+
+def font_stacks(*mappings: dict) -> dict[str, str]:
+    """Per role (title, body, heading1 …) the CSS stack of every mapping's fonts in order."""
+    return {
+        key: font_stack(*(m.get(key, "") for m in mappings if m), generic=GENERIC.get(key, "serif"))
+        for key in FONT_KEYS
+    }
+
+
+def report_css(stacks: dict[str, str]) -> str:
+    """The stylesheet: an A4 page on screen, the official layout in print (and in the PDF)."""
+    pitch = f"{LINE_PITCH_PT}pt"
+    # 28 characters to the line: shrink each character's advance to fit the text block, with a little
+    # slack because the layout engine rounds advances (29 characters would need -0.75 pt).
+    spacing = round(mm_to_pt(TEXT_WIDTH_MM) / CHARS_PER_LINE - 16 - 0.05, 3)
+    return f"""
+@page {{
+  size: A4;
+  margin: {MARGIN_TOP_MM}mm {MARGIN_RIGHT_MM}mm {MARGIN_BOTTOM_MM}mm {MARGIN_LEFT_MM}mm;
+}}
+@page :right {{
+  @bottom-right {{
+    content: "— " counter(page) " —";
+    font-family: {stacks['page_number']}; font-size: 14pt;
+    vertical-align: top; padding-top: {PAGE_NUMBER_GAP_MM}mm; padding-right: 14pt; text-align: right;
+  }}
+}}
+@page :left {{
+  @bottom-left {{
+    content: "— " counter(page) " —";
+    font-family: {stacks['page_number']}; font-size: 14pt;
+    vertical-align: top; padding-top: {PAGE_NUMBER_GAP_MM}mm; padding-left: 14pt; text-align: left;
+  }}
+}}
+.gw-report {{
+  font-family: {stacks['body']}; font-size: 16pt; line-height: {pitch};
+  letter-spacing: {spacing}pt; color: #000; text-align: justify;
+}}
+.gw-report h1, .gw-report h2, .gw-report h3, .gw-report h4, .gw-report h5, .gw-report p {{
+  margin: 0; font-size: 16pt; font-weight: normal; line-height: {pitch};
+}}
+.gw-report p, .gw-report .gw-h {{ text-indent: 2em; }}
+.gw-report .gw-title {{
+  font-family: {stacks['title']}; font-size: 22pt; text-align: center; text-indent: 0;
+  margin-bottom: {pitch};
+}}
+.gw-report .gw-l1 {{ font-family: {stacks['heading1']}; }}
+.gw-report h3.gw-l2, .gw-report .gw-l2 .gw-hd {{ font-family: {stacks['heading2']}; }}
+.gw-report .gw-closing {{ margin-top: {pitch}; }}
+.gw-report .gw-closing p {{ text-indent: 0; text-align: right; padding-right: 2em; }}
+@media screen {{
+  .gw-sheet {{ background: #e9ecef; padding: 16px 0; overflow-x: auto; }}
+  .gw-report {{
+    background: #fff; width: {TEXT_WIDTH_MM}mm; margin: 0 auto;
+    padding: {MARGIN_TOP_MM}mm {MARGIN_RIGHT_MM}mm {MARGIN_BOTTOM_MM}mm {MARGIN_LEFT_MM}mm;
+    box-shadow: 0 1px 4px rgba(0, 0, 0, .25);
+  }}
+}}
+@media print {{
+  .gw-sheet {{ background: none; padding: 0; }}
+}}
+"""
+
+
+_TAGS = {1: "h2", 2: "h3", 3: "h4"}
+
+
+def render_article(document: ReportDocument) -> str:
+    """The report as an ``<article>`` (escaped markup, no stylesheet)."""
+    out = ['<article class="gw-report" lang="zh-CN">', f'<h1 class="gw-title">{escape(document.title)}</h1>']
+    out.extend(f'<p class="gw-opening">{escape(p)}</p>' for p in document.opening)
+    for block in document.blocks:
+        level = f"gw-l{min(block.level, 4)}"
+        for kind, head, text in block.lines():
+            if kind == "heading":
+                tag = _TAGS.get(block.level, "h5")
+                out.append(f'<{tag} class="gw-h {level}">{escape(head)}</{tag}>')
+            elif kind == "run_in":
+                out.append(f'<p class="gw-runin {level}"><span class="gw-hd">{escape(head)}</span>'
+                           f'{escape(text)}</p>')
+            else:
+                out.append(f"<p>{escape(text)}</p>")
+    closing = document.closing_lines()
+    if closing:
+        out.append('<div class="gw-closing">')
+        out.extend(f"<p>{escape(line)}</p>" for line in closing)
+        out.append("</div>")
+    out.append("</article>")
+    return "\n".join(out)
+
+
+def render_html(document: ReportDocument, stacks: dict[str, str], note: str | None = None) -> str:
+    """A complete HTML file with its stylesheet inlined (no external resources)."""
+    notice = f'<p class="gw-note">{escape(note)}</p>\n' if note else ""
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="zh-CN">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{escape(document.title)}</title>\n"
+        f"<style>{report_css(stacks)}"
+        ".gw-note { font-family: sans-serif; font-size: 11pt; color: #555; margin: 0 auto 8px;"
+        " width: 156mm; }\n@media print { .gw-note { display: none; } }\n</style>\n"
+        "</head>\n<body>\n"
+        f'{notice}<div class="gw-sheet">\n{render_article(document)}\n</div>\n</body>\n</html>\n'
+    )

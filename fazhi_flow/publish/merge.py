@@ -1,0 +1,97 @@
+"""Assemble a report document from a cycle's outline and its approved contributions.
+
+Only approved material is merged: for each section the approved contributions are taken lead unit
+first, then support units, each group in the units' order; their reviewed text (the revision that was
+approved) is joined paragraph by paragraph. An admin may replace a section's merged text; such
+overrides are passed in by the caller.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .document import Block, ReportDocument, split_paragraphs
+
+
+def _order_key(contribution):
+    assignment = contribution.assignment
+    return (
+        0 if assignment.role == "lead" else 1,
+        contribution.unit.sort_order,
+        assignment.id,
+    )
+
+
+def section_contributions(section) -> list:
+    """All contributions of a section, lead unit first, then support units, in the units' order."""
+    found = [a.contribution for a in section.assignments if a.contribution is not None]
+    return sorted(found, key=_order_key)
+
+
+def approved_contributions(section) -> list:
+    return [c for c in section_contributions(section) if c.state == "approved"]
+
+
+def approved_text(contribution) -> str:
+    """The text that was approved: the latest revision (what the reviewer read), else the body."""
+    if contribution.state != "approved":
+        raise ValueError("only approved material can be merged")
+    if contribution.revisions:
+        return contribution.revisions[-1].body or ""
+    return contribution.body or ""
+
+
+def source_of(contribution) -> dict:
+    """Identify the approved text a merged section was built from (to notice later changes)."""
+    revision = contribution.revisions[-1].number if contribution.revisions else 0
+    return {"contribution": contribution.id, "unit": contribution.unit.name, "revision": revision}
+
+
+def section_sources(section) -> list[dict]:
+    return [source_of(c) for c in approved_contributions(section)]
+
+
+def prefill(section) -> str:
+    """The section's merged text pre-filled from its approved contributions, in order."""
+    paragraphs: list[str] = []
+    for contribution in approved_contributions(section):
+        paragraphs.extend(split_paragraphs(approved_text(contribution)))
+    return "\n".join(paragraphs)
+
+
+def assemble(cycle, texts: Mapping[int, str] | None = None, issue_date=None) -> ReportDocument:
+    """Build the report of ``cycle``.
+
+    ``texts`` maps section ids to edited merged text; other sections use :func:`prefill`. Top-level
+    sections without a heading that come before the first heading form the opening paragraphs.
+    """
+    texts = texts or {}
+    document = ReportDocument(
+        title=cycle.title,
+        issuers=cycle.issuer_list,
+        issue_date=issue_date or cycle.issue_date,
+    )
+
+    def text_of(section) -> list[str]:
+        if section.id in texts:
+            return split_paragraphs(texts[section.id])
+        return split_paragraphs(prefill(section))
+
+    in_opening = True
+    for top in cycle.top_sections():
+        for section in top.walk():
+            paragraphs = text_of(section)
+            if in_opening and section is top and not section.title:
+                document.opening.extend(paragraphs)
+                continue
+            in_opening = False
+            if not section.title and not paragraphs:
+                continue
+            document.blocks.append(Block(
+                level=section.depth,
+                number=section.number,
+                heading=(section.title or "").strip(),
+                paragraphs=paragraphs,
+                run_in=bool(section.run_in and section.title),
+                code=section.code,
+            ))
+    return document
