@@ -1,0 +1,88 @@
+"""The demo: the demo cycle, its accounts and material in every state, driven through the workflow."""
+from __future__ import annotations
+
+from datetime import timedelta
+from importlib import resources
+
+import yaml
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Assignment, Contribution, ReportCycle, Section, Unit, User
+from ..timeutil import local_today
+from . import contributions as svc
+from .cycles import open_cycle
+from .importer import import_cycle
+
+DEMO_PASSWORD = "demo-pass-2024"
+# Hooks for features that add demo data (e.g. figures): fn(contribution, item) for each content item.
+CONTENT_HOOKS: list = []
+
+
+def _data(name: str) -> str:
+    return resources.files("fazhi_flow").joinpath("data", name).read_text(encoding="utf-8")
+
+
+def demo_accounts() -> list[tuple[str, str]]:
+    cycle_doc = yaml.safe_load(_data("demo_cycle.yaml"))
+    units = {u["code"]: u["name"] for u in cycle_doc["units"]}
+    users = {u.username: u for u in db.session.scalars(select(User))}
+    rows = []
+    for info in cycle_doc["users"]:
+        user = users.get(info["username"])
+        if user is not None:
+            unit = f"，{units[info['unit']]}" if info.get("unit") else ""
+            rows.append((user.username, f"{user.role_labels}{unit}（{user.name}）"))
+    return rows
+
+
+def load_demo(today=None):
+    """Load the demo once; return (cycle, created, accounts). Commits."""
+    doc = yaml.safe_load(_data("demo_cycle.yaml"))["cycle"]
+    cycle = db.session.scalar(select(ReportCycle).where(
+        ReportCycle.region == doc["region"], ReportCycle.year == doc["year"]))
+    if cycle is not None:
+        return cycle, False, demo_accounts()
+
+    result = import_cycle(_data("demo_cycle.yaml"))
+    cycle = result.cycle
+    _shift_due_dates(cycle, today or local_today())
+    admin = db.session.scalar(select(User).where(User.username == "admin"))
+    open_cycle(cycle, admin)
+    db.session.flush()
+    for item in yaml.safe_load(_data("demo_content.yaml"))["contributions"]:
+        _play(cycle, item)
+    db.session.commit()
+    return cycle, True, demo_accounts()
+
+
+def _shift_due_dates(cycle: ReportCycle, today) -> None:
+    """Put the deadlines around today so the demo shows days left, due soon and overdue."""
+    cycle.due = today + timedelta(days=14)
+    sections = {s.code: s for s in cycle.sections}
+    sections["measures.business"].due = today + timedelta(days=3)
+    sections["duties.responsibility"].due = today - timedelta(days=2)
+
+
+def _play(cycle: ReportCycle, item: dict) -> Contribution:
+    contribution = db.session.scalar(
+        select(Contribution).join(Assignment).join(Section).join(Unit, Unit.id == Assignment.unit_id)
+        .where(Section.cycle_id == cycle.id, Section.code == item["section"], Unit.code == item["unit"]))
+    if contribution is None:
+        raise LookupError(f"demo content names no assignment {item['section']} × {item['unit']}")
+    liaison = db.session.scalar(select(User).join(User.role_rows).where(
+        User.unit_id == contribution.unit_id, User.role_rows.any(role="liaison")))
+    svc.save_draft(contribution, liaison, item["body"])
+    for hook in CONTENT_HOOKS:
+        hook(contribution, item, liaison)
+    target = item.get("state", "draft")
+    if target == "draft":
+        return contribution
+    svc.submit_contribution(contribution, liaison)
+    if target in ("approved", "returned"):
+        reviewer = contribution.section.effective_reviewers()[0]
+        if target == "approved":
+            svc.approve_contribution(contribution, reviewer)
+        else:
+            svc.return_contribution(contribution, reviewer, comment=item.get("comment") or "请补充材料。")
+    return contribution
