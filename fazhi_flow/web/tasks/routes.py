@@ -1,1 +1,338 @@
-"""Routes of the tasks area (filled in below)."""
+"""我的任务, the editor, attachments, history and diff; 待单位审核 for the unit head.
+
+Each route: load and check permission, validate the form, call one service, commit, redirect.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from flask import flash, redirect, render_template, request, send_file, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from ...errors import Conflict, DomainError
+from ...extensions import db
+from ...models import Contribution, ReportCycle
+from ...services import attachments as attachment_service
+from ...services import contributions as svc
+from ...services.diffs import has_changes, paragraph_diff
+from ..errors import abort_with
+from ..loading import (
+    attachment_or_abort,
+    contribution_or_abort,
+    latest_comments,
+    other_units_on_section,
+    preload_sections,
+    transition_logs,
+)
+from ..permissions import can_edit_contribution, can_fire
+from . import bp
+from .forms import DecisionForm, EditorForm, ReturnForm, VersionForm
+
+DONE_STATES = ("unit_review", "submitted", "approved")
+
+
+def _require_unit_member():
+    user = current_user
+    if user.unit_id is None or not user.has_role("liaison", "unit_head"):
+        abort_with(403, "“我的任务”只对各单位的联络员和单位负责人开放。")
+
+
+def section_order(cycle: ReportCycle) -> dict[int, int]:
+    order: dict[int, int] = {}
+
+    def walk(nodes):
+        for node in nodes:
+            order[node.id] = len(order)
+            walk(node.children)
+
+    walk(cycle.top_sections())
+    return order
+
+
+def _unit_contributions(unit_id: int, states=None) -> list[Contribution]:
+    query = (
+        select(Contribution).join(ReportCycle, Contribution.cycle_id == ReportCycle.id)
+        .where(Contribution.unit_id == unit_id, ReportCycle.state != "setup")
+        .options(selectinload(Contribution.assignment), selectinload(Contribution.cycle),
+                 selectinload(Contribution.unit))
+    )
+    if states:
+        query = query.where(Contribution.state.in_(states))
+    rows = list(db.session.scalars(query))
+    preload_sections(c.cycle_id for c in rows)
+    return rows
+
+
+def _group_by_cycle(rows: list[Contribution]):
+    """[(cycle, [contribution …])], newest cycle first, sections in outline order."""
+    cycles = sorted({c.cycle for c in rows}, key=lambda cy: (-cy.year, cy.id))
+    groups = OrderedDict((cy.id, (cy, [])) for cy in cycles)
+    for c in rows:
+        groups[c.cycle_id][1].append(c)
+    result = []
+    for cycle, items in groups.values():
+        order = section_order(cycle)
+        items.sort(key=lambda c: (order.get(c.section_id, 0), c.id))
+        result.append((cycle, items))
+    return result
+
+
+@bp.route("/")
+@login_required
+def index():
+    _require_unit_member()
+    rows = _unit_contributions(current_user.unit_id)
+    comments = latest_comments(c.id for c in rows)
+    todo = sum(1 for c in rows if c.state in ("draft", "returned") and c.cycle.state == "collecting")
+    returned = sum(1 for c in rows if c.state == "returned")
+    return render_template("tasks/index.html", groups=_group_by_cycle(rows), comments=comments,
+                           todo=todo, returned=returned, done_states=DONE_STATES)
+
+
+def _render_editor(contribution: Contribution, form: EditorForm, *, conflict: str | None = None,
+                   error: str | None = None, status: int = 200):
+    logs = transition_logs(contribution)
+    latest_decision = next((log for log in reversed(logs) if log.comment and log.event in
+                            ("return", "unit_return", "reopen", "approve", "unit_approve")), None)
+    quoted = None
+    if latest_decision and latest_decision.context and latest_decision.context.get("paragraph"):
+        number = latest_decision.context["paragraph"]
+        source = contribution.revisions[-1].body if contribution.revisions else contribution.body
+        paras = [p.strip() for p in (source or "").splitlines() if p.strip()]
+        if isinstance(number, int) and 1 <= number <= len(paras):
+            quoted = paras[number - 1]
+    return render_template(
+        "tasks/edit.html", c=contribution, form=form, editable=can_edit_contribution(current_user, contribution),
+        conflict=conflict, error=error, logs=logs, latest_decision=latest_decision, quoted=quoted,
+        others=other_units_on_section(contribution), version_form=VersionForm(),
+        allowed_files=attachment_service.ALLOWED_TEXT,
+        max_file=attachment_service.human_size(attachment_service.max_bytes()),
+        can_submit=can_fire(current_user, contribution, "submit"),
+        can_recall=can_fire(current_user, contribution, "recall"),
+    ), status
+
+
+def _read_upload(storage) -> tuple[str | None, bytes] | None:
+    if storage is None or not getattr(storage, "filename", ""):
+        return None
+    limit = attachment_service.max_bytes()
+    data = storage.stream.read(limit + 1)  # one byte more is enough to know it is too large
+    return storage.filename, data
+
+
+@bp.route("/<int:contribution_id>", methods=["GET", "POST"])
+@login_required
+def edit(contribution_id: int):
+    contribution = contribution_or_abort(contribution_id, current_user)
+    form = EditorForm()
+    if request.method == "GET":
+        form.body.data = contribution.body
+        form.version.data = contribution.version
+        return _render_editor(contribution, form)
+
+    action = request.form.get("action", "save")
+    if not form.validate():
+        # Keep what was typed; only the hidden version can be missing or malformed here.
+        form.version.data = contribution.version
+        return _render_editor(contribution, form, error="页面信息不完整，请核对后再保存。", status=400)
+    upload = _read_upload(request.files.get("file"))
+    typed = form.body.data or ""
+    try:
+        svc.save_draft(contribution, current_user, typed, expected_version=form.version.data)
+        added = None
+        if upload is not None:
+            added = attachment_service.add_attachment(contribution, current_user, *upload)
+        db.session.commit()
+    except Conflict as exc:
+        db.session.rollback()
+        form.body.data = typed
+        # The form now carries the current version: saving again is a deliberate choice to replace.
+        form.version.data = contribution.version
+        note = "（您选择的附件没有上传，请保存后重新选择。）" if upload else ""
+        return _render_editor(contribution, form, conflict=exc.message + note, status=409)
+    except DomainError as exc:
+        db.session.rollback()
+        form.body.data = typed
+        form.version.data = contribution.version
+        return _render_editor(contribution, form, error=exc.message, status=400)
+
+    if added is not None:
+        flash(f"草稿已保存，附件“{added.filename}”已上传。", "success")
+    elif action == "upload":
+        flash("草稿已保存。请先选择要上传的文件。", "warning")
+    elif action != "submit":
+        flash("草稿已保存。", "success")
+    if action == "submit":
+        return redirect(url_for("tasks.confirm_submit", contribution_id=contribution.id))
+    return redirect(url_for("tasks.edit", contribution_id=contribution.id))
+
+
+@bp.route("/<int:contribution_id>/submit", methods=["GET", "POST"])
+@login_required
+def confirm_submit(contribution_id: int):
+    contribution = contribution_or_abort(contribution_id, current_user)
+    form = VersionForm()
+    if not can_fire(current_user, contribution, "submit"):
+        flash(f"材料当前为“{contribution.state_label}”，不能提交审核。", "warning")
+        return redirect(url_for("tasks.edit", contribution_id=contribution.id))
+    if not contribution.paragraphs:
+        flash("材料内容为空，不能提交审核。请先填写正文并保存草稿。", "error")
+        return redirect(url_for("tasks.edit", contribution_id=contribution.id))
+    if request.method == "POST" and form.validate_on_submit():
+        if form.version.data != contribution.version:
+            raise Conflict("您确认之后材料又被修改过，请重新核对后再提交。")
+        svc.submit_contribution(contribution, current_user)
+        db.session.commit()
+        who = "本单位负责人审核（同意报送）" if contribution.state == "unit_review" else "依法治区办审核"
+        flash(f"已提交审核，等待{who}。审核结果会在“消息”中通知您。", "success")
+        return redirect(url_for("tasks.index"))
+    form.version.data = contribution.version
+    return render_template("tasks/confirm_submit.html", c=contribution, form=form)
+
+
+@bp.route("/<int:contribution_id>/recall", methods=["POST"])
+@login_required
+def recall(contribution_id: int):
+    contribution = contribution_or_abort(contribution_id, current_user)
+    form = VersionForm()
+    if form.validate_on_submit():
+        svc.recall_contribution(contribution, current_user)
+        db.session.commit()
+        flash("已撤回，材料回到“起草中”，可以继续修改后再提交。", "success")
+    else:
+        flash("操作未完成，请刷新页面后重试。", "error")
+    return redirect(url_for("tasks.edit", contribution_id=contribution.id))
+
+
+@bp.route("/<int:contribution_id>/attachments/<int:attachment_id>/delete", methods=["POST"])
+@login_required
+def delete_attachment(contribution_id: int, attachment_id: int):
+    attachment = attachment_or_abort(attachment_id, current_user)
+    if attachment.contribution_id != contribution_id:
+        abort_with(404, "这个附件不存在，可能已被删除。")
+    # The CSRF token is checked for every POST by CSRFProtect; nothing else is posted here.
+    name = attachment.filename
+    stored = attachment_service.remove_attachment(attachment, current_user)
+    db.session.commit()
+    attachment_service.discard_file(stored)
+    flash(f"附件“{name}”已删除。", "success")
+    return redirect(url_for("tasks.edit", contribution_id=contribution_id))
+
+
+@bp.route("/attachments/<int:attachment_id>")
+@login_required
+def download(attachment_id: int):
+    attachment = attachment_or_abort(attachment_id, current_user)
+    path = attachment_service.storage_path(attachment.stored_name)
+    if not path.is_file():
+        abort_with(404, "附件文件已丢失，请联系管理员。")
+    return send_file(path, mimetype=attachment.content_type, as_attachment=True,
+                     download_name=attachment.filename, max_age=0)
+
+
+def _revision_text(contribution: Contribution, key: str | None):
+    """'draft' → the current text; a number → that revision; returns (label, text) or None."""
+    if key == "draft":
+        return "当前草稿", contribution.body or ""
+    if key and key.isdigit():
+        for revision in contribution.revisions:
+            if revision.number == int(key):
+                return f"第{revision.number}版", revision.body
+    return None
+
+
+@bp.route("/<int:contribution_id>/history")
+@login_required
+def history(contribution_id: int):
+    contribution = contribution_or_abort(contribution_id, current_user)
+    revisions = contribution.revisions
+    numbers = [str(r.number) for r in revisions]
+    default_b = "draft" if (not revisions or contribution.body != revisions[-1].body) else numbers[-1]
+    default_a = numbers[-1] if default_b == "draft" and numbers else (numbers[-2] if len(numbers) > 1 else None)
+    a_key = request.args.get("a") or default_a
+    b_key = request.args.get("b") or default_b
+    left, right = _revision_text(contribution, a_key), _revision_text(contribution, b_key)
+    diff = None
+    problem = None
+    if request.args.get("a") or request.args.get("b"):
+        if left is None or right is None:
+            problem = "请选择两个存在的版本进行比较。"
+    if left is not None and right is not None and problem is None:
+        diff = paragraph_diff(left[1], right[1])
+    return render_template(
+        "tasks/history.html", c=contribution, logs=transition_logs(contribution), revisions=revisions,
+        a_key=a_key, b_key=b_key, left=left, right=right, diff=diff, changed=diff is not None and has_changes(diff),
+        problem=problem,
+    )
+
+
+# ---------------------------------------------------------------- unit head (单位负责人)
+
+
+def _require_unit_head():
+    if current_user.unit_id is None or not current_user.has_role("unit_head"):
+        abort_with(403, "“待单位审核”只对单位负责人开放。")
+
+
+@bp.route("/unit-queue")
+@login_required
+def unit_queue():
+    _require_unit_head()
+    rows = _unit_contributions(current_user.unit_id, states=("unit_review",))
+    rows.sort(key=lambda c: (c.submitted_at or c.updated_at, c.id))
+    return render_template("tasks/unit_queue.html", rows=rows)
+
+
+@bp.route("/<int:contribution_id>/unit-review")
+@login_required
+def unit_review(contribution_id: int):
+    _require_unit_head()
+    contribution = contribution_or_abort(contribution_id, current_user)
+    if contribution.unit_id != current_user.unit_id:
+        abort_with(403, "只能审核本单位的材料。")
+    approve_form, return_form = DecisionForm(), ReturnForm()
+    approve_form.version.data = return_form.version.data = contribution.version
+    return render_template("tasks/unit_review.html", c=contribution, approve_form=approve_form,
+                           return_form=return_form, logs=transition_logs(contribution),
+                           can_decide=can_fire(current_user, contribution, "unit_approve"))
+
+
+def _decide(contribution_id: int, event: str):
+    _require_unit_head()
+    contribution = contribution_or_abort(contribution_id, current_user)
+    form = DecisionForm() if event == "unit_approve" else ReturnForm()
+    ok = form.validate_on_submit()
+    if ok and event == "unit_return":
+        ok = form.check_paragraph(len(contribution.paragraphs))
+    if not ok:
+        approve_form, return_form = (form, ReturnForm(formdata=None)) if event == "unit_approve" \
+            else (DecisionForm(formdata=None), form)
+        approve_form.version.data = return_form.version.data = contribution.version
+        return render_template("tasks/unit_review.html", c=contribution, approve_form=approve_form,
+                               return_form=return_form, logs=transition_logs(contribution),
+                               can_decide=can_fire(current_user, contribution, event)), 400
+    if form.version.data != contribution.version:
+        raise Conflict("这份材料在您打开页面后有了变化，请查看最新内容后再处理。")
+    context = {}
+    if event == "unit_return" and form.paragraph.data:
+        context["paragraph"] = form.paragraph.data
+    operation = svc.unit_approve_contribution if event == "unit_approve" else svc.unit_return_contribution
+    operation(contribution, current_user, comment=form.comment.data, **context)
+    db.session.commit()
+    flash("已同意报送，材料已转给依法治区办审核。" if event == "unit_approve"
+          else "已退回修改，联络员会在“消息”中看到您的意见。", "success")
+    return redirect(url_for("tasks.unit_queue"))
+
+
+@bp.route("/<int:contribution_id>/unit-approve", methods=["POST"])
+@login_required
+def unit_approve(contribution_id: int):
+    return _decide(contribution_id, "unit_approve")
+
+
+@bp.route("/<int:contribution_id>/unit-return", methods=["POST"])
+@login_required
+def unit_return(contribution_id: int):
+    return _decide(contribution_id, "unit_return")

@@ -1,0 +1,158 @@
+"""Evidence attachments: check the type by content, store under a generated name, delete.
+
+Files live in ``app.config['UPLOAD_FOLDER']`` (outside static files) as ``<2 hex>/<32 hex>.<ext>``;
+the name the user gave is kept only as metadata for the download.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import secrets
+import zipfile
+from pathlib import Path
+
+from flask import current_app
+
+from ..errors import DomainError, PermissionDenied
+from ..extensions import db
+from ..models import Attachment, Contribution
+from ..timeutil import utcnow
+from .audit import record
+from .contributions import can_edit
+
+# extension -> (content type, label). jpeg is accepted as a spelling of jpg.
+ALLOWED = {
+    "pdf": ("application/pdf", "PDF"),
+    "docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "Word（DOCX）"),
+    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "Excel（XLSX）"),
+    "jpg": ("image/jpeg", "JPG 图片"),
+    "png": ("image/png", "PNG 图片"),
+}
+ALIASES = {"jpeg": "jpg"}
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+MAX_PER_CONTRIBUTION = 20
+ALLOWED_TEXT = "PDF、Word（DOCX）、Excel（XLSX）、JPG、PNG"
+
+
+def max_bytes() -> int:
+    return int(current_app.config.get("ATTACHMENT_MAX_BYTES") or DEFAULT_MAX_BYTES)
+
+
+def human_size(n: int) -> str:
+    if n >= 1024 * 1024:
+        return f"{n / 1024 / 1024:.1f} MB"
+    if n >= 1024:
+        return f"{n / 1024:.0f} KB"
+    return f"{n} 字节"
+
+
+def detect_type(data: bytes) -> str | None:
+    """Return the extension the content really is (pdf, docx, xlsx, jpg, png), or None."""
+    if data.startswith(b"%PDF-"):
+        return "pdf"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if data.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                names = set(archive.namelist())
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return None
+        if "[Content_Types].xml" not in names:
+            return None
+        if any(name.lower().endswith("vbaproject.bin") for name in names):
+            return None  # documents with macros are not accepted
+        if "word/document.xml" in names:
+            return "docx"
+        if "xl/workbook.xml" in names:
+            return "xlsx"
+    return None
+
+
+def clean_filename(name: str | None) -> str:
+    """Keep the user's file name for display only: no path, no control characters, bounded length."""
+    name = (name or "").replace("\\", "/").split("/")[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip().strip(".")
+    if not name:
+        return "附件"
+    if len(name) > 200:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[:190] + dot + ext) if dot and len(ext) <= 8 else name[:200]
+    return name
+
+
+def _extension(filename: str) -> str:
+    ext = filename.rpartition(".")[2].lower() if "." in filename else ""
+    return ALIASES.get(ext, ext)
+
+
+def storage_path(stored_name: str) -> Path:
+    return Path(current_app.config["UPLOAD_FOLDER"]) / stored_name[:2] / stored_name
+
+
+def add_attachment(contribution: Contribution, actor, filename: str | None, data: bytes) -> Attachment:
+    """Check and store one evidence file; flush its row (the caller commits).
+
+    :raise DomainError: wrong type, empty or too large file, or too many files.
+    """
+    if not can_edit(actor, contribution):
+        raise PermissionDenied("只有本单位联络员在材料起草中或已退回时可以上传附件。")
+    name = clean_filename(filename)
+    ext = _extension(name)
+    if ext not in ALLOWED:
+        raise DomainError(f"不支持“{name}”这种文件。请上传 {ALLOWED_TEXT} 格式的文件。")
+    if not data:
+        raise DomainError(f"文件“{name}”是空的，请重新选择。")
+    limit = max_bytes()
+    if len(data) > limit:
+        raise DomainError(f"文件“{name}”有{human_size(len(data))}，超过了{human_size(limit)}的限制。")
+    real = detect_type(data)
+    if real != ext:
+        raise DomainError(f"文件“{name}”的内容不是有效的{ALLOWED[ext][1]}文件，可能已损坏或被改了扩展名。")
+    if len(contribution.attachments) >= MAX_PER_CONTRIBUTION:
+        raise DomainError(f"每份材料最多上传{MAX_PER_CONTRIBUTION}个附件。")
+
+    stored_name = f"{secrets.token_hex(16)}.{ext}"
+    path = storage_path(stored_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+    attachment = Attachment(
+        contribution=contribution, filename=name, stored_name=stored_name,
+        content_type=ALLOWED[ext][0], size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+        uploaded_by_id=actor.id, created_at=utcnow(),
+    )
+    db.session.add(attachment)
+    record(actor, "attachment.add", f"contribution:{contribution.id}", filename=name, size=len(data))
+    try:
+        db.session.flush()
+    except Exception:
+        discard_file(stored_name)
+        raise
+    return attachment
+
+
+def remove_attachment(attachment: Attachment, actor) -> str:
+    """Delete the row (flush); return the stored name so the caller removes the file after commit."""
+    contribution = attachment.contribution
+    if not can_edit(actor, contribution):
+        raise PermissionDenied("只有本单位联络员在材料起草中或已退回时可以删除附件。")
+    stored = attachment.stored_name
+    record(actor, "attachment.remove", f"contribution:{contribution.id}", filename=attachment.filename)
+    contribution.attachments.remove(attachment)
+    db.session.delete(attachment)
+    db.session.flush()
+    return stored
+
+
+def discard_file(stored_name: str) -> None:
+    try:
+        storage_path(stored_name).unlink()
+    except FileNotFoundError:
+        pass

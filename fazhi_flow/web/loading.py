@@ -1,0 +1,80 @@
+"""Loading helpers shared by the task and review pages: permission-checked fetches, batch preloads."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from ..extensions import db
+from ..models import Attachment, Contribution, ReportCycle, Section, TransitionLog
+from .errors import abort_with
+from .permissions import can_view_contribution
+
+# Events whose comment is a decision on the material (shown as "the latest reviewer comment").
+DECISION_EVENTS = ("return", "approve", "unit_return", "unit_approve", "reopen")
+
+
+def contribution_or_abort(contribution_id: int, user) -> Contribution:
+    contribution = db.session.get(Contribution, contribution_id)
+    if contribution is None:
+        abort_with(404, "这份材料不存在。")
+    if not can_view_contribution(user, contribution):
+        abort_with(403, "这份材料属于其他单位，您没有权限查看。")
+    return contribution
+
+
+def attachment_or_abort(attachment_id: int, user) -> Attachment:
+    attachment = db.session.get(Attachment, attachment_id)
+    if attachment is None:
+        abort_with(404, "这个附件不存在，可能已被删除。")
+    if not can_view_contribution(user, attachment.contribution):
+        abort_with(403, "这个附件属于其他单位的材料，您没有权限下载。")
+    return attachment
+
+
+def preload_sections(cycle_ids) -> None:
+    """Load every section of the cycles (with children, reviewers) so numbering needs no more queries."""
+    ids = sorted(set(cycle_ids))
+    if not ids:
+        return
+    list(db.session.scalars(
+        select(ReportCycle).where(ReportCycle.id.in_(ids)).options(selectinload(ReportCycle.sections))
+    ))
+    list(db.session.scalars(
+        select(Section).where(Section.cycle_id.in_(ids))
+        .options(selectinload(Section.children), selectinload(Section.reviewers))
+    ))
+
+
+def latest_comments(contribution_ids) -> dict[int, TransitionLog]:
+    ids = list(set(contribution_ids))
+    if not ids:
+        return {}
+    rows = db.session.scalars(
+        select(TransitionLog)
+        .where(TransitionLog.contribution_id.in_(ids), TransitionLog.comment.is_not(None),
+               TransitionLog.event.in_(DECISION_EVENTS))
+        .options(selectinload(TransitionLog.actor))
+        .order_by(TransitionLog.created_at.desc(), TransitionLog.id.desc())
+    )
+    latest: dict[int, TransitionLog] = {}
+    for row in rows:
+        latest.setdefault(row.contribution_id, row)
+    return latest
+
+
+def transition_logs(contribution: Contribution) -> list[TransitionLog]:
+    return list(db.session.scalars(
+        select(TransitionLog).where(TransitionLog.contribution_id == contribution.id)
+        .options(selectinload(TransitionLog.actor))
+        .order_by(TransitionLog.created_at, TransitionLog.id)
+    ))
+
+
+def other_units_on_section(contribution: Contribution) -> list[Contribution]:
+    """The other contributions of the same section (their unit, role and state, not their text)."""
+    return list(db.session.scalars(
+        select(Contribution).where(Contribution.section_id == contribution.section_id,
+                                   Contribution.id != contribution.id)
+        .options(selectinload(Contribution.unit), selectinload(Contribution.assignment))
+        .order_by(Contribution.id)
+    ))
