@@ -48,6 +48,8 @@ def database_url(tmp_path_factory):
 def app(database_url, tmp_path_factory):
     instance = tmp_path_factory.mktemp("instance")
     os.environ["FAZHI_INSTANCE_PATH"] = str(instance)
+    # The engine is built inside create_app, so the URL must be known before it is called.
+    os.environ["FAZHI_DATABASE_URL"] = database_url
     application = create_app("testing")
     application.config.update(
         SQLALCHEMY_DATABASE_URI=database_url,
