@@ -90,6 +90,10 @@ def create_app(config=None) -> Flask:
 
     register_web(app)
 
+    from .notify import events as notify_events
+
+    notify_events.connect()
+
     from .cli import fazhi
 
     app.cli.add_command(fazhi)

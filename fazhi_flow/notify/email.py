@@ -1,0 +1,115 @@
+"""Send one e-mail over SMTP with smtplib: plain, STARTTLS or SSL, with an optional login.
+
+Settings (app.config, or ``FAZHI_MAIL_*`` environment variables): MAIL_HOST, MAIL_PORT,
+MAIL_SECURITY (none | starttls | ssl), MAIL_USERNAME, MAIL_PASSWORD, MAIL_SENDER, MAIL_SENDER_NAME,
+MAIL_TIMEOUT (seconds), MAIL_CA_FILE (a CA bundle for a private server certificate).
+"""
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, make_msgid
+
+from . import PermanentFailure, TemporaryFailure, Unreachable
+
+DEFAULT_SENDER_NAME = "法治政府建设报告编报系统"
+
+
+def build_message(config, to_addr: str, to_name: str | None, subject: str, body: str,
+                  headers: dict | None = None) -> EmailMessage:
+    msg = EmailMessage()
+    sender = config.get("MAIL_SENDER") or "fazhi-flow@localhost"
+    msg["From"] = formataddr((config.get("MAIL_SENDER_NAME") or DEFAULT_SENDER_NAME, sender))
+    msg["To"] = formataddr((to_name or "", to_addr)) if to_name else to_addr
+    msg["Subject"] = subject
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "localhost")
+    for name, value in (headers or {}).items():
+        msg[name] = value
+    msg.set_content(body, charset="utf-8", cte="base64")
+    return msg
+
+
+def _classify_code(code: int, text) -> Exception:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    message = f"SMTP {code} {text}".strip()
+    if 400 <= code < 500:
+        return TemporaryFailure(message)
+    return PermanentFailure(message)
+
+
+class SmtpSender:
+    """One SMTP connection reused for a batch of messages; reconnects after a failure."""
+
+    def __init__(self, config):
+        self.config = config
+        self._smtp: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        cfg = self.config
+        host, port = cfg.get("MAIL_HOST") or "localhost", int(cfg.get("MAIL_PORT") or 25)
+        timeout = float(cfg.get("MAIL_TIMEOUT") or 10)
+        security = (cfg.get("MAIL_SECURITY") or "none").lower()
+        context = ssl.create_default_context(cafile=cfg.get("MAIL_CA_FILE") or None)
+        if security == "ssl":
+            smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(host, port, timeout=timeout)
+            if security == "starttls":
+                smtp.starttls(context=context)
+        if cfg.get("MAIL_USERNAME"):
+            smtp.login(cfg["MAIL_USERNAME"], cfg.get("MAIL_PASSWORD") or "")
+        return smtp
+
+    def send(self, msg: EmailMessage) -> None:
+        """Send ``msg``.
+
+        :raise TemporaryFailure: 4xx replies, refused connections, timeouts, dropped connections.
+        :raise PermanentFailure: 5xx replies and configuration errors.
+        """
+        try:
+            if self._smtp is None:
+                self._smtp = self._connect()
+            refused = self._smtp.send_message(msg)
+        except smtplib.SMTPRecipientsRefused as exc:
+            self._reset_after_refusal()
+            codes = [code for code, _ in exc.recipients.values()]
+            detail = "; ".join(f"{addr}: {code} {text!r}" for addr, (code, text) in exc.recipients.items())
+            if any(400 <= c < 500 for c in codes):
+                raise TemporaryFailure(f"收件人暂时被拒绝：{detail}") from None
+            raise PermanentFailure(f"收件人被拒绝：{detail}") from None
+        except smtplib.SMTPResponseException as exc:
+            self.close()
+            raise _classify_code(exc.smtp_code, exc.smtp_error) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            self.close()
+            raise PermanentFailure(f"邮件服务器不支持所需功能：{exc}") from None
+        except (smtplib.SMTPServerDisconnected, smtplib.SMTPException, OSError, socket.timeout) as exc:
+            self.close()
+            raise Unreachable(f"无法连接邮件服务器：{type(exc).__name__}: {exc}") from None
+        if refused:
+            detail = "; ".join(f"{addr}: {code}" for addr, (code, _t) in refused.items())
+            raise PermanentFailure(f"部分收件人被拒绝：{detail}")
+
+    def _reset_after_refusal(self) -> None:
+        # The session is still usable after a refused RCPT, but RSET keeps the next message clean.
+        try:
+            if self._smtp is not None:
+                self._smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            self.close()
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            try:
+                smtp.close()
+            except OSError:
+                pass

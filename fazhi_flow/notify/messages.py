@@ -1,0 +1,245 @@
+"""The Chinese texts of every message: the section, the unit, the due date, the state and a link.
+
+Each builder returns a ``Message``: ``subject`` and ``body`` for e-mail, ``short`` for group robots and
+the in-app inbox, ``link`` (absolute, from app.config BASE_URL).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app, url_for
+from werkzeug.routing import BuildError
+
+from ..reminders.calendar import DueStatus, due_status
+
+FOOTER = "（本消息由法治政府建设报告编报系统自动发送，请勿直接回复。）"
+
+
+@dataclass
+class Message:
+    subject: str
+    body: str
+    short: str
+    link: str
+
+
+def absolute(path: str) -> str:
+    base = (current_app.config.get("BASE_URL") or "").rstrip("/")
+    return f"{base}{path}"
+
+
+def _path(endpoints: list[tuple[str, dict]], fallback: str) -> str:
+    """The path of the first endpoint that exists (pages belong to other packages), else ``fallback``."""
+    app = current_app._get_current_object()
+    for endpoint, values in endpoints:
+        if endpoint in app.view_functions:
+            try:
+                with app.test_request_context("/"):
+                    return url_for(endpoint, **values)
+            except BuildError:
+                continue
+    return fallback
+
+
+def contribution_link(contribution) -> str:
+    cid = contribution.id
+    return absolute(_path([("tasks.edit", {"contribution_id": cid}),
+                           ("tasks.contribution", {"contribution_id": cid}),
+                           ("tasks.view", {"contribution_id": cid})], f"/tasks/{cid}"))
+
+
+def review_link(contribution) -> str:
+    cid = contribution.id
+    return absolute(_path([("review.review", {"contribution_id": cid}),
+                           ("review.contribution", {"contribution_id": cid}),
+                           ("review.show", {"contribution_id": cid})], f"/review/{cid}"))
+
+
+def tasks_link() -> str:
+    return absolute(_path([("tasks.index", {}), ("tasks.list", {})], "/tasks/"))
+
+
+def cycle_link(cycle) -> str:
+    return absolute(_path([("dashboard.index", {"cycle_id": cycle.id}),
+                           ("dashboard.cycle", {"cycle_id": cycle.id})], f"/dashboard/{cycle.id}"))
+
+
+def extension_link() -> str:
+    return absolute(_path([("reminders.extensions", {})], "/reminders/extensions"))
+
+
+def _d(day) -> str:
+    return f"{day.year}年{day.month}月{day.day}日" if day else "未设定"
+
+
+def _facts(contribution, status: DueStatus) -> str:
+    a = contribution.assignment
+    lines = [
+        f"单位：{contribution.unit.name}",
+        f"章节：{contribution.section.path_label}（{a.role_label}）",
+        f"截止日期：{status.date_label or '未设定'}" + (f"，{status.label}" if status.label else ""),
+        f"当前状态：{contribution.state_label}",
+    ]
+    return "\n".join(lines)
+
+
+def reminder_message(kind: str, contribution, status: DueStatus, note: str | None = None) -> Message:
+    """A reminder to a unit's liaisons: before the due date, on it, overdue, or by hand (催报)."""
+    unit, section = contribution.unit.name, contribution.section.path_label
+    when = status.label or _d(status.due)
+    if kind == "before_due":
+        head = f"【催报提醒】“{section}”材料{when}截止"
+        ask = "请抓紧撰写并提交审核。"
+    elif kind == "due_today":
+        head = f"【催报提醒】“{section}”材料今天截止"
+        ask = "今天是截止日期，请尽快提交审核。"
+    elif kind == "overdue":
+        head = f"【逾期催报】“{section}”材料{when}"
+        ask = "材料已超过截止日期，请立即提交审核；如确有困难，请在系统中申请延期并说明理由。"
+    else:  # manual
+        head = f"【催报】请尽快报送“{section}”材料"
+        ask = "依法治区办提醒您尽快完成并提交审核。"
+    link = contribution_link(contribution)
+    parts = [f"{unit}联络员：", "", ask, "", _facts(contribution, status)]
+    if note:
+        parts += ["", f"附言：{note}"]
+    parts += ["", f"填写和提交：{link}", "如需延期，可在上述页面申请延期。", "", FOOTER]
+    short = f"{head}\n单位：{unit}\n截止日期：{status.date_label}，{status.label or '—'}\n" \
+            f"当前状态：{contribution.state_label}" + (f"\n附言：{note}" if note else "") + f"\n{link}"
+    return Message(subject=f"{head}（{unit}）", body="\n".join(parts), short=short, link=link)
+
+
+def escalation_message(contribution, status: DueStatus) -> Message:
+    unit, section = contribution.unit.name, contribution.section.path_label
+    link = contribution_link(contribution)
+    head = f"【逾期升级】{unit}“{section}”材料{status.label}"
+    body = "\n".join([
+        "您好：", "",
+        f"{unit}承担的材料已逾期且尚未提交，现按催报规则告知单位负责人和依法治区办，请督促办理。", "",
+        _facts(contribution, status), "", f"查看：{link}", "", FOOTER,
+    ])
+    return Message(subject=head, body=body, short=f"{head}\n{link}", link=link)
+
+
+def backlog_message(contribution, waited: int) -> Message:
+    unit, section = contribution.unit.name, contribution.section.path_label
+    link = review_link(contribution)
+    head = f"【待审核提醒】{unit}“{section}”材料已等待审核{waited}个工作日"
+    body = "\n".join([
+        "审核人您好：", "",
+        f"以下材料提交后已等待{waited}个工作日，请尽快通过或退回修改。", "",
+        _facts(contribution, due_status(contribution, done=True)), "", f"审核：{link}", "", FOOTER,
+    ])
+    return Message(subject=head, body=body, short=f"{head}\n{link}", link=link)
+
+
+def digest_message(cycle, day, counts: dict, overdue: list, waiting: int) -> Message:
+    """The daily progress digest for the office's admins."""
+    from ..workflow.states import CONTRIBUTION_STATE_LABELS
+
+    total = sum(counts.values())
+    link = cycle_link(cycle)
+    state_line = "，".join(f"{label}{counts.get(state, 0)}份" for state, label in CONTRIBUTION_STATE_LABELS.items())
+    done = counts.get("approved", 0)
+    rate = f"{done * 100 // total}%" if total else "—"
+    head = f"【每日进度】{cycle.title}（{_d(day)}）"
+    lines = [f"{cycle.title}材料征集进度（截至{_d(day)}）：", "",
+             f"共{total}份材料：{state_line}；通过率{rate}。",
+             f"待审核超过期限的材料：{waiting}份。"]
+    if overdue:
+        lines += ["", f"已逾期未提交（{len(overdue)}份）："]
+        lines += [f"  {i}. {u}  {s}  {label}" for i, (u, s, label) in enumerate(overdue[:50], 1)]
+        if len(overdue) > 50:
+            lines.append(f"  ……另有{len(overdue) - 50}份")
+    else:
+        lines += ["", "目前没有逾期未提交的材料。"]
+    lines += ["", f"查看进度：{link}", "", FOOTER]
+    short = f"{head}\n共{total}份，已通过{done}份，逾期未交{len(overdue)}份\n{link}"
+    return Message(subject=head, body="\n".join(lines), short=short, link=link)
+
+
+TRANSITION_HEADS = {
+    "return": "【退回修改】",
+    "unit_return": "【退回修改】",
+    "reopen": "【重新打开】",
+    "approve": "【已通过】",
+    "submit": "【待审核】",
+    "unit_approve": "【待审核】",
+}
+
+
+def transition_message(event: str, contribution, actor, comment: str | None, to_state: str) -> Message:
+    unit, section = contribution.unit.name, contribution.section.path_label
+    status = due_status(contribution, done=to_state not in ("draft", "returned"))
+    if event == "submit" and to_state == "unit_review":
+        head, link = "【待单位审核】", contribution_link(contribution)
+        what = f"{unit}联络员{actor.name}提交了材料，请单位负责人审核后同意报送或退回修改。"
+    elif to_state == "submitted":
+        head, link = TRANSITION_HEADS[event], review_link(contribution)
+        what = f"{unit}报送的材料已提交，等待您审核。"
+    elif event == "approve":
+        head, link = TRANSITION_HEADS[event], contribution_link(contribution)
+        what = f"您单位报送的材料已由{actor.name}审核通过。"
+    else:
+        head, link = TRANSITION_HEADS.get(event, "【通知】"), contribution_link(contribution)
+        what = f"您单位报送的材料被{actor.name}退回修改，请根据意见修改后重新提交审核。"
+    subject = f"{head}{unit}“{section}”"
+    parts = ["您好：", "", what, "", _facts(contribution, status)]
+    if comment:
+        parts += ["", f"意见：{comment}"]
+    parts += ["", f"查看：{link}", "", FOOTER]
+    return Message(subject=subject, body="\n".join(parts), short=f"{subject}\n{link}", link=link)
+
+
+def cycle_open_message(cycle, user, assignments) -> Message:
+    """征集 has started: the liaison's sections with their due dates."""
+    link = tasks_link()
+    subject = f"【材料征集】{cycle.title}开始征集材料"
+    lines = [f"{user.name}您好：", "", f"{cycle.title}已开始征集材料，请您单位按时报送以下章节：", ""]
+    for i, a in enumerate(assignments, 1):
+        st = due_status(a.effective_due())
+        lines.append(f"  {i}. {a.section.path_label}（{a.role_label}），截止日期：{st.date_label or '未设定'}")
+    lines += ["", f"进入我的任务：{link}", "", FOOTER]
+    short = f"{subject}\n" + "\n".join(
+        f"{a.section.path_label}（{a.role_label}）截止{_d(a.effective_due())}" for a in assignments
+    ) + f"\n{link}"
+    return Message(subject=subject, body="\n".join(lines), short=short, link=link)
+
+
+def cycle_open_group_message(cycle) -> Message:
+    link = tasks_link()
+    due = f"，总截止日期{_d(cycle.due)}" if cycle.due else ""
+    subject = f"【材料征集】{cycle.title}开始征集材料"
+    short = f"{subject}{due}。请各单位联络员登录系统查看本单位任务并按时提交。\n{link}"
+    return Message(subject=subject, body=short, short=short, link=link)
+
+
+def extension_requested_message(req) -> Message:
+    a = req.assignment
+    link = extension_link()
+    subject = f"【延期申请】{a.unit.name}申请延期“{a.section.path_label}”"
+    body = "\n".join([
+        "管理员您好：", "",
+        f"{a.unit.name}联络员{req.requested_by.name if req.requested_by else ''}申请延期，请审批。", "",
+        f"章节：{a.section.path_label}（{a.role_label}）",
+        f"原截止日期：{_d(req.current_due)}", f"申请延至：{_d(req.requested_due)}", f"理由：{req.reason}", "",
+        f"审批：{link}", "", FOOTER,
+    ])
+    return Message(subject=subject, body=body, short=f"{subject}，申请延至{_d(req.requested_due)}\n{link}",
+                   link=link)
+
+
+def extension_decided_message(req) -> Message:
+    a = req.assignment
+    link = absolute(_path([("reminders.my_extensions", {})], "/reminders/my-extensions"))
+    if req.status == "granted":
+        subject = f"【延期已同意】“{a.section.path_label}”截止日期调整为{_d(req.granted_due)}"
+        what = f"您的延期申请已同意，新的截止日期为{_d(req.granted_due)}。"
+    else:
+        subject = f"【延期未同意】“{a.section.path_label}”仍按{_d(req.current_due)}截止"
+        what = f"您的延期申请未获同意，截止日期仍为{_d(req.current_due)}。"
+    parts = [f"{a.unit.name}联络员：", "", what]
+    if req.decision_comment:
+        parts += [f"意见：{req.decision_comment}"]
+    parts += ["", f"查看：{link}", "", FOOTER]
+    return Message(subject=subject, body="\n".join(parts), short=f"{subject}\n{link}", link=link)

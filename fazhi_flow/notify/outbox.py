@@ -1,0 +1,106 @@
+"""Queue messages in the outbox, in the caller's transaction (nothing is sent for a rolled-back change)."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import User
+from ..models.reminder import OutboxMessage, WebhookTarget
+from ..timeutil import utcnow
+from . import inapp
+from .messages import Message
+from .preferences import wants
+
+
+def queue_email(user, message: Message, cause: str, reminder=None, contribution=None,
+                expires_at=None) -> OutboxMessage | None:
+    """Queue an e-mail to ``user`` unless they have no address or switched e-mail off."""
+    if not user.active or not wants(user, "email"):
+        return None
+    row = OutboxMessage(
+        channel="email", user_id=user.id, address=user.email.strip(), subject=message.subject,
+        body=message.body, cause=cause, reminder=reminder,
+        contribution_id=getattr(contribution, "id", None), status="pending", next_attempt_at=utcnow(),
+        expires_at=expires_at, created_at=utcnow(),
+    )
+    db.session.add(row)
+    return row
+
+
+def queue_webhook(target: WebhookTarget, message: Message, cause: str, reminder=None, contribution=None,
+                  mobiles: list[str] | None = None, expires_at=None) -> OutboxMessage | None:
+    if not target.active:
+        return None
+    row = OutboxMessage(
+        channel="webhook", webhook_id=target.id, address=target.name, subject=message.subject,
+        body=message.short, payload={"mobiles": sorted({m for m in mobiles if m})} if mobiles else None,
+        cause=cause, reminder=reminder, contribution_id=getattr(contribution, "id", None),
+        status="pending", next_attempt_at=utcnow(), expires_at=expires_at, created_at=utcnow(),
+    )
+    db.session.add(row)
+    return row
+
+
+def send_to_users(users, message: Message, cause: str, inapp_kind: str | None = None, reminder=None,
+                  contribution=None, expires_at=None) -> int:
+    """Tell each user once: in-app (when ``inapp_kind`` is given) and by e-mail, as each prefers.
+
+    Returns the number of users told by at least one channel.
+    """
+    told, seen = 0, set()
+    for user in users:
+        if user.id in seen or not user.active:
+            continue
+        seen.add(user.id)
+        note = inapp.notify(user, inapp_kind, message.subject, body=message.short,
+                            link=message.link) if inapp_kind else None
+        mail = queue_email(user, message, cause, reminder=reminder, contribution=contribution,
+                           expires_at=expires_at)
+        told += bool(note or mail)
+    return told
+
+
+def webhooks_for(unit_id: int | None = None, cycle_id: int | None = None) -> list[WebhookTarget]:
+    conds = []
+    if unit_id is not None:
+        conds.append(WebhookTarget.unit_id == unit_id)
+    if cycle_id is not None:
+        conds.append(WebhookTarget.cycle_id == cycle_id)
+    if not conds:
+        return []
+    return list(db.session.scalars(
+        select(WebhookTarget).where(WebhookTarget.active.is_(True), db.or_(*conds)).order_by(WebhookTarget.id)
+    ))
+
+
+# ------------------------------------------------------------------ recipients
+
+
+def _with_role(role: str, unit_id: int | None = None) -> list[User]:
+    from ..models import UserRole
+
+    q = select(User).join(UserRole).where(UserRole.role == role, User.active.is_(True))
+    if unit_id is not None:
+        q = q.where(User.unit_id == unit_id)
+    return list(db.session.scalars(q.order_by(User.id)).unique())
+
+
+def liaisons(unit_id: int) -> list[User]:
+    return _with_role("liaison", unit_id)
+
+
+def unit_heads(unit_id: int) -> list[User]:
+    return _with_role("unit_head", unit_id)
+
+
+def admins() -> list[User]:
+    return _with_role("admin")
+
+
+def reviewers_of(contribution) -> list[User]:
+    """Reviewers who may review ``contribution`` (named for its section, never of its own unit)."""
+    from ..workflow.machine import is_contribution_reviewer
+
+    named = contribution.section.effective_reviewers()
+    pool = named if named else _with_role("reviewer")
+    return [u for u in pool if u.active and is_contribution_reviewer(u, contribution)]

@@ -1,0 +1,166 @@
+"""Which reminders are due at a moment: pure functions of the policy, the calendar and the facts.
+
+A reminder is identified by (subject, kind, occurrence). The occurrence names the stage, and includes
+the due date (or the submission time) it was computed from, so that a granted extension starts a fresh
+series and a resubmission a fresh backlog count.
+
+Stages, counted in working days (``WorkCalendar.signed_working_days``):
+- ``before_due``: for each configured day count t (default 5, 3, 1) the window "t or fewer days left,
+  more than the next smaller count"; one reminder per window;
+- ``due_today``: no working day left (the due day, or the last working day before a due date on a
+  weekend);
+- ``overdue``: on the 1st working day after the due date, then every ``overdue_every`` working days,
+  at most ``overdue_max`` times;
+- ``escalation``: once, from ``escalate_after`` working days overdue;
+- ``backlog``: a submission waiting more than ``backlog_days`` working days, then every
+  ``backlog_days`` more, at most ``backlog_max`` times;
+- ``digest``: one per cycle and working day.
+
+Only the current stage is ever due: a sweep after downtime sends what is still relevant and skips what
+is stale (never "3 days left" once only 1 is left, never a before-due reminder after the date).
+Nothing is due on a non-working day or before the send time, and only drafts and returned material
+get reminders (they stop the moment the material is submitted).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+
+from .calendar import WorkCalendar
+
+REMINDABLE_STATES = ("draft", "returned")
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    enabled: bool = True
+    before_days: tuple[int, ...] = (5, 3, 1)
+    on_due_day: bool = True
+    overdue_every: int = 2
+    overdue_max: int = 5
+    escalate_after: int = 3
+    backlog_days: int = 2
+    backlog_max: int = 3
+    daily_digest: bool = True
+    send_time: time = time(9, 0)
+
+    @classmethod
+    def from_model(cls, policy) -> PolicySettings:
+        if policy is None:
+            return cls()
+        hh, mm = (int(x) for x in (policy.send_time or "09:00").split(":"))
+        return cls(
+            enabled=policy.enabled, before_days=tuple(policy.before_days), on_due_day=policy.on_due_day,
+            overdue_every=max(1, policy.overdue_every), overdue_max=policy.overdue_max,
+            escalate_after=policy.escalate_after, backlog_days=policy.backlog_days,
+            backlog_max=policy.backlog_max, daily_digest=policy.daily_digest, send_time=time(hh, mm),
+        )
+
+
+@dataclass(frozen=True)
+class Item:
+    """The facts of one contribution that the policy looks at."""
+
+    contribution_id: int
+    state: str
+    due: date | None
+    submitted_on: date | None = None  # local day of the latest submission
+    submitted_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DueReminder:
+    kind: str
+    occurrence: str
+    contribution_id: int | None = None
+    cycle_id: int | None = None
+    due: date | None = None
+    # Signed working days to the due date (before/due/overdue/escalation) or days waited (backlog).
+    days: int | None = None
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def key(self) -> str:
+        from ..models.reminder import Reminder
+
+        return Reminder.make_key(self.kind, self.occurrence, self.contribution_id, self.cycle_id)
+
+
+def sweep_day(local_now: datetime, settings: PolicySettings, calendar: WorkCalendar) -> date | None:
+    """The local day whose reminders may go out at ``local_now``, or None (off day / too early)."""
+    if not settings.enabled:
+        return None
+    today = local_now.date()
+    if not calendar.is_working_day(today):
+        return None
+    if local_now.timetz().replace(tzinfo=None) < settings.send_time:
+        return None
+    return today
+
+
+def contribution_reminders(item: Item, today: date, settings: PolicySettings,
+                           calendar: WorkCalendar) -> list[DueReminder]:
+    """The reminders due today for one contribution (to its unit, and escalations)."""
+    if item.state not in REMINDABLE_STATES or item.due is None:
+        return []
+    due, cid = item.due, item.contribution_id
+    delta = calendar.signed_working_days(today, due)
+    out: list[DueReminder] = []
+    if today <= due:
+        if delta == 0:
+            if settings.on_due_day:
+                out.append(DueReminder("due_today", f"{due}", cid, due=due, days=0))
+        else:
+            windows = [t for t in settings.before_days if t >= delta]
+            if windows:
+                out.append(DueReminder("before_due", f"{due}/{min(windows)}", cid, due=due, days=delta))
+        return out
+    overdue = -delta
+    if overdue < 1:  # only possible on a non-working day, where nothing is sent anyway
+        return out
+    stage = (overdue - 1) // settings.overdue_every
+    if stage < settings.overdue_max:
+        out.append(DueReminder("overdue", f"{due}/{stage + 1}", cid, due=due, days=delta))
+    if settings.escalate_after > 0 and overdue >= settings.escalate_after:
+        out.append(DueReminder("escalation", f"{due}", cid, due=due, days=delta))
+    return out
+
+
+def backlog_reminder(item: Item, today: date, settings: PolicySettings,
+                     calendar: WorkCalendar) -> DueReminder | None:
+    """A reminder to reviewers when a submission has waited more than ``backlog_days`` working days."""
+    k = settings.backlog_days
+    if item.state != "submitted" or item.submitted_on is None or k <= 0:
+        return None
+    waited = calendar.working_days_between(item.submitted_on, today)
+    if waited <= k:
+        return None
+    stage = (waited - k - 1) // k
+    if stage >= settings.backlog_max:
+        return None
+    since = (item.submitted_at or datetime.combine(item.submitted_on, time())).strftime("%Y%m%dT%H%M%S")
+    return DueReminder("backlog", f"{since}/{stage + 1}", item.contribution_id, days=waited)
+
+
+def digest_reminder(cycle_id: int, today: date, settings: PolicySettings) -> DueReminder | None:
+    if not settings.daily_digest:
+        return None
+    return DueReminder("digest", f"{today}", cycle_id=cycle_id)
+
+
+def due_reminders(cycle_id: int, items: list[Item], local_now: datetime, settings: PolicySettings,
+                  calendar: WorkCalendar) -> list[DueReminder]:
+    """Everything due for one collecting cycle at ``local_now``."""
+    today = sweep_day(local_now, settings, calendar)
+    if today is None:
+        return []
+    out: list[DueReminder] = []
+    for item in items:
+        out.extend(contribution_reminders(item, today, settings, calendar))
+        backlog = backlog_reminder(item, today, settings, calendar)
+        if backlog:
+            out.append(backlog)
+    digest = digest_reminder(cycle_id, today, settings)
+    if digest:
+        out.append(digest)
+    return out

@@ -1,0 +1,342 @@
+"""Operations on deadlines and reminders: the policy, extension requests (申请延期), 催报 by hand,
+channel choices, group robots, and retrying dead outbox messages. They flush; the caller commits."""
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import select
+
+from ..errors import DomainError, NotFound, PermissionDenied
+from ..extensions import db
+from ..models import Assignment, Contribution, ReportCycle, Section
+from ..models.reminder import (
+    DEFAULT_POLICY, WEBHOOK_KINDS, ExtensionRequest, OutboxMessage, ReminderPolicy, UserChannelPreference,
+    WebhookTarget,
+)
+from ..notify import messages as M
+from ..notify.outbox import admins, liaisons, send_to_users
+from ..reminders.calendar import due_status
+from ..reminders.dispatch import fan_out, insert_reminder
+from ..reminders.jobs import as_utc
+from ..reminders.policy import REMINDABLE_STATES, DueReminder
+from ..timeutil import local_today, local_zone, utcnow
+from .audit import record
+
+MAX_NOTE = 500
+
+
+def _require_admin(actor) -> None:
+    if not actor.has_role("admin"):
+        raise PermissionDenied("只有管理员可以执行该操作。")
+
+
+# ------------------------------------------------------------------ policy
+
+
+def policy_for(cycle: ReportCycle) -> ReminderPolicy:
+    """The cycle's policy; a new, unsaved one with the defaults when none is stored."""
+    policy = db.session.scalar(select(ReminderPolicy).where(ReminderPolicy.cycle_id == cycle.id))
+    return policy or ReminderPolicy(cycle_id=cycle.id, **DEFAULT_POLICY)
+
+
+def _int_field(value, label: str, low: int, high: int) -> int:
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise DomainError(f"“{label}”必须是整数。") from None
+    if not low <= number <= high:
+        raise DomainError(f"“{label}”必须在{low}到{high}之间。")
+    return number
+
+
+def parse_day_list(raw: str) -> str:
+    parts = [p for p in re.split(r"[,，、\s]+", (raw or "").strip()) if p]
+    days = set()
+    for p in parts:
+        if not p.isdigit():
+            raise DomainError(f"“截止前提醒”应填写用逗号分隔的工作日数，例如 5,3,1；“{p[:10]}”不是数字。")
+        n = int(p)
+        if not 1 <= n <= 60:
+            raise DomainError("“截止前提醒”的每个工作日数必须在1到60之间。")
+        days.add(n)
+    if len(days) > 10:
+        raise DomainError("“截止前提醒”最多设置10个时间点。")
+    return ",".join(str(d) for d in sorted(days, reverse=True))
+
+
+def parse_send_time(raw: str) -> str:
+    match = re.fullmatch(r"\s*(\d{1,2})[:：](\d{2})\s*", raw or "")
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise DomainError("“发送时间”格式应为 时:分，例如 09:00。")
+    return f"{int(match[1]):02d}:{match[2]}"
+
+
+def update_policy(cycle: ReportCycle, actor, *, enabled: bool, before_due_days: str, on_due_day: bool,
+                  overdue_every, overdue_max, escalate_after, backlog_days, backlog_max,
+                  daily_digest: bool, send_time: str) -> ReminderPolicy:
+    """Save the cycle's reminder policy (all fields validated first; nothing changes on error)."""
+    _require_admin(actor)
+    values = {
+        "enabled": bool(enabled),
+        "before_due_days": parse_day_list(before_due_days),
+        "on_due_day": bool(on_due_day),
+        "overdue_every": _int_field(overdue_every, "逾期后每隔几个工作日催报", 1, 30),
+        "overdue_max": _int_field(overdue_max, "逾期催报最多次数", 0, 50),
+        "escalate_after": _int_field(escalate_after, "逾期几个工作日后升级提醒", 0, 60),
+        "backlog_days": _int_field(backlog_days, "待审核超过几个工作日提醒审核人", 0, 60),
+        "backlog_max": _int_field(backlog_max, "待审核提醒最多次数", 0, 50),
+        "daily_digest": bool(daily_digest),
+        "send_time": parse_send_time(send_time),
+    }
+    policy = policy_for(cycle)
+    for key, value in values.items():
+        setattr(policy, key, value)
+    policy.updated_at, policy.updated_by_id = utcnow(), actor.id
+    db.session.add(policy)
+    record(actor, "reminder.policy", f"cycle:{cycle.id}", **values)
+    db.session.flush()
+    return policy
+
+
+# ------------------------------------------------------------------ extension requests
+
+
+def can_request_extension(user, assignment: Assignment) -> bool:
+    contribution = assignment.contribution
+    return (user.has_role("liaison") and user.unit_id == assignment.unit_id
+            and assignment.section.cycle.state == "collecting"
+            and (contribution is None or contribution.state in REMINDABLE_STATES))
+
+
+def pending_extension(assignment: Assignment) -> ExtensionRequest | None:
+    return db.session.scalar(select(ExtensionRequest).where(
+        ExtensionRequest.assignment_id == assignment.id, ExtensionRequest.status == "pending"))
+
+
+def _parse_date(raw, label: str) -> date:
+    if isinstance(raw, date):
+        return raw
+    try:
+        return date.fromisoformat(str(raw or "").strip())
+    except ValueError:
+        raise DomainError(f"“{label}”不是有效日期，请按 2025-01-20 的格式填写。") from None
+
+
+def request_extension(assignment: Assignment, actor, requested_due, reason: str,
+                      today: date | None = None) -> ExtensionRequest:
+    """A liaison asks for a later due date with a reason (申请延期); the admins are told."""
+    if not (actor.has_role("liaison") and actor.unit_id == assignment.unit_id):
+        raise PermissionDenied("只有本单位联络员可以申请延期。")
+    if assignment.section.cycle.state != "collecting":
+        raise DomainError("只有征集中的年度报告可以申请延期。")
+    contribution = assignment.contribution
+    if contribution is not None and contribution.state not in REMINDABLE_STATES:
+        raise DomainError(f"材料当前为“{contribution.state_label}”，已提交的材料无需申请延期。")
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError("请填写申请延期的理由。")
+    if len(reason) > MAX_NOTE:
+        raise DomainError(f"理由最多{MAX_NOTE}字。")
+    new_due = _parse_date(requested_due, "申请延至")
+    current = assignment.effective_due()
+    today = today or local_today()
+    if new_due <= today:
+        raise DomainError("申请延至的日期必须晚于今天。")
+    if current is not None and new_due <= current:
+        raise DomainError(f"申请延至的日期必须晚于当前截止日期（{current.isoformat()}）。")
+    if (new_due - today).days > 366:
+        raise DomainError("申请延至的日期过远，请填写一年以内的日期。")
+    if pending_extension(assignment) is not None:
+        raise DomainError("该任务已有待审批的延期申请，请等待管理员处理。")
+    req = ExtensionRequest(assignment=assignment, requested_by_id=actor.id, reason=reason,
+                           current_due=current, requested_due=new_due, status="pending",
+                           created_at=utcnow())
+    db.session.add(req)
+    db.session.flush()
+    db.session.refresh(req, ["requested_by"])
+    send_to_users(admins(), M.extension_requested_message(req), "extension:requested",
+                  inapp_kind="other")
+    record(actor, "extension.request", f"assignment:{assignment.id}", requested_due=new_due.isoformat())
+    db.session.flush()
+    return req
+
+
+def decide_extension(req: ExtensionRequest, actor, grant: bool, comment: str | None = None,
+                     granted_due=None) -> ExtensionRequest:
+    """An admin grants (the assignment's due date moves; reminders follow it) or refuses."""
+    _require_admin(actor)
+    if req.status != "pending":
+        raise DomainError(f"该延期申请已处理（{req.status_label}），不能重复审批。")
+    comment = (comment or "").strip() or None
+    if comment and len(comment) > MAX_NOTE:
+        raise DomainError(f"意见最多{MAX_NOTE}字。")
+    if grant:
+        new_due = _parse_date(granted_due, "同意延至") if granted_due else req.requested_due
+        current = req.assignment.effective_due()
+        if current is not None and new_due <= current:
+            raise DomainError(f"同意延至的日期必须晚于当前截止日期（{current.isoformat()}）。")
+        req.assignment.due = new_due
+        req.granted_due, req.status = new_due, "granted"
+    else:
+        if not comment:
+            raise DomainError("不同意延期时请填写意见。")
+        req.status = "refused"
+    req.decided_by_id, req.decided_at, req.decision_comment = actor.id, utcnow(), comment
+    db.session.flush()
+    send_to_users(liaisons(req.assignment.unit_id), M.extension_decided_message(req),
+                  f"extension:{req.status}", inapp_kind="other")
+    record(actor, f"extension.{req.status}", f"assignment:{req.assignment_id}",
+           granted_due=req.granted_due.isoformat() if req.granted_due else None)
+    db.session.flush()
+    return req
+
+
+def withdraw_extension(req: ExtensionRequest, actor) -> ExtensionRequest:
+    if req.requested_by_id != actor.id:
+        raise PermissionDenied("只能撤回本人提交的延期申请。")
+    if req.status != "pending":
+        raise DomainError("该延期申请已处理，不能撤回。")
+    req.status, req.decided_at = "withdrawn", utcnow()
+    record(actor, "extension.withdraw", f"assignment:{req.assignment_id}")
+    db.session.flush()
+    return req
+
+
+# ------------------------------------------------------------------ 催报 by hand
+
+
+def remindable(cycle: ReportCycle, unit_ids=None, only_overdue: bool = False,
+               today: date | None = None) -> list[Contribution]:
+    q = (select(Contribution).where(Contribution.cycle_id == cycle.id,
+                                    Contribution.state.in_(REMINDABLE_STATES)).order_by(Contribution.id))
+    if unit_ids is not None:
+        q = q.where(Contribution.unit_id.in_(list(unit_ids)))
+    rows = list(db.session.scalars(q))
+    if only_overdue:
+        rows = [c for c in rows if due_status(c, today=today).overdue]
+    return rows
+
+
+def send_manual_reminder(cycle: ReportCycle, actor, unit_ids=None, all_overdue: bool = False,
+                         note: str | None = None, now: datetime | None = None) -> list:
+    """催报 now: remind the chosen units (or every overdue one) of their unsubmitted material.
+
+    Each contribution gets one logged Reminder of kind ``manual`` (its own key) and messages by every
+    channel, like the scheduled ones.
+    """
+    _require_admin(actor)
+    if cycle.state != "collecting":
+        raise DomainError("只有征集中的年度报告可以催报。")
+    note = (note or "").strip() or None
+    if note and len(note) > MAX_NOTE:
+        raise DomainError(f"附言最多{MAX_NOTE}字。")
+    now_aware = as_utc(now)
+    today = now_aware.astimezone(local_zone()).date()
+    if all_overdue:
+        targets = remindable(cycle, only_overdue=True, today=today)
+        if not targets:
+            raise DomainError("当前没有逾期未提交的材料。")
+    else:
+        ids = {int(u) for u in (unit_ids or [])}
+        if not ids:
+            raise DomainError("请选择要催报的单位，或选择“全部逾期单位”。")
+        targets = remindable(cycle, unit_ids=ids, today=today)
+        if not targets:
+            raise DomainError("所选单位没有需要催报的材料（都已提交）。")
+    batch = uuid.uuid4().hex[:12]
+    now_utc = now_aware.replace(tzinfo=None)
+    reminders = []
+    for c in targets:
+        spec = DueReminder("manual", f"{now_utc:%Y%m%dT%H%M%S}/{batch}", c.id,
+                           due=c.assignment.effective_due())
+        reminder = insert_reminder(spec, cycle.id, today, now_utc, note=note, actor=actor)
+        if reminder is not None:
+            fan_out(reminder, cycle, c, today)
+            reminders.append(reminder)
+    record(actor, "reminder.manual", f"cycle:{cycle.id}", count=len(reminders),
+           units=sorted({c.unit_id for c in targets}), note=note)
+    db.session.flush()
+    return reminders
+
+
+# ------------------------------------------------------------------ channels and robots
+
+
+def set_channel_preferences(user, email: bool, inapp: bool) -> UserChannelPreference:
+    pref = db.session.scalar(select(UserChannelPreference).where(UserChannelPreference.user_id == user.id))
+    if pref is None:
+        pref = UserChannelPreference(user_id=user.id)
+        db.session.add(pref)
+    pref.email, pref.inapp, pref.updated_at = bool(email), bool(inapp), utcnow()
+    record(user, "user.channels", f"user:{user.id}", email=bool(email), inapp=bool(inapp))
+    db.session.flush()
+    return pref
+
+
+def add_webhook(actor, name: str, kind: str, url: str, secret: str | None = None, unit_id=None,
+                cycle_id=None) -> WebhookTarget:
+    _require_admin(actor)
+    name, url, secret = (name or "").strip(), (url or "").strip(), (secret or "").strip() or None
+    if not name or len(name) > 100:
+        raise DomainError("请填写群机器人名称（100字以内）。")
+    if kind not in WEBHOOK_KINDS:
+        raise DomainError("请选择群机器人类型：企业微信或钉钉。")
+    if not re.match(r"^https?://[^\s/]+", url) or len(url) > 500:
+        raise DomainError("群机器人地址应以 http:// 或 https:// 开头（500字符以内）。")
+    if secret and len(secret) > 200:
+        raise DomainError("加签密钥过长。")
+    if (unit_id is None) == (cycle_id is None):
+        raise DomainError("群机器人必须属于一个单位或一个年度报告。")
+    target = WebhookTarget(name=name, kind=kind, url=url, secret=secret, unit_id=unit_id,
+                           cycle_id=cycle_id, active=True, created_at=utcnow())
+    db.session.add(target)
+    db.session.flush()
+    record(actor, "webhook.add", f"webhook:{target.id}", name=name, kind=kind)
+    return target
+
+
+def remove_webhook(actor, target: WebhookTarget) -> None:
+    _require_admin(actor)
+    target.active = False
+    record(actor, "webhook.remove", f"webhook:{target.id}", name=target.name)
+    db.session.flush()
+
+
+# ------------------------------------------------------------------ outbox
+
+
+def retry_message(actor, message: OutboxMessage, now: datetime | None = None) -> OutboxMessage:
+    """Put a dead (or cancelled) message back in the queue for delivery at once."""
+    _require_admin(actor)
+    if message.status not in ("dead", "cancelled"):
+        raise DomainError(f"该消息当前为“{message.status_label}”，只有发送失败或已取消的消息可以重试。")
+    message.status, message.attempts = "pending", 0
+    message.next_attempt_at = as_utc(now).replace(tzinfo=None)
+    message.expires_at = None
+    record(actor, "outbox.retry", f"outbox:{message.id}", previous_error=message.last_error)
+    db.session.flush()
+    return message
+
+
+def retry_all_dead(actor, now: datetime | None = None) -> int:
+    _require_admin(actor)
+    rows = list(db.session.scalars(select(OutboxMessage).where(OutboxMessage.status == "dead")))
+    for row in rows:
+        retry_message(actor, row, now)
+    return len(rows)
+
+
+def get_or_404(model, ident) -> object:
+    obj = db.session.get(model, ident)
+    if obj is None:
+        raise NotFound("找不到该记录。")
+    return obj
+
+
+__all__ = [
+    "Section", "add_webhook", "decide_extension", "policy_for", "remindable", "request_extension",
+    "retry_all_dead", "retry_message", "send_manual_reminder", "set_channel_preferences",
+    "update_policy", "withdraw_extension",
+]
