@@ -1,0 +1,387 @@
+"""Evaluate rules (校验规则) over the values of a cycle, with messages that show the arithmetic.
+
+A bare indicator code in a rule means, for the contribution being checked: that unit's own value when
+the unit reports the indicator; otherwise the value of the one unit that reports it (for example a
+figure of another section). ``sum(code)`` adds the values of every unit that reports the indicator.
+
+A rule "belongs" to a contribution when one of its bare codes is that unit's own value; only such a
+rule can block the unit's submission (提交审核). Sums and other units' figures are shown to it, but a
+unit is never blocked because a different unit's figure is missing or wrong.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal, DivisionByZero, InvalidOperation
+
+from sqlalchemy import select
+
+from ..extensions import db
+from . import expr as E
+from .numbers import format_number
+
+TOLERANCE = Decimal("0.005")  # for comparisons of computed quotients (rates)
+MAX_SUM_TERMS = 8  # per-unit terms shown in a sum before "等N个单位"
+
+STATUS_LABELS = {"ok": "通过", "failed": "未通过", "incomplete": "待填报后校验", "invalid": "规则有误"}
+SEVERITY_LABELS = {"error": "错误", "warning": "提示"}
+
+
+class FigureBook:
+    """Everything needed to check one cycle's figures, loaded with a handful of queries."""
+
+    def __init__(self, cycle):
+        from ..models import Assignment, Contribution, Section
+        from ..models.indicator import FigureExplanation, Indicator, IndicatorValue, Rule
+
+        self.cycle = cycle
+        indicators = list(db.session.scalars(
+            select(Indicator).where(Indicator.cycle_id == cycle.id)
+            .order_by(Indicator.section_id, Indicator.position, Indicator.id)))
+        self.indicators = {i.code: i for i in indicators}
+        self.by_id = {i.id: i for i in indicators}
+        self.rules = list(db.session.scalars(
+            select(Rule).where(Rule.cycle_id == cycle.id).order_by(Rule.section_id, Rule.position, Rule.id)))
+        contributions = list(db.session.scalars(
+            select(Contribution).join(Assignment, Contribution.assignment_id == Assignment.id)
+            .join(Section, Assignment.section_id == Section.id)
+            .where(Contribution.cycle_id == cycle.id).order_by(Section.position, Assignment.id)))
+        self.contributions = {c.id: c for c in contributions}
+        self.values = {}
+        if contributions:
+            for row in db.session.scalars(select(IndicatorValue).join(Contribution).where(
+                    Contribution.cycle_id == cycle.id)):
+                self.values[(row.contribution_id, row.indicator_id)] = row
+        self.explanations = {}
+        for row in db.session.scalars(select(FigureExplanation).join(Contribution).where(
+                Contribution.cycle_id == cycle.id)):
+            self.explanations[(row.contribution_id, row.key)] = row
+        self.reporters = {i.id: [] for i in indicators}
+        by_section: dict[int, list] = {}
+        for c in contributions:
+            by_section.setdefault(c.section_id, []).append(c)
+        for ind in indicators:
+            self.reporters[ind.id] = [c for c in by_section.get(ind.section_id, [])
+                                      if ind.reports(c.assignment)]
+        self._trees: dict[str, object] = {}
+
+    # -------------------------------------------------------------- lookups
+
+    def indicators_for(self, contribution) -> list:
+        """The indicators this contribution's unit enters, in form order."""
+        return [i for i in self.by_id.values() if contribution in self.reporters[i.id]]
+
+    def value(self, contribution, indicator) -> Decimal | None:
+        row = self.values.get((contribution.id, indicator.id))
+        return None if row is None or row.value is None else Decimal(row.value)
+
+    def row(self, contribution, indicator):
+        return self.values.get((contribution.id, indicator.id))
+
+    def explanation(self, contribution, key: str) -> str | None:
+        row = self.explanations.get((contribution.id, key)) if contribution is not None else None
+        return row.text if row is not None else None
+
+    def tree(self, rule):
+        if rule.expression not in self._trees:
+            try:
+                self._trees[rule.expression] = E.parse_rule(rule.expression)
+            except E.ExpressionError as exc:
+                self._trees[rule.expression] = exc
+        return self._trees[rule.expression]
+
+    def resolve(self, code: str, contribution):
+        """Return (value, source contribution or None, note) for a bare code seen from ``contribution``."""
+        ind = self.indicators.get(code)
+        if ind is None:
+            raise _Invalid(f"规则引用了未定义的指标“{code}”")
+        reporters = self.reporters[ind.id]
+        if contribution is not None and contribution in reporters:
+            return self.value(contribution, ind), contribution
+        if len(reporters) == 1:
+            return self.value(reporters[0], ind), reporters[0]
+        if not reporters:
+            return None, None
+        raise _Ambiguous(code)
+
+    def values_for(self, contribution) -> dict:
+        """Values a contribution's text may cite: ``code`` and ``sum(code)`` keys, Decimal or None."""
+        values = {}
+        for code, ind in self.indicators.items():
+            try:
+                values[code] = self.resolve(code, contribution)[0]
+            except (_Ambiguous, _Invalid):
+                values[code] = None
+            values[f"sum({code})"] = self.total(ind)
+        return values
+
+    def total(self, indicator) -> Decimal | None:
+        entered = [self.value(c, indicator) for c in self.reporters[indicator.id]]
+        entered = [v for v in entered if v is not None]
+        return sum(entered, Decimal(0)) if entered else None
+
+    def rules_for(self, contribution) -> list:
+        """Rules of the contribution's section plus rules elsewhere that name an indicator it enters."""
+        own_codes = {i.code for i in self.indicators_for(contribution)}
+        chosen = []
+        for rule in self.rules:
+            tree = self.tree(rule)
+            codes = set() if isinstance(tree, E.ExpressionError) else set(E.codes_in(tree))
+            if rule.section_id == contribution.section_id or codes & own_codes:
+                chosen.append(rule)
+        return chosen
+
+
+class _Invalid(Exception):
+    pass
+
+
+class _Ambiguous(Exception):
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+class _Missing(Exception):
+    pass
+
+
+@dataclass
+class RuleResult:
+    rule: object
+    status: str  # ok | failed | incomplete | invalid
+    message: str
+    contribution: object = None  # the contribution whose own figures the rule was checked for
+    owners: set = field(default_factory=set)  # ids of contributions whose own bare values are used
+    explanation: str | None = None
+    left: Decimal | None = None
+    right: Decimal | None = None
+
+    @property
+    def severity(self) -> str:
+        return self.rule.severity
+
+    @property
+    def severity_label(self) -> str:
+        return SEVERITY_LABELS.get(self.rule.severity, self.rule.severity)
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS[self.status]
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+    @property
+    def blocking(self) -> bool:
+        return self.failed and self.rule.severity == "error"
+
+    @property
+    def needs_explanation(self) -> bool:
+        return self.failed and self.rule.severity == "warning" and not (self.explanation or "").strip()
+
+    @property
+    def explanation_key(self) -> str:
+        return f"rule:{self.rule.id}"
+
+
+@dataclass
+class _Val:
+    value: Decimal | None
+    text: str
+    compound: bool = False
+    divides: bool = False
+
+
+class _Evaluator:
+    def __init__(self, book: FigureBook, contribution, detail: bool):
+        self.book = book
+        self.contribution = contribution
+        self.detail = detail
+        self.owners: set[int] = set()
+        self.missing: list[str] = []
+
+    def name_of(self, ind, source) -> str:
+        if source is not None and self.contribution is not None and source is not self.contribution:
+            return f"{source.unit.name}{ind.name}"
+        return ind.name
+
+    def visit(self, node) -> _Val:
+        if isinstance(node, E.Num):
+            return _Val(node.value, format_number(node.value))
+        if isinstance(node, E.Ref):
+            try:
+                value, source = self.book.resolve(node.code, self.contribution)
+            except _Ambiguous:
+                ind = self.book.indicators[node.code]
+                raise _Invalid(f"“{ind.name}”由多个单位分别填报，规则中请写 sum({node.code}) 表示全区合计") from None
+            ind = self.book.indicators[node.code]
+            if source is not None and source is self.contribution:
+                self.owners.add(source.id)
+            elif source is not None and self.contribution is None:
+                self.owners.add(source.id)
+            label = self.name_of(ind, source)
+            if value is None:
+                who = "" if source is None or source is self.contribution else f"（待{source.unit.name}填报）"
+                self.missing.append(f"“{label}”{who}")
+                return _Val(None, f"{label}（未填）")
+            return _Val(value, f"{label}（{format_number(value)}）")
+        if isinstance(node, E.Sum):
+            ind = self.book.indicators.get(node.code)
+            if ind is None:
+                raise _Invalid(f"规则引用了未定义的指标“{node.code}”")
+            terms, waiting = [], []
+            for c in self.book.reporters[ind.id]:
+                v = self.book.value(c, ind)
+                if v is None:
+                    if ind.required:
+                        waiting.append(c.unit.name)
+                    continue
+                terms.append((c.unit.name, v))
+            total = sum((v for _, v in terms), Decimal(0))
+            if waiting:
+                self.missing.append(f"{'、'.join(waiting)}的“{ind.name}”")
+            if not terms and not waiting:
+                self.missing.append(f"各单位的“{ind.name}”")
+                return _Val(None, f"各单位{ind.name}合计（尚无填报）")
+            if self.detail and terms:
+                shown = " + ".join(f"{u}{format_number(v)}" for u, v in terms[:MAX_SUM_TERMS])
+                if len(terms) > MAX_SUM_TERMS:
+                    shown += f" + 其余{len(terms) - MAX_SUM_TERMS}个单位{format_number(sum((v for _, v in terms[MAX_SUM_TERMS:]), Decimal(0)))}"
+                inner = f"{shown} = {format_number(total)}" if len(terms) > 1 else shown
+            else:
+                inner = format_number(total)
+            return _Val(total, f"各单位{ind.name}合计（{inner}）")
+        if isinstance(node, E.Neg):
+            inner = self.visit(node.operand)
+            value = None if inner.value is None else -inner.value
+            return _Val(value, f"-{inner.text}", True, inner.divides)
+        if isinstance(node, E.Group):
+            inner = self.visit(node.inner)
+            return _Val(inner.value, f"({inner.text})", inner.compound, inner.divides)
+        if isinstance(node, E.BinOp):
+            left, right = self.visit(node.left), self.visit(node.right)
+            symbol = {"+": "+", "-": "−", "*": "×", "/": "÷"}[node.op]
+            text = f"{left.text} {symbol} {right.text}"
+            divides = left.divides or right.divides or node.op == "/"
+            if left.value is None or right.value is None:
+                return _Val(None, text, True, divides)
+            try:
+                if node.op == "+":
+                    value = left.value + right.value
+                elif node.op == "-":
+                    value = left.value - right.value
+                elif node.op == "*":
+                    value = left.value * right.value
+                else:
+                    if right.value == 0:
+                        raise _Missing(f"除数“{right.text}”为0，无法计算")
+                    value = left.value / right.value
+            except (DivisionByZero, InvalidOperation):  # pragma: no cover - guarded above
+                raise _Missing(f"除数“{right.text}”为0，无法计算") from None
+            return _Val(value, text, True, divides)
+        raise _Invalid("规则包含不支持的写法")  # pragma: no cover - the parser builds nothing else
+
+
+def _holds(op: str, left: Decimal, right: Decimal, tolerant: bool) -> bool:
+    if op in ("=", "!="):
+        equal = abs(left - right) < TOLERANCE if tolerant else left == right
+        return equal if op == "=" else not equal
+    if tolerant:  # a rounded rate may sit a hair above its limit
+        left, right = left.quantize(Decimal("0.01")), right.quantize(Decimal("0.01"))
+    return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+
+
+def _shown(val: _Val) -> str:
+    if val.compound and val.value is not None:
+        rounded = val.value.quantize(Decimal("0.01")) if val.divides else val.value
+        return f"{val.text} = {format_number(rounded)}"
+    return val.text
+
+
+def evaluate_rule(book: FigureBook, rule, contribution=None, detail: bool = True) -> RuleResult:
+    """Check one rule as seen from ``contribution`` (None: from the cycle as a whole)."""
+    prefix = f"{rule.message.strip().rstrip('。')}：" if (rule.message or "").strip() else ""
+    tree = book.tree(rule)
+    if isinstance(tree, E.ExpressionError):
+        return RuleResult(rule, "invalid", f"规则“{rule.expression}”有误：{tree.message}", contribution)
+    ev = _Evaluator(book, contribution, detail)
+    try:
+        left = ev.visit(tree.left)
+        right = ev.visit(tree.right)
+    except _Invalid as exc:
+        return RuleResult(rule, "invalid", f"规则“{rule.expression}”无法校验：{exc}。", contribution)
+    except _Missing as exc:
+        return RuleResult(rule, "incomplete", f"{prefix}暂不能校验：{exc}。", contribution, ev.owners)
+    explanation = None
+    for owner in sorted(ev.owners):
+        explanation = explanation or book.explanation(book.contributions.get(owner), f"rule:{rule.id}")
+    arithmetic = f"{_shown(left)}{E.OP_WORDS[tree.op]} {_shown(right)}"
+    if ev.missing or left.value is None or right.value is None:
+        waiting = "、".join(dict.fromkeys(ev.missing))
+        return RuleResult(rule, "incomplete", f"{prefix}{waiting}尚未填写，填写后再校验：{arithmetic}。",
+                          contribution, ev.owners, explanation)
+    tolerant = left.divides or right.divides
+    if _holds(tree.op, left.value, right.value, tolerant):
+        return RuleResult(rule, "ok", f"{prefix}{arithmetic}。", contribution, ev.owners, explanation,
+                          left.value, right.value)
+    tail = ""
+    if tree.op == "=":
+        tail = f"，两者相差{format_number(abs(left.value - right.value).quantize(Decimal('0.01')) if tolerant else abs(left.value - right.value))}"
+    message = f"{prefix}数字对不上：{arithmetic}{tail}。" if tree.op == "=" else \
+        f"{prefix}不符合要求：{arithmetic}。"
+    return RuleResult(rule, "failed", message, contribution, ev.owners, explanation, left.value, right.value)
+
+
+def _bare_codes(tree) -> list[str]:
+    return [n.code for n in E._refs(tree) if isinstance(n, E.Ref)]
+
+
+def evaluate_contribution(book: FigureBook, contribution, detail: bool = False) -> list[RuleResult]:
+    """Check every rule that concerns ``contribution``, as seen from it."""
+    return [evaluate_rule(book, rule, contribution, detail) for rule in book.rules_for(contribution)]
+
+
+def _contexts(book: FigureBook, rule) -> list:
+    tree = book.tree(rule)
+    if isinstance(tree, E.ExpressionError):
+        return [None]
+    contexts = []
+    for code in _bare_codes(tree):
+        ind = book.indicators.get(code)
+        if ind is None:
+            return [None]
+        reporters = book.reporters[ind.id]
+        if len(reporters) > 1:
+            for c in reporters:
+                if c not in contexts:
+                    contexts.append(c)
+    if contexts:
+        return contexts
+    # Every bare code has at most one reporter: the rule reads the same from anywhere.
+    for code in _bare_codes(tree):
+        for c in book.reporters[book.indicators[code].id]:
+            return [c]
+    return [None]
+
+
+def evaluate_section(book: FigureBook, section, detail: bool = True) -> list[RuleResult]:
+    """Check the rules defined on ``section``, once per unit where the rule reads per unit."""
+    results = []
+    for rule in book.rules:
+        if rule.section_id == section.id:
+            results.extend(evaluate_rule(book, rule, c, detail) for c in _contexts(book, rule))
+    return results
+
+
+def evaluate_cycle(book: FigureBook, detail: bool = True) -> list[RuleResult]:
+    """Check every rule of the cycle; a rule over per-unit figures is checked for each unit."""
+    results = []
+    for rule in book.rules:
+        results.extend(evaluate_rule(book, rule, c, detail) for c in _contexts(book, rule))
+    return results
+
+
+def check_cycle(cycle, detail: bool = True) -> list[RuleResult]:
+    """Load the cycle's figures and check every rule (for the dashboard and the summary)."""
+    return evaluate_cycle(FigureBook(cycle), detail)

@@ -1,0 +1,107 @@
+"""Clone a report cycle to a new year (复制为新年度): outline, assignments, reviewers, indicators, rules and
+the reminder policy come along; texts, values and states do not. The new cycle starts in setup."""
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from sqlalchemy import select
+
+from ..errors import DomainError, PermissionDenied
+from ..extensions import db
+from ..models import Assignment, ReportCycle, Section
+from ..models.indicator import Indicator, Rule
+from .audit import record
+
+
+def shift_year(value: date | None, years: int) -> date | None:
+    """The same day ``years`` later (29 February becomes 28 February)."""
+    if value is None:
+        return None
+    try:
+        return value.replace(year=value.year + years)
+    except ValueError:
+        return value.replace(year=value.year + years, day=28)
+
+
+def _reminder_policy_model():
+    # The reminder feature is optional: clone its policy only when its model exists.
+    try:
+        from ..models.reminder import ReminderPolicy
+    except ImportError:  # pragma: no cover - depends on the installed features
+        return None
+    return ReminderPolicy
+
+
+def _copy_columns(row, skip=("id", "cycle_id")) -> dict:
+    return {c.key: getattr(row, c.key) for c in row.__mapper__.column_attrs if c.key not in skip}
+
+
+def clone_cycle(source: ReportCycle, actor, year: int | None = None, title: str | None = None) -> ReportCycle:
+    """Create next year's cycle from ``source``; dates move by the difference in years.
+
+    :raise PermissionDenied: the actor is not an admin.
+    :raise DomainError: the target year is not after the source's or already has a cycle.
+    """
+    if not actor.has_role("admin"):
+        raise PermissionDenied("只有管理员可以复制年度报告。")
+    year = source.year + 1 if year is None else year
+    if not isinstance(year, int) or year <= source.year or year > source.year + 10:
+        raise DomainError(f"新年度应晚于{source.year}年，且不超过{source.year + 10}年。")
+    exists = db.session.scalar(select(ReportCycle.id).where(ReportCycle.region == source.region,
+                                                            ReportCycle.year == year))
+    if exists:
+        raise DomainError(f"{source.region}{year}年度的年度报告已存在，不能重复复制。")
+    years = year - source.year
+    if not (title or "").strip():
+        title = re.sub(str(source.year), str(year), source.title) if str(source.year) in source.title \
+            else f"{year}年{source.title}"
+    cycle = ReportCycle(
+        year=year, region=source.region, title=title.strip(), due=shift_year(source.due, years),
+        unit_head_review=source.unit_head_review, issuers=source.issuers,
+        issue_date=shift_year(source.issue_date, years), state="setup", cloned_from_id=source.id,
+    )
+    db.session.add(cycle)
+    db.session.flush()
+
+    section_map: dict[int, Section] = {}
+
+    def copy_section(old: Section, parent: Section | None):
+        new = Section(cycle=cycle, parent=parent, code=old.code, position=old.position, title=old.title,
+                      guidance=old.guidance, word_limit=old.word_limit, run_in=old.run_in,
+                      due=shift_year(old.due, years))
+        new.reviewers = list(old.reviewers)
+        db.session.add(new)
+        section_map[old.id] = new
+        for a in old.assignments:
+            new.assignments.append(Assignment(unit_id=a.unit_id, role=a.role, due=shift_year(a.due, years)))
+        for child in old.children:
+            copy_section(child, new)
+
+    for top in source.top_sections():
+        copy_section(top, None)
+    db.session.flush()
+
+    counts = {"sections": len(section_map), "assignments": sum(len(s.assignments) for s in section_map.values())}
+    indicators = list(db.session.scalars(select(Indicator).where(Indicator.cycle_id == source.id)
+                                         .order_by(Indicator.id)))
+    for ind in indicators:
+        data = _copy_columns(ind, skip=("id", "cycle_id", "section_id"))
+        db.session.add(Indicator(cycle_id=cycle.id, section_id=section_map[ind.section_id].id, **data))
+    rules = list(db.session.scalars(select(Rule).where(Rule.cycle_id == source.id).order_by(Rule.id)))
+    for rule in rules:
+        data = _copy_columns(rule, skip=("id", "cycle_id", "section_id"))
+        section_id = section_map[rule.section_id].id if rule.section_id is not None else None
+        db.session.add(Rule(cycle_id=cycle.id, section_id=section_id, **data))
+    counts.update(indicators=len(indicators), rules=len(rules))
+
+    Policy = _reminder_policy_model()
+    if Policy is not None:
+        policy = db.session.scalar(select(Policy).where(Policy.cycle_id == source.id))
+        if policy is not None:
+            data = _copy_columns(policy, skip=("id", "cycle_id", "updated_at", "updated_by_id"))
+            db.session.add(Policy(cycle_id=cycle.id, updated_by_id=actor.id, **data))
+            counts["reminder_policy"] = 1
+    record(actor, "cycle.clone", f"cycle:{cycle.id}", source=source.id, year=year, **counts)
+    db.session.flush()
+    return cycle

@@ -1,0 +1,467 @@
+"""Operations on figures: save a unit's indicator values and explanations, check before 提交审核,
+snapshot values with each revision and at approval, and list what a later change affects.
+
+Importing this module registers its submit check and revision data in ``services.contributions`` and
+its approval snapshot on the workflow signal (idempotently).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from ..errors import Conflict, DomainError, PermissionDenied
+from ..extensions import db
+from ..figures import bound as B
+from ..figures import yoy as Y
+from ..figures.evaluate import FigureBook, evaluate_contribution
+from ..figures.literal import check_literals
+from ..figures.numbers import format_number, parse_value
+from ..models.indicator import FigureExplanation, IndicatorValue
+from ..timeutil import utcnow
+from ..workflow.machine import is_contribution_reviewer, transition_fired
+from . import contributions as C
+from .audit import record
+
+MAX_EXPLANATION_CHARS = 1000
+
+
+class FigureFormError(DomainError):
+    """Values were refused; ``errors`` maps a field (indicator code or explanation key) to its message."""
+
+    def __init__(self, errors: dict[str, str]):
+        lines = list(errors.values())
+        super().__init__("填报的数值有误，均未保存：\n" + "\n".join(lines))
+        self.errors = errors
+
+
+# ---------------------------------------------------------------- permissions
+
+
+def can_view_figures(user, contribution) -> bool:
+    """The unit's own people, admins, leaders and the section's reviewers read a unit's values."""
+    if user is None or not getattr(user, "is_authenticated", True):
+        return False
+    if user.has_role("admin", "leader"):
+        return True
+    if user.unit_id is not None and user.unit_id == contribution.unit_id:
+        return True
+    return user.has_role("reviewer") and is_contribution_reviewer(user, contribution)
+
+
+def can_edit_figures(user, contribution) -> bool:
+    return C.can_edit(user, contribution)
+
+
+def can_view_cycle_figures(user) -> bool:
+    """Only the office (admins, reviewers) and leaders see every unit's values side by side."""
+    return user is not None and user.has_role("admin", "reviewer", "leader")
+
+
+def sees_unit_breakdown(user) -> bool:
+    return can_view_cycle_figures(user)
+
+
+# ---------------------------------------------------------------- what a contribution's figures say
+
+
+@dataclass
+class FigureRow:
+    indicator: object
+    value: Decimal | None
+    previous: Decimal | None = None
+    jump: object = None
+    explanation: str | None = None
+    approved_value: Decimal | None = None
+
+    @property
+    def display(self) -> str:
+        return format_number(self.value) if self.value is not None else ""
+
+    @property
+    def changed_since_approval(self) -> bool:
+        return self.approved_value is not None and self.value != self.approved_value
+
+
+@dataclass
+class ValueChange:
+    indicator: object
+    contribution: object
+    old: Decimal | None
+    new: Decimal | None
+    sentences: list = field(default_factory=list)  # (citing contribution, before, after)
+
+
+@dataclass
+class ContributionFigures:
+    contribution: object
+    book: FigureBook
+    rows: list
+    results: list
+    literals: list
+    jumps: list
+    unknown_citations: list
+    empty_citations: list
+    previous: object = None  # last year's contribution of the same unit and section
+    previous_text: str | None = None
+    similarity: float = 0.0
+    changes: list = field(default_factory=list)
+
+    @property
+    def missing_required(self) -> list:
+        return [r.indicator for r in self.rows if r.indicator.required and r.value is None]
+
+    @property
+    def mostly_unchanged(self) -> bool:
+        return self.similarity > Y.SIMILARITY_THRESHOLD
+
+    @property
+    def own_results(self) -> list:
+        return [r for r in self.results if self.contribution.id in r.owners]
+
+    @property
+    def pending_explanations(self) -> list[tuple[str, str]]:
+        """(key, message) of every flag that still needs the liaison's written explanation."""
+        pending = [(r.explanation_key, r.message) for r in self.own_results if r.needs_explanation]
+        pending += [(j.key, j.message) for j in self.jumps
+                    if not (self.book.explanation(self.contribution, j.key) or "").strip()]
+        return pending
+
+    @property
+    def explainable(self) -> list[tuple[str, str, str]]:
+        """(key, message, current explanation) of every flag that takes an explanation."""
+        items = [(r.explanation_key, r.message, r.explanation or "") for r in self.own_results
+                 if r.failed and r.rule.severity == "warning"]
+        items += [(j.key, j.message, self.book.explanation(self.contribution, j.key) or "") for j in self.jumps]
+        return items
+
+    def blocking(self) -> list[str]:
+        """Everything that stops 提交审核, as sentences a liaison understands."""
+        problems = [f"必填指标“{i.name}”（{i.measure}）尚未填写。" for i in self.missing_required]
+        problems += [r.message for r in self.own_results if r.blocking]
+        problems += [f"“{r.rule.message or r.rule.expression}”未通过，需要填写说明：{r.message}"
+                     for r in self.own_results if r.needs_explanation]
+        problems += [f"{j.message}（请在说明栏填写）" for j in self.jumps
+                     if not (self.book.explanation(self.contribution, j.key) or "").strip()]
+        problems += [f"正文引用了不存在的指标“{{{{{code}}}}}”，请删除或改正。" for code in self.unknown_citations]
+        problems += [f"正文引用了“{ind.name}”，但尚未填写该数值。" for ind in self.empty_citations]
+        problems += [r.message for r in self.own_results if r.status == "invalid"]
+        return problems
+
+    @property
+    def warning_count(self) -> int:
+        return (len([r for r in self.results if r.failed]) + len(self.literals) + len(self.jumps)
+                + (1 if self.mostly_unchanged else 0))
+
+
+def _values_stamp(book: FigureBook, contribution) -> str:
+    parts = [f"{i.code}={book.value(contribution, i)}" for i in book.indicators_for(contribution)]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def values_stamp(contribution) -> str:
+    """A short fingerprint of the values as loaded; the form sends it back to detect a lost update."""
+    return _values_stamp(FigureBook(contribution.cycle), contribution)
+
+
+def contribution_figures(contribution, viewer=None, book: FigureBook | None = None) -> ContributionFigures:
+    """Everything the editor, the review page and the submit check need to know about the figures."""
+    book = book or FigureBook(contribution.cycle)
+    if contribution.id not in book.contributions:
+        book.contributions[contribution.id] = contribution
+    detail = viewer is not None and sees_unit_breakdown(viewer)
+    previous = Y.previous_contribution(contribution)
+    previous_values = Y.previous_values(contribution) if previous is not None else {}
+    rows = []
+    for ind in book.indicators_for(contribution):
+        row = book.row(contribution, ind)
+        value = book.value(contribution, ind)
+        prev = previous_values.get(ind.code)
+        jump = Y.jumps([(ind, prev, value)])[0] if Y.is_jump(prev, value) else None
+        rows.append(FigureRow(ind, value, prev, jump, book.explanation(contribution, f"yoy:{ind.code}"),
+                              None if row is None or row.approved_value is None else Decimal(row.approved_value)))
+    values = book.values_for(contribution)
+    checks = [(r.indicator, r.value) for r in rows]
+    own = {r.indicator.code for r in rows}
+    checks += [(ind, values.get(code)) for code, ind in book.indicators.items() if code not in own]
+    text = contribution.body or ""
+    cited = B.citations(text)
+    unknown = B.unknown_citations(text, book.indicators)
+    empty = []
+    for c in cited:
+        if c.code in own and not c.is_sum and values.get(c.code) is None:
+            ind = book.indicators[c.code]
+            if ind not in empty:
+                empty.append(ind)
+    previous_text = Y.approved_text(previous)
+    return ContributionFigures(
+        contribution=contribution, book=book, rows=rows,
+        results=evaluate_contribution(book, contribution, detail),
+        literals=check_literals(text, checks),
+        jumps=[r.jump for r in rows if r.jump is not None],
+        unknown_citations=unknown, empty_citations=empty, previous=previous, previous_text=previous_text,
+        similarity=Y.similarity(text, previous_text) if previous_text else 0.0,
+        changes=[ch for ch in changes_after_approval(contribution.cycle, book)
+                 if ch.contribution.id == contribution.id or any(s[0].id == contribution.id for s in ch.sentences)],
+    )
+
+
+# ---------------------------------------------------------------- saving
+
+
+def save_figures(contribution, actor, raw_values: dict, explanations: dict | None = None,
+                 stamp: str | None = None) -> ContributionFigures:
+    """Save the unit's values (and explanations of flagged figures) in one go.
+
+    ``raw_values`` maps indicator code → the text typed (blank clears the value). Every field is
+    checked before anything is written: one bad field refuses the whole form.
+
+    :raise PermissionDenied: the actor may not edit this contribution now.
+    :raise FigureFormError: a value or explanation is malformed; ``errors`` says which.
+    :raise Conflict: the values changed since ``stamp`` was taken.
+    """
+    if not (actor.has_role("liaison") and actor.unit_id == contribution.unit_id):
+        raise PermissionDenied("只有本单位联络员可以填报该材料的统计数据。")
+    if contribution.cycle.state != "collecting":
+        raise DomainError(f"年度报告当前为“{contribution.cycle.state_label}”，统计数据只能在征集中填报。")
+    if contribution.state not in ("draft", "returned"):
+        raise DomainError(f"材料当前为“{contribution.state_label}”，不能修改统计数据。如需修改，请先撤回。")
+    book = FigureBook(contribution.cycle)
+    if stamp is not None and stamp != _values_stamp(book, contribution):
+        raise Conflict("统计数据已被他人修改，您填写的内容尚未保存。请核对页面上的最新数值后再保存。")
+    indicators = book.indicators_for(contribution)
+    known = {i.code for i in indicators}
+    errors: dict[str, str] = {}
+    for code in raw_values:
+        if code not in known:
+            errors[code] = f"指标“{code}”不属于本材料，不能填报。"
+    parsed = {}
+    for ind in indicators:
+        if ind.code not in raw_values:
+            continue
+        try:
+            parsed[ind.code] = parse_value(raw_values[ind.code], ind)
+        except ValueError as exc:
+            errors[ind.code] = str(exc)
+    allowed_keys = {f"yoy:{i.code}" for i in indicators} | {f"rule:{r.id}" for r in book.rules}
+    cleaned = {}
+    for key, text in (explanations or {}).items():
+        text = (text or "").strip()
+        if key not in allowed_keys:
+            errors[key] = "说明对应的项目不存在，请刷新页面后重试。"
+        elif len(text) > MAX_EXPLANATION_CHARS:
+            errors[key] = f"说明过长（{len(text)}字），最多{MAX_EXPLANATION_CHARS}字。"
+        else:
+            cleaned[key] = text
+    if errors:
+        raise FigureFormError(errors)
+
+    now = utcnow()
+    changed = {}
+    for ind in indicators:
+        if ind.code not in parsed:
+            continue
+        new = parsed[ind.code]
+        row = book.row(contribution, ind)
+        old = None if row is None or row.value is None else Decimal(row.value)
+        if old == new and (row is not None or new is None):
+            continue
+        if row is None:
+            row = IndicatorValue(contribution_id=contribution.id, indicator_id=ind.id)
+            db.session.add(row)
+        row.value = new
+        row.updated_at = now
+        row.updated_by_id = actor.id
+        changed[ind.code] = [None if old is None else format_number(old), None if new is None else format_number(new)]
+    for key, text in cleaned.items():
+        row = db.session.scalar(select(FigureExplanation).where(
+            FigureExplanation.contribution_id == contribution.id, FigureExplanation.key == key))
+        if not text:
+            if row is not None:
+                db.session.delete(row)
+                changed[key] = "说明已删除"
+            continue
+        if row is None:
+            row = FigureExplanation(contribution_id=contribution.id, key=key, text=text)
+            db.session.add(row)
+        elif row.text == text:
+            continue
+        row.text = text
+        row.author_id = actor.id
+        row.updated_at = now
+        changed[key] = "说明已更新"
+    if changed:
+        record(actor, "figures.save", f"contribution:{contribution.id}", changed=changed)
+    db.session.flush()
+    return contribution_figures(contribution, actor)
+
+
+# ---------------------------------------------------------------- submit, revision, approval hooks
+
+
+def check_before_submit(contribution, actor) -> None:
+    """Refuse 提交审核 while the figures have an error, a missing required value or a flag without an
+    explanation (registered in ``services.contributions.SUBMIT_CHECKS``).
+
+    :raise DomainError: listing every problem, numbered.
+    """
+    # Only the unit's liaison submits; let the workflow give its own refusal to anybody else.
+    if not (actor.has_role("liaison") and actor.unit_id == contribution.unit_id):
+        return
+    if contribution.state not in ("draft", "returned") or contribution.cycle.state != "collecting":
+        return
+    report = contribution_figures(contribution)
+    problems = report.blocking()
+    if problems:
+        numbered = "\n".join(f"{n}. {p}" for n, p in enumerate(problems, 1))
+        raise DomainError(f"统计数据还有{len(problems)}个问题，暂不能提交审核：\n{numbered}")
+
+
+def revision_figures(contribution) -> dict:
+    """The values and explanations at submission, kept with the revision."""
+    book = FigureBook(contribution.cycle)
+    figures = {}
+    for ind in book.indicators_for(contribution):
+        value = book.value(contribution, ind)
+        figures[ind.code] = None if value is None else format_number(value)
+    explanations = {key: row.text for (cid, key), row in book.explanations.items() if cid == contribution.id}
+    data = {}
+    if figures:
+        data["figures"] = figures
+    if explanations:
+        data["explanations"] = explanations
+    return data
+
+
+def _on_transition(sender, event=None, **_):
+    """At 通过 (approve) remember each value, so a later change can name the sentences it affects."""
+    from ..models import Contribution
+
+    if event != "approve" or not isinstance(sender, Contribution):
+        return
+    for row in db.session.scalars(select(IndicatorValue).where(IndicatorValue.contribution_id == sender.id)):
+        row.approved_value = row.value
+
+
+def install() -> None:
+    """Register the hooks once (safe to call repeatedly)."""
+    if check_before_submit not in C.SUBMIT_CHECKS:
+        C.SUBMIT_CHECKS.append(check_before_submit)
+    if revision_figures not in C.REVISION_DATA:
+        C.REVISION_DATA.append(revision_figures)
+    transition_fired.connect(_on_transition, weak=False)
+
+
+install()
+
+
+# ---------------------------------------------------------------- bound numbers
+
+
+def bound_values(contribution, book: FigureBook | None = None) -> dict:
+    """The values ``contribution``'s text may cite, for ``figures.bound.render_bound``."""
+    book = book or FigureBook(contribution.cycle)
+    return book.values_for(contribution)
+
+
+def bound_names(cycle, book: FigureBook | None = None) -> dict:
+    book = book or FigureBook(cycle)
+    return {code: ind.name for code, ind in book.indicators.items()}
+
+
+def render_contribution_text(contribution, book: FigureBook | None = None) -> str:
+    """The contribution's text with every ``{{code}}`` printed from its current value."""
+    book = book or FigureBook(contribution.cycle)
+    return B.render_bound(contribution.body or "", book.values_for(contribution), bound_names(contribution.cycle, book))
+
+
+def render_cycle_texts(cycle) -> dict[int, str]:
+    """Contribution id → rendered text, for every contribution of the cycle (one load for all)."""
+    book = FigureBook(cycle)
+    names = bound_names(cycle, book)
+    return {cid: B.render_bound(c.body or "", book.values_for(c), names) for cid, c in book.contributions.items()}
+
+
+def changes_after_approval(cycle, book: FigureBook | None = None) -> list[ValueChange]:
+    """Values that differ from the value approved earlier, with every sentence citing them."""
+    book = book or FigureBook(cycle)
+    pending = []
+    for (cid, _iid), row in book.values.items():
+        if row.approved_value is None:
+            continue
+        old = Decimal(row.approved_value)
+        new = None if row.value is None else Decimal(row.value)
+        if old != new:
+            pending.append(ValueChange(book.by_id[row.indicator_id], book.contributions.get(cid), old, new))
+    if not pending:
+        return []
+    names = bound_names(cycle, book)
+    for change in pending:
+        code = change.indicator.code
+        for citing in book.contributions.values():
+            hits = B.sentences_citing(citing.body or "", code)
+            if not hits:
+                continue
+            after = book.values_for(citing)
+            before = dict(after)
+            resolved = book.resolve(code, citing)[1] if code in book.indicators else None
+            if resolved is change.contribution:
+                before[code] = change.old
+            total = after.get(f"sum({code})")
+            if total is not None or change.old is not None:
+                before[f"sum({code})"] = (total or Decimal(0)) - (change.new or Decimal(0)) + change.old
+            for sentence in hits:
+                change.sentences.append((citing, B.render_bound(sentence, before, names),
+                                         B.render_bound(sentence, after, names)))
+    return [c for c in pending if c.contribution is not None]
+
+
+# ---------------------------------------------------------------- replacing the draft text
+
+
+class NeedsConfirmation(DomainError):
+    """The draft already has text; the caller must ask the liaison before replacing it."""
+
+    status = 409
+
+
+def replace_draft(contribution, actor, new_body: str, confirm: bool = False,
+                  expected_version: int | None = None, source: str = "导入"):
+    """Make ``new_body`` the draft text; refuse to overwrite existing text without ``confirm``.
+
+    :raise NeedsConfirmation: the draft has other text and ``confirm`` is false; nothing is written.
+    """
+    current = (contribution.body or "").strip()
+    if current and current != (new_body or "").strip() and not confirm:
+        raise NeedsConfirmation(f"当前草稿已有{len(current)}字内容，{source}后将被替换。请确认后再继续。")
+    C.save_draft(contribution, actor, new_body, expected_version=expected_version)
+    record(actor, "contribution.replace_text", f"contribution:{contribution.id}", source=source)
+    return contribution
+
+
+def import_docx_draft(contribution, actor, data: bytes, filename: str, mode: str = "replace",
+                      confirm: bool = False, expected_version: int | None = None):
+    """Put a Word/WPS document's text into the draft (``replace`` or ``append``)."""
+    from ..figures.docx_import import docx_to_text, merge_text
+
+    if not can_edit_figures(actor, contribution):
+        raise PermissionDenied("只有本单位联络员可以在材料可编辑时导入 Word 文档。")
+    if mode not in ("replace", "append"):
+        raise DomainError("请选择“替换草稿”或“追加到草稿末尾”。")
+    text = docx_to_text(data, filename)
+    body = merge_text(contribution.body or "", text, mode)
+    if mode == "append":
+        confirm = True  # appending keeps every word of the draft
+    return replace_draft(contribution, actor, body, confirm, expected_version, source="导入 Word 文档")
+
+
+def start_from_last_year(contribution, actor, confirm: bool = False, expected_version: int | None = None):
+    """Start the draft from last year's approved text of the same unit and section."""
+    if not can_edit_figures(actor, contribution):
+        raise PermissionDenied("只有本单位联络员可以在材料可编辑时编辑草稿。")
+    text = Y.approved_text(Y.previous_contribution(contribution))
+    if not text:
+        raise DomainError("没有找到本单位上年度该章节已通过的材料，无法沿用。")
+    return replace_draft(contribution, actor, text, confirm, expected_version, source="沿用上年度文字")
