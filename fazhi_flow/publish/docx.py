@@ -127,7 +127,8 @@ def _setup_page(doc) -> None:
 def _page_number(footer, fonts: dict, align) -> None:
     footer.is_linked_to_previous = False
     paragraph = footer.paragraphs[0] if footer.paragraphs else footer.add_paragraph()
-    paragraph.text = ""
+    for run in paragraph._p.findall(qn("w:r")):
+        paragraph._p.remove(run)
     fmt = paragraph.paragraph_format
     fmt.alignment = align
     fmt.first_line_indent = Pt(0)

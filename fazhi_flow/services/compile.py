@@ -1,0 +1,483 @@
+"""Compile (汇总编辑), sign-off (签发), publish (发布) and correct (更正) the merged report.
+
+The merged text of a section is pre-filled from its approved contributions (lead unit first) until an
+admin saves an edit. Every change of the whole draft is kept as a ReportDraftVersion; the leader signs
+the latest version, and publishing freezes exactly that version as an immutable Publication.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.orm.exc import StaleDataError
+
+from ..errors import Conflict, DomainError, NotFound, PermissionDenied
+from ..extensions import db
+from ..models import Publication, ReportCycle, ReportDraftVersion, Section, SectionDraft
+from ..models.publication import sha256_hex
+from ..publish.docx import render_docx
+from ..publish.document import ReportDocument
+from ..publish.html import font_stacks, render_html
+from ..publish.merge import approved_contributions, assemble, prefill, section_contributions, section_sources
+from ..publish.pdf import PdfUnavailable, render_pdf
+from ..publish.text import render_text
+from ..timeutil import utcnow
+from ..workflow.machine import transition_fired
+from . import cycles as cycle_ops
+from .audit import record
+
+logger = logging.getLogger(__name__)
+
+# While compiling the admin edits the draft; once published, edits prepare a correction (更正).
+EDITABLE_STATES = ("compiling", "published")
+MAX_SECTION_CHARS = 50_000
+FORMATS = {
+    "txt": ("text/plain; charset=utf-8", "txt"),
+    "html": ("text/html; charset=utf-8", "html"),
+    "docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"),
+    "pdf": ("application/pdf", "pdf"),
+}
+FORMAT_LABELS = {"txt": "纯文本", "html": "网页", "docx": "Word", "pdf": "PDF"}
+
+
+# ------------------------------------------------------------------ permissions
+
+
+def can_compile(user, cycle: ReportCycle) -> bool:
+    return bool(user and user.is_authenticated and user.has_role("admin"))
+
+
+def can_edit_draft(user, cycle: ReportCycle) -> bool:
+    return can_compile(user, cycle) and cycle.state in EDITABLE_STATES
+
+
+def can_read_draft(user, cycle: ReportCycle) -> bool:
+    return bool(user and user.is_authenticated and user.has_role("admin", "leader"))
+
+
+def can_sign(user, cycle: ReportCycle) -> bool:
+    return bool(user and user.is_authenticated and user.has_role("leader")) and cycle.state == "signoff"
+
+
+# ------------------------------------------------------------------ reading the draft
+
+
+@dataclass
+class SectionView:
+    """What the compile page shows for one section."""
+
+    section: Section
+    contributions: list = field(default_factory=list)   # all, lead first
+    approved: list = field(default_factory=list)
+    draft: SectionDraft | None = None
+    prefill: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.draft.body if self.draft is not None else self.prefill
+
+    @property
+    def edited(self) -> bool:
+        return self.draft is not None
+
+    @property
+    def missing(self) -> bool:
+        """Assigned to units, but none of their material is approved."""
+        return bool(self.contributions) and not self.approved
+
+    @property
+    def pending(self) -> list:
+        return [c for c in self.contributions if c.state != "approved"]
+
+    @property
+    def stale(self) -> bool:
+        """Edited text built from material that is no longer what is approved."""
+        if self.draft is None:
+            return False
+        return _source_keys(self.draft.sources) != _source_keys(section_sources(self.section))
+
+
+def _source_keys(sources) -> list[tuple[int, int]]:
+    return [(s["contribution"], s["revision"]) for s in sources or []]
+
+
+def section_drafts(cycle: ReportCycle) -> dict[int, SectionDraft]:
+    rows = db.session.scalars(select(SectionDraft).where(SectionDraft.cycle_id == cycle.id))
+    return {row.section_id: row for row in rows}
+
+
+def section_views(cycle: ReportCycle) -> list[SectionView]:
+    drafts = section_drafts(cycle)
+    views = []
+    for top in cycle.top_sections():
+        for section in top.walk():
+            views.append(SectionView(
+                section=section,
+                contributions=section_contributions(section),
+                approved=approved_contributions(section),
+                draft=drafts.get(section.id),
+                prefill=prefill(section),
+            ))
+    return views
+
+
+def current_document(cycle: ReportCycle) -> ReportDocument:
+    """The merged draft as it stands: edited sections as saved, the others pre-filled."""
+    texts = {section_id: row.body for section_id, row in section_drafts(cycle).items()}
+    return assemble(cycle, texts)
+
+
+def versions(cycle: ReportCycle) -> list[ReportDraftVersion]:
+    return list(db.session.scalars(
+        select(ReportDraftVersion).where(ReportDraftVersion.cycle_id == cycle.id)
+        .order_by(ReportDraftVersion.number)
+    ))
+
+
+def latest_version(cycle: ReportCycle) -> ReportDraftVersion | None:
+    return db.session.scalars(
+        select(ReportDraftVersion).where(ReportDraftVersion.cycle_id == cycle.id)
+        .order_by(ReportDraftVersion.number.desc()).limit(1)
+    ).first()
+
+
+def get_version(cycle: ReportCycle, number: int) -> ReportDraftVersion:
+    row = db.session.scalars(select(ReportDraftVersion).where(
+        ReportDraftVersion.cycle_id == cycle.id, ReportDraftVersion.number == number)).first()
+    if row is None:
+        raise NotFound(f"没有第{number}稿。")
+    return row
+
+
+def record_version(cycle: ReportCycle, actor, reason: str) -> ReportDraftVersion:
+    """Keep the current merged draft as a new version, unless it equals the latest one."""
+    with db.session.no_autoflush:
+        document = current_document(cycle)
+        text = render_text(document)
+        latest = latest_version(cycle)
+    if latest is not None and latest.text == text:
+        return latest
+    row = ReportDraftVersion(
+        cycle_id=cycle.id, number=(latest.number + 1) if latest else 1, reason=reason[:300],
+        text=text, document=document.to_dict(), created_by_id=getattr(actor, "id", None),
+        created_at=utcnow(),
+    )
+    db.session.add(row)
+    return row
+
+
+# ------------------------------------------------------------------ editing
+
+
+def _check_edit(cycle: ReportCycle, section: Section, actor) -> None:
+    if not can_compile(actor, cycle):
+        raise PermissionDenied("只有管理员可以汇总编辑年度报告。")
+    if cycle.state not in EDITABLE_STATES:
+        raise DomainError(f"年度报告当前为“{cycle.state_label}”，只能在汇总编辑中（或发布后准备更正时）"
+                          "修改合并稿。")
+    if section.cycle_id != cycle.id:
+        raise NotFound("该章节不属于这份年度报告。")
+
+
+def _flush():
+    try:
+        db.session.flush()
+    except StaleDataError:
+        raise Conflict("该章节的合并稿刚被他人修改，请刷新页面后再试。") from None
+
+
+def save_section_text(cycle: ReportCycle, section: Section, actor, body: str,
+                      expected_version: int | None = None) -> SectionDraft:
+    """Save the merged text of a section (保存合并稿) and keep the new draft version.
+
+    ``expected_version`` is the version of the section's merged text the form was loaded at (0 when
+    it was still the pre-filled text).
+
+    :raise Conflict: somebody saved the section since the form was loaded; nothing is written.
+    """
+    _check_edit(cycle, section, actor)
+    body = (body or "").replace("\r\n", "\n").strip()
+    if len(body) > MAX_SECTION_CHARS:
+        raise DomainError(f"合并稿过长（{len(body)}字），每个章节最多{MAX_SECTION_CHARS}字。")
+    row = section_drafts(cycle).get(section.id)
+    loaded = row.version if row is not None else 0
+    if expected_version is not None and expected_version != loaded:
+        raise Conflict("该章节的合并稿已被他人修改，您的内容尚未保存。请刷新页面核对后再保存。")
+    if row is None:
+        if body == prefill(section):
+            return None
+        row = SectionDraft(cycle_id=cycle.id, section_id=section.id)
+        db.session.add(row)
+    elif body == row.body:
+        return row
+    row.body = body
+    row.sources = section_sources(section)
+    row.updated_at = utcnow()
+    row.updated_by_id = actor.id
+    _flush()
+    record_version(cycle, actor, f"编辑“{section.numbered_title}”")
+    record(actor, "compile.save", f"section:{section.id}", chars=len(body))
+    _flush()
+    return row
+
+
+def reset_section_text(cycle: ReportCycle, section: Section, actor) -> None:
+    """Drop the edits of a section: its text is pre-filled again from the approved material."""
+    _check_edit(cycle, section, actor)
+    row = section_drafts(cycle).get(section.id)
+    if row is None:
+        return
+    db.session.delete(row)
+    _flush()
+    record_version(cycle, actor, f"“{section.numbered_title}”恢复为报送材料汇总")
+    record(actor, "compile.reset", f"section:{section.id}")
+    _flush()
+
+
+# ------------------------------------------------------------------ sign-off and publication
+
+
+def request_signoff(cycle: ReportCycle, actor, comment: str | None = None):
+    """Ask the leader to sign (提请签发) the latest version of the merged draft."""
+    stale = [v.section.numbered_title for v in section_views(cycle) if v.stale]
+    if stale and cycle.state == "compiling":
+        raise DomainError("以下章节的报送材料在编辑后发生了变化，请先按最新材料重新生成："
+                          + "、".join(stale))
+    if cycle.state == "compiling" and not any(
+        block.paragraphs for block in current_document(cycle).blocks
+    ) and not current_document(cycle).opening:
+        raise DomainError("合并稿没有任何正文，不能提请签发。")
+    # The version is recorded by the transition listener below, inside the same transaction.
+    return cycle_ops.request_signoff(cycle, actor, comment=comment)
+
+
+def sign_report(cycle: ReportCycle, actor, version_number: int | None, comment: str | None = None):
+    """Sign (签发) the version the leader read; refused when a newer version exists."""
+    latest = latest_version(cycle)
+    if latest is not None and version_number is not None and version_number != latest.number:
+        raise Conflict(f"您阅读的是第{version_number}稿，当前最新为第{latest.number}稿，请重新阅读后再签发。")
+    return cycle_ops.sign_cycle(cycle, actor, comment=comment)
+
+
+def return_report(cycle: ReportCycle, actor, comment: str | None):
+    """Return the draft to compiling (退回修改) with the leader's comments."""
+    return cycle_ops.return_signoff(cycle, actor, comment=comment)
+
+
+def publish_report(cycle: ReportCycle, actor) -> Publication:
+    """Publish (发布): fire ``publish``; the hook freezes the signed version in the same transaction."""
+    cycle_ops.publish_cycle(cycle, actor)
+    publication = latest_publication(cycle)
+    if publication is None:  # pragma: no cover - the hook is registered at import
+        raise DomainError("发布快照未能生成。")
+    return publication
+
+
+def render_outputs(document: ReportDocument, with_pdf: bool = True) -> dict:
+    """Every published format of a document; ``pdf`` is None when PDFs cannot be rendered here."""
+    config = current_app.config
+    outputs = {
+        "txt": render_text(document),
+        "html": render_html(document, font_stacks(config["DOCX_FONTS"], config["PDF_FONTS"])),
+        "docx": render_docx(document, config["DOCX_FONTS"]),
+        "pdf": None,
+    }
+    if with_pdf:
+        try:
+            outputs["pdf"] = render_pdf(render_html(document, font_stacks(config["PDF_FONTS"])))
+        except PdfUnavailable as exc:
+            logger.warning("PDF not rendered: %s", exc.detail)
+    return outputs
+
+
+def render_format(document: ReportDocument, fmt: str) -> bytes:
+    """One format of a document as bytes.
+
+    :raise PdfUnavailable: PDF asked for but WeasyPrint/pango is missing.
+    """
+    config = current_app.config
+    if fmt == "txt":
+        return render_text(document).encode("utf-8")
+    if fmt == "html":
+        return render_html(document, font_stacks(config["DOCX_FONTS"], config["PDF_FONTS"])).encode("utf-8")
+    if fmt == "docx":
+        return render_docx(document, config["DOCX_FONTS"])
+    if fmt == "pdf":
+        return render_pdf(render_html(document, font_stacks(config["PDF_FONTS"])))
+    raise DomainError(f"不支持的格式“{fmt}”，可选：{'、'.join(FORMATS)}。")
+
+
+def publications(cycle: ReportCycle) -> list[Publication]:
+    return list(db.session.scalars(
+        select(Publication).where(Publication.cycle_id == cycle.id).order_by(Publication.version)
+    ))
+
+
+def latest_publication(cycle: ReportCycle) -> Publication | None:
+    return db.session.scalars(
+        select(Publication).where(Publication.cycle_id == cycle.id)
+        .order_by(Publication.version.desc()).limit(1)
+    ).first()
+
+
+def _freeze(cycle: ReportCycle, actor, version: ReportDraftVersion, note: str | None) -> Publication:
+    document = ReportDocument.from_dict(version.document)
+    outputs = render_outputs(document)
+    number = (db.session.scalar(
+        select(func.max(Publication.version)).where(Publication.cycle_id == cycle.id)) or 0) + 1
+    publication = Publication(
+        cycle_id=cycle.id, version=number, draft_version_id=version.id, year=cycle.year,
+        region=cycle.region, title=document.title, correction_note=note,
+        text=outputs["txt"], html=outputs["html"], docx=outputs["docx"], pdf=outputs["pdf"],
+        text_sha256=sha256_hex(outputs["txt"]), html_sha256=sha256_hex(outputs["html"]),
+        docx_sha256=sha256_hex(outputs["docx"]), pdf_sha256=sha256_hex(outputs["pdf"]),
+        published_by_id=getattr(actor, "id", None), published_at=utcnow(),
+    )
+    db.session.add(publication)
+    db.session.flush()
+    return publication
+
+
+def freeze_publication(cycle: ReportCycle, actor) -> Publication:
+    """PUBLISH_HOOKS entry: freeze the signed version as publication version 1 (or the next one).
+
+    :raise DomainError: the merged draft changed after it was signed.
+    """
+    with db.session.no_autoflush:
+        signed = latest_version(cycle)
+        current = render_text(current_document(cycle))
+    if signed is None:
+        signed = record_version(cycle, actor, "发布")
+        db.session.flush()
+    elif signed.text != current:
+        raise DomainError("合并稿在签发后发生了变化，不能发布。请重新提请签发。")
+    publication = _freeze(cycle, actor, signed, None)
+    record(actor, "publication.publish", f"cycle:{cycle.id}", version=publication.version,
+           sha256=publication.text_sha256)
+    return publication
+
+
+def publish_correction(cycle: ReportCycle, actor, note: str) -> Publication:
+    """Publish a correction (更正): a new publication version with a note; earlier ones stay."""
+    if not can_compile(actor, cycle):
+        raise PermissionDenied("只有管理员可以发布更正。")
+    if cycle.state != "published":
+        raise DomainError("只有已发布的年度报告才能发布更正。")
+    note = (note or "").strip()
+    if not note:
+        raise DomainError("发布更正必须填写更正说明。")
+    if len(note) > 2000:
+        raise DomainError("更正说明过长，最多2000字。")
+    stale = [v.section.numbered_title for v in section_views(cycle) if v.stale]
+    if stale:
+        raise DomainError("以下章节的报送材料在编辑后发生了变化，请先按最新材料重新生成："
+                          + "、".join(stale))
+    previous = latest_publication(cycle)
+    with db.session.no_autoflush:
+        current = render_text(current_document(cycle))
+    if previous is not None and previous.text == current:
+        raise DomainError("合并稿与当前发布版本相同，没有需要更正的内容。请先在汇总编辑中修改。")
+    version = record_version(cycle, actor, f"更正：{note}")
+    db.session.flush()
+    publication = _freeze(cycle, actor, version, note)
+    record(actor, "publication.correct", f"cycle:{cycle.id}", version=publication.version,
+           sha256=publication.text_sha256, note=note)
+    return publication
+
+
+# ------------------------------------------------------------------ export and lookup
+
+
+def resolve_cycle(ref) -> ReportCycle:
+    """Find a cycle by its id, or by a four-digit year when only one cycle has that year."""
+    value = str(ref or "").strip()
+    if not value.isdigit():
+        raise DomainError(f"“{value}”不是有效的年度报告：请写报告编号（如 3）或年份（如 2024）。")
+    number = int(value)
+    if number >= 1900:
+        found = list(db.session.scalars(select(ReportCycle).where(ReportCycle.year == number)
+                                        .order_by(ReportCycle.id)))
+        if not found:
+            raise NotFound(f"没有{number}年的年度报告。")
+        if len(found) > 1:
+            listing = "、".join(f"{c.id}（{c.region}）" for c in found)
+            raise DomainError(f"{number}年有多份年度报告，请改用编号：{listing}。")
+        return found[0]
+    cycle = db.session.get(ReportCycle, number)
+    if cycle is None:
+        raise NotFound(f"没有编号为{number}的年度报告。")
+    return cycle
+
+
+def get_publication(cycle: ReportCycle, version: int) -> Publication:
+    row = db.session.scalars(select(Publication).where(
+        Publication.cycle_id == cycle.id, Publication.version == version)).first()
+    if row is None:
+        existing = "、".join(str(p.version) for p in publications(cycle)) or "无"
+        raise NotFound(f"该年度报告没有第{version}版发布版本（已发布版本：{existing}）。")
+    return row
+
+
+def download_name(cycle_or_pub, fmt: str, draft: bool = False) -> str:
+    if isinstance(cycle_or_pub, Publication):
+        suffix = f"（第{cycle_or_pub.version}版）" if cycle_or_pub.version > 1 else ""
+        return f"{cycle_or_pub.region}{cycle_or_pub.title}{suffix}.{FORMATS[fmt][1]}"
+    tag = "（草稿）" if draft else ""
+    return f"{cycle_or_pub.region}{cycle_or_pub.title}{tag}.{FORMATS[fmt][1]}"
+
+
+def published_content(publication: Publication, fmt: str) -> bytes:
+    if fmt not in FORMATS:
+        raise DomainError(f"不支持的格式“{fmt}”，可选：{'、'.join(FORMATS)}。")
+    content = publication.content(fmt)
+    if content is None:
+        raise PdfUnavailable("pdf missing at publication time")
+    return content
+
+
+def export_report(cycle: ReportCycle, fmt: str, version: int | None = None) -> tuple[bytes, str]:
+    """The bytes and file name of the current draft, or of published version ``version``."""
+    if fmt not in FORMATS:
+        raise DomainError(f"不支持的格式“{fmt}”，可选：{'、'.join(FORMATS)}。")
+    if version is not None:
+        publication = get_publication(cycle, version)
+        return published_content(publication, fmt), download_name(publication, fmt)
+    return render_format(current_document(cycle), fmt), download_name(cycle, fmt, draft=True)
+
+
+def published_by_year() -> list[tuple[int, list[tuple[ReportCycle, list[Publication]]]]]:
+    """Every published report, newest year first, each with all its versions (newest first)."""
+    rows = list(db.session.scalars(select(Publication).order_by(
+        Publication.year.desc(), Publication.region, Publication.version.desc())))
+    years: dict[int, dict[int, list[Publication]]] = {}
+    for row in rows:
+        years.setdefault(row.year, {}).setdefault(row.cycle_id, []).append(row)
+    return [
+        (year, [(pubs[0].cycle, pubs) for pubs in by_cycle.values()])
+        for year, by_cycle in years.items()
+    ]
+
+
+# ------------------------------------------------------------------ wiring
+
+
+def _on_transition(sender, event=None, actor=None, **_):
+    """Keep a draft version when compiling starts and when sign-off is requested."""
+    if not isinstance(sender, ReportCycle):
+        return
+    if event == "compile":
+        record_version(sender, actor, "进入汇总编辑，按已通过材料生成")
+    elif event == "request_signoff":
+        record_version(sender, actor, "提请签发")
+
+
+def register() -> None:
+    """Connect the publish hook and the transition listener (idempotent)."""
+    if freeze_publication not in cycle_ops.PUBLISH_HOOKS:
+        cycle_ops.PUBLISH_HOOKS.append(freeze_publication)
+    transition_fired.connect(_on_transition, weak=False)
+
+
+register()
