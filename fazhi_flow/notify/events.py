@@ -1,8 +1,9 @@
 """Outbox messages (and, for 征集, in-app notices) caused by workflow transitions.
 
 Connected to ``workflow.machine.transition_fired``, so the rows join the transaction of the
-transition. In-app notices for contribution events are made by ``services.inbox_events``; here only
-the other channels (e-mail) are queued, so nobody is told twice on one channel.
+transition. In-app notices for these events (contribution events and 征集) are made by
+``services.inbox_events``; here only the other channels (e-mail, group robots) are queued, so nobody
+is told twice on one channel.
 """
 from __future__ import annotations
 
@@ -44,8 +45,8 @@ def _cycle_opened(cycle):
         by_unit[assignment.unit_id].append(assignment)
     for unit_id, assignments in by_unit.items():
         for user in liaisons(unit_id):
-            send_to_users([user], M.cycle_open_message(cycle, user, assignments), "cycle:open",
-                          inapp_kind="cycle")
+            # The in-app notice of 征集 comes from services.inbox_events; here only e-mail.
+            send_to_users([user], M.cycle_open_message(cycle, user, assignments), "cycle:open")
         unit_msg = M.cycle_open_message(cycle, assignments[0].unit, assignments)
         for target in webhooks_for(unit_id=unit_id):
             queue_webhook(target, unit_msg, "cycle:open")

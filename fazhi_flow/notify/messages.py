@@ -172,7 +172,9 @@ def transition_message(event: str, contribution, actor, comment: str | None, to_
     unit, section = contribution.unit.name, contribution.section.path_label
     status = due_status(contribution, done=to_state not in ("draft", "returned"))
     if event == "submit" and to_state == "unit_review":
-        head, link = "【待单位审核】", contribution_link(contribution)
+        cid = contribution.id
+        head = "【待单位审核】"
+        link = absolute(_path([("tasks.unit_review", {"contribution_id": cid})], f"/tasks/{cid}/unit-review"))
         what = f"{unit}联络员{actor.name}提交了材料，请单位负责人审核后同意报送或退回修改。"
     elif to_state == "submitted":
         head, link = TRANSITION_HEADS[event], review_link(contribution)

@@ -13,39 +13,41 @@ from .preferences import wants
 
 
 def queue_email(user, message: Message, cause: str, reminder=None, contribution=None,
-                expires_at=None) -> OutboxMessage | None:
+                expires_at=None, now=None) -> OutboxMessage | None:
     """Queue an e-mail to ``user`` unless they have no address or switched e-mail off."""
     if not user.active or not wants(user, "email"):
         return None
     row = OutboxMessage(
         channel="email", user_id=user.id, address=user.email.strip(), subject=message.subject,
         body=message.body, cause=cause, reminder=reminder,
-        contribution_id=getattr(contribution, "id", None), status="pending", next_attempt_at=utcnow(),
-        expires_at=expires_at, created_at=utcnow(),
+        contribution_id=getattr(contribution, "id", None), status="pending", next_attempt_at=now or utcnow(),
+        expires_at=expires_at, created_at=now or utcnow(),
     )
     db.session.add(row)
     return row
 
 
 def queue_webhook(target: WebhookTarget, message: Message, cause: str, reminder=None, contribution=None,
-                  mobiles: list[str] | None = None, expires_at=None) -> OutboxMessage | None:
+                  mobiles: list[str] | None = None, expires_at=None, now=None) -> OutboxMessage | None:
     if not target.active:
         return None
     row = OutboxMessage(
         channel="webhook", webhook_id=target.id, address=target.name, subject=message.subject,
         body=message.short, payload={"mobiles": sorted({m for m in mobiles if m})} if mobiles else None,
         cause=cause, reminder=reminder, contribution_id=getattr(contribution, "id", None),
-        status="pending", next_attempt_at=utcnow(), expires_at=expires_at, created_at=utcnow(),
+        status="pending", next_attempt_at=now or utcnow(), expires_at=expires_at,
+        created_at=now or utcnow(),
     )
     db.session.add(row)
     return row
 
 
 def send_to_users(users, message: Message, cause: str, inapp_kind: str | None = None, reminder=None,
-                  contribution=None, expires_at=None) -> int:
+                  contribution=None, expires_at=None, now=None) -> int:
     """Tell each user once: in-app (when ``inapp_kind`` is given) and by e-mail, as each prefers.
 
-    Returns the number of users told by at least one channel.
+    ``now`` (naive UTC) is when the message becomes due; a job passes its own time. Returns the
+    number of users told by at least one channel.
     """
     told, seen = 0, set()
     for user in users:
@@ -55,7 +57,7 @@ def send_to_users(users, message: Message, cause: str, inapp_kind: str | None = 
         note = inapp.notify(user, inapp_kind, message.subject, body=message.short,
                             link=message.link) if inapp_kind else None
         mail = queue_email(user, message, cause, reminder=reminder, contribution=contribution,
-                           expires_at=expires_at)
+                           expires_at=expires_at, now=now)
         told += bool(note or mail)
     return told
 

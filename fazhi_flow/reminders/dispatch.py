@@ -51,10 +51,11 @@ def insert_reminder(spec: DueReminder, cycle_id: int, day: date, now_utc: dateti
 
 
 def fan_out(reminder: Reminder, cycle, contribution: Contribution | None, day: date,
-            settings: PolicySettings | None = None) -> int:
+            settings: PolicySettings | None = None, now: datetime | None = None) -> int:
     """Queue the in-app notifications, e-mails and robot messages of ``reminder``; return the count."""
     kind = reminder.kind
     told = 0
+    now = now or reminder.created_at
     if kind in UNIT_KINDS:
         status = due_status(contribution, today=day)
         msg = M.reminder_message(kind, contribution, status, note=reminder.message)
@@ -62,24 +63,25 @@ def fan_out(reminder: Reminder, cycle, contribution: Contribution | None, day: d
             else None
         people = liaisons(contribution.unit_id)
         told += send_to_users(people, msg, "reminder", inapp_kind="reminder", reminder=reminder,
-                              contribution=contribution, expires_at=expires)
+                              contribution=contribution, expires_at=expires, now=now)
         mobiles = [u.phone for u in people if u.phone]
         for target in webhooks_for(unit_id=contribution.unit_id, cycle_id=cycle.id):
             told += bool(queue_webhook(target, msg, "reminder", reminder=reminder,
-                                       contribution=contribution, mobiles=mobiles, expires_at=expires))
+                                       contribution=contribution, mobiles=mobiles, expires_at=expires,
+                                       now=now))
     elif kind == "escalation":
         msg = M.escalation_message(contribution, due_status(contribution, today=day))
         people = unit_heads(contribution.unit_id) + admins()
         told += send_to_users(people, msg, "reminder", inapp_kind="reminder", reminder=reminder,
-                              contribution=contribution)
+                              contribution=contribution, now=now)
     elif kind == "backlog":
         waited = current_calendar().working_days_between(_local_day(contribution.submitted_at), day)
         msg = M.backlog_message(contribution, waited)
         told += send_to_users(reviewers_of(contribution), msg, "reminder", inapp_kind="reminder",
-                              reminder=reminder, contribution=contribution)
+                              reminder=reminder, contribution=contribution, now=now)
     elif kind == "digest":
         msg = digest_for(cycle, day, settings or PolicySettings())
-        told += send_to_users(admins(), msg, "reminder", inapp_kind="reminder", reminder=reminder)
+        told += send_to_users(admins(), msg, "reminder", inapp_kind="reminder", reminder=reminder, now=now)
     reminder.recipients = told
     return told
 

@@ -122,7 +122,7 @@ def sweep(now: datetime | None = None, dry_run: bool = False, use_lock: bool = T
                     result.skipped_existing += 1
                     continue
                 contribution = by_id.get(spec.contribution_id)
-                told = dispatch.fan_out(reminder, cycle, contribution, local_now.date(), settings)
+                told = dispatch.fan_out(reminder, cycle, contribution, local_now.date(), settings, now_utc)
                 result.queued.append(_describe(reminder, cycle, contribution, told))
         session.flush()
         if dry_run:

@@ -253,7 +253,7 @@ def send_manual_reminder(cycle: ReportCycle, actor, unit_ids=None, all_overdue: 
                            due=c.assignment.effective_due())
         reminder = insert_reminder(spec, cycle.id, today, now_utc, note=note, actor=actor)
         if reminder is not None:
-            fan_out(reminder, cycle, c, today)
+            fan_out(reminder, cycle, c, today, now=now_utc)
             reminders.append(reminder)
     record(actor, "reminder.manual", f"cycle:{cycle.id}", count=len(reminders),
            units=sorted({c.unit_id for c in targets}), note=note)
