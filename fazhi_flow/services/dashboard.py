@@ -1,0 +1,272 @@
+"""Progress of a cycle: a matrix of units × sections with states, deadlines and per-unit figures.
+
+Everything is loaded with a fixed number of queries (the cycle's sections, assignments, units,
+contributions and first submission times, each in bulk) and computed in Python, so the cost in
+queries does not grow with the number of units or sections.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import Assignment, Contribution, ReportCycle, Revision, Section, Unit
+from ..models.org import UNIT_KINDS
+from ..timeutil import local_today, to_local
+from ..workflow.states import CONTRIBUTION_STATE_LABELS
+from .outline import OutlineNode, load_outline
+
+# "pending": assigned, but the cycle is not open yet so there is no contribution.
+CELL_LABELS = {"pending": "未开始", **CONTRIBUTION_STATE_LABELS}
+CELL_MARKS = {"pending": "·", "draft": "草", "unit_review": "单", "submitted": "审", "returned": "退",
+              "approved": "✓"}
+CELL_CLASSES = {"pending": "state-pending", "draft": "state-draft", "unit_review": "state-unit-review",
+                "submitted": "state-submitted", "returned": "state-returned", "approved": "state-approved"}
+OPEN_STATES = ("pending", "draft", "returned", "unit_review")  # still with the unit
+SEE_ALL_ROLES = ("admin", "reviewer", "leader")
+
+
+@dataclass(slots=True)
+class Cell:
+    section_id: int
+    state: str
+    role: str
+    due: date | None
+    overdue_days: int
+    first_submit: date | None
+    contribution_id: int | None
+
+    @property
+    def overdue(self) -> bool:
+        return self.overdue_days > 0
+
+    @property
+    def label(self) -> str:
+        return CELL_LABELS[self.state]
+
+    @property
+    def css(self) -> str:
+        cls = CELL_CLASSES[self.state]
+        return f"{cls} overdue" if self.overdue_days > 0 else cls
+
+    @property
+    def mark(self) -> str:
+        return CELL_MARKS[self.state]
+
+
+@dataclass
+class UnitRow:
+    unit: Unit
+    cells: dict[int, Cell] = field(default_factory=dict)
+    line: list[Cell | None] = field(default_factory=list)  # aligned with Dashboard.columns
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CELL_LABELS, 0))
+    total: int = 0
+    overdue: int = 0
+    on_time: int = 0
+    on_time_base: int = 0
+
+    @property
+    def approved(self) -> int:
+        return self.counts["approved"]
+
+    @property
+    def completion(self) -> float | None:
+        return self.approved / self.total if self.total else None
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return self.on_time / self.on_time_base if self.on_time_base else None
+
+
+@dataclass
+class Dashboard:
+    cycle: ReportCycle
+    today: date
+    columns: list[OutlineNode]
+    rows: list[UnitRow]
+    counts: dict[str, int]
+    total: int
+    overdue: int
+    restricted_to_unit: bool
+    filters: dict
+
+    @property
+    def completion(self) -> float | None:
+        return self.counts["approved"] / self.total if self.total else None
+
+
+def can_view_dashboard(user) -> bool:
+    return bool(user and user.is_authenticated and (
+        user.has_role(*SEE_ALL_ROLES) or (user.has_role("liaison", "unit_head") and user.unit_id)))
+
+
+def sees_all_units(user) -> bool:
+    return user.has_role(*SEE_ALL_ROLES)
+
+
+def build_dashboard(cycle: ReportCycle, viewer, state: str | None = None, unit_kind: str | None = None,
+                    overdue_only: bool = False, today: date | None = None) -> Dashboard:
+    """Compute the progress matrix of ``cycle`` as ``viewer`` may see it, with the filters applied.
+
+    Counts and totals are over the units the viewer may see (after the unit-kind filter); the state
+    and overdue filters then narrow the rows shown.
+    """
+    today = today or local_today()
+    restricted = not sees_all_units(viewer)
+    nodes = load_outline(cycle)
+    sections = {n.section.id: n.section for n in nodes}
+    # The same rule as Assignment.effective_due(): the unit's own date, else the section's (inherited).
+    section_due = {sid: s.effective_due() for sid, s in sections.items()}
+
+    a_query = (select(Assignment.id, Assignment.section_id, Assignment.unit_id, Assignment.role,
+                      Assignment.due)
+               .join(Section, Section.id == Assignment.section_id).where(Section.cycle_id == cycle.id))
+    if restricted:
+        a_query = a_query.where(Assignment.unit_id == viewer.unit_id)
+    assignments = db.session.execute(a_query).all()
+
+    unit_ids = select(Assignment.unit_id).join(Section, Section.id == Assignment.section_id) \
+        .where(Section.cycle_id == cycle.id)
+    u_query = select(Unit).where(Unit.id.in_(unit_ids))
+    if restricted:
+        u_query = u_query.where(Unit.id == viewer.unit_id)
+    if unit_kind:
+        u_query = u_query.where(Unit.kind == unit_kind)
+    units = list(db.session.scalars(u_query.order_by(Unit.sort_order, Unit.id)))
+
+    c_query = select(Contribution.id, Contribution.assignment_id, Contribution.state) \
+        .where(Contribution.cycle_id == cycle.id)
+    first_query = (select(Revision.contribution_id, func.min(Revision.created_at))
+                   .join(Contribution, Contribution.id == Revision.contribution_id)
+                   .where(Contribution.cycle_id == cycle.id).group_by(Revision.contribution_id))
+    if restricted:
+        c_query = c_query.where(Contribution.unit_id == viewer.unit_id)
+        first_query = first_query.where(Contribution.unit_id == viewer.unit_id)
+    contributions = {a_id: (c_id, st) for c_id, a_id, st in db.session.execute(c_query)}
+    first_submit = {c_id: _local_date(at) for c_id, at in db.session.execute(first_query)}
+
+    rows = {u.id: UnitRow(u) for u in units}
+    used_sections: set[int] = set()
+    counts = dict.fromkeys(CELL_LABELS, 0)
+    total = overdue_total = 0
+    for a_id, section_id, unit_id, role, own_due in assignments:
+        row = rows.get(unit_id)
+        used_sections.add(section_id)
+        if row is None:
+            continue
+        c_id, st = contributions.get(a_id, (None, "pending"))
+        due = own_due or section_due.get(section_id)
+        submitted_on = first_submit.get(c_id) if c_id else None
+        late_days = (today - due).days if due and st in OPEN_STATES and st != "pending" else 0
+        cell = Cell(section_id, st, role, due, max(late_days, 0), submitted_on, c_id)
+        row.cells[section_id] = cell
+        row.total += 1
+        row.counts[st] += 1
+        if cell.overdue:
+            row.overdue += 1
+        if due is not None and (submitted_on is not None or due < today):
+            row.on_time_base += 1
+            if submitted_on is not None and submitted_on <= due:
+                row.on_time += 1
+        counts[st] += 1
+        total += 1
+        overdue_total += cell.overdue
+
+    columns = [n for n in nodes if n.section.id in used_sections]
+    shown = []
+    for row in rows.values():
+        if state and not row.counts.get(state):
+            continue
+        if overdue_only and not row.overdue:
+            continue
+        row.line = [row.cells.get(n.section.id) for n in columns]
+        shown.append(row)
+    return Dashboard(cycle=cycle, today=today, columns=columns, rows=shown, counts=counts, total=total,
+                     overdue=overdue_total, restricted_to_unit=restricted,
+                     filters={"state": state, "unit_kind": unit_kind, "overdue_only": overdue_only})
+
+
+def _local_date(value: datetime | None) -> date | None:
+    return to_local(value).date() if value else None
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.0f}%"
+
+
+def export_xlsx(dash: Dashboard) -> bytes:
+    """The dashboard as an XLSX workbook: the matrix, the per-unit figures and the state counts."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    fills = {"pending": "EEEEEE", "draft": "FFF2CC", "unit_review": "FCE4D6", "submitted": "DDEBF7",
+             "returned": "F8CBAD", "approved": "C6EFCE"}
+    fills = {k: PatternFill("solid", start_color=v, end_color=v) for k, v in fills.items()}
+    bold = Font(bold=True)
+    red = Font(color="C00000", bold=True)
+    book = Workbook()
+
+    sheet = book.active
+    sheet.title = "进度矩阵"
+    sheet.append([f"{dash.cycle.title} 报送进度（统计日期：{dash.today.isoformat()}）"])
+    sheet.append(["单位", "单位类型"] + [n.path_label for n in dash.columns])
+    for cell in sheet[2]:
+        cell.font = bold
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    for row in dash.rows:
+        values = [row.unit.name, row.unit.kind_label]
+        for c in row.line:
+            if c is None:
+                values.append("")
+            else:
+                text = c.label + (f"（逾期{c.overdue_days}天）" if c.overdue else "")
+                values.append(text)
+        sheet.append(values)
+        excel_row = sheet.max_row
+        for offset, c in enumerate(row.line):
+            if c is not None:
+                target = sheet.cell(excel_row, 3 + offset)
+                target.fill = fills[c.state]
+                if c.overdue:
+                    target.font = red
+    sheet.freeze_panes = "C3"
+    sheet.column_dimensions["A"].width = 24
+    for index in range(len(dash.columns)):
+        sheet.column_dimensions[get_column_letter(3 + index)].width = 16
+
+    stats = book.create_sheet("单位统计")
+    stats.append(["单位", "单位类型", "任务数", "已通过", "完成率", "按时率", "逾期数"]
+                 + [CELL_LABELS[s] for s in CELL_LABELS])
+    for cell in stats[1]:
+        cell.font = bold
+    for row in dash.rows:
+        stats.append([row.unit.name, row.unit.kind_label, row.total, row.approved,
+                      _ratio(row.completion), _ratio(row.on_time_rate), row.overdue]
+                     + [row.counts[s] for s in CELL_LABELS])
+        for col in (5, 6):
+            stats.cell(stats.max_row, col).number_format = "0%"
+    stats.column_dimensions["A"].width = 24
+
+    summary = book.create_sheet("状态汇总")
+    summary.append(["状态", "数量"])
+    for state, label in CELL_LABELS.items():
+        summary.append([label, dash.counts[state]])
+    summary.append(["合计", dash.total])
+    summary.append(["其中逾期", dash.overdue])
+    for cell in summary[1]:
+        cell.font = bold
+
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _ratio(value: float | None):
+    return "" if value is None else round(value, 4)
+
+
+UNIT_KIND_CHOICES = list(UNIT_KINDS.items())

@@ -1,0 +1,6 @@
+"""The office admin's pages (管理员): cycles, outline, assignments, units and users."""
+from flask import Blueprint
+
+bp = Blueprint("admin", __name__, url_prefix="/admin", static_folder="static", static_url_path="/static")
+
+from . import routes  # noqa: E402,F401

@@ -1,0 +1,130 @@
+"""Forms of the office admin's pages. Labels and messages in Chinese."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import (BooleanField, DateField, HiddenField, IntegerField, RadioField, SelectField,
+                     SelectMultipleField, StringField, TextAreaField)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from ...models.org import ROLE_LABELS, ROLES, UNIT_KINDS
+
+DATE_MSG = "日期格式应为 年-月-日，例如 2025-01-10。"
+
+
+def choices(pairs) -> list[SelectChoice]:
+    """Select choices from (value, label) pairs."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something: only the CSRF token is checked."""
+
+
+class ReasonForm(FlaskForm):
+    reason = TextAreaField("理由", validators=[DataRequired("请填写理由。"),
+                                             Length(max=2000, message="理由最多2000字。")])
+
+
+class OptionalReasonForm(FlaskForm):
+    reason = TextAreaField("理由（强制进入汇总编辑时必填）",
+                           validators=[Optional(), Length(max=2000, message="理由最多2000字。")])
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+def _year_field():
+    return IntegerField("年度", validators=[DataRequired("请填写年度，例如 2024。"),
+                                          NumberRange(2000, 2100, "年度应在2000至2100之间。")])
+
+
+class CycleSettingsMixin:
+    title = StringField("报告标题", validators=[DataRequired("请填写报告标题。"),
+                                             Length(max=200, message="标题最多200字。")])
+    due = DateField("材料截止日期", validators=[Optional()], format="%Y-%m-%d")
+    unit_head_review = BooleanField("材料须经单位负责人同意后报送")
+    issuers = TextAreaField("落款单位（每行一个）", validators=[Optional(), Length(max=1000)])
+    issue_date = DateField("成文日期", validators=[Optional()], format="%Y-%m-%d")
+
+
+class CycleTemplateForm(CycleSettingsMixin, FlaskForm):
+    year = _year_field()
+    region = StringField("地区", validators=[DataRequired("请填写地区，例如 某某区。"),
+                                           Length(max=100, message="地区最多100字。")])
+
+
+class CycleEditForm(CycleSettingsMixin, FlaskForm):
+    pass
+
+
+class CycleUploadForm(FlaskForm):
+    file = FileField("年度报告定义文件（YAML）", validators=[FileRequired("请选择要上传的文件。")])
+
+
+class CycleCloneForm(FlaskForm):
+    source = SelectField("复制哪一年的报告", coerce=int, validators=[DataRequired("请选择要复制的年度报告。")])
+    year = _year_field()
+    title = StringField("新报告标题", validators=[DataRequired("请填写报告标题。"),
+                                               Length(max=200, message="标题最多200字。")])
+    due = DateField("材料截止日期", validators=[Optional()], format="%Y-%m-%d")
+
+
+class SectionForm(FlaskForm):
+    title = StringField("章节标题", validators=[Length(max=300, message="标题最多300字。")],
+                        description="开篇段落可以不写标题。")
+    guidance = TextAreaField("填报说明", validators=[Length(max=5000, message="填报说明最多5000字。")])
+    word_limit = IntegerField("字数上限", validators=[Optional(), NumberRange(1, 100000, "字数上限应为1至100000。")])
+    run_in = BooleanField("标题与正文同段（如“（一）标题。正文……”）")
+    due = DateField("本章节截止日期（留空则沿用上级或全局截止日期）", validators=[Optional()], format="%Y-%m-%d")
+
+
+class NewSectionForm(SectionForm):
+    parent = SelectField("上级章节", coerce=int, default=0)
+    code = StringField("章节代码（可留空自动生成）", validators=[Optional(), Length(max=60)])
+
+
+class UnitForm(FlaskForm):
+    code = StringField("单位代码", validators=[DataRequired("请填写单位代码。"), Length(max=40, message="单位代码最多40个字符。")],
+                       description="字母开头，只用字母、数字、下划线和短横线，例如 sfj。创建后不能修改。")
+    name = StringField("单位名称", validators=[DataRequired("请填写单位名称。"), Length(max=100, message="单位名称最多100字。")])
+    kind = SelectField("单位类型", choices=choices(UNIT_KINDS.items()), default="government")
+    parent = SelectField("上级单位", coerce=int, default=0)
+
+
+class UnitEditForm(UnitForm):
+    code = None  # the code is a stable key used by cycle files
+
+
+class UserForm(FlaskForm):
+    username = StringField("用户名", validators=[DataRequired("请填写用户名。"), Length(max=60, message="用户名最多60个字符。")],
+                           description="登录用，字母或数字开头，3至60个字符。创建后不能修改。")
+    name = StringField("姓名", validators=[DataRequired("请填写姓名。"), Length(max=60, message="姓名最多60字。")])
+    unit = SelectField("所属单位", coerce=int, default=0)
+    roles = MultiCheckboxField("角色", choices=choices((r, ROLE_LABELS[r]) for r in ROLES))
+    email = StringField("电子邮箱", validators=[Optional(), Length(max=200, message="邮箱最多200个字符。")])
+    phone = StringField("电话", validators=[Optional(), Length(max=40, message="电话最多40个字符。")])
+
+    def validate_roles(self, field):
+        if not field.data:
+            raise ValidationError("请至少选择一个角色。")
+
+
+class UserEditForm(UserForm):
+    username = None
+
+
+class ImportForm(FlaskForm):
+    kind = RadioField("导入内容", choices=choices([("units", "单位"), ("users", "用户")]), default="units",
+                      validators=[DataRequired("请选择导入单位还是用户。")])
+    file = FileField("文件（.xlsx 或 .csv）", validators=[FileRequired("请选择要上传的文件。")])
+
+
+class ImportConfirmForm(FlaskForm):
+    kind = HiddenField()
+    filename = HiddenField()
+    payload = HiddenField()  # the checked file, base64; checked again before anything is written

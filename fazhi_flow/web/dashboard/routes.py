@@ -1,0 +1,75 @@
+"""The progress dashboard: admins, reviewers and leaders see every unit; a liaison or unit head
+sees only their own unit's row."""
+from __future__ import annotations
+
+import io
+
+from flask import abort, current_app, redirect, render_template, request, send_file, url_for
+from flask_login import current_user
+from sqlalchemy import case, select
+
+from ...extensions import db
+from ...models import ReportCycle
+from ...models.org import UNIT_KINDS
+from ...services import dashboard as svc
+from ...workflow.states import CYCLE_STATE_LABELS
+from . import bp
+
+
+@bp.before_request
+def _allowed():
+    if not current_user.is_authenticated:
+        return current_app.login_manager.unauthorized()
+    if not svc.can_view_dashboard(current_user):
+        abort(403)
+    return None
+
+
+def _cycles():
+    # Running cycles first, then the most recent.
+    running = case((ReportCycle.state == "collecting", 0), (ReportCycle.state == "setup", 2), else_=1)
+    return list(db.session.execute(
+        select(ReportCycle.id, ReportCycle.title, ReportCycle.region, ReportCycle.year, ReportCycle.state)
+        .order_by(running, ReportCycle.year.desc(), ReportCycle.id.desc())).all())
+
+
+def _filters():
+    state = request.args.get("state") or None
+    if state not in svc.CELL_LABELS:
+        state = None
+    kind = request.args.get("kind") or None
+    if kind not in UNIT_KINDS:
+        kind = None
+    return {"state": state, "unit_kind": kind, "overdue_only": request.args.get("overdue") == "1"}
+
+
+def _load(cycles):
+    wanted = request.args.get("cycle", type=int)
+    ids = [c.id for c in cycles]
+    if not ids:
+        return None
+    if wanted is not None and wanted not in ids:
+        abort(404)
+    cycle = db.session.get(ReportCycle, wanted or ids[0])
+    return svc.build_dashboard(cycle, current_user, **_filters())
+
+
+@bp.route("/")
+def index():
+    cycles = _cycles()
+    dash = _load(cycles)
+    return render_template("dashboard/index.html", dash=dash, cycles=cycles, filters=_filters(),
+                           CELL_LABELS=svc.CELL_LABELS, CELL_CLASSES=svc.CELL_CLASSES, CELL_MARKS=svc.CELL_MARKS,
+                           UNIT_KINDS=UNIT_KINDS, CYCLE_STATE_LABELS=CYCLE_STATE_LABELS, percent=svc.percent,
+                           active_nav="dashboard")
+
+
+@bp.route("/export.xlsx")
+def export():
+    cycles = _cycles()
+    dash = _load(cycles)
+    if dash is None:
+        return redirect(url_for(".index"))
+    name = f"{dash.cycle.year}年报送进度_{dash.today.isoformat()}.xlsx"
+    return send_file(io.BytesIO(svc.export_xlsx(dash)), as_attachment=True, download_name=name,
+                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
