@@ -25,7 +25,12 @@ GENERIC_TAILS = ("总数", "总量", "总计", "合计", "总额", "数量", "�
 GENERIC_HEADS = ("全区", "全年", "本单位", "全市", "累计", "年度")
 # A name must start at a word boundary: the sentence start, punctuation, a digit or unit of measure,
 # or one of these function characters. Otherwise "调委会" inside "镇级调委会" would match.
-BOUNDARY_CHARS = set("共有的了计为在和与及其各全区中年并、，。；：:（）()“”\"' 达到即等至含系是将对向从于以")
+BOUNDARY_CHARS = set("共有了计为在和与及其各全区中年并、，。；：:（）()“”\"' 达到即等至含系是将对向从于以")
+# ... or a verb that governs the name ("开展涉企检查3812次"): a qualifier such as 镇级/新增/行业性 does not.
+BOUNDARY_VERBS = ("开展", "办理", "查处", "受理", "审查", "组织", "发放", "建成", "建立", "设立", "完成", "举办",
+                  "培训", "接待", "化解", "调解", "排查", "审结", "办结", "发布", "公示", "聘请", "聘任", "配备",
+                  "录入", "承办", "实施", "作出", "做出", "督办", "处理", "提供", "收到", "报送", "备案", "清理",
+                  "废止", "制定", "出台", "参加", "参与", "达到", "覆盖", "拥有", "现有", "设有", "共计", "合计")
 GAP_BREAKS = set("，。、；：;:,（）()“”\"!！?？0123456789")
 MAX_GAP_BEFORE = 6
 MAX_GAP_AFTER = 2
@@ -70,7 +75,9 @@ def _at_boundary(sentence: str, start: int) -> bool:
     if start == 0:
         return True
     before = sentence[start - 1]
-    return before in BOUNDARY_CHARS or before.isdigit() or before in "".join(MEASURES)
+    if before in BOUNDARY_CHARS or before.isdigit() or before in "".join(MEASURES):
+        return True
+    return sentence[max(0, start - 2):start] in BOUNDARY_VERBS
 
 
 def _candidates(sentence: str, start: int, end: int, checks):
