@@ -5,6 +5,7 @@ parallel runs on one server don't collide.
 """
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from datetime import date
@@ -93,6 +94,16 @@ def runner(app):
 # ---------------------------------------------------------------- factories
 
 
+DEFAULT_PASSWORD = "secret-Pass1"
+
+
+@functools.cache
+def _default_hash():
+    from werkzeug.security import generate_password_hash
+
+    return generate_password_hash(DEFAULT_PASSWORD)
+
+
 class Factory:
     """Small builders for the domain; each flushes and returns the object."""
 
@@ -113,14 +124,19 @@ class Factory:
         self.db.session.flush()
         return unit
 
-    def user(self, *roles, unit=None, username=None, name=None, password="secret-Pass1"):
+    def user(self, *roles, unit=None, username=None, name=None, password=None):
+        password = password or DEFAULT_PASSWORD
         from fazhi_flow.models import User
 
         n = self._next()
         user = User(username=username or f"user{n}", name=name or f"用户{n}", unit=unit,
                     email=f"user{n}@example.test")
         user.set_roles(roles or ("liaison",))
-        user.set_password(password)
+        # Hashing is deliberately slow; reuse one hash of the default password across tests.
+        if password == DEFAULT_PASSWORD:
+            user.password_hash = _default_hash()
+        else:
+            user.set_password(password)
         self.db.session.add(user)
         self.db.session.flush()
         return user
@@ -195,3 +211,25 @@ class Factory:
 @pytest.fixture()
 def factory(db):
     return Factory(db)
+
+
+@pytest.fixture()
+def fresh_database_url(database_url, tmp_path):
+    """An extra, empty database of the same kind as the test database (for migrations, the demo)."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    name = f"{url.database}_x{uuid.uuid4().hex[:6]}"
+    admin = _admin_engine(url)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture()
+def is_postgres(database_url):
+    return make_url(database_url).get_backend_name() == "postgresql"
