@@ -231,8 +231,9 @@ def indent_section(section: Section, actor) -> Section:
     if _depth(new_parent) + _subtree_height(section) > MAX_DEPTH:
         raise DomainError(f"降级后提纲将超过{MAX_DEPTH}级，不能降级。")
     old_parent_id = section.parent_id
+    position = len(_siblings(section.cycle_id, new_parent.id))
     section.parent_id = new_parent.id
-    section.position = len(_siblings(section.cycle_id, new_parent.id))
+    section.position = position
     _renumber([s for s in siblings if s is not section])
     _refresh(cycle, section, new_parent,
              db.session.get(Section, old_parent_id) if old_parent_id else None)
