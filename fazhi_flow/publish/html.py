@@ -125,6 +125,7 @@ def render_html(document: ReportDocument, stacks: dict[str, str], note: str | No
         '<html lang="zh-CN">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{escape(document.title)}</title>\n"
         f"<style>{report_css(stacks)}"
+        "body { margin: 0; }\n"
         ".gw-note { font-family: sans-serif; font-size: 11pt; color: #555; margin: 0 auto 8px;"
         " width: 156mm; }\n@media print { .gw-note { display: none; } }\n</style>\n"
         "</head>\n<body>\n"
