@@ -2,8 +2,27 @@
 from types import SimpleNamespace
 
 import pytest
+from flask import g
+from flask.testing import FlaskClient
 
 PASSWORD = "secret-Pass1"
+
+
+class FreshUserClient(FlaskClient):
+    """A test client whose requests never see the user cached by an earlier request.
+
+    The tests run inside one app context, which Flask reuses for every request, and Flask-Login
+    caches the current user on ``g``; without this, a second client would act as the first one's user.
+    """
+
+    def open(self, *args, **kwargs):
+        g.pop("_login_user", None)
+        return super().open(*args, **kwargs)
+
+
+@pytest.fixture()
+def new_client(app, db):
+    return lambda: FreshUserClient(app, app.response_class, use_cookies=True)
 
 
 def login(client, user, password=PASSWORD):
@@ -27,6 +46,11 @@ def office(factory, db):
     db.session.commit()
     return SimpleNamespace(office=office, units=units, admin=admin, reviewer=reviewer, liaison=liaison,
                            cycle=cycle, top=top, leaf=leaf)
+
+
+@pytest.fixture()
+def client(new_client):
+    return new_client()
 
 
 @pytest.fixture()

@@ -163,3 +163,17 @@ def test_cycle_settings_edit(admin_client, office, db):
     assert (office.cycle.title, office.cycle.issuer_list, office.cycle.unit_head_review) == ("新标题", ["甲", "乙"], True)
     response = admin_client.post(f"/admin/cycles/{office.cycle.id}/edit", data={"title": "", "due": "2025-13-01"})
     assert response.status_code == 400
+
+
+def test_clone_an_earlier_cycle(admin_client, office, factory, db):
+    factory.assignment(office.leaf, office.units[0])
+    db.session.commit()
+    response = admin_client.post("/admin/cycles/new/clone", data={
+        "c-source": str(office.cycle.id), "c-year": "2025", "c-title": "2025年法治政府建设年度报告"})
+    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
+    clone = db.session.scalar(select(ReportCycle).where(ReportCycle.year == 2025))
+    assert clone.state == "setup" and {s.code for s in clone.sections} == {"measures", "enforce"}
+    response = admin_client.post("/admin/cycles/new/clone", data={
+        "c-source": str(office.cycle.id), "c-year": "2025", "c-title": "再来一次"})
+    assert response.status_code == 400 and "再来一次" in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count(ReportCycle.id))) == 2

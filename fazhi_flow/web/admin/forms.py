@@ -71,7 +71,6 @@ class CycleCloneForm(FlaskForm):
     year = _year_field()
     title = StringField("新报告标题", validators=[DataRequired("请填写报告标题。"),
                                                Length(max=200, message="标题最多200字。")])
-    due = DateField("材料截止日期", validators=[Optional()], format="%Y-%m-%d")
 
 
 class SectionForm(FlaskForm):

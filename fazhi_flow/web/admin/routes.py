@@ -175,12 +175,15 @@ def cycle_new_clone():
 
     source = _get(ReportCycle, form.source.data)
     try:
-        cycle = clone_cycle(source, current_user, year=form.year.data, title=form.title.data, due=form.due.data)
+        # clone_cycle builds sections before adding them to the session; an autoflush in between
+        # (a lazy load of the source's reviewers) would warn and skip them, so flush only when it does.
+        with db.session.no_autoflush:
+            cycle = clone_cycle(source, current_user, year=form.year.data, title=form.title.data)
         db.session.commit()
     except DomainError as exc:
         _fail(exc)
         return _new_cycle_page(clone_form=form, status=400)
-    flash(f"已复制“{source.title}”的提纲和任务分配，创建“{cycle.title}”。请检查截止日期。", "success")
+    flash(f"已复制“{source.title}”的提纲和任务分配，创建“{cycle.title}”。各截止日期已顺延到新年度，请检查。", "success")
     return redirect(url_for(".cycle", cycle_id=cycle.id), code=303)
 
 
