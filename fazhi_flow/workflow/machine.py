@@ -135,6 +135,11 @@ def fire(obj, event: str, actor, comment: str | None = None, **context):
     before = obj.state
     if not machine.events[event].trigger(obj):
         raise DomainError("该操作当前不可执行。")
+    try:
+        # The conditional UPDATE (… WHERE id = ? AND version = ?): a lost race matches no row.
+        db.session.flush()
+    except StaleDataError:
+        raise Conflict("该内容刚被他人处理过，请刷新页面后查看最新状态。") from None
     log = TransitionLog(
         event=event, from_state=before, to_state=obj.state, actor_id=actor.id,
         comment=(comment or "").strip() or None, context=context or None, created_at=utcnow(),
@@ -143,9 +148,6 @@ def fire(obj, event: str, actor, comment: str | None = None, **context):
     db.session.add(log)
     transition_fired.send(obj, event=event, from_state=before, to_state=obj.state, actor=actor,
                           comment=log.comment, context=context)
-    try:
-        db.session.flush()
-    except StaleDataError:
-        raise Conflict("该内容刚被他人处理过，请刷新页面后查看最新状态。") from None
+    db.session.flush()
     logger.info("%s %s: %s -> %s by %s", type(obj).__name__, obj.id, before, obj.state, actor.username)
     return log

@@ -1,0 +1,137 @@
+"""Two users firing on one contribution at the same moment: exactly one wins, on SQLite and PostgreSQL.
+
+Each thread has its own application context, session and database connection, as two web requests do.
+"""
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from fazhi_flow.errors import DomainError
+from fazhi_flow.extensions import db as _db
+from fazhi_flow.models import Contribution, TransitionLog, User
+from fazhi_flow.services import contributions as svc
+
+ROUNDS = 8
+
+
+def _race(app, is_postgres, jobs):
+    """Run each job(session-bound) in its own thread; return the outcomes in job order."""
+    # On PostgreSQL both threads read first and then write, the worst interleaving. On SQLite a
+    # transaction takes the write lock at BEGIN IMMEDIATE, so a thread cannot hold a read open while
+    # waiting: there they start together and queue on the lock.
+    barrier = threading.Barrier(len(jobs), timeout=30)
+    outcomes = [None] * len(jobs)
+
+    def run(index, job):
+        with app.app_context():
+            try:
+                if not is_postgres:
+                    barrier.wait()
+                job(barrier if is_postgres else None)
+                _db.session.commit()
+                outcomes[index] = "ok"
+            except DomainError as exc:
+                _db.session.rollback()
+                outcomes[index] = exc.message
+            finally:
+                _db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return outcomes
+
+
+def _load(contribution_id, username):
+    contribution = _db.session.get(Contribution, contribution_id)
+    user = _db.session.scalar(select(User).where(User.username == username))
+    contribution.state, contribution.cycle.state  # load before the race
+    return contribution, user
+
+
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_approve_and_return_race(app, factory, db, is_postgres, round_):
+    world = factory.world(contribution_state="submitted")
+    second = factory.user("reviewer", unit=world.office, username=f"r2_{round_}")
+    world.section.reviewers.append(second)
+    db.session.commit()
+    cid, first_name, second_name = world.contribution.id, world.reviewer.username, second.username
+    db.session.commit()  # end the reading transaction: on SQLite it holds the write lock
+
+    def approve(barrier):
+        contribution, user = _load(cid, first_name)
+        if barrier:
+            barrier.wait()
+        svc.approve_contribution(contribution, user)
+
+    def send_back(barrier):
+        contribution, user = _load(cid, second_name)
+        if barrier:
+            barrier.wait()
+        svc.return_contribution(contribution, user, comment="数据需要核实")
+
+    outcomes = _race(app, is_postgres, [approve, send_back])
+    assert outcomes.count("ok") == 1, outcomes
+    db.session.expire_all()
+    final = db.session.get(Contribution, cid)
+    logs = db.session.scalars(select(TransitionLog).where(TransitionLog.contribution_id == cid)).all()
+    assert len(logs) == 1  # no double transition
+    assert final.state == logs[0].to_state
+    assert final.state == ("approved" if outcomes[0] == "ok" else "returned")
+
+
+def test_two_editors_save_the_same_draft(app, factory, db, is_postgres):
+    world = factory.world()
+    colleague = factory.user("liaison", unit=world.unit, name="同事")
+    db.session.commit()
+    cid, version = world.contribution.id, world.contribution.version
+    names = world.liaison.username, colleague.username
+    db.session.commit()
+    texts = {"a": "第一位同事写的内容。", "b": "第二位同事写的内容。"}
+
+    def editor(username, text):
+        def job(barrier):
+            contribution, user = _load(cid, username)
+            if barrier:
+                barrier.wait()
+            svc.save_draft(contribution, user, text, expected_version=version)
+        return job
+
+    outcomes = _race(app, is_postgres, [editor(names[0], texts["a"]), editor(names[1], texts["b"])])
+    assert outcomes.count("ok") == 1, outcomes
+    loser = outcomes[1 - outcomes.index("ok")]
+    assert "修改" in loser  # told that somebody else changed it
+    db.session.expire_all()
+    final = db.session.get(Contribution, cid)
+    assert final.body == (texts["a"] if outcomes[0] == "ok" else texts["b"])
+    assert final.version == version + 1
+
+
+def test_many_concurrent_submits_make_one_revision(app, factory, db, is_postgres):
+    world = factory.world()
+    colleagues = [factory.user("liaison", unit=world.unit) for _ in range(3)]
+    db.session.commit()
+    cid = world.contribution.id
+    names = [world.liaison.username] + [c.username for c in colleagues]
+    db.session.commit()
+
+    def submitter(username):
+        def job(barrier):
+            contribution, user = _load(cid, username)
+            if barrier:
+                barrier.wait()
+            svc.submit_contribution(contribution, user)
+        return job
+
+    outcomes = _race(app, is_postgres, [submitter(n) for n in names])
+    assert outcomes.count("ok") == 1, outcomes
+    db.session.expire_all()
+    final = db.session.get(Contribution, cid)
+    assert final.state == "submitted"
+    assert len(final.revisions) == 1
+    count = db.session.scalar(select(func.count()).select_from(TransitionLog)
+                              .where(TransitionLog.contribution_id == cid))
+    assert count == 1
