@@ -1,13 +1,31 @@
-"""Helpers for the web tests: log a factory user in through the real login form."""
+"""Helpers for the web tests: a client that reloads the user per request, login through the real form."""
 import pytest
+from flask import g, has_app_context
+from flask.testing import FlaskClient
 
 PASSWORD = "secret-Pass1"
+
+
+class FreshUserClient(FlaskClient):
+    """The ``db`` fixture keeps one app context for the whole test, so ``g`` (where Flask-Login caches
+    the current user) would survive between requests; drop the cache so every request loads the user
+    from its own cookie, as in production."""
+
+    def open(self, *args, **kwargs):
+        if has_app_context():
+            g.pop("_login_user", None)
+        return super().open(*args, **kwargs)
 
 
 def login(client, user, password=PASSWORD):
     response = client.post("/login", data={"username": user.username, "password": password})
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
     return response
+
+
+@pytest.fixture()
+def client(app, db):
+    return FreshUserClient(app, app.response_class, use_cookies=True)
 
 
 @pytest.fixture()
@@ -20,7 +38,6 @@ def world(factory, db):
 @pytest.fixture()
 def as_user(client):
     def _as(user):
-        client.get("/")  # make sure a previous user's cookie does not matter
         with client.session_transaction() as session:
             session.clear()
         login(client, user)
