@@ -78,8 +78,10 @@ def clone_cycle(source: ReportCycle, actor, year: int | None = None, title: str 
         for child in old.children:
             copy_section(child, new)
 
-    for top in source.top_sections():
-        copy_section(top, None)
+    # A new section joins cycle.sections before it is added; don't flush half-built rows meanwhile.
+    with db.session.no_autoflush:
+        for top in source.top_sections():
+            copy_section(top, None)
     db.session.flush()
 
     counts = {"sections": len(section_map), "assignments": sum(len(s.assignments) for s in section_map.values())}

@@ -465,3 +465,146 @@ def start_from_last_year(contribution, actor, confirm: bool = False, expected_ve
     if not text:
         raise DomainError("没有找到本单位上年度该章节已通过的材料，无法沿用。")
     return replace_draft(contribution, actor, text, confirm, expected_version, source="沿用上年度文字")
+
+
+# ---------------------------------------------------------------- definitions (admin)
+
+
+def _require_admin(actor):
+    if not actor.has_role("admin"):
+        raise PermissionDenied("只有管理员可以定义统计指标和校验规则。")
+
+
+def _require_definable(cycle):
+    if cycle.state not in ("setup", "collecting"):
+        raise DomainError(f"年度报告当前为“{cycle.state_label}”，只能在筹备中或征集中修改指标和规则。")
+
+
+def define_indicator(cycle, actor, section, data: dict):
+    """Create or update (by code) an indicator of ``section``.
+
+    ``data``: code, name, measure, type, reported_by, required (bool), minimum, maximum, guidance —
+    strings as typed.
+
+    :raise FigureFormError: with a message per field; nothing is written.
+    """
+    import re
+
+    from ..models.indicator import INDICATOR_TYPES, REPORTED_BY, Indicator
+
+    _require_admin(actor)
+    _require_definable(cycle)
+    if section is None or section.cycle_id != cycle.id:
+        raise DomainError("请选择本年度报告中的章节。")
+    errors = {}
+    code = (data.get("code") or "").strip()
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,59}", code):
+        errors["code"] = "指标代码只能由英文字母、数字和下划线组成，以字母或下划线开头，最长60个字符。"
+    name = (data.get("name") or "").strip()
+    if not name or len(name) > 200:
+        errors["name"] = "请填写指标名称（最多200字）。"
+    measure = (data.get("measure") or "").strip()
+    if not measure or len(measure) > 10:
+        errors["measure"] = "请填写计量单位，例如 件、人、次、万元、%。"
+    kind = data.get("type") or "integer"
+    if kind not in INDICATOR_TYPES:
+        errors["type"] = "请选择数值类型。"
+    reported_by = data.get("reported_by") or "all"
+    if reported_by not in REPORTED_BY:
+        errors["reported_by"] = "请选择由谁填报。"
+    bounds = {}
+    for key, label in (("minimum", "最小值"), ("maximum", "最大值")):
+        raw = (data.get(key) or "").strip()
+        if not raw:
+            bounds[key] = None
+            continue
+        try:
+            bounds[key] = Decimal(raw)
+            if not bounds[key].is_finite():
+                raise ValueError
+        except (ArithmeticError, ValueError):
+            errors[key] = f"{label}应为数字，您填写的是“{raw}”。"
+    if not errors.get("minimum") and not errors.get("maximum") and bounds.get("minimum") is not None \
+            and bounds.get("maximum") is not None and bounds["minimum"] > bounds["maximum"]:
+        errors["maximum"] = "最大值不能小于最小值。"
+    existing = db.session.scalar(select(Indicator).where(Indicator.cycle_id == cycle.id, Indicator.code == code))
+    if existing is not None and existing.section_id != section.id:
+        errors["code"] = f"指标代码“{code}”已在“{existing.section.path_label}”中使用，同一年度内不能重复。"
+    if errors:
+        raise FigureFormError(errors)
+    indicator = existing or Indicator(cycle_id=cycle.id, section_id=section.id, code=code,
+                                      position=len(section.indicators))
+    indicator.name, indicator.measure, indicator.type = name, measure, kind
+    indicator.reported_by = reported_by
+    indicator.required = bool(data.get("required"))
+    indicator.minimum, indicator.maximum = bounds["minimum"], bounds["maximum"]
+    indicator.guidance = (data.get("guidance") or "").strip() or None
+    if existing is None:
+        db.session.add(indicator)
+    record(actor, "indicator.save", f"cycle:{cycle.id}", code=code, created=existing is None)
+    db.session.flush()
+    return indicator
+
+
+def delete_indicator(cycle, actor, indicator):
+    """Delete an indicator that no unit has entered and no rule names."""
+    from ..figures.expr import ExpressionError, codes_in, parse_rule
+    from ..models.indicator import Rule
+
+    _require_admin(actor)
+    _require_definable(cycle)
+    entered = db.session.scalar(select(IndicatorValue.id).where(IndicatorValue.indicator_id == indicator.id,
+                                                                IndicatorValue.value.is_not(None)).limit(1))
+    if entered:
+        raise DomainError(f"已有单位填报了“{indicator.name}”，不能删除。")
+    for rule in db.session.scalars(select(Rule).where(Rule.cycle_id == cycle.id)):
+        try:
+            used = indicator.code in codes_in(parse_rule(rule.expression))
+        except ExpressionError:
+            used = False
+        if used:
+            raise DomainError(f"校验规则“{rule.expression}”引用了“{indicator.code}”，请先删除或修改该规则。")
+    record(actor, "indicator.delete", f"cycle:{cycle.id}", code=indicator.code)
+    db.session.delete(indicator)
+    db.session.flush()
+
+
+def add_rule(cycle, actor, section, expression: str, severity: str = "error", message: str | None = None):
+    """Add a rule to ``section`` after checking it with the parser.
+
+    :raise FigureFormError: ``expression`` / ``severity`` / ``message`` errors; nothing is written.
+    """
+    from ..figures.expr import validate
+    from ..models.indicator import Indicator, Rule
+
+    _require_admin(actor)
+    _require_definable(cycle)
+    if section is None or section.cycle_id != cycle.id:
+        raise DomainError("请选择本年度报告中的章节。")
+    expression = (expression or "").strip()
+    codes = set(db.session.scalars(select(Indicator.code).where(Indicator.cycle_id == cycle.id)))
+    errors = {}
+    problems = validate(expression, codes)
+    if problems:
+        errors["expression"] = "；".join(problems)
+    if severity not in ("error", "warning"):
+        errors["severity"] = "请选择“错误”或“提示”。"
+    message = (message or "").strip()
+    if len(message) > 300:
+        errors["message"] = "提示文字最多300字。"
+    if errors:
+        raise FigureFormError(errors)
+    rule = Rule(cycle_id=cycle.id, section_id=section.id, expression=expression, severity=severity,
+                message=message or None, position=len(section.rules))
+    db.session.add(rule)
+    record(actor, "rule.add", f"cycle:{cycle.id}", expression=expression)
+    db.session.flush()
+    return rule
+
+
+def delete_rule(cycle, actor, rule):
+    _require_admin(actor)
+    _require_definable(cycle)
+    record(actor, "rule.delete", f"cycle:{cycle.id}", expression=rule.expression)
+    db.session.delete(rule)
+    db.session.flush()

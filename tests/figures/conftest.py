@@ -51,6 +51,10 @@ GOOD = {
 @pytest.fixture()
 def login(client):
     def do(user):
+        from flask import g
+
+        # Requests share the test's app context, where Flask-Login caches the previous user.
+        g.pop("_login_user", None)
         with client.session_transaction() as session:
             session["_user_id"] = user.get_id()
             session["_fresh"] = True

@@ -1,0 +1,343 @@
+"""Figures pages. Each route: load and check permission, read the form, call one service, commit,
+redirect (or re-render with the typed input and a Chinese message)."""
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, send_file, url_for
+from flask_login import current_user, login_required
+from markupsafe import Markup
+
+from ...errors import Conflict, DomainError
+from ...extensions import db
+from ...figures.bound import render_bound_html
+from ...figures.summary import export_xlsx, summary_rows
+from ...models import ReportCycle, Section
+from ...models.indicator import INDICATOR_TYPES, MEASURE_UNITS, REPORTED_BY, Indicator, Rule
+from ...services import clone as clone_service
+from ...services import figures as svc
+from ..errors import abort_with
+from ..loading import contribution_or_abort
+from . import bp
+
+
+def _contribution(contribution_id: int):
+    contribution = contribution_or_abort(contribution_id, current_user)
+    if not svc.can_view_figures(current_user, contribution):
+        abort_with(403, "您没有权限查看这份材料的统计数据。")
+    return contribution
+
+
+def _editable(contribution):
+    if not svc.can_edit_figures(current_user, contribution):
+        abort_with(403, "只有本单位联络员可以在材料可编辑时（起草中或已退回、征集中）修改。")
+
+
+def _cycle(cycle_id: int) -> ReportCycle:
+    cycle = db.session.get(ReportCycle, cycle_id)
+    if cycle is None:
+        abort_with(404, "这个年度报告不存在。")
+    return cycle
+
+
+def _version() -> int | None:
+    raw = request.form.get("version", "")
+    return int(raw) if raw.isdigit() else None
+
+
+def editor_url(contribution) -> str | None:
+    """The text editor of another area, when it exists."""
+    from ..helpers import has_endpoint
+
+    return url_for("tasks.edit", contribution_id=contribution.id) if has_endpoint("tasks.edit") else None
+
+
+# ---------------------------------------------------------------- the values form
+
+
+@bp.route("/contribution/<int:contribution_id>", methods=["GET", "POST"])
+@login_required
+def contribution(contribution_id: int):
+    contribution = _contribution(contribution_id)
+    editable = svc.can_edit_figures(current_user, contribution)
+    typed, errors, status = {}, {}, 200
+    if request.method == "POST":
+        _editable(contribution)
+        book_report = svc.contribution_figures(contribution, current_user)
+        codes = [r.indicator.code for r in book_report.rows]
+        typed = {code: request.form.get(f"value-{code}", "") for code in codes}
+        explanations = {key: request.form.get(f"explain-{key}", "") for key in
+                        request.form.getlist("explain_keys")}
+        typed.update({f"explain-{k}": v for k, v in explanations.items()})
+        try:
+            svc.save_figures(contribution, current_user, {c: typed[c] for c in codes}, explanations,
+                             stamp=request.form.get("stamp") or None)
+        except svc.FigureFormError as exc:
+            db.session.rollback()
+            errors, status = exc.errors, 422
+            flash("填报的数值有误，均未保存，请按提示修改。", "error")
+        except DomainError as exc:
+            db.session.rollback()
+            status = exc.status
+            flash(exc.message, "error")
+        else:
+            db.session.commit()
+            flash("统计数据已保存。", "success")
+            return redirect(url_for("figures.contribution", contribution_id=contribution.id))
+    report = svc.contribution_figures(contribution, current_user)
+    return render_template(
+        "figures/contribution.html", contribution=contribution, fig=report, editable=editable,
+        typed=typed, errors=errors, stamp=svc.values_stamp(contribution), editor_url=editor_url(contribution),
+        rendered=render_bound_html(contribution.body or "", report.book.values_for(contribution),
+                                   svc.bound_names(contribution.cycle, report.book)),
+    ), status
+
+
+@bp.route("/contribution/<int:contribution_id>/checks")
+@login_required
+def checks(contribution_id: int):
+    """The rule results and flags of one contribution on a page of their own (review include)."""
+    contribution = _contribution(contribution_id)
+    return render_template("figures/checks.html", contribution=contribution,
+                           fig=svc.contribution_figures(contribution, current_user))
+
+
+def figures_panel(contribution) -> Markup:
+    """Template global: the review include for ``contribution`` ('' when the viewer may not see it)."""
+    if not svc.can_view_figures(current_user, contribution):
+        return Markup("")
+    report = svc.contribution_figures(contribution, current_user)
+    if not report.rows and not report.results and not report.literals and not report.mostly_unchanged:
+        return Markup("")
+    return Markup(render_template("figures/_review_panel.html", contribution=contribution, fig=report))
+
+
+bp.add_app_template_global(figures_panel, "figures_panel")
+
+
+@bp.app_template_global("figures_url")
+def figures_url(contribution) -> str:
+    """Template global: the link to the values page, for the editor."""
+    return url_for("figures.contribution", contribution_id=contribution.id)
+
+
+# ---------------------------------------------------------------- last year's text, Word import
+
+
+def _confirm_page(contribution, new_text, action, source, extra=None):
+    return render_template("figures/confirm_replace.html", contribution=contribution, new_text=new_text,
+                           action=action, source=source, extra=extra or {}), 409
+
+
+@bp.route("/contribution/<int:contribution_id>/from-last-year", methods=["POST"])
+@login_required
+def from_last_year(contribution_id: int):
+    contribution = _contribution(contribution_id)
+    _editable(contribution)
+    confirm = request.form.get("confirm") == "1"
+    try:
+        svc.start_from_last_year(contribution, current_user, confirm=confirm, expected_version=_version())
+    except svc.NeedsConfirmation:
+        db.session.rollback()
+        from ...figures.yoy import approved_text, previous_contribution
+
+        return _confirm_page(contribution, approved_text(previous_contribution(contribution)),
+                             url_for("figures.from_last_year", contribution_id=contribution.id), "上年度文字")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("figures.contribution", contribution_id=contribution.id))
+    db.session.commit()
+    flash("已用上年度通过的文字作为草稿，请逐段更新为今年的情况。", "success")
+    return redirect(editor_url(contribution) or url_for("figures.contribution", contribution_id=contribution.id))
+
+
+@bp.route("/contribution/<int:contribution_id>/import", methods=["GET", "POST"])
+@login_required
+def import_docx(contribution_id: int):
+    contribution = _contribution(contribution_id)
+    _editable(contribution)
+    if request.method == "GET":
+        return render_template("figures/import.html", contribution=contribution, mode="replace")
+    upload = request.files.get("file")
+    mode = request.form.get("mode", "replace")
+    if upload is None or not upload.filename:
+        flash("请选择要导入的 .docx 文件。", "error")
+        return render_template("figures/import.html", contribution=contribution, mode=mode), 400
+    data = upload.read()
+    try:
+        svc.import_docx_draft(contribution, current_user, data, upload.filename, mode=mode,
+                              expected_version=_version())
+    except svc.NeedsConfirmation:
+        db.session.rollback()
+        from ...figures.docx_import import docx_to_text
+
+        return _confirm_page(contribution, docx_to_text(data, upload.filename),
+                             url_for("figures.import_apply", contribution_id=contribution.id),
+                             f"Word 文档“{upload.filename}”", {"send_text": True})
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return render_template("figures/import.html", contribution=contribution, mode=mode), exc.status
+    db.session.commit()
+    flash("已导入 Word 文档的文字，请核对后保存或提交。", "success")
+    return redirect(editor_url(contribution) or url_for("figures.contribution", contribution_id=contribution.id))
+
+
+@bp.route("/contribution/<int:contribution_id>/import/apply", methods=["POST"])
+@login_required
+def import_apply(contribution_id: int):
+    """Second step of a Word import that replaces existing text: the liaison confirmed."""
+    contribution = _contribution(contribution_id)
+    _editable(contribution)
+    text = request.form.get("text", "")
+    if request.form.get("confirm") != "1":
+        flash("未确认，草稿保持不变。", "info")
+        return redirect(url_for("figures.contribution", contribution_id=contribution.id))
+    try:
+        svc.replace_draft(contribution, current_user, text, confirm=True, expected_version=_version(),
+                          source="导入 Word 文档")
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return _confirm_page(contribution, text, url_for("figures.import_apply", contribution_id=contribution.id),
+                             "Word 文档", {"send_text": True})
+    db.session.commit()
+    flash("已用 Word 文档的文字替换草稿。", "success")
+    return redirect(editor_url(contribution) or url_for("figures.contribution", contribution_id=contribution.id))
+
+
+# ---------------------------------------------------------------- definitions (admin)
+
+
+def _require_admin():
+    if not current_user.has_role("admin"):
+        abort_with(403, "只有管理员可以定义统计指标和校验规则。")
+
+
+@bp.route("/cycle/<int:cycle_id>/definitions", methods=["GET", "POST"])
+@login_required
+def definitions(cycle_id: int):
+    cycle = _cycle(cycle_id)
+    _require_admin()
+    typed, errors, status, form_kind = {}, {}, 200, None
+    if request.method == "POST":
+        form_kind = request.form.get("form")
+        typed = request.form.to_dict()
+        section = db.session.get(Section, request.form.get("section_id", type=int) or 0)
+        try:
+            if form_kind == "indicator":
+                ind = svc.define_indicator(cycle, current_user, section, {
+                    **typed, "required": request.form.get("required") == "1"})
+                done = f"已保存指标“{ind.name}”（{ind.code}）。"
+            elif form_kind == "rule":
+                rule = svc.add_rule(cycle, current_user, section, typed.get("expression", ""),
+                                    typed.get("severity", "error"), typed.get("message"))
+                done = f"已添加校验规则“{rule.expression}”。"
+            elif form_kind == "delete_indicator":
+                ind = db.session.get(Indicator, request.form.get("indicator_id", type=int) or 0)
+                if ind is None or ind.cycle_id != cycle.id:
+                    abort_with(404, "这个指标不存在。")
+                svc.delete_indicator(cycle, current_user, ind)
+                done = f"已删除指标“{ind.name}”。"
+            elif form_kind == "delete_rule":
+                rule = db.session.get(Rule, request.form.get("rule_id", type=int) or 0)
+                if rule is None or rule.cycle_id != cycle.id:
+                    abort_with(404, "这条规则不存在。")
+                svc.delete_rule(cycle, current_user, rule)
+                done = "已删除校验规则。"
+            else:
+                raise DomainError("未知的操作。")
+        except svc.FigureFormError as exc:
+            db.session.rollback()
+            errors, status = exc.errors, 422
+            flash("填写有误，未保存，请按提示修改。", "error")
+        except DomainError as exc:
+            db.session.rollback()
+            status = exc.status
+            flash(exc.message, "error")
+        else:
+            db.session.commit()
+            flash(done, "success")
+            return redirect(url_for("figures.definitions", cycle_id=cycle.id))
+    sections = [s for top in cycle.top_sections() for s in top.walk()]
+    return render_template("figures/definitions.html", cycle=cycle, sections=sections, typed=typed,
+                           errors=errors, form_kind=form_kind, types=INDICATOR_TYPES, measures=MEASURE_UNITS,
+                           reported_by=REPORTED_BY), status
+
+
+# ---------------------------------------------------------------- summary, XLSX, clone
+
+
+def _require_cycle_reader():
+    if not svc.can_view_cycle_figures(current_user):
+        abort_with(403, "指标汇总只对依法治区办和签发领导开放。")
+
+
+@bp.route("/cycle/<int:cycle_id>/summary")
+@login_required
+def summary(cycle_id: int):
+    cycle = _cycle(cycle_id)
+    _require_cycle_reader()
+    from ...figures.evaluate import FigureBook, evaluate_cycle
+
+    book = FigureBook(cycle)
+    results = evaluate_cycle(book, detail=True)
+    return render_template("figures/summary.html", cycle=cycle, rows=summary_rows(cycle, book), results=results,
+                           problems=[r for r in results if r.status in ("failed", "invalid")],
+                           changes=svc.changes_after_approval(cycle, book))
+
+
+@bp.route("/cycle/<int:cycle_id>/summary.xlsx")
+@login_required
+def summary_xlsx(cycle_id: int):
+    import io
+
+    cycle = _cycle(cycle_id)
+    _require_cycle_reader()
+    return send_file(io.BytesIO(export_xlsx(cycle)), as_attachment=True,
+                     download_name=f"{cycle.region}{cycle.year}年统计指标汇总.xlsx",
+                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+@bp.route("/cycle/<int:cycle_id>/clone", methods=["GET", "POST"])
+@login_required
+def clone(cycle_id: int):
+    cycle = _cycle(cycle_id)
+    _require_admin()
+    typed = {"year": str(cycle.year + 1), "title": ""}
+    status = 200
+    if request.method == "POST":
+        typed = request.form.to_dict()
+        raw_year = (typed.get("year") or "").strip()
+        try:
+            if not raw_year.isdigit():
+                raise DomainError(f"年度应填写四位数字，例如{cycle.year + 1}。")
+            new = clone_service.clone_cycle(cycle, current_user, int(raw_year), typed.get("title"))
+        except DomainError as exc:
+            db.session.rollback()
+            status = exc.status
+            flash(exc.message, "error")
+        else:
+            db.session.commit()
+            flash(f"已复制为“{new.title}”（筹备中）：章节、任务分配、审核人、指标、规则和催报策略已带入。", "success")
+            return redirect(url_for("figures.definitions", cycle_id=new.id))
+    return render_template("figures/clone.html", cycle=cycle, typed=typed), status
+
+
+@bp.errorhandler(Conflict)
+def _conflict(exc):  # pragma: no cover - routes catch DomainError themselves
+    flash(exc.message, "error")
+    return redirect(request.referrer or url_for("main.index"))
+
+
+@bp.app_template_filter("fig_number")
+def fig_number(value) -> str:
+    from ...figures.numbers import format_number
+
+    return "未填" if value is None else format_number(value)
+
+
+@bp.app_template_filter("fig_paragraphs")
+def fig_paragraphs(value) -> Markup:
+    """Paragraphs of an already-escaped rendering (Markup), one <p> per line."""
+    lines = [line for line in Markup(value).split("\n") if line.strip()]
+    return Markup("").join(Markup("<p>{}</p>").format(line) for line in lines)
