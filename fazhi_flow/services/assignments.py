@@ -112,8 +112,7 @@ def set_section_assignments(section: Section, actor, choices: dict[int, UnitChoi
     for uid, assignment in existing.items():
         if uid not in wanted:
             record(actor, "assignment.remove", f"assignment:{assignment.id}", section=section.id, unit=uid)
-            section.assignments.remove(assignment)
-            db.session.delete(assignment)
+            section.assignments.remove(assignment)  # delete-orphan removes the row and its contribution
             counts["removed"] += 1
     if section.due != section_due:
         record(actor, "section.due", f"section:{section.id}", due=[_iso(section.due), _iso(section_due)])
