@@ -1,0 +1,302 @@
+"""Routes of 汇总签发. Each one: load, check access, validate, one service call, commit, redirect."""
+from __future__ import annotations
+
+from flask import Response, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from markupsafe import Markup
+from sqlalchemy import select
+
+from ...errors import DomainError
+from ...extensions import db
+from ...models import ReportCycle, Section, TransitionLog
+from ...publish.diff import diff_summary, diff_texts
+from ...publish.document import ReportDocument
+from ...publish.html import render_article
+from ...publish.pdf import pdf_available
+from ...services import compile as svc
+from ...workflow.states import CYCLE_EVENT_LABELS
+from ..errors import abort_with
+from . import bp
+from .forms import ActionForm, CommentForm, CorrectionForm, ReturnForm, SectionTextForm, SignForm
+
+
+def _cycle_or_404(cycle_id: int) -> ReportCycle:
+    cycle = db.session.get(ReportCycle, cycle_id)
+    if cycle is None:
+        abort_with(404, "该年度报告不存在。")
+    return cycle
+
+
+def _require_reader(cycle: ReportCycle) -> None:
+    if not svc.can_read_draft(current_user, cycle):
+        abort_with(403, "汇总签发只对管理员和签发领导开放。")
+
+
+def _require_admin(cycle: ReportCycle) -> None:
+    if not svc.can_compile(current_user, cycle):
+        abort_with(403, "只有管理员可以汇总编辑和发布年度报告。")
+
+
+def _form_errors(form) -> None:
+    for errors in form.errors.values():
+        for message in errors:
+            flash(message, "error")
+
+
+def _cycle_logs(cycle: ReportCycle) -> list[TransitionLog]:
+    return list(db.session.scalars(
+        select(TransitionLog).where(TransitionLog.cycle_id == cycle.id).order_by(TransitionLog.id.desc())
+    ))
+
+
+def _last_return(cycle: ReportCycle) -> TransitionLog | None:
+    return next((log for log in _cycle_logs(cycle) if log.event == "return"), None)
+
+
+def _article(document: ReportDocument) -> Markup:
+    return Markup(render_article(document))  # render_article escapes every text
+
+
+@bp.route("/")
+@login_required
+def index():
+    if not current_user.has_role("admin", "leader"):
+        abort_with(403, "汇总签发只对管理员和签发领导开放。")
+    cycles = list(db.session.scalars(
+        select(ReportCycle).where(ReportCycle.state.in_(("compiling", "signoff", "signed", "published")))
+        .order_by(ReportCycle.year.desc(), ReportCycle.id.desc())
+    ))
+    return render_template("compile/index.html", cycles=cycles, svc=svc)
+
+
+@bp.route("/<int:cycle_id>")
+@login_required
+def edit(cycle_id: int):
+    cycle = _cycle_or_404(cycle_id)
+    _require_reader(cycle)
+    if not svc.can_compile(current_user, cycle):
+        return redirect(url_for("compile.signoff", cycle_id=cycle.id))
+    views = svc.section_views(cycle)
+    forms = {
+        v.section.id: SectionTextForm(formdata=None, body=v.text, version=v.draft.version if v.draft else 0)
+        for v in views
+    }
+    return render_template(
+        "compile/edit.html", cycle=cycle, views=views, forms=forms, svc=svc,
+        editable=svc.can_edit_draft(current_user, cycle), last_return=_last_return(cycle),
+        latest=svc.latest_version(cycle), publications=svc.publications(cycle),
+        action_form=ActionForm(formdata=None), comment_form=CommentForm(formdata=None),
+        missing=[v for v in views if v.missing], stale=[v for v in views if v.stale],
+        pdf_ok=pdf_available(),
+    )
+
+
+def _section_or_404(cycle: ReportCycle, section_id: int) -> Section:
+    section = db.session.get(Section, section_id)
+    if section is None or section.cycle_id != cycle.id:
+        abort_with(404, "该章节不存在。")
+    return section
+
+
+@bp.route("/<int:cycle_id>/sections/<int:section_id>", methods=["POST"])
+@login_required
+def save_section(cycle_id: int, section_id: int):
+    cycle = _cycle_or_404(cycle_id)
+    _require_admin(cycle)
+    section = _section_or_404(cycle, section_id)
+    form = SectionTextForm()
+    if not form.validate_on_submit():
+        _form_errors(form)
+    else:
+        svc.save_section_text(cycle, section, current_user, form.body.data, form.version.data)
+        db.session.commit()
+        flash(f"已保存“{section.numbered_title}”的合并稿。", "success")
+    return redirect(url_for("compile.edit", cycle_id=cycle.id, _anchor=f"s{section.id}"), code=303)
+
+
+@bp.route("/<int:cycle_id>/sections/<int:section_id>/reset", methods=["POST"])
+@login_required
+def reset_section(cycle_id: int, section_id: int):
+    cycle = _cycle_or_404(cycle_id)
+    _require_admin(cycle)
+    section = _section_or_404(cycle, section_id)
+    if ActionForm().validate_on_submit():
+        svc.reset_section_text(cycle, section, current_user)
+        db.session.commit()
+        flash(f"“{section.numbered_title}”已按已通过的报送材料重新生成。", "success")
+    return redirect(url_for("compile.edit", cycle_id=cycle.id, _anchor=f"s{section.id}"), code=303)
+
+
+@bp.route("/<int:cycle_id>/preview")
+@login_required
+def preview(cycle_id: int):
+    cycle = _cycle_or_404(cycle_id)
+    _require_reader(cycle)
+    document = svc.current_document(cycle)
+    return render_template("compile/preview.html", cycle=cycle, article=_article(document),
+                           document=document, pdf_ok=pdf_available())
+
+
+@bp.route("/<int:cycle_id>/draft.<fmt>")
+@login_required
+def draft_file(cycle_id: int, fmt: str):
+    cycle = _cycle_or_404(cycle_id)
+    _require_reader(cycle)
+    number = request.args.get("version", type=int)
+    if number:
+        document = ReportDocument.from_dict(svc.get_version(cycle, number).document)
+        name = svc.download_name(cycle, fmt, draft=True).replace("（草稿）", f"（第{number}稿）")
+    else:
+        document, name = svc.current_document(cycle), svc.download_name(cycle, fmt, draft=True)
+    if fmt not in svc.FORMATS:
+        abort_with(404, "不支持该格式。")
+    content = svc.render_format(document, fmt)
+    return _file_response(content, fmt, name)
+
+
+def _file_response(content: bytes, fmt: str, name: str) -> Response:
+    from urllib.parse import quote
+
+    response = Response(content, mimetype=svc.FORMATS[fmt][0])
+    response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(name)}"
+    return response
+
+
+@bp.route("/<int:cycle_id>/request-signoff", methods=["POST"])
+@login_required
+def request_signoff(cycle_id: int):
+    cycle = _cycle_or_404(cycle_id)
+    _require_admin(cycle)
+    form = CommentForm()
+    if form.validate_on_submit():
+        svc.request_signoff(cycle, current_user, comment=form.comment.data)
+        db.session.commit()
+        flash(f"已提请签发第{svc.latest_version(cycle).number}稿，等待签发领导审阅。", "success")
+    else:
+        _form_errors(form)
+    return redirect(url_for("compile.edit", cycle_id=cycle.id), code=303)
+
+
+@bp.route("/<int:cycle_id>/signoff")
+@login_required
+def signoff(cycle_id: int):
+    cycle = _cycle_or_404(cycle_id)
+    _require_reader(cycle)
+    version = svc.latest_version(cycle)
+    if version is not None and cycle.state in ("signoff", "signed", "published"):
+        document = ReportDocument.from_dict(version.document)
+    else:
+        document = svc.current_document(cycle)
+    previous = svc.get_version(cycle, version.number - 1) if version and version.number > 1 else None
+    return render_template(
+        "compile/signoff.html", cycle=cycle, version=version, article=_article(document),
+        can_sign=svc.can_sign(current_user, cycle), logs=_cycle_logs(cycle), previous=previous,
+        sign_form=SignForm(formdata=None, version=version.number if version else ""),
+        return_form=ReturnForm(formdata=None), event_labels=CYCLE_EVENT_LABELS,
+    )
+
+
+@bp.route("/<int:cycle_id>/sign", methods=["POST"])
+@login_required
+def sign(cycle_id: int):
+    cycle = _cycle_or_404(cycle_id)
+    form = SignForm()
+    if not svc.can_sign(current_user, cycle):
+        raise DomainError("只有签发领导可以签发待签发的年度报告。")
+    if form.validate_on_submit():
+        number = int(form.version.data) if form.version.data.isdigit() else None
+        svc.sign_report(cycle, current_user, number, comment=form.comment.data)
+        db.session.commit()
+        flash("已签发。管理员发布后，报告将在公开页面上线。", "success")
+    else:
+        _form_errors(form)
+    return redirect(url_for("compile.signoff", cycle_id=cycle.id), code=303)
+
+
+@bp.route("/<int:cycle_id>/return", methods=["POST"])
+@login_required
+def return_draft(cycle_id: int):
+    cycle = _cycle_or_404(cycle_id)
+    form = ReturnForm()
+    if not svc.can_sign(current_user, cycle):
+        raise DomainError("只有签发领导可以退回待签发的年度报告。")
+    if form.validate_on_submit():
+        svc.return_report(cycle, current_user, form.comment.data)
+        db.session.commit()
+        flash("已退回修改，管理员将看到您的意见。", "success")
+    else:
+        _form_errors(form)
+    return redirect(url_for("compile.signoff", cycle_id=cycle.id), code=303)
+
+
+@bp.route("/<int:cycle_id>/versions")
+@login_required
+def versions(cycle_id: int):
+    cycle = _cycle_or_404(cycle_id)
+    _require_reader(cycle)
+    rows = svc.versions(cycle)
+    published = {p.draft_version_id: p for p in svc.publications(cycle)}
+    return render_template("compile/versions.html", cycle=cycle, versions=rows[::-1], published=published)
+
+
+@bp.route("/<int:cycle_id>/versions/<int:number>")
+@login_required
+def version(cycle_id: int, number: int):
+    cycle = _cycle_or_404(cycle_id)
+    _require_reader(cycle)
+    row = svc.get_version(cycle, number)
+    return render_template("compile/version.html", cycle=cycle, version=row,
+                           article=_article(ReportDocument.from_dict(row.document)))
+
+
+@bp.route("/<int:cycle_id>/diff")
+@login_required
+def diff(cycle_id: int):
+    cycle = _cycle_or_404(cycle_id)
+    _require_reader(cycle)
+    new_number = request.args.get("b", type=int)
+    new = svc.get_version(cycle, new_number) if new_number else svc.latest_version(cycle)
+    if new is None:
+        abort_with(404, "还没有任何稿件版本。")
+    old_number = request.args.get("a", type=int) or (new.number - 1)
+    if old_number < 1:
+        abort_with(404, "第1稿之前没有可比较的版本。")
+    old = svc.get_version(cycle, old_number)
+    rows = diff_texts(old.text, new.text)
+    return render_template("compile/diff.html", cycle=cycle, old=old, new=new, rows=rows,
+                           summary=diff_summary(rows), all_versions=svc.versions(cycle))
+
+
+@bp.route("/<int:cycle_id>/publish", methods=["POST"])
+@login_required
+def publish(cycle_id: int):
+    cycle = _cycle_or_404(cycle_id)
+    _require_admin(cycle)
+    if ActionForm().validate_on_submit():
+        publication = svc.publish_report(cycle, current_user)
+        db.session.commit()
+        flash(f"已发布。SHA-256：{publication.sha256}", "success")
+        if publication.pdf is None:
+            flash("PDF 未生成：" + svc.PdfUnavailable().message, "warning")
+    return redirect(url_for("compile.edit", cycle_id=cycle.id), code=303)
+
+
+@bp.route("/<int:cycle_id>/correction", methods=["GET", "POST"])
+@login_required
+def correction(cycle_id: int):
+    cycle = _cycle_or_404(cycle_id)
+    _require_admin(cycle)
+    form = CorrectionForm()
+    if form.validate_on_submit():
+        publication = svc.publish_correction(cycle, current_user, form.note.data)
+        db.session.commit()
+        flash(f"已发布更正（第{publication.version}版），此前的版本仍可查阅。", "success")
+        return redirect(url_for("compile.edit", cycle_id=cycle.id), code=303)
+    previous = svc.latest_publication(cycle)
+    rows = []
+    if previous is not None:
+        from ...publish.text import render_text
+
+        rows = diff_texts(previous.text, render_text(svc.current_document(cycle)))
+    return render_template("compile/correction.html", cycle=cycle, form=form, previous=previous,
+                           rows=rows, summary=diff_summary(rows))

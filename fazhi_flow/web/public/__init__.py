@@ -1,0 +1,6 @@
+"""已发布报告: the public list of published reports, their files and hashes. No login."""
+from flask import Blueprint
+
+bp = Blueprint("public", __name__, url_prefix="/reports")
+
+from . import routes  # noqa: E402,F401
