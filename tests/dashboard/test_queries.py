@@ -1,0 +1,66 @@
+"""The dashboard loads with a fixed number of queries, however many units and sections there are."""
+from contextlib import contextmanager
+
+from sqlalchemy import event, select
+
+from fazhi_flow.models import Unit
+
+from .conftest import bulk_cycle
+
+
+@contextmanager
+def count_queries(engine):
+    statements = []
+
+    def _count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", _count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", _count)
+
+
+def render(client, db, url):
+    with count_queries(db.engine) as statements:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(statements), response
+
+
+def test_query_count_does_not_grow_with_units_or_sections(factory, db, login_as):
+    admin = factory.user("admin")
+    db.session.commit()
+    small = bulk_cycle(db, n_units=10, n_sections=3)
+    large = bulk_cycle(db, n_units=300, n_sections=12)
+    client = login_as(admin)
+    client.get("/dashboard/")  # warm up: first-request work is not the dashboard's
+    n_small, page_small = render(client, db, f"/dashboard/?cycle={small.id}")
+    n_large, page_large = render(client, db, f"/dashboard/?cycle={large.id}")
+    assert page_large.get_data(as_text=True).count('<th class="unit" scope="row">') == 300
+    assert page_small.get_data(as_text=True).count('<th class="unit" scope="row">') == 10
+    assert n_small == n_large, (n_small, n_large)
+    assert n_large <= 15
+    # Filters and the export too.
+    assert render(client, db, f"/dashboard/?cycle={small.id}&state=approved&kind=township&overdue=1")[0] == \
+        render(client, db, f"/dashboard/?cycle={large.id}&state=approved&kind=township&overdue=1")[0]
+    with count_queries(db.engine) as small_export:
+        client.get(f"/dashboard/export.xlsx?cycle={small.id}")
+    with count_queries(db.engine) as large_export:
+        client.get(f"/dashboard/export.xlsx?cycle={large.id}")
+    assert len(small_export) == len(large_export)
+
+
+def test_query_count_for_a_unit_liaison_is_fixed_too(factory, db, login_as):
+    small = bulk_cycle(db, n_units=10, n_sections=3)
+    large = bulk_cycle(db, n_units=300, n_sections=3)
+    unit = db.session.scalar(select(Unit).where(Unit.code == "b300u5"))
+    liaison = factory.user("liaison", unit=unit)
+    db.session.commit()
+    client = login_as(liaison)
+    client.get("/dashboard/")
+    n_small, _ = render(client, db, f"/dashboard/?cycle={small.id}")
+    n_large, page = render(client, db, f"/dashboard/?cycle={large.id}")
+    assert n_small == n_large
+    assert page.get_data(as_text=True).count('<th class="unit" scope="row">') == 1
