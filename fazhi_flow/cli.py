@@ -250,6 +250,26 @@ def demo_command(host, port, no_serve):
     app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
 
 
+@fazhi.command("export")
+@click.argument("cycle")
+@click.option("--format", "fmt", required=True, type=click.Choice(["docx", "pdf", "html", "txt"]),
+              help="文件格式")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="输出文件路径")
+@click.option("--version", "version", type=int, help="发布版本号（不写则导出当前合并稿）")
+def export_command(cycle, fmt, output, version):
+    """导出年度报告 CYCLE（编号，或唯一的年份如 2024）的当前合并稿或某个发布版本。"""
+    from .services.compile import export_report
+
+    target = resolve_cycle(cycle)
+    try:
+        content, name = export_report(target, fmt, version=version)
+    except DomainError as exc:
+        _fail(exc.message, 1)
+    Path(output).write_bytes(content)
+    what = f"第{version}版发布版本" if version else "当前合并稿"
+    click.echo(f"已导出{target.title}的{what}（{fmt}，{len(content)}字节）到 {output}")
+
+
 def _make_app():
     from . import create_app
 
