@@ -1,0 +1,31 @@
+"""Golden test of the demo report: the merged text of the shipped demo cycle and its material.
+
+When the demo data changes on purpose, regenerate the expected file with
+``FAZHI_UPDATE_GOLDEN=1 python -m pytest tests/publish/test_golden_demo.py`` and review the diff.
+"""
+import os
+from datetime import date
+from pathlib import Path
+
+from fazhi_flow.publish.merge import assemble
+from fazhi_flow.publish.text import render_text
+
+GOLDEN = Path(__file__).parent / "golden" / "demo_report.txt"
+
+
+def test_demo_report_merged_text(db):
+    from fazhi_flow.services.demo import load_demo
+
+    cycle, created, _ = load_demo(today=date(2024, 12, 20))
+    assert created
+    text = render_text(assemble(cycle))
+    if os.environ.get("FAZHI_UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text(text, encoding="utf-8")
+    assert text == GOLDEN.read_text(encoding="utf-8")
+    # Material that is not approved in the demo never reaches the merged text.
+    from fazhi_flow.models import Contribution
+
+    for contribution in db.session.query(Contribution).filter(Contribution.cycle_id == cycle.id,
+                                                              Contribution.state != "approved"):
+        for paragraph in contribution.paragraphs:
+            assert paragraph not in text
