@@ -81,6 +81,12 @@ def nl2p(text: str | None) -> Markup:
     return Markup("").join(Markup("<p>{}</p>").format(line) for line in lines)
 
 
+def filesize(n: int | None) -> str:
+    from ..services.attachments import human_size
+
+    return human_size(n or 0)
+
+
 def has_endpoint(name: str) -> bool:
     return name in current_app.view_functions
 
@@ -104,6 +110,7 @@ def register(app) -> None:
     app.add_template_filter(waiting_text, "waiting")
     app.add_template_filter(state_badge, "state_badge")
     app.add_template_filter(nl2p, "nl2p")
+    app.add_template_filter(filesize, "filesize")
     app.add_template_global(has_endpoint, "has_endpoint")
     app.add_template_global(days_left, "days_left")
     app.add_template_global(CONTRIBUTION_STATE_LABELS, "STATE_LABELS")
