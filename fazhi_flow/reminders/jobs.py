@@ -17,7 +17,7 @@ from ..models.reminder import OutboxMessage, Reminder, ReminderPolicy, WebhookTa
 from ..notify import PermanentFailure, TemporaryFailure, Unreachable
 from ..notify import webhook as webhook_channel
 from ..notify.email import SmtpSender, build_message
-from ..timeutil import local_zone
+from ..timeutil import local_zone, utcnow
 from . import dispatch
 from .calendar import current_calendar
 from .policy import REMINDABLE_STATES, Item, PolicySettings, due_reminders
@@ -224,7 +224,7 @@ def _claim(msg_id: int, now_utc: datetime) -> dict | None:
         update(OutboxMessage)
         .where(OutboxMessage.id == msg_id, OutboxMessage.status == "pending",
                OutboxMessage.next_attempt_at <= now_utc)
-        .values(status="sending", claimed_at=now_utc)
+        .values(status="sending", claimed_at=utcnow())
     ).rowcount
     if not claimed:
         session.rollback()
@@ -314,8 +314,9 @@ def deliver(now: datetime | None = None, limit: int = 500) -> DeliveryResult:
     config = current_app.config
     session = db.session
     result = DeliveryResult()
+    # Claims are timed by the wall clock, not by ``now`` (which a caller may set to any moment).
     session.execute(update(OutboxMessage)
-                    .where(OutboxMessage.status == "sending", OutboxMessage.claimed_at < now_utc - STALE_CLAIM)
+                    .where(OutboxMessage.status == "sending", OutboxMessage.claimed_at < utcnow() - STALE_CLAIM)
                     .values(status="pending", claimed_at=None))
     session.commit()
     ids = session.scalars(
