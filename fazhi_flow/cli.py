@@ -247,7 +247,10 @@ def demo_command(host, port, no_serve):
             start_in_process_scheduler(app)
             click.echo("定时任务（催报、消息投递）已在本进程中启动。")
     click.secho(f"请用浏览器打开 http://{host}:{port}/ （按 Ctrl+C 停止）", fg="green")
-    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+    # Flask refuses app.run() inside a CLI command; serve with Werkzeug directly.
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
 
 
 @fazhi.command("export")

@@ -28,7 +28,7 @@ UNIT_KEYS = {"code", "name", "kind", "parent"}
 USER_KEYS = {"username", "name", "email", "phone", "unit", "roles", "password"}
 NODE_KEYS = {"code", "title", "guidance", "word_limit", "run_in", "due", "lead", "support", "reviewers",
              "indicators", "rules", "children"}
-INDICATOR_KEYS = {"code", "name", "unit", "type", "required", "min", "max", "guidance"}
+INDICATOR_KEYS = {"code", "name", "unit", "type", "required", "min", "max", "guidance", "reported_by"}
 RULE_KEYS = {"expr", "severity", "message"}
 CODE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
 INDICATOR_CODE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -296,6 +296,9 @@ def validate(data: dict) -> dict:
                 itype = ind.get("type") or "integer"
                 if itype not in INDICATOR_TYPES:
                     c.err(f"{ipath}.type", f"指标类型“{itype}”无效，可选：{', '.join(INDICATOR_TYPES)}")
+                reported_by = ind.get("reported_by") or "all"
+                if reported_by not in ("all", "lead"):
+                    c.err(f"{ipath}.reported_by", f"“{reported_by}”无效，可选：all（每个承办单位填报）、lead（仅牵头单位填报）")
                 low, high = c.number(ind.get("min"), f"{ipath}.min"), c.number(ind.get("max"), f"{ipath}.max")
                 if low is not None and high is not None and low > high:
                     c.err(f"{ipath}.max", "最大值不能小于最小值")
@@ -305,6 +308,7 @@ def validate(data: dict) -> dict:
                     "type": itype, "required": c.boolean(ind.get("required"), f"{ipath}.required"),
                     "minimum": low, "maximum": high,
                     "guidance": c.text(ind.get("guidance"), f"{ipath}.guidance", max_len=2000),
+                    "reported_by": reported_by,
                 })
             rules = []
             for j, rule in enumerate(raw.get("rules") or []):
