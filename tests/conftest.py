@@ -233,3 +233,25 @@ def fresh_database_url(database_url, tmp_path):
 @pytest.fixture()
 def is_postgres(database_url):
     return make_url(database_url).get_backend_name() == "postgresql"
+
+
+# ---------------------------------------------------------------- CI: no silent skips
+
+# Outside CI a missing browser, PDF renderer or database server skips with a reason. In CI the
+# same skip is a failure: CI installs all of them, so a skip there means a check did not happen.
+_CI_REQUIRED = ("chromium", "playwright", "pdftoppm", "weasyprint", "pango", "postgresql")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not IN_CI or not report.skipped:
+        return
+    reason = str(report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr).lower()
+    on_postgres = bool(os.environ.get(PG_URL_ENV))
+    mentions_postgres = "postgresql" in reason
+    required = any(word in reason for word in _CI_REQUIRED if word != "postgresql")
+    if required or (mentions_postgres and on_postgres):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where this must run: {reason}"

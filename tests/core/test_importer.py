@@ -147,3 +147,15 @@ def test_standard_outline_has_the_five_parts(db):
     assert any("第一责任人职责" in t for t in titles)
     assert "推进法治政府建设存在的不足和原因" in titles
     assert any("下一年度" in t for t in titles) and "其他需要报告的情况" in titles
+
+
+def test_documented_example_imports(db):
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cycle-file.md").read_text(encoding="utf-8")
+    example = doc.split("```yaml", 1)[1].split("```", 1)[0]
+    result = import_cycle(example)
+    db.session.commit()
+    assert result.cycle.title == "某某区2025年法治政府建设年度报告"
+    section = db.session.scalar(select(Section).where(Section.code == "measures.disputes"))
+    assert section.number == "（一）" and len(section.assignments) == 3
