@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app, url_for
+from flask import current_app
 from werkzeug.routing import BuildError
 
 from ..reminders.calendar import DueStatus, due_status
@@ -31,11 +31,11 @@ def absolute(path: str) -> str:
 def _path(endpoints: list[tuple[str, dict]], fallback: str) -> str:
     """The path of the first endpoint that exists (pages belong to other packages), else ``fallback``."""
     app = current_app._get_current_object()
+    adapter = app.url_map.bind("localhost", script_name=app.config.get("APPLICATION_ROOT") or "/")
     for endpoint, values in endpoints:
         if endpoint in app.view_functions:
             try:
-                with app.test_request_context("/"):
-                    return url_for(endpoint, **values)
+                return adapter.build(endpoint, values)
             except BuildError:
                 continue
     return fallback
