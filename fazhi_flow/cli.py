@@ -273,6 +273,11 @@ def export_command(cycle, fmt, output, version):
     click.echo(f"已导出{target.title}的{what}（{fmt}，{len(content)}字节）到 {output}")
 
 
+from .reminders.cli import register as _register_reminder_commands  # noqa: E402
+
+_register_reminder_commands(fazhi)
+
+
 def _make_app():
     from . import create_app
 

@@ -1,0 +1,73 @@
+"""The reminder commands of ``fazhi-flow``: remind, deliver, scheduler (added to the ``fazhi`` group)."""
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+
+def _parse_at(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter(f"“{value}”不是有效时间，请写成 2025-01-02T09:00+08:00 的形式。") from None
+
+
+@click.command("remind")
+@click.option("--at", "at_", metavar="时间", help="按该时刻执行扫描，如 2025-01-02T09:00+08:00；默认现在。"
+              "不带时区时按配置的 TIMEZONE 理解。")
+@click.option("--dry-run", is_flag=True, help="只列出将要发出的提醒，不写入数据库。")
+@with_appcontext
+def remind_command(at_, dry_run):
+    """执行一次催报提醒扫描，并列出加入待发消息的提醒。"""
+    from .jobs import sweep
+
+    moment = _parse_at(at_)
+    result = sweep(moment, dry_run=dry_run)
+    if result.locked_out:
+        click.echo("另一个调度进程正在执行扫描，本次跳过。")
+        return
+    when = result.at.astimezone().isoformat(timespec="minutes")
+    for q in result.queued:
+        click.echo(q.line())
+    verb = "将加入" if dry_run else "已加入"
+    click.echo(f"{when}：{verb}待发消息的提醒 {len(result.queued)} 条"
+               f"（已发过而跳过 {result.skipped_existing} 条）" + ("；试运行，未写入数据库。" if dry_run else "。"))
+
+
+@click.command("deliver")
+@click.option("--at", "at_", metavar="时间", help="按该时刻投递（测试用）；默认现在。")
+@with_appcontext
+def deliver_command(at_):
+    """投递一次待发消息（电子邮件、群机器人）。"""
+    from .jobs import deliver
+
+    result = deliver(_parse_at(at_))
+    click.echo(f"已发送 {result.sent} 条，待重试 {result.retried} 条，发送失败 {result.dead} 条，"
+               f"已取消 {result.cancelled} 条，推迟 {result.deferred} 条。")
+    for line in result.errors[:50]:
+        click.echo(f"  {line}", err=True)
+    if result.dead:
+        sys.exit(1)
+
+
+@click.command("scheduler")
+@with_appcontext
+def scheduler_command():
+    """作为独立进程运行调度器：定时扫描催报提醒并投递待发消息（按 Ctrl+C 停止）。"""
+    from .scheduler import run_blocking_scheduler
+
+    app = current_app._get_current_object()
+    click.echo(f"调度器已启动：每{app.config.get('REMINDER_SWEEP_SECONDS', 300)}秒扫描提醒，"
+               f"每{app.config.get('OUTBOX_DELIVER_SECONDS', 30)}秒投递待发消息。按 Ctrl+C 停止。")
+    run_blocking_scheduler(app)
+
+
+def register(group) -> None:
+    for command in (remind_command, deliver_command, scheduler_command):
+        group.add_command(command)
