@@ -1,0 +1,230 @@
+"""Thin routes: load → check permission → one service call → commit → redirect."""
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from ...errors import DomainError
+from ...extensions import db
+from ...models import Assignment, Contribution, ReportCycle, Unit
+from ...models.reminder import (
+    OUTBOX_STATUSES, WEBHOOK_KINDS, ExtensionRequest, OutboxMessage, Reminder, WebhookTarget,
+)
+from ...notify.preferences import preference
+from ...reminders.calendar import due_status
+from ...services import reminders as svc
+from . import bp
+
+
+@bp.app_template_global("due_status")
+def _due_status_global(value, done=False):
+    """Template helper: ``due_status(assignment_or_contribution_or_date)`` → DueStatus."""
+    return due_status(value, done=done)
+
+
+@bp.app_template_filter("due_label")
+def _due_label(value, done=False):
+    """Template filter: '2025年1月10日（星期五） 还剩3个工作日' for a date, assignment or contribution."""
+    return str(due_status(value, done=done))
+
+
+def _admin():
+    if not current_user.has_role("admin"):
+        abort(403)
+
+
+def _cycle(cycle_id: int) -> ReportCycle:
+    cycle = db.session.get(ReportCycle, cycle_id)
+    if cycle is None:
+        abort(404)
+    return cycle
+
+
+def _run(operation, success: str):
+    """Call one service operation; commit on success, flash its Chinese message on refusal."""
+    try:
+        result = operation()
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return None, False
+    db.session.commit()
+    flash(success, "success")
+    return result, True
+
+
+@bp.route("/cycles/<int:cycle_id>/policy", methods=["GET", "POST"])
+@login_required
+def policy(cycle_id):
+    _admin()
+    cycle = _cycle(cycle_id)
+    current = svc.policy_for(cycle)
+    form = request.form
+    if request.method == "POST":
+        _, ok = _run(lambda: svc.update_policy(
+            cycle, current_user, enabled="enabled" in form, before_due_days=form.get("before_due_days", ""),
+            on_due_day="on_due_day" in form, overdue_every=form.get("overdue_every"),
+            overdue_max=form.get("overdue_max"), escalate_after=form.get("escalate_after"),
+            backlog_days=form.get("backlog_days"), backlog_max=form.get("backlog_max"),
+            daily_digest="daily_digest" in form, send_time=form.get("send_time", "")), "催报规则已保存。")
+        if ok:
+            return redirect(url_for(".policy", cycle_id=cycle.id))
+    webhooks = db.session.scalars(select(WebhookTarget).where(
+        WebhookTarget.active.is_(True), db.or_(WebhookTarget.cycle_id == cycle.id, WebhookTarget.unit_id.isnot(None)))
+        .order_by(WebhookTarget.id)).all()
+    units = db.session.scalars(select(Unit).where(Unit.active.is_(True)).order_by(Unit.sort_order, Unit.id)).all()
+    return render_template("reminders/policy.html", cycle=cycle, policy=current, values=form if
+                           request.method == "POST" else None, webhooks=webhooks, units=units,
+                           kinds=WEBHOOK_KINDS)
+
+
+@bp.post("/cycles/<int:cycle_id>/webhooks")
+@login_required
+def add_webhook(cycle_id):
+    _admin()
+    cycle = _cycle(cycle_id)
+    f = request.form
+    owner = f.get("owner", "cycle")
+    unit_id = int(f["unit_id"]) if owner == "unit" and (f.get("unit_id") or "").isdigit() else None
+    _run(lambda: svc.add_webhook(current_user, f.get("name"), f.get("kind"), f.get("url"), f.get("secret"),
+                                 unit_id=unit_id, cycle_id=None if owner == "unit" else cycle.id),
+         "群机器人已添加。")
+    return redirect(url_for(".policy", cycle_id=cycle.id))
+
+
+@bp.post("/webhooks/<int:webhook_id>/remove")
+@login_required
+def remove_webhook(webhook_id):
+    _admin()
+    target = db.session.get(WebhookTarget, webhook_id) or abort(404)
+    back = request.form.get("cycle_id", type=int)
+    _run(lambda: svc.remove_webhook(current_user, target), "群机器人已停用。")
+    return redirect(url_for(".policy", cycle_id=back) if back else url_for(".outbox"))
+
+
+@bp.route("/assignments/<int:assignment_id>/extension", methods=["GET", "POST"])
+@login_required
+def request_extension(assignment_id):
+    assignment = db.session.get(Assignment, assignment_id)
+    if assignment is None or current_user.unit_id != assignment.unit_id:
+        abort(404)  # another unit's task is not shown at all
+    if request.method == "POST":
+        _, ok = _run(lambda: svc.request_extension(assignment, current_user, request.form.get("requested_due"),
+                                                   request.form.get("reason")),
+                     "延期申请已提交，请等待管理员审批。")
+        if ok:
+            return redirect(url_for(".my_extensions"))
+    history = db.session.scalars(select(ExtensionRequest).where(ExtensionRequest.assignment_id == assignment.id)
+                                 .order_by(ExtensionRequest.id.desc())).all()
+    return render_template("reminders/extension_request.html", assignment=assignment, history=history,
+                           status=due_status(assignment), form=request.form,
+                           allowed=svc.can_request_extension(current_user, assignment))
+
+
+@bp.get("/my-extensions")
+@login_required
+def my_extensions():
+    rows = db.session.scalars(select(ExtensionRequest).join(Assignment).where(
+        Assignment.unit_id == current_user.unit_id).order_by(ExtensionRequest.id.desc())).all() \
+        if current_user.unit_id else []
+    return render_template("reminders/my_extensions.html", rows=rows)
+
+
+@bp.post("/extensions/<int:request_id>/withdraw")
+@login_required
+def withdraw_extension(request_id):
+    req = db.session.get(ExtensionRequest, request_id) or abort(404)
+    _run(lambda: svc.withdraw_extension(req, current_user), "延期申请已撤回。")
+    return redirect(url_for(".my_extensions"))
+
+
+@bp.get("/extensions")
+@login_required
+def extensions():
+    _admin()
+    rows = db.session.scalars(select(ExtensionRequest).order_by(
+        (ExtensionRequest.status == "pending").desc(), ExtensionRequest.id.desc()).limit(300)).all()
+    return render_template("reminders/extensions.html", rows=rows)
+
+
+@bp.post("/extensions/<int:request_id>/decide")
+@login_required
+def decide_extension(request_id):
+    _admin()
+    req = db.session.get(ExtensionRequest, request_id) or abort(404)
+    grant = request.form.get("decision") == "grant"
+    _run(lambda: svc.decide_extension(req, current_user, grant, request.form.get("comment"),
+                                      request.form.get("granted_due") or None),
+         "已同意延期，提醒将按新日期发送。" if grant else "已不同意延期。")
+    return redirect(url_for(".extensions"))
+
+
+@bp.route("/cycles/<int:cycle_id>/chase", methods=["GET", "POST"])
+@login_required
+def chase(cycle_id):
+    _admin()
+    cycle = _cycle(cycle_id)
+    if request.method == "POST":
+        all_overdue = request.form.get("scope") == "overdue"
+        ids = [int(v) for v in request.form.getlist("unit_id") if v.isdigit()]
+        sent, ok = _run(lambda: svc.send_manual_reminder(cycle, current_user, unit_ids=ids,
+                                                        all_overdue=all_overdue, note=request.form.get("note")),
+                        "催报已发出。")
+        if ok:
+            flash(f"共催报{len(sent)}份材料。", "info")
+            return redirect(url_for(".chase", cycle_id=cycle.id))
+    pending = svc.remindable(cycle)
+    by_unit: dict = {}
+    for c in pending:
+        by_unit.setdefault(c.unit, []).append(c)
+    recent = db.session.scalars(select(Reminder).where(Reminder.cycle_id == cycle.id, Reminder.kind == "manual")
+                                .order_by(Reminder.id.desc()).limit(50)).all()
+    return render_template("reminders/chase.html", cycle=cycle, by_unit=by_unit, recent=recent,
+                           form=request.form)
+
+
+@bp.get("/outbox")
+@login_required
+def outbox():
+    _admin()
+    status = request.args.get("status") or None
+    q = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(300)
+    if status in OUTBOX_STATUSES:
+        q = q.where(OutboxMessage.status == status)
+    rows = db.session.scalars(q).all()
+    counts = dict(db.session.execute(select(OutboxMessage.status, db.func.count()).group_by(OutboxMessage.status)).all())
+    return render_template("reminders/outbox.html", rows=rows, status=status, statuses=OUTBOX_STATUSES,
+                           counts=counts)
+
+
+@bp.post("/outbox/<int:message_id>/retry")
+@login_required
+def retry(message_id):
+    _admin()
+    message = db.session.get(OutboxMessage, message_id) or abort(404)
+    _run(lambda: svc.retry_message(current_user, message), "已重新加入待发消息。")
+    return redirect(url_for(".outbox", status=request.form.get("status") or None))
+
+
+@bp.post("/outbox/retry-dead")
+@login_required
+def retry_dead():
+    _admin()
+    count, ok = _run(lambda: svc.retry_all_dead(current_user), "发送失败的消息已重新加入待发消息。")
+    return redirect(url_for(".outbox"))
+
+
+@bp.route("/my-channels", methods=["GET", "POST"])
+@login_required
+def my_channels():
+    if request.method == "POST":
+        _run(lambda: svc.set_channel_preferences(current_user, "email" in request.form, "inapp" in request.form),
+             "通知渠道已保存。")
+        return redirect(url_for(".my_channels"))
+    pref = preference(current_user)
+    return render_template("reminders/my_channels.html", email=pref.email if pref else True,
+                           inapp=pref.inapp if pref else True)
+
+
+__all__ = ["Contribution"]
