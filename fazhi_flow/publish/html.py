@@ -79,7 +79,7 @@ def report_css(stacks: dict[str, str]) -> str:
 @media screen {{
   .gw-sheet {{ background: #e9ecef; padding: 16px 0; overflow-x: auto; }}
   .gw-report {{
-    background: #fff; width: {TEXT_WIDTH_MM}mm; margin: 0 auto;
+    box-sizing: content-box; background: #fff; width: {TEXT_WIDTH_MM}mm; margin: 0 auto;
     padding: {MARGIN_TOP_MM}mm {MARGIN_RIGHT_MM}mm {MARGIN_BOTTOM_MM}mm {MARGIN_LEFT_MM}mm;
     box-shadow: 0 1px 4px rgba(0, 0, 0, .25);
   }}
