@@ -245,10 +245,10 @@ def request_signoff(cycle: ReportCycle, actor, comment: str | None = None):
     if stale and cycle.state == "compiling":
         raise DomainError("以下章节的报送材料在编辑后发生了变化，请先按最新材料重新生成："
                           + "、".join(stale))
-    if cycle.state == "compiling" and not any(
-        block.paragraphs for block in current_document(cycle).blocks
-    ) and not current_document(cycle).opening:
-        raise DomainError("合并稿没有任何正文，不能提请签发。")
+    if cycle.state == "compiling":
+        document = current_document(cycle)
+        if not document.opening and not any(block.paragraphs for block in document.blocks):
+            raise DomainError("合并稿没有任何正文，不能提请签发。")
     # The version is recorded by the transition listener below, inside the same transaction.
     return cycle_ops.request_signoff(cycle, actor, comment=comment)
 

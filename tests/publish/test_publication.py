@@ -247,3 +247,12 @@ def test_resolve_cycle_by_id_or_year(compiling, factory, db):
     with pytest.raises(DomainError, match="不是有效的年度报告"):
         svc.resolve_cycle("abc")
     assert db.session.query(ReportDraftVersion).count() >= 1
+
+
+def test_empty_draft_cannot_be_sent_for_signoff(factory, db):
+    world = factory.world(state="compiling")
+    world.contribution.state = "draft"
+    db.session.flush()
+    with pytest.raises(DomainError, match="没有任何正文"):
+        svc.request_signoff(world.cycle, world.admin)
+    assert world.cycle.state == "compiling"
