@@ -5,7 +5,6 @@ from .cycle import Assignment, ReportCycle, Section, section_reviewer
 from .indicator import Indicator, Rule
 from .notification import Notification
 from .org import ROLE_LABELS, ROLES, Unit, User, UserRole
-from .reminder import ExtensionRequest, OutboxMessage, Reminder, ReminderPolicy, UserChannelPreference, WebhookTarget  # noqa: F401
 from .publication import Publication, ReportDraftVersion, SectionDraft  # noqa: F401
 from .reminder import ExtensionRequest, OutboxMessage, Reminder, ReminderPolicy, UserChannelPreference, WebhookTarget  # noqa: F401
 from .security import LoginThrottle
