@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 06:48:06.385318
+Create Date: 2026-11-26 06:53:11.548075
 
 """
 from alembic import op
