@@ -25,6 +25,9 @@ MESSAGES = {
 }
 
 
+CSRF_MESSAGE = "页面已过期或缺少安全校验。请返回上一页，刷新后重新提交。"
+
+
 def render_error(status: int, message: str | None = None):
     title, default = MESSAGES.get(status, MESSAGES[500] if status >= 500 else MESSAGES[400])
     return render_template("errors/error.html", status=status, title=title,
@@ -57,7 +60,7 @@ def register(app) -> None:
     @app.errorhandler(CSRFError)
     def _csrf_error(exc):
         db.session.rollback()
-        return render_error(400, "页面已过期或缺少安全校验。请返回上一页，刷新后重新提交。")
+        return render_error(400, CSRF_MESSAGE)
 
     # Unexpected exceptions reach this handler as InternalServerError (Flask has logged them already);
     # under TESTING they propagate instead, so tests see the real error.

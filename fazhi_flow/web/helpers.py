@@ -1,4 +1,5 @@
-"""Template filters and globals: local time, state labels, deadlines, permissions, the nav."""
+"""Template filters and globals: local time, state labels, deadlines in working days, bound numbers,
+permissions, the nav."""
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -9,8 +10,9 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 
 from ..extensions import db
-from ..timeutil import local_today, to_local, utcnow
+from ..timeutil import to_local, utcnow
 from ..workflow.states import CONTRIBUTION_STATE_LABELS, CYCLE_STATE_LABELS
+from . import bound_text
 from .permissions import can as _can
 
 # CSS class per contribution state; colours live in static/css/app.css.
@@ -36,22 +38,26 @@ def cn_date(value: date | datetime | None) -> str:
     return f"{value.year}年{value.month}月{value.day}日"
 
 
-def days_left(due: date | None, today: date | None = None) -> int | None:
-    if due is None:
-        return None
-    return (due - (today or local_today())).days
+def due_status(value, done: bool = False):
+    """A deadline in working days: ``due_status(date | assignment | contribution)`` → DueStatus
+    (``.label`` 还剩3个工作日 / 今天截止 / 已逾期2个工作日, ``.date_label``, ``.css_class``)."""
+    from ..reminders.calendar import due_status as _due_status
+
+    return _due_status(value, done=done)
 
 
-def deadline_text(due: date | None, done: bool = False) -> str:
-    """'还剩3天' / '今天截止' / '已逾期2天'; '' without a due date or when already done."""
-    left = days_left(due)
-    if left is None or done:
-        return ""
-    if left > 0:
-        return f"还剩{left}天"
-    if left == 0:
-        return "今天截止"
-    return f"已逾期{-left}天"
+def due_label(value, done: bool = False) -> str:
+    """'2025年1月10日（星期五） 还剩3个工作日' for a date, an assignment or a contribution."""
+    return str(due_status(value, done=done))
+
+
+# Material that has reached the office: its deadline is met, only the date is shown.
+DUE_MET_STATES = ("submitted", "approved")
+
+
+def contribution_due(contribution):
+    """The DueStatus of a contribution as its unit sees it (no countdown once it reached the office)."""
+    return due_status(contribution, done=contribution.state in DUE_MET_STATES)
 
 
 def waiting_text(since: datetime | None, now: datetime | None = None) -> str:
@@ -91,6 +97,22 @@ def has_endpoint(name: str) -> bool:
     return name in current_app.view_functions
 
 
+def nav_counts() -> dict[str, int]:
+    """Small to-do counts for the menu, one COUNT query each: 我的任务 and 待单位审核 of the user's unit."""
+    from ..models import Contribution, ReportCycle
+
+    if not current_user.is_authenticated or current_user.unit_id is None:
+        return {}
+    counts = {}
+    base = select(func.count(Contribution.id)).join(ReportCycle, Contribution.cycle_id == ReportCycle.id) \
+        .where(Contribution.unit_id == current_user.unit_id, ReportCycle.state == "collecting")
+    if current_user.has_role("liaison"):
+        counts["tasks"] = db.session.scalar(base.where(Contribution.state.in_(("draft", "returned")))) or 0
+    if current_user.has_role("unit_head"):
+        counts["unit_queue"] = db.session.scalar(base.where(Contribution.state == "unit_review")) or 0
+    return counts
+
+
 def unread_count() -> int:
     if not current_user.is_authenticated:
         return 0
@@ -106,13 +128,18 @@ def unread_count() -> int:
 def register(app) -> None:
     app.add_template_filter(localtime, "localtime")
     app.add_template_filter(cn_date, "cn_date")
-    app.add_template_filter(deadline_text, "deadline_text")
+    app.add_template_filter(due_label, "due_label")
     app.add_template_filter(waiting_text, "waiting")
     app.add_template_filter(state_badge, "state_badge")
     app.add_template_filter(nl2p, "nl2p")
     app.add_template_filter(filesize, "filesize")
     app.add_template_global(has_endpoint, "has_endpoint")
-    app.add_template_global(days_left, "days_left")
+    app.add_template_global(due_status, "due_status")
+    app.add_template_global(contribution_due, "contribution_due")
+    app.add_template_global(bound_text.bound_paragraphs, "bound_paragraphs")
+    app.add_template_global(bound_text.bound_text, "bound_text")
+    app.add_template_global(bound_text.revision_text, "revision_text")
+    app.add_template_global(bound_text.preview, "text_preview")
     app.add_template_global(CONTRIBUTION_STATE_LABELS, "STATE_LABELS")
     app.add_template_global(CYCLE_STATE_LABELS, "CYCLE_STATE_LABELS")
 
@@ -121,6 +148,7 @@ def register(app) -> None:
         return {
             "can": lambda action, obj=None: _can(current_user, action, obj),
             "unread_count": unread_count,
+            "nav_counts": nav_counts,
         }
 
 

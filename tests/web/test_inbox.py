@@ -58,7 +58,7 @@ def test_unread_count_and_mark_read(as_user, world, db):
     assert r.headers["Location"] == f"/tasks/{world.contribution.id}"
     db.session.expire_all()
     assert _of(db, world.liaison)[0].read_at is not None
-    assert 'class="count"' not in client.get("/tasks/").get_data(as_text=True)
+    assert "条未读" not in client.get("/tasks/").get_data(as_text=True)
     assert "暂时没有消息" not in client.get("/inbox/").get_data(as_text=True)
     client.post("/inbox/read-all")
     assert "没有未读消息" in client.get("/inbox/?unread=1").get_data(as_text=True)

@@ -42,6 +42,34 @@
     update();
   });
 
+  // Keep a copy of the editor's text in this browser until the server has it: if a save fails
+  // (page expired, logged out elsewhere), the next visit offers to restore it.
+  Array.prototype.forEach.call(document.querySelectorAll("textarea[data-backup-key]"), function (area) {
+    var key = "fazhi-draft:" + area.getAttribute("data-backup-key");
+    var notice = document.getElementById(area.getAttribute("data-backup-notice") || "");
+    var store;
+    try { store = window.localStorage; } catch (e) { return; }
+    if (!store) { return; }
+    var kept = store.getItem(key);
+    if (kept !== null && (kept === area.value || !kept.trim())) {
+      store.removeItem(key);  // the server has this text already
+    } else if (kept !== null && notice) {
+      notice.hidden = false;
+      notice.querySelector("[data-backup-restore]").addEventListener("click", function () {
+        area.value = kept;
+        area.dispatchEvent(new Event("input", { bubbles: true }));
+        notice.hidden = true;
+      });
+      notice.querySelector("[data-backup-discard]").addEventListener("click", function () {
+        store.removeItem(key);
+        notice.hidden = true;
+      });
+    }
+    area.addEventListener("input", function () {
+      try { store.setItem(key, area.value); } catch (e) { /* storage full or disabled */ }
+    });
+  });
+
   // A checkbox with data-check-all="<name>" ticks every checkbox of that name.
   Array.prototype.forEach.call(document.querySelectorAll("input[data-check-all]"), function (box) {
     var name = box.getAttribute("data-check-all");

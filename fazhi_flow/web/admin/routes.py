@@ -198,6 +198,16 @@ def cycle(cycle_id):
     return _cycle_page(cycle_id)
 
 
+def _pending_extensions(cycle: ReportCycle) -> int:
+    """延期申请 of this cycle still waiting for a decision (shown beside the link)."""
+    from ...models.reminder import ExtensionRequest
+
+    return db.session.scalar(
+        select(func.count(ExtensionRequest.id)).join(Assignment, ExtensionRequest.assignment_id == Assignment.id)
+        .join(Section, Assignment.section_id == Section.id)
+        .where(Section.cycle_id == cycle.id, ExtensionRequest.status == "pending")) or 0
+
+
 def _cycle_page(cycle_id, compile_form=None, status=200):
     cycle = _get(ReportCycle, cycle_id)
     n_sections = db.session.scalar(select(func.count(Section.id)).where(Section.cycle_id == cycle.id))
@@ -207,6 +217,7 @@ def _cycle_page(cycle_id, compile_form=None, status=200):
         select(TransitionLog).where(TransitionLog.cycle_id == cycle.id).order_by(TransitionLog.id.desc()).limit(20)))
     return render_template(
         "admin/cycle.html", cycle=cycle, counts=_state_counts(cycle), n_sections=n_sections,
+        pending_extensions=_pending_extensions(cycle),
         n_assignments=n_assignments, logs=logs, compile_form=compile_form or OptionalReasonForm(prefix="compile"),
         reopen_form=OptionalReasonForm(prefix="reopen"), action_form=ActionForm(),
         has_compile=_compile_endpoint(), STATE_LABELS=CONTRIBUTION_STATE_LABELS, active_nav="admin",

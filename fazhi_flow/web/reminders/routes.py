@@ -17,16 +17,7 @@ from ...services import reminders as svc
 from . import bp
 
 
-@bp.app_template_global("due_status")
-def _due_status_global(value, done=False):
-    """Template helper: ``due_status(assignment_or_contribution_or_date)`` → DueStatus."""
-    return due_status(value, done=done)
-
-
-@bp.app_template_filter("due_label")
-def _due_label(value, done=False):
-    """Template filter: '2025年1月10日（星期五） 还剩3个工作日' for a date, assignment or contribution."""
-    return str(due_status(value, done=done))
+# The template helpers ``due_status(...)`` and ``|due_label`` are registered in web/helpers.py.
 
 
 def _admin():

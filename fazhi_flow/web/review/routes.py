@@ -13,6 +13,7 @@ from ...services import contributions as svc
 from ...services.diffs import has_changes, paragraph_diff
 from ...timeutil import utcnow
 from ...workflow.machine import is_contribution_reviewer
+from .. import bound_text
 from ..errors import abort_with
 from ..loading import contribution_or_abort, preload_sections, transition_logs
 from ..permissions import can_fire
@@ -82,7 +83,9 @@ def _render_review(contribution, approve_form, return_form, status=200):
     revisions = contribution.revisions
     diff = None
     if len(revisions) >= 2:
-        diff = paragraph_diff(revisions[-2].body, revisions[-1].body)
+        # Compared as displayed: a changed figure shows up even where the text cites it.
+        renderer = bound_text.current()
+        diff = paragraph_diff(renderer.revision(revisions[-2]), renderer.revision(revisions[-1]))
     return render_template(
         "review/show.html", c=contribution, approve_form=approve_form, return_form=return_form,
         logs=transition_logs(contribution), revisions=revisions, diff=diff,

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from flask import flash, redirect, render_template, request, send_file, url_for
+from flask import current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
+from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -17,7 +18,9 @@ from ...models import Contribution, ReportCycle
 from ...services import attachments as attachment_service
 from ...services import contributions as svc
 from ...services.diffs import has_changes, paragraph_diff
-from ..errors import abort_with
+from .. import bound_text
+from ..errors import CSRF_MESSAGE, abort_with, render_error
+from ..helpers import has_endpoint
 from ..loading import (
     attachment_or_abort,
     contribution_or_abort,
@@ -29,9 +32,6 @@ from ..loading import (
 from ..permissions import can_edit_contribution, can_fire
 from . import bp
 from .forms import DecisionForm, EditorForm, ReturnForm, VersionForm
-
-DONE_STATES = ("unit_review", "submitted", "approved")
-
 
 def _require_unit_member():
     user = current_user
@@ -88,7 +88,7 @@ def index():
     todo = sum(1 for c in rows if c.state in ("draft", "returned") and c.cycle.state == "collecting")
     returned = sum(1 for c in rows if c.state == "returned")
     return render_template("tasks/index.html", groups=_group_by_cycle(rows), comments=comments,
-                           todo=todo, returned=returned, done_states=DONE_STATES)
+                           todo=todo, returned=returned)
 
 
 def _render_editor(contribution: Contribution, form: EditorForm, *, conflict: str | None = None,
@@ -106,12 +106,34 @@ def _render_editor(contribution: Contribution, form: EditorForm, *, conflict: st
     return render_template(
         "tasks/edit.html", c=contribution, form=form, editable=can_edit_contribution(current_user, contribution),
         conflict=conflict, error=error, logs=logs, latest_decision=latest_decision, quoted=quoted,
+        fig=_figures(contribution), extension=_extension(contribution),
         others=other_units_on_section(contribution), version_form=VersionForm(),
         allowed_files=attachment_service.ALLOWED_TEXT,
         max_file=attachment_service.human_size(attachment_service.max_bytes()),
         can_submit=can_fire(current_user, contribution, "submit"),
         can_recall=can_fire(current_user, contribution, "recall"),
     ), status
+
+
+def _figures(contribution: Contribution):
+    """The figures of the contribution for the editor's summary, or None (no figures area, no right)."""
+    if not has_endpoint("figures.contribution"):
+        return None
+    from ...services import figures as figure_service
+
+    if not figure_service.can_view_figures(current_user, contribution):
+        return None
+    return figure_service.contribution_figures(contribution, current_user)
+
+
+def _extension(contribution: Contribution) -> dict | None:
+    """What the editor shows about 申请延期: may the user ask, and a request still waiting."""
+    if not has_endpoint("reminders.request_extension"):
+        return None
+    from ...services import reminders as reminder_service
+
+    return {"allowed": reminder_service.can_request_extension(current_user, contribution.assignment),
+            "pending": reminder_service.pending_extension(contribution.assignment)}
 
 
 def _read_upload(storage) -> tuple[str | None, bytes] | None:
@@ -122,9 +144,48 @@ def _read_upload(storage) -> tuple[str | None, bytes] | None:
     return storage.filename, data
 
 
+def _rescue_page(contribution_id: int, reason: str, status: int):
+    """The typed text of a save that could not be accepted, to copy, with a way back to the editor."""
+    back = url_for("tasks.edit", contribution_id=contribution_id)
+    return render_template("tasks/rescue.html", text=request.form.get("body", ""), reason=reason,
+                           login_url=url_for("auth.login", next=back), back=back), status
+
+
+def _version_posted(contribution: Contribution) -> int:
+    raw = (request.form.get("version") or "").strip()
+    return int(raw) if raw.isdigit() and len(raw) < 10 else contribution.version
+
+
+@bp.errorhandler(CSRFError)
+def _expired_form(exc):
+    """A 保存草稿 whose page expired (CSRF check failed) keeps the text that was typed.
+
+    A logged-in author gets the editor back with the text and a fresh token; anybody else gets the
+    text to copy. Other forms of this area get the ordinary error page.
+    """
+    db.session.rollback()
+    if request.endpoint != "tasks.edit" or request.method != "POST":
+        return render_error(400, CSRF_MESSAGE)
+    contribution_id = (request.view_args or {}).get("contribution_id")
+    contribution = db.session.get(Contribution, contribution_id) if contribution_id else None
+    if contribution is not None and can_edit_contribution(current_user, contribution):
+        form = EditorForm(formdata=None)
+        form.body.data = request.form.get("body", "")
+        form.version.data = _version_posted(contribution)
+        note = "您选择的附件没有上传，请重新选择。" if request.files.get("file") else ""
+        return _render_editor(contribution, form, status=400, error=(
+            "页面已过期（可能曾在别处退出或重新登录），刚才的内容还没有保存。"
+            f"请核对后再点一次“保存草稿”。{note}"))
+    return _rescue_page(contribution_id or 0, "页面已过期或登录已超时，刚才的内容没有保存。", 400)
+
+
 @bp.route("/<int:contribution_id>", methods=["GET", "POST"])
-@login_required
 def edit(contribution_id: int):
+    if not current_user.is_authenticated:
+        # A save after the login ran out (or after logging out elsewhere) must not drop the text.
+        if request.method == "POST":
+            return _rescue_page(contribution_id, "登录已超时，刚才的内容没有保存。", 401)
+        return current_app.login_manager.unauthorized()
     contribution = contribution_or_abort(contribution_id, current_user)
     form = EditorForm()
     if request.method == "GET":
@@ -233,13 +294,17 @@ def download(attachment_id: int):
 
 
 def _revision_text(contribution: Contribution, key: str | None):
-    """'draft' → the current text; a number → that revision; returns (label, text) or None."""
+    """'draft' → the current text; a number → that revision; returns (label, text) or None.
+
+    The text is as displayed: cited figures are printed (a revision with the values it was submitted with).
+    """
+    renderer = bound_text.current()
     if key == "draft":
-        return "当前草稿", contribution.body or ""
+        return "当前草稿", renderer.text(contribution)
     if key and key.isdigit():
         for revision in contribution.revisions:
             if revision.number == int(key):
-                return f"第{revision.number}版", revision.body
+                return f"第{revision.number}版", renderer.revision(revision)
     return None
 
 
@@ -249,7 +314,7 @@ def history(contribution_id: int):
     contribution = contribution_or_abort(contribution_id, current_user)
     revisions = contribution.revisions
     numbers = [str(r.number) for r in revisions]
-    default_b = "draft" if (not revisions or contribution.body != revisions[-1].body) else numbers[-1]
+    default_b = "draft" if (not revisions or (contribution.body or "") != revisions[-1].body) else numbers[-1]
     default_a = numbers[-1] if default_b == "draft" and numbers else (numbers[-2] if len(numbers) > 1 else None)
     a_key = request.args.get("a") or default_a
     b_key = request.args.get("b") or default_b
