@@ -234,6 +234,12 @@ def demo_command(host, port, no_serve):
     click.echo(f"演示账号（密码均为 {DEMO_PASSWORD}）：")
     for username, label in accounts:
         click.echo(f"  {username:<10} {label}")
+    from .extensions import db
+
+    # End this command's transaction: on SQLite an open one holds the write lock for as long as the
+    # server runs, and the scheduler and every request would wait on it.
+    db.session.commit()
+    db.session.remove()
     if no_serve:
         return
     app = current_app._get_current_object()
