@@ -33,9 +33,13 @@ RULE_KEYS = {"expr", "severity", "message"}
 CODE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
 INDICATOR_CODE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-# Extra top-level cycle keys handled by other features: key -> fn(cycle, value, errors, path) used for
-# validation (value is None: only validate) and application.
-CYCLE_EXTENSIONS: dict = {}
+
+def _cycle_extensions() -> dict:
+    """Cycle keys owned by other features: key -> object with validate(value, errors, path) and
+    apply(cycle, value)."""
+    from ..reminders.cycle_file import ReminderPolicyKey
+
+    return {"reminder_policy": ReminderPolicyKey}
 
 
 class CycleFileError(DomainError):
@@ -183,12 +187,10 @@ def validate(data: dict) -> dict:
             "issuers": "\n".join(issuers),
             "issue_date": c.date(raw_cycle.get("issue_date"), "cycle.issue_date"),
         }
-        for key, extension in CYCLE_EXTENSIONS.items():
+        for key, extension in _cycle_extensions().items():
             if key in raw_cycle:
                 extension.validate(raw_cycle[key], c.errors, f"cycle.{key}")
                 plan["cycle"][key] = raw_cycle[key]
-        if "reminder_policy" in raw_cycle and "reminder_policy" not in CYCLE_EXTENSIONS:
-            c.err("cycle.reminder_policy", "本系统未启用催报策略，不能设置此项")
 
     existing_units = {u.code for u in db.session.scalars(select(Unit))}
     existing_users = {u.username for u in db.session.scalars(select(User))}
@@ -389,7 +391,8 @@ def _set(obj, values: dict) -> bool:
 def _apply(plan: dict) -> ImportResult:
     units = {u.code: u for u in db.session.scalars(select(Unit))}
     users = {u.username: u for u in db.session.scalars(select(User))}
-    cinfo = {k: v for k, v in plan["cycle"].items() if k not in CYCLE_EXTENSIONS}
+    extensions = _cycle_extensions()
+    cinfo = {k: v for k, v in plan["cycle"].items() if k not in extensions}
     cycle = db.session.scalar(select(ReportCycle).where(
         ReportCycle.region == cinfo["region"], ReportCycle.year == cinfo["year"]))
     if cycle is None:
@@ -504,7 +507,7 @@ def _apply(plan: dict) -> ImportResult:
         if code not in seen:
             _remove_section(section, result)
     db.session.flush()
-    for key, extension in CYCLE_EXTENSIONS.items():
+    for key, extension in extensions.items():
         if key in plan["cycle"]:
             extension.apply(cycle, plan["cycle"][key])
     if cycle.state == "collecting":

@@ -159,3 +159,30 @@ def test_documented_example_imports(db):
     assert result.cycle.title == "某某区2025年法治政府建设年度报告"
     section = db.session.scalar(select(Section).where(Section.code == "measures.disputes"))
     assert section.number == "（一）" and len(section.assignments) == 3
+
+
+def test_reminder_policy_from_the_file(db):
+    from fazhi_flow.models.reminder import ReminderPolicy
+
+    policy = {"before_due_days": [7, 3], "send_time": "8:30", "overdue_every": 3, "daily_digest": False}
+    result = import_cycle(_doc(**{"cycle.reminder_policy": policy}))
+    db.session.commit()
+    row = db.session.scalar(select(ReminderPolicy).where(ReminderPolicy.cycle_id == result.cycle.id))
+    assert (row.before_due_days, row.send_time, row.overdue_every, row.daily_digest) == ("7,3", "08:30", 3, False)
+    assert row.overdue_max == 5  # a key not given keeps its default
+
+
+@pytest.mark.parametrize("policy, expected", [
+    ({"send_time": "25:00"}, "cycle.reminder_policy.send_time：“发送时间”格式应为"),
+    ({"overdue_every": 0}, "cycle.reminder_policy.overdue_every：“逾期后每隔几个工作日催报”必须在1到30之间"),
+    ({"before_due_days": "5,x"}, "cycle.reminder_policy.before_due_days："),
+    ({"nag": True}, "cycle.reminder_policy.nag：未知的键"),
+    ({"enabled": "yes"}, "cycle.reminder_policy.enabled：应为 true 或 false"),
+])
+def test_reminder_policy_rejections(db, policy, expected):
+    before = _counts(db)
+    with pytest.raises(CycleFileError) as refused:
+        import_cycle(_doc(**{"cycle.reminder_policy": policy}))
+    db.session.rollback()
+    assert any(expected in line for line in refused.value.errors), refused.value.errors
+    assert _counts(db) == before
