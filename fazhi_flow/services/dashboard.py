@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from ..extensions import db
 from ..models import Assignment, Contribution, ReportCycle, Revision, Section, Unit
 from ..models.org import UNIT_KINDS
+from ..reminders.calendar import current_calendar
 from ..timeutil import local_today, local_zone
 from ..workflow.states import CONTRIBUTION_STATE_LABELS
 from .outline import OutlineNode, load_outline
@@ -38,10 +39,20 @@ class Cell:
     overdue_days: int
     first_submit: date | None
     contribution_id: int | None
+    # Working days overdue, as 我的任务 and the reminders count them (0 when due on a Friday and
+    # today is Saturday: late, but no working day lost yet).
+    overdue_workdays: int = 0
 
     @property
     def overdue(self) -> bool:
         return self.overdue_days > 0
+
+    @property
+    def overdue_label(self) -> str:
+        """'已逾期2个工作日' (the same words as due_status), '' when not overdue."""
+        if not self.overdue:
+            return ""
+        return f"已逾期{self.overdue_workdays}个工作日" if self.overdue_workdays else "已逾期"
 
     @property
     def label(self) -> str:
@@ -150,6 +161,8 @@ def build_dashboard(cycle: ReportCycle, viewer, state: str | None = None, unit_k
     first_submit = {c_id: at.replace(tzinfo=timezone.utc).astimezone(zone).date()
                     for c_id, at in db.session.execute(first_query) if at is not None}
 
+    calendar = current_calendar()
+    workdays_late: dict[date, int] = {}  # per due date: the count is the same for every cell sharing it
     rows = {u.id: UnitRow(u) for u in units}
     used_sections: set[int] = set()
     counts = dict.fromkeys(CELL_LABELS, 0)
@@ -163,7 +176,12 @@ def build_dashboard(cycle: ReportCycle, viewer, state: str | None = None, unit_k
         due = own_due or section_due.get(section_id)
         submitted_on = first_submit.get(c_id) if c_id else None
         late_days = (today - due).days if due and st in OPEN_STATES and st != "pending" else 0
-        cell = Cell(section_id, st, role, due, max(late_days, 0), submitted_on, c_id)
+        late_work = 0
+        if late_days > 0:
+            if due not in workdays_late:
+                workdays_late[due] = calendar.working_days_between(due, today)
+            late_work = workdays_late[due]
+        cell = Cell(section_id, st, role, due, max(late_days, 0), submitted_on, c_id, late_work)
         row.cells[section_id] = cell
         row.total += 1
         row.counts[st] += 1
@@ -236,7 +254,7 @@ def export_xlsx(dash: Dashboard) -> bytes:
             if c is None:
                 values.append(None)
                 continue
-            cell = WriteOnlyCell(sheet, value=c.label + (f"（逾期{c.overdue_days}天）" if c.overdue else ""))
+            cell = WriteOnlyCell(sheet, value=c.label + (f"（{c.overdue_label}）" if c.overdue else ""))
             cell.fill = fills[c.state]
             if c.overdue:
                 cell.font = red
