@@ -1,7 +1,8 @@
 """In-app notifications caused by workflow events (the inbox).
 
 Connected to ``transition_fired``; receivers only add rows to the session, so a notification is
-committed with the transition that caused it, or not at all.
+committed with the transition that caused it, or not at all. Nobody is told about their own action,
+and users who switched the in-app channel off (通知设置) get nothing here.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import Assignment, Contribution, ReportCycle, Section, User, UserRole
 from ..workflow.machine import transition_fired
-from .notifications import notify_user
+from ..notify.inapp import notify
 
 
 def _link(endpoint: str, fallback: str, **values) -> str:
@@ -45,30 +46,36 @@ def _where(contribution: Contribution) -> str:
     return f"{contribution.unit.name} · {contribution.section.path_label}"
 
 
+def _others(users, actor) -> list[User]:
+    """``users`` without the person who acted."""
+    actor_id = getattr(actor, "id", None)
+    return [u for u in users if u.id != actor_id]
+
+
 def _on_contribution(c: Contribution, event: str, to_state: str, actor, comment: str | None, context):
     where = _where(c)
     task_link = _link("tasks.edit", f"/tasks/{c.id}", contribution_id=c.id)
     if to_state == "submitted":
         link = _link("review.show", f"/review/{c.id}", contribution_id=c.id)
-        for user in section_reviewers(c):
-            notify_user(user, "to_review", f"有新材料待审核：{c.unit.name}", where, link)
+        for user in _others(section_reviewers(c), actor):
+            notify(user, "to_review", f"有新材料待审核：{c.unit.name}", where, link)
     elif to_state == "unit_review":
         link = _link("tasks.unit_review", f"/tasks/{c.id}/unit-review", contribution_id=c.id)
-        for user in _unit_users(c.unit_id, "unit_head"):
-            notify_user(user, "to_unit_review", "本单位有材料待您同意报送", where, link)
+        for user in _others(_unit_users(c.unit_id, "unit_head"), actor):
+            notify(user, "to_unit_review", "本单位有材料待您同意报送", where, link)
     elif to_state == "returned":
         body = where + (f"\n意见：{comment}" if comment else "")
         if context and context.get("paragraph"):
             body += f"（第{context['paragraph']}段）"
         title = "材料已被重新打开，请修改" if event == "reopen" else "材料被退回修改"
-        for user in _unit_users(c.unit_id, "liaison"):
-            notify_user(user, "returned", title, body, task_link)
+        for user in _others(_unit_users(c.unit_id, "liaison"), actor):
+            notify(user, "returned", title, body, task_link)
     elif to_state == "approved":
-        for user in _unit_users(c.unit_id, "liaison"):
-            notify_user(user, "approved", "材料已通过审核", where, task_link)
+        for user in _others(_unit_users(c.unit_id, "liaison"), actor):
+            notify(user, "approved", "材料已通过审核", where, task_link)
 
 
-def _on_cycle(cycle: ReportCycle, event: str):
+def _on_cycle(cycle: ReportCycle, event: str, actor):
     if event != "open":
         return
     unit_ids = set(db.session.scalars(
@@ -76,8 +83,8 @@ def _on_cycle(cycle: ReportCycle, event: str):
     ))
     link = _link("tasks.index", "/tasks/")
     for unit_id in sorted(unit_ids):
-        for user in _unit_users(unit_id, "liaison"):
-            notify_user(user, "cycle", f"{cycle.title}开始征集材料",
+        for user in _others(_unit_users(unit_id, "liaison"), actor):
+            notify(user, "cycle", f"{cycle.title}开始征集材料",
                         "请在“我的任务”中查看本单位需要报送的章节和截止日期。", link)
 
 
@@ -85,7 +92,7 @@ def on_transition(sender, event=None, to_state=None, actor=None, comment=None, c
     if isinstance(sender, Contribution):
         _on_contribution(sender, event, to_state, actor, comment, context)
     elif isinstance(sender, ReportCycle):
-        _on_cycle(sender, event)
+        _on_cycle(sender, event, actor)
 
 
 def connect() -> None:
