@@ -48,3 +48,12 @@ def test_sqlite_pragmas(monkeypatch, tmp_path):
             assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
             assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
         db.engine.dispose()
+
+
+def test_tests_run_on_the_database_asked_for(db):
+    """FAZHI_TEST_DATABASE_URL must really switch the engine, or the PostgreSQL run tests SQLite."""
+    import os
+
+    wanted = "postgresql" if os.environ.get("FAZHI_TEST_DATABASE_URL") else "sqlite"
+    assert db.engine.dialect.name == wanted
+    assert db.session.get_bind().dialect.name == wanted
