@@ -1,7 +1,8 @@
 """A plain data model of a report, independent of the database and of any output format.
 
 A report is a title, opening paragraphs without a heading, a list of blocks (one per outline section,
-in reading order) and a closing block with the issuing bodies and the date.
+in reading order), a closing block with the issuing bodies and the date and, optionally, an attachment
+(附件): the indicator summary table.
 """
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from datetime import date
 
 # Punctuation that may end a run-in heading; anything else gets a full stop before the text.
 HEADING_END = "。！？；："
+APPENDIX_TITLE = "统计指标汇总表"
+# The columns of the appendix table: (row key, printed heading).
+APPENDIX_COLUMNS = (("no", "序号"), ("section", "所属部分"), ("name", "指标名称"), ("measure", "计量单位"),
+                    ("value", "数值"))
 
 
 def format_issue_date(value: date | None) -> str:
@@ -81,10 +86,30 @@ class ReportDocument:
     blocks: list[Block] = field(default_factory=list)
     issuers: list[str] = field(default_factory=list)
     issue_date: date | None = None
+    # Rows of the indicator summary ({"no", "section", "name", "measure", "value"}); None: no appendix.
+    appendix: list[dict] | None = None
 
     @property
     def issue_date_text(self) -> str:
         return format_issue_date(self.issue_date)
+
+    @property
+    def has_appendix(self) -> bool:
+        return self.appendix is not None
+
+    @property
+    def appendix_note(self) -> str:
+        """The attachment note (附件说明) printed below the body, as GB/T 9704-2012 asks."""
+        return f"附件：{APPENDIX_TITLE}" if self.has_appendix else ""
+
+    def appendix_table(self) -> list[list[str]]:
+        """The appendix as printed: the heading row, then one row per indicator (strings)."""
+        if not self.has_appendix:
+            return []
+        rows = [[label for _, label in APPENDIX_COLUMNS]]
+        rows.extend([str(row.get(key, "") if row.get(key) is not None else "") for key, _ in APPENDIX_COLUMNS]
+                    for row in self.appendix)
+        return rows
 
     def paragraphs(self) -> list[str]:
         """Every printed paragraph of the body in order (opening, headings and text), as plain text."""
@@ -114,4 +139,5 @@ class ReportDocument:
             blocks=[Block(**b) for b in data.get("blocks") or []],
             issuers=list(data.get("issuers") or []),
             issue_date=date.fromisoformat(issued) if issued else None,
+            appendix=[dict(row) for row in data["appendix"]] if data.get("appendix") is not None else None,
         )

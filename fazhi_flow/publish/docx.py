@@ -9,15 +9,16 @@ from __future__ import annotations
 import io
 
 from docx import Document
+from docx.enum.table import WD_CELL_VERTICAL_ALIGNMENT, WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_LINE_SPACING
 from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Mm, Pt, Twips
 
-from .document import ReportDocument
+from .document import APPENDIX_TITLE, ReportDocument
 from .layout import (BODY_PT, CHARS_PER_LINE, LINE_PITCH_TWIPS, MARGIN_BOTTOM_MM, MARGIN_LEFT_MM,
                      MARGIN_RIGHT_MM, MARGIN_TOP_MM, PAGE_HEIGHT_MM, PAGE_NUMBER_GAP_MM, PAGE_NUMBER_PT,
-                     PAGE_WIDTH_MM, TEXT_WIDTH_MM, TITLE_PT, mm_to_pt)
+                     PAGE_WIDTH_MM, TABLE_WIDTHS_MM, TEXT_WIDTH_MM, TITLE_PT, mm_to_pt)
 
 DEFAULT_FONTS = {
     "title": "方正小标宋简体",
@@ -30,6 +31,11 @@ INDENT = Pt(2 * BODY_PT)            # two characters of body text
 PAGE_NUMBER_INDENT = Pt(PAGE_NUMBER_PT)  # one character of the page number
 FOOTER_LINE_PT = 18
 HEADING_FONT = {1: "heading1", 2: "heading2"}
+# The appendix table: 4号 text, a little more than one line of it per row, widths filling the 156 mm.
+TABLE_PT = 14
+TABLE_LINE_TWIPS = 24 * 20
+TABLE_ALIGN = (WD_ALIGN_PARAGRAPH.CENTER, WD_ALIGN_PARAGRAPH.LEFT, WD_ALIGN_PARAGRAPH.LEFT,
+               WD_ALIGN_PARAGRAPH.CENTER, WD_ALIGN_PARAGRAPH.RIGHT)
 
 
 def char_space() -> int:
@@ -168,6 +174,52 @@ def _paragraph(doc, indent=True, align=WD_ALIGN_PARAGRAPH.JUSTIFY):
     return paragraph
 
 
+def _no_grid(paragraph) -> None:
+    """Keep a table paragraph off the page's character and line grid (its text is smaller)."""
+    snap = OxmlElement("w:snapToGrid")
+    snap.set(qn("w:val"), "0")
+    paragraph._p.get_or_add_pPr().append(snap)
+
+
+def _appendix(doc, document: ReportDocument, fonts: dict) -> None:
+    """The attachment page (GB/T 9704-2012 7.5): 附件 in 黑体 at the top left of a new page, the
+    title centred in the title font, then the indicator table in 仿宋 with a repeated heading row."""
+    label = _paragraph(doc, indent=False, align=WD_ALIGN_PARAGRAPH.LEFT)
+    label.paragraph_format.page_break_before = True
+    _run(label, "附件", fonts["heading1"], BODY_PT)
+    _paragraph(doc)
+    title = _paragraph(doc, indent=False, align=WD_ALIGN_PARAGRAPH.CENTER)
+    _run(title, APPENDIX_TITLE, fonts["title"], TITLE_PT)
+    _paragraph(doc)
+
+    head, *rows = document.appendix_table()
+    if not rows:
+        rows = [["", "本年度报告没有统计指标。", "", "", ""]]
+    table = doc.add_table(rows=1 + len(rows), cols=len(head))
+    table.style = doc.styles["Table Grid"]
+    table.alignment = WD_TABLE_ALIGNMENT.CENTER
+    table.autofit = False
+    for column, width in zip(table.columns, TABLE_WIDTHS_MM):
+        column.width = Mm(width)
+    for r, values in enumerate([head, *rows]):
+        row = table.rows[r]
+        if r == 0:
+            # Repeat the heading row on every page the table runs onto.
+            header = OxmlElement("w:tblHeader")
+            header.set(qn("w:val"), "true")
+            row._tr.get_or_add_trPr().append(header)
+        for c, (cell, value) in enumerate(zip(row.cells, values)):
+            cell.width = Mm(TABLE_WIDTHS_MM[c])
+            cell.vertical_alignment = WD_CELL_VERTICAL_ALIGNMENT.CENTER
+            paragraph = cell.paragraphs[0]
+            fmt = paragraph.paragraph_format
+            fmt.first_line_indent = Pt(0)
+            fmt.alignment = WD_ALIGN_PARAGRAPH.CENTER if r == 0 else TABLE_ALIGN[c]
+            _exact(paragraph, TABLE_LINE_TWIPS)
+            _no_grid(paragraph)
+            _run(paragraph, value, fonts["heading1"] if r == 0 else fonts["body"], TABLE_PT)
+
+
 def render_docx(document: ReportDocument, fonts: dict | None = None) -> bytes:
     """Write the report as a DOCX file and return its bytes."""
     fonts = {**DEFAULT_FONTS, **(fonts or {})}
@@ -201,6 +253,9 @@ def render_docx(document: ReportDocument, fonts: dict | None = None) -> bytes:
             else:
                 _run(paragraph, text, fonts["body"], BODY_PT)
 
+    if document.has_appendix:
+        _paragraph(doc)  # the attachment note: a blank line below the body, two characters in
+        _run(_paragraph(doc), document.appendix_note, fonts["body"], BODY_PT)
     closing = document.closing_lines()
     if closing:
         _paragraph(doc)  # one blank line above the issuing bodies
@@ -209,6 +264,9 @@ def render_docx(document: ReportDocument, fonts: dict | None = None) -> bytes:
             paragraph.paragraph_format.right_indent = INDENT
             paragraph.paragraph_format.keep_with_next = line != closing[-1]
             _run(paragraph, line, fonts["body"], BODY_PT)
+
+    if document.has_appendix:
+        _appendix(doc, document, fonts)
 
     out = io.BytesIO()
     doc.save(out)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from markupsafe import escape
 
-from .document import ReportDocument
+from .document import APPENDIX_TITLE, ReportDocument
 from .layout import (CHARS_PER_LINE, LINE_PITCH_PT, MARGIN_BOTTOM_MM, MARGIN_LEFT_MM, MARGIN_RIGHT_MM,
-                     MARGIN_TOP_MM, PAGE_NUMBER_GAP_MM, TEXT_WIDTH_MM, mm_to_pt)
+                     MARGIN_TOP_MM, PAGE_NUMBER_GAP_MM, TABLE_WIDTHS_MM, TEXT_WIDTH_MM, mm_to_pt)
 
 GENERIC = {"heading1": "sans-serif"}
 FONT_KEYS = ("title", "body", "heading1", "heading2", "page_number")
@@ -76,6 +76,25 @@ def report_css(stacks: dict[str, str]) -> str:
 .gw-report h3.gw-l2, .gw-report .gw-l2 .gw-hd {{ font-family: {stacks['heading2']}; }}
 .gw-report .gw-closing {{ margin-top: {pitch}; }}
 .gw-report .gw-closing p {{ text-indent: 0; text-align: right; padding-right: 2em; }}
+.gw-report p.gw-attach-note {{ margin-top: {pitch}; }}
+.gw-report .gw-appendix {{ break-before: page; page-break-before: always; }}
+.gw-report .gw-appendix .gw-attach-label {{ font-family: {stacks['heading1']}; text-indent: 0; }}
+.gw-report .gw-appendix .gw-attach-title {{
+  font-family: {stacks['title']}; font-size: 22pt; text-align: center; text-indent: 0;
+  margin: {pitch} 0;
+}}
+.gw-report table.gw-table {{
+  width: 100%; table-layout: fixed; border-collapse: collapse; letter-spacing: 0; font-size: 14pt; line-height: 1.4;
+  text-align: left;
+}}
+.gw-report .gw-table th, .gw-report .gw-table td {{
+  border: 1px solid #000; padding: 2pt 4pt; vertical-align: middle; font-weight: normal;
+}}
+.gw-report .gw-table th {{ font-family: {stacks['heading1']}; text-align: center; white-space: nowrap; }}
+.gw-report .gw-table td.c {{ text-align: center; }}
+.gw-report .gw-table td.n {{ text-align: right; white-space: nowrap; }}
+.gw-report .gw-table thead {{ display: table-header-group; }}
+.gw-report .gw-table tr {{ break-inside: avoid; page-break-inside: avoid; }}
 @media screen {{
   .gw-sheet {{ background: #e9ecef; padding: 16px 0; overflow-x: auto; }}
   .gw-report {{
@@ -108,12 +127,38 @@ def render_article(document: ReportDocument) -> str:
                            f'{escape(text)}</p>')
             else:
                 out.append(f"<p>{escape(text)}</p>")
+    if document.has_appendix:
+        out.append(f'<p class="gw-attach-note">{escape(document.appendix_note)}</p>')
     closing = document.closing_lines()
     if closing:
         out.append('<div class="gw-closing">')
         out.extend(f"<p>{escape(line)}</p>" for line in closing)
         out.append("</div>")
+    if document.has_appendix:
+        out.append(render_appendix(document))
     out.append("</article>")
+    return "\n".join(out)
+
+
+# Alignment of each appendix column: c centred, n a number (right), "" left.
+_CELL_CLASS = ("c", "", "", "c", "n")
+
+
+def render_appendix(document: ReportDocument) -> str:
+    """The attachment page: 附件 at the top left, the title, then the indicator table."""
+    head, *rows = document.appendix_table()
+    out = ['<section class="gw-appendix">', '<p class="gw-attach-label">附件</p>',
+           f'<h2 class="gw-attach-title">{escape(APPENDIX_TITLE)}</h2>',
+           '<table class="gw-table">',
+           "<colgroup>" + "".join(f'<col style="width: {w}mm">' for w in TABLE_WIDTHS_MM) + "</colgroup>",
+           "<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead>", "<tbody>"]
+    for row in rows:
+        cells = "".join(f'<td class="{cls}">{escape(v)}</td>' if cls else f"<td>{escape(v)}</td>"
+                        for cls, v in zip(_CELL_CLASS, row))
+        out.append(f"<tr>{cells}</tr>")
+    if not rows:
+        out.append(f'<tr><td colspan="{len(head)}">本年度报告没有统计指标。</td></tr>')
+    out.extend(["</tbody>", "</table>", "</section>"])
     return "\n".join(out)
 
 

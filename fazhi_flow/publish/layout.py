@@ -19,6 +19,8 @@ PAGE_NUMBER_PT = 14  # 4号
 # 225 mm / 22 lines = 28.99 pt; Word templates round the pitch down to 579 twips so 22 lines fit.
 LINE_PITCH_TWIPS = 579
 LINE_PITCH_PT = LINE_PITCH_TWIPS / 20
+# Columns of the indicator appendix table (序号, 所属部分, 指标名称, 计量单位, 数值): 156 mm in all.
+TABLE_WIDTHS_MM = (12, 46, 52, 24, 22)
 
 
 def mm_to_pt(mm: float) -> float:

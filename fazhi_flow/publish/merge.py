@@ -2,14 +2,16 @@
 
 Only approved material is merged: for each section the approved contributions are taken lead unit
 first, then support units, each group in the units' order; their reviewed text (the revision that was
-approved) is joined paragraph by paragraph. An admin may replace a section's merged text; such
-overrides are passed in by the caller.
+approved) is joined paragraph by paragraph. Numbers the text cites (``{{code}}``) are printed from
+the values as approved (see ``numbers``), so the merged text is plain prose. An admin may replace a
+section's merged text; such overrides are passed in by the caller.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from .document import Block, ReportDocument, split_paragraphs
+from .numbers import ApprovedTexts
 
 
 def _order_key(contribution):
@@ -40,41 +42,56 @@ def approved_text(contribution) -> str:
     return contribution.body or ""
 
 
-def source_of(contribution) -> dict:
-    """Identify the approved text a merged section was built from (to notice later changes)."""
+def source_of(contribution, numbers: ApprovedTexts | None = None) -> dict:
+    """Identify the approved text a merged section was built from (to notice later changes).
+
+    ``figures`` (only when the text cites some) holds the numbers as printed, so an approved number
+    that changes later also marks the edited section stale.
+    """
     revision = contribution.revisions[-1].number if contribution.revisions else 0
-    return {"contribution": contribution.id, "unit": contribution.unit.name, "revision": revision}
+    source = {"contribution": contribution.id, "unit": contribution.unit.name, "revision": revision}
+    cited = (numbers or ApprovedTexts(contribution.cycle)).cited(contribution)
+    if cited:
+        source["figures"] = cited
+    return source
 
 
-def section_sources(section) -> list[dict]:
-    return [source_of(c) for c in approved_contributions(section)]
+def section_sources(section, numbers: ApprovedTexts | None = None) -> list[dict]:
+    numbers = numbers or ApprovedTexts(section.cycle)
+    return [source_of(c, numbers) for c in approved_contributions(section)]
 
 
-def prefill(section) -> str:
-    """The section's merged text pre-filled from its approved contributions, in order."""
+def prefill(section, numbers: ApprovedTexts | None = None) -> str:
+    """The section's merged text pre-filled from its approved contributions, in order, with the
+    approved numbers printed in place of their citations."""
+    numbers = numbers or ApprovedTexts(section.cycle)
     paragraphs: list[str] = []
     for contribution in approved_contributions(section):
-        paragraphs.extend(split_paragraphs(approved_text(contribution)))
+        paragraphs.extend(split_paragraphs(numbers.text(contribution)))
     return "\n".join(paragraphs)
 
 
-def assemble(cycle, texts: Mapping[int, str] | None = None, issue_date=None) -> ReportDocument:
+def assemble(cycle, texts: Mapping[int, str] | None = None, issue_date=None,
+             numbers: ApprovedTexts | None = None, appendix: list[dict] | None = None) -> ReportDocument:
     """Build the report of ``cycle``.
 
     ``texts`` maps section ids to edited merged text; other sections use :func:`prefill`. Top-level
     sections without a heading that come before the first heading form the opening paragraphs.
+    ``appendix`` (rows of the indicator summary) adds the table after the closing block.
     """
     texts = texts or {}
+    numbers = numbers or ApprovedTexts(cycle)
     document = ReportDocument(
         title=cycle.title,
         issuers=cycle.issuer_list,
         issue_date=issue_date or cycle.issue_date,
+        appendix=appendix,
     )
 
     def text_of(section) -> list[str]:
         if section.id in texts:
             return split_paragraphs(texts[section.id])
-        return split_paragraphs(prefill(section))
+        return split_paragraphs(prefill(section, numbers))
 
     in_opening = True
     for top in cycle.top_sections():

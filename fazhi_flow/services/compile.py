@@ -3,6 +3,18 @@
 The merged text of a section is pre-filled from its approved contributions (lead unit first) until an
 admin saves an edit. Every change of the whole draft is kept as a ReportDraftVersion; the leader signs
 the latest version, and publishing freezes exactly that version as an immutable Publication.
+
+Bound numbers: a unit's text may cite an indicator as ``{{code}}``. The pre-filled text prints the
+numbers as approved (``publish.numbers``), and an edited section (SectionDraft) stores that plain
+prose, numbers included — not the citations. The admin edits the words the leader will read, the
+signed version is exactly what is published, and a value edited after approval can never slip into
+a signed text. When an approved number changes (re-approval), the section's sources no longer match
+and the edit is flagged stale; a value changed but not yet approved again is listed on the compile
+page with the sentences it affects (``figure_changes``) and stays out of the report.
+
+The indicator appendix (附件：统计指标汇总表) is part of the draft: whether the current draft has it is
+read from the latest draft version's document (``appendix`` is None without it), so switching it on or
+off is itself a new version that the leader signs.
 """
 from __future__ import annotations
 
@@ -21,6 +33,7 @@ from ..publish.docx import render_docx
 from ..publish.document import ReportDocument
 from ..publish.html import font_stacks, render_html
 from ..publish.merge import approved_contributions, assemble, prefill, section_contributions, section_sources
+from ..publish.numbers import ApprovedTexts
 from ..publish.pdf import PdfUnavailable, render_pdf
 from ..publish.text import render_text
 from ..timeutil import utcnow
@@ -73,6 +86,9 @@ class SectionView:
     approved: list = field(default_factory=list)
     draft: SectionDraft | None = None
     prefill: str = ""
+    # Contribution id → escaped paragraphs of its approved text, numbers printed (side by side view).
+    material: dict = field(default_factory=dict)
+    sources: list = field(default_factory=list)  # what the section would be built from now
 
     @property
     def text(self) -> str:
@@ -96,11 +112,13 @@ class SectionView:
         """Edited text built from material that is no longer what is approved."""
         if self.draft is None:
             return False
-        return _source_keys(self.draft.sources) != _source_keys(section_sources(self.section))
+        return _source_keys(self.draft.sources) != _source_keys(self.sources)
 
 
-def _source_keys(sources) -> list[tuple[int, int]]:
-    return [(s["contribution"], s["revision"]) for s in sources or []]
+def _source_keys(sources) -> list[tuple]:
+    # The approved numbers the text cites count too: a re-approved figure makes the edit stale.
+    return [(s["contribution"], s["revision"], sorted((s.get("figures") or {}).items()))
+            for s in sources or []]
 
 
 def section_drafts(cycle: ReportCycle) -> dict[int, SectionDraft]:
@@ -110,23 +128,62 @@ def section_drafts(cycle: ReportCycle) -> dict[int, SectionDraft]:
 
 def section_views(cycle: ReportCycle) -> list[SectionView]:
     drafts = section_drafts(cycle)
+    numbers = ApprovedTexts(cycle)
     views = []
     for top in cycle.top_sections():
         for section in top.walk():
+            approved = approved_contributions(section)
             views.append(SectionView(
                 section=section,
                 contributions=section_contributions(section),
-                approved=approved_contributions(section),
+                approved=approved,
                 draft=drafts.get(section.id),
-                prefill=prefill(section),
+                prefill=prefill(section, numbers),
+                material={c.id: numbers.paragraphs_html(c) for c in approved},
+                sources=section_sources(section, numbers),
             ))
     return views
 
 
-def current_document(cycle: ReportCycle) -> ReportDocument:
-    """The merged draft as it stands: edited sections as saved, the others pre-filled."""
+def appendix_enabled(cycle: ReportCycle) -> bool:
+    """Whether the current draft carries the indicator appendix (the latest version says)."""
+    latest = latest_version(cycle)
+    return latest is not None and (latest.document or {}).get("appendix") is not None
+
+
+def appendix_rows(cycle: ReportCycle, numbers: ApprovedTexts | None = None) -> list[dict]:
+    """The indicator summary with the approved values, the same numbers the text prints."""
+    from ..figures.summary import appendix_rows as summary_rows
+
+    numbers = numbers or ApprovedTexts(cycle)
+    rows = summary_rows(cycle, numbers.book)
+    sections = {s.id: s for s in cycle.sections}
+    by_code = numbers.book.indicators
+    return [{"no": r["no"], "section": _section_label(sections.get(by_code[r["code"]].section_id)),
+             "name": r["name"], "measure": r["measure"], "value": r["value"], "code": r["code"]}
+            for r in rows]
+
+
+def _section_label(section) -> str:
+    """The section as the printed table names it, e.g. 一、（三）规范公正文明执法."""
+    if section is None:
+        return ""
+    if not section.title:
+        return "开篇"
+    return "".join(s.number for s in section.path) + section.title
+
+
+def current_document(cycle: ReportCycle, appendix: bool | None = None) -> ReportDocument:
+    """The merged draft as it stands: edited sections as saved, the others pre-filled.
+
+    ``appendix`` overrides whether the indicator appendix is included (default: as the draft has it).
+    """
     texts = {section_id: row.body for section_id, row in section_drafts(cycle).items()}
-    return assemble(cycle, texts)
+    numbers = ApprovedTexts(cycle)
+    if appendix is None:
+        appendix = appendix_enabled(cycle)
+    rows = appendix_rows(cycle, numbers) if appendix else None
+    return assemble(cycle, texts, numbers=numbers, appendix=rows)
 
 
 def versions(cycle: ReportCycle) -> list[ReportDraftVersion]:
@@ -151,10 +208,10 @@ def get_version(cycle: ReportCycle, number: int) -> ReportDraftVersion:
     return row
 
 
-def record_version(cycle: ReportCycle, actor, reason: str) -> ReportDraftVersion:
+def record_version(cycle: ReportCycle, actor, reason: str, appendix: bool | None = None) -> ReportDraftVersion:
     """Keep the current merged draft as a new version, unless it equals the latest one."""
     with db.session.no_autoflush:
-        document = current_document(cycle)
+        document = current_document(cycle, appendix)
         text = render_text(document)
         latest = latest_version(cycle)
     if latest is not None and latest.text == text:
@@ -205,15 +262,16 @@ def save_section_text(cycle: ReportCycle, section: Section, actor, body: str,
     loaded = row.version if row is not None else 0
     if expected_version is not None and expected_version != loaded:
         raise Conflict("该章节的合并稿已被他人修改，您的内容尚未保存。请刷新页面核对后再保存。")
+    numbers = ApprovedTexts(cycle)
     if row is None:
-        if body == prefill(section):
+        if body == prefill(section, numbers):
             return None
         row = SectionDraft(cycle_id=cycle.id, section_id=section.id)
         db.session.add(row)
     elif body == row.body:
         return row
     row.body = body
-    row.sources = section_sources(section)
+    row.sources = section_sources(section, numbers)
     row.updated_at = utcnow()
     row.updated_by_id = actor.id
     _flush()
@@ -234,6 +292,41 @@ def reset_section_text(cycle: ReportCycle, section: Section, actor) -> None:
     record_version(cycle, actor, f"“{section.numbered_title}”恢复为报送材料汇总")
     record(actor, "compile.reset", f"section:{section.id}")
     _flush()
+
+
+def set_appendix(cycle: ReportCycle, actor, enabled: bool) -> ReportDraftVersion | None:
+    """Include (or drop) the indicator appendix (附件：统计指标汇总表) in the draft, as a new version.
+
+    :raise DomainError: the cycle has no indicators, or the draft cannot be edited now.
+    """
+    from ..models.indicator import Indicator
+
+    if not can_compile(actor, cycle):
+        raise PermissionDenied("只有管理员可以设置是否附统计指标汇总表。")
+    if cycle.state not in EDITABLE_STATES:
+        raise DomainError(f"年度报告当前为“{cycle.state_label}”，只能在汇总编辑中（或发布后准备更正时）"
+                          "设置是否附统计指标汇总表。")
+    enabled = bool(enabled)
+    if enabled == appendix_enabled(cycle):
+        return None
+    if enabled and db.session.scalar(select(Indicator.id).where(Indicator.cycle_id == cycle.id).limit(1)) is None:
+        raise DomainError("本年度报告没有定义统计指标，无法附统计指标汇总表。")
+    version = record_version(cycle, actor, "附统计指标汇总表" if enabled else "取消附统计指标汇总表",
+                             appendix=enabled)
+    record(actor, "compile.appendix", f"cycle:{cycle.id}", enabled=enabled)
+    _flush()
+    return version
+
+
+def figure_changes(cycle: ReportCycle) -> list:
+    """Values changed after approval and not approved again, with the sentences citing them.
+
+    They stay out of the report (it prints the approved numbers) until the unit's material is
+    approved again; the compile page lists them so the admin knows which sections to rebuild then.
+    """
+    from .figures import changes_after_approval
+
+    return changes_after_approval(cycle)
 
 
 # ------------------------------------------------------------------ sign-off and publication

@@ -29,9 +29,16 @@ def test_demo_report_merged_text(db, monkeypatch):
     if os.environ.get("FAZHI_UPDATE_GOLDEN") == "1":
         GOLDEN.write_text(text, encoding="utf-8")
     assert text == GOLDEN.read_text(encoding="utf-8")
-    # Material that is not approved in the demo never reaches the merged text.
+    # The demo cites figures ({{code}}); the merged text prints their numbers, never the braces.
     from fazhi_flow.models import Contribution
 
+    citing = [c for c in db.session.query(Contribution).filter(Contribution.cycle_id == cycle.id,
+                                                               Contribution.state == "approved")
+              if "{{" in c.body]
+    assert len(citing) >= 2
+    assert "{{" not in text and "}}" not in text and "未填报" not in text
+    assert "全区现有调委会265个，其中镇级18个" in text and "全年实施柔性执法175次" in text
+    # Material that is not approved in the demo never reaches the merged text.
     for contribution in db.session.query(Contribution).filter(Contribution.cycle_id == cycle.id,
                                                               Contribution.state != "approved"):
         for paragraph in contribution.paragraphs:

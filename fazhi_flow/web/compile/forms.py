@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, IntegerField, TextAreaField
+from wtforms import BooleanField, HiddenField, IntegerField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 
@@ -33,3 +33,7 @@ class ReturnForm(FlaskForm):
 class CorrectionForm(FlaskForm):
     note = TextAreaField("更正说明", validators=[DataRequired("请填写更正说明：更正了什么、为什么更正。"),
                                              Length(max=2000, message="更正说明最多2000字。")])
+
+
+class AppendixForm(FlaskForm):
+    appendix = BooleanField("发布时附统计指标汇总表")

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from ...errors import DomainError
 from ...extensions import db
+from ...figures.numbers import format_number
 from ...models import ReportCycle, Section, TransitionLog
 from ...publish.diff import diff_summary, diff_texts
 from ...publish.document import ReportDocument
@@ -17,7 +18,7 @@ from ...services import compile as svc
 from ...workflow.states import CYCLE_EVENT_LABELS
 from ..errors import abort_with
 from . import bp
-from .forms import ActionForm, CommentForm, CorrectionForm, ReturnForm, SectionTextForm, SignForm
+from .forms import ActionForm, AppendixForm, CommentForm, CorrectionForm, ReturnForm, SectionTextForm, SignForm
 
 
 def _cycle_or_404(cycle_id: int) -> ReportCycle:
@@ -87,7 +88,8 @@ def edit(cycle_id: int):
         latest=svc.latest_version(cycle), publications=svc.publications(cycle),
         action_form=ActionForm(formdata=None), comment_form=CommentForm(formdata=None),
         missing=[v for v in views if v.missing], stale=[v for v in views if v.stale],
-        pdf_ok=pdf_available(),
+        pdf_ok=pdf_available(), changes=svc.figure_changes(cycle), format_number=format_number,
+        appendix_form=AppendixForm(formdata=None, appendix=svc.appendix_enabled(cycle)),
     )
 
 
@@ -125,6 +127,23 @@ def reset_section(cycle_id: int, section_id: int):
         db.session.commit()
         flash(f"“{section.numbered_title}”已按已通过的报送材料重新生成。", "success")
     return redirect(url_for("compile.edit", cycle_id=cycle.id, _anchor=f"s{section.id}"), code=303)
+
+
+@bp.route("/<int:cycle_id>/appendix", methods=["POST"])
+@login_required
+def appendix(cycle_id: int):
+    cycle = _cycle_or_404(cycle_id)
+    _require_admin(cycle)
+    form = AppendixForm()
+    if form.validate_on_submit():
+        version = svc.set_appendix(cycle, current_user, form.appendix.data)
+        db.session.commit()
+        if version is not None:
+            state = "将附" if form.appendix.data else "不再附"
+            flash(f"合并稿{state}“附件：统计指标汇总表”（第{version.number}稿）。", "success")
+    else:
+        _form_errors(form)
+    return redirect(url_for("compile.edit", cycle_id=cycle.id), code=303)
 
 
 @bp.route("/<int:cycle_id>/preview")
