@@ -68,6 +68,7 @@ class ApprovedTexts:
         self.cycle = cycle
         self._book: ApprovedFigureBook | None = None
         self._names: dict | None = None
+        self._values_cache: dict[int, dict] = {}
 
     @property
     def book(self) -> ApprovedFigureBook:
@@ -77,10 +78,12 @@ class ApprovedTexts:
         return self._book
 
     def _values(self, contribution) -> dict:
-        book = self.book
-        if contribution.id not in book.contributions:
-            book.contributions[contribution.id] = contribution
-        return book.values_for(contribution)
+        if contribution.id not in self._values_cache:
+            book = self.book
+            if contribution.id not in book.contributions:
+                book.contributions[contribution.id] = contribution
+            self._values_cache[contribution.id] = book.values_for(contribution)
+        return self._values_cache[contribution.id]
 
     def raw(self, contribution) -> str:
         from .merge import approved_text

@@ -19,6 +19,7 @@ off is itself a new version that the leader signs.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 
 from flask import current_app
@@ -53,6 +54,8 @@ FORMATS = {
     "pdf": ("application/pdf", "pdf"),
 }
 FORMAT_LABELS = {"txt": "纯文本", "html": "网页", "docx": "Word", "pdf": "PDF"}
+# What figures.bound prints for a citation without a value: it must never be signed.
+UNFILLED_MARK = re.compile(r"【[^】]*(?:未填报|未知指标)[^】]*】")
 
 
 # ------------------------------------------------------------------ permissions
@@ -342,6 +345,11 @@ def request_signoff(cycle: ReportCycle, actor, comment: str | None = None):
         document = current_document(cycle)
         if not document.opening and not any(block.paragraphs for block in document.blocks):
             raise DomainError("合并稿没有任何正文，不能提请签发。")
+        unfilled = list(dict.fromkeys(m.group(0) for p in document.paragraphs()
+                                      for m in UNFILLED_MARK.finditer(p)))
+        if unfilled:
+            raise DomainError("合并稿引用的以下数值尚无审核通过的数据，请补齐材料或修改合并稿后再提请签发："
+                              + "、".join(unfilled))
     # The version is recorded by the transition listener below, inside the same transaction.
     return cycle_ops.request_signoff(cycle, actor, comment=comment)
 

@@ -7,6 +7,7 @@ import pytest
 from docx import Document
 from sqlalchemy import select
 
+from fazhi_flow.errors import DomainError
 from fazhi_flow.models import SectionDraft
 from fazhi_flow.models.indicator import IndicatorValue
 from fazhi_flow.publish.pdf import pdf_available
@@ -150,7 +151,7 @@ def test_a_re_approved_number_marks_the_edited_section_stale(cited, db):
     cycle_ops.compile_cycle(cycle, cited.admin, force_reason="先行汇总")
     stale = [v.section.code for v in svc.section_views(cycle) if v.stale]
     assert "rules" in stale   # its own material did not change, but the number it cites did
-    with pytest.raises(Exception, match="重新生成"):
+    with pytest.raises(DomainError, match="重新生成"):
         svc.request_signoff(cycle, cited.admin)
     svc.reset_section_text(cycle, rules, cited.admin)
     assert "全区柔性执法176次" in svc.render_format(svc.current_document(cycle), "txt").decode("utf-8")
@@ -175,3 +176,19 @@ def test_compile_page_shows_values_changed_after_approval(cited, db, client):
     assert '<span class="bound-number" title="lenient_total">175</span>' in rules
     assert "全区柔性执法175次的典型案例" in rules and "{{lenient_total}}" not in html
 
+
+
+def test_a_citation_without_an_approved_value_cannot_be_signed(cited, db):
+    cycle = cited.cycle
+    # 区人民政府办公室 cites a figure that nobody has had approved.
+    cited.gov.state = "draft"
+    db.session.flush()
+    C.save_draft(cited.gov, cited.gov_liaison, "全区减免罚款{{fines_waived}}万元。")
+    C.submit_contribution(cited.gov, cited.gov_liaison)
+    C.approve_contribution(cited.gov, cited.reviewer)
+    cycle_ops.compile_cycle(cycle, cited.admin, force_reason="先行汇总")
+    text = svc.render_format(svc.current_document(cycle), "txt").decode("utf-8")
+    assert "全区减免罚款【减免罚款：未填报】万元。" in text
+    with pytest.raises(DomainError, match="后再提请签发：【减免罚款：未填报】"):
+        svc.request_signoff(cycle, cited.admin)
+    assert cycle.state == "compiling"
