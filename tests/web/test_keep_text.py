@@ -1,26 +1,16 @@
 """A 保存草稿 that cannot be accepted (expired page, lost login) never loses the typed text.
 
-These tests run an app with CSRF protection on, as in production.
+These tests run an app with CSRF protection on, as in production (the ``csrf_app`` fixture).
 """
 from __future__ import annotations
 
 import html
 
-import pytest
-
-from fazhi_flow import create_app
 from fazhi_flow.models import Contribution, User
 
 from .conftest import PASSWORD
 
 TYPED = "今年新办行政复议案件58件，全部在法定期限内审结。\n<b>不是标签</b>"
-
-
-@pytest.fixture()
-def csrf_app(app, db):
-    application = create_app("testing")
-    application.config.update(WTF_CSRF_ENABLED=True, UPLOAD_FOLDER=app.config["UPLOAD_FOLDER"])
-    return application
 
 
 def _token(page: str) -> str:

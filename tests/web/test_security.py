@@ -1,18 +1,9 @@
 """CSRF, security headers, error pages, escaping, GET never changes state."""
-import pytest
 from sqlalchemy import select
 
-from fazhi_flow import create_app
 from fazhi_flow.models import Contribution
 
 from .conftest import PASSWORD
-
-
-@pytest.fixture()
-def csrf_app(app, db):
-    application = create_app("testing")
-    application.config.update(WTF_CSRF_ENABLED=True, UPLOAD_FOLDER=app.config["UPLOAD_FOLDER"])
-    return application
 
 
 def _token(page: str) -> str:
@@ -62,7 +53,7 @@ def test_security_headers(as_user, world, client):
     assert "<script>" not in page and "style=" not in page and " onclick" not in page
 
 
-def test_error_pages_are_chinese_and_never_show_tracebacks(app, db, world):
+def test_error_pages_are_chinese_and_never_show_tracebacks(app, db, world, extra_app):
     username, cid = world.liaison.username, world.contribution.id
     db.session.commit()
     client = app.test_client()
@@ -71,8 +62,7 @@ def test_error_pages_are_chinese_and_never_show_tracebacks(app, db, world):
     r = client.get("/logout")
     assert r.status_code == 405 and "操作方式不正确" in r.get_data(as_text=True)
 
-    broken = create_app("testing")
-    broken.config.update(PROPAGATE_EXCEPTIONS=False, MAX_CONTENT_LENGTH=1000)
+    broken = extra_app(PROPAGATE_EXCEPTIONS=False, MAX_CONTENT_LENGTH=1000)
 
     @broken.route("/boom")
     def boom():
