@@ -95,6 +95,7 @@ def test_liaison_menu_links_dashboard_channels_and_extensions(as_user, world, db
     assert 'href="/reminders/my-extensions"' in page
     # To-do count beside 我的任务: one draft in a collecting cycle.
     assert '<span class="count" aria-label="1项待填写或修改">1</span>' in page
+    assert "还有 1 份材料需要填写或提交" in page  # the page's own count is not shadowed by the menu's
     # The dashboard shows the liaison's own unit only, and its cell opens the editor.
     dash = _page(client.get("/dashboard/"))
     assert world.unit.name in dash and world.other_unit.name not in dash
