@@ -11,6 +11,8 @@ import uuid
 from datetime import date
 
 import pytest
+from flask import g, has_app_context
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -18,6 +20,7 @@ from fazhi_flow import create_app
 from fazhi_flow.extensions import db as _db
 
 PG_URL_ENV = "FAZHI_TEST_DATABASE_URL"
+_SESSION_APP: dict = {}  # the one app every test shares; other apps' engines are closed after each test
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -56,6 +59,7 @@ def app(database_url, tmp_path_factory):
         SQLALCHEMY_DATABASE_URI=database_url,
         UPLOAD_FOLDER=str(instance / "uploads"),
     )
+    _SESSION_APP["app"] = application
     return application
 
 
@@ -81,9 +85,35 @@ def db(app, _schema):
                 conn.execute(table.delete())
 
 
+class FreshUserClient(FlaskClient):
+    """The ``db`` fixture keeps one app context for the whole test and every request of the test
+    client runs inside it, so ``g`` — where Flask-Login caches the current user — would outlive a
+    request. Drop that cache so each request loads its user from its own cookie, as in production."""
+
+    def open(self, *args, **kwargs):
+        if has_app_context():
+            g.pop("_login_user", None)
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture()
 def client(app, db):
-    return app.test_client()
+    return FreshUserClient(app, app.response_class, use_cookies=True)
+
+
+@pytest.fixture(autouse=True)
+def _close_other_apps_engines():
+    """Close the connections of apps a test builds for itself (``create_app`` with other settings).
+
+    Left to the garbage collector, such a PostgreSQL connection is closed at some later moment with
+    a ResourceWarning; warnings are errors here, so it fails whichever test happens to be running
+    then (or the whole run at exit), never the test that leaked it.
+    """
+    yield
+    for other, engines in list(_db._app_engines.items()):
+        if other is not _SESSION_APP.get("app"):
+            for engine in engines.values():
+                engine.dispose()
 
 
 @pytest.fixture()

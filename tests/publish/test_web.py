@@ -110,7 +110,7 @@ def test_edit_preview_signoff_return_sign_publish(site, db, app):
     admin = login(site.client, site.admin)
     assert admin.post(f"/compile/{cycle_id}/publish").status_code == 303
     db.session.expire_all()
-    publication = db.session.query(Publication).one()
+    publication = db.session.query(Publication).filter_by(cycle_id=cycle_id).one()
     assert "开展述法评议" in publication.text
     html = page(admin.get(f"/compile/{cycle_id}/versions"))
     assert "发布第1版" in html and "第3稿" in html
