@@ -1,5 +1,7 @@
 """The optional indicator appendix (附件：统计指标汇总表) after the closing block, in every format."""
 import io
+import shutil
+import subprocess
 
 import pytest
 from docx import Document
@@ -10,11 +12,13 @@ from docx.shared import Pt
 from fazhi_flow.errors import DomainError, PermissionDenied
 from fazhi_flow.models import ReportDraftVersion
 from fazhi_flow.publish.document import ReportDocument
+from fazhi_flow.publish.pdf import pdf_available
 from fazhi_flow.services import compile as svc
 from fazhi_flow.services import cycles as cycle_ops
 
 from .test_bound_numbers import cite
 from .test_docx import FONTS, east_asia
+from .test_pdf_html import _require
 from .test_web import login
 
 HEAD = ["序号", "所属部分", "指标名称", "计量单位", "数值"]
@@ -134,12 +138,6 @@ def test_appendix_checkbox_on_the_compile_page(compiled, db, client):
 
 
 def test_pdf_puts_the_appendix_on_its_own_last_page(compiled, db):
-    from .test_pdf_html import _require
-    import shutil
-    import subprocess
-
-    from fazhi_flow.publish.pdf import pdf_available
-
     _require(pdf_available(), "WeasyPrint or pango is not installed (pip install weasyprint)")
     _require(shutil.which("pdftotext") is not None, "pdftotext is missing (apt-get install poppler-utils)")
     cycle = compiled.cycle
