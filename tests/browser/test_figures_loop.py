@@ -3,10 +3,12 @@ the reviewer reads the number; a draft whose save failed is offered back from th
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 
 from fazhi_flow.models.indicator import Indicator, Rule
+from fazhi_flow.timeutil import local_today
 
 pytestmark = pytest.mark.browser
 
@@ -14,6 +16,8 @@ pytestmark = pytest.mark.browser
 def _figures_world(factory, db):
     w = factory.world()
     w.contribution.body = ""
+    # Deadlines near today, so the pages (and the user guide's screenshots) look like a live cycle.
+    w.cycle.due = local_today() + timedelta(days=12)
     db.session.add_all([
         Indicator(cycle_id=w.cycle.id, section_id=w.section.id, code="cases_total", name="行政执法案件数",
                   measure="件", type="integer", reported_by="all", required=True, position=0),

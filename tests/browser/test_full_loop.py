@@ -3,11 +3,13 @@ approve → dashboard; and a liaison of another unit is refused. Saves screensho
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from fazhi_flow.models import Attachment, Contribution
+from fazhi_flow.timeutil import local_today
 
 pytestmark = pytest.mark.browser
 
@@ -24,6 +26,8 @@ REVISED = ("全年组织行政执法人员培训4期，参训人员共计320人�
 def test_full_loop(factory, db, person, live_server, tmp_path):
     w = factory.world(state="setup")
     w.section.guidance = "请写明本单位规范执法的主要做法和数据。"
+    # Deadlines near today, so the pages (and the user guide's screenshots) look like a live cycle.
+    w.cycle.due = local_today() + timedelta(days=12)
     w.contribution.body = ""
     db.session.commit()
     cid, cycle_id = w.contribution.id, w.cycle.id
