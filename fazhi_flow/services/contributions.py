@@ -1,16 +1,14 @@
 """Operations on contributions: save a draft and fire the workflow's events."""
 from __future__ import annotations
 
-import logging
+from sqlalchemy.orm.exc import StaleDataError
 
 from ..errors import Conflict, DomainError, PermissionDenied
 from ..extensions import db
 from ..models import Contribution, Revision
-from ..timeutil import utcnow
+from ..timeutil import to_local, utcnow
 from ..workflow.machine import fire
 from .audit import record
-
-logger = logging.getLogger(__name__)
 
 # Extra checks run before a submission (e.g. figures that break an error rule). Each is called as
 # check(contribution, actor) and raises DomainError to refuse.
@@ -59,15 +57,11 @@ def save_draft(contribution: Contribution, actor, body: str, expected_version: i
 
 
 def _fmt(value):
-    from ..timeutil import to_local
-
     local = to_local(value)
     return local.strftime("%Y-%m-%d %H:%M") if local else "刚才"
 
 
 def _flush_or_conflict():
-    from sqlalchemy.orm.exc import StaleDataError
-
     try:
         db.session.flush()
     except StaleDataError:
