@@ -121,3 +121,22 @@ def test_console_script_and_flask_group_agree():
     assert flask_help.returncode == 0, flask_help.stderr
     for command in ("demo", "import-cycle", "create-user", "status", "transition"):
         assert command in flask_help.stdout
+
+
+@pytest.mark.skipif(shutil.which("fazhi-flow") is None, reason="the package is not installed (pip install -e .)")
+def test_console_script_upgrade_import_status(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAZHI_")}
+    env["FAZHI_INSTANCE_PATH"] = str(tmp_path)
+    script = shutil.which("fazhi-flow")
+
+    def run(*args):
+        return subprocess.run([script, *args], env=env, capture_output=True, text=True, timeout=120)
+
+    upgraded = run("db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    imported = run("import-cycle", _write(tmp_path, GOOD))
+    assert imported.returncode == 0, imported.stderr
+    status = run("status", "2025")
+    assert status.returncode == 0 and "测试县2025年法治政府建设年度报告" in status.stdout
+    bad = run("status", "abc")
+    assert bad.returncode == 2 and "无效" in bad.stderr
