@@ -294,7 +294,12 @@ def main() -> None:
     """Console script entry point: the ``fazhi`` group plus Flask-Migrate's ``db`` group."""
     from flask_migrate.cli import db as db_group
 
-    group = FlaskGroup(name="fazhi-flow", create_app=_make_app, add_default_commands=False,
+    class Cli(FlaskGroup):
+        def list_commands(self, ctx):
+            # The app also offers these commands as the "fazhi" group for `flask`; don't list it twice.
+            return [name for name in super().list_commands(ctx) if name != "fazhi"]
+
+    group = Cli(name="fazhi-flow", create_app=_make_app, add_default_commands=False,
                        add_version_option=False, load_dotenv=False,
                        help="法治政府建设年度报告编报系统 管理命令")
     for name, command in fazhi.commands.items():
