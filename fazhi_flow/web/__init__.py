@@ -29,7 +29,13 @@ def _import_blueprint(name: str, optional: bool):
 def register_web(app) -> None:
     """Register every blueprint, error handler and template helper on ``app``."""
     from . import errors, helpers, security
+    from .fields import DbIntConverter
 
+    from .request import FazhiRequest
+
+    # Before any rule is added, so every <int:...> of every area uses it.
+    app.url_map.converters["int"] = DbIntConverter
+    app.request_class = FazhiRequest
     for name in CORE_AREAS + OPTIONAL_AREAS:
         bp = _import_blueprint(name, optional=name in OPTIONAL_AREAS)
         if bp is not None and bp.name not in app.blueprints:

@@ -29,6 +29,7 @@ from ...services import users as user_svc
 from ...services.contributions import reopen_contribution
 from ...services.cycles import compile_cycle, open_cycle, reopen_collection
 from ...workflow.states import CONTRIBUTION_STATE_LABELS
+from ..fields import db_int
 from . import bp
 from .forms import (ActionForm, CycleCloneForm, CycleEditForm, CycleTemplateForm, CycleUploadForm,
                     ImportConfirmForm, ImportForm, NewSectionForm, OptionalReasonForm, ReasonForm,
@@ -356,7 +357,7 @@ def outline(cycle_id, form=None, status=200):
     nodes = outline_svc.load_outline(cycle)
     if form is None:
         form = NewSectionForm(prefix="new")
-        form.parent.data = request.args.get("parent", 0, type=int)
+        form.parent.data = request.args.get("parent", 0, type=db_int)
     form.parent.choices = _parent_choices(nodes)
     counts = dict(db.session.execute(
         select(Assignment.section_id, func.count(Assignment.id)).join(Section)
@@ -652,7 +653,7 @@ def _user_unit_choices(current: Unit | None = None):
 def users():
     q = (request.args.get("q") or "").strip()[:60]
     role = request.args.get("role", "")
-    unit_id = request.args.get("unit", 0, type=int)
+    unit_id = request.args.get("unit", 0, type=db_int)
     show = request.args.get("show", "active")
     query = select(User).options(selectinload(User.unit)).order_by(User.unit_id, User.id)
     if q:
@@ -675,7 +676,7 @@ def user_new():
     form = UserForm()
     form.unit.choices = _unit_choices()
     if request.method == "GET":
-        form.unit.data = request.args.get("unit", 0, type=int)
+        form.unit.data = request.args.get("unit", 0, type=db_int)
     if form.validate_on_submit():
         try:
             unit = db.session.get(Unit, form.unit.data) if form.unit.data else None

@@ -17,6 +17,7 @@ from ...publish.pdf import pdf_available
 from ...services import compile as svc
 from ...workflow.states import CYCLE_EVENT_LABELS
 from ..errors import abort_with
+from ..fields import db_int
 from . import bp
 from .forms import ActionForm, AppendixForm, CommentForm, CorrectionForm, ReturnForm, SectionTextForm, SignForm
 
@@ -52,6 +53,17 @@ def _cycle_logs(cycle: ReportCycle) -> list[TransitionLog]:
 
 def _last_return(cycle: ReportCycle) -> TransitionLog | None:
     return next((log for log in _cycle_logs(cycle) if log.event == "return"), None)
+
+
+def _version_arg(name: str) -> int | None:
+    """A draft number from the query string; one that is given but malformed names no draft (404)."""
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return None
+    number = request.args.get(name, type=db_int)
+    if number is None:
+        abort_with(404, "没有这一稿。")
+    return number
 
 
 def _article(document: ReportDocument) -> Markup:
@@ -161,14 +173,14 @@ def preview(cycle_id: int):
 def draft_file(cycle_id: int, fmt: str):
     cycle = _cycle_or_404(cycle_id)
     _require_reader(cycle)
-    number = request.args.get("version", type=int)
+    if fmt not in svc.FORMATS:
+        abort_with(404, "不支持该格式。")
+    number = _version_arg("version")
     if number:
         document = ReportDocument.from_dict(svc.get_version(cycle, number).document)
         name = svc.download_name(cycle, fmt, draft=True).replace("（草稿）", f"（第{number}稿）")
     else:
         document, name = svc.current_document(cycle), svc.download_name(cycle, fmt, draft=True)
-    if fmt not in svc.FORMATS:
-        abort_with(404, "不支持该格式。")
     content = svc.render_format(document, fmt)
     return _file_response(content, fmt, name)
 
@@ -273,11 +285,11 @@ def version(cycle_id: int, number: int):
 def diff(cycle_id: int):
     cycle = _cycle_or_404(cycle_id)
     _require_reader(cycle)
-    new_number = request.args.get("b", type=int)
+    new_number = _version_arg("b")
     new = svc.get_version(cycle, new_number) if new_number else svc.latest_version(cycle)
     if new is None:
         abort_with(404, "还没有任何稿件版本。")
-    old_number = request.args.get("a", type=int) or (new.number - 1)
+    old_number = _version_arg("a") or (new.number - 1)
     if old_number < 1:
         abort_with(404, "第1稿之前没有可比较的版本。")
     old = svc.get_version(cycle, old_number)

@@ -13,6 +13,7 @@ from ...models import ReportCycle
 from ...models.org import UNIT_KINDS
 from ...services import dashboard as svc
 from ...workflow.states import CYCLE_STATE_LABELS
+from ..fields import db_int
 from . import bp
 
 
@@ -44,7 +45,7 @@ def _filters():
 
 
 def _load(cycles):
-    wanted = request.args.get("cycle", type=int)
+    wanted = request.args.get("cycle", type=db_int)
     ids = [c.id for c in cycles]
     if not ids:
         return None

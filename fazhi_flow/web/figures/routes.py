@@ -15,6 +15,7 @@ from ...models.indicator import INDICATOR_TYPES, MEASURE_UNITS, REPORTED_BY, Ind
 from ...services import clone as clone_service
 from ...services import figures as svc
 from ..errors import abort_with
+from ..fields import db_int
 from ..loading import contribution_or_abort
 from . import bp
 
@@ -222,7 +223,7 @@ def definitions(cycle_id: int):
     if request.method == "POST":
         form_kind = request.form.get("form")
         typed = request.form.to_dict()
-        section = db.session.get(Section, request.form.get("section_id", type=int) or 0)
+        section = db.session.get(Section, request.form.get("section_id", type=db_int) or 0)
         try:
             if form_kind == "indicator":
                 ind = svc.define_indicator(cycle, current_user, section, {
@@ -233,13 +234,13 @@ def definitions(cycle_id: int):
                                     typed.get("severity", "error"), typed.get("message"))
                 done = f"已添加校验规则“{rule.expression}”。"
             elif form_kind == "delete_indicator":
-                ind = db.session.get(Indicator, request.form.get("indicator_id", type=int) or 0)
+                ind = db.session.get(Indicator, request.form.get("indicator_id", type=db_int) or 0)
                 if ind is None or ind.cycle_id != cycle.id:
                     abort_with(404, "这个指标不存在。")
                 svc.delete_indicator(cycle, current_user, ind)
                 done = f"已删除指标“{ind.name}”。"
             elif form_kind == "delete_rule":
-                rule = db.session.get(Rule, request.form.get("rule_id", type=int) or 0)
+                rule = db.session.get(Rule, request.form.get("rule_id", type=db_int) or 0)
                 if rule is None or rule.cycle_id != cycle.id:
                     abort_with(404, "这条规则不存在。")
                 svc.delete_rule(cycle, current_user, rule)

@@ -9,6 +9,7 @@ from sqlalchemy import func, select, update
 from ...extensions import db
 from ...models import Notification
 from ...timeutil import utcnow
+from ..fields import db_int
 from . import bp
 
 PER_PAGE = 30
@@ -33,7 +34,7 @@ def _safe_link(link: str | None) -> str:
 @bp.route("/")
 @login_required
 def index():
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = max(1, request.args.get("page", 1, type=db_int) or 1)
     only_unread = request.args.get("unread") == "1"
     query = select(Notification).where(Notification.user_id == current_user.id)
     if only_unread:

@@ -14,6 +14,7 @@ from ...models.reminder import (
 from ...notify.preferences import preference
 from ...reminders.calendar import due_status
 from ...services import reminders as svc
+from ..fields import db_int
 from . import bp
 
 
@@ -89,7 +90,7 @@ def add_webhook(cycle_id):
 def remove_webhook(webhook_id):
     _admin()
     target = db.session.get(WebhookTarget, webhook_id) or abort(404)
-    back = request.form.get("cycle_id", type=int)
+    back = request.form.get("cycle_id", type=db_int)
     _run(lambda: svc.remove_webhook(current_user, target), "群机器人已停用。")
     return redirect(url_for(".policy", cycle_id=back) if back else url_for(".outbox"))
 
