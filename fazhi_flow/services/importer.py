@@ -32,6 +32,22 @@ INDICATOR_KEYS = {"code", "name", "unit", "type", "required", "min", "max", "gui
 RULE_KEYS = {"expr", "severity", "message"}
 CODE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
 INDICATOR_CODE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Path of the document itself in messages; its keys are named bare ("outline", not "文件.outline").
+TOP = "文件"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that leaves an impossible date (2026-02-30) as text, so the checker can name its key."""
+
+
+def _timestamp(loader, node):
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 
 
 def _cycle_extensions() -> dict:
@@ -72,18 +88,21 @@ class _Checker:
         self.errors: list[str] = []
 
     def err(self, path: str, message: str) -> None:
-        self.errors.append(f"{path}：{message}")
+        entry = f"{path}：{message}"
+        if entry not in self.errors:  # a required key is checked by mapping() and again by its reader
+            self.errors.append(entry)
 
     def mapping(self, value, path, allowed, required=()):
         if not isinstance(value, dict):
             self.err(path, "应为键值对（映射）")
             return False
+        prefix = "" if path == TOP else f"{path}."
         for key in value:
             if key not in allowed:
-                self.err(f"{path}.{key}", f"未知的键“{key}”，可用的键：{', '.join(sorted(allowed))}")
+                self.err(f"{prefix}{key}", f"未知的键“{key}”，可用的键：{', '.join(sorted(allowed))}")
         for key in required:
             if value.get(key) in (None, ""):
-                self.err(f"{path}.{key}", "必填")
+                self.err(f"{prefix}{key}", "必填")
         return True
 
     def text(self, value, path, required=False, max_len=300):
@@ -159,7 +178,7 @@ class _Checker:
 def parse_document(text: str) -> dict:
     """Parse YAML text; a syntax error becomes a CycleFileError naming the line."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"第{mark.line + 1}行第{mark.column + 1}列" if mark else "文件"
@@ -172,7 +191,7 @@ def parse_document(text: str) -> dict:
 def validate(data: dict) -> dict:
     """Check the whole document; return a normalised plan or raise CycleFileError with every problem."""
     c = _Checker()
-    c.mapping(data, "文件", TOP_KEYS, required=("cycle",))
+    c.mapping(data, TOP, TOP_KEYS, required=("cycle",))
     plan = {"cycle": {}, "units": [], "users": [], "outline": []}
 
     raw_cycle = data.get("cycle") or {}
@@ -214,13 +233,15 @@ def validate(data: dict) -> dict:
         if kind not in UNIT_KINDS:
             c.err(f"{path}.kind", f"单位类型“{kind}”无效，可选：{', '.join(UNIT_KINDS)}")
         plan["units"].append({"code": code, "name": c.text(raw.get("name"), f"{path}.name", True, 100),
-                              "kind": kind, "parent": raw.get("parent"), "path": path})
+                              "kind": kind, "parent": c.text(raw.get("parent"), f"{path}.parent", max_len=40) or None,
+                              "path": path})
     known_units = unit_codes | existing_units
     for unit in plan["units"]:
         if unit["parent"] is not None and unit["parent"] not in known_units:
             c.err(f"{unit['path']}.parent", f"未知的单位代码“{unit['parent']}”")
         if unit["parent"] == unit["code"]:
             c.err(f"{unit['path']}.parent", "上级单位不能是自己")
+    _check_parent_loops(c, plan["units"])
 
     usernames: set[str] = set()
     raw_users = data.get("users") or []
@@ -527,6 +548,24 @@ def _check_unit_cycles(units) -> None:
             node = node.parent
 
 
+def _check_parent_loops(c: _Checker, planned: list[dict]) -> None:
+    """Refuse units whose parents would form a loop, counting the stored parents of units the file
+    does not list (the unit of work cannot even flush such a tree)."""
+    rows = db.session.execute(select(Unit.id, Unit.code, Unit.parent_id)).all()
+    code_of = {uid: code for uid, code, _ in rows}
+    parents = {code: code_of.get(parent_id) for _, code, parent_id in rows}
+    parents.update({u["code"]: u["parent"] for u in planned if u["code"]})
+    reported: set[str] = set()
+    for unit in planned:
+        chain, node = [unit["code"]], unit["parent"]
+        while node is not None and node not in chain and node in parents:
+            chain.append(node)
+            node = parents[node]
+        if node is not None and node == unit["code"] and not reported & set(chain):
+            reported.update(chain)
+            c.err(f"{unit['path']}.parent", "上级单位形成了循环：" + " → ".join(chain + [node]))
+
+
 def _has_material(assignment) -> bool:
     c = assignment.contribution
     return c is not None and (bool((c.body or "").strip()) or c.state != "draft" or bool(c.revisions))
@@ -564,6 +603,8 @@ def import_cycle_file(path: str, actor=None) -> ImportResult:
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CycleFileError([f"无法读取文件 {path}：{exc}"]) from None
+    except UnicodeDecodeError:
+        raise CycleFileError([f"文件 {path} 不是 UTF-8 编码：请在编辑器中“另存为”UTF-8 编码后再导入"]) from None
+    except OSError as exc:
+        raise CycleFileError([f"无法读取文件 {path}：{exc.strerror or exc}"]) from None
     return import_cycle(text, actor)
