@@ -78,17 +78,38 @@ def show(contribution_id: int):
     return _render_review(contribution, approve_form, return_form)
 
 
+def _diff_base(revisions, logs):
+    """The revision the latest is compared with: the newest earlier one the office returned or
+    approved (a submission recalled before review was never seen), else the one before the latest."""
+    if len(revisions) < 2:
+        return None
+    # Revision n is the text of the n-th 提交审核; a decision belongs to the submission before it.
+    if sum(1 for log in logs if log.event == "submit") == len(revisions):
+        decided, current = set(), 0
+        for log in logs:
+            if log.event == "submit":
+                current += 1
+            elif log.event in ("return", "approve"):
+                decided.add(current)
+        earlier = [r for r in revisions[:-1] if r.number in decided]
+        if earlier:
+            return earlier[-1]
+    return revisions[-2]
+
+
 def _render_review(contribution, approve_form, return_form, status=200):
     approve_form.version.data = return_form.version.data = contribution.version
     revisions = contribution.revisions
+    logs = transition_logs(contribution)
+    base = _diff_base(revisions, logs)
     diff = None
-    if len(revisions) >= 2:
+    if base is not None:
         # Compared as displayed: a changed figure shows up even where the text cites it.
         renderer = bound_text.current()
-        diff = paragraph_diff(renderer.revision(revisions[-2]), renderer.revision(revisions[-1]))
+        diff = paragraph_diff(renderer.revision(base), renderer.revision(revisions[-1]))
     return render_template(
         "review/show.html", c=contribution, approve_form=approve_form, return_form=return_form,
-        logs=transition_logs(contribution), revisions=revisions, diff=diff,
+        logs=logs, revisions=revisions, diff=diff, base=base,
         changed=diff is not None and has_changes(diff), can_decide=can_fire(current_user, contribution, "approve"),
     ), status
 
