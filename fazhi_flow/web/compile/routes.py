@@ -188,7 +188,7 @@ def draft_file(cycle_id: int, fmt: str):
 def _file_response(content: bytes, fmt: str, name: str) -> Response:
     from urllib.parse import quote
 
-    response = Response(content, mimetype=svc.FORMATS[fmt][0])
+    response = Response(content, content_type=svc.FORMATS[fmt][0])  # carries its charset
     response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(name)}"
     return response
 

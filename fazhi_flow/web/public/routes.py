@@ -56,7 +56,7 @@ def download(publication_id: int, fmt: str):
     if fmt not in svc.FORMATS:
         abort_with(404, "不支持该格式。")
     content = svc.published_content(publication, fmt)
-    response = Response(content, mimetype=svc.FORMATS[fmt][0])
+    response = Response(content, content_type=svc.FORMATS[fmt][0])  # carries its charset
     name = quote(svc.download_name(publication, fmt))
     inline = fmt in ("html", "txt", "pdf") and not request.args.get("download")
     response.headers["Content-Disposition"] = f"{'inline' if inline else 'attachment'}; filename*=UTF-8''{name}"
