@@ -81,6 +81,12 @@ def import_cycle_command(path, dry_run):
     click.echo(f"已导入“{result.cycle.title}”（编号 {result.cycle.id}）：新增单位{c['units']}个、用户{c['users']}个、"
                f"章节{c['sections']}个、任务分配{c['assignments']}项、统计指标{c['indicators']}项；"
                f"更新单位{result.updated['units']}个、用户{result.updated['users']}个、章节{result.updated['sections']}个。")
+    u, r = result.updated, result.removed
+    if u.get("indicators") or u.get("rules"):
+        click.echo(f"修改统计指标{u.get('indicators', 0)}项、章节的校验规则{u.get('rules', 0)}处。")
+    if any(r.values()):
+        click.echo(f"删除章节{r.get('sections', 0)}个、任务分配{r.get('assignments', 0)}项、"
+                   f"统计指标{r.get('indicators', 0)}项。")
     if not result.changed:
         click.echo("文件与数据库一致，没有变化。")
     if result.passwords:

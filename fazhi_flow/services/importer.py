@@ -17,7 +17,7 @@ from sqlalchemy import select
 from ..errors import DomainError
 from ..extensions import db
 from ..models import Assignment, Indicator, ReportCycle, Rule, Section, Unit, User
-from ..models.indicator import INDICATOR_TYPES
+from ..models.indicator import INDICATOR_TYPES, IndicatorValue
 from ..models.org import ROLES, UNIT_KINDS
 from .audit import record
 
@@ -71,8 +71,9 @@ class ImportResult:
     cycle: ReportCycle
     created: dict = field(default_factory=lambda: {"units": 0, "users": 0, "sections": 0,
                                                    "assignments": 0, "indicators": 0})
-    updated: dict = field(default_factory=lambda: {"units": 0, "users": 0, "sections": 0})
-    removed: dict = field(default_factory=lambda: {"sections": 0, "assignments": 0})
+    updated: dict = field(default_factory=lambda: {"units": 0, "users": 0, "sections": 0, "indicators": 0,
+                                                   "rules": 0})
+    removed: dict = field(default_factory=lambda: {"sections": 0, "assignments": 0, "indicators": 0})
     passwords: dict = field(default_factory=dict)  # username -> one-time password of new users
 
     @property
@@ -507,12 +508,13 @@ def _apply(plan: dict) -> ImportResult:
                     db.session.add(row)
                     indicator_rows[info["code"]] = row
                     result.created["indicators"] += 1
-                else:
-                    _set(row, values)
+                elif _set(row, values):
+                    result.updated["indicators"] += 1
             old_rules = [(r.expression, r.severity, r.message) for r in db.session.scalars(
                 select(Rule).where(Rule.section_id == section.id).order_by(Rule.position))]
             new_rules = [(r["expression"], r["severity"], r["message"]) for r in node["rules"]]
             if old_rules != new_rules:
+                result.updated["rules"] += 1
                 for rule in db.session.scalars(select(Rule).where(Rule.section_id == section.id)):
                     db.session.delete(rule)
                 for k, (expression, severity, message) in enumerate(new_rules):
@@ -521,9 +523,17 @@ def _apply(plan: dict) -> ImportResult:
             write(node["children"], section)
 
     write(plan["outline"], None)
+    node_paths = {}
+
+    def collect(nodes):
+        for node in nodes:
+            node_paths[node["code"]] = node["path"]
+            collect(node["children"])
+
+    collect(plan["outline"])
     for code, row in indicator_rows.items():
         if code not in seen_indicators:
-            db.session.delete(row)
+            _remove_indicator(row, node_paths, result)
     for code, section in existing.items():
         if code not in seen:
             _remove_section(section, result)
@@ -564,6 +574,19 @@ def _check_parent_loops(c: _Checker, planned: list[dict]) -> None:
         if node is not None and node == unit["code"] and not reported & set(chain):
             reported.update(chain)
             c.err(f"{unit['path']}.parent", "上级单位形成了循环：" + " → ".join(chain + [node]))
+
+
+def _remove_indicator(indicator, node_paths: dict, result) -> None:
+    """Delete an indicator the file no longer lists, unless a unit has already entered a value for it."""
+    has_value = db.session.scalar(select(IndicatorValue.id).where(
+        IndicatorValue.indicator_id == indicator.id, IndicatorValue.value.is_not(None)).limit(1))
+    if has_value is not None:
+        section = db.session.get(Section, indicator.section_id)
+        where = node_paths.get(section.code if section else None, "outline")
+        raise CycleFileError([f"{where}.indicators：指标“{indicator.name}”（{indicator.code}）已有单位填报的数值，"
+                              "不能删除"])
+    db.session.delete(indicator)
+    result.removed["indicators"] += 1
 
 
 def _has_material(assignment) -> bool:

@@ -110,3 +110,61 @@ def test_a_file_saved_in_gbk_says_to_save_it_as_utf8(db, imported, tmp_path):
     (message,) = info.value.errors
     assert "UTF-8" in message and "codec" not in message
     assert _state(db) == imported
+
+
+# ------------------------------------------------------------------ re-import reports what it changed
+
+
+def _doc():
+    return yaml.safe_load(_yaml())
+
+
+def test_a_changed_indicator_or_rule_is_a_change(db, imported):
+    doc = _doc()
+    market = doc["outline"][1]["children"][0]
+    market["indicators"][0]["name"] = "新登记市场主体"
+    result = import_cycle(_yaml(doc))
+    db.session.commit()
+    assert result.changed and result.updated["indicators"] == 1
+    market["rules"] = [{"expr": "firms >= 0", "severity": "warning"}]
+    result = import_cycle(_yaml(doc))
+    db.session.commit()
+    assert result.changed and result.updated["rules"] == 1
+    assert not import_cycle(_yaml(doc)).changed
+
+
+def test_a_dropped_indicator_is_counted_and_printed(db, imported, runner, tmp_path):
+    doc = _doc()
+    del doc["outline"][1]["children"][0]["indicators"]
+    path = tmp_path / "county.yaml"
+    path.write_text(_yaml(doc), encoding="utf-8")
+    out = runner.invoke(args=["fazhi", "import-cycle", str(path)])
+    assert out.exit_code == 0, out.output
+    assert "删除" in out.output and "统计指标1项" in out.output.split("删除")[1]
+    assert "没有变化" not in out.output
+    assert db.session.scalar(select(func.count()).select_from(Indicator)) == 0
+
+
+def test_an_indicator_with_values_cannot_be_dropped_by_a_file(db, imported):
+    from fazhi_flow.models import Contribution
+    from fazhi_flow.services import figures
+    from fazhi_flow.services.cycles import open_cycle
+
+    admin = User(username="tao_admin", name="管理员")
+    admin.set_roles(["admin"])
+    liaison = User(username="tao_scj", name="市场监管局联络员",
+                   unit_id=db.session.scalar(select(Unit.id).where(Unit.code == "scj")))
+    liaison.set_roles(["liaison"])
+    db.session.add_all([admin, liaison])
+    cycle = db.session.scalar(select(ReportCycle))
+    open_cycle(cycle, admin)
+    contribution = db.session.scalar(select(Contribution).where(Contribution.unit_id == liaison.unit_id))
+    figures.save_figures(contribution, liaison, {"firms": "1250"})
+    db.session.commit()
+    before = _state(db)
+
+    doc = _doc()
+    del doc["outline"][1]["children"][0]["indicators"]
+    errors = _refused(db, _yaml(doc))
+    assert errors == ["outline[1].children[0].indicators：指标“新增市场主体”（firms）已有单位填报的数值，不能删除"]
+    assert _state(db) == before
