@@ -253,7 +253,16 @@ def _open_summary(cycle: ReportCycle) -> dict:
     with_liaison = dict(liaisons)
     without = list(db.session.scalars(
         select(Unit).where(Unit.id.in_(unit_ids - set(with_liaison))).order_by(Unit.sort_order, Unit.id)))
-    return {"units": len(unit_ids), "liaisons": sum(with_liaison.values()), "without_liaison": without}
+    without_head = []
+    if cycle.unit_head_review:
+        # Their submissions would wait in 待单位审核 with nobody able to approve them.
+        with_head = set(db.session.scalars(
+            select(User.unit_id).where(User.unit_id.in_(unit_ids), User.active.is_(True),
+                                       User.role_rows.any(UserRole.role == "unit_head"))))
+        without_head = list(db.session.scalars(
+            select(Unit).where(Unit.id.in_(unit_ids - with_head)).order_by(Unit.sort_order, Unit.id)))
+    return {"units": len(unit_ids), "liaisons": sum(with_liaison.values()), "without_liaison": without,
+            "without_head": without_head}
 
 
 @bp.route("/cycles/<int:cycle_id>/open", methods=["GET", "POST"])
