@@ -8,6 +8,7 @@ section's merged text; such overrides are passed in by the caller.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from .document import Block, ReportDocument, split_paragraphs
@@ -42,6 +43,37 @@ def approved_text(contribution) -> str:
     return contribution.body or ""
 
 
+# Half-width forms of the punctuation in headings, as text copied from a PDF or typed on a Latin
+# keyboard has them; compared one character for one, so positions stay the same.
+_FULL_WIDTH = str.maketrans({"(": "（", ")": "）", ",": "，", ":": "：", ";": "；"})
+_HEADING_END = re.compile(r"^[\s。．.：:]*")
+
+
+def strip_own_heading(section, paragraphs: list[str]) -> list[str]:
+    """Drop the section's own heading where a unit pasted it above or before its text.
+
+    The outline prints the heading (numbered) itself, so "（一）标题。正文" or "(一)标题" on its own line
+    would print it twice. The heading is removed when it follows the section's own number, or when it
+    stands alone or ends at a full stop; a paragraph that merely begins with the same words keeps them.
+    """
+    title = (section.title or "").strip()
+    if not title or not paragraphs:
+        return paragraphs
+    first = paragraphs[0]
+    norm = first.translate(_FULL_WIDTH)
+    heading = title.translate(_FULL_WIDTH)
+    number = (section.number or "").translate(_FULL_WIDTH)
+    for prefix, numbered in ((number + heading, True), (heading, False)):
+        if not prefix or not norm.startswith(prefix):
+            continue
+        rest = first[len(prefix):]
+        if not numbered and rest and rest[0] not in "。．.：:":
+            continue
+        rest = rest[_HEADING_END.match(rest).end():].strip()
+        return ([rest] if rest else []) + paragraphs[1:]
+    return paragraphs
+
+
 def source_of(contribution, numbers: ApprovedTexts | None = None) -> dict:
     """Identify the approved text a merged section was built from (to notice later changes).
 
@@ -67,7 +99,7 @@ def prefill(section, numbers: ApprovedTexts | None = None) -> str:
     numbers = numbers or ApprovedTexts(section.cycle)
     paragraphs: list[str] = []
     for contribution in approved_contributions(section):
-        paragraphs.extend(split_paragraphs(numbers.text(contribution)))
+        paragraphs.extend(strip_own_heading(section, split_paragraphs(numbers.text(contribution))))
     return "\n".join(paragraphs)
 
 
