@@ -3,4 +3,4 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", static_folder="static", static_url_path="/static")
 
-from . import routes  # noqa: E402,F401
+from . import common, cycles, outline, people  # noqa: E402,F401  (register the routes)

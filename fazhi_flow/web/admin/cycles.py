@@ -1,0 +1,307 @@
+"""Admin pages: report cycles (create, edit, open, compile) and reopening material."""
+from __future__ import annotations
+
+import importlib.util
+from datetime import date
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from ...errors import DomainError
+from ...extensions import db
+from ...models import Assignment, Contribution, ReportCycle, Section, TransitionLog, Unit, User, UserRole
+from ...services import outline as outline_svc
+from ...services.contributions import reopen_contribution
+from ...services.cycles import compile_cycle, open_cycle, reopen_collection
+from ...workflow.states import CONTRIBUTION_STATE_LABELS
+from . import bp
+from .common import MAX_CYCLE_FILE, compile_available, flash_refusal, get_or_404
+from .forms import (ActionForm, CycleCloneForm, CycleEditForm, CycleTemplateForm, CycleUploadForm,
+                    OptionalReasonForm, ReasonForm, choices)
+
+# ------------------------------------------------------------------ cycles
+
+
+@bp.route("/")
+def index():
+    return redirect(url_for(".cycles"))
+
+
+@bp.route("/cycles")
+def cycles():
+    rows = list(db.session.scalars(select(ReportCycle).order_by(ReportCycle.year.desc(), ReportCycle.id.desc())))
+    counts = {}
+    for cycle_id, state, n in db.session.execute(
+        select(Contribution.cycle_id, Contribution.state, func.count()).group_by(Contribution.cycle_id,
+                                                                                 Contribution.state)
+    ):
+        counts.setdefault(cycle_id, {})[state] = n
+    assigned = dict(db.session.execute(
+        select(Section.cycle_id, func.count(Assignment.id)).join(Assignment, Assignment.section_id == Section.id)
+        .group_by(Section.cycle_id)
+    ).all())
+    return render_template("admin/cycles.html", cycles=rows, counts=counts, assigned=assigned,
+                           active_nav="admin")
+
+
+def _clone_available() -> bool:
+    return importlib.util.find_spec("fazhi_flow.services.clone") is not None
+
+
+def _new_cycle_page(template_form=None, upload_form=None, clone_form=None, errors=None, status=200):
+    template_form = template_form or CycleTemplateForm(prefix="t")
+    upload_form = upload_form or CycleUploadForm(prefix="f")
+    clone_form = clone_form or CycleCloneForm(prefix="c")
+    sources = list(db.session.scalars(select(ReportCycle).order_by(ReportCycle.year.desc(), ReportCycle.id.desc())))
+    clone_form.source.choices = choices([(0, "请选择")] + [(c.id, f"{c.region} {c.year}年 {c.title}") for c in sources])
+    if request.method == "GET" and not template_form.year.data:
+        template_form.year.data = date.today().year - 1
+        template_form.title.data = f"{template_form.year.data}年法治政府建设年度报告"
+    return render_template("admin/cycle_new.html", template_form=template_form, upload_form=upload_form,
+                           clone_form=clone_form, file_errors=errors or [], clone_available=_clone_available(),
+                           has_sources=bool(sources), active_nav="admin"), status
+
+
+@bp.route("/cycles/new")
+def cycle_new():
+    return _new_cycle_page()
+
+
+@bp.route("/cycles/new/template", methods=["POST"])
+def cycle_new_template():
+    form = CycleTemplateForm(prefix="t")
+    if not form.validate_on_submit():
+        return _new_cycle_page(template_form=form, status=400)
+    try:
+        cycle = outline_svc.create_cycle_from_template(
+            current_user, title=form.title.data, year=form.year.data, region=form.region.data,
+            due=form.due.data, unit_head_review=form.unit_head_review.data, issuers=form.issuers.data,
+            issue_date=form.issue_date.data)
+        db.session.commit()
+    except DomainError as exc:
+        flash_refusal(exc)
+        return _new_cycle_page(template_form=form, errors=getattr(exc, "errors", None), status=400)
+    flash(f"已按标准提纲创建“{cycle.title}”。下一步：检查提纲，分配任务。", "success")
+    return redirect(url_for(".cycle", cycle_id=cycle.id), code=303)
+
+
+@bp.route("/cycles/new/file", methods=["POST"])
+def cycle_new_file():
+    from ...services.importer import import_cycle
+
+    form = CycleUploadForm(prefix="f")
+    if not form.validate_on_submit():
+        return _new_cycle_page(upload_form=form, status=400)
+    data = form.file.data.read(MAX_CYCLE_FILE + 1)
+    try:
+        if len(data) > MAX_CYCLE_FILE:
+            raise DomainError("文件过大：年度报告定义文件最大1MB。")
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise DomainError("文件不是UTF-8编码的文本，请用UTF-8编码保存YAML文件后再上传。") from None
+        result = import_cycle(text, current_user)
+        db.session.commit()
+    except DomainError as exc:
+        flash_refusal(exc)
+        return _new_cycle_page(upload_form=form, errors=getattr(exc, "errors", None), status=400)
+    created = "、".join(f"{label}{result.created[k]}个" for k, label in
+                       (("units", "单位"), ("users", "用户"), ("sections", "章节"), ("assignments", "任务分配"))
+                       if result.created.get(k))
+    flash(f"已导入“{result.cycle.title}”。" + (f"新建：{created}。" if created else "")
+          + ("" if result.changed else "文件与现有内容一致，没有变化。"), "success")
+    if result.passwords:
+        return render_template("admin/passwords.html", passwords=result.passwords,
+                               back=url_for(".cycle", cycle_id=result.cycle.id), active_nav="admin")
+    return redirect(url_for(".cycle", cycle_id=result.cycle.id), code=303)
+
+
+@bp.route("/cycles/new/clone", methods=["POST"])
+def cycle_new_clone():
+    form = CycleCloneForm(prefix="c")
+    form.source.choices = choices((c.id, c.title) for c in db.session.scalars(select(ReportCycle)))
+    if not _clone_available():
+        flash("复制往年报告的功能暂不可用。", "error")
+        return redirect(url_for(".cycle_new"), code=303)
+    if not form.validate_on_submit():
+        return _new_cycle_page(clone_form=form, status=400)
+    from ...services.clone import clone_cycle
+
+    source = get_or_404(ReportCycle, form.source.data)
+    try:
+        # clone_cycle builds sections before adding them to the session; an autoflush in between
+        # (a lazy load of the source's reviewers) would warn and skip them, so flush only when it does.
+        with db.session.no_autoflush:
+            cycle = clone_cycle(source, current_user, year=form.year.data, title=form.title.data)
+        db.session.commit()
+    except DomainError as exc:
+        flash_refusal(exc)
+        return _new_cycle_page(clone_form=form, status=400)
+    flash(f"已复制“{source.title}”的提纲和任务分配，创建“{cycle.title}”。各截止日期已顺延到新年度，请检查。", "success")
+    return redirect(url_for(".cycle", cycle_id=cycle.id), code=303)
+
+
+def _state_counts(cycle: ReportCycle) -> dict:
+    return dict(db.session.execute(
+        select(Contribution.state, func.count()).where(Contribution.cycle_id == cycle.id)
+        .group_by(Contribution.state)).all())
+
+
+@bp.route("/cycles/<int:cycle_id>")
+def cycle(cycle_id):
+    return _cycle_page(cycle_id)
+
+
+def _pending_extensions(cycle: ReportCycle) -> int:
+    """延期申请 of this cycle still waiting for a decision (shown beside the link)."""
+    from ...models.reminder import ExtensionRequest
+
+    return db.session.scalar(
+        select(func.count(ExtensionRequest.id)).join(Assignment, ExtensionRequest.assignment_id == Assignment.id)
+        .join(Section, Assignment.section_id == Section.id)
+        .where(Section.cycle_id == cycle.id, ExtensionRequest.status == "pending")) or 0
+
+
+def _cycle_page(cycle_id, compile_form=None, status=200):
+    cycle = get_or_404(ReportCycle, cycle_id)
+    n_sections = db.session.scalar(select(func.count(Section.id)).where(Section.cycle_id == cycle.id))
+    n_assignments = db.session.scalar(
+        select(func.count(Assignment.id)).join(Section).where(Section.cycle_id == cycle.id))
+    logs = list(db.session.scalars(
+        select(TransitionLog).where(TransitionLog.cycle_id == cycle.id).order_by(TransitionLog.id.desc()).limit(20)))
+    return render_template(
+        "admin/cycle.html", cycle=cycle, counts=_state_counts(cycle), n_sections=n_sections,
+        pending_extensions=_pending_extensions(cycle),
+        n_assignments=n_assignments, logs=logs, compile_form=compile_form or OptionalReasonForm(prefix="compile"),
+        reopen_form=OptionalReasonForm(prefix="reopen"), action_form=ActionForm(),
+        has_compile=compile_available(), STATE_LABELS=CONTRIBUTION_STATE_LABELS, active_nav="admin",
+    ), status
+
+
+@bp.route("/cycles/<int:cycle_id>/edit", methods=["GET", "POST"])
+def cycle_edit(cycle_id):
+    cycle = get_or_404(ReportCycle, cycle_id)
+    form = CycleEditForm(obj=cycle)
+    if form.validate_on_submit():
+        try:
+            outline_svc.update_cycle_settings(cycle, current_user, form.title.data, form.due.data,
+                                              form.unit_head_review.data, form.issuers.data, form.issue_date.data)
+            db.session.commit()
+        except DomainError as exc:
+            flash_refusal(exc)
+        else:
+            flash("报告设置已保存。", "success")
+            return redirect(url_for(".cycle", cycle_id=cycle.id), code=303)
+    return render_template("admin/cycle_edit.html", cycle=get_or_404(ReportCycle, cycle_id), form=form,
+                           active_nav="admin"), 400 if request.method == "POST" else 200
+
+
+def _open_summary(cycle: ReportCycle) -> dict:
+    unit_ids = set(db.session.scalars(
+        select(Assignment.unit_id).join(Section).where(Section.cycle_id == cycle.id)))
+    liaisons = db.session.execute(
+        select(User.unit_id, func.count(User.id)).where(
+            User.unit_id.in_(unit_ids), User.active.is_(True),
+            User.role_rows.any(UserRole.role == "liaison")).group_by(User.unit_id)).all()
+    with_liaison = dict(liaisons)
+    without = list(db.session.scalars(
+        select(Unit).where(Unit.id.in_(unit_ids - set(with_liaison))).order_by(Unit.sort_order, Unit.id)))
+    without_head = []
+    if cycle.unit_head_review:
+        # Their submissions would wait in 待单位审核 with nobody able to approve them.
+        with_head = set(db.session.scalars(
+            select(User.unit_id).where(User.unit_id.in_(unit_ids), User.active.is_(True),
+                                       User.role_rows.any(UserRole.role == "unit_head"))))
+        without_head = list(db.session.scalars(
+            select(Unit).where(Unit.id.in_(unit_ids - with_head)).order_by(Unit.sort_order, Unit.id)))
+    return {"units": len(unit_ids), "liaisons": sum(with_liaison.values()), "without_liaison": without,
+            "without_head": without_head}
+
+
+@bp.route("/cycles/<int:cycle_id>/open", methods=["GET", "POST"])
+def cycle_open(cycle_id):
+    cycle = get_or_404(ReportCycle, cycle_id)
+    form = ActionForm()
+    if form.validate_on_submit():
+        try:
+            open_cycle(cycle, current_user)
+            db.session.commit()
+        except DomainError as exc:
+            flash_refusal(exc)
+        else:
+            flash("已开始征集，各单位联络员已收到填报通知。", "success")
+            return redirect(url_for(".cycle", cycle_id=cycle.id), code=303)
+        cycle = get_or_404(ReportCycle, cycle_id)
+    return render_template("admin/cycle_open.html", cycle=cycle, form=form, summary=_open_summary(cycle),
+                           active_nav="admin")
+
+
+@bp.route("/cycles/<int:cycle_id>/compile", methods=["POST"])
+def cycle_compile(cycle_id):
+    cycle_obj = get_or_404(ReportCycle, cycle_id)
+    form = OptionalReasonForm(prefix="compile")
+    if not form.validate_on_submit():
+        return _cycle_page(cycle_id, compile_form=form, status=400)
+    try:
+        compile_cycle(cycle_obj, current_user, force_reason=form.reason.data)
+        db.session.commit()
+    except DomainError as exc:
+        flash_refusal(exc)
+        return _cycle_page(cycle_id, compile_form=form, status=409)
+    flash("已进入汇总编辑。", "success")
+    if compile_available():
+        return redirect(url_for("compile.index", cycle_id=cycle_id), code=303)
+    return redirect(url_for(".cycle", cycle_id=cycle_id), code=303)
+
+
+@bp.route("/cycles/<int:cycle_id>/reopen-collection", methods=["POST"])
+def cycle_reopen_collection(cycle_id):
+    cycle_obj = get_or_404(ReportCycle, cycle_id)
+    form = OptionalReasonForm(prefix="reopen")
+    if form.validate_on_submit():
+        try:
+            reopen_collection(cycle_obj, current_user, comment=form.reason.data)
+            db.session.commit()
+            flash("已重新开始征集，各单位可以继续修改材料。", "success")
+        except DomainError as exc:
+            flash_refusal(exc)
+    else:
+        flash("理由最多2000字。", "error")
+    return redirect(url_for(".cycle", cycle_id=cycle_id), code=303)
+
+
+@bp.route("/cycles/<int:cycle_id>/contributions")
+def contributions(cycle_id):
+    cycle = get_or_404(ReportCycle, cycle_id)
+    state = request.args.get("state", "approved")
+    if state not in CONTRIBUTION_STATE_LABELS:
+        state = "approved"
+    nodes = outline_svc.load_outline(cycle)
+    paths = {n.section.id: n.path_label for n in nodes}
+    order = {n.section.id: i for i, n in enumerate(nodes)}
+    rows = list(db.session.scalars(
+        select(Contribution).where(Contribution.cycle_id == cycle.id, Contribution.state == state)
+        .options(selectinload(Contribution.unit))))
+    rows.sort(key=lambda c: (order.get(c.section_id, 0), c.unit.sort_order, c.unit_id))
+    return render_template("admin/contributions.html", cycle=cycle, rows=rows, paths=paths, state=state,
+                           STATE_LABELS=CONTRIBUTION_STATE_LABELS, active_nav="admin")
+
+
+@bp.route("/contributions/<int:contribution_id>/reopen", methods=["GET", "POST"])
+def contribution_reopen(contribution_id):
+    contribution = get_or_404(Contribution, contribution_id)
+    form = ReasonForm()
+    if form.validate_on_submit():
+        try:
+            reopen_contribution(contribution, current_user, comment=form.reason.data)
+            db.session.commit()
+        except DomainError as exc:
+            flash_refusal(exc)
+            contribution = get_or_404(Contribution, contribution_id)
+        else:
+            flash(f"已重新打开{contribution.unit.name}的材料，退回该单位修改。", "success")
+            return redirect(url_for(".contributions", cycle_id=contribution.cycle_id), code=303)
+    return render_template("admin/contribution_reopen.html", c=contribution, form=form, active_nav="admin"), \
+        (400 if request.method == "POST" else 200)

@@ -1,0 +1,304 @@
+"""Admin pages: units, users and their import from CSV or XLSX."""
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from pathlib import Path
+
+from flask import abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from ...errors import DomainError
+from ...extensions import db
+from ...models import Unit, User, UserRole
+from ...models.org import ROLE_LABELS, ROLES, UNIT_KINDS
+from ...services import users as user_svc
+from ..fields import db_int
+from . import bp
+from .common import STAGING_MAX_AGE, STAGING_TOKEN_RE, flash_refusal, get_or_404
+from .forms import (ActionForm, ImportConfirmForm, ImportForm, UnitEditForm, UnitForm, UserEditForm,
+                    UserForm, choices)
+
+# ------------------------------------------------------------------ units
+
+
+def _unit_choices(exclude: Unit | None = None):
+    units = db.session.scalars(select(Unit).where(Unit.active.is_(True)).order_by(Unit.sort_order, Unit.id))
+    return choices([(0, "（无）")] + [(u.id, u.name) for u in units if exclude is None or u.id != exclude.id])
+
+
+@bp.route("/units")
+def units():
+    show = request.args.get("show", "active")
+    query = select(Unit).order_by(Unit.sort_order, Unit.id)
+    if show != "all":
+        query = query.where(Unit.active.is_(True))
+    rows = list(db.session.scalars(query))
+    people = dict(db.session.execute(
+        select(User.unit_id, func.count(User.id)).where(User.active.is_(True)).group_by(User.unit_id)).all())
+    return render_template("admin/units.html", units=rows, people=people, show=show, action_form=ActionForm(),
+                           active_nav="admin")
+
+
+@bp.route("/units/new", methods=["GET", "POST"])
+def unit_new():
+    form = UnitForm()
+    form.parent.choices = _unit_choices()
+    if form.validate_on_submit():
+        try:
+            parent = db.session.get(Unit, form.parent.data) if form.parent.data else None
+            unit = user_svc.create_unit(current_user, form.code.data, form.name.data, form.kind.data, parent)
+            db.session.commit()
+        except DomainError as exc:
+            flash_refusal(exc)
+        else:
+            flash(f"已添加单位“{unit.name}”。", "success")
+            return redirect(url_for(".units"), code=303)
+    return render_template("admin/unit_form.html", form=form, unit=None, active_nav="admin"), \
+        (400 if request.method == "POST" else 200)
+
+
+@bp.route("/units/<int:unit_id>/edit", methods=["GET", "POST"])
+def unit_edit(unit_id):
+    unit = get_or_404(Unit, unit_id)
+    form = UnitEditForm(obj=unit, parent=unit.parent_id or 0)
+    form.parent.choices = _unit_choices(exclude=unit)
+    if unit.parent_id and unit.parent_id not in {c.value for c in form.parent.choices}:
+        form.parent.choices += choices([(unit.parent_id, f"{unit.parent.name}（已停用）")])
+    if form.validate_on_submit():
+        try:
+            parent = db.session.get(Unit, form.parent.data) if form.parent.data else None
+            user_svc.update_unit(unit, current_user, form.name.data, form.kind.data, parent)
+            db.session.commit()
+        except DomainError as exc:
+            flash_refusal(exc)
+            unit = get_or_404(Unit, unit_id)
+        else:
+            flash("单位信息已保存。", "success")
+            return redirect(url_for(".units"), code=303)
+    return render_template("admin/unit_form.html", form=form, unit=unit, action_form=ActionForm(),
+                           active_nav="admin"), (400 if request.method == "POST" else 200)
+
+
+@bp.route("/units/<int:unit_id>/<any(deactivate, activate):action>", methods=["POST"])
+def unit_toggle(unit_id, action):
+    unit = get_or_404(Unit, unit_id)
+    if ActionForm().validate_on_submit():
+        try:
+            if action == "deactivate":
+                user_svc.deactivate_unit(unit, current_user)
+                message = f"已停用“{unit.name}”及其用户账号。"
+            else:
+                user_svc.activate_unit(unit, current_user)
+                message = f"已启用“{unit.name}”。该单位的用户账号需逐个启用。"
+            db.session.commit()
+            flash(message, "success")
+        except DomainError as exc:
+            flash_refusal(exc)
+    return redirect(url_for(".unit_edit", unit_id=unit_id), code=303)
+
+
+# ------------------------------------------------------------------ users
+
+
+def _user_unit_choices(current: Unit | None = None):
+    options = _unit_choices()
+    if current is not None and not current.active:
+        options += choices([(current.id, f"{current.name}（已停用）")])
+    return options
+
+
+@bp.route("/users")
+def users():
+    q = (request.args.get("q") or "").strip()[:60]
+    role = request.args.get("role", "")
+    unit_id = request.args.get("unit", 0, type=db_int)
+    show = request.args.get("show", "active")
+    query = select(User).options(selectinload(User.unit)).order_by(User.unit_id, User.id)
+    if q:
+        like = f"%{q}%"
+        query = query.where(User.username.ilike(like) | User.name.ilike(like))
+    if role in ROLES:
+        query = query.where(User.role_rows.any(UserRole.role == role))
+    if unit_id:
+        query = query.where(User.unit_id == unit_id)
+    if show != "all":
+        query = query.where(User.active.is_(True))
+    rows = list(db.session.scalars(query.limit(1000)))
+    unit_list = list(db.session.scalars(select(Unit).order_by(Unit.sort_order, Unit.id)))
+    return render_template("admin/users.html", users=rows, q=q, role=role, unit_id=unit_id, show=show,
+                           units=unit_list, ROLE_LABELS=ROLE_LABELS, active_nav="admin")
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+def user_new():
+    form = UserForm()
+    form.unit.choices = _unit_choices()
+    if request.method == "GET":
+        form.unit.data = request.args.get("unit", 0, type=db_int)
+    if form.validate_on_submit():
+        try:
+            unit = db.session.get(Unit, form.unit.data) if form.unit.data else None
+            user, password = user_svc.create_user(current_user, form.username.data, form.name.data,
+                                                  form.roles.data, unit, form.email.data, form.phone.data)
+            db.session.commit()
+        except DomainError as exc:
+            flash_refusal(exc)
+        else:
+            # Shown once, never stored in clear: the user must change it at the first login.
+            return render_template("admin/passwords.html", passwords={user.username: password}, created=True,
+                                   back=url_for(".users"), active_nav="admin")
+    return render_template("admin/user_form.html", form=form, user=None, active_nav="admin"), \
+        (400 if request.method == "POST" else 200)
+
+
+@bp.route("/users/<int:user_id>/edit", methods=["GET", "POST"])
+def user_edit(user_id):
+    user = get_or_404(User, user_id)
+    form = UserEditForm(obj=user, unit=user.unit_id or 0, roles=sorted(user.roles))
+    form.unit.choices = _user_unit_choices(user.unit)
+    if form.validate_on_submit():
+        try:
+            unit = db.session.get(Unit, form.unit.data) if form.unit.data else None
+            user_svc.update_user(user, current_user, form.name.data, form.roles.data, unit, form.email.data,
+                                 form.phone.data)
+            db.session.commit()
+        except DomainError as exc:
+            flash_refusal(exc)
+            user = get_or_404(User, user_id)
+        else:
+            flash(f"{user.name}的信息已保存。", "success")
+            return redirect(url_for(".users"), code=303)
+    return render_template("admin/user_form.html", form=form, user=user, action_form=ActionForm(),
+                           active_nav="admin"), (400 if request.method == "POST" else 200)
+
+
+@bp.route("/users/<int:user_id>/<any(deactivate, activate):action>", methods=["POST"])
+def user_toggle(user_id, action):
+    user = get_or_404(User, user_id)
+    if ActionForm().validate_on_submit():
+        try:
+            if action == "deactivate":
+                user_svc.deactivate_user(user, current_user)
+                message = f"已停用{user.name}的账号，其登录状态已失效。"
+            else:
+                user_svc.activate_user(user, current_user)
+                message = f"已启用{user.name}的账号。"
+            db.session.commit()
+            flash(message, "success")
+        except DomainError as exc:
+            flash_refusal(exc)
+    return redirect(url_for(".user_edit", user_id=user_id), code=303)
+
+
+@bp.route("/users/<int:user_id>/reset-password", methods=["POST"])
+def user_reset_password(user_id):
+    user = get_or_404(User, user_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        password = user_svc.reset_password(user, current_user)
+        db.session.commit()
+    except DomainError as exc:
+        flash_refusal(exc)
+        return redirect(url_for(".user_edit", user_id=user_id), code=303)
+    return render_template("admin/passwords.html", passwords={user.username: password}, reset=True,
+                           back=url_for(".user_edit", user_id=user_id), active_nav="admin")
+
+
+# ------------------------------------------------------------------ import users / units
+
+
+def _staging_dir() -> Path:
+    folder = Path(current_app.instance_path) / "import-staging"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _stage(kind: str, filename: str, data: bytes) -> str:
+    """Keep an uploaded import file until the admin confirms it; return its token."""
+    folder = _staging_dir()
+    now = time.time()
+    for old in folder.glob("*"):
+        if now - old.stat().st_mtime > STAGING_MAX_AGE:
+            old.unlink(missing_ok=True)
+    token = secrets.token_urlsafe(24)
+    (folder / f"{token}.bin").write_bytes(data)
+    (folder / f"{token}.json").write_text(json.dumps({"kind": kind, "filename": filename,
+                                                      "user": current_user.id}), encoding="utf-8")
+    return token
+
+
+def _unstage(token: str):
+    if not STAGING_TOKEN_RE.match(token or ""):
+        return None
+    folder = _staging_dir()
+    meta_path, data_path = folder / f"{token}.json", folder / f"{token}.bin"
+    if not meta_path.exists() or not data_path.exists():
+        return None
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta.get("user") != current_user.id:
+        return None
+    return meta, data_path.read_bytes(), (meta_path, data_path)
+
+
+@bp.route("/import", methods=["GET", "POST"])
+def import_people():
+    form = ImportForm()
+    if form.validate_on_submit():
+        upload = form.file.data
+        filename = (upload.filename or "").rsplit("/", 1)[-1][:120]
+        data = upload.read(user_svc.MAX_IMPORT_BYTES + 1)
+        try:
+            preview = user_svc.parse_import(form.kind.data, filename, data)
+        except DomainError as exc:
+            flash(exc.message, "error")
+        else:
+            db.session.rollback()  # the preview reads only; make sure nothing lingers
+            token = _stage(form.kind.data, filename, data) if preview.ok else ""
+            confirm = ImportConfirmForm(kind=form.kind.data, filename=filename, payload=token)
+            return render_template("admin/import_preview.html", preview=preview, confirm=confirm,
+                                   filename=filename, UNIT_KINDS=UNIT_KINDS, ROLE_LABELS=ROLE_LABELS,
+                                   active_nav="admin")
+    return render_template("admin/import.html", form=form, active_nav="admin"), \
+        (400 if request.method == "POST" else 200)
+
+
+@bp.route("/import/confirm", methods=["POST"])
+def import_confirm():
+    form = ImportConfirmForm()
+    if not form.validate_on_submit():
+        abort(400)
+    staged = _unstage(form.payload.data)
+    if staged is None:
+        flash("导入文件已过期或不存在，请重新上传。", "error")
+        return redirect(url_for(".import_people"), code=303)
+    meta, data, paths = staged
+    try:
+        # Checked again: the database may have changed since the preview.
+        preview = user_svc.parse_import(meta["kind"], meta["filename"], data)
+        result = user_svc.apply_import(current_user, preview)
+        db.session.commit()
+    except DomainError as exc:
+        flash_refusal(exc)
+        return redirect(url_for(".import_people"), code=303)
+    for path in paths:
+        path.unlink(missing_ok=True)
+    if meta["kind"] == "units":
+        flash(f"已导入{len(result['units'])}个单位。", "success")
+        return redirect(url_for(".units"), code=303)
+    flash(f"已导入{len(result['users'])}个用户。请把下面的初始密码分别告知本人，首次登录时须修改。", "success")
+    return render_template("admin/passwords.html", passwords=result["passwords"], created=True,
+                           back=url_for(".users"), active_nav="admin")
+
+
+@bp.route("/import/template-<any(units, users):kind>.xlsx")
+def import_template(kind):
+    import io
+
+    return send_file(io.BytesIO(user_svc.import_template(kind)), as_attachment=True,
+                     download_name=f"{'单位' if kind == 'units' else '用户'}导入模板.xlsx",
+                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
