@@ -336,7 +336,17 @@ def figure_changes(cycle: ReportCycle) -> list:
 
 
 def request_signoff(cycle: ReportCycle, actor, comment: str | None = None):
-    """Ask the leader to sign (提请签发) the latest version of the merged draft."""
+    """Ask the leader to sign (提请签发) the latest version of the merged draft.
+
+    :raise DomainError: see :func:`check_before_signoff` (run by the cycle operation itself).
+    """
+    # The version is recorded by the transition listener below, inside the same transaction.
+    return cycle_ops.request_signoff(cycle, actor, comment=comment)
+
+
+def check_before_signoff(cycle: ReportCycle, actor) -> None:
+    """Refuse 提请签发 of a draft with stale sections, no text, or numbers without an approved value
+    (registered in ``services.cycles.SIGNOFF_CHECKS``, so the CLI is held to it as well)."""
     stale = [v.section.numbered_title for v in section_views(cycle) if v.stale]
     if stale and cycle.state == "compiling":
         raise DomainError("以下章节的报送材料在编辑后发生了变化，请先按最新材料重新生成："
@@ -350,8 +360,6 @@ def request_signoff(cycle: ReportCycle, actor, comment: str | None = None):
         if unfilled:
             raise DomainError("合并稿引用的以下数值尚无审核通过的数据，请补齐材料或修改合并稿后再提请签发："
                               + "、".join(unfilled))
-    # The version is recorded by the transition listener below, inside the same transaction.
-    return cycle_ops.request_signoff(cycle, actor, comment=comment)
 
 
 def sign_report(cycle: ReportCycle, actor, version_number: int | None, comment: str | None = None):
@@ -578,6 +586,8 @@ def register() -> None:
     """Connect the publish hook and the transition listener (idempotent)."""
     if freeze_publication not in cycle_ops.PUBLISH_HOOKS:
         cycle_ops.PUBLISH_HOOKS.append(freeze_publication)
+    if check_before_signoff not in cycle_ops.SIGNOFF_CHECKS:
+        cycle_ops.SIGNOFF_CHECKS.append(check_before_signoff)
     transition_fired.connect(_on_transition, weak=False)
 
 

@@ -11,6 +11,8 @@ from .audit import record
 
 # Called as fn(cycle, actor) inside the publish transaction (e.g. to freeze the published snapshot).
 PUBLISH_HOOKS: list = []
+# Called as check(cycle, actor) before 提请签发, whoever fires it (web, CLI); raises DomainError to refuse.
+SIGNOFF_CHECKS: list = []
 
 
 def cycle_assignments(cycle: ReportCycle) -> list[Assignment]:
@@ -74,6 +76,9 @@ def compile_cycle(cycle: ReportCycle, actor, force_reason: str | None = None):
 
 def _simple(event: str):
     def operation(cycle: ReportCycle, actor, comment: str | None = None):
+        if event == "request_signoff":
+            for check in SIGNOFF_CHECKS:
+                check(cycle, actor)
         log = fire(cycle, event, actor, comment=comment)
         if event == "publish":
             for hook in PUBLISH_HOOKS:
