@@ -184,6 +184,7 @@ def transition_command(username, contribution_id, cycle_arg, comment, event):
     from .models import Contribution
     from .services.contributions import apply_event
     from .services.cycles import apply_cycle_event
+    from .workflow.states import CONTRIBUTION_EVENT_LABELS, CYCLE_EVENT_LABELS
 
     if (contribution_id is None) == (cycle_arg is None):
         _fail("请给出 --contribution 或 --cycle 其中之一。", 2)
@@ -194,16 +195,17 @@ def transition_command(username, contribution_id, cycle_arg, comment, event):
             if target is None:
                 _fail(f"找不到报送材料 {contribution_id}。", 2)
             apply_event(target, event, actor, comment=comment)
-            label = target.state_label
+            event_label = CONTRIBUTION_EVENT_LABELS.get(event, event)
         else:
             target = resolve_cycle(cycle_arg)
             apply_cycle_event(target, event, actor, comment=comment)
-            label = target.state_label
+            event_label = CYCLE_EVENT_LABELS.get(event, event)
+        label = target.state_label
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
         _fail(f"操作被拒绝：{exc.message}", 1)
-    click.echo(f"已执行“{event}”，当前状态：{label}。")
+    click.echo(f"已执行“{event_label}”（{event}），当前状态：{label}。")
 
 
 @fazhi.command("diagrams")

@@ -396,8 +396,9 @@ def import_cycle(text: str, actor=None) -> ImportResult:
     with db.session.no_autoflush:
         result = _apply(plan)
     db.session.flush()
-    record(actor, "cycle.import", f"cycle:{result.cycle.id}", created=result.created,
-           updated=result.updated, removed=result.removed)
+    if result.changed:  # re-importing an unchanged file leaves no trace
+        record(actor, "cycle.import", f"cycle:{result.cycle.id}", created=result.created,
+               updated=result.updated, removed=result.removed)
     return result
 
 

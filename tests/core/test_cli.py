@@ -8,7 +8,7 @@ import time
 import urllib.request
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fazhi_flow.models import Contribution, ReportCycle, User
 
@@ -36,8 +36,12 @@ def test_import_cycle_ok_then_unchanged(runner, db, tmp_path):
     result = _invoke(runner, "import-cycle", _write(tmp_path, GOOD))
     assert result.exit_code == 0, result.output
     assert "已导入" in result.output and "一次性密码" in result.output
+    from fazhi_flow.models import AuditEvent
+
+    audits = db.session.scalar(select(func.count()).select_from(AuditEvent))
     again = _invoke(runner, "import-cycle", _write(tmp_path, GOOD))
     assert again.exit_code == 0 and "没有变化" in again.output
+    assert db.session.scalar(select(func.count()).select_from(AuditEvent)) == audits
 
 
 def test_import_cycle_rejects_with_message_and_exit_code(runner, db, tmp_path):
@@ -75,7 +79,7 @@ def test_status_and_transition(runner, db, factory):
     assert refused.exit_code == 1 and "操作被拒绝" in refused.output
     ok = _invoke(runner, "transition", "--user", world.reviewer.username,
                  "--contribution", str(world.contribution.id), "return", "--comment", "请补充数据")
-    assert ok.exit_code == 0 and "已退回" in ok.output
+    assert ok.exit_code == 0 and "已执行“退回修改”（return），当前状态：已退回" in ok.output
     db.session.expire_all()
     assert db.session.get(Contribution, world.contribution.id).state == "returned"
     unknown = _invoke(runner, "status", "99999")
