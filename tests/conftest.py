@@ -11,13 +11,12 @@ import uuid
 from datetime import date
 
 import pytest
-from flask import g, has_app_context
-from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from fazhi_flow import create_app
 from fazhi_flow.extensions import db as _db
+from fazhi_flow.testing import PASSWORD, FreshUserClient, login
 
 PG_URL_ENV = "FAZHI_TEST_DATABASE_URL"
 _SESSION_APP: dict = {}  # the one app every test shares; other apps' engines are closed after each test
@@ -85,17 +84,6 @@ def db(app, _schema):
                 conn.execute(table.delete())
 
 
-class FreshUserClient(FlaskClient):
-    """The ``db`` fixture keeps one app context for the whole test and every request of the test
-    client runs inside it, so ``g`` — where Flask-Login caches the current user — would outlive a
-    request. Drop that cache so each request loads its user from its own cookie, as in production."""
-
-    def open(self, *args, **kwargs):
-        if has_app_context():
-            g.pop("_login_user", None)
-        return super().open(*args, **kwargs)
-
-
 @pytest.fixture()
 def client(app, db):
     return FreshUserClient(app, app.response_class, use_cookies=True)
@@ -124,7 +112,7 @@ def runner(app):
 # ---------------------------------------------------------------- factories
 
 
-DEFAULT_PASSWORD = "secret-Pass1"
+DEFAULT_PASSWORD = PASSWORD
 
 
 @functools.cache
@@ -285,3 +273,23 @@ def pytest_runtest_makereport(item, call):
     if required or (mentions_postgres and on_postgres):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where this must run: {reason}"
+
+
+@pytest.fixture()
+def world(factory, db):
+    """``factory.world()``, committed."""
+    w = factory.world()
+    db.session.commit()
+    return w
+
+
+@pytest.fixture()
+def as_user(client):
+    """Log the shared client in as a user (logging out whoever it was)."""
+    def _as(user):
+        with client.session_transaction() as session:
+            session.clear()
+        login(client, user)
+        return client
+
+    return _as

@@ -2,33 +2,20 @@
 from types import SimpleNamespace
 
 import pytest
-from flask import g
-from flask.testing import FlaskClient
 
-PASSWORD = "secret-Pass1"
+from fazhi_flow import testing
+from fazhi_flow.testing import PASSWORD, FreshUserClient  # noqa: F401  (used by the tests here)
 
 
-class FreshUserClient(FlaskClient):
-    """A test client whose requests never see the user cached by an earlier request.
-
-    The tests run inside one app context, which Flask reuses for every request, and Flask-Login
-    caches the current user on ``g``; without this, a second client would act as the first one's user.
-    """
-
-    def open(self, *args, **kwargs):
-        g.pop("_login_user", None)
-        return super().open(*args, **kwargs)
+def login(client, user, password=PASSWORD):
+    """Log in through the form and return the client, ready for the next request."""
+    testing.login(client, user, password)
+    return client
 
 
 @pytest.fixture()
 def new_client(app, db):
     return lambda: FreshUserClient(app, app.response_class, use_cookies=True)
-
-
-def login(client, user, password=PASSWORD):
-    response = client.post("/login", data={"username": user.username, "password": password})
-    assert response.status_code == 302, response.get_data(as_text=True)[:500]
-    return client
 
 
 @pytest.fixture()

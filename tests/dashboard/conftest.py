@@ -2,19 +2,9 @@
 from datetime import date, datetime, timedelta
 
 import pytest
-from flask import g
-from flask.testing import FlaskClient
 
 from fazhi_flow.models import Revision
-
-PASSWORD = "secret-Pass1"
-
-
-class FreshUserClient(FlaskClient):
-    # One app context serves every request in tests and Flask-Login caches the user on g.
-    def open(self, *args, **kwargs):
-        g.pop("_login_user", None)
-        return super().open(*args, **kwargs)
+from fazhi_flow.testing import PASSWORD, FreshUserClient, login  # noqa: F401  (used by the tests here)
 
 
 @pytest.fixture()
