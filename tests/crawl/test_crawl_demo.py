@@ -8,23 +8,15 @@ from collections import deque
 from urllib.parse import urldefrag, urljoin, urlparse
 
 import pytest
-from flask import g, has_app_context
-from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from fazhi_flow.models import Attachment, Contribution, User
 from fazhi_flow.services.demo import DEMO_PASSWORD, load_demo
+from fazhi_flow.testing import FreshUserClient as Client
 
 LINK = re.compile(r'href="([^"#][^"]*)"')
 SKIP = ("/static/", "/logout", ".xlsx", ".docx", ".pdf", ".txt")
 PAGE_LIMIT = 120
-
-
-class Client(FlaskClient):
-    def open(self, *args, **kwargs):
-        if has_app_context():
-            g.pop("_login_user", None)  # one app context spans the test; load the user per request
-        return super().open(*args, **kwargs)
 
 
 @pytest.fixture()

@@ -2,18 +2,10 @@
 from datetime import date, timedelta
 
 import pytest
-from flask import g, has_app_context
-from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from fazhi_flow.models.reminder import ExtensionRequest, OutboxMessage, Reminder, ReminderPolicy, UserChannelPreference
-
-
-class FreshUserClient(FlaskClient):
-    def open(self, *args, **kwargs):
-        if has_app_context():
-            g.pop("_login_user", None)  # reload the user from the cookie on every request
-        return super().open(*args, **kwargs)
+from fazhi_flow.testing import FreshUserClient
 
 
 @pytest.fixture()
