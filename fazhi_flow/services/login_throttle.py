@@ -30,6 +30,9 @@ POLICIES = {
     "ip": Policy(free=30, base=2, cap=15 * 60),
     "acct": Policy(free=10, base=2, cap=60),
 }
+# A key without failures for this long starts again from zero; without it the address counter of an
+# office behind one NAT only grows, until every typo there blocks everybody for the longest delay.
+FORGET_AFTER = timedelta(hours=24)
 
 
 def _keys(username: str, ip: str | None) -> dict[str, str]:
@@ -76,6 +79,8 @@ def record_failure(username: str, ip: str | None) -> None:
     now = utcnow()
     for kind, key in _keys(username, ip).items():
         row = _row(key)
+        if row.last_failure_at is not None and now - row.last_failure_at > FORGET_AFTER:
+            row.failures = 0
         row.failures = (row.failures or 0) + 1
         row.last_failure_at = now
         delay = delay_for(kind, row.failures)
