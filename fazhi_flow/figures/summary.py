@@ -123,6 +123,13 @@ def export_xlsx(cycle, book: FigureBook | None = None) -> bytes:
         ws.append([section, result.rule.expression, result.severity_label, result.status_label, result.message])
         ws.cell(row=ws.max_row, column=5).alignment = Alignment(wrap_text=True)
 
+    # openpyxl stores a string starting with "=" as a formula, which Excel would run: typed text
+    # (a liaison's explanation, a name) must stay text.
+    for sheet in wb.worksheets:
+        for line in sheet.iter_rows():
+            for cell in line:
+                if cell.data_type == "f":
+                    cell.data_type = "s"
     wb.properties.title = f"{cycle.title} 统计指标汇总"
     buffer = io.BytesIO()
     wb.save(buffer)

@@ -231,6 +231,18 @@ def export_xlsx(dash: Dashboard) -> bytes:
     wrap = Alignment(wrap_text=True, vertical="top")
     book = Workbook(write_only=True)
 
+    def text_safe(sheet, values):
+        # openpyxl stores a string starting with "=" as a formula, which Excel would run: names
+        # typed or imported by users must stay text.
+        out = []
+        for value in values:
+            if isinstance(value, str) and value.startswith("="):
+                value = WriteOnlyCell(sheet, value=value)
+            if getattr(value, "data_type", None) == "f":
+                value.data_type = "s"
+            out.append(value)
+        return out
+
     def header(sheet, values, align=None):
         cells = []
         for value in values:
@@ -239,14 +251,14 @@ def export_xlsx(dash: Dashboard) -> bytes:
             if align is not None:
                 cell.alignment = align
             cells.append(cell)
-        sheet.append(cells)
+        sheet.append(text_safe(sheet, cells))
 
     sheet = book.create_sheet("进度矩阵")
     sheet.freeze_panes = "C3"
     sheet.column_dimensions["A"].width = 24
     for index in range(len(dash.columns)):
         sheet.column_dimensions[get_column_letter(3 + index)].width = 16
-    sheet.append([f"{dash.cycle.title} 报送进度（统计日期：{dash.today.isoformat()}）"])
+    sheet.append(text_safe(sheet, [f"{dash.cycle.title} 报送进度（统计日期：{dash.today.isoformat()}）"]))
     header(sheet, ["单位", "单位类型"] + [n.path_label for n in dash.columns], wrap)
     for row in dash.rows:
         values = [row.unit.name, row.unit.kind_label]
@@ -259,7 +271,7 @@ def export_xlsx(dash: Dashboard) -> bytes:
             if c.overdue:
                 cell.font = red
             values.append(cell)
-        sheet.append(values)
+        sheet.append(text_safe(sheet, values))
 
     stats = book.create_sheet("单位统计")
     stats.column_dimensions["A"].width = 24
@@ -271,8 +283,8 @@ def export_xlsx(dash: Dashboard) -> bytes:
             cell = WriteOnlyCell(stats, value=_ratio(value))
             cell.number_format = "0%"
             ratios.append(cell)
-        stats.append([row.unit.name, row.unit.kind_label, row.total, row.approved, *ratios, row.overdue]
-                     + [row.counts[s] for s in CELL_LABELS])
+        stats.append(text_safe(stats, [row.unit.name, row.unit.kind_label, row.total, row.approved, *ratios,
+                                        row.overdue] + [row.counts[s] for s in CELL_LABELS]))
 
     summary = book.create_sheet("状态汇总")
     header(summary, ["状态", "数量"])
