@@ -8,6 +8,9 @@ import zipfile
 from ..errors import DomainError
 
 MAX_BYTES = 10 * 1024 * 1024
+# python-docx unpacks every part into memory: a small file that unpacks to gigabytes (a zip bomb)
+# is refused from the sizes the archive declares (reading never yields more than declared).
+MAX_UNPACKED_BYTES = 100 * 1024 * 1024
 CELL_SEPARATOR = " | "
 
 
@@ -55,6 +58,14 @@ def docx_to_text(data: bytes, filename: str = "") -> str:
         raise DomainError(f"文件过大（{len(data) // 1024 // 1024}MB），请上传不超过{MAX_BYTES // 1024 // 1024}MB的 .docx 文件。")
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise DomainError("该文件不是有效的 .docx 文档。请在 Word 或 WPS 中“另存为” .docx 格式后再上传。")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(item.file_size for item in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise DomainError("该文件不是有效的 .docx 文档。请在 Word 或 WPS 中“另存为” .docx 格式后再上传。") from None
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise DomainError(f"该文档解压后超过{MAX_UNPACKED_BYTES // 1024 // 1024}MB，无法导入。"
+                          "请删除其中的大图片或拆分文档后再试。")
     try:
         import docx
 
