@@ -28,6 +28,9 @@ class Config:
     SCHEDULER_IN_PROCESS = False
     UPLOAD_FOLDER = None  # None: <instance>/uploads
     MAX_CONTENT_LENGTH = 20 * 1024 * 1024
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (0: none). Behind
+    # nginx every request would otherwise come from 127.0.0.1: one login throttle for the whole site.
+    TRUSTED_PROXIES = 0
     WTF_CSRF_TIME_LIMIT = None
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -61,6 +64,7 @@ class TestingConfig(Config):
 
 
 class ProductionConfig(Config):
+    TRUSTED_PROXIES = 1  # the documented deployment: nginx in front of gunicorn on 127.0.0.1
     SESSION_COOKIE_SECURE = os.environ.get("FAZHI_SESSION_COOKIE_SECURE", "1") == "1"
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
 

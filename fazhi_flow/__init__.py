@@ -70,6 +70,11 @@ def create_app(config=None) -> Flask:
     )
     load_config(app, config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
     from . import models  # noqa: F401  (register every table on the metadata)
     from .database import configure_engine
