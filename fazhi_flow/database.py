@@ -25,3 +25,17 @@ def configure_engine(engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def lock_row(obj) -> None:
+    """Re-read ``obj`` under a row lock (SELECT … FOR UPDATE) before checking and changing it.
+
+    A check made after this holds until the transaction ends, so two requests deciding the same
+    thing at once are serialised on PostgreSQL. (On SQLite every transaction already holds the write
+    lock from BEGIN IMMEDIATE, and FOR UPDATE is not needed.) Changes already made to ``obj`` are
+    flushed first, so the refresh does not discard them.
+    """
+    from .extensions import db
+
+    db.session.flush()
+    db.session.refresh(obj, with_for_update=True)

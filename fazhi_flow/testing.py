@@ -2,8 +2,13 @@
 
 Kept in the package (not in a conftest) so every test folder imports the same one.
 """
+import threading
+
 from flask import g, has_app_context
 from flask.testing import FlaskClient
+
+from .errors import DomainError
+from .extensions import db
 
 # The factories' default password (tests/conftest.py hashes it once).
 PASSWORD = "secret-Pass1"
@@ -28,3 +33,34 @@ def login(client, user, password=PASSWORD):
     response = client.post("/login", data={"username": user.username, "password": password})
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
     return response
+
+
+def race(app, is_postgres: bool, jobs) -> list:
+    """Run each ``job(barrier)`` in its own thread, app context and database connection, as two
+    requests would; return per job "ok" (committed) or the DomainError message (rolled back)."""
+    # On PostgreSQL both threads read first and then write, the worst interleaving. On SQLite a
+    # transaction takes the write lock at BEGIN IMMEDIATE, so a thread cannot hold a read open while
+    # waiting: there they start together and queue on the lock.
+    barrier = threading.Barrier(len(jobs), timeout=30)
+    outcomes = [None] * len(jobs)
+
+    def run(index, job):
+        with app.app_context():
+            try:
+                if not is_postgres:
+                    barrier.wait()
+                job(barrier if is_postgres else None)
+                db.session.commit()
+                outcomes[index] = "ok"
+            except DomainError as exc:
+                db.session.rollback()
+                outcomes[index] = exc.message
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return outcomes

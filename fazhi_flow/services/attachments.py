@@ -14,6 +14,7 @@ from pathlib import Path
 
 from flask import current_app
 
+from ..database import lock_row
 from ..errors import DomainError, PermissionDenied
 from ..extensions import db
 from ..models import Attachment, Contribution
@@ -98,6 +99,7 @@ def add_attachment(contribution: Contribution, actor, filename: str | None, data
 
     :raise DomainError: wrong type, empty or too large file, or too many files.
     """
+    lock_row(contribution)  # not while a colleague's submit is in flight
     if not can_edit(actor, contribution):
         raise PermissionDenied("只有本单位联络员在材料起草中或已退回时可以上传附件。")
     name = clean_filename(filename)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm.exc import StaleDataError
 
+from ..database import lock_row
 from ..errors import Conflict, DomainError, PermissionDenied
 from ..extensions import db
 from ..models import Contribution, Revision
@@ -35,6 +36,7 @@ def save_draft(contribution: Contribution, actor, body: str, expected_version: i
     """
     if not (actor.has_role("liaison") and actor.unit_id == contribution.unit_id):
         raise PermissionDenied("只有本单位联络员可以编辑该材料。")
+    lock_row(contribution)  # a colleague's submit or save in flight: check against its result
     if contribution.cycle.state != "collecting":
         raise DomainError(f"年度报告当前为“{contribution.cycle.state_label}”，材料只能在征集中修改。")
     if contribution.state not in ("draft", "returned"):
@@ -70,6 +72,9 @@ def _flush_or_conflict():
 
 def submit_contribution(contribution: Contribution, actor) -> Revision:
     """Submit (提交审核): fire ``submit`` and snapshot the text as a new revision."""
+    # Figures or files saved by a colleague at this moment either land before the snapshot or are
+    # refused after it; the checks below then see exactly what the revision will hold.
+    lock_row(contribution)
     for check in SUBMIT_CHECKS:
         check(contribution, actor)
     fire(contribution, "submit", actor)

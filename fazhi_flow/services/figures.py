@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
+from ..database import lock_row
 from ..errors import Conflict, DomainError, PermissionDenied
 from ..extensions import db
 from ..figures import bound as B
@@ -224,6 +225,7 @@ def save_figures(contribution, actor, raw_values: dict, explanations: dict | Non
     """
     if not (actor.has_role("liaison") and actor.unit_id == contribution.unit_id):
         raise PermissionDenied("只有本单位联络员可以填报该材料的统计数据。")
+    lock_row(contribution)  # a colleague's submit in flight: refuse after it rather than change its figures
     if contribution.cycle.state != "collecting":
         raise DomainError(f"年度报告当前为“{contribution.cycle.state_label}”，统计数据只能在征集中填报。")
     if contribution.state not in ("draft", "returned"):

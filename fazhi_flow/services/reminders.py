@@ -9,6 +9,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 
 from ..errors import DomainError, NotFound, PermissionDenied
+from ..database import lock_row
 from ..extensions import db
 from ..models import Assignment, Contribution, ReportCycle, Section
 from ..models.reminder import (
@@ -129,6 +130,7 @@ def request_extension(assignment: Assignment, actor, requested_due, reason: str,
     """A liaison asks for a later due date with a reason (申请延期); the admins are told."""
     if not (actor.has_role("liaison") and actor.unit_id == assignment.unit_id):
         raise PermissionDenied("只有本单位联络员可以申请延期。")
+    lock_row(assignment)  # one pending request per assignment, even when two colleagues ask at once
     if assignment.section.cycle.state != "collecting":
         raise DomainError("只有征集中的年度报告可以申请延期。")
     contribution = assignment.contribution
@@ -167,6 +169,7 @@ def decide_extension(req: ExtensionRequest, actor, grant: bool, comment: str | N
                      granted_due=None) -> ExtensionRequest:
     """An admin grants (the assignment's due date moves; reminders follow it) or refuses."""
     _require_admin(actor)
+    lock_row(req)  # two admins deciding at once: the second sees the first's decision
     if req.status != "pending":
         raise DomainError(f"该延期申请已处理（{req.status_label}），不能重复审批。")
     comment = (comment or "").strip() or None
@@ -196,6 +199,7 @@ def decide_extension(req: ExtensionRequest, actor, grant: bool, comment: str | N
 def withdraw_extension(req: ExtensionRequest, actor) -> ExtensionRequest:
     if req.requested_by_id != actor.id:
         raise PermissionDenied("只能撤回本人提交的延期申请。")
+    lock_row(req)
     if req.status != "pending":
         raise DomainError("该延期申请已处理，不能撤回。")
     req.status, req.decided_at = "withdrawn", utcnow()

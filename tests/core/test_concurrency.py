@@ -2,47 +2,15 @@
 
 Each thread has its own application context, session and database connection, as two web requests do.
 """
-import threading
-
 import pytest
 from sqlalchemy import func, select
 
-from fazhi_flow.errors import DomainError
 from fazhi_flow.extensions import db as _db
 from fazhi_flow.models import Contribution, TransitionLog, User
 from fazhi_flow.services import contributions as svc
+from fazhi_flow.testing import race
 
 ROUNDS = 8
-
-
-def _race(app, is_postgres, jobs):
-    """Run each job(session-bound) in its own thread; return the outcomes in job order."""
-    # On PostgreSQL both threads read first and then write, the worst interleaving. On SQLite a
-    # transaction takes the write lock at BEGIN IMMEDIATE, so a thread cannot hold a read open while
-    # waiting: there they start together and queue on the lock.
-    barrier = threading.Barrier(len(jobs), timeout=30)
-    outcomes = [None] * len(jobs)
-
-    def run(index, job):
-        with app.app_context():
-            try:
-                if not is_postgres:
-                    barrier.wait()
-                job(barrier if is_postgres else None)
-                _db.session.commit()
-                outcomes[index] = "ok"
-            except DomainError as exc:
-                _db.session.rollback()
-                outcomes[index] = exc.message
-            finally:
-                _db.session.remove()
-
-    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return outcomes
 
 
 def _load(contribution_id, username):
@@ -53,7 +21,7 @@ def _load(contribution_id, username):
 
 
 @pytest.mark.parametrize("round_", range(ROUNDS))
-def test_approve_and_return_race(app, factory, db, is_postgres, round_):
+def test_approve_and_returnrace(app, factory, db, is_postgres, round_):
     world = factory.world(contribution_state="submitted")
     second = factory.user("reviewer", unit=world.office, username=f"r2_{round_}")
     world.section.reviewers.append(second)
@@ -73,7 +41,7 @@ def test_approve_and_return_race(app, factory, db, is_postgres, round_):
             barrier.wait()
         svc.return_contribution(contribution, user, comment="数据需要核实")
 
-    outcomes = _race(app, is_postgres, [approve, send_back])
+    outcomes = race(app, is_postgres, [approve, send_back])
     assert outcomes.count("ok") == 1, outcomes
     db.session.expire_all()
     final = db.session.get(Contribution, cid)
@@ -100,7 +68,7 @@ def test_two_editors_save_the_same_draft(app, factory, db, is_postgres):
             svc.save_draft(contribution, user, text, expected_version=version)
         return job
 
-    outcomes = _race(app, is_postgres, [editor(names[0], texts["a"]), editor(names[1], texts["b"])])
+    outcomes = race(app, is_postgres, [editor(names[0], texts["a"]), editor(names[1], texts["b"])])
     assert outcomes.count("ok") == 1, outcomes
     loser = outcomes[1 - outcomes.index("ok")]
     assert "修改" in loser  # told that somebody else changed it
@@ -126,7 +94,7 @@ def test_many_concurrent_submits_make_one_revision(app, factory, db, is_postgres
             svc.submit_contribution(contribution, user)
         return job
 
-    outcomes = _race(app, is_postgres, [submitter(n) for n in names])
+    outcomes = race(app, is_postgres, [submitter(n) for n in names])
     assert outcomes.count("ok") == 1, outcomes
     db.session.expire_all()
     final = db.session.get(Contribution, cid)
