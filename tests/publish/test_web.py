@@ -103,6 +103,12 @@ def test_edit_preview_signoff_return_sign_publish(site, db, app):
     assert stale.status_code == 303
     db.session.expire_all()
     assert db.session.get(ReportCycle, cycle_id).state == "signoff"
+    for tampered in ("", "latest"):  # a version that is not a number proves nothing was read
+        refused = leader.post(f"/compile/{cycle_id}/sign", data={"version": tampered},
+                              headers={"Referer": f"http://localhost/compile/{cycle_id}/signoff"})
+        assert refused.status_code == 303
+        db.session.expire_all()
+        assert db.session.get(ReportCycle, cycle_id).state == "signoff"
     leader.post(f"/compile/{cycle_id}/sign", data={"version": "3", "comment": "同意"})
     db.session.expire_all()
     assert db.session.get(ReportCycle, cycle_id).state == "signed"

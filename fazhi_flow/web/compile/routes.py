@@ -6,7 +6,7 @@ from flask_login import current_user, login_required
 from markupsafe import Markup
 from sqlalchemy import select
 
-from ...errors import DomainError
+from ...errors import Conflict, DomainError
 from ...extensions import db
 from ...figures.numbers import format_number
 from ...models import ReportCycle, Section, TransitionLog
@@ -235,8 +235,10 @@ def sign(cycle_id: int):
     if not svc.can_sign(current_user, cycle):
         raise DomainError("只有签发领导可以签发待签发的年度报告。")
     if form.validate_on_submit():
-        number = int(form.version.data) if form.version.data.isdigit() else None
-        svc.sign_report(cycle, current_user, number, comment=form.comment.data)
+        if not form.version.data.isdigit():
+            # The page says which version was read; without it we cannot tell it is the latest.
+            raise Conflict("无法确认您阅读的是哪一稿，请刷新页面、重新阅读后再签发。")
+        svc.sign_report(cycle, current_user, int(form.version.data), comment=form.comment.data)
         db.session.commit()
         flash("已签发。管理员发布后，报告将在公开页面上线。", "success")
     else:
