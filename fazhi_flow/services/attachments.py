@@ -13,6 +13,8 @@ import zipfile
 from pathlib import Path
 
 from flask import current_app
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from ..database import lock_row
 from ..errors import DomainError, PermissionDenied
@@ -131,12 +133,10 @@ def add_attachment(contribution: Contribution, actor, filename: str | None, data
         uploaded_by_id=actor.id, created_at=utcnow(),
     )
     db.session.add(attachment)
+    # The file is on disk before the row is committed; if the transaction rolls back, remove it.
+    db.session.info.setdefault(UNCOMMITTED_FILES, []).append(stored_name)
     record(actor, "attachment.add", f"contribution:{contribution.id}", filename=name, size=len(data))
-    try:
-        db.session.flush()
-    except Exception:
-        discard_file(stored_name)
-        raise
+    db.session.flush()
     return attachment
 
 
@@ -158,3 +158,17 @@ def discard_file(stored_name: str) -> None:
         storage_path(stored_name).unlink()
     except FileNotFoundError:
         pass
+
+
+UNCOMMITTED_FILES = "fazhi_uncommitted_files"
+
+
+@event.listens_for(Session, "after_commit")
+def _files_committed(session) -> None:
+    session.info.pop(UNCOMMITTED_FILES, None)
+
+
+@event.listens_for(Session, "after_rollback")
+def _discard_uncommitted_files(session) -> None:
+    for stored_name in session.info.pop(UNCOMMITTED_FILES, []):
+        discard_file(stored_name)

@@ -107,3 +107,14 @@ def test_detect_type_by_content():
     assert service.detect_type(b"PK\x03\x04garbage") is None
     assert service.clean_filename("../../etc/passwd") == "passwd"
     assert service.clean_filename("a\x00b.pdf") == "ab.pdf"
+
+
+def test_a_rolled_back_upload_leaves_no_file(world, db):
+    stored = service.add_attachment(world.contribution, world.liaison, "照片.png", files.png()).stored_name
+    assert service.storage_path(stored).exists()
+    db.session.rollback()  # e.g. a later step of the same request failed
+    assert not service.storage_path(stored).exists()
+    kept = service.add_attachment(world.contribution, world.liaison, "照片.png", files.png()).stored_name
+    db.session.commit()
+    db.session.rollback()  # a later, unrelated rollback must not touch committed files
+    assert service.storage_path(kept).exists()
