@@ -109,6 +109,9 @@ class Reminder(db.Model):
 
     @property
     def kind_label(self) -> str:
+        # The unit-head variant of the backlog reminder (see reminders.policy.UNIT_REVIEW_PREFIX).
+        if self.kind == "backlog" and (self.occurrence or "").startswith("unit/"):
+            return "待单位审核提醒"
         return REMINDER_KINDS[self.kind]
 
     @staticmethod

@@ -55,6 +55,11 @@ def review_link(contribution) -> str:
                            ("review.show", {"contribution_id": cid})], f"/review/{cid}"))
 
 
+def unit_review_link(contribution) -> str:
+    cid = contribution.id
+    return absolute(_path([("tasks.unit_review", {"contribution_id": cid})], f"/tasks/{cid}/unit-review"))
+
+
 def tasks_link() -> str:
     return absolute(_path([("tasks.index", {}), ("tasks.list", {})], "/tasks/"))
 
@@ -133,6 +138,20 @@ def backlog_message(contribution, waited: int) -> Message:
     return Message(subject=head, body=body, short=f"{head}\n{link}", link=link)
 
 
+def unit_review_message(contribution, waited: int) -> Message:
+    """To the unit heads: material their liaison submitted still waits for their decision."""
+    unit, section = contribution.unit.name, contribution.section.path_label
+    link = unit_review_link(contribution)
+    head = f"【待单位审核提醒】{unit}“{section}”材料已等待单位审核{waited}个工作日"
+    body = "\n".join([
+        f"{unit}负责人您好：", "",
+        f"本单位联络员提交的以下材料已等待您审核{waited}个工作日，请尽快同意报送或退回修改，"
+        "以免影响报送进度。", "",
+        _facts(contribution, due_status(contribution, done=True)), "", f"单位审核：{link}", "", FOOTER,
+    ])
+    return Message(subject=head, body=body, short=f"{head}\n{link}", link=link)
+
+
 def digest_message(cycle, day, counts: dict, overdue: list, waiting: int) -> Message:
     """The daily progress digest for the office's admins."""
     from ..workflow.states import CONTRIBUTION_STATE_LABELS
@@ -172,9 +191,8 @@ def transition_message(event: str, contribution, actor, comment: str | None, to_
     unit, section = contribution.unit.name, contribution.section.path_label
     status = due_status(contribution, done=to_state not in ("draft", "returned"))
     if event == "submit" and to_state == "unit_review":
-        cid = contribution.id
         head = "【待单位审核】"
-        link = absolute(_path([("tasks.unit_review", {"contribution_id": cid})], f"/tasks/{cid}/unit-review"))
+        link = unit_review_link(contribution)
         what = f"{unit}联络员{actor.name}提交了材料，请单位负责人审核后同意报送或退回修改。"
     elif to_state == "submitted":
         head, link = TRANSITION_HEADS[event], review_link(contribution)

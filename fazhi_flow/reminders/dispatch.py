@@ -21,7 +21,7 @@ from ..notify.outbox import (
 )
 from ..timeutil import local_zone
 from .calendar import current_calendar, due_status
-from .policy import DueReminder, PolicySettings
+from .policy import DueReminder, PolicySettings, is_unit_review
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +76,13 @@ def fan_out(reminder: Reminder, cycle, contribution: Contribution | None, day: d
                               contribution=contribution, now=now)
     elif kind == "backlog":
         waited = current_calendar().working_days_between(_local_day(contribution.submitted_at), day)
-        msg = M.backlog_message(contribution, waited)
-        told += send_to_users(reviewers_of(contribution), msg, "reminder", inapp_kind="reminder",
+        if is_unit_review(kind, reminder.occurrence):
+            msg = M.unit_review_message(contribution, waited)
+            people = unit_heads(contribution.unit_id)
+        else:
+            msg = M.backlog_message(contribution, waited)
+            people = reviewers_of(contribution)
+        told += send_to_users(people, msg, "reminder", inapp_kind="reminder",
                               reminder=reminder, contribution=contribution, now=now)
     elif kind == "digest":
         msg = digest_for(cycle, day, settings or PolicySettings())

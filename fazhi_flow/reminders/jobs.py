@@ -20,7 +20,7 @@ from ..notify.email import SmtpSender, build_message
 from ..timeutil import local_zone, utcnow
 from . import dispatch
 from .calendar import current_calendar
-from .policy import REMINDABLE_STATES, Item, PolicySettings, due_reminders
+from .policy import REMINDABLE_STATES, Item, PolicySettings, due_reminders, is_unit_review
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +184,10 @@ def _cancel_reason(msg: OutboxMessage, now_utc: datetime) -> str | None:
     if reminder is None or reminder.contribution is None:
         return None
     contribution = reminder.contribution
+    if is_unit_review(reminder.kind, reminder.occurrence):
+        if contribution.state != "unit_review":
+            return "单位负责人已处理该材料，无需再提醒。"
+        return None
     if reminder.kind == "backlog":
         if contribution.state != "submitted":
             return "材料已处理，无需再提醒审核。"

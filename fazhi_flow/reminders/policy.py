@@ -14,6 +14,10 @@ Stages, counted in working days (``WorkCalendar.signed_working_days``):
 - ``escalation``: once, from ``escalate_after`` working days overdue;
 - ``backlog``: a submission waiting more than ``backlog_days`` working days, then every
   ``backlog_days`` more, at most ``backlog_max`` times;
+- ``backlog`` with an occurrence starting ``unit/`` (``UNIT_REVIEW_PREFIX``): material waiting for
+  the unit head's decision (待单位审核) more than ``backlog_days`` working days, counted and capped like
+  the reviewer backlog and sent to the unit's unit heads. It shares the ``backlog`` kind because the
+  stored kinds are fixed by a CHECK constraint; the occurrence prefix keeps its keys apart;
 - ``digest``: one per cycle and working day.
 
 Only the current stage is ever due: a sweep after downtime sends what is still relevant and skips what
@@ -29,6 +33,13 @@ from datetime import date, datetime, time
 from .calendar import WorkCalendar
 
 REMINDABLE_STATES = ("draft", "returned")
+# Occurrence prefix of a backlog reminder about material waiting for the unit head (待单位审核).
+UNIT_REVIEW_PREFIX = "unit/"
+
+
+def is_unit_review(kind: str, occurrence: str | None) -> bool:
+    """Whether a reminder is the unit-head variant of the backlog reminder."""
+    return kind == "backlog" and (occurrence or "").startswith(UNIT_REVIEW_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -126,11 +137,12 @@ def contribution_reminders(item: Item, today: date, settings: PolicySettings,
     return out
 
 
-def backlog_reminder(item: Item, today: date, settings: PolicySettings,
-                     calendar: WorkCalendar) -> DueReminder | None:
-    """A reminder to reviewers when a submission has waited more than ``backlog_days`` working days."""
+def _waiting_reminder(item: Item, state: str, prefix: str, today: date, settings: PolicySettings,
+                      calendar: WorkCalendar) -> DueReminder | None:
+    """A backlog reminder when ``item`` has waited in ``state`` more than ``backlog_days`` working days,
+    then every ``backlog_days`` more, at most ``backlog_max`` times; counted from the submission."""
     k = settings.backlog_days
-    if item.state != "submitted" or item.submitted_on is None or k <= 0:
+    if item.state != state or item.submitted_on is None or k <= 0:
         return None
     waited = calendar.working_days_between(item.submitted_on, today)
     if waited <= k:
@@ -139,7 +151,21 @@ def backlog_reminder(item: Item, today: date, settings: PolicySettings,
     if stage >= settings.backlog_max:
         return None
     since = (item.submitted_at or datetime.combine(item.submitted_on, time())).strftime("%Y%m%dT%H%M%S")
-    return DueReminder("backlog", f"{since}/{stage + 1}", item.contribution_id, days=waited)
+    return DueReminder("backlog", f"{prefix}{since}/{stage + 1}", item.contribution_id, days=waited)
+
+
+def backlog_reminder(item: Item, today: date, settings: PolicySettings,
+                     calendar: WorkCalendar) -> DueReminder | None:
+    """A reminder to reviewers when a submission has waited more than ``backlog_days`` working days."""
+    return _waiting_reminder(item, "submitted", "", today, settings, calendar)
+
+
+def unit_review_reminder(item: Item, today: date, settings: PolicySettings,
+                         calendar: WorkCalendar) -> DueReminder | None:
+    """A reminder to the unit heads when material has waited for their decision (待单位审核) more than
+    ``backlog_days`` working days. Entering unit review is a submission, so ``submitted_on`` is when
+    the wait began; a resubmission after 退回 starts a fresh series."""
+    return _waiting_reminder(item, "unit_review", UNIT_REVIEW_PREFIX, today, settings, calendar)
 
 
 def digest_reminder(cycle_id: int, today: date, settings: PolicySettings) -> DueReminder | None:
@@ -157,9 +183,10 @@ def due_reminders(cycle_id: int, items: list[Item], local_now: datetime, setting
     out: list[DueReminder] = []
     for item in items:
         out.extend(contribution_reminders(item, today, settings, calendar))
-        backlog = backlog_reminder(item, today, settings, calendar)
-        if backlog:
-            out.append(backlog)
+        for waiting in (backlog_reminder, unit_review_reminder):
+            found = waiting(item, today, settings, calendar)
+            if found:
+                out.append(found)
     digest = digest_reminder(cycle_id, today, settings)
     if digest:
         out.append(digest)
