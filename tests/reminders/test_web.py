@@ -1,4 +1,5 @@
 """The reminder pages through the Flask test client (login through the real form)."""
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -87,3 +88,47 @@ def test_chase_outbox_retry_and_channels(web, db):
     client.post("/reminders/my-channels", data={"inapp": "on"})
     pref = db.session.scalar(select(UserChannelPreference))
     assert (pref.user_id, pref.email, pref.inapp) == (w.liaison.id, False, True)
+
+
+def test_outbox_pages_by_fifty_with_a_status_filter(web, db):
+    w, client, login = web
+    # 120 messages, numbered in the order written; every third one dead (40 dead).
+    for i in range(1, 121):
+        db.session.add(OutboxMessage(channel="email", address=f"u{i}@example.test", subject=f"测试消息{i:03d}号",
+                                     body="正文", cause="reminder", status="dead" if i % 3 == 0 else "sent"))
+    db.session.commit()
+    login(w.admin)
+
+    def subjects(url):
+        r = client.get(url)
+        assert r.status_code == 200, url
+        html = r.get_data(as_text=True)
+        return [int(n) for n in re.findall(r"测试消息(\d{3})号", html)], html
+
+    first, html = subjects("/reminders/outbox")
+    assert first == list(range(120, 70, -1))  # newest first, 50 per page
+    assert "第1页，共3页" in html and "下一页" in html and "上一页" not in html
+    second, html = subjects("/reminders/outbox?page=2")
+    assert second == list(range(70, 20, -1)) and "上一页" in html and "下一页" in html
+    last, html = subjects("/reminders/outbox?page=3")
+    assert last == list(range(20, 0, -1)) and "下一页" not in html and "第3页，共3页" in html
+    # Malformed or out-of-range pages show the nearest real page; an unknown status shows all.
+    for bad, expected in (("abc", first), ("0", first), ("-4", first), ("99", last),
+                          ("99999999999999999999", first), ("2.5", first)):
+        assert subjects(f"/reminders/outbox?page={bad}")[0] == expected, bad
+    assert subjects("/reminders/outbox?status=nonsense&page=2")[0] == second
+    # The filter pages too, and the page links keep it.
+    dead, html = subjects("/reminders/outbox?status=dead")
+    assert dead == list(range(120, 0, -3))[:40] and "第1页" not in html  # 40 dead fit on one page
+    assert "发送失败（40）" in html
+    for i in range(121, 151):
+        db.session.add(OutboxMessage(channel="email", address="x@example.test", subject=f"测试消息{i:03d}号",
+                                     body="正文", cause="reminder", status="dead"))
+    db.session.commit()
+    dead2, html = subjects("/reminders/outbox?status=dead&page=2")
+    assert len(dead2) == 20 and all(n % 3 == 0 and n <= 120 for n in dead2)
+    assert "status=dead" in html.split("上一页")[0].rsplit("href=", 1)[1]
+    # Retrying from page 2 comes back to page 2 of the same filter.
+    target = db.session.scalar(select(OutboxMessage.id).where(OutboxMessage.subject == f"测试消息{dead2[0]:03d}号"))
+    r = client.post(f"/reminders/outbox/{target}/retry", data={"status": "dead", "page": "2"})
+    assert r.status_code == 302 and "status=dead" in r.location and "page=2" in r.location

@@ -18,6 +18,8 @@ from ..fields import db_int
 from . import bp
 
 
+OUTBOX_PER_PAGE = 50
+
 # The template helpers ``due_status(...)`` and ``|due_label`` are registered in web/helpers.py.
 
 
@@ -180,14 +182,20 @@ def chase(cycle_id):
 @login_required
 def outbox():
     _admin()
-    status = request.args.get("status") or None
-    q = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(300)
-    if status in OUTBOX_STATUSES:
-        q = q.where(OutboxMessage.status == status)
-    rows = db.session.scalars(q).all()
+    status = request.args.get("status")
+    if status not in OUTBOX_STATUSES:
+        status = None  # an unknown filter shows everything rather than failing
     counts = dict(db.session.execute(select(OutboxMessage.status, db.func.count()).group_by(OutboxMessage.status)).all())
+    total = counts.get(status, 0) if status else sum(counts.values())
+    pages = max(1, -(-total // OUTBOX_PER_PAGE))
+    # A malformed or out-of-range page shows the nearest real page, never an error.
+    page = min(max(1, request.args.get("page", 1, type=db_int) or 1), pages)
+    q = select(OutboxMessage).order_by(OutboxMessage.id.desc())
+    if status:
+        q = q.where(OutboxMessage.status == status)
+    rows = db.session.scalars(q.limit(OUTBOX_PER_PAGE).offset((page - 1) * OUTBOX_PER_PAGE)).all()
     return render_template("reminders/outbox.html", rows=rows, status=status, statuses=OUTBOX_STATUSES,
-                           counts=counts)
+                           counts=counts, page=page, pages=pages, total=total)
 
 
 @bp.post("/outbox/<int:message_id>/retry")
@@ -196,7 +204,8 @@ def retry(message_id):
     _admin()
     message = db.session.get(OutboxMessage, message_id) or abort(404)
     _run(lambda: svc.retry_message(current_user, message), "已重新加入待发消息。")
-    return redirect(url_for(".outbox", status=request.form.get("status") or None))
+    return redirect(url_for(".outbox", status=request.form.get("status") or None,
+                            page=request.form.get("page", type=db_int) or None))
 
 
 @bp.post("/outbox/retry-dead")
