@@ -14,7 +14,8 @@ def test_in_process_scheduler_delivers_the_outbox(factory, db, app, smtp):
     scheduler = start_in_process_scheduler(app)
     try:
         assert start_in_process_scheduler(app) is scheduler  # once per app
-        assert {j.id for j in scheduler.get_jobs()} == {"reminders.sweep", "outbox.deliver"}
+        assert {j.id for j in scheduler.get_jobs()} == {"reminders.sweep", "outbox.deliver",
+                                                        "login_throttle.prune"}
         deadline = time.time() + 15
         while not any(m["X-Fazhi-Cause"] == "transition:submit" for m in smtp.messages) \
                 and time.time() < deadline:
@@ -28,9 +29,10 @@ def test_in_process_scheduler_delivers_the_outbox(factory, db, app, smtp):
         OutboxMessage.cause == "transition:submit")).all() == ["sent"]
 
 
-def test_blocking_scheduler_is_built_with_both_jobs(app):
+def test_blocking_scheduler_is_built_with_all_jobs(app):
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     scheduler = build_scheduler(app, blocking=True)
     assert isinstance(scheduler, BlockingScheduler)
-    assert sorted(j.id for j in scheduler.get_jobs()) == ["outbox.deliver", "reminders.sweep"]
+    assert sorted(j.id for j in scheduler.get_jobs()) == ["login_throttle.prune", "outbox.deliver",
+                                                          "reminders.sweep"]
