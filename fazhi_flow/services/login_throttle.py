@@ -62,7 +62,9 @@ def wait_seconds(username: str, ip: str | None) -> int:
 
 
 def _row(key: str) -> LoginThrottle:
-    row = db.session.scalar(select(LoginThrottle).where(LoginThrottle.key == key))
+    # Locked, so the hourly prune cannot delete the row between this read and our update: it waits,
+    # then sees the fresh failure time and keeps the row (or we wait for its delete and insert anew).
+    row = db.session.scalar(select(LoginThrottle).where(LoginThrottle.key == key).with_for_update())
     if row is not None:
         return row
     try:
@@ -92,7 +94,8 @@ def record_success(username: str, ip: str | None) -> None:
     """A correct password clears the pair and the account counters (not the address's)."""
     keys = _keys(username, ip)
     for kind in ("pair", "acct"):
-        row = db.session.scalar(select(LoginThrottle).where(LoginThrottle.key == keys[kind]))
+        row = db.session.scalar(
+            select(LoginThrottle).where(LoginThrottle.key == keys[kind]).with_for_update())
         if row is not None:
             db.session.delete(row)
     db.session.flush()
