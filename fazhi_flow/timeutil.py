@@ -26,12 +26,5 @@ def to_local(value: datetime | None) -> datetime | None:
     return value.astimezone(local_zone())
 
 
-def to_utc_naive(value: datetime) -> datetime:
-    """Normalise an aware datetime (or a naive local one) to naive UTC."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=local_zone())
-    return value.astimezone(timezone.utc).replace(tzinfo=None)
-
-
 def local_today():
     return datetime.now(local_zone()).date()

@@ -365,15 +365,6 @@ def _contexts(book: FigureBook, rule) -> list:
     return [None]
 
 
-def evaluate_section(book: FigureBook, section, detail: bool = True) -> list[RuleResult]:
-    """Check the rules defined on ``section``, once per unit where the rule reads per unit."""
-    results = []
-    for rule in book.rules:
-        if rule.section_id == section.id:
-            results.extend(evaluate_rule(book, rule, c, detail) for c in _contexts(book, rule))
-    return results
-
-
 def evaluate_cycle(book: FigureBook, detail: bool = True) -> list[RuleResult]:
     """Check every rule of the cycle; a rule over per-unit figures is checked for each unit."""
     results = []

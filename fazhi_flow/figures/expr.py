@@ -19,11 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-COMPARE_OPS = ("==", "!=", "<=", ">=", "=", "<", ">")
 OP_WORDS = {
     "=": "应等于", "!=": "不应等于", "<": "应小于", "<=": "应不大于", ">": "应大于", ">=": "应不小于",
 }
-OP_SYMBOLS = {"=": "=", "!=": "≠", "<": "<", "<=": "≤", ">": ">", ">=": "≥"}
 FUNCTIONS = ("sum",)
 MAX_LENGTH = 500
 
@@ -250,16 +248,6 @@ class _Parser:
             self.fail_here("这里应是运算符")
         return Compare(op_tok.text, left, right, op_tok.pos)
 
-    def expression_only(self):
-        if self.tok.kind == "end":
-            raise ExpressionError("表达式为空。", 1)
-        node = self.expr()
-        if self.tok.kind != "end":
-            if self.tok.kind == ")":
-                self.fail_here("多了一个右括号")
-            self.fail_here("这里应是运算符")
-        return node
-
     def expr(self):
         node = self.term()
         while self.tok.kind == "op" and self.tok.text in "+-":
@@ -336,11 +324,6 @@ def parse_rule(expression: str) -> Compare:
     if len(expression) > MAX_LENGTH:
         raise ExpressionError(f"规则表达式过长（{len(expression)}个字符），最多{MAX_LENGTH}个字符。")
     return _Parser(expression).rule()
-
-
-def parse_expression(expression: str):
-    """Parse an arithmetic expression without a comparison (used for bound citations)."""
-    return _Parser(expression or "").expression_only()
 
 
 def validate(expression: str, known_codes=None) -> list[str]:

@@ -21,12 +21,6 @@ def format_number(value) -> str:
     return text
 
 
-def format_with_measure(value, measure: str | None) -> str:
-    if value is None:
-        return "未填"
-    return f"{format_number(value)}{measure or ''}"
-
-
 def parse_value(raw, indicator) -> Decimal | None:
     """Turn what a liaison typed into a Decimal for ``indicator``; ``None`` when left blank.
 

@@ -34,12 +34,6 @@ class SummaryRow:
     def reported(self) -> int:
         return len([1 for _, v in self.entries if v is not None])
 
-    @property
-    def units_label(self) -> str:
-        names = [c.unit.name for c, _ in self.entries]
-        if len(names) <= 3:
-            return "、".join(names)
-        return f"{'、'.join(names[:3])}等{len(names)}个单位"
 
 
 def summary_rows(cycle, book: FigureBook | None = None) -> list[SummaryRow]:

@@ -144,16 +144,5 @@ def set_reviewers(section: Section, actor, reviewer_ids: list[int]) -> int:
     return 1
 
 
-def set_assignment_due(assignment: Assignment, actor, due: date | None) -> Assignment:
-    """Set or clear one unit's own due date on a section."""
-    _check_editable(assignment.section)
-    _check_due(due, assignment.section)
-    if assignment.due != due:
-        record(actor, "assignment.due", f"assignment:{assignment.id}", due=[_iso(assignment.due), _iso(due)])
-        assignment.due = due
-        db.session.flush()
-    return assignment
-
-
 def _iso(value: date | None) -> str | None:
     return value.isoformat() if value else None

@@ -379,13 +379,6 @@ def render_contribution_text(contribution, book: FigureBook | None = None) -> st
     return B.render_bound(contribution.body or "", book.values_for(contribution), bound_names(contribution.cycle, book))
 
 
-def render_cycle_texts(cycle) -> dict[int, str]:
-    """Contribution id → rendered text, for every contribution of the cycle (one load for all)."""
-    book = FigureBook(cycle)
-    names = bound_names(cycle, book)
-    return {cid: B.render_bound(c.body or "", book.values_for(c), names) for cid, c in book.contributions.items()}
-
-
 def changes_after_approval(cycle, book: FigureBook | None = None) -> list[ValueChange]:
     """Values that differ from the value approved earlier, with every sentence citing them."""
     book = book or FigureBook(cycle)

@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 from sqlalchemy import select
 
-from ..errors import DomainError, NotFound, PermissionDenied
+from ..errors import DomainError, PermissionDenied
 from ..database import lock_row
 from ..extensions import db
 from ..models import Assignment, Contribution, ReportCycle, Section
@@ -330,13 +330,6 @@ def retry_all_dead(actor, now: datetime | None = None) -> int:
     for row in rows:
         retry_message(actor, row, now)
     return len(rows)
-
-
-def get_or_404(model, ident) -> object:
-    obj = db.session.get(model, ident)
-    if obj is None:
-        raise NotFound("找不到该记录。")
-    return obj
 
 
 __all__ = [

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from ..errors import DomainError
 from ..extensions import db
-from ..models import ROLES, Assignment, ReportCycle, Section, Unit, User, UserRole
+from ..models import ROLES, Assignment, ReportCycle, Section, Unit, User
 from ..models.org import ROLE_LABELS, UNIT_KINDS
 from .audit import record
 

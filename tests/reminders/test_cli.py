@@ -4,7 +4,7 @@ from fazhi_flow.models.reminder import Reminder
 
 
 def test_remind_dry_run_then_real_then_deliver(factory, db, runner, smtp):
-    w = factory.world()
+    factory.world()
     db.session.commit()
     dry = runner.invoke(args=["fazhi", "remind", "--at", "2025-01-07T09:00+08:00", "--dry-run"])
     assert dry.exit_code == 0, dry.output

@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path

@@ -9,7 +9,6 @@ from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta, timezone
 
 import chinese_calendar
-import pytest
 from sqlalchemy import select
 
 from fazhi_flow.models.reminder import OutboxMessage, Reminder

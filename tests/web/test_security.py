@@ -54,7 +54,7 @@ def test_security_headers(as_user, world, client):
 
 
 def test_error_pages_are_chinese_and_never_show_tracebacks(app, db, world, extra_app):
-    username, cid = world.liaison.username, world.contribution.id
+    username = world.liaison.username
     db.session.commit()
     client = app.test_client()
     r = client.get("/no/such/page")

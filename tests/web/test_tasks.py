@@ -1,8 +1,8 @@
 """The liaison's task list and editor: save, conflicts, validation, submit, recall, history."""
-from sqlalchemy import event, select
+from sqlalchemy import event
 
 from fazhi_flow.extensions import db as _db
-from fazhi_flow.models import Contribution, TransitionLog
+from fazhi_flow.models import Contribution
 from fazhi_flow.services import contributions as svc
 
 
