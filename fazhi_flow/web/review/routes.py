@@ -34,7 +34,7 @@ def reviewable_submissions(user) -> list[Contribution]:
         select(Contribution).join(ReportCycle, Contribution.cycle_id == ReportCycle.id)
         .where(Contribution.state == "submitted", ReportCycle.state == "collecting")
         .options(selectinload(Contribution.unit), selectinload(Contribution.cycle),
-                 selectinload(Contribution.assignment))
+                 selectinload(Contribution.assignment), selectinload(Contribution.revisions))
     ))
     preload_sections(c.cycle_id for c in rows)
     rows = [c for c in rows if is_contribution_reviewer(user, c)]
