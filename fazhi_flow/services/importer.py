@@ -36,8 +36,29 @@ INDICATOR_CODE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TOP = "文件"
 
 
+# A cycle file nests a few levels (outline → children → indicators); far deeper nesting is an attack on
+# the parser's recursion. Anchors and aliases are never needed and allow "billion laughs" documents.
+MAX_DEPTH = 40
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that leaves an impossible date (2026-02-30) as text, so the checker can name its key."""
+    """SafeLoader that leaves an impossible date (2026-02-30) as text, so the checker can name its key;
+    refuses aliases, deep nesting, NUL characters and numbers no column can hold."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent) or getattr(self.peek_event(), "anchor", None):
+            self._refuse("不支持 YAML 锚点和别名（& 与 *），请直接写出内容")
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH:
+                self._refuse(f"嵌套层次过深（超过{MAX_DEPTH}层）")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def _refuse(self, problem: str, node=None):
+        mark = node.start_mark if node is not None else self.peek_event().start_mark
+        raise yaml.composer.ComposerError(None, None, problem, mark)
 
 
 def _timestamp(loader, node):
@@ -47,7 +68,30 @@ def _timestamp(loader, node):
         return loader.construct_scalar(node)
 
 
+def _int(loader, node):
+    digits = re.sub(r"[^0-9a-fA-F]", "", node.value)
+    if len(digits) > 19:  # beyond BIGINT; int() of thousands of digits even raises ValueError
+        loader._refuse("数字位数过多", node)
+    return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
+def _float(loader, node):
+    value = yaml.SafeLoader.construct_yaml_float(loader, node)
+    if value != value or value in (float("inf"), float("-inf")):
+        loader._refuse(f"“{node.value[:20]}”不是有效的数字", node)
+    return value
+
+
+def _str(loader, node):
+    if "\x00" in node.value:  # PostgreSQL cannot store NUL in text
+        loader._refuse("文本中含有空字符（NUL）", node)
+    return yaml.SafeLoader.construct_yaml_str(loader, node)
+
+
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+_Loader.add_constructor("tag:yaml.org,2002:int", _int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _float)
+_Loader.add_constructor("tag:yaml.org,2002:str", _str)
 
 
 def _cycle_extensions() -> dict:
@@ -178,6 +222,8 @@ class _Checker:
 
 def parse_document(text: str) -> dict:
     """Parse YAML text; a syntax error becomes a CycleFileError naming the line."""
+    if "\x00" in text:
+        raise CycleFileError(["文件：含有空字符（NUL），不是纯文本的 YAML 文件，请检查后重新保存"])
     try:
         data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
