@@ -59,19 +59,22 @@ def upgrade_database() -> None:
 @fazhi.command("import-cycle")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="只检查文件，不写入数据库。")
-def import_cycle_command(path, dry_run):
+@click.option("--strict", is_flag=True, help="有无人可审核、无人填报等警告时也拒绝导入。")
+def import_cycle_command(path, dry_run, strict):
     """导入（或更新）年度报告定义文件 PATH（YAML）。"""
     from .extensions import db
     from .services.importer import CycleFileError, import_cycle_file
 
     try:
-        result = import_cycle_file(path)
+        result = import_cycle_file(path, strict=strict)
     except CycleFileError as exc:
         db.session.rollback()
         click.secho("导入失败，数据库未作任何修改：", fg="red", err=True)
         for line in exc.errors:
             click.echo(f"  - {line}", err=True)
         sys.exit(1)
+    for line in result.warnings:
+        click.secho(f"警告：{line}", fg="yellow", err=True)
     if dry_run:
         db.session.rollback()
         click.echo("文件检查通过（未写入）。")

@@ -119,6 +119,7 @@ class ImportResult:
                                                    "rules": 0})
     removed: dict = field(default_factory=lambda: {"sections": 0, "assignments": 0, "indicators": 0})
     passwords: dict = field(default_factory=dict)  # username -> one-time password of new users
+    warnings: list = field(default_factory=list)  # material nobody could move (services.stuck), as sentences
 
     @property
     def changed(self) -> bool:
@@ -433,15 +434,23 @@ def _validate_expression(expr: str, codes: set[str]) -> list[str]:
 # ------------------------------------------------------------------ writing
 
 
-def import_cycle(text: str, actor=None) -> ImportResult:
+def import_cycle(text: str, actor=None, strict: bool = False) -> ImportResult:
     """Validate and write a cycle file; flush only. Re-importing the same file changes nothing.
 
-    :raise CycleFileError: the file has problems; nothing has been written.
+    ``result.warnings`` names every section whose material nobody could submit or approve as written;
+    with ``strict`` those warnings refuse the file too.
+
+    :raise CycleFileError: the file has problems; the caller must roll back (nothing is committed).
     """
+    from .stuck import stuck_messages
+
     plan = validate(parse_document(text))
     with db.session.no_autoflush:
         result = _apply(plan)
     db.session.flush()
+    result.warnings = stuck_messages(result.cycle)
+    if strict and result.warnings:
+        raise CycleFileError(["（--strict）" + w for w in result.warnings])
     if result.changed:  # re-importing an unchanged file leaves no trace
         record(actor, "cycle.import", f"cycle:{result.cycle.id}", created=result.created,
                updated=result.updated, removed=result.removed)
@@ -669,7 +678,7 @@ def _remove_section(section, result) -> None:
     result.removed["sections"] += 1
 
 
-def import_cycle_file(path: str, actor=None) -> ImportResult:
+def import_cycle_file(path: str, actor=None, strict: bool = False) -> ImportResult:
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
@@ -677,4 +686,4 @@ def import_cycle_file(path: str, actor=None) -> ImportResult:
         raise CycleFileError([f"文件 {path} 不是 UTF-8 编码：请在编辑器中“另存为”UTF-8 编码后再导入"]) from None
     except OSError as exc:
         raise CycleFileError([f"无法读取文件 {path}：{exc.strerror or exc}"]) from None
-    return import_cycle(text, actor)
+    return import_cycle(text, actor, strict=strict)

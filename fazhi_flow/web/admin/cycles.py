@@ -11,10 +11,11 @@ from sqlalchemy.orm import selectinload
 
 from ...errors import DomainError
 from ...extensions import db
-from ...models import Assignment, Contribution, ReportCycle, Section, TransitionLog, Unit, User, UserRole
+from ...models import Assignment, Contribution, ReportCycle, Section, TransitionLog, User, UserRole
 from ...services import outline as outline_svc
 from ...services.contributions import reopen_contribution
 from ...services.cycles import compile_cycle, open_cycle, reopen_collection
+from ...services.stuck import stuck_warnings
 from ...workflow.states import CONTRIBUTION_STATE_LABELS
 from . import bp
 from .common import MAX_CYCLE_FILE, compile_available, flash_refusal, get_or_404
@@ -112,6 +113,8 @@ def cycle_new_file():
                        if result.created.get(k))
     flash(f"已导入“{result.cycle.title}”。" + (f"新建：{created}。" if created else "")
           + ("" if result.changed else "文件与现有内容一致，没有变化。"), "success")
+    for warning in result.warnings:
+        flash(f"请注意：{warning}", "warning")
     if result.passwords:
         return render_template("admin/passwords.html", passwords=result.passwords,
                                back=url_for(".cycle", cycle_id=result.cycle.id), active_nav="admin")
@@ -177,6 +180,7 @@ def _cycle_page(cycle_id, compile_form=None, status=200):
         n_assignments=n_assignments, logs=logs, compile_form=compile_form or OptionalReasonForm(prefix="compile"),
         reopen_form=OptionalReasonForm(prefix="reopen"), action_form=ActionForm(),
         has_compile=compile_available(), STATE_LABELS=CONTRIBUTION_STATE_LABELS, active_nav="admin",
+        stuck=stuck_warnings(cycle) if cycle.state in ("setup", "collecting") else [],
     ), status
 
 
@@ -201,23 +205,11 @@ def cycle_edit(cycle_id):
 def _open_summary(cycle: ReportCycle) -> dict:
     unit_ids = set(db.session.scalars(
         select(Assignment.unit_id).join(Section).where(Section.cycle_id == cycle.id)))
-    liaisons = db.session.execute(
-        select(User.unit_id, func.count(User.id)).where(
+    liaisons = db.session.scalar(
+        select(func.count(User.id)).where(
             User.unit_id.in_(unit_ids), User.active.is_(True),
-            User.role_rows.any(UserRole.role == "liaison")).group_by(User.unit_id)).all()
-    with_liaison = dict(liaisons)
-    without = list(db.session.scalars(
-        select(Unit).where(Unit.id.in_(unit_ids - set(with_liaison))).order_by(Unit.sort_order, Unit.id)))
-    without_head = []
-    if cycle.unit_head_review:
-        # Their submissions would wait in 待单位审核 with nobody able to approve them.
-        with_head = set(db.session.scalars(
-            select(User.unit_id).where(User.unit_id.in_(unit_ids), User.active.is_(True),
-                                       User.role_rows.any(UserRole.role == "unit_head"))))
-        without_head = list(db.session.scalars(
-            select(Unit).where(Unit.id.in_(unit_ids - with_head)).order_by(Unit.sort_order, Unit.id)))
-    return {"units": len(unit_ids), "liaisons": sum(with_liaison.values()), "without_liaison": without,
-            "without_head": without_head}
+            User.role_rows.any(UserRole.role == "liaison"))) or 0
+    return {"units": len(unit_ids), "liaisons": liaisons}
 
 
 @bp.route("/cycles/<int:cycle_id>/open", methods=["GET", "POST"])
@@ -235,7 +227,7 @@ def cycle_open(cycle_id):
             return redirect(url_for(".cycle", cycle_id=cycle.id), code=303)
         cycle = get_or_404(ReportCycle, cycle_id)
     return render_template("admin/cycle_open.html", cycle=cycle, form=form, summary=_open_summary(cycle),
-                           active_nav="admin")
+                           stuck=stuck_warnings(cycle), active_nav="admin")
 
 
 @bp.route("/cycles/<int:cycle_id>/compile", methods=["POST"])

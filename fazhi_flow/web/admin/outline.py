@@ -14,6 +14,7 @@ from ...models import Assignment, ReportCycle, Section, Unit, User, UserRole
 from ...models.org import UNIT_KINDS
 from ...services import assignments as assignment_svc
 from ...services import outline as outline_svc
+from ...services.stuck import stuck_warnings
 from ..fields import db_int
 from . import bp
 from .common import flash_refusal, get_or_404
@@ -151,7 +152,7 @@ def assignments(cycle_id):
         select(Section).where(Section.cycle_id == cycle.id).options(selectinload(Section.reviewers)))}
     unassigned_leaves = [n for n in nodes if n.is_leaf and not by_section.get(n.section.id)]
     return render_template("admin/assignments.html", cycle=cycle, nodes=nodes, by_section=by_section,
-                           reviewers=reviewers, unassigned_leaves=unassigned_leaves,
+                           reviewers=reviewers, unassigned_leaves=unassigned_leaves, stuck=stuck_warnings(cycle),
                            editable=cycle.state in assignment_svc.EDITABLE_CYCLE_STATES, active_nav="admin")
 
 
