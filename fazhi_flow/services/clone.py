@@ -1,8 +1,12 @@
 """Clone a report cycle to a new year (复制为新年度): outline, assignments, reviewers, indicators, rules and
-the reminder policy come along; texts, values and states do not. The new cycle starts in setup."""
+the reminder policy come along; texts, values and states do not. The new cycle starts in setup.
+
+The source's year and the year after move by the difference in years in section titles and guidance,
+and every date moves too; ``clone_preview`` lists each such change for the admin to confirm first."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import select
@@ -24,6 +28,71 @@ def shift_year(value: date | None, years: int) -> date | None:
         return value.replace(year=value.year + years, day=28)
 
 
+def shift_text_years(text: str | None, source_year: int, years: int) -> str | None:
+    """Move the years ``source_year`` and ``source_year + 1`` written in ``text`` by ``years``.
+
+    Only those two years shift ("2023年推进…", "2024年工作安排" when cloning 2023 to 2024); older years
+    are kept as written (historical references), and the preview lists every change for the admin.
+    """
+    if not text or not years:
+        return text
+    pattern = re.compile(rf"(?<!\d)({source_year}|{source_year + 1})(?!\d)")
+    return pattern.sub(lambda m: str(int(m.group(1)) + years), text)
+
+
+@dataclass(frozen=True)
+class CloneChange:
+    """One value the clone writes differently from the source: where, what, old and new."""
+    where: str
+    what: str
+    old: object
+    new: object
+
+    @property
+    def is_date(self) -> bool:
+        return isinstance(self.old, date)
+
+
+def _text_changes(where: str, what: str, text: str | None, source_year: int, years: int) -> list[CloneChange]:
+    """The changed lines of ``text`` (long guidance shows only the lines whose years move)."""
+    changes = []
+    for line in (text or "").splitlines():
+        shifted = shift_text_years(line, source_year, years)
+        if shifted != line:
+            changes.append(CloneChange(where, what, line.strip(), shifted.strip()))
+    return changes
+
+
+def _date_change(where: str, what: str, value: date | None, years: int) -> list[CloneChange]:
+    return [CloneChange(where, what, value, shift_year(value, years))] if value and years else []
+
+
+def clone_preview(source: ReportCycle, year: int, title: str | None = None) -> list[CloneChange]:
+    """Every title, guidance line and date that ``clone_cycle(source, year=year)`` writes changed, in
+    outline order, so the admin can check them before anything is saved."""
+    from .outline import load_outline
+
+    years = year - source.year
+    changes = [CloneChange("报告", "标题", source.title, _new_title(source, year, title))]
+    changes += _date_change("报告", "截止日期", source.due, years)
+    changes += _date_change("报告", "成文日期", source.issue_date, years)
+    for node in load_outline(source):
+        s, where = node.section, node.path_label
+        changes += _text_changes(where, "标题", s.title, source.year, years)
+        changes += _text_changes(where, "填写说明", s.guidance, source.year, years)
+        changes += _date_change(where, "截止日期", s.due, years)
+        for a in s.assignments:
+            changes += _date_change(where, f"{a.unit.name}的截止日期", a.due, years)
+    return [c for c in changes if c.old != c.new]
+
+
+def _new_title(source: ReportCycle, year: int, title: str | None) -> str:
+    if (title or "").strip():
+        return title.strip()
+    shifted = shift_text_years(source.title, source.year, year - source.year)
+    return shifted if shifted != source.title else f"{year}年{source.title}"
+
+
 def _reminder_policy_model():
     # The reminder feature is optional: clone its policy only when its model exists.
     try:
@@ -37,8 +106,8 @@ def _copy_columns(row, skip=("id", "cycle_id")) -> dict:
     return {c.key: getattr(row, c.key) for c in row.__mapper__.column_attrs if c.key not in skip}
 
 
-def clone_cycle(source: ReportCycle, actor, year: int | None = None, title: str | None = None) -> ReportCycle:
-    """Create next year's cycle from ``source``; dates move by the difference in years.
+def check_target(source: ReportCycle, actor, year: int | None) -> int:
+    """The year to clone to (default: the next), after checking the actor and that the year is free.
 
     :raise PermissionDenied: the actor is not an admin.
     :raise DomainError: the target year is not after the source's or already has a cycle.
@@ -52,12 +121,19 @@ def clone_cycle(source: ReportCycle, actor, year: int | None = None, title: str 
                                                             ReportCycle.year == year))
     if exists:
         raise DomainError(f"{source.region}{year}年度的年度报告已存在，不能重复复制。")
+    return year
+
+
+def clone_cycle(source: ReportCycle, actor, year: int | None = None, title: str | None = None) -> ReportCycle:
+    """Create next year's cycle from ``source``; dates move by the difference in years.
+
+    :raise PermissionDenied: the actor is not an admin.
+    :raise DomainError: the target year is not after the source's or already has a cycle.
+    """
+    year = check_target(source, actor, year)
     years = year - source.year
-    if not (title or "").strip():
-        title = re.sub(str(source.year), str(year), source.title) if str(source.year) in source.title \
-            else f"{year}年{source.title}"
     cycle = ReportCycle(
-        year=year, region=source.region, title=title.strip(), due=shift_year(source.due, years),
+        year=year, region=source.region, title=_new_title(source, year, title), due=shift_year(source.due, years),
         unit_head_review=source.unit_head_review, issuers=source.issuers,
         issue_date=shift_year(source.issue_date, years), state="setup", cloned_from_id=source.id,
     )
@@ -67,8 +143,10 @@ def clone_cycle(source: ReportCycle, actor, year: int | None = None, title: str 
     section_map: dict[int, Section] = {}
 
     def copy_section(old: Section, parent: Section | None):
-        new = Section(cycle=cycle, parent=parent, code=old.code, position=old.position, title=old.title,
-                      guidance=old.guidance, word_limit=old.word_limit, run_in=old.run_in,
+        new = Section(cycle=cycle, parent=parent, code=old.code, position=old.position,
+                      title=shift_text_years(old.title, source.year, years),
+                      guidance=shift_text_years(old.guidance, source.year, years),
+                      word_limit=old.word_limit, run_in=old.run_in,
                       due=shift_year(old.due, years))
         new.reviewers = list(old.reviewers)
         db.session.add(new)

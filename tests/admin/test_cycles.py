@@ -168,8 +168,11 @@ def test_cycle_settings_edit(admin_client, office, db):
 def test_clone_an_earlier_cycle(admin_client, office, factory, db):
     factory.assignment(office.leaf, office.units[0])
     db.session.commit()
-    response = admin_client.post("/admin/cycles/new/clone", data={
-        "c-source": str(office.cycle.id), "c-year": "2025", "c-title": "2025年法治政府建设年度报告"})
+    data = {"c-source": str(office.cycle.id), "c-year": "2025", "c-title": "2025年法治政府建设年度报告"}
+    response = admin_client.post("/admin/cycles/new/clone", data=data)
+    assert response.status_code == 200 and "确认复制并创建" in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count(ReportCycle.id))) == 1  # only previewed
+    response = admin_client.post("/admin/cycles/new/clone", data={**data, "confirm": "1"})
     assert response.status_code == 303, response.get_data(as_text=True)[:2000]
     clone = db.session.scalar(select(ReportCycle).where(ReportCycle.year == 2025))
     assert clone.state == "setup" and {s.code for s in clone.sections} == {"measures", "enforce"}

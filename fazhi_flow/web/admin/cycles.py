@@ -130,9 +130,18 @@ def cycle_new_clone():
         return redirect(url_for(".cycle_new"), code=303)
     if not form.validate_on_submit():
         return _new_cycle_page(clone_form=form, status=400)
-    from ...services.clone import clone_cycle
+    from ...services.clone import check_target, clone_cycle, clone_preview
 
     source = get_or_404(ReportCycle, form.source.data)
+    if request.form.get("confirm") != "1":
+        # First show every year and date the copy will change; nothing is saved until confirmed.
+        try:
+            year = check_target(source, current_user, form.year.data)
+        except DomainError as exc:
+            flash_refusal(exc)
+            return _new_cycle_page(clone_form=form, status=400)
+        return render_template("admin/cycle_clone_preview.html", form=form, source=source, year=year,
+                               changes=clone_preview(source, year, form.title.data), active_nav="admin")
     try:
         # clone_cycle builds sections before adding them to the session; an autoflush in between
         # (a lazy load of the source's reviewers) would warn and skip them, so flush only when it does.
@@ -142,7 +151,8 @@ def cycle_new_clone():
     except DomainError as exc:
         flash_refusal(exc)
         return _new_cycle_page(clone_form=form, status=400)
-    flash(f"已复制“{source.title}”的提纲和任务分配，创建“{cycle.title}”。各截止日期已顺延到新年度，请检查。", "success")
+    flash(f"已复制“{source.title}”的提纲和任务分配，创建“{cycle.title}”。标题、填写说明中的年份和各截止日期"
+          "已顺延到新年度，请在“提纲”中检查。", "success")
     return redirect(url_for(".cycle", cycle_id=cycle.id), code=303)
 
 

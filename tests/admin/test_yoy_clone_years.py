@@ -1,0 +1,62 @@
+"""Cloning moves the years in titles and guidance and every date, after a preview the admin confirms."""
+from datetime import date
+
+from sqlalchemy import func, select
+
+from fazhi_flow.models import ReportCycle, Section
+from fazhi_flow.services.clone import clone_cycle, clone_preview, shift_text_years
+
+
+def test_shift_text_years_moves_only_the_cycle_year_and_the_next():
+    text = "2023年推进依法行政，2024年工作安排；对照2021年规划，20231件不是年份。"
+    assert shift_text_years(text, 2023, 1) == "2024年推进依法行政，2025年工作安排；对照2021年规划，20231件不是年份。"
+    assert shift_text_years(text, 2023, 2).startswith("2025年推进依法行政，2026年工作安排")
+    assert shift_text_years(None, 2023, 1) is None
+
+
+def _source(factory, db, office):
+    cycle = factory.cycle(year=2023, region="甲区")
+    cycle.title = "某某区2023年法治政府建设年度报告"
+    cycle.due = date(2024, 2, 29)
+    top = factory.section(cycle, "2023年推进法治政府建设的主要举措和成效", code="measures", position=0,
+                          guidance="写明2023年的做法。\n与2021年相比的变化可以简述。", due=date(2024, 1, 10))
+    plan = factory.section(cycle, "2024年工作安排", code="plan", position=1)
+    factory.assignment(top, office.units[0], due=date(2024, 2, 29))
+    factory.assignment(plan, office.units[0])
+    db.session.commit()
+    return cycle
+
+
+def test_preview_lists_every_change_and_clone_writes_them(db, factory, office):
+    source = _source(factory, db, office)
+    changes = {(c.where, c.what, c.old, c.new) for c in clone_preview(source, 2024, "某某区2024年法治政府建设年度报告")}
+    assert ("报告", "截止日期", date(2024, 2, 29), date(2025, 2, 28)) in changes
+    assert ("一、2023年推进法治政府建设的主要举措和成效", "标题", "2023年推进法治政府建设的主要举措和成效",
+            "2024年推进法治政府建设的主要举措和成效") in changes
+    assert ("二、2024年工作安排", "标题", "2024年工作安排", "2025年工作安排") in changes
+    assert any(c[1] == "填写说明" and c[2] == "写明2023年的做法。" and c[3] == "写明2024年的做法。" for c in changes)
+    assert not any("2021" in str(c[2]) for c in changes)  # older years are not touched
+    assert any(c[1] == "区司法局的截止日期" and c[3] == date(2025, 2, 28) for c in changes)
+
+    with db.session.no_autoflush:
+        clone = clone_cycle(source, office.admin, year=2024, title="某某区2024年法治政府建设年度报告")
+    db.session.commit()
+    titles = {s.code: (s.title, s.guidance, s.due) for s in clone.sections}
+    assert titles["measures"] == ("2024年推进法治政府建设的主要举措和成效",
+                                  "写明2024年的做法。\n与2021年相比的变化可以简述。", date(2025, 1, 10))
+    assert titles["plan"][0] == "2025年工作安排"
+    assert clone.due == date(2025, 2, 28)
+
+
+def test_web_clone_previews_then_saves(admin_client, db, factory, office):
+    source = _source(factory, db, office)
+    data = {"c-source": str(source.id), "c-year": "2024", "c-title": "某某区2024年法治政府建设年度报告"}
+    page = admin_client.post("/admin/cycles/new/clone", data=data).get_data(as_text=True)
+    assert "2024年工作安排" in page and "2025年工作安排" in page and "2025年2月28日" in page
+    count = db.session.scalar(select(func.count(ReportCycle.id)))
+    assert count == 2  # office.cycle and the source: nothing saved by the preview
+    response = admin_client.post("/admin/cycles/new/clone", data={**data, "confirm": "1"})
+    assert response.status_code == 303
+    clone = db.session.scalar(select(ReportCycle).where(ReportCycle.year == 2024, ReportCycle.region == "甲区"))
+    plan = db.session.scalar(select(Section).where(Section.cycle_id == clone.id, Section.code == "plan"))
+    assert plan.title == "2025年工作安排"
