@@ -244,13 +244,42 @@ def confirm_submit(contribution_id: int):
     if request.method == "POST" and form.validate_on_submit():
         if form.version.data != contribution.version:
             raise Conflict("您确认之后材料又被修改过，请重新核对后再提交。")
-        svc.submit_contribution(contribution, current_user)
-        db.session.commit()
-        who = "本单位负责人审核（同意报送）" if contribution.state == "unit_review" else "依法治区办审核"
-        flash(f"已提交审核，等待{who}。审核结果会在“消息”中通知您。", "success")
-        return redirect(url_for("tasks.index"))
+        try:
+            svc.submit_contribution(contribution, current_user)
+        except DomainError as exc:
+            # Something changed since the page was shown: show the page again, now listing the problem.
+            db.session.rollback()
+            flash(exc.message, "error")
+            contribution = contribution_or_abort(contribution_id, current_user)
+        else:
+            db.session.commit()
+            who = "本单位负责人审核（同意报送）" if contribution.state == "unit_review" else "依法治区办审核"
+            flash(f"已提交审核，等待{who}。审核结果会在“消息”中通知您。", "success")
+            return redirect(url_for("tasks.index"))
     form.version.data = contribution.version
-    return render_template("tasks/confirm_submit.html", c=contribution, form=form)
+    problems, warnings = _submit_preview(contribution)
+    return render_template("tasks/confirm_submit.html", c=contribution, form=form, problems=problems,
+                           warnings=warnings), (409 if request.method == "POST" else 200)
+
+
+def _submit_preview(contribution: Contribution) -> tuple[list[str], list[str]]:
+    """What 确认提交 would refuse with (the SUBMIT_CHECKS, run read-only now) and the warnings the
+    reviewer will see, so the liaison learns both before pressing the button."""
+    problems = []
+    for check in svc.SUBMIT_CHECKS:
+        try:
+            check(contribution, current_user)
+        except DomainError as exc:
+            problems.append(exc.message)
+    fig = _figures(contribution)
+    if fig is None:
+        return problems, []
+    warnings = [r.message for r in fig.own_results if r.failed and r.rule.severity == "warning"
+                and not r.needs_explanation]
+    warnings += [item.message for item in fig.literals]
+    if fig.mostly_unchanged:
+        warnings.append("正文与上年度通过的文字基本相同，审核人会看到这一提示；请确认已写入今年的新情况。")
+    return problems, warnings
 
 
 @bp.route("/<int:contribution_id>/recall", methods=["POST"])
