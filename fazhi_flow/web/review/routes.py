@@ -16,6 +16,7 @@ from ...workflow.machine import is_contribution_reviewer
 from .. import bound_text
 from ..errors import abort_with
 from ..loading import contribution_or_abort, preload_sections, transition_logs
+from ..outline_order import in_outline_order
 from ..permissions import can_fire
 from . import bp
 from .forms import BulkApproveForm, DecisionForm, ReturnForm
@@ -60,8 +61,7 @@ def queue():
         and (filters["unit"] is None or c.unit_id == filters["unit"])
     ]
     cycles = sorted({c.cycle for c in everything}, key=lambda cy: (-cy.year, cy.id))
-    sections = sorted({c.section for c in everything if filters["cycle"] in (None, c.cycle_id)},
-                      key=lambda s: s.path_label)
+    sections = in_outline_order({c.section for c in everything if filters["cycle"] in (None, c.cycle_id)})
     units = sorted({c.unit for c in everything}, key=lambda u: (u.sort_order, u.name))
     return render_template("review/queue.html", rows=rows, total=len(everything), filters=filters,
                            cycles=cycles, sections=sections, units=units, now=utcnow())
