@@ -1,54 +1,185 @@
 """Read a .docx draft (saved by Word or WPS) into plain text: paragraphs in document order, each table
-row as one line of cells joined by " | "."""
+row as one line of cells joined by " | ".
+
+The main part (word/document.xml) is read as a stream with an incremental XML parser and every element
+is dropped once handled, so memory stays flat however large the document is. Reading stops as soon as
+the extracted text passes a character budget (config DOCX_IMPORT_MAX_CHARS) or the XML read passes a
+byte ceiling (DOCX_IMPORT_MAX_XML_BYTES): a small file that unpacks to a huge document (many empty runs)
+costs a bounded amount of work instead of minutes and gigabytes.
+"""
 from __future__ import annotations
 
 import io
 import zipfile
+import xml.etree.ElementTree as ET
+
+from flask import current_app, has_app_context
 
 from ..errors import DomainError
 
 MAX_BYTES = 10 * 1024 * 1024
-# python-docx unpacks every part into memory: a small file that unpacks to gigabytes (a zip bomb)
-# is refused from the sizes the archive declares (reading never yields more than declared).
+# Refused at once from the sizes the archive declares (reading never yields more than declared).
 MAX_UNPACKED_BYTES = 100 * 1024 * 1024
+# Defaults of DOCX_IMPORT_MAX_CHARS and DOCX_IMPORT_MAX_XML_BYTES: a long annual-report chapter
+# has some tens of thousands of characters in a few MB of XML.
+DEFAULT_MAX_CHARS = 200_000
+DEFAULT_MAX_XML_BYTES = 16 * 1024 * 1024
+CHUNK = 64 * 1024
 CELL_SEPARATOR = " | "
 
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_MAIN_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"
+_RUN_TEXT = {"tab": "\t", "ptab": "\t", "cr": "\n", "noBreakHyphen": "-"}
+# Paths from the root: body paragraphs, and paragraphs directly in the cells of body tables
+# (as python-docx reads them: text boxes and nested tables are not imported).
+_BODY_P = ("document", "body", "p")
+_CELL_P = ("document", "body", "tbl", "tr", "tc", "p")
+_ROW = _CELL_P[:4]
+_CELL = _CELL_P[:5]
 
-def _iter_blocks(document):
-    """Paragraphs and tables of the body in document order."""
-    from docx.table import Table
-    from docx.text.paragraph import Paragraph
-
-    body = document.element.body
-    for child in body.iterchildren():
-        tag = child.tag.rsplit("}", 1)[-1]
-        if tag == "p":
-            yield Paragraph(child, document)
-        elif tag == "tbl":
-            yield Table(child, document)
-
-
-def _table_lines(table) -> list[str]:
-    lines = []
-    for row in table.rows:
-        cells, last = [], None
-        for cell in row.cells:
-            # A merged cell is returned once per grid column it spans; keep it once.
-            if last is not None and cell._tc is last:
-                continue
-            last = cell._tc
-            text = " ".join(p.text.strip() for p in cell.paragraphs if p.text.strip())
-            cells.append(text)
-        if any(cells):
-            lines.append(CELL_SEPARATOR.join(cells))
-    return lines
+UNREADABLE = "无法读取该文档，文件可能已损坏或不是 Word/WPS 文档。请另存为 .docx 后再试。"
+NOT_DOCX = "该文件不是有效的 .docx 文档。请在 Word 或 WPS 中“另存为” .docx 格式后再上传。"
 
 
-def docx_to_text(data: bytes, filename: str = "") -> str:
-    """Return the text of a .docx file.
+class _TooLarge(Exception):
+    """The budget is spent; the message says which one."""
 
-    :raise DomainError: not a .docx, unreadable, too large, or without any text.
-    """
+
+def _setting(name: str, default: int) -> int:
+    if has_app_context():
+        return int(current_app.config.get(name) or default)
+    return default
+
+
+class _Extractor:
+    """Collects the lines of the document from parser events, dropping elements once handled."""
+
+    def __init__(self, max_chars: int):
+        self.max_chars, self.chars = max_chars, 0
+        self.tags: list[str] = []
+        self.elems: list[ET.Element] = []
+        self.lines: list[str] = []
+        self.para: list[str] | None = None
+        self.cell_paras: list[str] = []
+        self.cell_props: dict = {}
+        self.row: list[str] = []
+        self.offset = 0
+        self.column_text: dict[int, str] = {}  # root text of vertically merged cells by grid column
+
+    def start(self, elem: ET.Element) -> None:
+        tag = elem.tag.rpartition("}")[2]
+        self.tags.append(tag)
+        self.elems.append(elem)
+        path = tuple(self.tags)
+        if path in (_BODY_P, _CELL_P):
+            self.para = []
+        elif path == _ROW:
+            self.row, self.offset = [], 0
+        elif path == _CELL:
+            self.cell_paras, self.cell_props = [], {}
+
+    def end(self, elem: ET.Element) -> None:
+        path = tuple(self.tags)
+        if self.para is not None and self._in_run(path):
+            self._run_content(path[-1], elem)
+        elif path == _BODY_P:
+            self._add_line(self._close_para().replace("\u3000", " ").strip())
+        elif path == _CELL_P:
+            self.cell_paras.append(self._close_para())
+        elif len(path) == 7 and path[:6] == _CELL + ("tcPr",) and path[6] in ("gridSpan", "vMerge"):
+            self.cell_props[path[6]] = elem.get(_W + "val")
+        elif len(path) == 6 and path[:5] == _ROW + ("trPr",) and path[5] == "gridBefore":
+            self.offset = _int(elem.get(_W + "val"), 0)
+        elif path == _CELL:
+            self._close_cell()
+        elif path == _ROW:
+            if any(self.row):
+                self._add_line(CELL_SEPARATOR.join(self.row))
+        self._drop(elem)
+
+    def _in_run(self, path: tuple) -> bool:
+        depth = len(_BODY_P) if path[:3] == _BODY_P else len(_CELL_P)
+        inner = path[depth:]
+        return inner[:1] == ("r",) and len(inner) == 2 or inner[:2] == ("hyperlink", "r") and len(inner) == 3
+
+    def _run_content(self, tag: str, elem: ET.Element) -> None:
+        if tag == "t":
+            piece = elem.text or ""
+        elif tag == "br":
+            piece = "\n" if elem.get(_W + "type", "textWrapping") == "textWrapping" else ""
+        else:
+            piece = _RUN_TEXT.get(tag, "")
+        if piece:
+            self.chars += len(piece)
+            if self.chars > self.max_chars:
+                raise _TooLarge(f"该文档的文字超过{self.max_chars}字，无法导入。请拆分文档，或只复制需要的部分后再导入。")
+            self.para.append(piece)
+
+    def _close_para(self) -> str:
+        text, self.para = "".join(self.para or []), None
+        return text
+
+    def _close_cell(self) -> None:
+        span = max(_int(self.cell_props.get("gridSpan"), 1), 1)
+        if "vMerge" in self.cell_props and self.cell_props["vMerge"] in (None, "continue"):
+            # python-docx reads a continued vertical merge as the cell that starts it.
+            text = self.column_text.get(self.offset, "")
+        else:
+            text = " ".join(p.strip() for p in self.cell_paras if p.strip())
+            self.column_text[self.offset] = text
+        self.row.append(text)
+        self.offset += span
+
+    def _add_line(self, text: str) -> None:
+        if text:
+            self.lines.append(text)
+
+    def _drop(self, elem: ET.Element) -> None:
+        self.tags.pop()
+        self.elems.pop()
+        elem.clear()
+        if self.elems and len(self.elems[-1]):
+            del self.elems[-1][-1]  # the element just ended is its parent's last child
+
+
+def _int(raw, default: int) -> int:
+    return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) < 6 else default
+
+
+def _main_part(archive: zipfile.ZipFile) -> str:
+    """The name of the main document part, from the package relationships."""
+    try:
+        with archive.open("_rels/.rels") as stream:
+            rels = stream.read(256 * 1024)
+        for rel in ET.fromstring(rels):
+            if rel.get("Type") == _MAIN_REL and rel.get("Target"):
+                return rel.get("Target").lstrip("/")
+    except (KeyError, ET.ParseError):
+        pass
+    return "word/document.xml"
+
+
+def _stream_lines(archive: zipfile.ZipFile, max_chars: int, max_xml: int) -> list[str]:
+    """Parse the main part chunk by chunk; stop at the character budget or the byte ceiling."""
+    extractor = _Extractor(max_chars)
+    parser = ET.XMLPullParser(events=("start", "end"))
+    read = 0
+    with archive.open(_main_part(archive)) as stream:
+        while chunk := stream.read(CHUNK):
+            read += len(chunk)
+            if read > max_xml:
+                raise _TooLarge(f"该文档的内容结构过于庞大（正文部分超过{max_xml // 1024 // 1024}MB），无法导入。"
+                                "请在 Word 或 WPS 中清除格式或拆分文档后再试。")
+            parser.feed(chunk)
+            for event, elem in parser.read_events():
+                getattr(extractor, event)(elem)
+        parser.close()
+        for event, elem in parser.read_events():
+            getattr(extractor, event)(elem)
+    return extractor.lines
+
+
+def _check_package(data: bytes, filename: str) -> None:
     name = (filename or "").lower()
     if name.endswith((".doc", ".wps")):
         raise DomainError("暂不支持旧版 .doc/.wps 格式。请在 Word 或 WPS 中“另存为” .docx 格式后再上传。")
@@ -57,29 +188,28 @@ def docx_to_text(data: bytes, filename: str = "") -> str:
     if len(data) > MAX_BYTES:
         raise DomainError(f"文件过大（{len(data) // 1024 // 1024}MB），请上传不超过{MAX_BYTES // 1024 // 1024}MB的 .docx 文件。")
     if not zipfile.is_zipfile(io.BytesIO(data)):
-        raise DomainError("该文件不是有效的 .docx 文档。请在 Word 或 WPS 中“另存为” .docx 格式后再上传。")
+        raise DomainError(NOT_DOCX)
+
+
+def docx_to_text(data: bytes, filename: str = "") -> str:
+    """Return the text of a .docx file.
+
+    :raise DomainError: not a .docx, unreadable, too large, over the text budget, or without any text.
+    """
+    _check_package(data, filename)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            unpacked = sum(item.file_size for item in archive.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError):
-        raise DomainError("该文件不是有效的 .docx 文档。请在 Word 或 WPS 中“另存为” .docx 格式后再上传。") from None
-    if unpacked > MAX_UNPACKED_BYTES:
-        raise DomainError(f"该文档解压后超过{MAX_UNPACKED_BYTES // 1024 // 1024}MB，无法导入。"
-                          "请删除其中的大图片或拆分文档后再试。")
-    try:
-        import docx
-
-        document = docx.Document(io.BytesIO(data))
-    except Exception:  # noqa: BLE001 - any parse failure means the same thing to the user
-        raise DomainError("无法读取该文档，文件可能已损坏或不是 Word/WPS 文档。请另存为 .docx 后再试。") from None
-    lines = []
-    for block in _iter_blocks(document):
-        if hasattr(block, "rows"):
-            lines.extend(_table_lines(block))
-        else:
-            text = block.text.replace("\u3000", " ").strip()
-            if text:
-                lines.append(text)
+            if sum(item.file_size for item in archive.infolist()) > MAX_UNPACKED_BYTES:
+                raise DomainError(f"该文档解压后超过{MAX_UNPACKED_BYTES // 1024 // 1024}MB，无法导入。"
+                                  "请删除其中的大图片或拆分文档后再试。")
+            lines = _stream_lines(archive, _setting("DOCX_IMPORT_MAX_CHARS", DEFAULT_MAX_CHARS),
+                                  _setting("DOCX_IMPORT_MAX_XML_BYTES", DEFAULT_MAX_XML_BYTES))
+    except _TooLarge as exc:
+        raise DomainError(str(exc)) from None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        raise DomainError(NOT_DOCX) from None
+    except (KeyError, ET.ParseError, RuntimeError, zipfile.LargeZipFile, NotImplementedError):
+        raise DomainError(UNREADABLE) from None
     text = "\n".join(lines)
     if not text.strip():
         raise DomainError("文档中没有可导入的文字（图片和文本框中的文字无法导入）。")
