@@ -123,3 +123,29 @@ def previous_values(contribution) -> dict:
         select(Indicator.code, IndicatorValue.value).join(IndicatorValue, IndicatorValue.indicator_id == Indicator.id)
         .where(IndicatorValue.contribution_id == prev.id))
     return {code: Decimal(value) for code, value in rows if value is not None}
+
+
+def previous_section_material(contribution) -> list:
+    """Last year's approved contributions of the same section (matched by section code), every unit on
+    it, lead units first. Only this section: a liaison reads last year's material of the sections its
+    unit works on this year, nothing else."""
+    from ..models import Assignment, Contribution, Section, Unit
+
+    prev = previous_cycle(contribution.cycle)
+    if prev is None:
+        return []
+    return list(db.session.scalars(
+        select(Contribution).join(Section, Contribution.section_id == Section.id)
+        .join(Assignment, Assignment.id == Contribution.assignment_id)
+        .join(Unit, Unit.id == Contribution.unit_id)
+        .where(Contribution.cycle_id == prev.id, Section.code == contribution.section.code,
+               Contribution.state == "approved")
+        # 'lead' sorts before 'support'
+        .order_by(Assignment.role, Unit.sort_order, Unit.id)))
+
+
+def approved_snapshot(contribution) -> dict:
+    """The values as approved (the last revision's snapshot), by indicator code, as submitted text."""
+    revisions = contribution.revisions
+    data = (revisions[-1].data or {}) if revisions else {}
+    return dict(data.get("figures") or {})

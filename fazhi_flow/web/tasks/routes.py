@@ -107,12 +107,40 @@ def _render_editor(contribution: Contribution, form: EditorForm, *, conflict: st
         "tasks/edit.html", c=contribution, form=form, editable=can_edit_contribution(current_user, contribution),
         conflict=conflict, error=error, logs=logs, latest_decision=latest_decision, quoted=quoted,
         fig=_figures(contribution), extension=_extension(contribution),
-        others=other_units_on_section(contribution), version_form=VersionForm(),
+        others=other_units_on_section(contribution), last_year=_last_year(contribution), version_form=VersionForm(),
         allowed_files=attachment_service.ALLOWED_TEXT,
         max_file=attachment_service.human_size(attachment_service.max_bytes()),
         can_submit=can_fire(current_user, contribution, "submit"),
         can_recall=can_fire(current_user, contribution, "recall"),
     ), status
+
+
+def _last_year(contribution: Contribution) -> list[dict]:
+    """Last year's approved material of this section, every unit on it, with the numbers printed as
+    approved; the unit's own values listed too. Read-only, beside the draft."""
+    from ...figures import yoy
+
+    renderer = bound_text.current()
+    items = []
+    for prev in yoy.previous_section_material(contribution):
+        snapshot = yoy.approved_snapshot(prev)
+        text = renderer.text(prev, prev.body, snapshot)
+        own = prev.unit_id == contribution.unit_id
+        items.append({"c": prev, "own": own, "paragraphs": [p.strip() for p in text.splitlines() if p.strip()],
+                      "figures": _snapshot_rows(prev, snapshot) if own else []})
+    return items
+
+
+def _snapshot_rows(contribution: Contribution, snapshot: dict) -> list[tuple[str, str, str]]:
+    """(name, value, measure) of the approved values, in the indicators' order."""
+    from ...models.indicator import Indicator
+
+    if not snapshot:
+        return []
+    indicators = db.session.scalars(select(Indicator).where(
+        Indicator.cycle_id == contribution.cycle_id, Indicator.code.in_(list(snapshot)))
+        .order_by(Indicator.position, Indicator.id))
+    return [(i.name, snapshot[i.code], i.measure or "") for i in indicators if snapshot[i.code] not in (None, "")]
 
 
 def _figures(contribution: Contribution):
