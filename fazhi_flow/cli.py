@@ -209,6 +209,11 @@ def transition_command(username, contribution_id, cycle_arg, comment, event):
         db.session.rollback()
         _fail(f"操作被拒绝：{exc.message}", 1)
     click.echo(f"已执行“{event_label}”（{event}），当前状态：{label}。")
+    if cycle_arg is not None and event == "open":
+        from .services.stuck import stuck_messages
+
+        for line in stuck_messages(target):
+            click.secho(f"警告：{line}", fg="yellow", err=True)
 
 
 @fazhi.command("diagrams")

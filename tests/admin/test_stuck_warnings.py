@@ -111,3 +111,22 @@ def test_pages_warn(client, db, factory):
     for url in urls:
         assert "无人能办理" not in client.get(url).get_data(as_text=True), url
     assert [x.kind for x in stuck_warnings(w.cycle)] == []
+
+
+def test_opening_anyway_repeats_the_warning(client, db, factory):
+    w = factory.world(state="setup")
+    w.section.reviewers = [w.own_unit_reviewer]
+    db.session.commit()
+    login(client, w.admin)
+    page = client.post(f"/admin/cycles/{w.cycle.id}/open", follow_redirects=True).get_data(as_text=True)
+    assert "已开始征集" in page and "仍有1项材料无人能办理" in page and "不能审核本单位的材料" in page
+
+
+def test_cli_open_prints_the_warnings(runner, db, factory):
+    w = factory.world(state="setup")
+    w.section.reviewers = [w.own_unit_reviewer]
+    db.session.commit()
+    result = runner.invoke(args=["fazhi", "transition", "--user", w.admin.username, "--cycle", str(w.cycle.id),
+                                 "open"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "警告" in result.output and "严格规范执法" in result.output

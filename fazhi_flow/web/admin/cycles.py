@@ -234,6 +234,9 @@ def cycle_open(cycle_id):
             flash_refusal(exc)
         else:
             flash("已开始征集，各单位联络员已收到填报通知。", "success")
+            stuck = stuck_warnings(cycle)
+            if stuck:
+                flash(f"仍有{len(stuck)}项材料无人能办理（见下方提示），请尽快指定审核人或添加账号。", "warning")
             return redirect(url_for(".cycle", cycle_id=cycle.id), code=303)
         cycle = get_or_404(ReportCycle, cycle_id)
     return render_template("admin/cycle_open.html", cycle=cycle, form=form, summary=_open_summary(cycle),
