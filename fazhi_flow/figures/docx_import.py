@@ -1,8 +1,8 @@
 """Read a .docx draft (saved by Word or WPS) into plain text: paragraphs in document order, each table
 row as one line of cells joined by " | ".
 
-The main part (word/document.xml) is read as a stream with an incremental XML parser and every element
-is dropped once handled, so memory stays flat however large the document is. Reading stops as soon as
+The main part (word/document.xml) is read as a stream by expat's callbacks, without building an
+element tree, so memory stays flat however large the document is. Reading stops as soon as
 the extracted text passes a character budget (config DOCX_IMPORT_MAX_CHARS) or the XML read passes a
 byte ceiling (DOCX_IMPORT_MAX_XML_BYTES): a small file that unpacks to a huge document (many empty runs)
 costs a bounded amount of work instead of minutes and gigabytes.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import zipfile
 import xml.etree.ElementTree as ET
+from xml.parsers import expat
 
 from flask import current_app, has_app_context
 
@@ -27,7 +28,8 @@ DEFAULT_MAX_XML_BYTES = 16 * 1024 * 1024
 CHUNK = 64 * 1024
 CELL_SEPARATOR = " | "
 
-_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+# Attribute names as expat reports them with namespace_separator="}".
+_W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _MAIN_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"
 _RUN_TEXT = {"tab": "\t", "ptab": "\t", "cr": "\n", "noBreakHyphen": "-"}
 # Paths from the root: body paragraphs, and paragraphs directly in the cells of body tables
@@ -52,63 +54,73 @@ def _setting(name: str, default: int) -> int:
 
 
 class _Extractor:
-    """Collects the lines of the document from parser events, dropping elements once handled."""
+    """Collects the lines of the document from expat callbacks; no element tree is ever built."""
 
     def __init__(self, max_chars: int):
         self.max_chars, self.chars = max_chars, 0
         self.tags: list[str] = []
-        self.elems: list[ET.Element] = []
         self.lines: list[str] = []
         self.para: list[str] | None = None
+        self.text: list[str] | None = None  # the characters of the w:t being read
         self.cell_paras: list[str] = []
         self.cell_props: dict = {}
         self.row: list[str] = []
         self.offset = 0
         self.column_text: dict[int, str] = {}  # root text of vertically merged cells by grid column
 
-    def start(self, elem: ET.Element) -> None:
-        tag = elem.tag.rpartition("}")[2]
+    def start(self, name: str, attrs: dict) -> None:
+        tag = name.rpartition("}")[2]
         self.tags.append(tag)
-        self.elems.append(elem)
-        path = tuple(self.tags)
-        if path in (_BODY_P, _CELL_P):
+        depth = len(self.tags)
+        if depth in (3, 6) and tag == "p" and tuple(self.tags) in (_BODY_P, _CELL_P):
             self.para = []
-        elif path == _ROW:
+        elif self.para is not None and self._in_run():
+            self._run_content(tag, attrs)
+        elif depth == 4 and tag == "tr" and tuple(self.tags) == _ROW:
             self.row, self.offset = [], 0
-        elif path == _CELL:
+        elif depth == 5 and tag == "tc" and tuple(self.tags) == _CELL:
             self.cell_paras, self.cell_props = [], {}
+        elif depth == 7 and tag in ("gridSpan", "vMerge") and tuple(self.tags[:6]) == _CELL + ("tcPr",):
+            self.cell_props[tag] = attrs.get(_W + "val")
+        elif depth == 6 and tag == "gridBefore" and tuple(self.tags[:5]) == _ROW + ("trPr",):
+            self.offset = _int(attrs.get(_W + "val"), 0)
 
-    def end(self, elem: ET.Element) -> None:
-        path = tuple(self.tags)
-        if self.para is not None and self._in_run(path):
-            self._run_content(path[-1], elem)
-        elif path == _BODY_P:
-            self._add_line(self._close_para().replace("\u3000", " ").strip())
-        elif path == _CELL_P:
-            self.cell_paras.append(self._close_para())
-        elif len(path) == 7 and path[:6] == _CELL + ("tcPr",) and path[6] in ("gridSpan", "vMerge"):
-            self.cell_props[path[6]] = elem.get(_W + "val")
-        elif len(path) == 6 and path[:5] == _ROW + ("trPr",) and path[5] == "gridBefore":
-            self.offset = _int(elem.get(_W + "val"), 0)
-        elif path == _CELL:
+    def end(self, name: str) -> None:
+        depth = len(self.tags)
+        if self.text is not None and self.tags[-1] == "t":
+            self._add_piece("".join(self.text))
+            self.text = None
+        elif depth in (3, 6) and self.tags[-1] == "p" and self.para is not None:
+            path = tuple(self.tags)
+            if path == _BODY_P:
+                self._add_line(self._close_para().replace("\u3000", " ").strip())
+            elif path == _CELL_P:
+                self.cell_paras.append(self._close_para())
+        elif depth == 5 and tuple(self.tags) == _CELL:
             self._close_cell()
-        elif path == _ROW:
-            if any(self.row):
-                self._add_line(CELL_SEPARATOR.join(self.row))
-        self._drop(elem)
+        elif depth == 4 and tuple(self.tags) == _ROW and any(self.row):
+            self._add_line(CELL_SEPARATOR.join(self.row))
+        self.tags.pop()
 
-    def _in_run(self, path: tuple) -> bool:
-        depth = len(_BODY_P) if path[:3] == _BODY_P else len(_CELL_P)
-        inner = path[depth:]
-        return inner[:1] == ("r",) and len(inner) == 2 or inner[:2] == ("hyperlink", "r") and len(inner) == 3
+    def chars_of(self, data: str) -> None:
+        if self.text is not None:
+            self.text.append(data)
 
-    def _run_content(self, tag: str, elem: ET.Element) -> None:
+    def _in_run(self) -> bool:
+        """Whether the element just started is a direct child of a run of the paragraph being read."""
+        base = len(_BODY_P) if self.tags[2] == "p" else len(_CELL_P)
+        inner = self.tags[base:]
+        return (len(inner) == 2 and inner[0] == "r") or (len(inner) == 3 and inner[:2] == ["hyperlink", "r"])
+
+    def _run_content(self, tag: str, attrs: dict) -> None:
         if tag == "t":
-            piece = elem.text or ""
+            self.text = []
         elif tag == "br":
-            piece = "\n" if elem.get(_W + "type", "textWrapping") == "textWrapping" else ""
+            self._add_piece("\n" if attrs.get(_W + "type", "textWrapping") == "textWrapping" else "")
         else:
-            piece = _RUN_TEXT.get(tag, "")
+            self._add_piece(_RUN_TEXT.get(tag, ""))
+
+    def _add_piece(self, piece: str) -> None:
         if piece:
             self.chars += len(piece)
             if self.chars > self.max_chars:
@@ -134,13 +146,6 @@ class _Extractor:
         if text:
             self.lines.append(text)
 
-    def _drop(self, elem: ET.Element) -> None:
-        self.tags.pop()
-        self.elems.pop()
-        elem.clear()
-        if self.elems and len(self.elems[-1]):
-            del self.elems[-1][-1]  # the element just ended is its parent's last child
-
 
 def _int(raw, default: int) -> int:
     return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) < 6 else default
@@ -162,7 +167,11 @@ def _main_part(archive: zipfile.ZipFile) -> str:
 def _stream_lines(archive: zipfile.ZipFile, max_chars: int, max_xml: int) -> list[str]:
     """Parse the main part chunk by chunk; stop at the character budget or the byte ceiling."""
     extractor = _Extractor(max_chars)
-    parser = ET.XMLPullParser(events=("start", "end"))
+    parser = expat.ParserCreate(namespace_separator="}")
+    parser.buffer_text = True
+    parser.StartElementHandler = extractor.start
+    parser.EndElementHandler = extractor.end
+    parser.CharacterDataHandler = extractor.chars_of
     read = 0
     with archive.open(_main_part(archive)) as stream:
         while chunk := stream.read(CHUNK):
@@ -170,12 +179,8 @@ def _stream_lines(archive: zipfile.ZipFile, max_chars: int, max_xml: int) -> lis
             if read > max_xml:
                 raise _TooLarge(f"该文档的内容结构过于庞大（正文部分超过{max_xml // 1024 // 1024}MB），无法导入。"
                                 "请在 Word 或 WPS 中清除格式或拆分文档后再试。")
-            parser.feed(chunk)
-            for event, elem in parser.read_events():
-                getattr(extractor, event)(elem)
-        parser.close()
-        for event, elem in parser.read_events():
-            getattr(extractor, event)(elem)
+            parser.Parse(chunk, False)
+        parser.Parse(b"", True)
     return extractor.lines
 
 
@@ -208,7 +213,7 @@ def docx_to_text(data: bytes, filename: str = "") -> str:
         raise DomainError(str(exc)) from None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         raise DomainError(NOT_DOCX) from None
-    except (KeyError, ET.ParseError, RuntimeError, zipfile.LargeZipFile, NotImplementedError):
+    except (KeyError, ET.ParseError, expat.ExpatError, RuntimeError, zipfile.LargeZipFile, NotImplementedError):
         raise DomainError(UNREADABLE) from None
     text = "\n".join(lines)
     if not text.strip():
