@@ -7,6 +7,7 @@ from the ``DOCX_FONTS`` setting.
 from __future__ import annotations
 
 import io
+from datetime import datetime
 
 from docx import Document
 from docx.enum.table import WD_CELL_VERTICAL_ALIGNMENT, WD_TABLE_ALIGNMENT
@@ -15,10 +16,11 @@ from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Mm, Pt, Twips
 
+from ..timeutil import utcnow
 from .document import APPENDIX_TITLE, ReportDocument
-from .layout import (BODY_PT, CHARS_PER_LINE, LINE_PITCH_TWIPS, MARGIN_BOTTOM_MM, MARGIN_LEFT_MM,
-                     MARGIN_RIGHT_MM, MARGIN_TOP_MM, PAGE_HEIGHT_MM, PAGE_NUMBER_GAP_MM, PAGE_NUMBER_PT,
-                     PAGE_WIDTH_MM, TABLE_WIDTHS_MM, TEXT_WIDTH_MM, TITLE_PT, mm_to_pt)
+from .layout import (BODY_PT, CHAR_PT, CHAR_SPACING_TWIPS, LINE_PITCH_TWIPS, MARGIN_BOTTOM_MM,
+                     MARGIN_LEFT_MM, MARGIN_RIGHT_MM, MARGIN_TOP_MM, PAGE_HEIGHT_MM, PAGE_NUMBER_GAP_MM,
+                     PAGE_NUMBER_PT, PAGE_WIDTH_MM, TABLE_WIDTHS_MM, TITLE_PT, closing_block)
 
 DEFAULT_FONTS = {
     "title": "方正小标宋简体",
@@ -38,12 +40,6 @@ TABLE_ALIGN = (WD_ALIGN_PARAGRAPH.CENTER, WD_ALIGN_PARAGRAPH.LEFT, WD_ALIGN_PARA
                WD_ALIGN_PARAGRAPH.CENTER, WD_ALIGN_PARAGRAPH.RIGHT)
 
 
-def char_space() -> int:
-    """``w:charSpace`` for 28 characters to the line: the pitch minus 16 pt, in 1/4096 pt."""
-    pitch = mm_to_pt(TEXT_WIDTH_MM) / CHARS_PER_LINE
-    return round((pitch - BODY_PT) * 4096)
-
-
 def set_fonts(rpr_owner, name: str) -> None:
     """Name ``name`` for every script slot of a run or style, the East Asian one included."""
     rpr = rpr_owner.get_or_add_rPr()
@@ -59,13 +55,51 @@ def set_fonts(rpr_owner, name: str) -> None:
     fonts.set(qn("w:hint"), "eastAsia")
 
 
-def _run(paragraph, text: str, font: str, size: float):
+# The order of w:pPr's children in the schema (CT_PPr); Word refuses a file that breaks it.
+PPR_ORDER = ("pStyle", "keepNext", "keepLines", "pageBreakBefore", "framePr", "widowControl", "numPr",
+             "suppressLineNumbers", "pBdr", "shd", "tabs", "suppressAutoHyphens", "kinsoku", "wordWrap",
+             "overflowPunct", "topLinePunct", "autoSpaceDE", "autoSpaceDN", "bidi", "adjustRightInd",
+             "snapToGrid", "spacing", "ind", "contextualSpacing", "mirrorIndents", "suppressOverlap", "jc",
+             "textDirection", "textAlignment", "textboxTightWrap", "outlineLvl", "divId", "cnfStyle",
+             "rPr", "sectPr", "pPrChange")
+
+
+def _ppr_flag(paragraph, name: str, value: str) -> None:
+    """Add ``w:<name> w:val=value`` to a paragraph's properties in its schema place."""
+    element = OxmlElement(f"w:{name}")
+    element.set(qn("w:val"), value)
+    later = PPR_ORDER[PPR_ORDER.index(name) + 1:]
+    paragraph._p.get_or_add_pPr().insert_element_before(element, *(f"w:{tag}" for tag in later))
+
+
+def _char_spacing(rpr_owner, twips: int) -> None:
+    """Set ``w:spacing`` (character spacing, in twips) on a run or style, replacing any earlier value."""
+    rpr = rpr_owner.get_or_add_rPr()
+    for old in rpr.findall(qn("w:spacing")):
+        rpr.remove(old)
+    spacing = OxmlElement("w:spacing")
+    spacing.set(qn("w:val"), str(twips))
+    # CT_RPr's schema order puts w:spacing before w:w, w:kern, w:position, w:sz …
+    following = [rpr.find(qn(tag)) for tag in ("w:w", "w:kern", "w:position", "w:sz", "w:szCs",
+                                                "w:highlight", "w:u", "w:effect", "w:lang")]
+    following = [el for el in following if el is not None]
+    if following:
+        following[0].addprevious(spacing)
+    else:
+        rpr.append(spacing)
+
+
+def _run(paragraph, text: str, font: str, size: float, spacing: int | None = None):
+    """A run of ``text``; ``spacing`` (twips) overrides the body's character spacing (the table and the
+    page numbers are not on the 28-character measure)."""
     run = paragraph.add_run(text)
     set_fonts(run._r, font)
     run.font.size = Pt(size)
     szcs = OxmlElement("w:szCs")
     szcs.set(qn("w:val"), str(int(size * 2)))
     run._r.get_or_add_rPr().append(szcs)
+    if spacing is not None:
+        _char_spacing(run._r, spacing)
     return run
 
 
@@ -98,6 +132,7 @@ def _setup_styles(doc, fonts: dict) -> None:
     normal = doc.styles["Normal"]
     set_fonts(normal.element, fonts["body"])
     normal.font.size = Pt(BODY_PT)
+    _char_spacing(normal.element, CHAR_SPACING_TWIPS)
     fmt = normal.paragraph_format
     fmt.line_spacing_rule = WD_LINE_SPACING.EXACTLY
     fmt.line_spacing = Twips(LINE_PITCH_TWIPS)
@@ -123,9 +158,13 @@ def _setup_page(doc) -> None:
     if grid is None:
         grid = OxmlElement("w:docGrid")
         sect_pr.append(grid)
-    grid.set(qn("w:type"), "linesAndChars")
+    # A grid of lines only: 22 lines of 579 twips. The 28 characters come from the character spacing of
+    # the Normal style (CHAR_SPACING_TWIPS), which Word, WPS and LibreOffice all apply the same way. A
+    # character grid (type "linesAndChars" with w:charSpace) is read differently: LibreOffice takes
+    # Word's charSpace for 28 characters as two grid cells per character and sets 14 to the line.
+    grid.set(qn("w:type"), "lines")
     grid.set(qn("w:linePitch"), str(LINE_PITCH_TWIPS))
-    grid.set(qn("w:charSpace"), str(char_space()))
+    grid.attrib.pop(qn("w:charSpace"), None)
     # Odd pages and even pages have their own footers (w:evenAndOddHeaders in settings).
     doc.settings.odd_and_even_pages_header_footer = True
 
@@ -143,14 +182,12 @@ def _page_number(footer, fonts: dict, align) -> None:
     else:
         fmt.left_indent = PAGE_NUMBER_INDENT
     _exact(paragraph, FOOTER_LINE_PT * 20)
-    snap = OxmlElement("w:snapToGrid")
-    snap.set(qn("w:val"), "0")
-    paragraph._p.get_or_add_pPr().append(snap)
+    _no_grid(paragraph)
     font, size = fonts["page_number"], PAGE_NUMBER_PT
-    _run(paragraph, "— ", font, size)
+    _run(paragraph, "— ", font, size, 0)
     for kind, text in (("begin", None), ("instr", " PAGE "), ("separate", None), ("text", "1"),
                        ("end", None)):
-        run = _run(paragraph, "", font, size)
+        run = _run(paragraph, "", font, size, 0)
         if kind == "instr":
             instr = OxmlElement("w:instrText")
             instr.set(qn("xml:space"), "preserve")
@@ -162,7 +199,7 @@ def _page_number(footer, fonts: dict, align) -> None:
             fld = OxmlElement("w:fldChar")
             fld.set(qn("w:fldCharType"), kind)
             run._r.append(fld)
-    _run(paragraph, " —", font, size)
+    _run(paragraph, " —", font, size, 0)
 
 
 def _paragraph(doc, indent=True, align=WD_ALIGN_PARAGRAPH.JUSTIFY):
@@ -175,10 +212,8 @@ def _paragraph(doc, indent=True, align=WD_ALIGN_PARAGRAPH.JUSTIFY):
 
 
 def _no_grid(paragraph) -> None:
-    """Keep a table paragraph off the page's character and line grid (its text is smaller)."""
-    snap = OxmlElement("w:snapToGrid")
-    snap.set(qn("w:val"), "0")
-    paragraph._p.get_or_add_pPr().append(snap)
+    """Keep a paragraph of smaller text (table, page number) off the page's line grid."""
+    _ppr_flag(paragraph, "snapToGrid", "0")
 
 
 def _appendix(doc, document: ReportDocument, fonts: dict) -> None:
@@ -217,11 +252,55 @@ def _appendix(doc, document: ReportDocument, fonts: dict) -> None:
             fmt.alignment = WD_ALIGN_PARAGRAPH.CENTER if r == 0 else TABLE_ALIGN[c]
             _exact(paragraph, TABLE_LINE_TWIPS)
             _no_grid(paragraph)
-            _run(paragraph, value, fonts["heading1"] if r == 0 else fonts["body"], TABLE_PT)
+            _run(paragraph, value, fonts["heading1"] if r == 0 else fonts["body"], TABLE_PT, 0)
 
 
-def render_docx(document: ReportDocument, fonts: dict | None = None) -> bytes:
-    """Write the report as a DOCX file and return its bytes."""
+def _closing(doc, document: ReportDocument, fonts: dict) -> None:
+    """The issuing bodies and the date, placed as :func:`layout.closing_block` says (GB/T 9704 7.3.5.2)."""
+    lines = closing_block(document.issuers, document.issue_date_text)
+    if not lines:
+        return
+    _paragraph(doc)  # one blank line above the issuing bodies
+    for line in lines:
+        right = line.side == "right"
+        paragraph = _paragraph(doc, indent=False,
+                               align=WD_ALIGN_PARAGRAPH.RIGHT if right else WD_ALIGN_PARAGRAPH.LEFT)
+        fmt = paragraph.paragraph_format
+        if right:
+            fmt.right_indent = Pt(line.chars * CHAR_PT)
+        else:
+            fmt.left_indent = Pt(line.chars * CHAR_PT)
+            _no_autospace(paragraph)
+        fmt.keep_with_next = line is not lines[-1]
+        _run(paragraph, line.text, fonts["body"], BODY_PT)
+
+
+def _no_autospace(paragraph) -> None:
+    """No extra space between Chinese characters and numerals (Word adds it by default), so the date is
+    as wide as :func:`layout.width_chars` counts it. LibreOffice 7.4 ignores these flags."""
+    _ppr_flag(paragraph, "autoSpaceDE", "0")
+    _ppr_flag(paragraph, "autoSpaceDN", "0")
+
+
+def _core_properties(doc, document: ReportDocument, published_at: datetime | None) -> None:
+    """Title, author (the issuing bodies) and times: the publication time, not the template's 2013."""
+    when = published_at or utcnow()
+    props = doc.core_properties
+    props.title = document.title
+    props.language = "zh-CN"
+    props.author = props.last_modified_by = "、".join(document.issuers)
+    props.created = props.modified = when.replace(microsecond=0)
+    props.revision = 1
+    props.comments = props.subject = props.keywords = props.category = ""
+
+
+def render_docx(document: ReportDocument, fonts: dict | None = None,
+                published_at: datetime | None = None) -> bytes:
+    """Write the report as a DOCX file and return its bytes.
+
+    ``published_at`` (naive UTC) becomes the file's created and modified time; a draft gets the time
+    it is rendered.
+    """
     fonts = {**DEFAULT_FONTS, **(fonts or {})}
     doc = Document()
     _setup_styles(doc, fonts)
@@ -229,9 +308,7 @@ def render_docx(document: ReportDocument, fonts: dict | None = None) -> bytes:
     section = doc.sections[0]
     _page_number(section.footer, fonts, WD_ALIGN_PARAGRAPH.RIGHT)
     _page_number(section.even_page_footer, fonts, WD_ALIGN_PARAGRAPH.LEFT)
-    doc.core_properties.title = document.title
-    doc.core_properties.language = "zh-CN"
-    doc.core_properties.author = "、".join(document.issuers)
+    _core_properties(doc, document, published_at)
 
     title = _paragraph(doc, indent=False, align=WD_ALIGN_PARAGRAPH.CENTER)
     _run(title, document.title, fonts["title"], TITLE_PT)
@@ -256,14 +333,7 @@ def render_docx(document: ReportDocument, fonts: dict | None = None) -> bytes:
     if document.has_appendix:
         _paragraph(doc)  # the attachment note: a blank line below the body, two characters in
         _run(_paragraph(doc), document.appendix_note, fonts["body"], BODY_PT)
-    closing = document.closing_lines()
-    if closing:
-        _paragraph(doc)  # one blank line above the issuing bodies
-        for line in closing:
-            paragraph = _paragraph(doc, indent=False, align=WD_ALIGN_PARAGRAPH.RIGHT)
-            paragraph.paragraph_format.right_indent = INDENT
-            paragraph.paragraph_format.keep_with_next = line != closing[-1]
-            _run(paragraph, line, fonts["body"], BODY_PT)
+    _closing(doc, document, fonts)
 
     if document.has_appendix:
         _appendix(doc, document, fonts)

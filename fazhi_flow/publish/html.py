@@ -8,8 +8,9 @@ from __future__ import annotations
 from markupsafe import escape
 
 from .document import APPENDIX_TITLE, ReportDocument
-from .layout import (CHARS_PER_LINE, LINE_PITCH_PT, MARGIN_BOTTOM_MM, MARGIN_LEFT_MM, MARGIN_RIGHT_MM,
-                     MARGIN_TOP_MM, PAGE_NUMBER_GAP_MM, TABLE_WIDTHS_MM, TEXT_WIDTH_MM, mm_to_pt)
+from .layout import (CHAR_PT, CHARS_PER_LINE, CLOSING_RIGHT_CHARS, DATE_SHIFT_CHARS, LINE_PITCH_PT,
+                     MARGIN_BOTTOM_MM, MARGIN_LEFT_MM, MARGIN_RIGHT_MM, MARGIN_TOP_MM, PAGE_NUMBER_GAP_MM,
+                     TABLE_WIDTHS_MM, TEXT_WIDTH_MM, mm_to_pt)
 
 GENERIC = {"heading1": "sans-serif"}
 FONT_KEYS = ("title", "body", "heading1", "heading2", "page_number")
@@ -41,6 +42,9 @@ def report_css(stacks: dict[str, str]) -> str:
     # 28 characters to the line: shrink each character's advance to fit the text block, with a little
     # slack because the layout engine rounds advances (29 characters would need -0.75 pt).
     spacing = round(mm_to_pt(TEXT_WIDTH_MM) / CHARS_PER_LINE - 16 - 0.05, 3)
+    # The closing block (GB/T 9704-2012 7.3.5.2): two characters in from the right margin, the date
+    # two characters right of the issuing bodies' start.
+    closing_right, date_shift = CLOSING_RIGHT_CHARS * CHAR_PT, DATE_SHIFT_CHARS * CHAR_PT
     return f"""
 @page {{
   size: A4;
@@ -74,8 +78,11 @@ def report_css(stacks: dict[str, str]) -> str:
 }}
 .gw-report .gw-l1 {{ font-family: {stacks['heading1']}; }}
 .gw-report h3.gw-l2, .gw-report .gw-l2 .gw-hd {{ font-family: {stacks['heading2']}; }}
-.gw-report .gw-closing {{ margin-top: {pitch}; }}
-.gw-report .gw-closing p {{ text-indent: 0; text-align: right; padding-right: 2em; }}
+.gw-report .gw-closing {{ margin-top: {pitch}; break-inside: avoid; page-break-inside: avoid; }}
+.gw-report .gw-sign {{ display: table; margin: 0 {closing_right}pt 0 auto; }}
+.gw-report .gw-issuers {{ display: table; }}
+.gw-report .gw-closing p {{ text-indent: 0; text-align: right; white-space: nowrap; }}
+.gw-report .gw-closing p.gw-date {{ text-align: left; padding-left: {date_shift}pt; }}
 .gw-report p.gw-attach-note {{ margin-top: {pitch}; }}
 .gw-report .gw-appendix {{ break-before: page; page-break-before: always; }}
 .gw-report .gw-appendix .gw-attach-label {{ font-family: {stacks['heading1']}; text-indent: 0; }}
@@ -129,15 +136,31 @@ def render_article(document: ReportDocument) -> str:
                 out.append(f"<p>{escape(text)}</p>")
     if document.has_appendix:
         out.append(f'<p class="gw-attach-note">{escape(document.appendix_note)}</p>')
-    closing = document.closing_lines()
-    if closing:
-        out.append('<div class="gw-closing">')
-        out.extend(f"<p>{escape(line)}</p>" for line in closing)
-        out.append("</div>")
+    out.extend(render_closing(document))
     if document.has_appendix:
         out.append(render_appendix(document))
     out.append("</article>")
     return "\n".join(out)
+
+
+def render_closing(document: ReportDocument) -> list[str]:
+    """The issuing bodies and the date (GB/T 9704-2012 7.3.5.2, see :func:`layout.closing_block`).
+
+    Placed by the stylesheet alone (the application's CSP forbids style attributes): ``gw-sign``
+    shrinks to the wider of the issuing bodies and the date (two characters in), so the renderer's own
+    glyph widths decide, and it sits two characters in from the right margin.
+    """
+    if not document.issuers and not document.issue_date:
+        return []
+    out = ['<div class="gw-closing">', '<div class="gw-sign">']
+    if document.issuers:
+        out.append('<div class="gw-issuers">')
+        out.extend(f"<p>{escape(name)}</p>" for name in document.issuers)
+        out.append("</div>")
+    if document.issue_date:
+        out.append(f'<p class="gw-date">{escape(document.issue_date_text)}</p>')
+    out.extend(["</div>", "</div>"])
+    return out
 
 
 # Alignment of each appendix column: c centred, n a number (right), "" left.

@@ -7,7 +7,7 @@ from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_LINE_SPACING
 from docx.oxml.ns import qn
 from docx.shared import Pt
 
-from fazhi_flow.publish.docx import char_space, render_docx
+from fazhi_flow.publish.docx import render_docx
 from fazhi_flow.publish.merge import assemble
 
 FONTS = {
@@ -46,16 +46,7 @@ def test_page_setup_a4_and_text_block(docx_file):
     assert mm(section.page_height - section.top_margin - section.bottom_margin) == 225
 
 
-def test_grid_of_22_lines_and_28_characters(docx_file):
-    grid = docx_file.sections[0]._sectPr.find(qn("w:docGrid"))
-    assert grid.get(qn("w:type")) == "linesAndChars"
-    pitch = int(grid.get(qn("w:linePitch")))
-    assert pitch == 579
-    assert 22 * pitch / 20 <= 225 / 25.4 * 72 < 23 * pitch / 20   # 22 lines fit, a 23rd does not
-    space = int(grid.get(qn("w:charSpace")))
-    assert space == char_space()
-    char_pitch = 16 + space / 4096
-    assert 28 * char_pitch == pytest.approx(156 / 25.4 * 72, abs=0.1)
+# The line grid, the character spacing and the closing block: test_docx_layout.py.
 
 
 def test_title_22pt_centred_east_asian_font(docx_file):
@@ -141,17 +132,6 @@ def test_page_numbers_odd_right_even_left(docx_file):
     assert odd.paragraph_format.right_indent == Pt(14)       # one character in from the edge
     assert even.alignment == WD_ALIGN_PARAGRAPH.LEFT
     assert even.paragraph_format.left_indent == Pt(14)
-
-
-def test_closing_block_right_aligned_two_characters_in(docx_file):
-    last = docx_file.paragraphs[-3:]
-    assert [p.text for p in last] == ["中共示例区委员会", "示例区人民政府", "2025年1月6日"]
-    for paragraph in last:
-        assert paragraph.alignment == WD_ALIGN_PARAGRAPH.RIGHT
-        assert paragraph.paragraph_format.right_indent == Pt(32)
-        assert paragraph.paragraph_format.first_line_indent == Pt(0)
-        assert east_asia(paragraph.runs[0]) == "仿宋_GB2312"
-    assert docx_file.paragraphs[-4].text == ""   # one blank line above the issuing bodies
 
 
 def test_unapproved_material_absent(docx_file):

@@ -115,7 +115,8 @@ def test_html_print_stylesheet_and_structure(app, report):
     assert ('<p class="gw-runin gw-l2"><span class="gw-hd">（一）夯实制度根基，提升依法决策水平。</span>'
             "一是把牢决策法制审查关口。") in html
     assert '<p class="gw-opening">2024年，全区围绕' in html
-    assert '<div class="gw-closing">\n<p>中共示例区委员会</p>\n<p>示例区人民政府</p>\n<p>2025年1月6日</p>' in html
+    # The closing block's offsets: test_docx_layout.py.
+    assert '<div class="gw-issuers">\n<p>中共示例区委员会</p>\n<p>示例区人民政府</p>' in html
     assert "http" not in html.replace('xmlns', '')   # self-contained: nothing fetched
 
 
