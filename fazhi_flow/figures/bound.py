@@ -43,6 +43,11 @@ def _missing_marker(citation: Citation, names: dict | None) -> str:
     return f"【{'各单位' + name + '合计' if citation.is_sum else name}：未填报】"
 
 
+def _printed(value) -> str:
+    # A string is a placeholder for a value the reader may not see (figures.visibility), printed as is.
+    return value if isinstance(value, str) else format_number(value)
+
+
 def render_bound(text: str, values: dict, names: dict | None = None) -> str:
     """Replace each citation in ``text`` by its number.
 
@@ -55,7 +60,7 @@ def render_bound(text: str, values: dict, names: dict | None = None) -> str:
         value = values.get(citation.key)
         if value is None:
             return _missing_marker(citation, names)
-        return format_number(value)
+        return _printed(value)
 
     return CITATION.sub(replace, text or "")
 
@@ -72,7 +77,7 @@ def render_bound_html(text: str, values: dict, names: dict | None = None) -> Mar
                 _missing_marker(citation, names)))
         else:
             out.append(Markup('<span class="bound-number" title="{}">{}</span>').format(
-                citation.key, format_number(value)))
+                citation.key, _printed(value)))
         last = citation.end
     out.append(escape(text[last:]))
     return Markup("").join(out)

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from ..extensions import db
 from . import expr as E
 from .numbers import format_number
+from .visibility import PLACEHOLDER
 
 TOLERANCE = Decimal("0.005")  # for comparisons of computed quotients (rates)
 MAX_SUM_TERMS = 8  # per-unit terms shown in a sum before "等N个单位"
@@ -155,6 +156,24 @@ class RuleResult:
     explanation: str | None = None
     left: Decimal | None = None
     right: Decimal | None = None
+    # ids of every contribution whose figure enters the rule (bare or in a sum), and of those among
+    # them whose figure changed last when the rule failed: the unit that broke it is the one blocked.
+    inputs: set = field(default_factory=set)
+    breakers: set = field(default_factory=set)
+    note: str = ""  # for a failed rule over several units' figures: whose figure changed last
+
+    @property
+    def full_message(self) -> str:
+        return self.message + self.note
+
+    def concerns(self, contribution_id) -> bool:
+        return contribution_id in self.owners or contribution_id in self.inputs
+
+    def blocks(self, contribution_id) -> bool:
+        """Whether this result stops ``contribution_id``'s 提交审核."""
+        if not self.blocking:
+            return False
+        return contribution_id in (self.breakers or self.owners)
 
     @property
     def severity(self) -> str:
@@ -191,15 +210,25 @@ class _Val:
     text: str
     compound: bool = False
     divides: bool = False
+    hidden: bool = False  # part of it may not be shown to the reader: never print its result
 
 
 class _Evaluator:
-    def __init__(self, book: FigureBook, contribution, detail: bool):
+    def __init__(self, book: FigureBook, contribution, detail: bool, visibility=None):
         self.book = book
         self.contribution = contribution
         self.detail = detail
+        self.visibility = visibility
         self.owners: set[int] = set()
         self.missing: list[str] = []
+        self.rows: list[tuple] = []  # (contribution, indicator) of every figure read
+
+    def shown(self, source, ind, value) -> str | None:
+        """The number as the reader may see it, or None when it is hidden."""
+        if self.visibility is None or not self.visibility.restricted:
+            return format_number(value)
+        visible, seen = self.visibility.value(source, ind)
+        return format_number(seen) if visible and seen is not None else None
 
     def name_of(self, ind, source) -> str:
         if source is not None and self.contribution is not None and source is not self.contribution:
@@ -216,6 +245,8 @@ class _Evaluator:
                 ind = self.book.indicators[node.code]
                 raise _Invalid(f"“{ind.name}”由多个单位分别填报，规则中请写 sum({node.code}) 表示全区合计") from None
             ind = self.book.indicators[node.code]
+            if source is not None:
+                self.rows.append((source, ind))
             if source is not None and source is self.contribution:
                 self.owners.add(source.id)
             elif source is not None and self.contribution is None:
@@ -225,13 +256,17 @@ class _Evaluator:
                 who = "" if source is None or source is self.contribution else f"（待{source.unit.name}填报）"
                 self.missing.append(f"“{label}”{who}")
                 return _Val(None, f"{label}（未填）")
-            return _Val(value, f"{label}（{format_number(value)}）")
+            shown = self.shown(source, ind, value)
+            if shown is None:
+                return _Val(value, f"{label}（{PLACEHOLDER}）", hidden=True)
+            return _Val(value, f"{label}（{shown}）")
         if isinstance(node, E.Sum):
             ind = self.book.indicators.get(node.code)
             if ind is None:
                 raise _Invalid(f"规则引用了未定义的指标“{node.code}”")
             terms, waiting = [], []
             for c in self.book.reporters[ind.id]:
+                self.rows.append((c, ind))
                 v = self.book.value(c, ind)
                 if v is None:
                     if ind.required:
@@ -244,6 +279,9 @@ class _Evaluator:
             if not terms and not waiting:
                 self.missing.append(f"各单位的“{ind.name}”")
                 return _Val(None, f"各单位{ind.name}合计（尚无填报）")
+            if self.visibility is not None and self.visibility.restricted \
+                    and not self.visibility.total(ind)[0]:
+                return self.partial_sum(ind, total)
             if self.detail and terms:
                 shown = " + ".join(f"{u}{format_number(v)}" for u, v in terms[:MAX_SUM_TERMS])
                 if len(terms) > MAX_SUM_TERMS:
@@ -255,17 +293,18 @@ class _Evaluator:
         if isinstance(node, E.Neg):
             inner = self.visit(node.operand)
             value = None if inner.value is None else -inner.value
-            return _Val(value, f"-{inner.text}", True, inner.divides)
+            return _Val(value, f"-{inner.text}", True, inner.divides, inner.hidden)
         if isinstance(node, E.Group):
             inner = self.visit(node.inner)
-            return _Val(inner.value, f"({inner.text})", inner.compound, inner.divides)
+            return _Val(inner.value, f"({inner.text})", inner.compound, inner.divides, inner.hidden)
         if isinstance(node, E.BinOp):
             left, right = self.visit(node.left), self.visit(node.right)
             symbol = {"+": "+", "-": "−", "*": "×", "/": "÷"}[node.op]
             text = f"{left.text} {symbol} {right.text}"
             divides = left.divides or right.divides or node.op == "/"
+            hidden = left.hidden or right.hidden
             if left.value is None or right.value is None:
-                return _Val(None, text, True, divides)
+                return _Val(None, text, True, divides, hidden)
             try:
                 if node.op == "+":
                     value = left.value + right.value
@@ -279,8 +318,25 @@ class _Evaluator:
                     value = left.value / right.value
             except (DivisionByZero, InvalidOperation):  # pragma: no cover - guarded above
                 raise _Missing(f"除数“{right.text}”为0，无法计算") from None
-            return _Val(value, text, True, divides)
+            return _Val(value, text, True, divides, hidden)
         raise _Invalid("规则包含不支持的写法")  # pragma: no cover - the parser builds nothing else
+
+
+    def partial_sum(self, ind, total) -> _Val:
+        """A total the reader may not see whole: its own unit's part, the rest as a placeholder."""
+        own = [v for c in self.book.reporters[ind.id] if self.visibility.sees(c)
+               for v in [self.book.value(c, ind)] if v is not None]
+        mine = f"本单位{format_number(sum(own, Decimal(0)))}，" if own else ""
+        return _Val(total, f"各单位{ind.name}合计（{mine}其他单位{PLACEHOLDER}）", hidden=True)
+
+    def changed_last(self) -> list[tuple]:
+        """(contribution, indicator) of the entered figures, among those read, that changed last."""
+        stamped = [(c, ind, self.book.row(c, ind)) for c, ind in self.rows]
+        stamped = [(c, ind, row.updated_at) for c, ind, row in stamped if row is not None and row.value is not None]
+        if not stamped:
+            return []
+        latest = max(stamp for _, _, stamp in stamped)
+        return list(dict.fromkeys((c, ind) for c, ind, stamp in stamped if stamp == latest))
 
 
 def _holds(op: str, left: Decimal, right: Decimal, tolerant: bool) -> bool:
@@ -293,19 +349,24 @@ def _holds(op: str, left: Decimal, right: Decimal, tolerant: bool) -> bool:
 
 
 def _shown(val: _Val) -> str:
-    if val.compound and val.value is not None:
+    if val.compound and val.value is not None and not val.hidden:
         rounded = val.value.quantize(Decimal("0.01")) if val.divides else val.value
         return f"{val.text} = {format_number(rounded)}"
     return val.text
 
 
-def evaluate_rule(book: FigureBook, rule, contribution=None, detail: bool = True) -> RuleResult:
-    """Check one rule as seen from ``contribution`` (None: from the cycle as a whole)."""
+def evaluate_rule(book: FigureBook, rule, contribution=None, detail: bool = True,
+                  visibility=None) -> RuleResult:
+    """Check one rule as seen from ``contribution`` (None: from the cycle as a whole).
+
+    ``visibility`` (``figures.visibility.Visibility``) hides the numbers its reader may not see; the
+    rule is still checked on every figure.
+    """
     prefix = f"{rule.message.strip().rstrip('。')}：" if (rule.message or "").strip() else ""
     tree = book.tree(rule)
     if isinstance(tree, E.ExpressionError):
         return RuleResult(rule, "invalid", f"规则“{rule.expression}”有误：{tree.message}", contribution)
-    ev = _Evaluator(book, contribution, detail)
+    ev = _Evaluator(book, contribution, detail, visibility)
     try:
         left = ev.visit(tree.left)
         right = ev.visit(tree.right)
@@ -313,6 +374,7 @@ def evaluate_rule(book: FigureBook, rule, contribution=None, detail: bool = True
         return RuleResult(rule, "invalid", f"规则“{rule.expression}”无法校验：{exc}。", contribution)
     except _Missing as exc:
         return RuleResult(rule, "incomplete", f"{prefix}暂不能校验：{exc}。", contribution, ev.owners)
+    inputs = {c.id for c, _ in ev.rows}
     explanation = None
     for owner in sorted(ev.owners):
         explanation = explanation or book.explanation(book.contributions.get(owner), f"rule:{rule.id}")
@@ -320,26 +382,38 @@ def evaluate_rule(book: FigureBook, rule, contribution=None, detail: bool = True
     if ev.missing or left.value is None or right.value is None:
         waiting = "、".join(dict.fromkeys(ev.missing))
         return RuleResult(rule, "incomplete", f"{prefix}{waiting}尚未填写，填写后再校验：{arithmetic}。",
-                          contribution, ev.owners, explanation)
+                          contribution, ev.owners, explanation, inputs=inputs)
     tolerant = left.divides or right.divides
     if _holds(tree.op, left.value, right.value, tolerant):
         return RuleResult(rule, "ok", f"{prefix}{arithmetic}。", contribution, ev.owners, explanation,
-                          left.value, right.value)
+                          left.value, right.value, inputs=inputs)
     tail = ""
-    if tree.op == "=":
-        tail = f"，两者相差{format_number(abs(left.value - right.value).quantize(Decimal('0.01')) if tolerant else abs(left.value - right.value))}"
+    if tree.op == "=" and not (left.hidden or right.hidden):
+        gap = abs(left.value - right.value)
+        tail = f"，两者相差{format_number(gap.quantize(Decimal('0.01')) if tolerant else gap)}"
     message = f"{prefix}数字对不上：{arithmetic}{tail}。" if tree.op == "=" else \
         f"{prefix}不符合要求：{arithmetic}。"
-    return RuleResult(rule, "failed", message, contribution, ev.owners, explanation, left.value, right.value)
+    latest = ev.changed_last()
+    return RuleResult(rule, "failed", message, contribution, ev.owners, explanation, left.value, right.value,
+                      inputs=inputs, breakers={c.id for c, _ in latest}, note=_breaker_note(ev, latest))
+
+
+def _breaker_note(ev: _Evaluator, latest: list[tuple]) -> str:
+    """Which unit's figure changed last, when the rule reads figures of several units."""
+    if len({c.unit_id for c, _ in ev.rows}) < 2 or not latest:
+        return ""
+    named = "、".join(dict.fromkeys(f"{c.unit.name}的“{ind.name}”" for c, ind in latest))
+    return f"最近修改的是{named}，请该单位核对。"
 
 
 def _bare_codes(tree) -> list[str]:
     return [n.code for n in E._refs(tree) if isinstance(n, E.Ref)]
 
 
-def evaluate_contribution(book: FigureBook, contribution, detail: bool = False) -> list[RuleResult]:
+def evaluate_contribution(book: FigureBook, contribution, detail: bool = False,
+                          visibility=None) -> list[RuleResult]:
     """Check every rule that concerns ``contribution``, as seen from it."""
-    return [evaluate_rule(book, rule, contribution, detail) for rule in book.rules_for(contribution)]
+    return [evaluate_rule(book, rule, contribution, detail, visibility) for rule in book.rules_for(contribution)]
 
 
 def _contexts(book: FigureBook, rule) -> list:

@@ -52,6 +52,8 @@ class ReportCycle(db.Model):
     title: Mapped[str] = mapped_column(String(200))
     due: Mapped[date | None]
     unit_head_review: Mapped[bool] = mapped_column(default=False)
+    # Whether liaisons may see (and cite) other units' figures once those are approved.
+    share_approved_figures: Mapped[bool] = mapped_column(default=False)
     # One issuing body per line, printed in the closing block of the report.
     issuers: Mapped[str] = mapped_column(Text, default="")
     issue_date: Mapped[date | None]

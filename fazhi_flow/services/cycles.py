@@ -13,6 +13,10 @@ from .audit import record
 PUBLISH_HOOKS: list = []
 # Called as check(cycle, actor) before 提请签发, whoever fires it (web, CLI); raises DomainError to refuse.
 SIGNOFF_CHECKS: list = []
+# Called as check(cycle, actor, event) before each step toward the signed report (提请签发, 签发, 发布);
+# raises DomainError to refuse (e.g. a figure rule that fails on the approved values).
+SIGNATURE_CHECKS: list = []
+SIGNATURE_EVENTS = ("request_signoff", "sign", "publish")
 
 
 def cycle_assignments(cycle: ReportCycle) -> list[Assignment]:
@@ -79,6 +83,9 @@ def _simple(event: str):
         if event == "request_signoff":
             for check in SIGNOFF_CHECKS:
                 check(cycle, actor)
+        if event in SIGNATURE_EVENTS:
+            for check in SIGNATURE_CHECKS:
+                check(cycle, actor, event)
         log = fire(cycle, event, actor, comment=comment)
         if event == "publish":
             for hook in PUBLISH_HOOKS:

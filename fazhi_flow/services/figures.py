@@ -20,6 +20,7 @@ from ..figures import yoy as Y
 from ..figures.evaluate import FigureBook, evaluate_contribution
 from ..figures.literal import check_literals
 from ..figures.numbers import format_number, parse_value
+from ..figures.visibility import Visibility
 from ..models.indicator import FigureExplanation, IndicatorValue
 from ..timeutil import utcnow
 from ..workflow.machine import is_contribution_reviewer, transition_fired
@@ -105,6 +106,7 @@ class ContributionFigures:
     jumps: list
     unknown_citations: list
     empty_citations: list
+    foreign_citations: list = field(default_factory=list)  # codes the reader cannot check (visibility)
     previous: object = None  # last year's contribution of the same unit and section
     previous_text: str | None = None
     similarity: float = 0.0
@@ -121,6 +123,11 @@ class ContributionFigures:
     @property
     def own_results(self) -> list:
         return [r for r in self.results if self.contribution.id in r.owners]
+
+    @property
+    def concerning_results(self) -> list:
+        """Rules this unit's figures enter (its own values or its part of a sum)."""
+        return [r for r in self.results if r.concerns(self.contribution.id)]
 
     @property
     def pending_explanations(self) -> list[tuple[str, str]]:
@@ -141,7 +148,7 @@ class ContributionFigures:
     def blocking(self) -> list[str]:
         """Everything that stops 提交审核, as sentences a liaison understands."""
         problems = [f"必填指标“{i.name}”（{i.measure}）尚未填写。" for i in self.missing_required]
-        problems += [r.message for r in self.own_results if r.blocking]
+        problems += [r.full_message for r in self.concerning_results if r.blocks(self.contribution.id)]
         problems += [f"“{r.rule.message or r.rule.expression}”未通过，需要填写说明：{r.message}"
                      for r in self.own_results if r.needs_explanation]
         problems += [f"{j.message}（请在说明栏填写）" for j in self.jumps
@@ -154,6 +161,7 @@ class ContributionFigures:
     @property
     def warning_count(self) -> int:
         return (len([r for r in self.results if r.failed]) + len(self.literals) + len(self.jumps)
+                + len(self.foreign_citations)
                 + (1 if self.mostly_unchanged else 0))
 
 
@@ -173,6 +181,7 @@ def contribution_figures(contribution, viewer=None, book: FigureBook | None = No
     if contribution.id not in book.contributions:
         book.contributions[contribution.id] = contribution
     detail = viewer is not None and sees_unit_breakdown(viewer)
+    seen = Visibility(book, viewer)
     previous = Y.previous_contribution(contribution)
     previous_values = Y.previous_values(contribution) if previous is not None else {}
     rows = []
@@ -183,13 +192,15 @@ def contribution_figures(contribution, viewer=None, book: FigureBook | None = No
         jump = Y.jumps([(ind, prev, value)])[0] if Y.is_jump(prev, value) else None
         rows.append(FigureRow(ind, value, prev, jump, book.explanation(contribution, f"yoy:{ind.code}"),
                               None if row is None or row.approved_value is None else Decimal(row.approved_value)))
-    values = book.values_for(contribution)
+    values = seen.values_for(contribution)
     checks = [(r.indicator, r.value) for r in rows]
     own = {r.indicator.code for r in rows}
-    checks += [(ind, values.get(code)) for code, ind in book.indicators.items() if code not in own]
+    checks += [(ind, values.get(code)) for code, ind in book.indicators.items()
+               if code not in own and not isinstance(values.get(code), str)]
     text = contribution.body or ""
     cited = B.citations(text)
-    unknown = B.unknown_citations(text, book.indicators)
+    foreign = seen.foreign(text)
+    unknown = [code for code in B.unknown_citations(text, book.indicators) if code not in foreign]
     empty = []
     for c in cited:
         if c.code in own and not c.is_sum and values.get(c.code) is None:
@@ -199,12 +210,12 @@ def contribution_figures(contribution, viewer=None, book: FigureBook | None = No
     previous_text = Y.approved_text(previous)
     return ContributionFigures(
         contribution=contribution, book=book, rows=rows,
-        results=evaluate_contribution(book, contribution, detail),
-        literals=check_literals(text, checks),
+        results=evaluate_contribution(book, contribution, detail, seen),
+        literals=check_literals(text, checks, previous_values, contribution.cycle.year),
         jumps=[r.jump for r in rows if r.jump is not None],
-        unknown_citations=unknown, empty_citations=empty, previous=previous, previous_text=previous_text,
+        unknown_citations=unknown, empty_citations=empty, foreign_citations=foreign, previous=previous, previous_text=previous_text,
         similarity=Y.similarity(text, previous_text) if previous_text else 0.0,
-        changes=[ch for ch in changes_after_approval(contribution.cycle, book)
+        changes=[ch for ch in changes_after_approval(contribution.cycle, book, seen)
                  if ch.contribution.id == contribution.id or any(s[0].id == contribution.id for s in ch.sentences)],
     )
 
@@ -314,7 +325,7 @@ def check_before_submit(contribution, actor) -> None:
         return
     if contribution.state not in ("draft", "returned") or contribution.cycle.state != "collecting":
         return
-    report = contribution_figures(contribution)
+    report = contribution_figures(contribution, actor)
     problems = report.blocking()
     if problems:
         numbered = "\n".join(f"{n}. {p}" for n, p in enumerate(problems, 1))
@@ -347,8 +358,39 @@ def _on_transition(sender, event=None, **_):
         row.approved_value = row.value
 
 
+SIGNATURE_STEPS = {"request_signoff": "提请签发", "sign": "签发", "publish": "发布"}
+
+
+def signature_rule_results(cycle) -> list:
+    """Every rule of the cycle checked on the approved figures, the numbers the report prints."""
+    from ..figures.evaluate import evaluate_cycle
+    from ..publish.numbers import ApprovedFigureBook
+
+    return evaluate_cycle(ApprovedFigureBook(cycle), detail=True)
+
+
+def check_rules_before_signature(cycle, actor, event: str) -> None:
+    """Refuse 提请签发, 签发 and 发布 while an error-level rule fails on the approved figures
+    (registered in ``services.cycles.SIGNATURE_CHECKS``, so the CLI is held to it as well).
+
+    :raise DomainError: naming each rule with its figures and arithmetic; nothing is changed.
+    """
+    failed = [r for r in signature_rule_results(cycle) if r.blocking]
+    if not failed:
+        return
+    step = SIGNATURE_STEPS.get(event, "签发")
+    lines = "\n".join(f"{n}. 规则“{r.rule.message or r.rule.expression}”未通过：{r.full_message}"
+                      for n, r in enumerate(failed, 1))
+    raise DomainError(f"审核通过的统计数据有{len(failed)}项校验规则未通过，不能{step}：\n{lines}\n"
+                      f"请退回相关单位更正数值、重新审核通过并重新生成相关章节后再{step}。")
+
+
 def install() -> None:
     """Register the hooks once (safe to call repeatedly)."""
+    from . import cycles as cycle_ops
+
+    if check_rules_before_signature not in cycle_ops.SIGNATURE_CHECKS:
+        cycle_ops.SIGNATURE_CHECKS.append(check_rules_before_signature)
     if check_before_submit not in C.SUBMIT_CHECKS:
         C.SUBMIT_CHECKS.append(check_before_submit)
     if revision_figures not in C.REVISION_DATA:
@@ -379,38 +421,56 @@ def render_contribution_text(contribution, book: FigureBook | None = None) -> st
     return B.render_bound(contribution.body or "", book.values_for(contribution), bound_names(contribution.cycle, book))
 
 
-def changes_after_approval(cycle, book: FigureBook | None = None) -> list[ValueChange]:
-    """Values that differ from the value approved earlier, with every sentence citing them."""
+def rendered_for(contribution, book: FigureBook, viewer):
+    """The contribution's text as HTML, numbers printed as ``viewer`` may see them."""
+    seen = Visibility(book, viewer)
+    text = contribution.body or ""
+    return B.render_bound_html(text, seen.values_for_text(contribution, text), seen.names())
+
+
+def changes_after_approval(cycle, book: FigureBook | None = None, seen: Visibility | None = None) -> list[ValueChange]:
+    """Values that differ from the value approved earlier, with every sentence whose printed text
+    changes because of them (before and after).
+
+    ``seen`` limits both to what its reader may see: its own unit's values and sentences only.
+    """
     book = book or FigureBook(cycle)
+    seen = seen or Visibility(book)
     pending = []
     for (cid, _iid), row in book.values.items():
-        if row.approved_value is None:
+        contribution = book.contributions.get(cid)
+        if row.approved_value is None or contribution is None or not seen.sees(contribution):
             continue
         old = Decimal(row.approved_value)
         new = None if row.value is None else Decimal(row.value)
         if old != new:
-            pending.append(ValueChange(book.by_id[row.indicator_id], book.contributions.get(cid), old, new))
-    if not pending:
-        return []
-    names = bound_names(cycle, book)
+            pending.append(ValueChange(book.by_id[row.indicator_id], contribution, old, new))
     for change in pending:
-        code = change.indicator.code
-        for citing in book.contributions.values():
-            hits = B.sentences_citing(citing.body or "", code)
-            if not hits:
-                continue
-            after = book.values_for(citing)
-            before = dict(after)
-            resolved = book.resolve(code, citing)[1] if code in book.indicators else None
-            if resolved is change.contribution:
-                before[code] = change.old
-            total = after.get(f"sum({code})")
-            if total is not None or change.old is not None:
-                before[f"sum({code})"] = (total or Decimal(0)) - (change.new or Decimal(0)) + change.old
-            for sentence in hits:
-                change.sentences.append((citing, B.render_bound(sentence, before, names),
-                                         B.render_bound(sentence, after, names)))
-    return [c for c in pending if c.contribution is not None]
+        change.sentences = _changed_sentences(book, seen, change)
+    return pending
+
+
+def _changed_sentences(book: FigureBook, seen: Visibility, change: ValueChange) -> list[tuple]:
+    """(citing contribution, before, after) of each sentence that prints differently after ``change``."""
+    code = change.indicator.code
+    names = seen.names()
+    found = []
+    for citing in book.contributions.values():
+        hits = B.sentences_citing(citing.body or "", code) if seen.sees(citing) else []
+        if not hits:
+            continue
+        after = seen.values_for(citing)
+        before = dict(after)
+        if seen.source(code, citing) is change.contribution:
+            before[code] = change.old
+        total = after.get(f"sum({code})")
+        if not isinstance(total, str) and (total is not None or change.old is not None):
+            before[f"sum({code})"] = (total or Decimal(0)) - (change.new or Decimal(0)) + change.old
+        for sentence in hits:
+            old_text, new_text = B.render_bound(sentence, before, names), B.render_bound(sentence, after, names)
+            if old_text != new_text:
+                found.append((citing, old_text, new_text))
+    return found
 
 
 # ---------------------------------------------------------------- replacing the draft text

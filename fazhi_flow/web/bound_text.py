@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from markupsafe import Markup, escape
 
 from ..figures import bound as B
+from ..figures.visibility import Visibility
 
 
 def has_citations(text: str | None) -> bool:
@@ -18,40 +19,44 @@ def has_citations(text: str | None) -> bool:
 
 
 class BoundText:
-    """Renders texts of one page; keeps one figure book per cycle."""
+    """Renders texts of one page for one reader; keeps one figure book per cycle.
 
-    def __init__(self):
-        self._books: dict[int, object] = {}
+    ``viewer`` None renders every value (no reader to protect); otherwise a value the reader may not
+    see prints as a placeholder (``figures.visibility``).
+    """
 
-    def _book(self, cycle):
+    def __init__(self, viewer=None):
+        self.viewer = viewer
+        self._seen: dict[int, Visibility] = {}
+
+    def _visibility(self, cycle) -> Visibility:
         from ..figures.evaluate import FigureBook
 
-        if cycle.id not in self._books:
-            self._books[cycle.id] = FigureBook(cycle)
-        return self._books[cycle.id]
+        if cycle.id not in self._seen:
+            self._seen[cycle.id] = Visibility(FigureBook(cycle), self.viewer)
+        return self._seen[cycle.id]
 
-    def _names(self, book) -> dict:
-        return {code: ind.name for code, ind in book.indicators.items()}
-
-    def _values(self, contribution, snapshot: dict | None = None) -> tuple[dict, dict]:
-        book = self._book(contribution.cycle)
-        if contribution.id not in book.contributions:
-            book.contributions[contribution.id] = contribution
-        values = dict(book.values_for(contribution))
+    def _values(self, contribution, body: str, snapshot: dict | None = None) -> tuple[dict, dict]:
+        seen = self._visibility(contribution.cycle)
+        if contribution.id not in seen.book.contributions:
+            seen.book.contributions[contribution.id] = contribution
+        values = seen.values_for_text(contribution, body)
+        if not seen.sees(contribution):
+            snapshot = None  # another unit's figures at submission: not this reader's to see
         # A revision shows the figures as they were when it was submitted.
         for code, raw in (snapshot or {}).items():
             try:
                 values[code] = None if raw in (None, "") else Decimal(str(raw))
             except InvalidOperation:
                 continue
-        return values, self._names(book)
+        return values, seen.names()
 
     def text(self, contribution, body: str | None = None, snapshot: dict | None = None) -> str:
         """Plain text with the numbers filled in (``body`` defaults to the current text)."""
         body = contribution.body if body is None else body
         if not has_citations(body):
             return body or ""
-        values, names = self._values(contribution, snapshot)
+        values, names = self._values(contribution, body, snapshot)
         return B.render_bound(body, values, names)
 
     def paragraphs(self, contribution, body: str | None = None) -> list[Markup]:
@@ -60,7 +65,7 @@ class BoundText:
         lines = [p.strip() for p in (body or "").splitlines() if p.strip()]
         if not has_citations(body):
             return [escape(p) for p in lines]
-        values, names = self._values(contribution)
+        values, names = self._values(contribution, body)
         return [B.render_bound_html(p, values, names) for p in lines]
 
     def revision(self, revision) -> str:
@@ -79,10 +84,12 @@ def current() -> BoundText:
     if not has_request_context():
         return BoundText()
     # Kept on the request itself: ``g`` can outlive a request (an app context shared by tests).
+    from flask_login import current_user
+
     req = request._get_current_object()
     renderer = getattr(req, "_fazhi_bound_text", None)
     if renderer is None:
-        renderer = req._fazhi_bound_text = BoundText()
+        renderer = req._fazhi_bound_text = BoundText(current_user._get_current_object())
     return renderer
 
 

@@ -8,7 +8,6 @@ from markupsafe import Markup
 
 from ...errors import Conflict, DomainError
 from ...extensions import db
-from ...figures.bound import render_bound_html
 from ...figures.summary import export_xlsx, summary_rows
 from ...models import ReportCycle, Section
 from ...models.indicator import INDICATOR_TYPES, MEASURE_UNITS, REPORTED_BY, Indicator, Rule
@@ -87,8 +86,7 @@ def contribution(contribution_id: int):
     return render_template(
         "figures/contribution.html", contribution=contribution, fig=report, editable=editable,
         typed=typed, errors=errors, stamp=svc.values_stamp(contribution), editor_url=editor_url(contribution),
-        rendered=render_bound_html(contribution.body or "", report.book.values_for(contribution),
-                                   svc.bound_names(contribution.cycle, report.book)),
+        rendered=svc.rendered_for(contribution, report.book, current_user),
     ), status
 
 
@@ -112,6 +110,13 @@ def figures_panel(contribution) -> Markup:
 
 
 bp.add_app_template_global(figures_panel, "figures_panel")
+
+
+@bp.app_template_global("signature_rules")
+def signature_rules(cycle) -> dict:
+    """Template global for the sign-off page: failing rules on the approved figures, by level."""
+    results = [r for r in svc.signature_rule_results(cycle) if r.failed]
+    return {"errors": [r for r in results if r.blocking], "warnings": [r for r in results if not r.blocking]}
 
 
 @bp.app_template_global("figures_url")

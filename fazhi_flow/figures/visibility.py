@@ -1,0 +1,118 @@
+"""Which figures one reader may see, so a citation or a rule message never prints a number the reader
+may not read.
+
+The office (admins, reviewers) and leaders see every unit's values, as before. Anybody else (a liaison,
+a unit head) sees its own unit's values; another unit's value only once approved, and only when the
+cycle shares approved figures with liaisons (``ReportCycle.share_approved_figures``, off by default).
+A total (``sum(code)``) is shown only when every unit's part of it may be seen.
+
+A liaison's citations are checked only against the indicators of its own unit's sections (all of the
+cycle's when approved figures are shared). A code outside that set prints as the placeholder and gets
+the same (non-blocking) note whether it exists or not, so nobody learns which codes another section
+defines; citing another section's figure still works, printed from the approved value when compiled.
+A mistyped code is caught at review (the reviewer sees 【未知指标】) and before signing.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+
+PLACEHOLDER = "〔待汇总〕"
+
+
+def _restricted(viewer) -> bool:
+    if viewer is None:
+        return False
+    if not getattr(viewer, "is_authenticated", True):
+        return True  # an anonymous visitor sees no unit's figures
+    return not viewer.has_role("admin", "reviewer", "leader")
+
+
+class Visibility:
+    """What ``viewer`` may see of the figures in ``book`` (None: no restriction, e.g. the system)."""
+
+    def __init__(self, book, viewer=None):
+        self.book = book
+        self.restricted = _restricted(viewer)
+        self.unit_id = getattr(viewer, "unit_id", None)
+        self.share = bool(getattr(book.cycle, "share_approved_figures", False))
+        self._known: set | None = None
+
+    def sees(self, contribution) -> bool:
+        """Whether the current (possibly unapproved) values of ``contribution`` may be shown."""
+        return not self.restricted or (contribution is not None and contribution.unit_id == self.unit_id)
+
+    def value(self, contribution, indicator) -> tuple[bool, Decimal | None]:
+        """(visible, value) of one unit's figure as this reader may see it."""
+        if self.sees(contribution):
+            return True, self.book.value(contribution, indicator)
+        row = self.book.row(contribution, indicator)
+        if self.share and row is not None and row.approved_value is not None:
+            return True, Decimal(row.approved_value)
+        return False, None
+
+    def total(self, indicator) -> tuple[bool, Decimal | None]:
+        parts = [self.value(c, indicator) for c in self.book.reporters[indicator.id]]
+        if not all(visible for visible, _ in parts):
+            return False, None
+        entered = [v for _, v in parts if v is not None]
+        return True, (sum(entered, Decimal(0)) if entered else None)
+
+    @property
+    def known_codes(self) -> set:
+        """The codes this reader may cite."""
+        if self._known is None:
+            book = self.book
+            if not self.restricted or self.share:
+                self._known = set(book.indicators)
+            else:
+                sections = {c.section_id for c in book.contributions.values() if c.unit_id == self.unit_id}
+                self._known = {code for code, ind in book.indicators.items() if ind.section_id in sections}
+        return self._known
+
+    def names(self) -> dict:
+        """code → name of the indicators this reader may cite (others render as unknown)."""
+        return {code: ind.name for code, ind in self.book.indicators.items() if code in self.known_codes}
+
+    def values_for(self, contribution) -> dict:
+        """Like ``FigureBook.values_for`` but a value hidden from this reader becomes ``PLACEHOLDER``."""
+        values = self.book.values_for(contribution)
+        if not self.restricted:
+            return values
+        for code, ind in self.book.indicators.items():
+            if code not in self.known_codes:
+                values.pop(code, None)
+                values.pop(f"sum({code})", None)
+                continue
+            source = self.source(code, contribution)
+            if source is not None:
+                visible, value = self.value(source, ind)
+                values[code] = value if visible else PLACEHOLDER
+            visible, total = self.total(ind)
+            values[f"sum({code})"] = total if visible else PLACEHOLDER
+        return values
+
+    def values_for_text(self, contribution, text: str) -> dict:
+        """``values_for`` plus the placeholder for every cited code this reader may not check."""
+        from .bound import citations
+
+        values = self.values_for(contribution)
+        if self.restricted:
+            for citation in citations(text or ""):
+                values.setdefault(citation.key, PLACEHOLDER)
+        return values
+
+    def foreign(self, text: str) -> list[str]:
+        """Codes cited in ``text`` that this reader cannot check (empty for the office)."""
+        from .bound import citations
+
+        if not self.restricted:
+            return []
+        return list(dict.fromkeys(c.code for c in citations(text or "") if c.code not in self.known_codes))
+
+    def source(self, code, contribution):
+        from .evaluate import _Ambiguous, _Invalid
+
+        try:
+            return self.book.resolve(code, contribution)[1]
+        except (_Ambiguous, _Invalid):
+            return None
