@@ -32,7 +32,7 @@ SAME_MEASURE = {"％": "%", "名": "人", "场次": "场"}
 MONEY = {"元": Decimal(1), "万元": Decimal(10) ** 4, "亿元": Decimal(10) ** 8}
 CN_NUMERALS = "零〇一二两三四五六七八九十百千"
 NUMBER = re.compile(
-    r"(?:(?<![\d.,，])(?P<arabic>\d{1,3}(?:,\d{3})+|\d+)(?P<frac>\.\d+)?|(?<![" + CN_NUMERALS + r"])(?P<cn>["
+    r"(?:(?<![\d.,])(?<!\d，)(?P<arabic>\d{1,3}(?:,\d{3})+|\d+)(?P<frac>\.\d+)?|(?<![" + CN_NUMERALS + r"])(?P<cn>["
     + CN_NUMERALS + r"]+))\s*(?P<approx>余|多)?\s*(?P<measure>" + "|".join(map(re.escape, MEASURES)) + r")"
 )
 GENERIC_TAILS = ("总数", "总量", "总计", "合计", "总额", "数量", "件数", "人数", "次数", "个数", "家数", "场次数",
@@ -41,7 +41,12 @@ GENERIC_HEADS = ("全区", "全年", "本单位", "全市", "累计", "年度")
 # A label's words right after a qualifier's last character (镇级调委会, 行业性调委会, 持证执法人员,
 # 公安类案件) are a sub-category of what the label counts.
 MODIFIER_ENDS = set("级性职证类型")
+# Quotation marks and short asides (村（社区）) that a label or a sentence may or may not write.
+ASIDES = re.compile(r"[“”‘’\"'《》〈〉「」]|[（(][^（）()\d]{1,6}[）)]")
 CLAUSE_BREAKS = re.compile(r"[，,；;：:、（）()。！？!?\n]")
+# Words after a number belong to it (516件行政复议申请) up to a conjunction, which starts the next one's
+# (法律明白人720名和普法志愿者200名).
+CONJUNCTION = re.compile(r"和|及|与|并|以及|同时")
 APPROXIMATE_BEFORE = ("约", "近", "超", "逾", "超过", "不足", "近乎", "大约", "不到", "将近")
 APPROXIMATE_AFTER = ("以上", "以下", "左右", "上下", "以内", "之内", "余")
 RANGE_MARKS = "至到~～-－—"
@@ -58,7 +63,7 @@ PERIOD = re.compile(r"上半年|下半年|[一二三四1-4]季度|前三季度|�
 THIS_PERIOD = re.compile(r"全年|本年|今年|年内")
 YEAR = re.compile(r"(\d{4})年")
 # Another unit's own number (区市场监管局办理…612件) is not the indicator's value.
-ORGANISATION = re.compile(r"市政府|省政府|(?<![各全本我乡城该布格大结开当（(])(?:分局|局|街道|人民法院|法院|检察院|派出所|司法所|镇(?![级村街（(]))")
+ORGANISATION = re.compile(r"市政府|省政府|(?<![各全本我乡城该布格大结开当部个\d（(])(?:分局|局|街道|人民法院|法院|检察院|派出所|司法所|镇(?![级村街（(]))")
 # Words that name a sub-category: the text and the label must agree on them.
 QUALIFIERS = ("诉前", "诉中", "诉后", "一审", "二审", "再审", "上诉", "区级", "镇级", "村级", "街道级", "社区级",
               "市级", "县级", "行业性", "专业性", "专职", "兼职", "持证", "纠错", "维持", "驳回", "撤销", "败诉", "胜诉",
@@ -177,6 +182,8 @@ def _places(sentence: str, numbers: list[_Number]) -> list[_Place]:
         c_end = min([b for b in breaks if b >= num.end], default=len(sentence))
         start = max(c_start, numbers[k - 1].end if k else 0)
         end = min(c_end, numbers[k + 1].start if k + 1 < len(numbers) else len(sentence))
+        joined = CONJUNCTION.search(sentence, num.end, end)
+        end = joined.start() if joined else end
         clause = sentence[c_start:c_end]
         part = "其中" in clause or sentence[max(0, c_start - 3):c_start].startswith("其中")
         places.append(_Place(sentence[start:num.start], sentence[num.end:end], sentence[c_start:num.start],
@@ -202,7 +209,7 @@ def _not_a_figure(sentence: str, num: _Number, place: _Place) -> bool:
     return bool(TARGET.search(place.clause_before))
 
 
-def _other_context(label: str, place: _Place, year: int | None) -> bool:
+def _other_context(label: str, place: _Place, year: int | None, unit: str | None) -> bool:
     """A comparison, another period or another unit's number, unless the label itself says so."""
     words = [m.group(0) for m in COMPARISON.finditer(place.before)]
     if words and not NEW_VALUE.search(place.before) and any(w not in label for w in words):
@@ -214,10 +221,16 @@ def _other_context(label: str, place: _Place, year: int | None) -> bool:
         return True  # 截至6月底，…5场 — but 一季度…806次，全年…3812次 is the year's figure
     if year is not None and any(int(y) != year for y in YEAR.findall(said_before)):
         return True
-    units = place.clause_before
-    if not re.search(r"全区|各", units):
-        units = place.topic + units
-    return any(m.group(0) not in label for m in ORGANISATION.finditer(units))
+    return _other_unit(label, place.clause_before, unit)
+
+
+def _other_unit(label: str, clause: str, unit: str | None) -> bool:
+    """The clause names an organisation, and it is not the unit writing the text (区人民法院 in its own)."""
+    for m in ORGANISATION.finditer(clause):
+        mention = clause[max(0, m.start() - 1):m.end()]
+        if m.group(0) not in label and not (unit and mention in unit):
+            return True
+    return False
 
 
 def _qualifiers(text: str) -> set[str]:
@@ -282,10 +295,15 @@ def _score(core: str, place: _Place):
 
 
 def _core(name: str) -> str:
-    return keywords(name)[-1]
+    return keywords(_plain_words(name))[-1]
 
 
-def _attribute(num: _Number, place: _Place, checks, year):
+def _plain_words(text: str) -> str:
+    """Without quotation marks and short asides: 纳入“白名单”企业 reads as 纳入白名单企业."""
+    return ASIDES.sub("", text)
+
+
+def _attribute(num: _Number, place: _Place, checks, year, unit):
     """The indicator this number states: (indicator, value, previous, written) or None."""
     best = None
     for indicator, value, previous in checks:
@@ -293,7 +311,7 @@ def _attribute(num: _Number, place: _Place, checks, year):
         if factor is None:
             continue
         label = indicator.name
-        if _other_context(label, place, year) or not _qualifiers_agree(label, place):
+        if _other_context(label, place, year, unit) or not _qualifiers_agree(label, place):
             continue
         score = _score(_core(label), place)
         written = num.value * factor
@@ -309,14 +327,15 @@ def _attribute(num: _Number, place: _Place, checks, year):
     return None if best is None else best[1]
 
 
-def check_literals(text: str, checks, previous: dict | None = None, year: int | None = None
-                   ) -> list[LiteralMismatch]:
+def check_literals(text: str, checks, previous: dict | None = None, year: int | None = None,
+                   unit: str | None = None) -> list[LiteralMismatch]:
     """Compare numbers in ``text`` with the values in ``checks`` (pairs of indicator, Decimal value).
 
     ``previous`` maps an indicator's code to last year's value: a number equal to it (and not to this
     year's value) is flagged as left over from last year's text. ``year`` is the report's year: numbers
-    said of another year are not compared. Indicators without a value are skipped. Returns one
-    mismatch per disagreeing number.
+    said of another year are not compared. ``unit`` is the name of the unit writing the text: numbers of
+    another organisation named in the clause are not compared, its own are. Indicators without a value
+    are skipped. Returns one mismatch per disagreeing number.
     """
     previous = previous or {}
     checks = [(i, Decimal(v), _decimal(previous.get(getattr(i, "code", None)))) for i, v in checks if v is not None]
@@ -329,12 +348,12 @@ def check_literals(text: str, checks, previous: dict | None = None, year: int | 
         originals = plains
     mismatches = []
     for sentence, original in zip(plains, originals):
-        sentence = sentence.replace("其中：", "其中").replace("其中:", "其中")
+        sentence = _plain_words(sentence).replace("其中：", "其中").replace("其中:", "其中")
         numbers = _numbers(sentence)
         for num, place in zip(numbers, _places(sentence, numbers)):
             if _not_a_figure(sentence, num, place):
                 continue
-            found = _attribute(num, place, checks, year)
+            found = _attribute(num, place, checks, year, unit)
             if found is None or found[3] == found[1]:
                 continue
             indicator, value, prev, written = found

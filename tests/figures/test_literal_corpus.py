@@ -22,7 +22,7 @@ def _decimals(mapping):
 
 def run(entry):
     checks = [(INDICATORS[code], value) for code, value in _decimals(entry["values"]).items()]
-    return check_literals(entry["text"], checks, _decimals(entry.get("previous")), CORPUS["year"])
+    return check_literals(entry["text"], checks, _decimals(entry.get("previous")), CORPUS["year"], entry.get("unit"))
 
 
 def test_corpus_is_labelled_and_balanced():
