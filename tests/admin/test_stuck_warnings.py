@@ -130,3 +130,16 @@ def test_cli_open_prints_the_warnings(runner, db, factory):
                                  "open"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "警告" in result.output and "严格规范执法" in result.output
+
+
+def test_web_upload_warns(client, db, factory):
+    import io
+
+    admin = factory.user("admin", name="管理员")
+    db.session.commit()
+    login(client, admin)
+    response = client.post("/admin/cycles/new/file", data={"f-file": (io.BytesIO(STUCK_FILE.encode()), "cycle.yaml")},
+                           content_type="multipart/form-data", follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "请注意" in page and "化解矛盾纠纷" in page and "都属于县司法局" in page
