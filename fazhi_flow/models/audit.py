@@ -7,6 +7,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
+from ..limits import fitted
 from ..timeutil import utcnow
 
 
@@ -49,3 +50,6 @@ class AuditEvent(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     actor = relationship("User")
+
+    # Targets may carry names typed by others (e.g. a guessed user name): fitted, never refused.
+    _fit = fitted("target", "ip")

@@ -7,6 +7,7 @@ from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
+from ..limits import fitted
 from ..timeutil import utcnow
 
 NOTIFICATION_KINDS = {
@@ -34,6 +35,9 @@ class Notification(db.Model):
     read_at: Mapped[datetime | None]
 
     user = relationship("User")
+
+    # Titles are composed from section titles, unit and user names: fitted, never refused.
+    _fit = fitted("title", "link")
 
     @property
     def kind_label(self) -> str:

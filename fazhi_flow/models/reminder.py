@@ -8,6 +8,7 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text, UniqueCo
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
+from ..limits import fitted
 from ..timeutil import utcnow
 
 REMINDER_KINDS = {
@@ -171,6 +172,10 @@ class OutboxMessage(db.Model):
     user = relationship("User")
     webhook = relationship("WebhookTarget")
     reminder = relationship("Reminder")
+
+    # Subjects are composed from section titles and unit names: fitted, so a long title can never
+    # stop a reminder sweep or a decision (the full text stays in the body).
+    _fit = fitted("subject", "cause")
 
     @property
     def status_label(self) -> str:
