@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from decimal import Decimal
 
 from .bound import CITATION, sentences
@@ -117,7 +118,8 @@ def _norm_measure(m: str) -> str:
     return SAME_MEASURE.get(m, m)
 
 
-def _comparable(written_measure: str, indicator_measure: str) -> Decimal | None:
+@lru_cache(maxsize=256)
+def _comparable(written_measure: str, indicator_measure: str | None) -> Decimal | None:
     """Factor turning the written number into the indicator's unit, or None when they count different things."""
     a, b = _norm_measure(written_measure), _norm_measure(indicator_measure)
     if a in MONEY and b in MONEY:
@@ -233,12 +235,13 @@ def _other_unit(label: str, clause: str, unit: str | None) -> bool:
     return False
 
 
-def _qualifiers(text: str) -> set[str]:
+@lru_cache(maxsize=1024)
+def _qualifiers(text: str) -> frozenset[str]:
     """Sub-category words in ``text``: those of QUALIFIERS and any "XX类" (公安类) but 各类/分类."""
     found = {q for q in QUALIFIERS if q in text}
     found |= {text[i - 2:i + 1] for i, ch in enumerate(text)
               if ch == "类" and i >= 2 and text[i - 1:i + 1] not in NOT_A_CATEGORY}
-    return found
+    return frozenset(found)
 
 
 def _qualifiers_agree(label: str, place: _Place) -> bool:
@@ -294,6 +297,7 @@ def _score(core: str, place: _Place):
     return None
 
 
+@lru_cache(maxsize=1024)
 def _core(name: str) -> str:
     return keywords(_plain_words(name))[-1]
 
