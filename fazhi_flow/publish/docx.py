@@ -158,10 +158,10 @@ def _setup_page(doc) -> None:
     if grid is None:
         grid = OxmlElement("w:docGrid")
         sect_pr.append(grid)
-    # A grid of lines only: 22 lines of 579 twips. The 28 characters come from the character spacing of
-    # the Normal style (CHAR_SPACING_TWIPS), which Word, WPS and LibreOffice all apply the same way. A
-    # character grid (type "linesAndChars" with w:charSpace) is read differently: LibreOffice takes
-    # Word's charSpace for 28 characters as two grid cells per character and sets 14 to the line.
+    # A grid of lines only (ECMA-376 17.6.5: type "lines" ignores w:charSpace): 22 lines of 579 twips.
+    # The 28 characters come from the Normal style's character spacing (CHAR_SPACING_TWIPS), which
+    # Word, WPS and LibreOffice all apply the same way. A character grid ("linesAndChars" with Word's
+    # own charSpace for 28 characters) is read differently: LibreOffice 7.4 sets 14 to the line.
     grid.set(qn("w:type"), "lines")
     grid.set(qn("w:linePitch"), str(LINE_PITCH_TWIPS))
     grid.attrib.pop(qn("w:charSpace"), None)
