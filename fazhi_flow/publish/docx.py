@@ -16,6 +16,7 @@ from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Mm, Pt, Twips
 
+from ..limits import shorten
 from ..timeutil import utcnow
 from .document import APPENDIX_TITLE, ReportDocument
 from .layout import (BODY_PT, CHAR_PT, CHAR_SPACING_TWIPS, LINE_PITCH_TWIPS, MARGIN_BOTTOM_MM,
@@ -282,13 +283,17 @@ def _no_autospace(paragraph) -> None:
     _ppr_flag(paragraph, "autoSpaceDN", "0")
 
 
+CORE_PROPERTY_MAX = 255
+
+
 def _core_properties(doc, document: ReportDocument, published_at: datetime | None) -> None:
     """Title, author (the issuing bodies) and times: the publication time, not the template's 2013."""
     when = published_at or utcnow()
     props = doc.core_properties
-    props.title = document.title
+    # python-docx refuses core properties over 255 characters; long titles and issuers are fitted.
+    props.title = shorten(document.title, CORE_PROPERTY_MAX)
     props.language = "zh-CN"
-    props.author = props.last_modified_by = "、".join(document.issuers)
+    props.author = props.last_modified_by = shorten("、".join(document.issuers), CORE_PROPERTY_MAX)
     props.created = props.modified = when.replace(microsecond=0)
     props.revision = 1
     props.comments = props.subject = props.keywords = props.category = ""

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from ..errors import DomainError
 from ..extensions import db
+from ..limits import column_length
 from ..models import Assignment, Indicator, ReportCycle, Rule, Section, Unit, User
 from ..models.indicator import INDICATOR_TYPES, IndicatorValue
 from ..models.org import ROLES, UNIT_KINDS
@@ -151,7 +152,8 @@ class _Checker:
                 self.err(f"{prefix}{key}", "必填")
         return True
 
-    def text(self, value, path, required=False, max_len=300):
+    def text(self, value, path, required=False, max_len=None):
+        # max_len: column_length(Model.attr), so a file cannot hold what the column refuses.
         if value is None:
             if required:
                 self.err(path, "必填")
@@ -162,7 +164,7 @@ class _Checker:
         value = str(value).strip()
         if required and not value:
             self.err(path, "必填")
-        if len(value) > max_len:
+        if max_len is not None and len(value) > max_len:
             self.err(path, f"过长（{len(value)}字，最多{max_len}字）")
         return value
 
@@ -246,9 +248,9 @@ def validate(data: dict) -> dict:
     if c.mapping(raw_cycle, "cycle", CYCLE_KEYS, required=("title", "year", "region")):
         issuers = c.str_list(raw_cycle.get("issuers"), "cycle.issuers")
         plan["cycle"] = {
-            "title": c.text(raw_cycle.get("title"), "cycle.title", required=True, max_len=200),
+            "title": c.text(raw_cycle.get("title"), "cycle.title", required=True, max_len=column_length(ReportCycle.title)),
             "year": c.integer(raw_cycle.get("year"), "cycle.year", 2000, 2100),
-            "region": c.text(raw_cycle.get("region"), "cycle.region", required=True, max_len=100),
+            "region": c.text(raw_cycle.get("region"), "cycle.region", required=True, max_len=column_length(ReportCycle.region)),
             "due": c.date(raw_cycle.get("due"), "cycle.due"),
             "unit_head_review": c.boolean(raw_cycle.get("unit_head_review"), "cycle.unit_head_review"),
             "issuers": "\n".join(issuers),
@@ -271,7 +273,7 @@ def validate(data: dict) -> dict:
         path = f"units[{i}]"
         if not c.mapping(raw, path, UNIT_KEYS, required=("code", "name")):
             continue
-        code = c.text(raw.get("code"), f"{path}.code", required=True, max_len=40)
+        code = c.text(raw.get("code"), f"{path}.code", required=True, max_len=column_length(Unit.code))
         if code and not CODE_RE.match(code):
             c.err(f"{path}.code", f"单位代码“{code}”只能由字母、数字、下划线和连字符组成，并以字母开头")
         if code in unit_codes:
@@ -280,8 +282,8 @@ def validate(data: dict) -> dict:
         kind = raw.get("kind") or "government"
         if kind not in UNIT_KINDS:
             c.err(f"{path}.kind", f"单位类型“{kind}”无效，可选：{', '.join(UNIT_KINDS)}")
-        plan["units"].append({"code": code, "name": c.text(raw.get("name"), f"{path}.name", True, 100),
-                              "kind": kind, "parent": c.text(raw.get("parent"), f"{path}.parent", max_len=40) or None,
+        plan["units"].append({"code": code, "name": c.text(raw.get("name"), f"{path}.name", True, column_length(Unit.name)),
+                              "kind": kind, "parent": c.text(raw.get("parent"), f"{path}.parent", max_len=column_length(Unit.code)) or None,
                               "path": path})
     known_units = unit_codes | existing_units
     for unit in plan["units"]:
@@ -300,7 +302,7 @@ def validate(data: dict) -> dict:
         path = f"users[{i}]"
         if not c.mapping(raw, path, USER_KEYS, required=("username", "name", "roles")):
             continue
-        username = c.text(raw.get("username"), f"{path}.username", True, 60)
+        username = c.text(raw.get("username"), f"{path}.username", True, column_length(User.username))
         if username in usernames:
             c.err(f"{path}.username", f"用户名“{username}”重复")
         usernames.add(username)
@@ -313,14 +315,14 @@ def validate(data: dict) -> dict:
             c.err(f"{path}.unit", f"未知的单位代码“{unit}”")
         if {"liaison", "unit_head"} & set(roles) and unit is None:
             c.err(f"{path}.unit", "联络员和单位负责人必须属于一个单位")
-        email = c.text(raw.get("email"), f"{path}.email", max_len=200)
+        email = c.text(raw.get("email"), f"{path}.email", max_len=column_length(User.email))
         if email and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email):
             c.err(f"{path}.email", f"电子邮箱“{email}”格式不正确")
         password = raw.get("password")
         if password is not None and (not isinstance(password, str) or len(password) < 8):
             c.err(f"{path}.password", "密码至少8位")
-        plan["users"].append({"username": username, "name": c.text(raw.get("name"), f"{path}.name", True, 60),
-                              "email": email, "phone": c.text(raw.get("phone"), f"{path}.phone", max_len=40),
+        plan["users"].append({"username": username, "name": c.text(raw.get("name"), f"{path}.name", True, column_length(User.name)),
+                              "email": email, "phone": c.text(raw.get("phone"), f"{path}.phone", max_len=column_length(User.phone)),
                               "unit": unit, "roles": roles, "password": password})
     known_users = usernames | existing_users
 
@@ -337,7 +339,7 @@ def validate(data: dict) -> dict:
             npath = f"{path}[{i}]"
             if not c.mapping(raw, npath, NODE_KEYS):
                 continue
-            code = c.text(raw.get("code"), f"{npath}.code", max_len=60) or f"{prefix}{i + 1}"
+            code = c.text(raw.get("code"), f"{npath}.code", max_len=column_length(Section.code)) or f"{prefix}{i + 1}"
             if code in section_codes:
                 c.err(f"{npath}.code", f"章节代码“{code}”重复")
             section_codes.add(code)
@@ -358,7 +360,7 @@ def validate(data: dict) -> dict:
                 ipath = f"{npath}.indicators[{j}]"
                 if not c.mapping(ind, ipath, INDICATOR_KEYS, required=("code", "name")):
                     continue
-                icode = c.text(ind.get("code"), f"{ipath}.code", True, 60)
+                icode = c.text(ind.get("code"), f"{ipath}.code", True, column_length(Indicator.code))
                 if icode and not INDICATOR_CODE_RE.match(icode):
                     c.err(f"{ipath}.code", f"指标代码“{icode}”只能由字母、数字和下划线组成")
                 if icode in indicator_codes:
@@ -374,11 +376,11 @@ def validate(data: dict) -> dict:
                 if low is not None and high is not None and low > high:
                     c.err(f"{ipath}.max", "最大值不能小于最小值")
                 indicators.append({
-                    "code": icode, "name": c.text(ind.get("name"), f"{ipath}.name", True, 200),
-                    "measure": c.text(ind.get("unit"), f"{ipath}.unit", max_len=10) or "件",
+                    "code": icode, "name": c.text(ind.get("name"), f"{ipath}.name", True, column_length(Indicator.name)),
+                    "measure": c.text(ind.get("unit"), f"{ipath}.unit", max_len=column_length(Indicator.measure)) or "件",
                     "type": itype, "required": c.boolean(ind.get("required"), f"{ipath}.required"),
                     "minimum": low, "maximum": high,
-                    "guidance": c.text(ind.get("guidance"), f"{ipath}.guidance", max_len=2000),
+                    "guidance": c.text(ind.get("guidance"), f"{ipath}.guidance", max_len=column_length(Indicator.guidance)),
                     "reported_by": reported_by,
                 })
             rules = []
@@ -389,14 +391,14 @@ def validate(data: dict) -> dict:
                 severity = rule.get("severity") or "error"
                 if severity not in ("error", "warning"):
                     c.err(f"{rpath}.severity", f"严重程度“{severity}”无效，可选：error、warning")
-                expr = c.text(rule.get("expr"), f"{rpath}.expr", True, 500)
+                expr = c.text(rule.get("expr"), f"{rpath}.expr", True, column_length(Rule.expression))
                 rules_to_check.append((rpath, expr))
                 rules.append({"expression": expr, "severity": severity,
-                              "message": c.text(rule.get("message"), f"{rpath}.message", max_len=300)})
-            title = c.text(raw.get("title"), f"{npath}.title", max_len=300) or None
+                              "message": c.text(rule.get("message"), f"{rpath}.message", max_len=column_length(Rule.message))})
+            title = c.text(raw.get("title"), f"{npath}.title", max_len=column_length(Section.title)) or None
             node = {
                 "code": code, "title": title, "path": npath,
-                "guidance": c.text(raw.get("guidance"), f"{npath}.guidance", max_len=5000),
+                "guidance": c.text(raw.get("guidance"), f"{npath}.guidance", max_len=column_length(Section.guidance)),
                 "word_limit": c.integer(raw.get("word_limit"), f"{npath}.word_limit", 1, 100000),
                 "run_in": c.boolean(raw.get("run_in"), f"{npath}.run_in"),
                 "due": c.date(raw.get("due"), f"{npath}.due"),

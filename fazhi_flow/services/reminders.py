@@ -11,6 +11,7 @@ from sqlalchemy import select
 from ..errors import DomainError, PermissionDenied
 from ..database import lock_row
 from ..extensions import db
+from ..limits import column_length
 from ..models import Assignment, Contribution, ReportCycle, Section
 from ..models.reminder import (
     DEFAULT_POLICY, WEBHOOK_KINDS, ExtensionRequest, OutboxMessage, ReminderPolicy, UserChannelPreference,
@@ -283,13 +284,13 @@ def add_webhook(actor, name: str, kind: str, url: str, secret: str | None = None
                 cycle_id=None) -> WebhookTarget:
     _require_admin(actor)
     name, url, secret = (name or "").strip(), (url or "").strip(), (secret or "").strip() or None
-    if not name or len(name) > 100:
-        raise DomainError("请填写群机器人名称（100字以内）。")
+    if not name or len(name) > column_length(WebhookTarget.name):
+        raise DomainError(f"请填写群机器人名称（{column_length(WebhookTarget.name)}字以内）。")
     if kind not in WEBHOOK_KINDS:
         raise DomainError("请选择群机器人类型：企业微信或钉钉。")
-    if not re.match(r"^https?://[^\s/]+", url) or len(url) > 500:
-        raise DomainError("群机器人地址应以 http:// 或 https:// 开头（500字符以内）。")
-    if secret and len(secret) > 200:
+    if not re.match(r"^https?://[^\s/]+", url) or len(url) > column_length(WebhookTarget.url):
+        raise DomainError(f"群机器人地址应以 http:// 或 https:// 开头（{column_length(WebhookTarget.url)}字符以内）。")
+    if secret and len(secret) > column_length(WebhookTarget.secret):
         raise DomainError("加签密钥过长。")
     if (unit_id is None) == (cycle_id is None):
         raise DomainError("群机器人必须属于一个单位或一个年度报告。")

@@ -9,6 +9,8 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from ...limits import max_length
+from ...models import ReportCycle, Section, Unit, User
 from ...models.org import ROLE_LABELS, ROLES, UNIT_KINDS
 
 DATE_MSG = "日期格式应为 年-月-日，例如 2025-01-10。"
@@ -45,17 +47,17 @@ def _year_field():
 
 class CycleSettingsMixin:
     title = StringField("报告标题", validators=[DataRequired("请填写报告标题。"),
-                                             Length(max=200, message="标题最多200字。")])
+                                             max_length(ReportCycle.title, "标题")])
     due = DateField("材料截止日期", validators=[Optional()], format="%Y-%m-%d")
     unit_head_review = BooleanField("材料须经单位负责人同意后报送")
-    issuers = TextAreaField("落款单位（每行一个）", validators=[Optional(), Length(max=1000)])
+    issuers = TextAreaField("落款单位（每行一个）", validators=[Optional(), max_length(ReportCycle.issuers, "落款单位")])
     issue_date = DateField("成文日期", validators=[Optional()], format="%Y-%m-%d")
 
 
 class CycleTemplateForm(CycleSettingsMixin, FlaskForm):
     year = _year_field()
     region = StringField("地区", validators=[DataRequired("请填写地区，例如 某某区。"),
-                                           Length(max=100, message="地区最多100字。")])
+                                           max_length(ReportCycle.region, "地区")])
 
 
 class CycleEditForm(CycleSettingsMixin, FlaskForm):
@@ -70,13 +72,13 @@ class CycleCloneForm(FlaskForm):
     source = SelectField("复制哪一年的报告", coerce=int, validators=[DataRequired("请选择要复制的年度报告。")])
     year = _year_field()
     title = StringField("新报告标题", validators=[DataRequired("请填写报告标题。"),
-                                               Length(max=200, message="标题最多200字。")])
+                                               max_length(ReportCycle.title, "标题")])
 
 
 class SectionForm(FlaskForm):
-    title = StringField("章节标题", validators=[Length(max=300, message="标题最多300字。")],
+    title = StringField("章节标题", validators=[max_length(Section.title, "标题")],
                         description="开篇段落可以不写标题。")
-    guidance = TextAreaField("填报说明", validators=[Length(max=5000, message="填报说明最多5000字。")])
+    guidance = TextAreaField("填报说明", validators=[max_length(Section.guidance, "填报说明")])
     word_limit = IntegerField("字数上限", validators=[Optional(), NumberRange(1, 100000, "字数上限应为1至100000。")])
     run_in = BooleanField("标题与正文同段（如“（一）标题。正文……”）")
     due = DateField("本章节截止日期（留空则沿用上级或全局截止日期）", validators=[Optional()], format="%Y-%m-%d")
@@ -84,13 +86,13 @@ class SectionForm(FlaskForm):
 
 class NewSectionForm(SectionForm):
     parent = SelectField("上级章节", coerce=int, default=0)
-    code = StringField("章节代码（可留空自动生成）", validators=[Optional(), Length(max=60)])
+    code = StringField("章节代码（可留空自动生成）", validators=[Optional(), max_length(Section.code, "章节代码", "个字符")])
 
 
 class UnitForm(FlaskForm):
-    code = StringField("单位代码", validators=[DataRequired("请填写单位代码。"), Length(max=40, message="单位代码最多40个字符。")],
+    code = StringField("单位代码", validators=[DataRequired("请填写单位代码。"), max_length(Unit.code, "单位代码", "个字符")],
                        description="字母开头，只用字母、数字、下划线和短横线，例如 sfj。创建后不能修改。")
-    name = StringField("单位名称", validators=[DataRequired("请填写单位名称。"), Length(max=100, message="单位名称最多100字。")])
+    name = StringField("单位名称", validators=[DataRequired("请填写单位名称。"), max_length(Unit.name, "单位名称")])
     kind = SelectField("单位类型", choices=choices(UNIT_KINDS.items()), default="government")
     parent = SelectField("上级单位", coerce=int, default=0)
 
@@ -100,13 +102,13 @@ class UnitEditForm(UnitForm):
 
 
 class UserForm(FlaskForm):
-    username = StringField("用户名", validators=[DataRequired("请填写用户名。"), Length(max=60, message="用户名最多60个字符。")],
+    username = StringField("用户名", validators=[DataRequired("请填写用户名。"), max_length(User.username, "用户名", "个字符")],
                            description="登录用，字母或数字开头，3至60个字符。创建后不能修改。")
-    name = StringField("姓名", validators=[DataRequired("请填写姓名。"), Length(max=60, message="姓名最多60字。")])
+    name = StringField("姓名", validators=[DataRequired("请填写姓名。"), max_length(User.name, "姓名")])
     unit = SelectField("所属单位", coerce=int, default=0)
     roles = MultiCheckboxField("角色", choices=choices((r, ROLE_LABELS[r]) for r in ROLES))
-    email = StringField("电子邮箱", validators=[Optional(), Length(max=200, message="邮箱最多200个字符。")])
-    phone = StringField("电话", validators=[Optional(), Length(max=40, message="电话最多40个字符。")])
+    email = StringField("电子邮箱", validators=[Optional(), max_length(User.email, "邮箱", "个字符")])
+    phone = StringField("电话", validators=[Optional(), max_length(User.phone, "电话", "个字符")])
 
     def validate_roles(self, field):
         if not field.data:
