@@ -5,6 +5,7 @@ from decimal import Decimal, InvalidOperation
 
 MAX_DECIMALS = 4  # the scale of the value columns
 MAX_ABS = Decimal("1e15")
+PERCENT_MAX = 100  # the upper bound of a percent indicator without a maximum
 _APPROXIMATE = ("余", "多", "约", "近", "左右", "以上", "以下", "万余")
 _TRANSLATE = {ord(chr(0xFF10 + i)): str(i) for i in range(10)}
 _TRANSLATE.update({ord("．"): ".", ord("，"): ",", ord("－"): "-", ord("％"): "%", ord("　"): " "})
@@ -58,6 +59,11 @@ def parse_value(raw, indicator) -> Decimal | None:
         raise ValueError(f"{name}最多保留{MAX_DECIMALS}位小数，您填写的是“{typed}”。")
     minimum = indicator.minimum
     maximum = indicator.maximum
+    if maximum is None and indicator.type == "percent":
+        # A share cannot pass 100 %; a growth rate that may needs a maximum set on the indicator.
+        if value > PERCENT_MAX:
+            raise ValueError(f"{name}是百分比，不能大于{PERCENT_MAX}%，您填写的是“{typed}”。"
+                             "如该指标确实可能超过100%（例如增长率），请管理员为它设置最大值。")
     if minimum is None and value < 0:
         raise ValueError(f"{name}不能为负数，您填写的是“{typed}”。")
     if minimum is not None and value < Decimal(minimum):

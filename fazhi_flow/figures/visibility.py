@@ -116,3 +116,16 @@ class Visibility:
             return self.book.resolve(code, contribution)[1]
         except (_Ambiguous, _Invalid):
             return None
+
+
+class ShareApprovedFiguresKey:
+    """``cycle.share_approved_figures`` in a cycle file (a services.importer cycle extension)."""
+
+    @staticmethod
+    def validate(value, errors: list[str], path: str) -> None:
+        if not isinstance(value, bool):
+            errors.append(f"{path}：应为 true 或 false（是否允许联络员看到其他单位已审核通过的数值）")
+
+    @staticmethod
+    def apply(cycle, value: bool) -> None:
+        cycle.share_approved_figures = bool(value)

@@ -522,6 +522,16 @@ def start_from_last_year(contribution, actor, confirm: bool = False, expected_ve
     return replace_draft(contribution, actor, text, confirm, expected_version, source="沿用上年度文字")
 
 
+def set_share_approved_figures(cycle, actor, share: bool) -> None:
+    """Whether liaisons may see other units' approved figures (figures.visibility); audited."""
+    _require_admin(actor)
+    share = bool(share)
+    if cycle.share_approved_figures != share:
+        cycle.share_approved_figures = share
+        record(actor, "cycle.share_figures", f"cycle:{cycle.id}", share=share)
+        db.session.flush()
+
+
 # ---------------------------------------------------------------- definitions (admin)
 
 

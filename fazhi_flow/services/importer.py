@@ -24,7 +24,7 @@ from .audit import record
 
 TOP_KEYS = {"cycle", "units", "users", "outline"}
 CYCLE_KEYS = {"title", "year", "region", "due", "unit_head_review", "issuers", "issue_date",
-              "reminder_policy"}
+              "reminder_policy", "share_approved_figures"}
 UNIT_KEYS = {"code", "name", "kind", "parent"}
 USER_KEYS = {"username", "name", "email", "phone", "unit", "roles", "password"}
 NODE_KEYS = {"code", "title", "guidance", "word_limit", "run_in", "due", "lead", "support", "reviewers",
@@ -98,9 +98,10 @@ _Loader.add_constructor("tag:yaml.org,2002:str", _str)
 def _cycle_extensions() -> dict:
     """Cycle keys owned by other features: key -> object with validate(value, errors, path) and
     apply(cycle, value)."""
+    from ..figures.visibility import ShareApprovedFiguresKey
     from ..reminders.cycle_file import ReminderPolicyKey
 
-    return {"reminder_policy": ReminderPolicyKey}
+    return {"reminder_policy": ReminderPolicyKey, "share_approved_figures": ShareApprovedFiguresKey}
 
 
 class CycleFileError(DomainError):

@@ -12,6 +12,7 @@ from sqlalchemy.orm import selectinload
 from ...errors import DomainError
 from ...extensions import db
 from ...models import Assignment, Contribution, ReportCycle, Section, TransitionLog, User, UserRole
+from ...services import figures as figures_svc
 from ...services import outline as outline_svc
 from ...services.contributions import reopen_contribution
 from ...services.cycles import compile_cycle, open_cycle, reopen_collection
@@ -202,6 +203,7 @@ def cycle_edit(cycle_id):
         try:
             outline_svc.update_cycle_settings(cycle, current_user, form.title.data, form.due.data,
                                               form.unit_head_review.data, form.issuers.data, form.issue_date.data)
+            figures_svc.set_share_approved_figures(cycle, current_user, form.share_approved_figures.data)
             db.session.commit()
         except DomainError as exc:
             flash_refusal(exc)

@@ -61,7 +61,7 @@ class CycleTemplateForm(CycleSettingsMixin, FlaskForm):
 
 
 class CycleEditForm(CycleSettingsMixin, FlaskForm):
-    pass
+    share_approved_figures = BooleanField("允许联络员查看和引用其他单位已审核通过的统计数据")
 
 
 class CycleUploadForm(FlaskForm):
