@@ -2,7 +2,9 @@
 
 The merged text of a section is pre-filled from its approved contributions (lead unit first) until an
 admin saves an edit. Every change of the whole draft is kept as a ReportDraftVersion; the leader signs
-the latest version, and publishing freezes exactly that version as an immutable Publication.
+the latest version, and publishing freezes exactly that version as an immutable Publication. A
+correction (更正) is signed too: the admin edits the published draft and asks for the signature with a
+note (提请签发更正); the leader's 签发 publishes it as the next version, 退回 leaves it unpublished.
 
 Bound numbers: a unit's text may cite an indicator as ``{{code}}``. The pre-filled text prints the
 numbers as approved (``publish.numbers``), and an edited section (SectionDraft) stores that plain
@@ -26,9 +28,10 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm.exc import StaleDataError
 
+from ..database import lock_row
 from ..errors import Conflict, DomainError, NotFound, PermissionDenied
 from ..extensions import db
-from ..models import Publication, ReportCycle, ReportDraftVersion, Section, SectionDraft
+from ..models import Publication, ReportCycle, ReportDraftVersion, Section, SectionDraft, TransitionLog
 from ..models.publication import sha256_hex
 from ..publish.docx import render_docx
 from ..publish.document import ReportDocument
@@ -38,14 +41,17 @@ from ..publish.numbers import ApprovedTexts
 from ..publish.pdf import PdfUnavailable, render_pdf
 from ..publish.text import render_text
 from ..timeutil import utcnow
-from ..workflow.machine import transition_fired
+from ..workflow.machine import fire, transition_fired
 from . import cycles as cycle_ops
 from .audit import record
 
 logger = logging.getLogger(__name__)
 
-# While compiling the admin edits the draft; once published, edits prepare a correction (更正).
+# While compiling the admin edits the draft; once published, edits prepare a correction (更正). Never
+# while the leader reads a draft (signoff, correcting): what is signed is what was read.
 EDITABLE_STATES = ("compiling", "published")
+# States in which the leader has a draft to sign: the report, or a correction of it.
+SIGNING_STATES = ("signoff", "correcting")
 MAX_SECTION_CHARS = 50_000
 FORMATS = {
     "txt": ("text/plain; charset=utf-8", "txt"),
@@ -74,7 +80,7 @@ def can_read_draft(user, cycle: ReportCycle) -> bool:
 
 
 def can_sign(user, cycle: ReportCycle) -> bool:
-    return bool(user and user.is_authenticated and user.has_role("leader")) and cycle.state == "signoff"
+    return bool(user and user.is_authenticated and user.has_role("leader")) and cycle.state in SIGNING_STATES
 
 
 # ------------------------------------------------------------------ reading the draft
@@ -363,7 +369,12 @@ def check_before_signoff(cycle: ReportCycle, actor) -> None:
 
 
 def sign_report(cycle: ReportCycle, actor, version_number: int | None, comment: str | None = None):
-    """Sign (签发) the version the leader read; refused when a newer version exists."""
+    """Sign (签发) the version the leader read; refused when a newer version exists.
+
+    Signing a correction publishes it (see ``_on_transition``). The cycle row is locked first, so a
+    double submission signs once and the other gets the state message.
+    """
+    lock_row(cycle)
     latest = latest_version(cycle)
     if latest is not None and version_number is not None and version_number != latest.number:
         raise Conflict(f"您阅读的是第{version_number}稿，当前最新为第{latest.number}稿，请重新阅读后再签发。")
@@ -384,13 +395,16 @@ def publish_report(cycle: ReportCycle, actor) -> Publication:
     return publication
 
 
-def render_outputs(document: ReportDocument, with_pdf: bool = True) -> dict:
-    """Every published format of a document; ``pdf`` is None when PDFs cannot be rendered here."""
+def render_outputs(document: ReportDocument, with_pdf: bool = True, published_at=None) -> dict:
+    """Every published format of a document; ``pdf`` is None when PDFs cannot be rendered here.
+
+    ``published_at`` is written into the DOCX's properties as its created and modified time.
+    """
     config = current_app.config
     outputs = {
         "txt": render_text(document),
         "html": render_html(document, font_stacks(config["DOCX_FONTS"], config["PDF_FONTS"])),
-        "docx": render_docx(document, config["DOCX_FONTS"]),
+        "docx": render_docx(document, config["DOCX_FONTS"], published_at),
         "pdf": None,
     }
     if with_pdf:
@@ -433,7 +447,8 @@ def latest_publication(cycle: ReportCycle) -> Publication | None:
 
 def _freeze(cycle: ReportCycle, actor, version: ReportDraftVersion, note: str | None) -> Publication:
     document = ReportDocument.from_dict(version.document)
-    outputs = render_outputs(document)
+    published_at = utcnow()
+    outputs = render_outputs(document, published_at=published_at)
     number = (db.session.scalar(
         select(func.max(Publication.version)).where(Publication.cycle_id == cycle.id)) or 0) + 1
     publication = Publication(
@@ -442,7 +457,7 @@ def _freeze(cycle: ReportCycle, actor, version: ReportDraftVersion, note: str | 
         text=outputs["txt"], html=outputs["html"], docx=outputs["docx"], pdf=outputs["pdf"],
         text_sha256=sha256_hex(outputs["txt"]), html_sha256=sha256_hex(outputs["html"]),
         docx_sha256=sha256_hex(outputs["docx"]), pdf_sha256=sha256_hex(outputs["pdf"]),
-        published_by_id=getattr(actor, "id", None), published_at=utcnow(),
+        published_by_id=getattr(actor, "id", None), published_at=published_at,
     )
     db.session.add(publication)
     db.session.flush()
@@ -468,17 +483,30 @@ def freeze_publication(cycle: ReportCycle, actor) -> Publication:
     return publication
 
 
-def publish_correction(cycle: ReportCycle, actor, note: str) -> Publication:
-    """Publish a correction (更正): a new publication version with a note; earlier ones stay."""
-    if not can_compile(actor, cycle):
-        raise PermissionDenied("只有管理员可以发布更正。")
-    if cycle.state != "published":
-        raise DomainError("只有已发布的年度报告才能发布更正。")
-    note = (note or "").strip()
-    if not note:
-        raise DomainError("发布更正必须填写更正说明。")
-    if len(note) > 2000:
-        raise DomainError("更正说明过长，最多2000字。")
+def correction_note(cycle: ReportCycle) -> str | None:
+    """The note (更正说明) of the latest correction request: the comment of its transition."""
+    log = db.session.scalars(
+        select(TransitionLog).where(TransitionLog.cycle_id == cycle.id,
+                                    TransitionLog.event == "request_correction")
+        .order_by(TransitionLog.id.desc()).limit(1)
+    ).first()
+    return log.comment if log is not None else None
+
+
+def _check_seen(cycle: ReportCycle, seen_publication: int | None, seen_draft: int | None) -> None:
+    """Refuse a form loaded before the latest publication or draft version (read under the lock)."""
+    published = latest_publication(cycle)
+    if seen_publication is not None and published is not None and published.version != seen_publication:
+        raise Conflict(f"已有新版本（第{published.version}版）发布，您核对的是第{seen_publication}版。"
+                       "请刷新页面，核对与最新版本的差异后再提请签发更正。")
+    latest = latest_version(cycle)
+    if seen_draft is not None and latest is not None and latest.number != seen_draft:
+        raise Conflict(f"合并稿已有新的修改（第{latest.number}稿），您核对的是第{seen_draft}稿。"
+                       "请刷新页面核对后再提请签发更正。")
+
+
+def check_correction(cycle: ReportCycle) -> None:
+    """Refuse a correction with stale sections or without any change against the published version."""
     stale = [v.section.numbered_title for v in section_views(cycle) if v.stale]
     if stale:
         raise DomainError("以下章节的报送材料在编辑后发生了变化，请先按最新材料重新生成："
@@ -488,11 +516,46 @@ def publish_correction(cycle: ReportCycle, actor, note: str) -> Publication:
         current = render_text(current_document(cycle))
     if previous is not None and previous.text == current:
         raise DomainError("合并稿与当前发布版本相同，没有需要更正的内容。请先在汇总编辑中修改。")
-    version = record_version(cycle, actor, f"更正：{note}")
+
+
+def request_correction(cycle: ReportCycle, actor, note: str | None, seen_publication: int | None = None,
+                       seen_draft: int | None = None) -> TransitionLog:
+    """Ask the leader to sign a correction (提请签发更正) of the published report, with its note.
+
+    ``seen_publication`` and ``seen_draft`` are the publication version and draft number the admin's
+    form showed. The cycle row is locked first, so of admins submitting at once (or one submitting
+    twice) exactly one request is made and the others get a message.
+
+    :raise DomainError: not published, no note, nothing changed, stale sections, or a stale form.
+    """
+    if not can_compile(actor, cycle):
+        raise PermissionDenied("只有管理员可以提请签发更正。")
+    lock_row(cycle)
+    if cycle.state == "correcting":
+        raise Conflict("更正已提请签发，正在等待签发领导审阅，请勿重复提交。")
+    if cycle.state != "published":
+        raise DomainError("只有已发布的年度报告才能更正。")
+    _check_seen(cycle, seen_publication, seen_draft)
+    note = (note or "").strip()
+    if not note:
+        raise DomainError("提请签发更正必须填写更正说明：更正了什么、为什么更正。")
+    if len(note) > 2000:
+        raise DomainError(f"更正说明过长（{len(note)}字），最多2000字。")
+    check_correction(cycle)
+    # The draft version the leader will read is recorded by the transition listener below.
+    log = fire(cycle, "request_correction", actor, comment=note)
+    record(actor, "cycle.request_correction", f"cycle:{cycle.id}", note=note)
     db.session.flush()
-    publication = _freeze(cycle, actor, version, note)
+    return log
+
+
+def _publish_correction(cycle: ReportCycle, actor) -> Publication:
+    """Freeze the signed correction as the next publication version, with the requested note."""
+    signed = latest_version(cycle) or record_version(cycle, actor, "签发更正")
+    db.session.flush()
+    publication = _freeze(cycle, actor, signed, correction_note(cycle))
     record(actor, "publication.correct", f"cycle:{cycle.id}", version=publication.version,
-           sha256=publication.text_sha256, note=note)
+           sha256=publication.text_sha256, note=publication.correction_note)
     return publication
 
 
@@ -572,14 +635,23 @@ def published_by_year() -> list[tuple[int, list[tuple[ReportCycle, list[Publicat
 # ------------------------------------------------------------------ wiring
 
 
-def _on_transition(sender, event=None, actor=None, **_):
-    """Keep a draft version when compiling starts and when sign-off is requested."""
+def _on_transition(sender, event=None, actor=None, from_state=None, comment=None, **_):
+    """Keep a draft version when compiling starts and when sign-off (of a correction too) is
+    requested; signing a correction publishes it, in the same transaction (web and CLI alike)."""
     if not isinstance(sender, ReportCycle):
         return
     if event == "compile":
         record_version(sender, actor, "进入汇总编辑，按已通过材料生成")
     elif event == "request_signoff":
         record_version(sender, actor, "提请签发")
+    elif event == "request_correction":
+        record_version(sender, actor, f"提请签发更正：{comment or ''}")
+    elif event == "sign" and from_state == "correcting":
+        _publish_correction(sender, actor)
+
+
+def _request_correction_operation(cycle: ReportCycle, actor, comment: str | None = None):
+    return request_correction(cycle, actor, comment)
 
 
 def register() -> None:
@@ -588,6 +660,8 @@ def register() -> None:
         cycle_ops.PUBLISH_HOOKS.append(freeze_publication)
     if check_before_signoff not in cycle_ops.SIGNOFF_CHECKS:
         cycle_ops.SIGNOFF_CHECKS.append(check_before_signoff)
+    # fazhi-flow transition … request_correction runs the same checks and lock as the web page.
+    cycle_ops.OPERATIONS.setdefault("request_correction", _request_correction_operation)
     transition_fired.connect(_on_transition, weak=False)
 
 

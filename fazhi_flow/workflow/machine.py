@@ -94,7 +94,7 @@ def _check_contribution(contribution, event, actor, comment):
         raise PermissionDenied(f"您没有权限对该材料执行“{labels[event]}”。")
     cycle = contribution.cycle
     if cycle.state != "collecting":
-        if event == "reopen" and cycle.state == "published":
+        if event == "reopen" and cycle.state in ("published", "correcting"):
             raise DomainError("报告已发布，不能重新打开材料。")
         raise DomainError(f"年度报告当前为“{cycle.state_label}”，材料只能在征集中修改。")
     if event in S.CONTRIBUTION_COMMENT_REQUIRED and not (comment or "").strip():

@@ -57,6 +57,7 @@ CYCLE_STATE_LABELS = {
     "signoff": "待签发",
     "signed": "已签发",
     "published": "已发布",
+    "correcting": "更正待签发",
 }
 CYCLE_STATES = list(CYCLE_STATE_LABELS)
 
@@ -68,8 +69,13 @@ CYCLE_EVENT_LABELS = {
     "sign": "签发",
     "return": "退回修改",
     "publish": "发布",
+    "request_correction": "提请签发更正",
 }
 
+# A correction (更正) of a published report is signed like the report: the admin edits the draft while
+# it is published, asks for the leader's signature with a note, and signing publishes the next version
+# (returning leaves the published versions as they are). Public pages show every published version
+# throughout.
 CYCLE_TRANSITIONS = [
     {"trigger": "open", "source": ["setup"], "dest": "collecting"},
     {"trigger": "compile", "source": ["collecting"], "dest": "compiling"},
@@ -78,6 +84,9 @@ CYCLE_TRANSITIONS = [
     {"trigger": "sign", "source": ["signoff"], "dest": "signed"},
     {"trigger": "return", "source": ["signoff"], "dest": "compiling"},
     {"trigger": "publish", "source": ["signed"], "dest": "published"},
+    {"trigger": "request_correction", "source": ["published"], "dest": "correcting"},
+    {"trigger": "sign", "source": ["correcting"], "dest": "published"},
+    {"trigger": "return", "source": ["correcting"], "dest": "published"},
 ]
 
 CYCLE_EVENT_ACTORS = {
@@ -88,5 +97,7 @@ CYCLE_EVENT_ACTORS = {
     "sign": "leader",
     "return": "leader",
     "publish": "admin",
+    "request_correction": "admin",
 }
-CYCLE_COMMENT_REQUIRED = {"return"}
+# The comment of request_correction is the correction note (更正说明) published with the new version.
+CYCLE_COMMENT_REQUIRED = {"return", "request_correction"}

@@ -32,8 +32,9 @@ C_TABLE_UNIT_REVIEW = C_TABLE | {
 ACTORS = ["liaison", "other_liaison", "unit_head", "reviewer", "outsider_reviewer", "own_unit_reviewer",
           "admin", "leader"]
 
-Y_STATES = ["setup", "collecting", "compiling", "signoff", "signed", "published"]
-Y_EVENTS = ["open", "compile", "reopen_collection", "request_signoff", "sign", "return", "publish"]
+Y_STATES = ["setup", "collecting", "compiling", "signoff", "signed", "published", "correcting"]
+Y_EVENTS = ["open", "compile", "reopen_collection", "request_signoff", "sign", "return", "publish",
+            "request_correction"]
 Y_TABLE = {
     ("setup", "open"): ("admin", "collecting"),
     ("collecting", "compile"): ("admin", "compiling"),
@@ -42,6 +43,10 @@ Y_TABLE = {
     ("signoff", "sign"): ("leader", "signed"),
     ("signoff", "return"): ("leader", "compiling"),
     ("signed", "publish"): ("admin", "published"),
+    # A correction (更正) is signed by the leader: signing publishes it, returning leaves it unpublished.
+    ("published", "request_correction"): ("admin", "correcting"),
+    ("correcting", "sign"): ("leader", "published"),
+    ("correcting", "return"): ("leader", "published"),
 }
 Y_ACTORS = ["admin", "leader", "reviewer", "liaison"]
 

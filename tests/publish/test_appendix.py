@@ -90,7 +90,9 @@ def test_the_appendix_is_signed_and_published_with_the_report(compiled, db):
 
     # Dropping it afterwards is a correction, published as a new version; the first one keeps it.
     svc.set_appendix(cycle, compiled.admin, False)
-    correction = svc.publish_correction(cycle, compiled.admin, "不再附统计指标汇总表。")
+    svc.request_correction(cycle, compiled.admin, "不再附统计指标汇总表。")
+    svc.sign_report(cycle, compiled.leader, svc.latest_version(cycle).number)
+    correction = svc.latest_publication(cycle)
     assert not Document(io.BytesIO(correction.docx)).tables
     assert "附件" not in correction.text and Document(io.BytesIO(publication.docx)).tables
 

@@ -204,16 +204,20 @@ def test_correction_publishes_a_new_version_and_keeps_the_old(compiling, db):
     first = svc.publish_report(cycle, compiling.admin)
     db.session.commit()
     with pytest.raises(DomainError, match="没有需要更正"):
-        svc.publish_correction(cycle, compiling.admin, "无变化")
+        svc.request_correction(cycle, compiling.admin, "无变化")
     section = compiling.sections["enforcement"]
     text = svc.section_views(cycle)[[v.section.code for v in svc.section_views(cycle)].index("enforcement")].text
     svc.save_section_text(cycle, section, compiling.admin, text.replace("3812次", "3821次"))
     with pytest.raises(DomainError, match="更正说明"):
-        svc.publish_correction(cycle, compiling.admin, "  ")
+        svc.request_correction(cycle, compiling.admin, "  ")
     with pytest.raises(PermissionDenied):
-        svc.publish_correction(cycle, compiling.leader, "领导不能直接发布")
-    second = svc.publish_correction(cycle, compiling.admin, "涉企检查次数录入有误，更正为3821次。")
+        svc.request_correction(cycle, compiling.leader, "领导不能直接发布")
+    # A correction is signed by the leader like the report; signing publishes it.
+    svc.request_correction(cycle, compiling.admin, "涉企检查次数录入有误，更正为3821次。")
+    assert cycle.state == "correcting" and len(svc.publications(cycle)) == 1
+    svc.sign_report(cycle, compiling.leader, svc.latest_version(cycle).number)
     db.session.commit()
+    second = svc.latest_publication(cycle)
     assert [p.version for p in svc.publications(cycle)] == [1, 2]
     assert second.correction_note.startswith("涉企检查次数") and second.is_correction
     assert "3821次" in second.text and "3812次" in first.text

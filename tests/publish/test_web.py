@@ -154,6 +154,12 @@ def test_public_page_without_login_lists_downloads_and_hashes(site, db):
     assert client.get("/reports/999999").status_code == 404
 
 
+def svc_latest_draft(site):
+    from fazhi_flow.services import compile as svc
+
+    return svc.latest_version(site.cycle).number
+
+
 def test_correction_through_the_pages_keeps_old_version_visible(site, db):
     first = _publish(site, db)
     admin = login(site.client, site.admin)
@@ -162,10 +168,14 @@ def test_correction_through_the_pages_keeps_old_version_visible(site, db):
     section = site.sections["shortcomings"]
     admin.post(f"/compile/{site.cycle.id}/sections/{section.id}",
                data={"body": "一是部分单位学法形式较为单一。二是基层执法衔接仍需理顺。", "version": 0})
-    response = admin.post(f"/compile/{site.cycle.id}/correction", data={"note": ""})
+    seen = {"published": 1, "draft": svc_latest_draft(site)}
+    response = admin.post(f"/compile/{site.cycle.id}/correction", data={"note": "", **seen})
     assert response.status_code == 200 and "请填写更正说明" in response.get_data(as_text=True)
-    response = admin.post(f"/compile/{site.cycle.id}/correction", data={"note": "第三部分表述有误，已更正。"})
+    response = admin.post(f"/compile/{site.cycle.id}/correction", data={"note": "第三部分表述有误，已更正。", **seen})
     assert response.status_code == 303
+    # The correction is published once the leader signs it.
+    leader = login(site.client, site.leader)
+    assert leader.post(f"/compile/{site.cycle.id}/sign", data={"version": seen["draft"]}).status_code == 303
     logout(site.client)
     html = page(site.client.get("/reports/"))
     assert "第2版" in html and "第1版" in html and "更正说明：第三部分表述有误，已更正。" in html

@@ -4,6 +4,9 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, IntegerField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.widgets import HiddenInput
+
+from ..fields import IntField
 
 
 class ActionForm(FlaskForm):
@@ -33,6 +36,12 @@ class ReturnForm(FlaskForm):
 class CorrectionForm(FlaskForm):
     note = TextAreaField("更正说明", validators=[DataRequired("请填写更正说明：更正了什么、为什么更正。"),
                                              Length(max=2000, message="更正说明最多2000字。")])
+    # What the admin compared: the published version and the draft number shown on the page. A form
+    # loaded before a newer one is refused, so nobody asks to sign a text they did not check.
+    published = IntField(widget=HiddenInput(), validators=[InputRequired("页面已过期，请刷新后再提交。"),
+                                                            NumberRange(min=1)])
+    draft = IntField(widget=HiddenInput(), validators=[InputRequired("页面已过期，请刷新后再提交。"),
+                                                       NumberRange(min=1)])
 
 
 class AppendixForm(FlaskForm):

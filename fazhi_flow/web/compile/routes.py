@@ -6,7 +6,7 @@ from flask_login import current_user, login_required
 from markupsafe import Markup
 from sqlalchemy import select
 
-from ...errors import Conflict, DomainError
+from ...errors import Conflict, DomainError, PermissionDenied
 from ...extensions import db
 from ...figures.numbers import format_number
 from ...models import ReportCycle, Section, TransitionLog
@@ -55,6 +55,21 @@ def _last_return(cycle: ReportCycle) -> TransitionLog | None:
     return next((log for log in _cycle_logs(cycle) if log.event == "return"), None)
 
 
+def _correction_return(cycle: ReportCycle) -> TransitionLog | None:
+    """The leader's return of a correction, when it is the latest thing that happened to the cycle."""
+    log = next(iter(_cycle_logs(cycle)), None)
+    return log if log is not None and log.event == "return" and log.from_state == "correcting" else None
+
+
+def _require_signing(cycle: ReportCycle) -> None:
+    """Only a leader signs or returns, and only while a draft (or a correction) awaits signing."""
+    if not current_user.has_role("leader"):
+        raise PermissionDenied("只有签发领导可以签发或退回待签发的年度报告。")
+    if not svc.can_sign(current_user, cycle):
+        # E.g. the same form submitted twice: the first submission already decided.
+        raise Conflict(f"年度报告当前为“{cycle.state_label}”，没有等待签发的稿件。请刷新页面查看最新状态。")
+
+
 def _version_arg(name: str) -> int | None:
     """A draft number from the query string; one that is given but malformed names no draft (404)."""
     raw = request.args.get(name)
@@ -76,7 +91,8 @@ def index():
     if not current_user.has_role("admin", "leader"):
         abort_with(403, "汇总签发只对管理员和签发领导开放。")
     cycles = list(db.session.scalars(
-        select(ReportCycle).where(ReportCycle.state.in_(("compiling", "signoff", "signed", "published")))
+        select(ReportCycle).where(ReportCycle.state.in_(
+            ("compiling", "signoff", "signed", "published", "correcting")))
         .order_by(ReportCycle.year.desc(), ReportCycle.id.desc())
     ))
     return render_template("compile/index.html", cycles=cycles, svc=svc)
@@ -97,6 +113,7 @@ def edit(cycle_id: int):
     return render_template(
         "compile/edit.html", cycle=cycle, views=views, forms=forms, svc=svc,
         editable=svc.can_edit_draft(current_user, cycle), last_return=_last_return(cycle),
+        correction_return=_correction_return(cycle),
         latest=svc.latest_version(cycle), publications=svc.publications(cycle),
         action_form=ActionForm(formdata=None), comment_form=CommentForm(formdata=None),
         missing=[v for v in views if v.missing], stale=[v for v in views if v.stale],
@@ -214,13 +231,18 @@ def signoff(cycle_id: int):
     cycle = _cycle_or_404(cycle_id)
     _require_reader(cycle)
     version = svc.latest_version(cycle)
-    if version is not None and cycle.state in ("signoff", "signed", "published"):
+    if version is not None and cycle.state in ("signoff", "signed", "published", "correcting"):
         document = ReportDocument.from_dict(version.document)
     else:
         document = svc.current_document(cycle)
     previous = svc.get_version(cycle, version.number - 1) if version and version.number > 1 else None
+    published = svc.latest_publication(cycle)
+    correcting = cycle.state == "correcting"
+    rows = correction_diff(cycle, published, version) if correcting else []
     return render_template(
         "compile/signoff.html", cycle=cycle, version=version, article=_article(document),
+        published=published, correcting=correcting, note=svc.correction_note(cycle) if correcting else None,
+        rows=rows, summary=diff_summary(rows), formats=svc.FORMAT_LABELS,
         can_sign=svc.can_sign(current_user, cycle), logs=_cycle_logs(cycle), previous=previous,
         sign_form=SignForm(formdata=None, version=version.number if version else ""),
         return_form=ReturnForm(formdata=None), event_labels=CYCLE_EVENT_LABELS,
@@ -232,15 +254,19 @@ def signoff(cycle_id: int):
 def sign(cycle_id: int):
     cycle = _cycle_or_404(cycle_id)
     form = SignForm()
-    if not svc.can_sign(current_user, cycle):
-        raise DomainError("只有签发领导可以签发待签发的年度报告。")
+    _require_signing(cycle)
     if form.validate_on_submit():
         if not form.version.data.isdigit():
             # The page says which version was read; without it we cannot tell it is the latest.
             raise Conflict("无法确认您阅读的是哪一稿，请刷新页面、重新阅读后再签发。")
+        correcting = cycle.state == "correcting"
         svc.sign_report(cycle, current_user, int(form.version.data), comment=form.comment.data)
         db.session.commit()
-        flash("已签发。管理员发布后，报告将在公开页面上线。", "success")
+        if correcting:
+            publication = svc.latest_publication(cycle)
+            flash(f"已签发更正，第{publication.version}版已发布。SHA-256：{publication.sha256}", "success")
+        else:
+            flash("已签发。管理员发布后，报告将在公开页面上线。", "success")
     else:
         _form_errors(form)
     return redirect(url_for("compile.signoff", cycle_id=cycle.id), code=303)
@@ -251,8 +277,7 @@ def sign(cycle_id: int):
 def return_draft(cycle_id: int):
     cycle = _cycle_or_404(cycle_id)
     form = ReturnForm()
-    if not svc.can_sign(current_user, cycle):
-        raise DomainError("只有签发领导可以退回待签发的年度报告。")
+    _require_signing(cycle)
     if form.validate_on_submit():
         svc.return_report(cycle, current_user, form.comment.data)
         db.session.commit()
@@ -321,15 +346,38 @@ def correction(cycle_id: int):
     _require_admin(cycle)
     form = CorrectionForm()
     if form.validate_on_submit():
-        publication = svc.publish_correction(cycle, current_user, form.note.data)
+        try:
+            svc.request_correction(cycle, current_user, form.note.data, form.published.data, form.draft.data)
+        except DomainError as exc:
+            # Shown on this page with the note as typed: nothing the admin wrote is lost.
+            db.session.rollback()
+            flash(exc.message, "error")
+            return _correction_page(cycle, form, exc.status)
         db.session.commit()
-        flash(f"已发布更正（第{publication.version}版），此前的版本仍可查阅。", "success")
+        flash("已提请签发更正。签发领导签发后，更正作为新版本发布；此前的版本仍公开可查。", "success")
         return redirect(url_for("compile.edit", cycle_id=cycle.id), code=303)
-    previous = svc.latest_publication(cycle)
-    rows = []
-    if previous is not None:
-        from ...publish.text import render_text
+    return _correction_page(cycle, form, 200)
 
-        rows = diff_texts(previous.text, render_text(svc.current_document(cycle)))
+
+def _correction_page(cycle: ReportCycle, form: CorrectionForm, status: int):
+    """The correction form with the diff against the published version; the hidden fields say which
+    publication and draft the admin compared (kept from the form when it is shown again)."""
+    previous, latest = svc.latest_publication(cycle), svc.latest_version(cycle)
+    # The page shows the diff as it is now, so the fields name these versions (the note stays).
+    for field, value in ((form.published, previous and previous.version), (form.draft, latest and latest.number)):
+        field.data, field.raw_data = value, None
+    rows = correction_diff(cycle, previous)
     return render_template("compile/correction.html", cycle=cycle, form=form, previous=previous,
-                           rows=rows, summary=diff_summary(rows))
+                           rows=rows, summary=diff_summary(rows), note=svc.correction_note(cycle)), status
+
+
+def correction_diff(cycle: ReportCycle, previous, version=None) -> list:
+    """The paragraphs changed against the published version ``previous``: of draft ``version``, or of
+    the current draft."""
+    if previous is None:
+        return []
+    if version is not None:
+        return diff_texts(previous.text, version.text)
+    from ...publish.text import render_text
+
+    return diff_texts(previous.text, render_text(svc.current_document(cycle)))
