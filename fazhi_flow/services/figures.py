@@ -211,7 +211,7 @@ def contribution_figures(contribution, viewer=None, book: FigureBook | None = No
     return ContributionFigures(
         contribution=contribution, book=book, rows=rows,
         results=evaluate_contribution(book, contribution, detail, seen),
-        literals=check_literals(text, checks, previous_values, contribution.cycle.year),
+        literals=check_literals(text, checks, previous_values, contribution.cycle.year, contribution.unit.name),
         jumps=[r.jump for r in rows if r.jump is not None],
         unknown_citations=unknown, empty_citations=empty, foreign_citations=foreign, previous=previous, previous_text=previous_text,
         similarity=Y.similarity(text, previous_text) if previous_text else 0.0,

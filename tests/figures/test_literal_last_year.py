@@ -23,9 +23,11 @@ def test_contribution_figures_flag_last_years_number_of_the_unit(db, factory):
     current = db.session.scalar(select(Contribution).join(Section).where(
         Contribution.cycle_id == new.id, Section.code == "govern"))
     save_figures(current, old.liaisons["sfj"], {"mediators": "1200"})
-    current.body = "全区人民调解员1104人。2024年全区人民调解员1104人。人民调解员1200人，比上年增加96人。"
+    current.body = ("全区人民调解员1104人。2024年全区人民调解员1104人。人民调解员1200人，比上年增加96人。"
+                    "区司法局指导的人民调解员1201人。区市场监管局调解员1250人。")
     report = contribution_figures(current)
-    # Last year's number is named as such; another year's and a comparison are not read.
+    # Last year's number is named as such; another year's is not read; the unit's own name does not
+    # hide its number, another unit's does.
     assert [(m.indicator.code, m.written, m.previous) for m in report.literals] == [
-        ("mediators", Decimal(1104), Decimal(1104))]
+        ("mediators", Decimal(1104), Decimal(1104)), ("mediators", Decimal(1201), None)]
     assert "上年的数值" in report.literals[0].message
