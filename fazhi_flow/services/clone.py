@@ -79,7 +79,7 @@ def clone_preview(source: ReportCycle, year: int, title: str | None = None) -> l
     for node in load_outline(source):
         s, where = node.section, node.path_label
         changes += _text_changes(where, "标题", s.title, source.year, years)
-        changes += _text_changes(where, "填写说明", s.guidance, source.year, years)
+        changes += _text_changes(where, "填报说明", s.guidance, source.year, years)
         changes += _date_change(where, "截止日期", s.due, years)
         for a in s.assignments:
             changes += _date_change(where, f"{a.unit.name}的截止日期", a.due, years)

@@ -69,6 +69,9 @@ def stuck_warnings(cycle: ReportCycle) -> list[StuckWarning]:
     from .outline import load_outline
 
     labels = {n.section.id: n.path_label for n in load_outline(cycle)}
+    # The named reviewers of every section in one query (effective_reviewers walks up the tree).
+    list(db.session.scalars(select(Section).where(Section.cycle_id == cycle.id)
+                            .options(selectinload(Section.reviewers))))
     order = {sid: i for i, sid in enumerate(labels)}
     assignments = sorted(_assignments(cycle), key=lambda a: (order.get(a.section_id, 0), a.id))
     reviewers = _active_with_role("reviewer")

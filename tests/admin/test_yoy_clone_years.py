@@ -34,7 +34,7 @@ def test_preview_lists_every_change_and_clone_writes_them(db, factory, office):
     assert ("一、2023年推进法治政府建设的主要举措和成效", "标题", "2023年推进法治政府建设的主要举措和成效",
             "2024年推进法治政府建设的主要举措和成效") in changes
     assert ("二、2024年工作安排", "标题", "2024年工作安排", "2025年工作安排") in changes
-    assert any(c[1] == "填写说明" and c[2] == "写明2023年的做法。" and c[3] == "写明2024年的做法。" for c in changes)
+    assert any(c[1] == "填报说明" and c[2] == "写明2023年的做法。" and c[3] == "写明2024年的做法。" for c in changes)
     assert not any("2021" in str(c[2]) for c in changes)  # older years are not touched
     assert any(c[1] == "区司法局的截止日期" and c[3] == date(2025, 2, 28) for c in changes)
 

@@ -152,7 +152,7 @@ def cycle_new_clone():
     except DomainError as exc:
         flash_refusal(exc)
         return _new_cycle_page(clone_form=form, status=400)
-    flash(f"已复制“{source.title}”的提纲和任务分配，创建“{cycle.title}”。标题、填写说明中的年份和各截止日期"
+    flash(f"已复制“{source.title}”的提纲和任务分配，创建“{cycle.title}”。标题、填报说明中的年份和各截止日期"
           "已顺延到新年度，请在“提纲”中检查。", "success")
     return redirect(url_for(".cycle", cycle_id=cycle.id), code=303)
 
