@@ -6,7 +6,7 @@ title, 200-character cycle title, 100-character unit names, 60-character user na
 (varchar 200) and outbox subject (varchar 300) columns; they are fitted to them. PostgreSQL enforces
 the lengths (the run that found the bug); on SQLite the same test checks that values were fitted.
 """
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import func, select
 
@@ -125,6 +125,7 @@ def test_sweeps_chase_decisions_and_delivery_with_max_lengths(app, db, factory):
     assert any(w.section.title in m.get_content() for m in smtp.messages)
     assert any(w.section.title in r["json"]["text"]["content"] for r in robot.requests)
     assert any(r.subject.endswith("…") for r in rows)
+    assert {r.cause.split(":")[0] for r in sent} >= {"reminder", "transition", "extension"}
     assert db.session.scalar(select(func.count()).select_from(Notification)
                              .where(Notification.title.endswith("…"))) > 0
     assert_all_fit(db)
@@ -140,6 +141,11 @@ def _sweeps_and_delivery(w, db):
         delivered = deliver(moment)
         assert delivered.dead == 0 and delivered.sent > 0
     assert {"before_due", "overdue", "escalation", "digest"} <= kinds
+    # 申请延期 and its refusal: both messages name the unit and the section.
+    req = rsvc.request_extension(w.assignment, w.liaison, date(2025, 1, 24), chinese(MAX_NOTE, "理由"),
+                                 today=date(2025, 1, 15))
+    rsvc.decide_extension(req, w.admin, grant=False, comment=chinese(MAX_NOTE, "意见"))
+    db.session.commit()
     assert db.session.scalar(select(func.count()).select_from(Reminder)) >= 4
     assert_all_fit(db)
 
