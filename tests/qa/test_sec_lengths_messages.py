@@ -14,14 +14,14 @@ from fazhi_flow.limits import column_length, fit
 from fazhi_flow.models import Notification, ReportCycle, Section, Unit, User
 from fazhi_flow.models.audit import AuditEvent
 from fazhi_flow.models.reminder import OutboxMessage, Reminder, WebhookTarget
-from fazhi_flow.reminders.jobs import deliver, sweep
+from fazhi_flow.reminders.jobs import deliver
 from fazhi_flow.services import contributions as csvc
 from fazhi_flow.services import reminders as rsvc
 from fazhi_flow.services.reminders import MAX_NOTE
 from fazhi_flow.testing import FreshUserClient, login
 from fazhi_flow.web.tasks.forms import COMMENT_MAX
 from tests.reminders.conftest import SmtpServer, WebhookReceiver, free_port
-from tests.reminders.helpers import SH, at
+from tests.reminders.helpers import SH
 
 PHRASE = "关于深入推进依法行政、严格规范公正文明执法工作的情况，"
 
@@ -107,7 +107,7 @@ def test_sweeps_chase_decisions_and_delivery_with_max_lengths(app, db, factory):
             rsvc.add_webhook(w.admin, chinese(column_length(WebhookTarget.name), "机器人"), "wecom", robot.url(),
                              unit_id=unit_id, cycle_id=cycle_id)
         db.session.commit()
-        _sweeps_and_delivery(w, db)
+        _sweeps_and_delivery(app, w, db)
         _chase_and_decisions(app, w, db, users)
         result = deliver(datetime.now(SH))
         assert result.dead == 0 and result.retried == 0
@@ -131,15 +131,15 @@ def test_sweeps_chase_decisions_and_delivery_with_max_lengths(app, db, factory):
     assert_all_fit(db)
 
 
-def _sweeps_and_delivery(w, db):
-    kinds = set()
-    # Before the due date, overdue, escalated: each sweep queues its reminders; each is then delivered.
-    for moment in (at(2025, 1, 7, 9, 5), at(2025, 1, 13, 9, 5), at(2025, 1, 15, 9, 5)):
-        result = sweep(moment)
-        assert result.queued, moment
-        kinds |= {q.kind for q in result.queued}
-        delivered = deliver(moment)
-        assert delivered.dead == 0 and delivered.sent > 0
+def _sweeps_and_delivery(app, w, db):
+    runner = app.test_cli_runner()
+    # Before the due date, overdue, escalated: `fazhi-flow remind` queues, `deliver` sends each batch.
+    for moment in ("2025-01-07T09:05+08:00", "2025-01-13T09:05+08:00", "2025-01-15T09:05+08:00"):
+        queued = runner.invoke(args=["fazhi", "remind", "--at", moment])
+        assert queued.exit_code == 0 and "已加入待发消息的提醒 0 条" not in queued.output, queued.output
+        sent = runner.invoke(args=["fazhi", "deliver", "--at", moment])
+        assert sent.exit_code == 0 and "已发送 0 条" not in sent.output, sent.output
+    kinds = set(db.session.scalars(select(Reminder.kind)))
     assert {"before_due", "overdue", "escalation", "digest"} <= kinds
     # 申请延期 and its refusal: both messages name the unit and the section.
     req = rsvc.request_extension(w.assignment, w.liaison, date(2025, 1, 24), chinese(MAX_NOTE, "理由"),
