@@ -72,3 +72,10 @@ def test_no_panel_without_last_year(client, db, factory):
     db.session.commit()
     login(client, world.liaison)
     assert 'id="last-year"' not in client.get(f"/tasks/{world.contribution.id}").get_data(as_text=True)
+
+
+def test_figures_page_prints_last_years_numbers(client, db, years):
+    liaisons, drafts = years
+    login(client, liaisons["sfj"])
+    page = client.get(f"/figures/contribution/{drafts['sfj'].id}").get_data(as_text=True)
+    assert "全年共调解案件410件" in page and "{{cases}}" not in page

@@ -120,15 +120,21 @@ def _last_year(contribution: Contribution) -> list[dict]:
     approved; the unit's own values listed too. Read-only, beside the draft."""
     from ...figures import yoy
 
-    renderer = bound_text.current()
     items = []
     for prev in yoy.previous_section_material(contribution):
-        snapshot = yoy.approved_snapshot(prev)
-        text = renderer.text(prev, prev.body, snapshot)
+        text = last_year_text(prev)
         own = prev.unit_id == contribution.unit_id
         items.append({"c": prev, "own": own, "paragraphs": [p.strip() for p in text.splitlines() if p.strip()],
-                      "figures": _snapshot_rows(prev, snapshot) if own else []})
+                      "figures": _snapshot_rows(prev, yoy.approved_snapshot(prev)) if own else []})
     return items
+
+
+@bp.app_template_global("last_year_text")
+def last_year_text(previous: Contribution) -> str:
+    """Last year's approved text with each ``{{code}}`` printed from the values as approved."""
+    from ...figures import yoy
+
+    return bound_text.current().text(previous, previous.body, yoy.approved_snapshot(previous))
 
 
 def _snapshot_rows(contribution: Contribution, snapshot: dict) -> list[tuple[str, str, str]]:
