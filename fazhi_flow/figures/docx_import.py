@@ -48,9 +48,13 @@ class _TooLarge(Exception):
 
 
 def _setting(name: str, default: int) -> int:
-    if has_app_context():
-        return int(current_app.config.get(name) or default)
-    return default
+    """A positive integer setting (also from a FAZHI_* environment variable, i.e. text)."""
+    raw = current_app.config.get(name) if has_app_context() else None
+    try:
+        value = int(str(raw).strip()) if raw not in (None, "") else default
+    except ValueError:
+        return default  # a mistyped setting must not break every import
+    return value if value > 0 else default
 
 
 class _Extractor:
