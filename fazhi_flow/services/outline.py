@@ -17,6 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..errors import DomainError
 from ..extensions import db
+from ..limits import column_length
 from ..models import Contribution, ReportCycle, Revision, Section
 from ..models.cycle import heading_number
 from .audit import record
@@ -339,8 +340,8 @@ def update_cycle_settings(cycle: ReportCycle, actor, title: str, due: date | Non
     if cycle.state == "published":
         raise DomainError("报告已发布，不能再修改设置。")
     title = (title or "").strip()
-    if not title or len(title) > 200:
-        raise DomainError("报告标题不能为空，最多200字。")
+    if not title or len(title) > column_length(ReportCycle.title):
+        raise DomainError(f"报告标题不能为空，最多{column_length(ReportCycle.title)}字。")
     if bool(unit_head_review) != cycle.unit_head_review and cycle.state != "setup":
         raise DomainError("征集开始后不能再更改“须经单位负责人同意”的设置。")
     issuers = "\n".join(line.strip() for line in (issuers or "").splitlines() if line.strip())

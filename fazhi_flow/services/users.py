@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from ..errors import DomainError
 from ..extensions import db
+from ..limits import column_length
 from ..models import ROLES, Assignment, ReportCycle, Section, Unit, User
 from ..models.org import ROLE_LABELS, UNIT_KINDS
 from .audit import record
@@ -62,8 +63,8 @@ def _user_problems(username: str, name: str, roles, unit: Unit | None, email: st
             problems.append(f"用户名“{username}”不合规：只能用字母、数字、点、下划线和短横线，3至60个字符")
     if not name:
         problems.append("姓名不能为空")
-    elif len(name) > 60:
-        problems.append("姓名不能超过60个字")
+    elif len(name) > column_length(User.name):
+        problems.append(f"姓名不能超过{column_length(User.name)}个字")
     if not roles:
         problems.append("至少要有一个角色")
     unknown = [r for r in roles if r not in ROLES]
@@ -74,7 +75,7 @@ def _user_problems(username: str, name: str, roles, unit: Unit | None, email: st
         problems.append(f"{'、'.join(needs_unit)}必须属于某个单位")
     if unit is not None and not unit.active:
         problems.append(f"单位“{unit.name}”已停用")
-    if email and (len(email) > 200 or not EMAIL_RE.match(email)):
+    if email and (len(email) > column_length(User.email) or not EMAIL_RE.match(email)):
         problems.append(f"邮箱“{email}”格式不正确")
     if phone and not PHONE_RE.match(phone):
         problems.append(f"电话“{phone}”格式不正确")
@@ -185,8 +186,8 @@ def _unit_problems(code: str, name: str, kind: str, parent: Unit | None, check_c
             problems.append(f"单位代码“{code}”不合规：以字母开头，只能用字母、数字、下划线和短横线，最多40个字符")
     if not name:
         problems.append("单位名称不能为空")
-    elif len(name) > 100:
-        problems.append("单位名称不能超过100个字")
+    elif len(name) > column_length(Unit.name):
+        problems.append(f"单位名称不能超过{column_length(Unit.name)}个字")
     if kind not in UNIT_KINDS:
         problems.append(f"未知的单位类型“{kind}”，可选：{'、'.join(UNIT_KINDS.values())}")
     if parent is not None and not parent.active:
