@@ -31,6 +31,13 @@ class Config:
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (0: none). Behind
     # nginx every request would otherwise come from 127.0.0.1: one login throttle for the whole site.
     TRUSTED_PROXIES = 0
+    # Server-side session limits (ASVS L2): logged out after this long without a request, and this
+    # long after the login whatever happens.
+    SESSION_IDLE_MINUTES = 120
+    SESSION_ABSOLUTE_HOURS = 12
+    # How long a browser that has logged in keeps its own login-failure allowance (device cookie).
+    DEVICE_COOKIE_DAYS = 180
+    DEVICE_COOKIE_NAME = "fazhi_device"
     WTF_CSRF_TIME_LIMIT = None
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -64,9 +71,16 @@ class TestingConfig(Config):
 
 
 class ProductionConfig(Config):
-    TRUSTED_PROXIES = 1  # the documented deployment: nginx in front of gunicorn on 127.0.0.1
+    # TRUSTED_PROXIES stays 0: trusting X-Forwarded-For on a server reachable without the proxy lets
+    # anybody choose their address. The nginx recipe sets FAZHI_TRUSTED_PROXIES=1.
     SESSION_COOKIE_SECURE = os.environ.get("FAZHI_SESSION_COOKIE_SECURE", "1") == "1"
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    # The __Host- prefix makes browsers refuse the cookie unless it is Secure, Path=/ and has no
+    # Domain, so no sibling site or plain-HTTP page can plant one; it needs HTTPS.
+    SESSION_COOKIE_PATH = "/"
+    SESSION_COOKIE_NAME = "__Host-session" if SESSION_COOKIE_SECURE else "session"
+    REMEMBER_COOKIE_NAME = "__Host-remember_token" if SESSION_COOKIE_SECURE else "remember_token"
+    DEVICE_COOKIE_NAME = "__Host-fazhi_device" if SESSION_COOKIE_SECURE else "fazhi_device"
 
 
 CONFIGS = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask
@@ -53,10 +54,31 @@ def load_config(app: Flask, config=None) -> None:
     if not app.config["UPLOAD_FOLDER"]:
         app.config["UPLOAD_FOLDER"] = str(Path(app.instance_path) / "uploads")
 
-    if name == "production" and app.config.get("SECRET_KEY") in (None, "", module.DEFAULT_SECRET):
+    _session_limits(app)
+    if name == "production":
+        _check_secret_key(app.config.get("SECRET_KEY"), module.DEFAULT_SECRET)
+
+
+MIN_SECRET_BYTES = 32
+
+
+def _session_limits(app: Flask) -> None:
+    # The signature's own age limit backs up the timestamps checked on each request: a session or
+    # remember cookie signed longer ago than the absolute limit is refused outright.
+    lifetime = timedelta(hours=int(app.config["SESSION_ABSOLUTE_HOURS"]))
+    app.config["PERMANENT_SESSION_LIFETIME"] = lifetime
+    app.config["REMEMBER_COOKIE_DURATION"] = lifetime
+
+
+def _check_secret_key(key, default: str) -> None:
+    """Refuse a missing, default or short key: it signs the sessions, so a guessable one is a login."""
+    raw = key.encode("utf-8") if isinstance(key, str) else (key or b"")
+    if key == default or len(raw) < MIN_SECRET_BYTES:
         raise RuntimeError(
-            "生产环境必须设置密钥：请设置环境变量 FAZHI_SECRET_KEY，例如 "
-            "export FAZHI_SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')"
+            f"生产环境必须设置至少{MIN_SECRET_BYTES}字节的随机密钥：请设置环境变量 FAZHI_SECRET_KEY，例如 "
+            "export FAZHI_SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')\n"
+            f"Production needs a random SECRET_KEY of at least {MIN_SECRET_BYTES} bytes: set FAZHI_SECRET_KEY, "
+            "e.g. export FAZHI_SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')"
         )
 
 

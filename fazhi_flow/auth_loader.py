@@ -1,5 +1,50 @@
-"""Flask-Login user loading: the session carries "<id>:<token>", so a rotated token logs out."""
+"""Flask-Login user loading: the session carries "<id>:<token>", so a rotated token logs out.
+
+The session also carries when the user logged in and when the last request came; a session past the
+idle or the absolute limit (SESSION_IDLE_MINUTES, SESSION_ABSOLUTE_HOURS) loads no user, whatever
+its signature says, so a copied cookie stops working on the server's clock, not the browser's.
+"""
+import time
+
+from flask import current_app, flash, g, redirect, request, session
+from flask_login import login_url
+
 from .extensions import db
+
+LOGIN_AT = "_login_at"  # epoch seconds of the password check
+SEEN_AT = "_seen_at"    # epoch seconds of the last request of this session
+# Refresh the idle stamp at most this often, so that not every response rewrites the cookie.
+_SEEN_RESOLUTION = 60
+EXPIRED_MESSAGE = "登录已超时，请重新登录。"
+
+
+def now() -> float:
+    return time.time()
+
+
+def stamp_login(store=None) -> None:
+    """Start the session's clocks; call right after login_user (``store``: a session other than
+    the current request's, e.g. a test client's session_transaction)."""
+    store = session if store is None else store
+    store[LOGIN_AT] = store[SEEN_AT] = int(now())
+
+
+def session_expired() -> bool:
+    """True when the session's stamps are missing (older code, remember cookie) or past a limit."""
+    login_at, seen_at = session.get(LOGIN_AT), session.get(SEEN_AT)
+    if not isinstance(login_at, int) or not isinstance(seen_at, int):
+        return True
+    moment = now()
+    idle = int(current_app.config["SESSION_IDLE_MINUTES"]) * 60
+    absolute = int(current_app.config["SESSION_ABSOLUTE_HOURS"]) * 3600
+    return moment - seen_at > idle or moment - login_at > absolute or seen_at > moment + 300
+
+
+def touch_session() -> None:
+    """Record activity of a live session (after session_expired said no)."""
+    moment = int(now())
+    if moment - session.get(SEEN_AT, 0) >= _SEEN_RESOLUTION:
+        session[SEEN_AT] = moment
 
 
 def init_login(login_manager) -> None:
@@ -12,9 +57,16 @@ def init_login(login_manager) -> None:
     @login_manager.user_loader
     def load_user(value: str):
         user_id, _, token = (value or "").partition(":")
-        if not user_id.isdigit() or not token:
+        if not (user_id.isascii() and user_id.isdigit()) or not token or session_expired():
             return None
         user = db.session.get(User, int(user_id))
         if user is None or not user.active or user.session_token != token:
             return None
         return user
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        # After a timeout the page already says so; "请先登录" on top would only confuse.
+        if not g.get("session_expired"):
+            flash(login_manager.login_message, login_manager.login_message_category)
+        return redirect(login_url(login_manager.login_view, next_url=request.url))

@@ -4,6 +4,11 @@ Each key allows a few free failures, then the next attempt must wait an exponent
 with a cap. The pair key is strict (it is what slows down a guesser); the account-wide key has a
 small cap, so that somebody guessing from elsewhere can delay the real user by a minute at most,
 never lock them out; the address key catches one machine trying many accounts.
+
+A browser holding a valid device cookie for the account (see web/auth/device.py) is counted on its
+own key instead: one office NAT shares the address key, and a guesser there must not be able to
+lock out colleagues whose browsers have logged in before. That key is strict like the pair key, so
+a device cookie that fails too often is locked itself.
 """
 from __future__ import annotations
 
@@ -29,14 +34,18 @@ POLICIES = {
     "pair": Policy(free=5, base=2, cap=15 * 60),
     "ip": Policy(free=30, base=2, cap=15 * 60),
     "acct": Policy(free=10, base=2, cap=60),
+    "device": Policy(free=5, base=2, cap=15 * 60),
 }
 # A key without failures for this long starts again from zero; without it the address counter of an
 # office behind one NAT only grows, until every typo there blocks everybody for the longest delay.
 FORGET_AFTER = timedelta(hours=24)
 
 
-def _keys(username: str, ip: str | None) -> dict[str, str]:
+def _keys(username: str, ip: str | None, device: str | None = None) -> dict[str, str]:
+    """The counters of one attempt; ``device``: id of a device cookie valid for ``username``."""
     name = (username or "").strip().lower()[:80]
+    if device:
+        return {"device": f"dev:{device[:32]}|{name}"}
     addr = (ip or "unknown")[:64]
     return {"pair": f"pair:{name}|{addr}", "ip": f"ip:{addr}", "acct": f"acct:{name}"}
 
@@ -49,9 +58,9 @@ def delay_for(kind: str, failures: int) -> float:
     return min(policy.cap, policy.base * (2 ** min(over - 1, 30)))
 
 
-def wait_seconds(username: str, ip: str | None) -> int:
+def wait_seconds(username: str, ip: str | None, device: str | None = None) -> int:
     """Seconds the caller must still wait before a login for ``username`` from ``ip`` is checked."""
-    keys = list(_keys(username, ip).values())
+    keys = list(_keys(username, ip, device).values())
     now = utcnow()
     rows = db.session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(keys)))
     longest = 0.0
@@ -77,9 +86,9 @@ def _row(key: str) -> LoginThrottle:
     return row
 
 
-def record_failure(username: str, ip: str | None) -> None:
+def record_failure(username: str, ip: str | None, device: str | None = None) -> None:
     now = utcnow()
-    for kind, key in _keys(username, ip).items():
+    for kind, key in _keys(username, ip, device).items():
         row = _row(key)
         if row.last_failure_at is not None and now - row.last_failure_at > FORGET_AFTER:
             row.failures = 0
@@ -90,12 +99,15 @@ def record_failure(username: str, ip: str | None) -> None:
     db.session.flush()
 
 
-def record_success(username: str, ip: str | None) -> None:
-    """A correct password clears the pair and the account counters (not the address's)."""
+def record_success(username: str, ip: str | None, device: str | None = None) -> None:
+    """A correct password clears the pair, account and device counters (not the address's)."""
     keys = _keys(username, ip)
-    for kind in ("pair", "acct"):
+    cleared = [keys["pair"], keys["acct"]]
+    if device:
+        cleared += _keys(username, ip, device).values()
+    for key in cleared:
         row = db.session.scalar(
-            select(LoginThrottle).where(LoginThrottle.key == keys[kind]).with_for_update())
+            select(LoginThrottle).where(LoginThrottle.key == key).with_for_update())
         if row is not None:
             db.session.delete(row)
     db.session.flush()

@@ -1,9 +1,12 @@
 """Response headers and the request guards that apply to every page."""
 from __future__ import annotations
 
-from flask import redirect, request, url_for
-from flask_login import current_user
+from flask import flash, g, redirect, request, session, url_for
+from flask_login import current_user, logout_user
 
+from ..auth_loader import EXPIRED_MESSAGE, session_expired, touch_session
+
+HSTS = "max-age=31536000; includeSubDomains"
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
@@ -14,7 +17,23 @@ CSP = (
 _PASSWORD_CHANGE_EXEMPT = {"auth.change_password", "auth.logout", "static"}
 
 
+def _end_expired_session() -> None:
+    """Log out a session past its idle or absolute limit, before anything loads its user."""
+    if "_user_id" not in session:
+        return
+    if session_expired():
+        logout_user()
+        session.clear()
+        g.session_expired = True
+        flash(EXPIRED_MESSAGE, "warning")
+    else:
+        touch_session()
+
+
 def register(app) -> None:
+    # Registered first among the guards, so the password-change guard below sees the outcome.
+    app.before_request(_end_expired_session)
+
     @app.before_request
     def _force_password_change():
         if (
@@ -33,6 +52,8 @@ def register(app) -> None:
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("Referrer-Policy", "same-origin")
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if request.is_secure or app.config.get("ENV_NAME") == "production":
+            headers.setdefault("Strict-Transport-Security", HSTS)
         if request.endpoint != "static" and current_user.is_authenticated:
             # Pages behind login must not be kept by the browser or any proxy.
             headers["Cache-Control"] = "no-store"

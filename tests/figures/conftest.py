@@ -53,11 +53,14 @@ def login(client):
     def do(user):
         from flask import g
 
+        from fazhi_flow.auth_loader import stamp_login
+
         # Requests share the test's app context, where Flask-Login caches the previous user.
         g.pop("_login_user", None)
         with client.session_transaction() as session:
             session["_user_id"] = user.get_id()
             session["_fresh"] = True
+            stamp_login(session)  # a session without its login time counts as timed out
         return client
 
     return do

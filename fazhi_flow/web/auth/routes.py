@@ -11,12 +11,15 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ...extensions import db
 from ...models import User
 from ...services import login_throttle
+from ...auth_loader import stamp_login
 from ...services.audit import record
 from . import bp
+from .device import remember_device, trusted_device
 from .forms import ChangePasswordForm, LoginForm, LogoutForm
 
 # Compared against when the username is unknown, so that a miss costs as much time as a hit.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
+FAILED_MESSAGE = "用户名或密码不正确。"
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -42,10 +45,10 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         username = form.username.data.strip()
-        ip = request.remote_addr
-        wait = login_throttle.wait_seconds(username, ip)
+        ip, device = request.remote_addr, trusted_device(username)
+        wait = login_throttle.wait_seconds(username, ip, device)
         if wait:
-            record(None, "auth.login_throttled", f"user:{username[:60]}")
+            record(None, "auth.login_throttled", f"user:{username[:60]}", trusted_device=bool(device))
             db.session.commit()
             minutes, seconds = divmod(wait, 60)
             span = f"{minutes}分{seconds}秒" if minutes else f"{seconds}秒"
@@ -55,21 +58,30 @@ def login():
         ok = user.check_password(form.password.data) if user else check_password_hash(
             _DUMMY_HASH, form.password.data)
         if not ok or not user.active:
-            login_throttle.record_failure(username, ip)
-            record(user, "auth.login_failed", f"user:{username[:60]}",
-                   reason="inactive" if (ok and user and not user.active) else "bad_credentials")
-            db.session.commit()
-            flash("用户名或密码不正确。" if not ok else "该账号已停用，请联系管理员。", "error")
-            return render_template("auth/login.html", form=form), 200
-        login_throttle.record_success(username, ip)
+            return _refuse(form, username, user, ip, device, reason="inactive" if ok else "bad_credentials")
+        login_throttle.record_success(username, ip, device)
         record(user, "auth.login", f"user:{user.id}")
         db.session.commit()
         login_user(user)
-        if user.must_change_password:
-            flash("首次登录或密码已被重置，请先设置新密码。", "warning")
-            return redirect(url_for("auth.change_password"))
-        return redirect(_safe_next(request.args.get("next")) or url_for("main.index"))
+        stamp_login()
+        return remember_device(_after_login(user), user.username)
     return render_template("auth/login.html", form=form)
+
+
+def _refuse(form, username, user, ip, device, reason: str):
+    """One answer for a wrong password and a deactivated account, so a refusal confirms no guess."""
+    login_throttle.record_failure(username, ip, device)
+    record(user, "auth.login_failed", f"user:{username[:60]}", reason=reason)
+    db.session.commit()
+    flash(FAILED_MESSAGE, "error")
+    return render_template("auth/login.html", form=form), 200
+
+
+def _after_login(user):
+    if user.must_change_password:
+        flash("首次登录或密码已被重置，请先设置新密码。", "warning")
+        return redirect(url_for("auth.change_password"))
+    return redirect(_safe_next(request.args.get("next")) or url_for("main.index"))
 
 
 @bp.route("/logout", methods=["POST"])
