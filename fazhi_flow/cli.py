@@ -123,8 +123,12 @@ def create_user_command(username, name, roles, unit, email, password):
             _fail(f"找不到单位代码“{unit}”。", 2)
     if {"liaison", "unit_head"} & set(roles) and unit_row is None:
         _fail("联络员和单位负责人必须用 --unit 指定所属单位。", 2)
-    if password is not None and len(password) < 8:
-        _fail("密码至少8位。", 2)
+    if password is not None:
+        from .services.users import password_problem
+
+        problem = password_problem(password, username)
+        if problem:
+            _fail(problem, 2)
     user = User(username=username, name=name, email=email, unit=unit_row)
     user.set_roles(roles)
     one_time = password is None

@@ -44,6 +44,7 @@ def load_demo(today=None):
 
     result = import_cycle(_data("demo_cycle.yaml"))
     cycle = result.cycle
+    _keep_published_passwords()
     _shift_due_dates(cycle, today or local_today())
     admin = db.session.scalar(select(User).where(User.username == "admin"))
     open_cycle(cycle, admin)
@@ -52,6 +53,14 @@ def load_demo(today=None):
         _play(cycle, item)
     db.session.commit()
     return cycle, True, demo_accounts()
+
+
+def _keep_published_passwords() -> None:
+    """The demo's accounts share one published password on purpose: unlike passwords of a real
+    cycle file, it need not be changed at the first login."""
+    names = [u["username"] for u in yaml.safe_load(_data("demo_cycle.yaml"))["users"] if u.get("password")]
+    for user in db.session.scalars(select(User).where(User.username.in_(names))):
+        user.must_change_password = False
 
 
 def _shift_due_dates(cycle: ReportCycle, today) -> None:

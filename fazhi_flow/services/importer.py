@@ -21,6 +21,7 @@ from ..models import Assignment, Indicator, ReportCycle, Rule, Section, Unit, Us
 from ..models.indicator import INDICATOR_TYPES, IndicatorValue
 from ..models.org import ROLES, UNIT_KINDS
 from .audit import record
+from .users import password_problem
 
 TOP_KEYS = {"cycle", "units", "users", "outline"}
 CYCLE_KEYS = {"title", "year", "region", "due", "unit_head_review", "issuers", "issue_date",
@@ -320,8 +321,10 @@ def validate(data: dict) -> dict:
         if email and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email):
             c.err(f"{path}.email", f"电子邮箱“{email}”格式不正确")
         password = raw.get("password")
-        if password is not None and (not isinstance(password, str) or len(password) < 8):
-            c.err(f"{path}.password", "密码至少8位")
+        if password is not None:
+            problem = password_problem(password, username) if isinstance(password, str) else "密码应为文本"
+            if problem:
+                c.err(f"{path}.password", problem)
         plan["users"].append({"username": username, "name": c.text(raw.get("name"), f"{path}.name", True, column_length(User.name)),
                               "email": email, "phone": c.text(raw.get("phone"), f"{path}.phone", max_len=column_length(User.phone)),
                               "unit": unit, "roles": roles, "password": password})
@@ -512,6 +515,7 @@ def _apply(plan: dict) -> ImportResult:
             user = User(username=info["username"], **values)
             if info["password"]:
                 user.set_password(info["password"])
+                user.must_change_password = True  # chosen by the file's author, known to others
             else:
                 one_time = secrets.token_urlsafe(9)
                 user.set_password(one_time)

@@ -38,8 +38,40 @@ def one_time_password(length: int = 12) -> str:
     while True:
         chars = [secrets.choice(_PASSWORD_LETTERS + _PASSWORD_DIGITS) for _ in range(length)]
         word = "".join(chars)
-        if any(c in _PASSWORD_DIGITS for c in word) and any(c in _PASSWORD_LETTERS for c in word):
+        if (any(c in _PASSWORD_DIGITS for c in word) and any(c in _PASSWORD_LETTERS for c in word)
+                and password_problem(word) is None):
             return word
+
+
+# ------------------------------------------------------------------ password policy
+
+MIN_PASSWORD = 8
+MAX_PASSWORD = 128
+MIN_STRENGTH = 3  # zxcvbn score 0..4; 3 = "safely unguessable" against throttled online guessing
+# Words common in Chinese passwords that zxcvbn's English lists do not rank, and this system's own
+# names: a password built on them is guessed early.
+_LOCAL_WORDS = ("woaini", "aini", "1314", "520", "5201314", "woaini1314", "zhangwei", "wangwei",
+                "wangfang", "liwei", "zhongguo", "china", "beijing", "fazhi", "fazhiban", "sifaju",
+                "zhengfu", "yifazhiqu", "fazhi-flow", "qq", "baidu")
+
+
+def password_problem(password: str, username: str = "") -> str | None:
+    """A Chinese message when ``password`` may not be chosen (too short, too long, too guessable),
+    else None. Applies wherever a person chooses a password (not to the demo's accounts)."""
+    if len(password) < MIN_PASSWORD:
+        return f"密码至少需要{MIN_PASSWORD}个字符。"
+    if len(password) > MAX_PASSWORD:
+        return f"密码不能超过{MAX_PASSWORD}个字符。"
+    if username and username.lower() in password.lower():
+        return "密码不能包含用户名。"
+    from zxcvbn import zxcvbn
+
+    hints = [*_LOCAL_WORDS, username] if username else list(_LOCAL_WORDS)
+    # zxcvbn refuses more than 72 characters (its cost grows fast); a strong start is strong enough.
+    if zxcvbn(password[:72], user_inputs=hints)["score"] < MIN_STRENGTH:
+        return ("密码太容易被猜到（常见密码、键盘序列、姓名拼音加数字、日期等都很常见）。"
+                "请换一个更长、不常见的密码，例如用短横线连接三四个不相关的词语拼音和数字。")
+    return None
 
 
 # ------------------------------------------------------------------ checks shared by forms and import

@@ -108,7 +108,7 @@ def test_forced_password_change(client, world, db):
     assert r.headers["Location"] == "/password"
     assert client.get("/tasks/").headers["Location"] == "/password"
     r = client.post("/password", data={"current": PASSWORD, "new": "12345678", "confirm": "12345678"})
-    assert "不能只有数字" in r.get_data(as_text=True)
+    assert "太容易被猜到" in r.get_data(as_text=True)
     r = client.post("/password", data={"current": PASSWORD, "new": "new-Pass-2025", "confirm": "other"})
     assert "两次输入的新密码不一致" in r.get_data(as_text=True)
     r = client.post("/password", data={"current": "wrong", "new": "new-Pass-2025", "confirm": "new-Pass-2025"})

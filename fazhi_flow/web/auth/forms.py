@@ -3,26 +3,13 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
-MIN_PASSWORD = 8
+from ...services.users import password_problem
 
 
 class LoginForm(FlaskForm):
     username = StringField("用户名", validators=[DataRequired("请输入用户名。"), Length(max=60, message="用户名过长。")])
     password = PasswordField("密码", validators=[DataRequired("请输入密码。"), Length(max=200, message="密码过长。")])
     submit = SubmitField("登录")
-
-
-def check_password_strength(password: str, username: str = "") -> str | None:
-    """Return a Chinese message when ``password`` is too weak, else None."""
-    if len(password) < MIN_PASSWORD:
-        return f"新密码至少需要{MIN_PASSWORD}个字符。"
-    if len(password) > 128:
-        return "新密码不能超过128个字符。"
-    if password.isdigit() or password.isalpha():
-        return "新密码不能只有数字或只有字母，请混合使用字母、数字或符号。"
-    if username and password.lower() == username.lower():
-        return "新密码不能与用户名相同。"
-    return None
 
 
 class ChangePasswordForm(FlaskForm):
@@ -37,7 +24,7 @@ class ChangePasswordForm(FlaskForm):
         self._username = username
 
     def validate_new(self, field):
-        problem = check_password_strength(field.data or "", self._username)
+        problem = password_problem(field.data or "", self._username)
         if problem:
             raise ValidationError(problem)
 
