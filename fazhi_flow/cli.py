@@ -273,10 +273,24 @@ def demo_command(host, port, no_serve):
             start_in_process_scheduler(app)
             click.echo("定时任务（催报、消息投递）已在本进程中启动。")
     click.secho(f"请用浏览器打开 http://{host}:{port}/ （按 Ctrl+C 停止）", fg="green")
-    # Flask refuses app.run() inside a CLI command; serve with Werkzeug directly.
-    from werkzeug.serving import run_simple
+    demo_server(host, port, app).serve_forever()
 
-    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+
+def demo_server(host: str, port: int, app):
+    """The demo's Werkzeug server (Flask refuses app.run() inside a CLI command)."""
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class QuietHandler(WSGIRequestHandler):
+        # No Werkzeug/Python versions in the Server header: they only help an attacker pick exploits.
+        server_version = "fazhi-flow"
+        sys_version = ""
+
+        def version_string(self) -> str:
+            return self.server_version
+
+    server = make_server(host, port, app, threaded=True, request_handler=QuietHandler)
+    server.log_startup()
+    return server
 
 
 @fazhi.command("export")
