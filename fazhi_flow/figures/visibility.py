@@ -4,7 +4,8 @@ may not read.
 The office (admins, reviewers) and leaders see every unit's values, as before. Anybody else (a liaison,
 a unit head) sees its own unit's values; another unit's value only once approved, and only when the
 cycle shares approved figures with liaisons (``ReportCycle.share_approved_figures``, off by default).
-A total (``sum(code)``) is shown only when every unit's part of it may be seen.
+A total (``sum(code)``) is shown only when every unit's part of it may be seen. Once a report is
+published its approved figures are public, so its cycle shares them whatever the setting.
 
 A liaison's citations are checked only against the indicators of its own unit's sections (all of the
 cycle's when approved figures are shared). A code outside that set prints as the placeholder and gets
@@ -34,8 +35,13 @@ class Visibility:
         self.book = book
         self.restricted = _restricted(viewer)
         self.unit_id = getattr(viewer, "unit_id", None)
-        self.share = bool(getattr(book.cycle, "share_approved_figures", False))
+        # A published report has made its approved figures public.
+        self.share = bool(getattr(book.cycle, "share_approved_figures", False)) or book.cycle.state == "published"
         self._known: set | None = None
+
+    def sees_approved(self, contribution) -> bool:
+        """Whether the figures ``contribution`` was approved with may be shown."""
+        return self.sees(contribution) or (self.share and contribution.state == "approved")
 
     def sees(self, contribution) -> bool:
         """Whether the current (possibly unapproved) values of ``contribution`` may be shown."""

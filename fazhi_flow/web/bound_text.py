@@ -41,7 +41,7 @@ class BoundText:
         if contribution.id not in seen.book.contributions:
             seen.book.contributions[contribution.id] = contribution
         values = seen.values_for_text(contribution, body)
-        if not seen.sees(contribution):
+        if snapshot and not seen.sees_approved(contribution):
             snapshot = None  # another unit's figures at submission: not this reader's to see
         # A revision shows the figures as they were when it was submitted.
         for code, raw in (snapshot or {}).items():

@@ -137,3 +137,24 @@ def test_approved_figures_are_seen_only_when_the_cycle_shares_them(db, factory, 
     pages = crawl(login(world.liaisons["town_a"]), ["/", f"/tasks/{town.id}", page])
     assert not leaks(pages, secret_forms(SECRET))
     assert "全区入企检查3812次" in text(pages[page][1])
+
+
+def test_a_published_cycle_shows_its_approved_figures_but_never_a_later_draft(db, factory):
+    from fazhi_flow.figures.evaluate import FigureBook
+    from fazhi_flow.figures.visibility import PLACEHOLDER, Visibility
+
+    world = build_seed_world(db, factory, values=good_values())
+    lead = world.contribution_of("sfj", "enforce")
+    C.save_draft(lead, world.liaisons["sfj"], "开展入企检查。")
+    C.submit_contribution(lead, world.liaisons["sfj"])
+    C.approve_contribution(lead, world.reviewer)
+    town = world.contribution_of("town_a", "enforce")
+    seen = Visibility(FigureBook(world.cycle), world.liaisons["town_a"])
+    assert seen.values_for_text(town, BODY)["inspections_total"] == PLACEHOLDER
+    world.cycle.state = "published"  # last year's report, as the editor's side panel reads it
+    row = next(r for (cid, _), r in FigureBook(world.cycle).values.items()
+               if cid == lead.id and r.indicator.code == "inspections_total")
+    row.value = int(SECRET)  # a later, unapproved change stays hidden
+    db.session.flush()
+    seen = Visibility(FigureBook(world.cycle), world.liaisons["town_a"])
+    assert seen.values_for_text(town, BODY)["inspections_total"] == 3812
