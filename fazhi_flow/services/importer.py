@@ -486,8 +486,8 @@ def _apply(plan: dict) -> ImportResult:
         result = ImportResult(cycle=cycle)
     else:
         result = ImportResult(cycle=cycle)
-        if cycle.state in ("signed", "published"):
-            raise CycleFileError([f"cycle：年度报告已{cycle.state_label}，不能再修改"])
+        if cycle.state in ("signed", "published", "correcting"):
+            raise CycleFileError([f"cycle：年度报告当前为“{cycle.state_label}”，不能再修改"])
         _set(cycle, cinfo)
 
     for i, info in enumerate(plan["units"]):

@@ -337,7 +337,7 @@ def create_cycle_from_template(actor, title: str, year: int, region: str, due: d
 def update_cycle_settings(cycle: ReportCycle, actor, title: str, due: date | None, unit_head_review: bool,
                           issuers: str, issue_date: date | None) -> ReportCycle:
     """Change a cycle's title, due date, unit-head review and closing block."""
-    if cycle.state == "published":
+    if cycle.state in ("published", "correcting"):
         raise DomainError("报告已发布，不能再修改设置。")
     title = (title or "").strip()
     if not title or len(title) > column_length(ReportCycle.title):

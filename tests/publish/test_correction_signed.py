@@ -139,6 +139,18 @@ def test_pages_show_the_leader_note_diff_and_then_the_hashes(published, db):
     assert db.session.query(Publication).filter_by(cycle_id=cycle.id).count() == 2
 
 
+def test_no_correction_before_publication(compiling, db, client):
+    db.session.commit()
+    login(client, compiling.admin)
+    html = client.get(f"/compile/{compiling.cycle.id}/correction").get_data(as_text=True)
+    assert "报告尚未发布" in html and "提请签发更正</button>" not in html
+    response = client.post(f"/compile/{compiling.cycle.id}/correction",
+                           data={"note": NOTE, "published": 1, "draft": 1})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and "只有已发布的年度报告才能更正" in html
+    assert db.session.get(ReportCycle, compiling.cycle.id).state == "compiling"
+
+
 def test_only_the_leader_signs_a_correction(published, db):
     cycle, client = published.cycle, published.client
     _edit_enforcement(published)
