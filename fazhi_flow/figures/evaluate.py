@@ -235,61 +235,69 @@ class _Evaluator:
             return f"{source.unit.name}{ind.name}"
         return ind.name
 
+    def ref(self, node) -> _Val:
+        """A bare code: this unit's own value, or the one unit's that reports it."""
+        try:
+            value, source = self.book.resolve(node.code, self.contribution)
+        except _Ambiguous:
+            ind = self.book.indicators[node.code]
+            raise _Invalid(f"“{ind.name}”由多个单位分别填报，规则中请写 sum({node.code}) 表示全区合计") from None
+        ind = self.book.indicators[node.code]
+        if source is not None:
+            self.rows.append((source, ind))
+        if source is not None and source is self.contribution:
+            self.owners.add(source.id)
+        elif source is not None and self.contribution is None:
+            self.owners.add(source.id)
+        label = self.name_of(ind, source)
+        if value is None:
+            who = "" if source is None or source is self.contribution else f"（待{source.unit.name}填报）"
+            self.missing.append(f"“{label}”{who}")
+            return _Val(None, f"{label}（未填）")
+        shown = self.shown(source, ind, value)
+        if shown is None:
+            return _Val(value, f"{label}（{PLACEHOLDER}）", hidden=True)
+        return _Val(value, f"{label}（{shown}）")
+
+    def sum_of(self, node) -> _Val:
+        """``sum(code)``: every reporting unit's value added up."""
+        ind = self.book.indicators.get(node.code)
+        if ind is None:
+            raise _Invalid(f"规则引用了未定义的指标“{node.code}”")
+        terms, waiting = [], []
+        for c in self.book.reporters[ind.id]:
+            self.rows.append((c, ind))
+            v = self.book.value(c, ind)
+            if v is None:
+                if ind.required:
+                    waiting.append(c.unit.name)
+                continue
+            terms.append((c.unit.name, v))
+        total = sum((v for _, v in terms), Decimal(0))
+        if waiting:
+            self.missing.append(f"{'、'.join(waiting)}的“{ind.name}”")
+        if not terms and not waiting:
+            self.missing.append(f"各单位的“{ind.name}”")
+            return _Val(None, f"各单位{ind.name}合计（尚无填报）")
+        if self.visibility is not None and self.visibility.restricted \
+                and not self.visibility.total(ind)[0]:
+            return self.partial_sum(ind, total)
+        if self.detail and terms:
+            shown = " + ".join(f"{u}{format_number(v)}" for u, v in terms[:MAX_SUM_TERMS])
+            if len(terms) > MAX_SUM_TERMS:
+                shown += f" + 其余{len(terms) - MAX_SUM_TERMS}个单位{format_number(sum((v for _, v in terms[MAX_SUM_TERMS:]), Decimal(0)))}"
+            inner = f"{shown} = {format_number(total)}" if len(terms) > 1 else shown
+        else:
+            inner = format_number(total)
+        return _Val(total, f"各单位{ind.name}合计（{inner}）")
+
     def visit(self, node) -> _Val:
         if isinstance(node, E.Num):
             return _Val(node.value, format_number(node.value))
         if isinstance(node, E.Ref):
-            try:
-                value, source = self.book.resolve(node.code, self.contribution)
-            except _Ambiguous:
-                ind = self.book.indicators[node.code]
-                raise _Invalid(f"“{ind.name}”由多个单位分别填报，规则中请写 sum({node.code}) 表示全区合计") from None
-            ind = self.book.indicators[node.code]
-            if source is not None:
-                self.rows.append((source, ind))
-            if source is not None and source is self.contribution:
-                self.owners.add(source.id)
-            elif source is not None and self.contribution is None:
-                self.owners.add(source.id)
-            label = self.name_of(ind, source)
-            if value is None:
-                who = "" if source is None or source is self.contribution else f"（待{source.unit.name}填报）"
-                self.missing.append(f"“{label}”{who}")
-                return _Val(None, f"{label}（未填）")
-            shown = self.shown(source, ind, value)
-            if shown is None:
-                return _Val(value, f"{label}（{PLACEHOLDER}）", hidden=True)
-            return _Val(value, f"{label}（{shown}）")
+            return self.ref(node)
         if isinstance(node, E.Sum):
-            ind = self.book.indicators.get(node.code)
-            if ind is None:
-                raise _Invalid(f"规则引用了未定义的指标“{node.code}”")
-            terms, waiting = [], []
-            for c in self.book.reporters[ind.id]:
-                self.rows.append((c, ind))
-                v = self.book.value(c, ind)
-                if v is None:
-                    if ind.required:
-                        waiting.append(c.unit.name)
-                    continue
-                terms.append((c.unit.name, v))
-            total = sum((v for _, v in terms), Decimal(0))
-            if waiting:
-                self.missing.append(f"{'、'.join(waiting)}的“{ind.name}”")
-            if not terms and not waiting:
-                self.missing.append(f"各单位的“{ind.name}”")
-                return _Val(None, f"各单位{ind.name}合计（尚无填报）")
-            if self.visibility is not None and self.visibility.restricted \
-                    and not self.visibility.total(ind)[0]:
-                return self.partial_sum(ind, total)
-            if self.detail and terms:
-                shown = " + ".join(f"{u}{format_number(v)}" for u, v in terms[:MAX_SUM_TERMS])
-                if len(terms) > MAX_SUM_TERMS:
-                    shown += f" + 其余{len(terms) - MAX_SUM_TERMS}个单位{format_number(sum((v for _, v in terms[MAX_SUM_TERMS:]), Decimal(0)))}"
-                inner = f"{shown} = {format_number(total)}" if len(terms) > 1 else shown
-            else:
-                inner = format_number(total)
-            return _Val(total, f"各单位{ind.name}合计（{inner}）")
+            return self.sum_of(node)
         if isinstance(node, E.Neg):
             inner = self.visit(node.operand)
             value = None if inner.value is None else -inner.value
