@@ -84,6 +84,13 @@ def test_request_signoff_is_refused_with_the_arithmetic_and_nothing_changes(brok
     assert broken.cycle.state == "compiling" and counts(db) == before
 
 
+def test_the_compile_page_shows_the_failing_rule_before_anyone_asks_for_a_signature(broken, db, login):
+    cycle_ops.compile_cycle(broken.cycle, broken.admin)
+    db.session.commit()
+    page = login(broken.admin).get(f"/compile/{broken.cycle.id}").get_data(as_text=True)
+    assert "校验规则未通过（1项），不能提请签发、签发或发布" in page and ARITHMETIC in page
+
+
 def test_sign_and_publish_are_refused_when_a_rule_fails_at_that_moment(db, factory):
     world = build_seed_world(db, factory, values=good_values())
     approve_all(world)
