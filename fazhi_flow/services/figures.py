@@ -170,9 +170,9 @@ def _values_stamp(book: FigureBook, contribution) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def values_stamp(contribution) -> str:
+def values_stamp(contribution, book: FigureBook | None = None) -> str:
     """A short fingerprint of the values as loaded; the form sends it back to detect a lost update."""
-    return _values_stamp(FigureBook(contribution.cycle), contribution)
+    return _values_stamp(book or FigureBook(contribution.cycle), contribution)
 
 
 def contribution_figures(contribution, viewer=None, book: FigureBook | None = None) -> ContributionFigures:

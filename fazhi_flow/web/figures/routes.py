@@ -85,7 +85,7 @@ def contribution(contribution_id: int):
     report = svc.contribution_figures(contribution, current_user)
     return render_template(
         "figures/contribution.html", contribution=contribution, fig=report, editable=editable,
-        typed=typed, errors=errors, stamp=svc.values_stamp(contribution), editor_url=editor_url(contribution),
+        typed=typed, errors=errors, stamp=svc.values_stamp(contribution, report.book), editor_url=editor_url(contribution),
         rendered=svc.rendered_for(contribution, report.book, current_user),
     ), status
 
