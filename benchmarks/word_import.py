@@ -94,7 +94,7 @@ def measure(label: str, data: bytes, threads: int = 1) -> None:
     run(data, threads)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    print(f"{label}: {len(data) / 1024:.0f} KB file, {elapsed:.2f} s, peak Python memory "
+    print(f"{label}: {len(data) / 1024:.0f} KB file, {elapsed:.3f} s, peak Python memory "
           f"{peak / 1024 / 1024:.1f} MB, process max RSS {rss_before:.0f} → {rss_after:.0f} MB — {outcomes[0]}")
 
 
