@@ -9,6 +9,7 @@ from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, UniqueConstr
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
+from ..limits import fitted
 from ..timeutil import utcnow
 
 
@@ -61,6 +62,9 @@ class ReportDraftVersion(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     created_by = relationship("User")
+
+    # Reasons name the section edited (titles up to 300 characters): fitted, never refused.
+    _fit = fitted("reason")
 
 
 class Publication(db.Model):

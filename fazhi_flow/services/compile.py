@@ -226,7 +226,7 @@ def record_version(cycle: ReportCycle, actor, reason: str, appendix: bool | None
     if latest is not None and latest.text == text:
         return latest
     row = ReportDraftVersion(
-        cycle_id=cycle.id, number=(latest.number + 1) if latest else 1, reason=reason[:300],
+        cycle_id=cycle.id, number=(latest.number + 1) if latest else 1, reason=reason,
         text=text, document=document.to_dict(), created_by_id=getattr(actor, "id", None),
         created_at=utcnow(),
     )

@@ -116,3 +116,15 @@ def test_max_length_cycle_exports_every_format(app, db, factory):
         assert len(response.data) > 1000
     text = client.get(f"/compile/{report.cycle.id}/draft.txt").get_data(as_text=True)
     assert report.sections["rules"].title in text
+
+
+def test_draft_version_reason_naming_a_long_section_is_fitted(app, db, factory):
+    from fazhi_flow.models.publication import ReportDraftVersion
+
+    cycle = factory.cycle(state="compiling")
+    reason = f"编辑“{chinese(column_length(Section.title))}”"
+    row = ReportDraftVersion(cycle_id=cycle.id, number=1, reason=reason, text="正文", document={})
+    db.session.add(row)
+    db.session.commit()
+    assert len(row.reason) <= column_length(ReportDraftVersion.reason) and row.reason.endswith("…")
+    assert reason.startswith(row.reason[:-1])
