@@ -136,6 +136,7 @@ def clone_cycle(source: ReportCycle, actor, year: int | None = None, title: str 
         year=year, region=source.region, title=_new_title(source, year, title), due=shift_year(source.due, years),
         unit_head_review=source.unit_head_review, issuers=source.issuers,
         issue_date=shift_year(source.issue_date, years), state="setup", cloned_from_id=source.id,
+        share_approved_figures=source.share_approved_figures,
     )
     db.session.add(cycle)
     db.session.flush()

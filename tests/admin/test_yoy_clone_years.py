@@ -60,3 +60,13 @@ def test_web_clone_previews_then_saves(admin_client, db, factory, office):
     clone = db.session.scalar(select(ReportCycle).where(ReportCycle.year == 2024, ReportCycle.region == "甲区"))
     plan = db.session.scalar(select(Section).where(Section.cycle_id == clone.id, Section.code == "plan"))
     assert plan.title == "2025年工作安排"
+
+
+def test_clone_keeps_the_figure_sharing_setting(db, factory, office):
+    source = _source(factory, db, office)
+    source.share_approved_figures = True
+    db.session.commit()
+    with db.session.no_autoflush:
+        clone = clone_cycle(source, office.admin, year=2024)
+    db.session.commit()
+    assert clone.share_approved_figures is True
