@@ -105,3 +105,14 @@ def test_a_remember_cookie_does_not_outlive_the_session(client, world, app):
         value = f"{user_id}|{_cookie_digest(user_id)}"
     client.set_cookie(app.config.get("REMEMBER_COOKIE_NAME", "remember_token"), value)
     assert client.get("/tasks/").status_code == 302
+
+
+def test_a_save_after_the_timeout_keeps_the_typed_text(liaison_client, app, world, db):
+    cid, before = world.contribution.id, world.contribution.body
+    db.session.commit()
+    _aged(app, liaison_client, idle_minutes=app.config["SESSION_IDLE_MINUTES"] + 1, since_login_hours=3)
+    typed = "超时之后才点保存的一段文字。"
+    response = liaison_client.post(f"/tasks/{cid}", data={"body": typed, "version": "1"})
+    assert response.status_code == 401 and typed in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(type(world.contribution), cid).body == before
