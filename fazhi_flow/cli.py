@@ -10,8 +10,24 @@ from flask.cli import AppGroup, FlaskGroup
 from sqlalchemy import func, select
 
 from .errors import DomainError
+from .whole_numbers import optional_int
 
 fazhi = AppGroup("fazhi", help="法治政府建设年度报告编报系统 管理命令")
+
+
+class WholeNumber(click.ParamType):
+    """A command-line number read like every number users give (ASCII digits, within ``low..high``)."""
+
+    name = "整数"
+
+    def __init__(self, low: int = 0, high: int = 2**31 - 1):
+        self.low, self.high = low, high
+
+    def convert(self, value, param, ctx):
+        number = optional_int(value if isinstance(value, int) else str(value), self.low, self.high)
+        if number is None:
+            self.fail(f"“{str(value)[:40]}”不是{self.low}到{self.high}之间的整数（只写阿拉伯数字）。", param, ctx)
+        return number
 
 
 def _fail(message: str, code: int = 1):
@@ -24,9 +40,9 @@ def resolve_cycle(value: str):
     from .extensions import db
     from .models import ReportCycle
 
-    if not value.isdigit():
-        _fail(f"年度报告“{value}”无效：请给出编号或年份。", 2)
-    number = int(value)
+    number = optional_int(value)
+    if number is None:
+        _fail(f"年度报告“{value[:40]}”无效：请给出编号或年份。", 2)
     if number >= 1900:
         cycles = list(db.session.scalars(select(ReportCycle).where(ReportCycle.year == number)))
         if len(cycles) == 1:
@@ -181,7 +197,7 @@ def status_command(cycle):
 
 @fazhi.command("transition")
 @click.option("--user", "username", required=True, help="以该用户的身份操作")
-@click.option("--contribution", "contribution_id", type=int, help="报送材料编号")
+@click.option("--contribution", "contribution_id", type=WholeNumber(1), help="报送材料编号")
 @click.option("--cycle", "cycle_arg", help="年度报告编号或年份")
 @click.option("--comment", help="意见或理由（退回、重新打开等必填）")
 @click.argument("event")
@@ -241,7 +257,7 @@ def diagrams_command(check):
 
 @fazhi.command("demo")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--port", default=5000, show_default=True, type=WholeNumber(1, 65535))
 @click.option("--no-serve", is_flag=True, help="只准备演示数据，不启动网站。")
 def demo_command(host, port, no_serve):
     """一条命令运行演示：建库或升级、载入演示年度报告和各角色账号、启动网站（和定时任务）。"""
@@ -298,7 +314,7 @@ def demo_server(host: str, port: int, app):
 @click.option("--format", "fmt", required=True, type=click.Choice(["docx", "pdf", "html", "txt"]),
               help="文件格式")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="输出文件路径")
-@click.option("--version", "version", type=int, help="发布版本号（不写则导出当前合并稿）")
+@click.option("--version", "version", type=WholeNumber(1), help="发布版本号（不写则导出当前合并稿）")
 def export_command(cycle, fmt, output, version):
     """导出年度报告 CYCLE（编号，或唯一的年份如 2024）的当前合并稿或某个发布版本。"""
     from .services.compile import export_report

@@ -41,6 +41,7 @@ from ..publish.numbers import ApprovedTexts
 from ..publish.pdf import PdfUnavailable, render_pdf
 from ..publish.text import render_text
 from ..timeutil import utcnow
+from ..whole_numbers import optional_int
 from ..workflow.machine import fire, transition_fired
 from . import cycles as cycle_ops
 from .audit import record
@@ -565,9 +566,9 @@ def _publish_correction(cycle: ReportCycle, actor) -> Publication:
 def resolve_cycle(ref) -> ReportCycle:
     """Find a cycle by its id, or by a four-digit year when only one cycle has that year."""
     value = str(ref or "").strip()
-    if not value.isdigit():
-        raise DomainError(f"“{value}”不是有效的年度报告：请写报告编号（如 3）或年份（如 2024）。")
-    number = int(value)
+    number = optional_int(value)
+    if number is None:
+        raise DomainError(f"“{value[:40]}”不是有效的年度报告：请写报告编号（如 3）或年份（如 2024）。")
     if number >= 1900:
         found = list(db.session.scalars(select(ReportCycle).where(ReportCycle.year == number)
                                         .order_by(ReportCycle.id)))

@@ -24,6 +24,7 @@ from ..reminders.dispatch import fan_out, insert_reminder
 from ..reminders.jobs import as_utc
 from ..reminders.policy import REMINDABLE_STATES, DueReminder
 from ..timeutil import local_today, local_zone, utcnow
+from ..whole_numbers import looks_like_digits, optional_int
 from .audit import record
 
 MAX_NOTE = 500
@@ -44,11 +45,11 @@ def policy_for(cycle: ReportCycle) -> ReminderPolicy:
 
 
 def _int_field(value, label: str, low: int, high: int) -> int:
-    try:
-        number = int(str(value).strip())
-    except (TypeError, ValueError):
-        raise DomainError(f"“{label}”必须是整数。") from None
-    if not low <= number <= high:
+    text = str(value).strip()
+    if not looks_like_digits(text) and not (text.startswith("-") and looks_like_digits(text[1:])):
+        raise DomainError(f"“{label}”必须是整数。")
+    number = optional_int(text, low, high)
+    if number is None:
         raise DomainError(f"“{label}”必须在{low}到{high}之间。")
     return number
 
@@ -57,10 +58,10 @@ def parse_day_list(raw: str) -> str:
     parts = [p for p in re.split(r"[,，、\s]+", (raw or "").strip()) if p]
     days = set()
     for p in parts:
-        if not p.isdigit():
+        if not looks_like_digits(p):
             raise DomainError(f"“截止前提醒”应填写用逗号分隔的工作日数，例如 5,3,1；“{p[:10]}”不是数字。")
-        n = int(p)
-        if not 1 <= n <= 60:
+        n = optional_int(p, 1, 60)
+        if n is None:
             raise DomainError("“截止前提醒”的每个工作日数必须在1到60之间。")
         days.add(n)
     if len(days) > 10:

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import (BooleanField, DateField, HiddenField, IntegerField, RadioField, SelectField,
+from wtforms import (BooleanField, DateField, HiddenField, RadioField, SelectField,
                      SelectMultipleField, StringField, TextAreaField)
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ...limits import max_length
 from ...models import ReportCycle, Section, Unit, User
 from ...models.org import ROLE_LABELS, ROLES, UNIT_KINDS
+from ..fields import IntField
 
 DATE_MSG = "日期格式应为 年-月-日，例如 2025-01-10。"
 
@@ -41,8 +42,8 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 def _year_field():
-    return IntegerField("年度", validators=[DataRequired("请填写年度，例如 2024。"),
-                                          NumberRange(2000, 2100, "年度应在2000至2100之间。")])
+    return IntField("年度", validators=[InputRequired("请填写年度，例如 2024。"),
+                                      NumberRange(2000, 2100, "年度应在2000至2100之间。")])
 
 
 class CycleSettingsMixin:
@@ -79,7 +80,7 @@ class SectionForm(FlaskForm):
     title = StringField("章节标题", validators=[max_length(Section.title, "标题")],
                         description="开篇段落可以不写标题。")
     guidance = TextAreaField("填报说明", validators=[max_length(Section.guidance, "填报说明")])
-    word_limit = IntegerField("字数上限", validators=[Optional(), NumberRange(1, 100000, "字数上限应为1至100000。")])
+    word_limit = IntField("字数上限", validators=[Optional(), NumberRange(1, 100000, "字数上限应为1至100000。")])
     run_in = BooleanField("标题与正文同段（如“（一）标题。正文……”）")
     due = DateField("本章节截止日期（留空则沿用上级或全局截止日期）", validators=[Optional()], format="%Y-%m-%d")
 

@@ -15,7 +15,7 @@ from ...models.org import UNIT_KINDS
 from ...services import assignments as assignment_svc
 from ...services import outline as outline_svc
 from ...services.stuck import stuck_warnings
-from ..fields import db_int
+from ..fields import db_int, int_list
 from . import bp
 from .common import flash_refusal, get_or_404
 from .forms import ActionForm, NewSectionForm, SectionForm, choices
@@ -206,7 +206,7 @@ def section_assignments(section_id):
             except ValueError as exc:
                 errors.append(f"本章节截止日期：{exc}")
         try:
-            chosen_reviewers = {int(v) for v in request.form.getlist("reviewers")}
+            chosen_reviewers = set(int_list(request.form.getlist("reviewers")))
         except ValueError:
             abort(400)
         if not errors:

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, IntegerField, TextAreaField
+from wtforms import BooleanField, HiddenField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+from ..fields import IntField
 from wtforms.widgets import HiddenInput
 
 from ..fields import IntField
@@ -16,7 +18,7 @@ class ActionForm(FlaskForm):
 class SectionTextForm(FlaskForm):
     body = TextAreaField("合并稿", validators=[Length(max=50_000, message="每个章节最多50000字。")])
     # The version of the section's merged text the form was loaded at (0: still pre-filled).
-    version = IntegerField(validators=[InputRequired("页面已过期，请刷新后再保存。"), NumberRange(min=0)])
+    version = IntField(validators=[InputRequired("页面已过期，请刷新后再保存。"), NumberRange(min=0)])
 
 
 class CommentForm(FlaskForm):

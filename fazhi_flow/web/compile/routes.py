@@ -17,7 +17,7 @@ from ...publish.pdf import pdf_available
 from ...services import compile as svc
 from ...workflow.states import CYCLE_EVENT_LABELS
 from ..errors import abort_with
-from ..fields import db_int
+from ..fields import db_int, optional_int
 from . import bp
 from .forms import ActionForm, AppendixForm, CommentForm, CorrectionForm, ReturnForm, SectionTextForm, SignForm
 
@@ -256,11 +256,12 @@ def sign(cycle_id: int):
     form = SignForm()
     _require_signing(cycle)
     if form.validate_on_submit():
-        if not form.version.data.isdigit():
+        version = optional_int(form.version.data)
+        if version is None:
             # The page says which version was read; without it we cannot tell it is the latest.
             raise Conflict("无法确认您阅读的是哪一稿，请刷新页面、重新阅读后再签发。")
         correcting = cycle.state == "correcting"
-        svc.sign_report(cycle, current_user, int(form.version.data), comment=form.comment.data)
+        svc.sign_report(cycle, current_user, version, comment=form.comment.data)
         db.session.commit()
         if correcting:
             publication = svc.latest_publication(cycle)

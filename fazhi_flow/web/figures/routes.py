@@ -14,7 +14,7 @@ from ...models.indicator import INDICATOR_TYPES, MEASURE_UNITS, REPORTED_BY, Ind
 from ...services import clone as clone_service
 from ...services import figures as svc
 from ..errors import abort_with
-from ..fields import db_int
+from ..fields import arg_int, db_int, optional_int
 from ..loading import contribution_or_abort
 from . import bp
 
@@ -39,8 +39,7 @@ def _cycle(cycle_id: int) -> ReportCycle:
 
 
 def _version() -> int | None:
-    raw = request.form.get("version", "")
-    return int(raw) if raw.isdigit() else None
+    return arg_int("version", source=request.form)
 
 
 def editor_url(contribution) -> str | None:
@@ -315,9 +314,10 @@ def clone(cycle_id: int):
         typed = request.form.to_dict()
         raw_year = (typed.get("year") or "").strip()
         try:
-            if not raw_year.isdigit():
+            year = optional_int(raw_year, 1, 9999)
+            if year is None:
                 raise DomainError(f"年度应填写四位数字，例如{cycle.year + 1}。")
-            new = clone_service.clone_cycle(cycle, current_user, int(raw_year), typed.get("title"))
+            new = clone_service.clone_cycle(cycle, current_user, year, typed.get("title"))
         except DomainError as exc:
             db.session.rollback()
             status = exc.status

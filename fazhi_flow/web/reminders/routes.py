@@ -14,7 +14,7 @@ from ...models.reminder import (
 from ...notify.preferences import preference
 from ...reminders.calendar import due_status
 from ...services import reminders as svc
-from ..fields import db_int
+from ..fields import db_int, int_list, optional_int
 from . import bp
 
 
@@ -80,7 +80,7 @@ def add_webhook(cycle_id):
     cycle = _cycle(cycle_id)
     f = request.form
     owner = f.get("owner", "cycle")
-    unit_id = int(f["unit_id"]) if owner == "unit" and (f.get("unit_id") or "").isdigit() else None
+    unit_id = optional_int(f.get("unit_id")) if owner == "unit" else None
     _run(lambda: svc.add_webhook(current_user, f.get("name"), f.get("kind"), f.get("url"), f.get("secret"),
                                  unit_id=unit_id, cycle_id=None if owner == "unit" else cycle.id),
          "群机器人已添加。")
@@ -161,7 +161,7 @@ def chase(cycle_id):
     cycle = _cycle(cycle_id)
     if request.method == "POST":
         all_overdue = request.form.get("scope") == "overdue"
-        ids = [int(v) for v in request.form.getlist("unit_id") if v.isdigit()]
+        ids = int_list(request.form.getlist("unit_id"))
         sent, ok = _run(lambda: svc.send_manual_reminder(cycle, current_user, unit_ids=ids,
                                                         all_overdue=all_overdue, note=request.form.get("note")),
                         "催报已发出。")

@@ -15,6 +15,7 @@ from ...timeutil import utcnow
 from ...workflow.machine import is_contribution_reviewer
 from .. import bound_text
 from ..errors import abort_with
+from ..fields import arg_int, int_list
 from ..loading import contribution_or_abort, preload_sections, transition_logs
 from ..outline_order import in_outline_order
 from ..permissions import can_fire
@@ -44,8 +45,7 @@ def reviewable_submissions(user) -> list[Contribution]:
 
 
 def _int_arg(name: str) -> int | None:
-    raw = (request.args.get(name) or "").strip()
-    return int(raw) if raw.isdigit() and len(raw) < 10 else None
+    return arg_int(name)
 
 
 @bp.route("/")
@@ -153,12 +153,7 @@ def return_(contribution_id: int):
 
 
 def _selected_ids(source) -> list[int]:
-    ids = []
-    for raw in source.getlist("ids")[:MAX_BULK]:
-        raw = (raw or "").strip()
-        if raw.isdigit() and len(raw) < 10:
-            ids.append(int(raw))
-    return sorted(set(ids))
+    return int_list(source.getlist("ids"), MAX_BULK)
 
 
 @bp.route("/bulk", methods=["GET", "POST"])

@@ -20,6 +20,7 @@ from ...services import contributions as svc
 from ...services.diffs import has_changes, paragraph_diff
 from .. import bound_text
 from ..errors import CSRF_MESSAGE, abort_with, render_error
+from ..fields import arg_int, optional_int
 from ..helpers import has_endpoint
 from ..loading import (
     attachment_or_abort,
@@ -186,8 +187,7 @@ def _rescue_page(contribution_id: int, reason: str, status: int):
 
 
 def _version_posted(contribution: Contribution) -> int:
-    raw = (request.form.get("version") or "").strip()
-    return int(raw) if raw.isdigit() and len(raw) < 10 else contribution.version
+    return arg_int("version", contribution.version, source=request.form)
 
 
 @bp.errorhandler(CSRFError)
@@ -364,9 +364,10 @@ def _revision_text(contribution: Contribution, key: str | None):
     renderer = bound_text.current()
     if key == "draft":
         return "当前草稿", renderer.text(contribution)
-    if key and key.isdigit():
+    number = optional_int(key)
+    if number is not None:
         for revision in contribution.revisions:
-            if revision.number == int(key):
+            if revision.number == number:
                 return f"第{revision.number}版", renderer.revision(revision)
     return None
 
