@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..errors import DomainError
 from ..extensions import db
+from ..services.audit import record_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ def register(app) -> None:
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError):
         db.session.rollback()
+        if exc.status == 403:
+            record_refusal("forbidden", exc.message)
         if request.method == "POST":
             back = safe_referrer()
             if back:
@@ -59,8 +62,7 @@ def register(app) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf_error(exc):
-        db.session.rollback()
-        return render_error(400, CSRF_MESSAGE)
+        return csrf_refused(exc)
 
     # Unexpected exceptions reach this handler as InternalServerError (Flask has logged them already);
     # under TESTING they propagate instead, so tests see the real error.
@@ -70,6 +72,8 @@ def register(app) -> None:
         status = exc.code or 500
         if status in (401,):
             status = 403
+        if status == 403:
+            record_refusal("forbidden", exc.description)
         # Only our own messages (set through abort(code, description=...)) are shown; werkzeug's
         # English defaults are replaced by the Chinese text.
         custom = exc.description if getattr(exc, "_fazhi_message", False) else None
@@ -78,6 +82,13 @@ def register(app) -> None:
         if status == 405 and exc.get_response().headers.get("Allow"):
             headers["Allow"] = exc.get_response().headers["Allow"]
         return response, code, headers
+
+
+def csrf_refused(exc):
+    """A failed CSRF check: nothing of the request is kept, the refusal is audited, the page explains."""
+    db.session.rollback()
+    record_refusal("csrf", getattr(exc, "description", None))
+    return render_error(400, CSRF_MESSAGE)
 
 
 def abort_with(status: int, message: str):

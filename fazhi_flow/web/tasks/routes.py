@@ -17,9 +17,10 @@ from ...extensions import db
 from ...models import Contribution, ReportCycle
 from ...services import attachments as attachment_service
 from ...services import contributions as svc
+from ...services.audit import record_refusal
 from ...services.diffs import has_changes, paragraph_diff
 from .. import bound_text
-from ..errors import CSRF_MESSAGE, abort_with, render_error
+from ..errors import abort_with, csrf_refused
 from ..fields import arg_int, optional_int
 from ..helpers import has_endpoint
 from ..loading import (
@@ -197,9 +198,10 @@ def _expired_form(exc):
     A logged-in author gets the editor back with the text and a fresh token; anybody else gets the
     text to copy. Other forms of this area get the ordinary error page.
     """
-    db.session.rollback()
     if request.endpoint != "tasks.edit" or request.method != "POST":
-        return render_error(400, CSRF_MESSAGE)
+        return csrf_refused(exc)
+    db.session.rollback()
+    record_refusal("csrf", exc.description)
     contribution_id = (request.view_args or {}).get("contribution_id")
     contribution = db.session.get(Contribution, contribution_id) if contribution_id else None
     if contribution is not None and can_edit_contribution(current_user, contribution):
