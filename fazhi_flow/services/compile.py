@@ -44,6 +44,7 @@ from ..timeutil import utcnow
 from ..whole_numbers import optional_int
 from ..workflow.machine import fire, transition_fired
 from . import cycles as cycle_ops
+from .attachments import clean_filename
 from .audit import record
 
 logger = logging.getLogger(__name__)
@@ -594,11 +595,13 @@ def get_publication(cycle: ReportCycle, version: int) -> Publication:
 
 
 def download_name(cycle_or_pub, fmt: str, draft: bool = False) -> str:
+    """The report's file name; typed titles lose control and bidi characters (U+202E would show
+    "fdp.exe" as "exe.pdf") like every download name (attachments.clean_filename)."""
     if isinstance(cycle_or_pub, Publication):
         suffix = f"（第{cycle_or_pub.version}版）" if cycle_or_pub.version > 1 else ""
-        return f"{cycle_or_pub.region}{cycle_or_pub.title}{suffix}.{FORMATS[fmt][1]}"
+        return clean_filename(f"{cycle_or_pub.region}{cycle_or_pub.title}{suffix}.{FORMATS[fmt][1]}")
     tag = "（草稿）" if draft else ""
-    return f"{cycle_or_pub.region}{cycle_or_pub.title}{tag}.{FORMATS[fmt][1]}"
+    return clean_filename(f"{cycle_or_pub.region}{cycle_or_pub.title}{tag}.{FORMATS[fmt][1]}")
 
 
 def published_content(publication: Publication, fmt: str) -> bytes:

@@ -13,6 +13,7 @@ from ...models import ReportCycle, Section
 from ...models.indicator import INDICATOR_TYPES, MEASURE_UNITS, REPORTED_BY, Indicator, Rule
 from ...services import clone as clone_service
 from ...services import figures as svc
+from ...services.attachments import clean_filename
 from ..errors import abort_with
 from ..fields import arg_int, db_int, optional_int
 from ..loading import contribution_or_abort
@@ -299,7 +300,7 @@ def summary_xlsx(cycle_id: int):
     cycle = _cycle(cycle_id)
     _require_cycle_reader()
     return send_file(io.BytesIO(export_xlsx(cycle)), as_attachment=True,
-                     download_name=f"{cycle.region}{cycle.year}年统计指标汇总.xlsx",
+                     download_name=clean_filename(f"{cycle.region}{cycle.year}年统计指标汇总.xlsx"),
                      mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 

@@ -355,7 +355,8 @@ def download(attachment_id: int):
     if not path.is_file():
         abort_with(404, "附件文件已丢失，请联系管理员。")
     return send_file(path, mimetype=attachment.content_type, as_attachment=True,
-                     download_name=attachment.filename, max_age=0)
+                     download_name=attachment_service.clean_filename(attachment.filename),
+                     max_age=0)
 
 
 def _revision_text(contribution: Contribution, key: str | None):
