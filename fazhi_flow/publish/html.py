@@ -45,6 +45,9 @@ def report_css(stacks: dict[str, str]) -> str:
     # The closing block (GB/T 9704-2012 7.3.5.2): two characters in from the right margin, the date
     # two characters right of the issuing bodies' start.
     closing_right, date_shift = CLOSING_RIGHT_CHARS * CHAR_PT, DATE_SHIFT_CHARS * CHAR_PT
+    # Appendix column widths by class: the site's CSP (style-src 'self') drops style attributes.
+    column_widths = "\n".join(f".gw-report .gw-table col.gw-c{i} {{ width: {w}mm; }}"
+                              for i, w in enumerate(TABLE_WIDTHS_MM, 1))
     return f"""
 @page {{
   size: A4;
@@ -98,6 +101,7 @@ def report_css(stacks: dict[str, str]) -> str:
   border: 1px solid #000; padding: 2pt 4pt; vertical-align: middle; font-weight: normal;
 }}
 .gw-report .gw-table th {{ font-family: {stacks['heading1']}; text-align: center; white-space: nowrap; }}
+{column_widths}
 .gw-report .gw-table td.c {{ text-align: center; }}
 .gw-report .gw-table td.n {{ text-align: right; white-space: nowrap; }}
 .gw-report .gw-table thead {{ display: table-header-group; }}
@@ -173,7 +177,8 @@ def render_appendix(document: ReportDocument) -> str:
     out = ['<section class="gw-appendix">', '<p class="gw-attach-label">附件</p>',
            f'<h2 class="gw-attach-title">{escape(APPENDIX_TITLE)}</h2>',
            '<table class="gw-table">',
-           "<colgroup>" + "".join(f'<col style="width: {w}mm">' for w in TABLE_WIDTHS_MM) + "</colgroup>",
+           "<colgroup>" + "".join(f'<col class="gw-c{i}">' for i in range(1, len(TABLE_WIDTHS_MM) + 1))
+           + "</colgroup>",
            "<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead>", "<tbody>"]
     for row in rows:
         cells = "".join(f'<td class="{cls}">{escape(v)}</td>' if cls else f"<td>{escape(v)}</td>"
