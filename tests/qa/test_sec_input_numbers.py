@@ -80,3 +80,22 @@ def test_indicator_bounds_beyond_the_column_are_refused(as_user, world, db, boun
     assert response.status_code == 422
     assert "最大值应为数字" in response.get_data(as_text=True)
     assert db.session.scalar(select(func.count(Indicator.id))) == 0
+
+
+@pytest.mark.parametrize("typed,message", [("NaN", "应填写数字"), ("Infinity", "应填写数字"), ("-Infinity", "应填写数字"),
+                                           ("1e999999", "的数值过大"), ("9" * 5000, "的数值过大"), ("²", "应填写数字"),
+                                           ("①", "应填写数字")])
+def test_figure_values_refuse_non_finite_and_absurd_numbers(as_user, world, db, typed, message):
+    from sqlalchemy import func, select
+
+    from fazhi_flow.models import Indicator
+    from fazhi_flow.models.indicator import IndicatorValue
+
+    db.session.add(Indicator(cycle_id=world.cycle.id, section_id=world.section.id, code="rooms", name="调解室数",
+                             measure="个", type="integer", reported_by="lead"))
+    db.session.commit()
+    client = as_user(world.liaison)
+    response = client.post(f"/figures/contribution/{world.contribution.id}", data={"value-rooms": typed})
+    assert response.status_code == 422
+    assert f"“调解室数”{message}" in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count(IndicatorValue.id))) == 0
