@@ -4,8 +4,6 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
-
-from ..fields import IntField
 from wtforms.widgets import HiddenInput
 
 from ..fields import IntField
