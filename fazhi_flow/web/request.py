@@ -1,22 +1,30 @@
-"""The request class: submitted text never carries a NUL character; the editor's larger limits.
+"""The request class: submitted text never carries NUL or other control characters; the editor's larger limits.
 
 A browser can send a NUL (pasted from a binary file, or typed into a URL); PostgreSQL refuses NUL in
-text, so it would fail the save, the search or the filter with a 500 instead of being ignored.
+text, so it would fail the save, the search or the filter with a 500 instead of being ignored. The other
+C0 controls (a BEL pasted from a terminal, say) are not allowed in XML: a title carrying one would make
+every DOCX and XLSX export of the report fail. Tab, line feed and carriage return are kept.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from flask import Request
 from werkzeug.datastructures import ImmutableMultiDict
 
 
+# Characters XML 1.0 does not allow (python-docx and openpyxl refuse them), i.e. C0 controls but tab,
+# LF and CR, lone surrogates and the two non-characters U+FFFE/U+FFFF.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def _clean(value):
-    return value.replace("\x00", "") if isinstance(value, str) else value
+    return _NOT_XML.sub("", value) if isinstance(value, str) else value
 
 
 class NulFreeMultiDict(ImmutableMultiDict):
-    """Query and form parameters with NUL removed from names and text values (files are untouched)."""
+    """Query and form parameters without control characters in names and text values (files untouched)."""
 
     def __init__(self, mapping=None):
         if mapping is not None and not isinstance(mapping, Mapping):
