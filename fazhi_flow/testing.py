@@ -35,6 +35,17 @@ def login(client, user, password=PASSWORD):
     return response
 
 
+def demo_client(app, username: str | None):
+    """A client logged in as the demo account ``username`` (anonymous for None)."""
+    from .services.demo import DEMO_PASSWORD
+
+    client = FreshUserClient(app, app.response_class, use_cookies=True)
+    if username:
+        response = client.post("/login", data={"username": username, "password": DEMO_PASSWORD})
+        assert response.status_code == 302, response.get_data(as_text=True)[:300]
+    return client
+
+
 def race(app, is_postgres: bool, jobs) -> list:
     """Run each ``job(barrier)`` in its own thread, app context and database connection, as two
     requests would; return per job "ok" (committed) or the DomainError message (rolled back)."""

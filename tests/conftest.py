@@ -293,3 +293,18 @@ def as_user(client):
         return client
 
     return _as
+
+
+@pytest.fixture()
+def demo(app, db, monkeypatch):
+    """The demo district (every account's password DEMO_PASSWORD); returns its cycle."""
+    from werkzeug.security import generate_password_hash
+
+    from fazhi_flow.models import org
+    from fazhi_flow.services.demo import load_demo
+
+    # The passwords' strength plays no part where this is used; a cheap hash keeps many logins fast.
+    monkeypatch.setattr(org, "generate_password_hash",
+                        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1000"))
+    cycle, _, _ = load_demo()
+    return cycle

@@ -11,32 +11,11 @@ import pytest
 from sqlalchemy import select
 
 from fazhi_flow.models import Attachment, Contribution, User
-from fazhi_flow.services.demo import DEMO_PASSWORD, load_demo
-from fazhi_flow.testing import FreshUserClient as Client
+from fazhi_flow.testing import demo_client
 
 LINK = re.compile(r'href="([^"#][^"]*)"')
 SKIP = ("/static/", "/logout", ".xlsx", ".docx", ".pdf", ".txt")
 PAGE_LIMIT = 120
-
-
-@pytest.fixture()
-def demo(app, db, monkeypatch):
-    from werkzeug.security import generate_password_hash
-
-    from fazhi_flow.models import org
-
-    # The passwords' strength plays no part here; a cheap hash keeps eighteen accounts fast.
-    monkeypatch.setattr(org, "generate_password_hash",
-                        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1000"))
-    cycle, _, _ = load_demo()
-    return cycle
-
-
-def _login(app, username):
-    client = Client(app, app.response_class, use_cookies=True)
-    response = client.post("/login", data={"username": username, "password": DEMO_PASSWORD})
-    assert response.status_code == 302, response.get_data(as_text=True)[:300]
-    return client
 
 
 def _crawl(client, start="/"):
@@ -70,21 +49,21 @@ def _crawl(client, start="/"):
 
 @pytest.mark.parametrize("username", ["admin", "reviewer", "reviewer2", "leader", "sfj", "sfj_head", "gaj"])
 def test_every_reachable_page_renders(app, demo, username):
-    client = _login(app, username)
+    client = demo_client(app, username)
     seen, problems = _crawl(client)
     assert not problems, problems
     assert len(seen) > 5, seen  # the walk really went somewhere
 
 
 def test_public_pages_render_without_login(app, demo):
-    client = Client(app, app.response_class, use_cookies=True)
+    client = demo_client(app, None)
     seen, problems = _crawl(client, "/reports/")
     assert not problems, problems
 
 
 def test_a_liaison_cannot_open_other_units_material(app, db, demo):
     liaison = db.session.scalar(select(User).where(User.username == "gaj"))
-    client = _login(app, "gaj")
+    client = demo_client(app, "gaj")
     others = db.session.scalars(select(Contribution).where(Contribution.unit_id != liaison.unit_id)).all()
     assert others
     for contribution in others:

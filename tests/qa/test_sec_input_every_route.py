@@ -21,8 +21,7 @@ from sqlalchemy import select
 import fazhi_flow
 from fazhi_flow.models import (Assignment, Attachment, Contribution, ExtensionRequest, Notification, OutboxMessage,
                                Publication, ReportCycle, Section, Unit, User, WebhookTarget)
-from fazhi_flow.services.demo import DEMO_PASSWORD, load_demo
-from fazhi_flow.testing import FreshUserClient as Client
+from fazhi_flow.testing import demo_client
 
 
 class Raw(str):
@@ -122,27 +121,6 @@ def _benign(names: list[str]) -> str:
     return "&".join(f"{quote(name, safe='')}=1" for name in names)
 
 
-@pytest.fixture()
-def demo(app, db, monkeypatch):
-    from werkzeug.security import generate_password_hash
-
-    from fazhi_flow.models import org
-
-    # The passwords' strength plays no part here; a cheap hash keeps the logins fast.
-    monkeypatch.setattr(org, "generate_password_hash",
-                        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1000"))
-    cycle, _, _ = load_demo()
-    return cycle
-
-
-def _client(app, username):
-    client = Client(app, app.response_class, use_cookies=True)
-    if username:
-        response = client.post("/login", data={"username": username, "password": DEMO_PASSWORD})
-        assert response.status_code == 302, response.get_data(as_text=True)[:300]
-    return client
-
-
 class _ReadNames:
     """Records which parameter names the views read, so that all hostile values go where they are read."""
 
@@ -194,7 +172,7 @@ def _tries(rule, method, ids, params, role_index, k, reached: bool):
 
 
 def _walk(app, db, role_index, username, rules, ids, names, counts):
-    client = _client(app, username)
+    client = demo_client(app, username)
     problems = []
     for k, (rule, method) in enumerate(rules):
         params = names.get(rule.endpoint.split(".")[0], []) or ["q"]
