@@ -10,6 +10,7 @@ from flask import current_app, flash, g, redirect, request, session
 from flask_login import login_url
 
 from .extensions import db
+from .whole_numbers import optional_int
 
 LOGIN_AT = "_login_at"  # epoch seconds of the password check
 SEEN_AT = "_seen_at"    # epoch seconds of the last request of this session
@@ -56,10 +57,11 @@ def init_login(login_manager) -> None:
 
     @login_manager.user_loader
     def load_user(value: str):
-        user_id, _, token = (value or "").partition(":")
-        if not (user_id.isascii() and user_id.isdigit()) or not token or session_expired():
+        raw_id, _, token = (value or "").partition(":")
+        user_id = optional_int(raw_id)
+        if user_id is None or not token or session_expired():
             return None
-        user = db.session.get(User, int(user_id))
+        user = db.session.get(User, user_id)
         if user is None or not user.active or user.session_token != token:
             return None
         return user

@@ -17,6 +17,7 @@ from xml.parsers import expat
 from flask import current_app, has_app_context
 
 from ..errors import DomainError
+from ..whole_numbers import optional_int
 
 MAX_BYTES = 10 * 1024 * 1024
 # Refused at once from the sizes the archive declares (reading never yields more than declared).
@@ -152,7 +153,9 @@ class _Extractor:
 
 
 def _int(raw, default: int) -> int:
-    return int(raw) if raw and raw.isascii() and raw.isdigit() and len(raw) < 6 else default
+    """A small count from an XML attribute (a tab offset, a cell span); the default when odd."""
+    number = optional_int(raw, high=99_999)
+    return default if number is None else number
 
 
 def _main_part(archive: zipfile.ZipFile) -> str:
