@@ -10,6 +10,7 @@ import csv
 import io
 import re
 import secrets
+import zipfile
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
@@ -28,6 +29,9 @@ PHONE_RE = re.compile(r"^[0-9+\-() ]{3,40}$")
 UNIT_ROLES = ("liaison", "unit_head")  # these roles act for a unit and need one
 MAX_IMPORT_ROWS = 2000
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
+# An XLSX is a zip: 2 MB can unpack to gigabytes that openpyxl would hold in memory (shared strings).
+# A list of 2,000 people unpacks to well under a megabyte.
+MAX_XLSX_UNPACKED_BYTES = 20 * 1024 * 1024
 
 _PASSWORD_LETTERS = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
 _PASSWORD_DIGITS = "23456789"
@@ -375,6 +379,14 @@ def _read_table(filename: str, data: bytes) -> list[list[str]]:
 def _read_xlsx(data: bytes) -> list[list[str]]:
     from openpyxl import load_workbook
 
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(item.file_size for item in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise DomainError("无法读取该Excel文件，文件可能已损坏。") from None
+    if unpacked > MAX_XLSX_UNPACKED_BYTES:
+        raise DomainError(f"该Excel文件解压后超过{MAX_XLSX_UNPACKED_BYTES // 1024 // 1024}MB，不像是单位或用户名单，"
+                          "请只保留名单所在的工作表后再导入。")
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception:  # noqa: BLE001 - openpyxl raises many kinds for a damaged file
