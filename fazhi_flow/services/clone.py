@@ -73,7 +73,7 @@ def clone_preview(source: ReportCycle, year: int, title: str | None = None) -> l
     from .outline import load_outline
 
     years = year - source.year
-    changes = [CloneChange("报告", "标题", source.title, _new_title(source, year, title))]
+    changes = [CloneChange("报告", "标题", source.title, new_title(source, year, title))]
     changes += _date_change("报告", "截止日期", source.due, years)
     changes += _date_change("报告", "成文日期", source.issue_date, years)
     for node in load_outline(source):
@@ -86,7 +86,7 @@ def clone_preview(source: ReportCycle, year: int, title: str | None = None) -> l
     return [c for c in changes if c.old != c.new]
 
 
-def _new_title(source: ReportCycle, year: int, title: str | None) -> str:
+def new_title(source: ReportCycle, year: int, title: str | None) -> str:
     if (title or "").strip():
         return title.strip()
     shifted = shift_text_years(source.title, source.year, year - source.year)
@@ -133,7 +133,7 @@ def clone_cycle(source: ReportCycle, actor, year: int | None = None, title: str 
     year = check_target(source, actor, year)
     years = year - source.year
     cycle = ReportCycle(
-        year=year, region=source.region, title=_new_title(source, year, title), due=shift_year(source.due, years),
+        year=year, region=source.region, title=new_title(source, year, title), due=shift_year(source.due, years),
         unit_head_review=source.unit_head_review, issuers=source.issuers,
         issue_date=shift_year(source.issue_date, years), state="setup", cloned_from_id=source.id,
         share_approved_figures=source.share_approved_figures,

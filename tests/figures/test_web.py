@@ -134,17 +134,35 @@ def test_summary_and_xlsx_download(client, login, db, factory):
     assert values["med_total"] == 266 and values["inspections"] == 3812
 
 
-def test_clone_page(client, login, seed_world, db):
+def test_clone_goes_through_the_admin_preview(client, login, seed_world, db):
+    """The 复制为新年度 links and the old clone address all lead to the admin page, which previews
+    every change and creates the cycle only after confirmation."""
     login(seed_world.admin)
-    url = f"/figures/cycle/{seed_world.cycle.id}/clone"
-    response = client.post(url, data={"year": "明年"})
-    assert response.status_code == 400 and "年度应填写四位数字" in page(response)
-    response = client.post(url, data={"year": "2025"})
-    assert response.status_code == 302
+    cid = seed_world.cycle.id
+    new_page = f"/admin/cycles/new?source={cid}#clone"
+    assert f'href="{new_page}"' in page(client.get(f"/figures/cycle/{cid}/definitions"))
+    assert f'href="{new_page}"' in page(client.get(f"/admin/cycles/{cid}"))
+    old = f"/figures/cycle/{cid}/clone"
+    response = client.get(old)
+    assert response.status_code == 303 and response.location == new_page
+    response = client.post(old, data={"year": "2025"})
+    assert response.status_code == 303 and response.location == new_page
+    assert db.session.scalar(select(ReportCycle).where(ReportCycle.year == 2025)) is None
+    assert "需先预览" in page(client.get(new_page))
+    html = page(client.get(new_page))  # the cycle, the next year and its title are filled in
+    assert f'<option selected value="{cid}">' in html and 'value="2025"' in html
+    data = {"c-source": str(cid), "c-year": "明年", "c-title": "2025年报告"}
+    response = client.post("/admin/cycles/new/clone", data=data)
+    assert response.status_code == 400 and 'value="2025年报告"' in page(response)
+    data["c-year"] = "2025"
+    assert "确认复制并创建" in page(client.post("/admin/cycles/new/clone", data=data))
+    assert db.session.scalar(select(ReportCycle).where(ReportCycle.year == 2025)) is None
+    assert client.post("/admin/cycles/new/clone", data={**data, "confirm": "1"}).status_code == 303
     new = db.session.scalar(select(ReportCycle).where(ReportCycle.year == 2025))
-    assert new.cloned_from_id == seed_world.cycle.id and new.state == "setup"
+    assert new.cloned_from_id == cid and new.state == "setup"
     login(seed_world.liaisons["sfj"])
-    assert client.post(url, data={"year": "2026"}).status_code == 403
+    assert client.post(old, data={"year": "2026"}).status_code == 403
+    assert client.get(old).status_code == 403
 
 
 def test_from_last_year_button_confirms_when_draft_has_text(client, login, db, factory):

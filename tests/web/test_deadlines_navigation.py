@@ -144,7 +144,7 @@ def test_admin_cycle_page_reaches_reminders_figures_compile_and_clone(as_user, w
         (f"/figures/cycle/{cid}/definitions", "统计指标和校验规则"),
         (f"/figures/cycle/{cid}/summary", "指标汇总"),
         (f"/figures/cycle/{cid}/summary.xlsx", "下载 Excel"),
-        (f"/figures/cycle/{cid}/clone", "复制为新年度"),
+        (f"/admin/cycles/new?source={cid}#clone", "复制为新年度"),
     ]:
         assert f'href="{href}"' in page, href
         assert label in page
@@ -157,7 +157,7 @@ def test_admin_cycle_page_reaches_reminders_figures_compile_and_clone(as_user, w
     # Every linked page opens for the admin.
     for url in (f"/reminders/cycles/{cid}/policy", f"/reminders/cycles/{cid}/chase", "/reminders/extensions",
                 "/reminders/outbox", f"/figures/cycle/{cid}/definitions", f"/figures/cycle/{cid}/summary",
-                f"/figures/cycle/{cid}/clone", "/reminders/my-channels"):
+                f"/admin/cycles/new?source={cid}", "/reminders/my-channels"):
         assert as_user(world.admin).get(url).status_code == 200, url
 
 

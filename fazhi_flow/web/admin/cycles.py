@@ -18,6 +18,7 @@ from ...services.contributions import reopen_contribution
 from ...services.cycles import compile_cycle, open_cycle, reopen_collection
 from ...services.stuck import stuck_warnings
 from ...workflow.states import CONTRIBUTION_STATE_LABELS
+from ..fields import arg_int
 from . import bp
 from .common import MAX_CYCLE_FILE, compile_available, flash_refusal, get_or_404
 from .forms import (ActionForm, CycleCloneForm, CycleEditForm, CycleTemplateForm, CycleUploadForm,
@@ -68,7 +69,21 @@ def _new_cycle_page(template_form=None, upload_form=None, clone_form=None, error
 
 @bp.route("/cycles/new")
 def cycle_new():
-    return _new_cycle_page()
+    return _new_cycle_page(clone_form=_clone_form_for(arg_int("source")))
+
+
+def _clone_form_for(source_id: int | None) -> CycleCloneForm | None:
+    """复制为新年度 links on a cycle's pages arrive with ``?source=``: that cycle, the next year and the
+    title with its year moved are filled in; the admin still previews every change before saving."""
+    source = db.session.get(ReportCycle, source_id) if source_id and _clone_available() else None
+    if source is None:
+        return None
+    from ...services.clone import new_title
+
+    form = CycleCloneForm(prefix="c")
+    form.source.data, form.year.data = source.id, source.year + 1
+    form.title.data = new_title(source, source.year + 1, None)
+    return form
 
 
 @bp.route("/cycles/new/template", methods=["POST"])

@@ -11,11 +11,10 @@ from ...extensions import db
 from ...figures.summary import export_xlsx, summary_rows
 from ...models import ReportCycle, Section
 from ...models.indicator import INDICATOR_TYPES, MEASURE_UNITS, REPORTED_BY, Indicator, Rule
-from ...services import clone as clone_service
 from ...services import figures as svc
 from ...services.attachments import clean_filename
 from ..errors import abort_with
-from ..fields import arg_int, db_int, optional_int
+from ..fields import arg_int, db_int
 from ..loading import contribution_or_abort
 from . import bp
 
@@ -307,27 +306,14 @@ def summary_xlsx(cycle_id: int):
 @bp.route("/cycle/<int:cycle_id>/clone", methods=["GET", "POST"])
 @login_required
 def clone(cycle_id: int):
+    """Old address of 复制为新年度: cloning happens only on the admin page, after a preview of every
+    changed year and date, so this creates nothing and sends the admin there with the cycle chosen."""
     cycle = _cycle(cycle_id)
     _require_admin()
-    typed = {"year": str(cycle.year + 1), "title": ""}
-    status = 200
     if request.method == "POST":
-        typed = request.form.to_dict()
-        raw_year = (typed.get("year") or "").strip()
-        try:
-            year = optional_int(raw_year, 1, 9999)
-            if year is None:
-                raise DomainError(f"年度应填写四位数字，例如{cycle.year + 1}。")
-            new = clone_service.clone_cycle(cycle, current_user, year, typed.get("title"))
-        except DomainError as exc:
-            db.session.rollback()
-            status = exc.status
-            flash(exc.message, "error")
-        else:
-            db.session.commit()
-            flash(f"已复制为“{new.title}”（筹备中）：章节、任务分配、审核人、指标、规则和催报策略已带入。", "success")
-            return redirect(url_for("figures.definitions", cycle_id=new.id))
-    return render_template("figures/clone.html", cycle=cycle, typed=typed), status
+        flash("复制为新年度需先预览标题、填报说明中的年份和各截止日期的改动，确认后才创建。请在下方核对后点“预览改动”。",
+              "error")
+    return redirect(url_for("admin.cycle_new", source=cycle.id, _anchor="clone"), code=303)
 
 
 @bp.errorhandler(Conflict)
