@@ -28,16 +28,34 @@ def shift_year(value: date | None, years: int) -> date | None:
         return value.replace(year=value.year + years, day=28)
 
 
+# Years that name something fixed stay as written: document numbers (湘政发〔2024〕3号, [2024], 【2024】)
+# and both ends of a span (2021—2025年, 2024年至2026年), which a new year does not move.
+_BRACKETED = re.compile(r"[〔\[【][^〔〕\[\]【】]*[〕\]】]")
+_JOIN = r"\s*(?:年度?)?\s*(?:[—–\-~～]+|至|到)\s*"
+_RANGE_BEFORE = re.compile(rf"(?<!\d)\d{{4}}{_JOIN}$")
+_RANGE_AFTER = re.compile(rf"{_JOIN}\d{{4}}(?!\d)")
+
+
+def _fixed_year(text: str, start: int, end: int, bracketed: list[tuple[int, int]]) -> bool:
+    """Whether the year at ``text[start:end]`` is in a bracketed document number or ends a span."""
+    if any(left < start and end < right for left, right in bracketed):
+        return True
+    return bool(_RANGE_BEFORE.search(text, max(0, start - 30), start) or _RANGE_AFTER.match(text, end))
+
+
 def shift_text_years(text: str | None, source_year: int, years: int) -> str | None:
     """Move the years ``source_year`` and ``source_year + 1`` written in ``text`` by ``years``.
 
     Only those two years shift ("2023年推进…", "2024年工作安排" when cloning 2023 to 2024); older years
-    are kept as written (historical references), and the preview lists every change for the admin.
+    are kept as written (historical references), and so are years in document numbers and spans
+    (see ``_fixed_year``). The preview lists every change for the admin.
     """
     if not text or not years:
         return text
+    bracketed = [m.span() for m in _BRACKETED.finditer(text)]
     pattern = re.compile(rf"(?<!\d)({source_year}|{source_year + 1})(?!\d)")
-    return pattern.sub(lambda m: str(int(m.group(1)) + years), text)
+    return pattern.sub(lambda m: m.group(1) if _fixed_year(text, m.start(), m.end(), bracketed)
+                       else str(int(m.group(1)) + years), text)
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,28 @@ def test_shift_text_years_moves_only_the_cycle_year_and_the_next():
     assert shift_text_years(None, 2023, 1) is None
 
 
+def test_shift_text_years_keeps_document_numbers():
+    text = "依据湘政发〔2024〕3号、国办发[2023]12号和【2024】5号文件，2023年完成。"
+    assert shift_text_years(text, 2023, 1) == "依据湘政发〔2024〕3号、国办发[2023]12号和【2024】5号文件，2024年完成。"
+    assert shift_text_years("〔2023〕第2023号之外，2023年", 2023, 1) == "〔2023〕第2024号之外，2024年"
+
+
+def test_shift_text_years_keeps_both_ends_of_a_span():
+    for joiner in ("—", "–", "-", "~", "～", "至", "到", "——", " — "):
+        text = f"（2021{joiner}2025年）规划，2024{joiner}2026年目标，2024年安排"
+        assert shift_text_years(text, 2024, 1) == text.replace("，2024年安排", "，2025年安排"), joiner
+    assert shift_text_years("2023年至2024年", 2023, 1) == "2023年至2024年"
+    assert shift_text_years("2023年度到2024年度", 2023, 1) == "2023年度到2024年度"
+    assert shift_text_years("截止日期2024-01-10", 2023, 1) == "截止日期2025-01-10"  # a date, not a span
+
+
 def _source(factory, db, office):
     cycle = factory.cycle(year=2023, region="甲区")
     cycle.title = "某某区2023年法治政府建设年度报告"
     cycle.due = date(2024, 2, 29)
     top = factory.section(cycle, "2023年推进法治政府建设的主要举措和成效", code="measures", position=0,
-                          guidance="写明2023年的做法。\n与2021年相比的变化可以简述。", due=date(2024, 1, 10))
+                          guidance="写明2023年的做法。\n与2021年相比的变化可以简述。\n"
+                                   "落实〔2023〕5号文件和《规划（2020—2024年）》的情况。", due=date(2024, 1, 10))
     plan = factory.section(cycle, "2024年工作安排", code="plan", position=1)
     factory.assignment(top, office.units[0], due=date(2024, 2, 29))
     factory.assignment(plan, office.units[0])
@@ -35,7 +51,7 @@ def test_preview_lists_every_change_and_clone_writes_them(db, factory, office):
             "2024年推进法治政府建设的主要举措和成效") in changes
     assert ("二、2024年工作安排", "标题", "2024年工作安排", "2025年工作安排") in changes
     assert any(c[1] == "填报说明" and c[2] == "写明2023年的做法。" and c[3] == "写明2024年的做法。" for c in changes)
-    assert not any("2021" in str(c[2]) for c in changes)  # older years are not touched
+    assert not any("2021" in str(c[2]) for c in changes)  # older years and fixed years are not touched
     assert any(c[1] == "区司法局的截止日期" and c[3] == date(2025, 2, 28) for c in changes)
 
     with db.session.no_autoflush:
@@ -43,7 +59,8 @@ def test_preview_lists_every_change_and_clone_writes_them(db, factory, office):
     db.session.commit()
     titles = {s.code: (s.title, s.guidance, s.due) for s in clone.sections}
     assert titles["measures"] == ("2024年推进法治政府建设的主要举措和成效",
-                                  "写明2024年的做法。\n与2021年相比的变化可以简述。", date(2025, 1, 10))
+                                  "写明2024年的做法。\n与2021年相比的变化可以简述。\n"
+                                  "落实〔2023〕5号文件和《规划（2020—2024年）》的情况。", date(2025, 1, 10))
     assert titles["plan"][0] == "2025年工作安排"
     assert clone.due == date(2025, 2, 28)
 
