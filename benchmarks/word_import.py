@@ -1,9 +1,10 @@
 """Time and peak memory of the Word import (.docx → draft text).
 
-Three cases: a normal 60-paragraph report, a 94 MB "bomb" (a small .docx whose XML is millions of
-empty runs) and three bombs imported at once in threads (as three workers' requests would).
+Four cases: a normal 60-paragraph report, a 94 MB "bomb" (a small .docx whose XML is millions of
+empty runs), three bombs imported at once in threads (as three workers' requests would) and a
+"nesting bomb" (one paragraph of two million elements nested in one another, ~14 MB of XML).
 
-    python benchmarks/word_import.py [--paragraphs 60] [--bomb-mb 94]
+    python benchmarks/word_import.py [--paragraphs 60] [--bomb-mb 94] [--nesting-levels 2000000]
 """
 from __future__ import annotations
 
@@ -41,11 +42,21 @@ def normal_report(paragraphs: int) -> bytes:
 
 
 def bomb(megabytes: int) -> bytes:
+    runs = b"<w:r><w:t></w:t></w:r>" * 50_000  # ~1 MB, written again and again (keeps this process small)
+    return docx_with_paragraph([runs] * -(-megabytes * 1024 * 1024 // len(runs)))
+
+
+def nesting_bomb(levels: int) -> bytes:
+    step = 50_000
+    return docx_with_paragraph([b"<a>" * step] * (levels // step) + [b"</a>" * step] * (levels // step))
+
+
+def docx_with_paragraph(body: list[bytes]) -> bytes:
+    """A .docx whose document.xml holds one paragraph made of the ``body`` pieces."""
     import docx
 
     source = io.BytesIO()
     docx.Document().save(source)
-    runs = b"<w:r><w:t></w:t></w:r>" * 50_000  # ~1 MB, written again and again (keeps this process small)
     out = io.BytesIO()
     with zipfile.ZipFile(source) as original, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED,
                                                                compresslevel=9) as packed:
@@ -57,8 +68,8 @@ def bomb(megabytes: int) -> bytes:
             head, _, tail = data.partition(b"<w:body>")
             with packed.open(item.filename, "w", force_zip64=True) as member:
                 member.write(head + b"<w:body><w:p>")
-                for _ in range(-(-megabytes * 1024 * 1024 // len(runs))):
-                    member.write(runs)
+                for piece in body:
+                    member.write(piece)
                 member.write(b"</w:p>" + tail)
     return out.getvalue()
 
@@ -102,6 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--paragraphs", type=int, default=60)
     parser.add_argument("--bomb-mb", type=int, default=94)
+    parser.add_argument("--nesting-levels", type=int, default=2_000_000)
     args = parser.parse_args()
     report, huge = normal_report(args.paragraphs), bomb(args.bomb_mb)
     with zipfile.ZipFile(io.BytesIO(huge)) as archive:
@@ -111,6 +123,8 @@ def main() -> None:
     measure(f"normal report ({args.paragraphs} paragraphs)", report)
     measure("one bomb", huge)
     measure("three bombs at once (threads)", huge, threads=3)
+    nested = nesting_bomb(args.nesting_levels)
+    measure(f"nesting bomb ({args.nesting_levels} levels)", nested)
 
 
 if __name__ == "__main__":

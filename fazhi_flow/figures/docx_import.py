@@ -28,6 +28,9 @@ DEFAULT_MAX_CHARS = 200_000
 DEFAULT_MAX_XML_BYTES = 16 * 1024 * 1024
 CHUNK = 64 * 1024
 CELL_SEPARATOR = " | "
+# Real documents nest some tens of levels (tables in tables, text boxes); a file nested deeper is
+# refused at once, so a paragraph of millions of nested elements costs no more than a normal one.
+MAX_DEPTH = 256
 
 # Attribute names as expat reports them with namespace_separator="}".
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
@@ -77,6 +80,9 @@ class _Extractor:
         tag = name.rpartition("}")[2]
         self.tags.append(tag)
         depth = len(self.tags)
+        if depth > MAX_DEPTH:
+            raise _TooLarge(f"该文档的结构嵌套过深（超过{MAX_DEPTH}层），无法导入。"
+                            "请在 Word 或 WPS 中清除格式或另存为新文档后再试。")
         if depth in (3, 6) and tag == "p" and tuple(self.tags) in (_BODY_P, _CELL_P):
             self.para = []
         elif self.para is not None and self._in_run():
@@ -113,9 +119,12 @@ class _Extractor:
 
     def _in_run(self) -> bool:
         """Whether the element just started is a direct child of a run of the paragraph being read."""
-        base = len(_BODY_P) if self.tags[2] == "p" else len(_CELL_P)
-        inner = self.tags[base:]
-        return (len(inner) == 2 and inner[0] == "r") or (len(inner) == 3 and inner[:2] == ["hyperlink", "r"])
+        # Index look-ups only: copying the path on every tag would make deep nesting quadratic.
+        tags = self.tags
+        base = len(_BODY_P) if tags[2] == "p" else len(_CELL_P)
+        inner = len(tags) - base
+        return (inner == 2 and tags[base] == "r") or (inner == 3 and tags[base] == "hyperlink"
+                                                     and tags[base + 1] == "r")
 
     def _run_content(self, tag: str, attrs: dict) -> None:
         if tag == "t":

@@ -34,6 +34,11 @@ def empty_run_bomb(size: int = 94 * 1024 * 1024, tail: bytes = b"") -> bytes:
     return _with_body(b"<w:p>" + EMPTY_RUN * (size // len(EMPTY_RUN)) + b"</w:p>", tail)
 
 
+def nesting_bomb(levels: int, tail: bytes = b"") -> bytes:
+    """One paragraph holding ``levels`` elements nested in one another (no text)."""
+    return _with_body(b"<w:p>" + b"<a>" * levels + b"</a>" * levels + b"</w:p>", tail)
+
+
 def _paragraphs(texts) -> bytes:
     return b"".join(f"<w:p><w:r><w:t>{t}</w:t></w:r></w:p>".encode() for t in texts)
 
@@ -48,6 +53,18 @@ def test_empty_run_bomb_is_refused_at_the_byte_ceiling(app):
     with pytest.raises(DomainError) as caught:
         docx_to_text(data, "草稿.docx")
     assert "内容结构过于庞大" in caught.value.message and "16MB" in caught.value.message
+
+
+def test_nesting_bomb_is_refused_after_bounded_work(app):
+    # 200,000 levels (1.4 MB of XML, far under the byte ceiling) took over a minute when every tag
+    # copied its path; the broken tail proves reading stopped at the depth limit, long before the end.
+    with pytest.raises(DomainError) as caught:
+        docx_to_text(nesting_bomb(200_000, tail=b"<w:broken"), "草稿.docx")
+    assert caught.value.message.startswith(f"该文档的结构嵌套过深（超过{docx_import.MAX_DEPTH}层）")
+    # Nesting just under the limit next to a normal run still imports.
+    inner = docx_import.MAX_DEPTH - len(docx_import._BODY_P) - 1
+    deep = "<w:p><w:r><w:t>正文</w:t></w:r>".encode() + b"<a>" * inner + b"</a>" * inner + b"</w:p>"
+    assert docx_to_text(_with_body(deep), "草稿.docx") == "正文"
 
 
 def test_text_budget_stops_reading_while_streaming(app, db):
