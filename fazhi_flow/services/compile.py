@@ -447,6 +447,14 @@ def latest_publication(cycle: ReportCycle) -> Publication | None:
     ).first()
 
 
+def plain_text_sha256(document: ReportDocument) -> str:
+    """The SHA-256 of ``document``'s plain-text version, as a publication records it (text_sha256).
+
+    The leader sees it before signing a correction; Word and PDF carry the publication time, so their
+    digests exist only after publishing."""
+    return sha256_hex(render_text(document))
+
+
 def _freeze(cycle: ReportCycle, actor, version: ReportDraftVersion, note: str | None) -> Publication:
     document = ReportDocument.from_dict(version.document)
     published_at = utcnow()
@@ -457,7 +465,7 @@ def _freeze(cycle: ReportCycle, actor, version: ReportDraftVersion, note: str | 
         cycle_id=cycle.id, version=number, draft_version_id=version.id, year=cycle.year,
         region=cycle.region, title=document.title, correction_note=note,
         text=outputs["txt"], html=outputs["html"], docx=outputs["docx"], pdf=outputs["pdf"],
-        text_sha256=sha256_hex(outputs["txt"]), html_sha256=sha256_hex(outputs["html"]),
+        text_sha256=plain_text_sha256(document), html_sha256=sha256_hex(outputs["html"]),
         docx_sha256=sha256_hex(outputs["docx"]), pdf_sha256=sha256_hex(outputs["pdf"]),
         published_by_id=getattr(actor, "id", None), published_at=published_at,
     )

@@ -242,7 +242,7 @@ def signoff(cycle_id: int):
     return render_template(
         "compile/signoff.html", cycle=cycle, version=version, article=_article(document),
         published=published, correcting=correcting, note=svc.correction_note(cycle) if correcting else None,
-        rows=rows, summary=diff_summary(rows), formats=svc.FORMAT_LABELS,
+        text_sha256=svc.plain_text_sha256(document) if correcting else None, rows=rows, summary=diff_summary(rows), formats=svc.FORMAT_LABELS,
         can_sign=svc.can_sign(current_user, cycle), logs=_cycle_logs(cycle), previous=previous,
         sign_form=SignForm(formdata=None, version=version.number if version else ""),
         return_form=ReturnForm(formdata=None), event_labels=CYCLE_EVENT_LABELS,
