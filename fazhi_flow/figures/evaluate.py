@@ -25,6 +25,7 @@ MAX_SUM_TERMS = 8  # per-unit terms shown in a sum before "等N个单位"
 
 STATUS_LABELS = {"ok": "通过", "failed": "未通过", "incomplete": "待填报后校验", "invalid": "规则有误"}
 SEVERITY_LABELS = {"error": "错误", "warning": "提示"}
+NOT_YET_CHECKABLE = "尚有单位未填报，暂不核对"
 
 
 class FigureBook:
@@ -125,9 +126,7 @@ class FigureBook:
         own_codes = {i.code for i in self.indicators_for(contribution)}
         chosen = []
         for rule in self.rules:
-            tree = self.tree(rule)
-            codes = set() if isinstance(tree, E.ExpressionError) else set(E.codes_in(tree))
-            if rule.section_id == contribution.section_id or codes & own_codes:
+            if rule.section_id == contribution.section_id or _codes(self, rule) & own_codes:
                 chosen.append(rule)
         return chosen
 
@@ -222,6 +221,11 @@ class _Evaluator:
         self.owners: set[int] = set()
         self.missing: list[str] = []
         self.rows: list[tuple] = []  # (contribution, indicator) of every figure read
+        self.pending = False  # a figure of another unit that the reader's checks may not use yet
+
+    def counts(self, source) -> bool:
+        """Whether this reader's verdict may use ``source``'s values (``Visibility.checks_with``)."""
+        return self.visibility is None or not self.visibility.restricted or self.visibility.checks_with(source)
 
     def shown(self, source, ind, value) -> str | None:
         """The number as the reader may see it, or None when it is hidden."""
@@ -243,13 +247,16 @@ class _Evaluator:
             ind = self.book.indicators[node.code]
             raise _Invalid(f"“{ind.name}”由多个单位分别填报，规则中请写 sum({node.code}) 表示全区合计") from None
         ind = self.book.indicators[node.code]
+        label = self.name_of(ind, source)
+        if source is not None and not self.counts(source):
+            self.pending = True
+            return _Val(None, f"{label}（{PLACEHOLDER}）", hidden=True)
         if source is not None:
             self.rows.append((source, ind))
         if source is not None and source is self.contribution:
             self.owners.add(source.id)
         elif source is not None and self.contribution is None:
             self.owners.add(source.id)
-        label = self.name_of(ind, source)
         if value is None:
             who = "" if source is None or source is self.contribution else f"（待{source.unit.name}填报）"
             self.missing.append(f"“{label}”{who}")
@@ -266,6 +273,9 @@ class _Evaluator:
             raise _Invalid(f"规则引用了未定义的指标“{node.code}”")
         terms, waiting = [], []
         for c in self.book.reporters[ind.id]:
+            if not self.counts(c):  # an unsubmitted draft of another unit: not reported yet for this reader
+                self.pending = True
+                continue
             self.rows.append((c, ind))
             v = self.book.value(c, ind)
             if v is None:
@@ -276,7 +286,7 @@ class _Evaluator:
         total = sum((v for _, v in terms), Decimal(0))
         if waiting:
             self.missing.append(f"{'、'.join(waiting)}的“{ind.name}”")
-        if not terms and not waiting:
+        if not terms and not waiting and not self.pending:
             self.missing.append(f"各单位的“{ind.name}”")
             return _Val(None, f"各单位{ind.name}合计（尚无填报）")
         if self.visibility is not None and self.visibility.restricted \
@@ -387,6 +397,9 @@ def evaluate_rule(book: FigureBook, rule, contribution=None, detail: bool = True
     for owner in sorted(ev.owners):
         explanation = explanation or book.explanation(book.contributions.get(owner), f"rule:{rule.id}")
     arithmetic = f"{_shown(left)}{E.OP_WORDS[tree.op]} {_shown(right)}"
+    if ev.pending:  # no verdict on, nor mention of, another unit's unsubmitted figures
+        return RuleResult(rule, "incomplete", f"{prefix}{NOT_YET_CHECKABLE}：{arithmetic}。",
+                          contribution, ev.owners, explanation, inputs=inputs)
     if ev.missing or left.value is None or right.value is None:
         waiting = "、".join(dict.fromkeys(ev.missing))
         return RuleResult(rule, "incomplete", f"{prefix}{waiting}尚未填写，填写后再校验：{arithmetic}。",
@@ -420,8 +433,21 @@ def _bare_codes(tree) -> list[str]:
 
 def evaluate_contribution(book: FigureBook, contribution, detail: bool = False,
                           visibility=None) -> list[RuleResult]:
-    """Check every rule that concerns ``contribution``, as seen from it."""
-    return [evaluate_rule(book, rule, contribution, detail, visibility) for rule in book.rules_for(contribution)]
+    """Check every rule that concerns ``contribution``, as seen from it.
+
+    A reader restricted by ``visibility`` is not shown rules made only of other units' figures: those
+    are checked by the office when compiling (and by the units that enter them).
+    """
+    rules = book.rules_for(contribution)
+    if visibility is not None and visibility.restricted:
+        own = {i.code for i in book.indicators_for(contribution)}
+        rules = [r for r in rules if own & _codes(book, r)]
+    return [evaluate_rule(book, rule, contribution, detail, visibility) for rule in rules]
+
+
+def _codes(book: FigureBook, rule) -> set:
+    tree = book.tree(rule)
+    return set() if isinstance(tree, E.ExpressionError) else set(E.codes_in(tree))
 
 
 def _contexts(book: FigureBook, rule) -> list:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 PLACEHOLDER = "〔待汇总〕"
+LEFT_THE_UNIT = ("submitted", "approved")  # unit_review is still inside the unit
 
 
 def _restricted(viewer) -> bool:
@@ -46,6 +47,14 @@ class Visibility:
     def sees(self, contribution) -> bool:
         """Whether the current (possibly unapproved) values of ``contribution`` may be shown."""
         return not self.restricted or (contribution is not None and contribution.unit_id == self.unit_id)
+
+    def checks_with(self, contribution) -> bool:
+        """Whether rule checks shown to this reader may use ``contribution``'s current values.
+
+        Another unit's values count only once they have left that unit's hands (submitted or
+        approved): a verdict on a draft would let a liaison probe a number it may not read.
+        """
+        return self.sees(contribution) or contribution.state in LEFT_THE_UNIT
 
     def value(self, contribution, indicator) -> tuple[bool, Decimal | None]:
         """(visible, value) of one unit's figure as this reader may see it."""
