@@ -149,6 +149,8 @@ def test_clone_goes_through_the_admin_preview(client, login, seed_world, db):
     assert response.status_code == 303 and response.location == new_page
     assert db.session.scalar(select(ReportCycle).where(ReportCycle.year == 2025)) is None
     assert "需先预览" in page(client.get(new_page))
+    for bad in ("abc", "99999999999", "0", "-1", "424242"):  # a malformed or unknown source: an empty form
+        assert client.get(f"/admin/cycles/new?source={bad}").status_code == 200, bad
     html = page(client.get(new_page))  # the cycle, the next year and its title are filled in
     assert f'<option selected value="{cid}">' in html and 'value="2025"' in html
     data = {"c-source": str(cid), "c-year": "明年", "c-title": "2025年报告"}
