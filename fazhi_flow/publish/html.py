@@ -45,8 +45,10 @@ def report_css(stacks: dict[str, str]) -> str:
     # The closing block (GB/T 9704-2012 7.3.5.2): two characters in from the right margin, the date
     # two characters right of the issuing bodies' start.
     closing_right, date_shift = CLOSING_RIGHT_CHARS * CHAR_PT, DATE_SHIFT_CHARS * CHAR_PT
-    # Appendix column widths by class: the site's CSP (style-src 'self') drops style attributes.
-    column_widths = "\n".join(f".gw-report .gw-table col.gw-c{i} {{ width: {w}mm; }}"
+    # Appendix column widths from the stylesheet: the site's CSP (style-src 'self') drops style
+    # attributes. By position too, so that publications stored with <col style=…> get them as well.
+    column_widths = "\n".join(f".gw-report .gw-table colgroup > col:nth-child({i}), "
+                              f".gw-report .gw-table col.gw-c{i} {{ width: {w}mm; }}"
                               for i, w in enumerate(TABLE_WIDTHS_MM, 1))
     return f"""
 @page {{
