@@ -25,6 +25,9 @@ MAX_SUM_TERMS = 8  # per-unit terms shown in a sum before "等N个单位"
 
 STATUS_LABELS = {"ok": "通过", "failed": "未通过", "incomplete": "待填报后校验", "invalid": "规则有误"}
 SEVERITY_LABELS = {"error": "错误", "warning": "提示"}
+# While collecting, a unit still drafting may yet fill in an optional figure: its blank is no 0 until
+# it submits, so a sum() over it is not yet checkable (nobody is blocked).
+UNSUBMITTED = ("draft", "returned")
 NOT_YET_CHECKABLE = "尚有单位未填报，暂不核对"
 
 
@@ -271,7 +274,7 @@ class _Evaluator:
         ind = self.book.indicators.get(node.code)
         if ind is None:
             raise _Invalid(f"规则引用了未定义的指标“{node.code}”")
-        terms, waiting = [], []
+        terms, waiting, entered = [], [], []
         for c in self.book.reporters[ind.id]:
             if not self.counts(c):  # an unsubmitted draft of another unit: not reported yet for this reader
                 self.pending = True
@@ -281,16 +284,21 @@ class _Evaluator:
             if v is None:
                 if ind.required:
                     waiting.append(c.unit.name)
+                elif self.book.cycle.state == "collecting" and c.state in UNSUBMITTED:
+                    self.pending = True
                 continue
             terms.append((c.unit.name, v))
+            entered.append((c, v))
         total = sum((v for _, v in terms), Decimal(0))
         if waiting:
             self.missing.append(f"{'、'.join(waiting)}的“{ind.name}”")
         if not terms and not waiting and not self.pending:
             self.missing.append(f"各单位的“{ind.name}”")
             return _Val(None, f"各单位{ind.name}合计（尚无填报）")
-        if self.visibility is not None and self.visibility.restricted \
-                and not self.visibility.total(ind)[0]:
+        seen = self.visibility if self.visibility is not None and self.visibility.restricted else None
+        if seen is not None and seen.leads(ind.section_id):
+            return self.lead_sum(ind, entered, total)
+        if seen is not None and not seen.total(ind)[0]:
             return self.partial_sum(ind, total)
         if self.detail and terms:
             shown = " + ".join(f"{u}{format_number(v)}" for u, v in terms[:MAX_SUM_TERMS])
@@ -346,6 +354,19 @@ class _Evaluator:
                for v in [self.book.value(c, ind)] if v is not None]
         mine = f"本单位{format_number(sum(own, Decimal(0)))}，" if own else ""
         return _Val(total, f"各单位{ind.name}合计（{mine}其他单位{PLACEHOLDER}）", hidden=True)
+
+    def lead_sum(self, ind, entered: list[tuple], total) -> _Val:
+        """The section's lead unit holds the total: it sees each unit's part it may see, so it can tell
+        whose number disagrees; a part it may not see stays a placeholder and hides the result."""
+        parts, hidden = [], False
+        for c, value in entered:
+            shown = self.shown(c, ind, value)
+            hidden = hidden or shown is None
+            parts.append(f"{c.unit.name}{PLACEHOLDER if shown is None else shown}")
+        inner = " + ".join(parts)
+        if not hidden and len(parts) > 1:
+            inner += f" = {format_number(total)}"
+        return _Val(total, f"各单位{ind.name}合计（{inner}）", hidden=hidden)
 
     def changed_last(self) -> list[tuple]:
         """(contribution, indicator) of the entered figures, among those read, that changed last."""
@@ -424,7 +445,8 @@ def _breaker_note(ev: _Evaluator, latest: list[tuple]) -> str:
     if len({c.unit_id for c, _ in ev.rows}) < 2 or not latest:
         return ""
     named = "、".join(dict.fromkeys(f"{c.unit.name}的“{ind.name}”" for c, ind in latest))
-    return f"最近修改的是{named}，请该单位核对。"
+    units = "、".join(dict.fromkeys(c.unit.name for c, _ in ev.rows))
+    return f"最近修改的是{named}，请该单位核对。涉及的单位：{units}。"
 
 
 def _bare_codes(tree) -> list[str]:

@@ -4,6 +4,8 @@ may not read.
 The office (admins, reviewers) and leaders see every unit's values, as before. Anybody else (a liaison,
 a unit head) sees its own unit's values; another unit's value only once approved, and only when the
 cycle shares approved figures with liaisons (``ReportCycle.share_approved_figures``, off by default).
+The lead unit (牵头) of a section, which holds the section's totals, also sees its support units' values
+for that section once they are submitted or approved (never their drafts).
 A total (``sum(code)``) is shown only when every unit's part of it may be seen. Once a report is
 published its approved figures are public, so its cycle shares them whatever the setting.
 
@@ -39,6 +41,7 @@ class Visibility:
         # A published report has made its approved figures public.
         self.share = bool(getattr(book.cycle, "share_approved_figures", False)) or book.cycle.state == "published"
         self._known: set | None = None
+        self._led: set | None = None
 
     def sees_approved(self, contribution) -> bool:
         """Whether the figures ``contribution`` was approved with may be shown."""
@@ -56,9 +59,21 @@ class Visibility:
         """
         return self.sees(contribution) or contribution.state in LEFT_THE_UNIT
 
+    def leads(self, section_id) -> bool:
+        """Whether the reader's unit is the lead unit (牵头) of the section: it holds its totals."""
+        if self._led is None:
+            self._led = {c.section_id for c in self.book.contributions.values()
+                         if self.unit_id is not None and c.unit_id == self.unit_id and c.assignment.role == "lead"}
+        return section_id in self._led
+
+    def lead_sees(self, contribution) -> bool:
+        """The lead unit of a section sees a support unit's figures for it once submitted or approved,
+        so it can tell whose number breaks a total; never a draft (the unit may still change it)."""
+        return contribution is not None and contribution.state in LEFT_THE_UNIT and self.leads(contribution.section_id)
+
     def value(self, contribution, indicator) -> tuple[bool, Decimal | None]:
         """(visible, value) of one unit's figure as this reader may see it."""
-        if self.sees(contribution):
+        if self.sees(contribution) or self.lead_sees(contribution):
             return True, self.book.value(contribution, indicator)
         row = self.book.row(contribution, indicator)
         if self.share and row is not None and row.approved_value is not None:
