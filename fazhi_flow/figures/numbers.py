@@ -6,6 +6,9 @@ from decimal import Decimal, InvalidOperation
 MAX_DECIMALS = 4  # the scale of the value columns
 MAX_ABS = Decimal("1e15")
 PERCENT_MAX = 100  # the upper bound of a percent indicator without a maximum
+_PLACES = Decimal(1).scaleb(-MAX_DECIMALS)
+# What a bound typed by an administrator or written in a cycle file may be, for its message.
+STORABLE = f"数字（绝对值小于{int(MAX_ABS)}，最多{MAX_DECIMALS}位小数）"
 _APPROXIMATE = ("余", "多", "约", "近", "左右", "以上", "以下", "万余")
 _TRANSLATE = {ord(chr(0xFF10 + i)): str(i) for i in range(10)}
 _TRANSLATE.update({ord("．"): ".", ord("，"): ",", ord("－"): "-", ord("％"): "%", ord("　"): " "})
@@ -20,6 +23,22 @@ def format_number(value) -> str:
         return str(int(value))
     text = format(value.normalize(), "f")
     return text
+
+
+def storable_number(raw) -> Decimal:
+    """``raw`` (text or a number) as a Decimal the NUMERIC(20, 4) columns hold exactly.
+
+    Comparisons and quantize never round or overflow here, so 1E-999999 or 1e300 are refused
+    instead of failing in the database.
+    :raise ValueError: not a number, not finite, |x| >= MAX_ABS or more than MAX_DECIMALS places.
+    """
+    try:
+        value = Decimal(str(raw).strip())
+    except ArithmeticError:
+        raise ValueError(raw) from None
+    if not value.is_finite() or not -MAX_ABS < value < MAX_ABS or value != value.quantize(_PLACES):
+        raise ValueError(raw)
+    return value
 
 
 def parse_value(raw, indicator) -> Decimal | None:

@@ -19,7 +19,7 @@ from ..figures import bound as B
 from ..figures import yoy as Y
 from ..figures.evaluate import FigureBook, evaluate_contribution
 from ..figures.literal import check_literals
-from ..figures.numbers import MAX_ABS, format_number, parse_value
+from ..figures.numbers import STORABLE, format_number, parse_value, storable_number
 from ..figures.visibility import Visibility
 from ..models.indicator import FigureExplanation, IndicatorValue
 from ..timeutil import utcnow
@@ -584,12 +584,9 @@ def define_indicator(cycle, actor, section, data: dict):
             bounds[key] = None
             continue
         try:
-            bounds[key] = Decimal(raw)
-            # Beyond the column (NUMERIC(20, 4)) PostgreSQL refuses the row: the same bound as values.
-            if not bounds[key].is_finite() or abs(bounds[key]) >= MAX_ABS:
-                raise ValueError
-        except (ArithmeticError, ValueError):
-            errors[key] = f"{label}应为数字（绝对值小于{format_number(MAX_ABS)}），您填写的是“{raw[:40]}”。"
+            bounds[key] = storable_number(raw)
+        except ValueError:
+            errors[key] = f"{label}应为{STORABLE}，您填写的是“{raw[:40]}”。"
     if not errors.get("minimum") and not errors.get("maximum") and bounds.get("minimum") is not None \
             and bounds.get("maximum") is not None and bounds["minimum"] > bounds["maximum"]:
         errors["maximum"] = "最大值不能小于最小值。"

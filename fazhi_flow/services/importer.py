@@ -9,13 +9,13 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
 
 import yaml
 from sqlalchemy import select
 
 from ..errors import DomainError
 from ..extensions import db
+from ..figures.numbers import STORABLE, storable_number
 from ..limits import column_length
 from ..models import Assignment, Indicator, ReportCycle, Rule, Section, Unit, User
 from ..models.indicator import INDICATOR_TYPES, IndicatorValue
@@ -205,13 +205,13 @@ class _Checker:
     def number(self, value, path):
         if value is None:
             return None
-        if isinstance(value, bool):
-            self.err(path, f"“{value}”应为数字")
-            return None
         try:
-            return Decimal(str(value))
-        except InvalidOperation:
-            self.err(path, f"“{value}”应为数字")
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return storable_number(value)
+        except ValueError:
+            # The key is in the path; the bounds are those of the value columns (NaN would break every save).
+            self.err(path, f"“{str(value)[:40]}”应为{STORABLE}")
             return None
 
     def str_list(self, value, path):
