@@ -10,6 +10,7 @@ costs a bounded amount of work instead of minutes and gigabytes.
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 import xml.etree.ElementTree as ET
 from xml.parsers import expat
@@ -26,6 +27,9 @@ MAX_UNPACKED_BYTES = 100 * 1024 * 1024
 # has some tens of thousands of characters in a few MB of XML.
 DEFAULT_MAX_CHARS = 200_000
 DEFAULT_MAX_XML_BYTES = 16 * 1024 * 1024
+# Default of DOCX_IMPORT_MAX_SECONDS: a wall-clock ceiling on top of the byte budgets, so a document that
+# is slow in some way not foreseen here still cannot hold a web worker (gunicorn kills one at 30 s).
+DEFAULT_MAX_SECONDS = 10
 CHUNK = 64 * 1024
 CELL_SEPARATOR = " | "
 # Real documents nest some tens of levels (tables in tables, text boxes); a file nested deeper is
@@ -180,17 +184,23 @@ def _main_part(archive: zipfile.ZipFile) -> str:
     return "word/document.xml"
 
 
-def _stream_lines(archive: zipfile.ZipFile, max_chars: int, max_xml: int) -> list[str]:
-    """Parse the main part chunk by chunk; stop at the character budget or the byte ceiling."""
+_clock = time.monotonic
+
+
+def _stream_lines(archive: zipfile.ZipFile, max_chars: int, max_xml: int, max_seconds: int) -> list[str]:
+    """Parse the main part chunk by chunk; stop at the character budget, the byte or the time ceiling."""
     extractor = _Extractor(max_chars)
     parser = expat.ParserCreate(namespace_separator="}")
     parser.buffer_text = True
     parser.StartElementHandler = extractor.start
     parser.EndElementHandler = extractor.end
     parser.CharacterDataHandler = extractor.chars_of
-    read = 0
+    read, deadline = 0, _clock() + max_seconds
     with archive.open(_main_part(archive)) as stream:
         while chunk := stream.read(CHUNK):
+            if _clock() > deadline:
+                raise _TooLarge(f"该文档读取超过{max_seconds}秒仍未完成，无法导入。"
+                                "请在 Word 或 WPS 中清除格式或拆分文档后再试。")
             read += len(chunk)
             if read > max_xml:
                 raise _TooLarge(f"该文档的内容结构过于庞大（正文部分超过{max_xml // 1024 // 1024}MB），无法导入。"
@@ -224,7 +234,8 @@ def docx_to_text(data: bytes, filename: str = "") -> str:
                 raise DomainError(f"该文档解压后超过{MAX_UNPACKED_BYTES // 1024 // 1024}MB，无法导入。"
                                   "请删除其中的大图片或拆分文档后再试。")
             lines = _stream_lines(archive, _setting("DOCX_IMPORT_MAX_CHARS", DEFAULT_MAX_CHARS),
-                                  _setting("DOCX_IMPORT_MAX_XML_BYTES", DEFAULT_MAX_XML_BYTES))
+                                  _setting("DOCX_IMPORT_MAX_XML_BYTES", DEFAULT_MAX_XML_BYTES),
+                                  _setting("DOCX_IMPORT_MAX_SECONDS", DEFAULT_MAX_SECONDS))
     except _TooLarge as exc:
         raise DomainError(str(exc)) from None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):

@@ -153,3 +153,23 @@ def test_bomb_through_the_page_keeps_the_draft(app, db, client, factory):
     assert "内容结构过于庞大" in response.get_data(as_text=True)
     db.session.expire_all()
     assert contribution.body == "用户已经写好的草稿。"
+
+
+def test_a_document_still_reading_after_the_time_ceiling_is_refused(monkeypatch):
+    """Whatever makes a document slow, reading stops once DOCX_IMPORT_MAX_SECONDS have passed: the
+    clock here jumps a minute per chunk, so the ceiling (10 s by default) is passed at the second one."""
+    ticks = iter(range(0, 10**6, 60))
+    monkeypatch.setattr(docx_import, "_clock", lambda: next(ticks))
+    data = empty_run_bomb(size=2 * docx_import.CHUNK * 4)  # several chunks of XML
+    with pytest.raises(DomainError) as info:
+        docx_to_text(data, "慢.docx")
+    assert "读取超过10秒仍未完成" in info.value.message
+
+
+def test_a_normal_document_is_within_the_time_ceiling():
+    document = docx.Document()
+    for i in range(60):
+        document.add_paragraph(f"第{i}段：依法行政工作取得新进展。")
+    out = io.BytesIO()
+    document.save(out)
+    assert docx_to_text(out.getvalue(), "正常.docx").startswith("第0段")
