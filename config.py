@@ -1,90 +1,14 @@
-"""Settings for fazhi_flow.
+"""Settings entry point of the checkout: the classes live in fazhi_flow/settings.py.
 
-Three classes (development, testing, production); every setting can be overridden from the environment
-with the ``FAZHI_`` prefix, e.g. ``FAZHI_DATABASE_URL`` or ``FAZHI_SECRET_KEY``.
+They moved into the package so that an installed wheel (which has no config.py beside it) finds them.
+This file re-exports them for scripts and documents that name config.py. Change settings with the
+``FAZHI_*`` environment variables (see README), not by editing this file.
 """
-import os
-
-DEFAULT_SECRET = "dev-not-secret"
-
-
-class Config:
-    SECRET_KEY = DEFAULT_SECRET
-    # None means: a SQLite file in the instance folder (filled in by create_app).
-    DATABASE_URL = None
-    SQLALCHEMY_ENGINE_OPTIONS = {}
-    TIMEZONE = "Asia/Shanghai"
-    # Base address used in links inside e-mails and webhook messages.
-    BASE_URL = "http://127.0.0.1:5000"
-    MAIL_HOST = "localhost"
-    MAIL_PORT = 25
-    MAIL_USERNAME = ""
-    MAIL_PASSWORD = ""
-    MAIL_SECURITY = "none"  # none | starttls | ssl
-    MAIL_SENDER = "fazhi-flow@localhost"
-    MAIL_TIMEOUT = 10
-    WEBHOOK_TIMEOUT = 10
-    # Start APScheduler inside the web process (only the one-process demo does this).
-    SCHEDULER_IN_PROCESS = False
-    UPLOAD_FOLDER = None  # None: <instance>/uploads
-    MAX_CONTENT_LENGTH = 20 * 1024 * 1024
-    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (0: none). Behind
-    # nginx every request would otherwise come from 127.0.0.1: one login throttle for the whole site.
-    TRUSTED_PROXIES = 0
-    # Server-side session limits (ASVS L2): logged out after this long without a request, and this
-    # long after the login whatever happens.
-    SESSION_IDLE_MINUTES = 120
-    SESSION_ABSOLUTE_HOURS = 12
-    # How long a browser that has logged in keeps its own login-failure allowance (device cookie).
-    DEVICE_COOKIE_DAYS = 180
-    DEVICE_COOKIE_NAME = "fazhi_device"
-    WTF_CSRF_TIME_LIMIT = None
-    SESSION_COOKIE_HTTPONLY = True
-    SESSION_COOKIE_SAMESITE = "Lax"
-    REMEMBER_COOKIE_HTTPONLY = True
-    # Fonts named in DOCX (present on office PCs) and used for server-side PDF (open fonts).
-    DOCX_FONTS = {
-        "title": "方正小标宋简体",
-        "body": "仿宋_GB2312",
-        "heading1": "黑体",
-        "heading2": "楷体_GB2312",
-        "page_number": "宋体",
-    }
-    PDF_FONTS = {
-        "title": "Noto Serif CJK SC",
-        "body": "Noto Serif CJK SC",
-        "heading1": "Noto Sans CJK SC",
-        "heading2": "AR PL UKai CN, Noto Serif CJK SC",
-        "page_number": "Noto Serif CJK SC",
-    }
-
-
-class DevelopmentConfig(Config):
-    DEBUG = False
-    SCHEDULER_IN_PROCESS = True
-
-
-class TestingConfig(Config):
-    TESTING = True
-    SECRET_KEY = "testing-secret"
-    WTF_CSRF_ENABLED = False
-
-
-class ProductionConfig(Config):
-    # TRUSTED_PROXIES stays 0: trusting X-Forwarded-For on a server reachable without the proxy lets
-    # anybody choose their address. The nginx recipe sets FAZHI_TRUSTED_PROXIES=1.
-    SESSION_COOKIE_SECURE = os.environ.get("FAZHI_SESSION_COOKIE_SECURE", "1") == "1"
-    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
-    # The __Host- prefix makes browsers refuse the cookie unless it is Secure, Path=/ and has no
-    # Domain, so no sibling site or plain-HTTP page can plant one; it needs HTTPS.
-    SESSION_COOKIE_PATH = "/"
-    SESSION_COOKIE_NAME = "__Host-session" if SESSION_COOKIE_SECURE else "session"
-    REMEMBER_COOKIE_NAME = "__Host-remember_token" if SESSION_COOKIE_SECURE else "remember_token"
-    DEVICE_COOKIE_NAME = "__Host-fazhi_device" if SESSION_COOKIE_SECURE else "fazhi_device"
-
-
-CONFIGS = {
-    "development": DevelopmentConfig,
-    "testing": TestingConfig,
-    "production": ProductionConfig,
-}
+from fazhi_flow.settings import (  # noqa: F401
+    CONFIGS,
+    DEFAULT_SECRET,
+    Config,
+    DevelopmentConfig,
+    ProductionConfig,
+    TestingConfig,
+)

@@ -1,7 +1,7 @@
 """fazhi_flow: compile the annual 法治政府建设 report from the material of many units."""
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 from datetime import timedelta
@@ -10,15 +10,23 @@ from pathlib import Path
 from flask import Flask
 
 ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
+# A checkout (or editable install) has templates/ and migrations/ beside the package; a wheel carries
+# them inside it as _templates/ and _migrations/. pyproject.toml marks a checkout: site-packages has none.
+IN_CHECKOUT = (ROOT / "pyproject.toml").is_file() and (ROOT / "templates").is_dir()
 __version__ = "0.1.0"
 
 
+def resource_dir(name: str) -> Path:
+    """templates or migrations: the checkout's top-level folder, else the copy inside the package."""
+    return ROOT / name if IN_CHECKOUT else PACKAGE / f"_{name}"
+
+
 def _load_config_module():
-    # config.py lives at the top of the checkout, beside the package.
-    spec = importlib.util.spec_from_file_location("fazhi_config", ROOT / "config.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    # Reloaded each time: ProductionConfig reads FAZHI_SESSION_COOKIE_SECURE when its class is built.
+    from . import settings
+
+    return importlib.reload(settings)
 
 
 def _env_value(raw: str, current):
@@ -82,13 +90,18 @@ def _check_secret_key(key, default: str) -> None:
         )
 
 
+def _default_instance_path() -> str | None:
+    # None lets Flask pick <prefix>/var/fazhi_flow-instance for an installed package.
+    return str(ROOT / "instance") if IN_CHECKOUT else None
+
+
 def create_app(config=None) -> Flask:
     """Build the application. ``config``: a config name, or a dict of settings for tests."""
     app = Flask(
         __name__,
-        template_folder=str(ROOT / "templates"),
+        template_folder=str(resource_dir("templates")),
         static_folder="static",
-        instance_path=os.environ.get("FAZHI_INSTANCE_PATH") or str(ROOT / "instance"),
+        instance_path=os.environ.get("FAZHI_INSTANCE_PATH") or _default_instance_path(),
     )
     load_config(app, config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
@@ -103,7 +116,7 @@ def create_app(config=None) -> Flask:
     from .extensions import csrf, db, login_manager, migrate
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    migrate.init_app(app, db, directory=str(resource_dir("migrations")), render_as_batch=True)
     login_manager.init_app(app)
     csrf.init_app(app)
     with app.app_context():

@@ -244,6 +244,8 @@ def diagrams_command(check):
     from .workflow.diagrams import render_into
 
     readme = Path(ROOT) / "README.md"
+    if not readme.is_file():  # an installed wheel has no README beside it
+        _fail("找不到 README.md：此命令只能在源码目录中运行。", 1)
     text = readme.read_text(encoding="utf-8")
     fresh = render_into(text)
     if check:
