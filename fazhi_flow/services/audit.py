@@ -58,11 +58,13 @@ def _write_refusal(kind: str, reason: str | None) -> None:
         AuditEvent.ip.is_(None) if ip is None else AuditEvent.ip == ip).limit(1)
     if db.session.scalar(recent) is None:
         detail = {"method": request.method, "reason": _clean(reason or "", 200)}
-        db.session.add(AuditEvent(actor_id=actor_id, action=action, target=_clean(request.path, 120),
+        db.session.add(AuditEvent(actor_id=actor_id, action=action, target=_clean(request.path),
                                   detail=detail, ip=ip, created_at=utcnow()))
     db.session.commit()
 
 
-def _clean(value: str, limit: int) -> str:
-    """Text an attacker chose, made storable: no control characters (PostgreSQL refuses NUL), bounded."""
+def _clean(value: str, limit: int | None = None) -> str:
+    """Text an attacker chose, made storable: no control characters (PostgreSQL refuses NUL), bounded.
+
+    Column values need no ``limit``: the model fits them to their columns (limits.fitted)."""
     return _CONTROL.sub("", value)[:limit]
