@@ -130,6 +130,10 @@ def create_app(config=None) -> Flask:
 
     register_web(app)
 
+    from . import ops
+
+    ops.init_app(app)
+
     from .notify import events as notify_events
 
     notify_events.connect()

@@ -335,6 +335,10 @@ from .reminders.cli import register as _register_reminder_commands  # noqa: E402
 
 _register_reminder_commands(fazhi)
 
+from .ops import register_commands as _register_ops_commands  # noqa: E402
+
+_register_ops_commands(fazhi)
+
 
 def _make_app():
     from . import create_app
