@@ -12,7 +12,7 @@ import secrets
 import zipfile
 from pathlib import Path
 
-from flask import current_app
+from flask import current_app, send_file
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -151,6 +151,15 @@ def remove_attachment(attachment: Attachment, actor) -> str:
     db.session.delete(attachment)
     db.session.flush()
     return stored
+
+
+def send_attachment(attachment: Attachment):
+    """The download response for an attachment, or None when its bytes are missing."""
+    path = storage_path(attachment.stored_name)
+    if not path.is_file():
+        return None
+    return send_file(path, mimetype=attachment.content_type, as_attachment=True,
+                     download_name=clean_filename(attachment.filename), max_age=0)
 
 
 def discard_file(stored_name: str) -> None:

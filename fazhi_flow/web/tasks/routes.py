@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from flask import current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
@@ -351,12 +351,10 @@ def delete_attachment(contribution_id: int, attachment_id: int):
 @login_required
 def download(attachment_id: int):
     attachment = attachment_or_abort(attachment_id, current_user)
-    path = attachment_service.storage_path(attachment.stored_name)
-    if not path.is_file():
+    response = attachment_service.send_attachment(attachment)  # from the folder or the database
+    if response is None:
         abort_with(404, "附件文件已丢失，请联系管理员。")
-    return send_file(path, mimetype=attachment.content_type, as_attachment=True,
-                     download_name=attachment_service.clean_filename(attachment.filename),
-                     max_age=0)
+    return response
 
 
 def _revision_text(contribution: Contribution, key: str | None):
