@@ -28,6 +28,9 @@ class Config:
     # Start APScheduler inside the web process (only the one-process demo does this).
     SCHEDULER_IN_PROCESS = False
     UPLOAD_FOLDER = None  # None: <instance>/uploads
+    # Where attachment bytes live: "folder" (files under UPLOAD_FOLDER, one web machine) or
+    # "database" (table attachment_blob, so several web machines share them).
+    ATTACHMENT_STORAGE = "folder"
     MAX_CONTENT_LENGTH = 20 * 1024 * 1024
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (0: none). Behind
     # nginx every request would otherwise come from 127.0.0.1: one login throttle for the whole site.
