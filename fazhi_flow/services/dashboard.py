@@ -213,6 +213,23 @@ def percent(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.0f}%"
 
 
+def xlsx_text_row(sheet, values) -> list:
+    """A row for a write-only sheet in which no string becomes a formula (also used by other exports).
+
+    openpyxl stores a string starting with "=" as a formula, which Excel would run: names typed or
+    imported by users must stay text."""
+    from openpyxl.cell import WriteOnlyCell
+
+    out = []
+    for value in values:
+        if isinstance(value, str) and value.startswith("="):
+            value = WriteOnlyCell(sheet, value=value)
+        if getattr(value, "data_type", None) == "f":
+            value.data_type = "s"
+        out.append(value)
+    return out
+
+
 def export_xlsx(dash: Dashboard) -> bytes:
     """The dashboard as an XLSX workbook: the matrix, the per-unit figures and the state counts.
 
@@ -231,17 +248,7 @@ def export_xlsx(dash: Dashboard) -> bytes:
     wrap = Alignment(wrap_text=True, vertical="top")
     book = Workbook(write_only=True)
 
-    def text_safe(sheet, values):
-        # openpyxl stores a string starting with "=" as a formula, which Excel would run: names
-        # typed or imported by users must stay text.
-        out = []
-        for value in values:
-            if isinstance(value, str) and value.startswith("="):
-                value = WriteOnlyCell(sheet, value=value)
-            if getattr(value, "data_type", None) == "f":
-                value.data_type = "s"
-            out.append(value)
-        return out
+    text_safe = xlsx_text_row
 
     def header(sheet, values, align=None):
         cells = []
