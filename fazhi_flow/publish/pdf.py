@@ -13,7 +13,7 @@ logger = logging.getLogger(__name__)
 
 INSTALL_HINT = (
     "服务器暂时无法生成 PDF：缺少 WeasyPrint 或其依赖的 pango 库。"
-    "请在服务器上执行 pip install weasyprint，并安装系统软件包"
+    "请在服务器上安装 PDF 组件（pip install 'fazhi-flow[pdf]'，即 pip install weasyprint），并安装系统软件包"
     "（Debian/Ubuntu：sudo apt-get install libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-cjk "
     "fonts-arphic-ukai）。DOCX、HTML 和纯文本不受影响。"
 )
