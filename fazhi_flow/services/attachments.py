@@ -1,7 +1,10 @@
-"""Evidence attachments: check the type by content, store under a generated name, delete.
+"""Evidence attachments: check the type by content, store under a generated name, serve, delete.
 
-Files live in ``app.config['UPLOAD_FOLDER']`` (outside static files) as ``<2 hex>/<32 hex>.<ext>``;
-the name the user gave is kept only as metadata for the download.
+The bytes live where ``ATTACHMENT_STORAGE`` says: ``folder`` (default) keeps files in
+``app.config['UPLOAD_FOLDER']`` (outside static files) as ``<2 hex>/<32 hex>.<ext>``; ``database``
+keeps them in table ``attachment_blob`` under the same name, so several web machines share them.
+Everything that writes, reads, serves or deletes attachment bytes goes through this module. The name
+the user gave is kept only as metadata for the download.
 """
 from __future__ import annotations
 
@@ -13,13 +16,14 @@ import zipfile
 from pathlib import Path
 
 from flask import current_app, send_file
-from sqlalchemy import event
+from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
 
 from ..database import lock_row
 from ..errors import DomainError, PermissionDenied
 from ..extensions import db
 from ..models import Attachment, Contribution
+from ..models.ops import AttachmentBlob
 from ..timeutil import utcnow
 from .audit import record
 from .contributions import can_edit
@@ -92,8 +96,88 @@ def _extension(filename: str) -> str:
     return ALIASES.get(ext, ext)
 
 
+FOLDER = "folder"
+DATABASE = "database"
+STORAGES = (FOLDER, DATABASE)
+
+
+def storage_kind(config=None) -> str:
+    """The configured storage, ``folder`` or ``database``; anything else is refused by name."""
+    raw = (config if config is not None else current_app.config).get("ATTACHMENT_STORAGE") or FOLDER
+    kind = str(raw).strip().lower()
+    if kind not in STORAGES:
+        raise RuntimeError(f"ATTACHMENT_STORAGE 只能是 folder 或 database，现在是“{str(raw)[:40]}”。")
+    return kind
+
+
 def storage_path(stored_name: str) -> Path:
     return Path(current_app.config["UPLOAD_FOLDER"]) / stored_name[:2] / stored_name
+
+
+# ---------------------------------------------------------------- the two storages
+# Reads try the configured storage first and then the other one, so attachments stay readable
+# while `fazhi-flow storage move` is running or after it was interrupted.
+
+
+def folder_read(stored_name: str) -> bytes | None:
+    try:
+        return storage_path(stored_name).read_bytes()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+
+
+def folder_write(stored_name: str, data: bytes, durable: bool = False) -> None:
+    """Write the file under a temporary name and rename it, so no reader sees half a file.
+    ``durable``: fsync before the rename (the move deletes the only other copy afterwards)."""
+    path = storage_path(stored_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def folder_delete(stored_name: str) -> None:
+    try:
+        storage_path(stored_name).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def blob_read(stored_name: str) -> bytes | None:
+    # A column query: the bytes are not kept in the session's identity map.
+    return db.session.scalar(select(AttachmentBlob.content).where(AttachmentBlob.stored_name == stored_name))
+
+
+def blob_write(stored_name: str, data: bytes) -> None:
+    """Insert or replace the row (flushed; it commits or rolls back with the caller's transaction)."""
+    row = db.session.get(AttachmentBlob, stored_name)
+    if row is None:
+        db.session.add(AttachmentBlob(stored_name=stored_name, content=data, created_at=utcnow()))
+    else:
+        row.content = data
+    db.session.flush()
+
+
+def blob_delete(stored_name: str) -> None:
+    db.session.execute(delete(AttachmentBlob).where(AttachmentBlob.stored_name == stored_name))
+
+
+def read_bytes(stored_name: str) -> bytes | None:
+    """The attachment's bytes from the configured storage, else from the other one; None if neither."""
+    readers = (blob_read, folder_read) if storage_kind() == DATABASE else (folder_read, blob_read)
+    for reader in readers:
+        data = reader(stored_name)
+        if data is not None:
+            return data
+    return None
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def add_attachment(contribution: Contribution, actor, filename: str | None, data: bytes) -> Attachment:
@@ -120,12 +204,13 @@ def add_attachment(contribution: Contribution, actor, filename: str | None, data
         raise DomainError(f"每份材料最多上传{MAX_PER_CONTRIBUTION}个附件。")
 
     stored_name = f"{secrets.token_hex(16)}.{ext}"
-    path = storage_path(stored_name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    if storage_kind() == DATABASE:
+        # Commits or rolls back with the attachment row.
+        db.session.add(AttachmentBlob(stored_name=stored_name, content=data, created_at=utcnow()))
+    else:
+        folder_write(stored_name, data)
+        # The file is on disk before the row is committed; if the transaction rolls back, remove it.
+        db.session.info.setdefault(UNCOMMITTED_FILES, []).append(stored_name)
 
     attachment = Attachment(
         contribution=contribution, filename=name, stored_name=stored_name,
@@ -133,15 +218,14 @@ def add_attachment(contribution: Contribution, actor, filename: str | None, data
         uploaded_by_id=actor.id, created_at=utcnow(),
     )
     db.session.add(attachment)
-    # The file is on disk before the row is committed; if the transaction rolls back, remove it.
-    db.session.info.setdefault(UNCOMMITTED_FILES, []).append(stored_name)
     record(actor, "attachment.add", f"contribution:{contribution.id}", filename=name, size=len(data))
     db.session.flush()
     return attachment
 
 
 def remove_attachment(attachment: Attachment, actor) -> str:
-    """Delete the row (flush); return the stored name so the caller removes the file after commit."""
+    """Delete the row and any bytes kept in the database (flush); return the stored name so the
+    caller removes the file, if there is one, after commit."""
     contribution = attachment.contribution
     if not can_edit(actor, contribution):
         raise PermissionDenied("只有本单位联络员在材料起草中或已退回时可以删除附件。")
@@ -150,23 +234,31 @@ def remove_attachment(attachment: Attachment, actor) -> str:
     contribution.attachments.remove(attachment)
     db.session.delete(attachment)
     db.session.flush()
+    # After the row's delete, which waits for `storage move` holding that row: a blob the move
+    # committed meanwhile is seen and deleted too. Both storages, as a move may be under way.
+    blob_delete(stored)
     return stored
 
 
 def send_attachment(attachment: Attachment):
-    """The download response for an attachment, or None when its bytes are missing."""
+    """The download response for an attachment, or None when its bytes are in neither storage."""
+    name = clean_filename(attachment.filename)
     path = storage_path(attachment.stored_name)
-    if not path.is_file():
+    if storage_kind() == FOLDER and path.is_file():
+        return send_file(path, mimetype=attachment.content_type, as_attachment=True,
+                         download_name=name, max_age=0)
+    data = read_bytes(attachment.stored_name)
+    if data is None:
         return None
-    return send_file(path, mimetype=attachment.content_type, as_attachment=True,
-                     download_name=clean_filename(attachment.filename), max_age=0)
+    # The SHA-256 is the same on every web machine, unlike a file's modification time.
+    return send_file(io.BytesIO(data), mimetype=attachment.content_type, as_attachment=True,
+                     download_name=name, max_age=0, etag=attachment.sha256,
+                     last_modified=attachment.created_at)
 
 
 def discard_file(stored_name: str) -> None:
-    try:
-        storage_path(stored_name).unlink()
-    except FileNotFoundError:
-        pass
+    """Remove an attachment's file (after the commit that deleted its row); blobs went with the row."""
+    folder_delete(stored_name)
 
 
 UNCOMMITTED_FILES = "fazhi_uncommitted_files"
