@@ -95,6 +95,12 @@ def _lock(item: _Item) -> bool:
     return found is not None
 
 
+def _exists(item: _Item) -> bool:
+    found = db.session.execute(select(Attachment.id).where(Attachment.id == item.id)).first()
+    db.session.commit()
+    return found is not None
+
+
 def _whole(data: bytes | None, item: _Item) -> bool:
     return data is not None and store.sha256_hex(data) == item.sha256
 
@@ -113,6 +119,9 @@ def _to_database(item: _Item, dry_run: bool, outcome: Outcome) -> None:
         return
     data = store.folder_read(item.stored_name)
     if not _whole(data, item):
+        if not _exists(item):  # deleted by a user, file and all, since the listing
+            outcome.gone += 1
+            return
         where = "" if blob is None else "；数据库中的副本也已损坏"
         outcome.problems.append(f"{item.label()}：文件{_state(data, item)}{where}，未移动。")
         return
@@ -145,6 +154,9 @@ def _to_folder(item: _Item, dry_run: bool, outcome: Outcome) -> None:
     blob = store.blob_read(item.stored_name)
     db.session.commit()
     if not _whole(blob, item):
+        if not _exists(item):
+            outcome.gone += 1
+            return
         where = "" if data is None else "；文件夹中的文件也已损坏"
         outcome.problems.append(f"{item.label()}：数据库中的内容{_state(blob, item)}{where}，未移动。")
         return
