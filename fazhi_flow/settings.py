@@ -27,6 +27,17 @@ class Config:
     WEBHOOK_TIMEOUT = 10
     # Start APScheduler inside the web process (only the one-process demo does this).
     SCHEDULER_IN_PROCESS = False
+    # /readyz fails when no scheduler heartbeat is younger than SCHEDULER_STALE_SECONDS, where a
+    # scheduler process is expected (production; elsewhere the demo's in-process one is optional).
+    SCHEDULER_EXPECTED = False
+    SCHEDULER_STALE_SECONDS = 180
+    # Logs on stderr: level DEBUG | INFO | WARNING | ERROR, format text (key=value) | json.
+    LOG_LEVEL = "INFO"
+    LOG_FORMAT = "text"
+    # /metrics answers these addresses or networks (comma-separated), or a request carrying
+    # "Authorization: Bearer <METRICS_TOKEN>" (empty: no token accepted); anyone else gets a 404.
+    METRICS_ALLOWED_IPS = "127.0.0.1,::1"
+    METRICS_TOKEN = ""
     UPLOAD_FOLDER = None  # None: <instance>/uploads
     # Where attachment bytes live: "folder" (files under UPLOAD_FOLDER, one web machine) or
     # "database" (table attachment_blob, so several web machines share them).
@@ -75,6 +86,7 @@ class TestingConfig(Config):
 
 
 class ProductionConfig(Config):
+    SCHEDULER_EXPECTED = True
     # TRUSTED_PROXIES stays 0: trusting X-Forwarded-For on a server reachable without the proxy lets
     # anybody choose their address. The nginx recipe sets FAZHI_TRUSTED_PROXIES=1.
     SESSION_COOKIE_SECURE = os.environ.get("FAZHI_SESSION_COOKIE_SECURE", "1") == "1"

@@ -5,19 +5,34 @@ Production runs ``fazhi-flow scheduler``, a dedicated blocking process; web work
 scheduler. The one-process demo calls ``start_in_process_scheduler(app)`` (when
 ``SCHEDULER_IN_PROCESS`` is set). Jobs keep no state in the scheduler: everything is in the database,
 so a restart or a second scheduler process is harmless (see ``jobs.sweep``).
+
+Every job run writes one log line (``job name=sweep ok=True duration_ms=… queued=… skipped=…``) and
+its ``job_status`` row (start, end, outcome, duration, summary, error text). The scheduler also
+refreshes the row "scheduler" at start and every minute: /readyz calls a heartbeat older than
+SCHEDULER_STALE_SECONDS a stopped scheduler.
 """
 from __future__ import annotations
 
 import atexit
+import collections
 import logging
+import os
+import re
+import socket
+import time
 from datetime import datetime, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
-from sqlalchemy import delete, or_
+from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import LoginThrottle
+from ..models.ops import JobStatus
+from ..models.reminder import OutboxMessage
+from ..ops.logs import event, redact, shorten
+from ..timeutil import utcnow
 from ..services.login_throttle import FORGET_AFTER
 from .jobs import as_utc, deliver, sweep
 
@@ -25,30 +40,146 @@ logger = logging.getLogger(__name__)
 
 _in_process: dict[int, BackgroundScheduler] = {}
 
+HEARTBEAT_ROW = "scheduler"
+HEARTBEAT_SECONDS = 60
+# Error texts kept in job_status and the log: enough to see the cause, never a whole dump.
+ERROR_LIMIT = 2000
 
-def run_sweep(app) -> None:
+
+def _status_row(session, name: str) -> JobStatus:
+    row = session.get(JobStatus, name)
+    if row is None:
+        row = JobStatus(name=name)
+        session.add(row)
+    return row
+
+
+def _save_status(name: str, **values) -> None:
+    """Upsert the job_status row ``name`` with ``values`` in its own short transaction; a failure is
+    logged, never raised (the job itself has already run). Two schedulers may insert the same new
+    row at once: the loser retries as an update."""
+    session = db.session
+    for attempt in (1, 2):
+        try:
+            session.rollback()
+            row = _status_row(session, name)
+            for key, value in values.items():
+                setattr(row, key, value)
+            session.commit()
+            return
+        except IntegrityError:
+            session.rollback()
+            if attempt == 2:
+                logger.warning("Could not record job status %s: duplicate row", name)
+        except Exception as exc:  # noqa: BLE001 - e.g. the database is down: the next run tries again
+            session.rollback()
+            logger.warning("Could not record job status %s: %s", name, redact(shorten(exc, 300)))
+            return
+
+
+def beat(app=None) -> None:
+    """Refresh the scheduler's heartbeat (job_status row "scheduler"); /readyz reads it."""
+    def _beat():
+        _save_status(HEARTBEAT_ROW, beat_at=utcnow(), host=socket.gethostname(), pid=os.getpid())
+
+    if app is None:
+        _beat()
+        return
     with app.app_context():
         try:
-            result = sweep(datetime.now(timezone.utc))
-            if result.queued:
-                logger.info("Queued %d reminders", len(result.queued))
-        except Exception:  # noqa: BLE001 - keep the scheduler alive; the next run tries again
-            logger.exception("Reminder sweep failed")
+            _beat()
         finally:
             db.session.remove()
+
+
+def _count(value) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value
+    try:
+        return len(value)
+    except TypeError:
+        return 0
+
+
+def _sweep_summary(result) -> dict:
+    queued = getattr(result, "queued", None)
+    summary = {"queued": _count(queued),
+               "skipped": _count(getattr(result, "skipped", getattr(result, "skipped_existing", 0)))}
+    if getattr(result, "locked_out", False):
+        summary["locked_out"] = True
+    kinds = collections.Counter(getattr(q, "kind", None) for q in (queued if isinstance(queued, list) else []))
+    kinds.pop(None, None)
+    if kinds:
+        summary["by_kind"] = dict(sorted(kinds.items()))
+    return summary
+
+
+_ERROR_ID = re.compile(r"^#(\d+)\s")
+
+
+def _dead_reasons(result) -> list[str]:
+    """The reasons of the messages that died in this run (their texts, not their bodies)."""
+    given = getattr(result, "dead_reasons", None)
+    if given is not None:
+        return [shorten(r, 300) for r in list(given)[:20]]
+    errors = list(getattr(result, "errors", None) or [])
+    if not getattr(result, "dead", 0) or not errors:
+        return []
+    by_id = {}
+    for line in errors:
+        match = _ERROR_ID.match(str(line))
+        if match:
+            by_id[int(match.group(1))] = str(line)
+    if not by_id:
+        return [shorten(line, 300) for line in errors[:20]]
+    dead = db.session.scalars(select(OutboxMessage.id).where(OutboxMessage.id.in_(list(by_id)[:500]),
+                                                             OutboxMessage.status == "dead")).all()
+    db.session.rollback()
+    return [shorten(by_id[i], 300) for i in sorted(dead)[:20]]
+
+
+def _delivery_summary(result) -> dict:
+    summary = {key: _count(getattr(result, key, 0))
+               for key in ("sent", "retried", "dead", "cancelled", "deferred")}
+    reasons = _dead_reasons(result)
+    if reasons:
+        summary["dead_reasons"] = reasons
+    return summary
+
+
+def run_job(app, name: str, work, summarize) -> None:
+    """Run one job in an app context: one log line, its job_status row; never raises (the scheduler
+    must stay alive, the next run tries again)."""
+    with app.app_context():
+        started_at, clock = utcnow(), time.perf_counter()
+        summary, error = None, None
+        try:
+            result = work(datetime.now(timezone.utc))
+            summary = summarize(result)
+        except Exception as exc:  # noqa: BLE001
+            db.session.rollback()
+            error = redact(f"{type(exc).__name__}: {shorten(exc, ERROR_LIMIT)}")
+            logger.exception("Job %s failed", name)
+        duration_ms = int((time.perf_counter() - clock) * 1000)
+        try:
+            if error is None:
+                event(logger, logging.INFO, "job", name=name, ok=True, duration_ms=duration_ms, **summary)
+            else:
+                event(logger, logging.ERROR, "job", name=name, ok=False, duration_ms=duration_ms, error=error)
+            _save_status(name, started_at=started_at, finished_at=utcnow(), ok=error is None,
+                         duration_ms=duration_ms, summary=summary, error=error)
+        finally:
+            db.session.remove()
+
+
+def run_sweep(app) -> None:
+    run_job(app, "sweep", sweep, _sweep_summary)
 
 
 def run_deliver(app) -> None:
-    with app.app_context():
-        try:
-            result = deliver(datetime.now(timezone.utc))
-            if result.total:
-                logger.info("Outbox: %d sent, %d to retry, %d dead, %d cancelled",
-                            result.sent, result.retried, result.dead, result.cancelled)
-        except Exception:  # noqa: BLE001
-            logger.exception("Outbox delivery failed")
-        finally:
-            db.session.remove()
+    run_job(app, "deliver", deliver, _delivery_summary)
 
 
 def prune_login_throttle(now: datetime | None = None) -> int:
@@ -72,15 +203,7 @@ def prune_login_throttle(now: datetime | None = None) -> int:
 
 
 def run_prune_login_throttle(app) -> None:
-    with app.app_context():
-        try:
-            removed = prune_login_throttle(datetime.now(timezone.utc))
-            if removed:
-                logger.info("Removed %d stale login throttle rows", removed)
-        except Exception:  # noqa: BLE001 - keep the scheduler alive; the next run tries again
-            logger.exception("Login throttle pruning failed")
-        finally:
-            db.session.remove()
+    run_job(app, "prune", prune_login_throttle, lambda removed: {"removed": _count(removed)})
 
 
 def build_scheduler(app, blocking: bool = False):
@@ -100,6 +223,8 @@ def build_scheduler(app, blocking: bool = False):
     scheduler.add_job(run_prune_login_throttle, "interval", args=[app], id="login_throttle.prune",
                       name="清理过期登录限制记录",
                       seconds=int(app.config.get("LOGIN_THROTTLE_PRUNE_SECONDS", 3600)), next_run_time=now)
+    scheduler.add_job(beat, "interval", args=[app], id="scheduler.heartbeat", name="调度器心跳",
+                      seconds=HEARTBEAT_SECONDS)  # the first beat is written at start
     return scheduler
 
 
@@ -109,6 +234,7 @@ def start_in_process_scheduler(app) -> BackgroundScheduler:
     if existing is not None and existing.running:
         return existing
     scheduler = build_scheduler(app, blocking=False)
+    beat(app)
     scheduler.start()
     _in_process[id(app)] = scheduler
     atexit.register(lambda: scheduler.running and scheduler.shutdown(wait=False))
@@ -119,6 +245,8 @@ def start_in_process_scheduler(app) -> BackgroundScheduler:
 def run_blocking_scheduler(app) -> None:
     """Run the dedicated scheduler process until interrupted."""
     scheduler = build_scheduler(app, blocking=True)
+    beat(app)
+    logger.info("Scheduler started (pid %d)", os.getpid())
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):

@@ -13,6 +13,7 @@ from ...models import User
 from ...services import login_throttle
 from ...auth_loader import stamp_login
 from ...services.audit import record
+from ...ops.logs import log_refused_login
 from . import bp
 from .device import remember_device, trusted_device
 from .forms import ChangePasswordForm, LoginForm, LogoutForm
@@ -49,6 +50,7 @@ def login():
         wait = login_throttle.wait_seconds(username, ip, device)
         if wait:
             record(None, "auth.login_throttled", f"user:{username[:60]}", trusted_device=bool(device))
+            log_refused_login(username, "throttled", ip)
             db.session.commit()
             minutes, seconds = divmod(wait, 60)
             span = f"{minutes}分{seconds}秒" if minutes else f"{seconds}秒"
@@ -72,6 +74,7 @@ def _refuse(form, username, user, ip, device, reason: str):
     """One answer for a wrong password and a deactivated account, so a refusal confirms no guess."""
     login_throttle.record_failure(username, ip, device)
     record(user, "auth.login_failed", f"user:{username[:60]}", reason=reason)
+    log_refused_login(username, reason, ip)
     db.session.commit()
     flash(FAILED_MESSAGE, "error")
     return render_template("auth/login.html", form=form), 200
