@@ -1,18 +1,23 @@
 """The audit trail: one row per login, failure, change and refused request."""
 from __future__ import annotations
 
+import csv
+import io
+import json
 import logging
 import re
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
 
-from flask import has_request_context, request
+from flask import current_app, has_request_context, request
 from flask_login import current_user
-from sqlalchemy import select, text
+from sqlalchemy import (Integer, String, case, cast, func, literal, literal_column, select, text, tuple_,
+                        union_all)
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..extensions import db
-from ..models import AuditEvent
-from ..timeutil import utcnow
+from ..models import AuditEvent, TransitionLog, User
+from ..timeutil import local_zone, to_local, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -68,3 +73,560 @@ def _clean(value: str, limit: int | None = None) -> str:
 
     Column values need no ``limit``: the model fits them to their columns (limits.fitted)."""
     return _CONTROL.sub("", value)[:limit]
+
+
+# ------------------------------------------------------------------ reading the trail
+# The admin page, its exports and ``fazhi-flow audit`` read one list: the general audit rows and the
+# workflow transitions, newest first. Both tables are merged in SQL (UNION ALL of their keys), so a page
+# costs the same few queries whatever the size of the trail: count, keys, the two kinds of rows, the
+# people, and one query per kind of object named on the page.
+
+PAGE_SIZE = 50
+EXPORT_LIMIT = 100_000  # rows; config AUDIT_EXPORT_LIMIT overrides
+CHUNK = 1000  # rows loaded at a time by exports and the command
+EVENT, TRANSITION = 0, 1  # the kinds of row, as stored in the merged key list
+FLOW_PREFIX = "flow"  # action keys of transitions: "flow:contribution:submit", "flow:cycle:open"
+WHO_MAX, TARGET_MAX = 60, 120  # the username / target columns' lengths
+DATE_FORMAT_HINT = "请写成 2025-01-31 的形式"
+
+ACTION_LABELS = {
+    "auth.login": "登录",
+    "auth.logout": "退出登录",
+    "auth.login_failed": "登录失败",
+    "auth.login_throttled": "登录尝试过多被暂停",
+    "auth.password_changed": "修改密码",
+    "refused.forbidden": REFUSAL_KINDS["forbidden"],
+    "refused.csrf": REFUSAL_KINDS["csrf"],
+    "user.create": "添加用户",
+    "user.update": "修改用户",
+    "user.deactivate": "停用用户",
+    "user.activate": "启用用户",
+    "user.reset_password": "重置密码",
+    "user.channels": "修改通知设置",
+    "users.import": "批量导入用户",
+    "unit.create": "添加单位",
+    "unit.update": "修改单位",
+    "unit.deactivate": "停用单位",
+    "unit.activate": "启用单位",
+    "units.import": "批量导入单位",
+    "cycle.create": "新建年度报告",
+    "cycle.update": "修改年度报告",
+    "cycle.clone": "复制往年年度报告",
+    "cycle.import": "导入年度报告定义",
+    "cycle.open": "开始征集",
+    "cycle.compile": "进入汇总编辑",
+    "cycle.reopen_collection": "重新征集",
+    "cycle.request_signoff": "提请签发",
+    "cycle.sign": "签发",
+    "cycle.return": "签发退回",
+    "cycle.publish": "发布",
+    "cycle.request_correction": "提请签发更正",
+    "cycle.share_figures": "设置统计数据共享",
+    "section.add": "添加章节",
+    "section.update": "修改章节",
+    "section.move": "调整章节顺序",
+    "section.indent": "章节降级",
+    "section.outdent": "章节升级",
+    "section.delete": "删除章节",
+    "section.due": "修改章节截止日期",
+    "section.reviewers": "设置章节审核人",
+    "assignment.add": "分配任务",
+    "assignment.update": "修改任务分配",
+    "assignment.remove": "取消任务分配",
+    "contribution.save": "保存材料",
+    "contribution.submit": "提交材料",
+    "contribution.recall": "撤回材料",
+    "contribution.unit_approve": "单位同意报送",
+    "contribution.unit_return": "单位退回修改",
+    "contribution.approve": "审核通过",
+    "contribution.return": "审核退回",
+    "contribution.reopen": "重新打开材料",
+    "contribution.replace_text": "替换材料文字",
+    "attachment.add": "上传附件",
+    "attachment.remove": "删除附件",
+    "figures.save": "保存统计数据",
+    "indicator.save": "保存统计指标",
+    "indicator.delete": "删除统计指标",
+    "rule.add": "添加校验规则",
+    "rule.delete": "删除校验规则",
+    "compile.save": "编辑合并稿章节",
+    "compile.reset": "重新生成合并稿章节",
+    "compile.appendix": "设置附录",
+    "publication.publish": "发布报告",
+    "publication.correct": "发布更正版本",
+    "reminder.policy": "修改催报设置",
+    "reminder.manual": "手动催报",
+    "extension.request": "申请延期",
+    "extension.granted": "同意延期",
+    "extension.refused": "不同意延期",
+    "extension.withdraw": "撤回延期申请",
+    "webhook.add": "添加群机器人",
+    "webhook.remove": "删除群机器人",
+    "outbox.retry": "重发消息",
+}
+
+# Keys of the detail shown with a row; others are shown as stored.
+DETAIL_LABELS = {
+    "comment": "意见", "reason": "原因", "note": "说明", "method": "请求方式", "filename": "文件名",
+    "size": "大小", "title": "标题", "changed": "修改", "roles": "角色", "username": "用户名", "via": "途径",
+    "count": "数量", "version": "版本", "revision": "第几次提交", "chars": "字数", "forced": "强制",
+    "paragraph": "段落", "missing": "未报送", "source": "来源", "year": "年度", "code": "代码", "name": "名称",
+    "kind": "类型", "cycle": "年度报告", "section": "章节", "unit": "单位", "role": "分工", "due": "截止日期",
+}
+# Objects a target names ("contribution:12"), as shown beside it.
+TARGET_KINDS = {"contribution": "报送材料", "cycle": "年度报告", "user": "用户", "unit": "单位",
+                "section": "章节", "assignment": "任务分配", "webhook": "群机器人", "outbox": "待发消息"}
+_TARGET_RE = re.compile(r"^([a-z_]+):(\d{1,10})$")
+# Actions whose "user:…" target is what somebody typed into the login form, not a user's id.
+_TYPED_NAME_ACTIONS = frozenset({"auth.login_failed", "auth.login_throttled"})
+_CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+EXPORT_COLUMNS = ["时间（北京时间）", "类别", "操作人", "用户名", "操作", "操作代码", "对象", "对象说明", "详情", "IP地址"]
+
+
+class FilterError(ValueError):
+    """A filter value that cannot be used; ``message`` is for the user (Chinese)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def flow_key(subject: str, event: str) -> str:
+    return f"{FLOW_PREFIX}:{subject}:{event}"
+
+
+def action_choices() -> list[tuple[str, str]]:
+    """Every action a filter may name: (key, Chinese label), audit actions first, then transitions."""
+    from ..workflow.states import CONTRIBUTION_EVENT_LABELS, CYCLE_EVENT_LABELS
+
+    options = [(key, f"{label}（{key}）") for key, label in ACTION_LABELS.items()]
+    options += [(flow_key("contribution", e), f"材料流转：{label}") for e, label in CONTRIBUTION_EVENT_LABELS.items()]
+    options += [(flow_key("cycle", e), f"报告流转：{label}") for e, label in CYCLE_EVENT_LABELS.items()]
+    return options
+
+
+def action_label(key: str) -> str:
+    from ..workflow.states import CONTRIBUTION_EVENT_LABELS, CYCLE_EVENT_LABELS
+
+    if key.startswith(FLOW_PREFIX + ":"):
+        _, subject, event = key.split(":", 2)
+        labels = CONTRIBUTION_EVENT_LABELS if subject == "contribution" else CYCLE_EVENT_LABELS
+        return ("材料流转：" if subject == "contribution" else "报告流转：") + labels.get(event, event)
+    return ACTION_LABELS.get(key, key)
+
+
+def parse_date(raw: str | None, what: str) -> date | None:
+    """A date typed by a user: 2025-01-31, 2025/1/31 or 2025年1月31日; FilterError otherwise."""
+    text = (raw or "").strip()
+    if not text:
+        return None
+    match = re.fullmatch(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?", text)
+    try:
+        if match is None:
+            raise ValueError
+        value = date(*(int(part) for part in match.groups()))
+        if not 1900 <= value.year <= 9998:
+            raise ValueError
+    except ValueError:
+        raise FilterError(f"{what}“{text[:20]}”不是有效日期，{DATE_FORMAT_HINT}。") from None
+    return value
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """What to show: ``who`` a username or part of a name, ``action`` a key of ``action_choices``,
+    ``target`` an object ("contribution:12", "cycle:3") or part of a target text, dates in local time
+    (both ends included)."""
+
+    who: str = ""
+    action: str = ""
+    target: str = ""
+    since: date | None = None
+    until: date | None = None
+    user_id: int | None = None  # one user exactly (the command's --user)
+
+    @classmethod
+    def from_args(cls, args) -> AuditQuery:
+        """The query of a request's arguments; FilterError names the first bad value."""
+        who = (args.get("who") or "").strip()
+        action = (args.get("action") or "").strip()
+        target = (args.get("target") or "").strip()
+        if len(who) > WHO_MAX:
+            raise FilterError(f"操作人最多{WHO_MAX}字。")
+        if len(target) > TARGET_MAX:
+            raise FilterError(f"对象最多{TARGET_MAX}字。")
+        if action and action not in dict(action_choices()):
+            raise FilterError(f"未知的操作类型“{action[:40]}”，请从列表中选择。")
+        since = parse_date(args.get("since"), "开始日期")
+        until = parse_date(args.get("until"), "结束日期")
+        if since and until and until < since:
+            raise FilterError("结束日期早于开始日期。")
+        return cls(who=who, action=action, target=target, since=since, until=until)
+
+    @property
+    def active(self) -> bool:
+        return any((self.who, self.action, self.target, self.since, self.until))
+
+    def args(self) -> dict[str, str]:
+        """The query as URL arguments (for paging and export links)."""
+        values = {"who": self.who, "action": self.action, "target": self.target,
+                  "since": self.since.isoformat() if self.since else "",
+                  "until": self.until.isoformat() if self.until else ""}
+        return {k: v for k, v in values.items() if v}
+
+
+@dataclass
+class AuditRow:
+    """One line of the trail, whichever table it comes from."""
+
+    kind: int
+    id: int
+    created_at: datetime
+    actor: object | None
+    action: str
+    target: str
+    target_label: str
+    detail: str
+    ip: str
+
+    @property
+    def kind_label(self) -> str:
+        return "流程流转" if self.kind == TRANSITION else "操作记录"
+
+    @property
+    def action_label(self) -> str:
+        return action_label(self.action)
+
+    @property
+    def actor_name(self) -> str:
+        return self.actor.name if self.actor is not None else ""
+
+    @property
+    def actor_username(self) -> str:
+        return self.actor.username if self.actor is not None else ""
+
+    @property
+    def actor_label(self) -> str:
+        return f"{self.actor.name}（{self.actor.username}）" if self.actor is not None else "—"
+
+
+@dataclass
+class AuditPage:
+    rows: list[AuditRow]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+
+def _local_start(day: date) -> datetime:
+    """The stored (naive UTC) moment at which ``day`` begins in the configured local zone."""
+    start = datetime.combine(day, time.min, tzinfo=local_zone())
+    return start.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _matching_users(who: str):
+    """Ids of the users ``who`` names: the exact username (any case) or part of the name."""
+    return select(User.id).where(
+        (func.lower(User.username) == who.lower()) | User.name.contains(who, autoescape=True))
+
+
+def _event_keys(q: AuditQuery):
+    stmt = select(literal_column(str(EVENT), Integer).label("kind"), AuditEvent.id.label("id"),
+                  AuditEvent.created_at.label("created_at"))
+    if q.action:
+        stmt = stmt.where(AuditEvent.action == q.action)
+    if q.target:
+        match = _TARGET_RE.match(q.target)
+        if match:
+            stmt = stmt.where(AuditEvent.target == q.target)
+        else:
+            stmt = stmt.where(func.lower(AuditEvent.target).contains(q.target.lower(), autoescape=True))
+    return _common(stmt, q, AuditEvent)
+
+
+def _transition_keys(q: AuditQuery):
+    stmt = select(literal_column(str(TRANSITION), Integer).label("kind"), TransitionLog.id.label("id"),
+                  TransitionLog.created_at.label("created_at"))
+    if q.action:
+        _, subject, event = q.action.split(":", 2)
+        column = TransitionLog.contribution_id if subject == "contribution" else TransitionLog.cycle_id
+        stmt = stmt.where(TransitionLog.event == event, column.is_not(None))
+    if q.target:
+        match = _TARGET_RE.match(q.target)
+        if match and match.group(1) in ("contribution", "cycle"):
+            column = TransitionLog.contribution_id if match.group(1) == "contribution" else TransitionLog.cycle_id
+            stmt = stmt.where(column == int(match.group(2)))
+        elif match:
+            return None  # another kind of object has no transitions
+        else:
+            text_target = case(
+                (TransitionLog.contribution_id.is_not(None),
+                 literal("contribution:", String) + cast(TransitionLog.contribution_id, String)),
+                else_=literal("cycle:", String) + cast(TransitionLog.cycle_id, String))
+            stmt = stmt.where(text_target.contains(q.target.lower(), autoescape=True))
+    return _common(stmt, q, TransitionLog)
+
+
+def _common(stmt, q: AuditQuery, model):
+    if q.who:
+        stmt = stmt.where(model.actor_id.in_(_matching_users(q.who)))
+    if q.user_id is not None:
+        stmt = stmt.where(model.actor_id == q.user_id)
+    if q.since:
+        stmt = stmt.where(model.created_at >= _local_start(q.since))
+    if q.until:
+        stmt = stmt.where(model.created_at < _local_start(q.until + timedelta(days=1)))
+    return stmt
+
+
+def _keys(q: AuditQuery):
+    """The merged (kind, id, created_at) rows of the query, as a subquery; None when nothing can match."""
+    parts = []
+    if not q.action or not q.action.startswith(FLOW_PREFIX + ":"):
+        parts.append(_event_keys(q))
+    if not q.action or q.action.startswith(FLOW_PREFIX + ":"):
+        transitions = _transition_keys(q)
+        if transitions is not None:
+            parts.append(transitions)
+    return union_all(*parts).subquery("trail") if len(parts) > 1 else parts[0].subquery("trail")
+
+
+def _ordered(keys, newest_first: bool = True):
+    columns = (keys.c.created_at, keys.c.kind, keys.c.id)
+    return select(keys.c.kind, keys.c.id).order_by(
+        *(c.desc() for c in columns) if newest_first else columns)
+
+
+def count(q: AuditQuery) -> int:
+    keys = _keys(q)
+    return db.session.scalar(select(func.count()).select_from(keys)) or 0
+
+
+def page(q: AuditQuery, number: int = 1, per_page: int = PAGE_SIZE) -> AuditPage:
+    """One page of the trail, newest first; a page past the end shows the last one."""
+    total = count(q)
+    pages = max(1, -(-total // per_page))
+    number = min(max(number, 1), pages)
+    keys = db.session.execute(_ordered(_keys(q)).limit(per_page).offset((number - 1) * per_page)).all()
+    return AuditPage(rows=_load(keys), page=number, per_page=per_page, total=total)
+
+
+def iter_rows(q: AuditQuery, newest_first: bool = True, limit: int | None = None):
+    """Every row of the query in order, ``CHUNK`` rows at a time (exports and the command).
+
+    Each chunk continues after the last key of the previous one (keyset paging), so no cursor stays
+    open between chunks and memory does not grow with the trail."""
+    keys = _keys(q)
+    columns = (keys.c.created_at, keys.c.kind, keys.c.id)
+    order = [c.desc() for c in columns] if newest_first else list(columns)
+    last, remaining = None, limit
+    while remaining is None or remaining > 0:
+        size = CHUNK if remaining is None else min(CHUNK, remaining)
+        stmt = select(*columns).order_by(*order).limit(size)
+        if last is not None:
+            after = tuple_(*(literal(v, c.type) for v, c in zip(last, columns)))
+            stmt = stmt.where(tuple_(*columns) < after if newest_first else tuple_(*columns) > after)
+        batch = db.session.execute(stmt).all()
+        if not batch:
+            return
+        yield from _load([(kind, ident) for _, kind, ident in batch])
+        last = tuple(batch[-1])
+        if remaining is not None:
+            remaining -= len(batch)
+
+
+def _load(keys) -> list[AuditRow]:
+    """The rows behind ``keys`` (in that order) with their people and objects, in a fixed number of queries."""
+    event_ids = [i for kind, i in keys if kind == EVENT]
+    transition_ids = [i for kind, i in keys if kind == TRANSITION]
+    events = {e.id: e for e in db.session.scalars(
+        select(AuditEvent).where(AuditEvent.id.in_(event_ids)))} if event_ids else {}
+    transitions = {t.id: t for t in db.session.scalars(
+        select(TransitionLog).where(TransitionLog.id.in_(transition_ids)))} if transition_ids else {}
+
+    wanted: dict[str, set[int]] = {}
+    for e in events.values():
+        ref = _target_ref(e)
+        if ref:
+            wanted.setdefault(ref[0], set()).add(ref[1])
+    for t in transitions.values():
+        if t.contribution_id is not None:
+            wanted.setdefault("contribution", set()).add(t.contribution_id)
+        else:
+            wanted.setdefault("cycle", set()).add(t.cycle_id)
+    actor_ids = {r.actor_id for r in (*events.values(), *transitions.values()) if r.actor_id is not None}
+    user_ids = actor_ids | wanted.get("user", set())
+    users = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(user_ids)))} if user_ids else {}
+    names = _object_names(wanted, users)
+
+    rows = []
+    for kind, ident in keys:
+        if kind == EVENT:
+            e = events.get(ident)
+            if e is None:
+                continue
+            ref = _target_ref(e)
+            rows.append(AuditRow(
+                kind=EVENT, id=e.id, created_at=e.created_at, actor=users.get(e.actor_id), action=e.action,
+                target=e.target or "", target_label=names.get(ref, "") if ref else "",
+                detail=_detail_text(e.detail), ip=e.ip or ""))
+        else:
+            t = transitions.get(ident)
+            if t is None:
+                continue
+            ref = ("contribution", t.contribution_id) if t.contribution_id is not None else ("cycle", t.cycle_id)
+            rows.append(AuditRow(
+                kind=TRANSITION, id=t.id, created_at=t.created_at, actor=users.get(t.actor_id),
+                action=flow_key(ref[0], t.event), target=f"{ref[0]}:{ref[1]}", target_label=names.get(ref, ""),
+                detail=_transition_text(t), ip=""))
+    return rows
+
+
+def _target_ref(e: AuditEvent) -> tuple[str, int] | None:
+    match = _TARGET_RE.match(e.target or "")
+    if match is None or match.group(1) not in TARGET_KINDS:
+        return None
+    if match.group(1) == "user" and (e.action in _TYPED_NAME_ACTIONS or (e.detail or {}).get("via") == "cli"):
+        return None  # a typed user name that happens to be digits, not a user's id
+    return match.group(1), int(match.group(2))
+
+
+def _object_names(wanted: dict[str, set[int]], users: dict) -> dict[tuple[str, int], str]:
+    """Readable names of the objects named on a page: one query per kind of object."""
+    from ..models import Assignment, Contribution, ReportCycle, Section, Unit
+
+    names: dict[tuple[str, int], str] = {}
+
+    def section_name(title, code):
+        return title or code
+
+    if wanted.get("contribution"):
+        for cid, unit, title, code in db.session.execute(
+                select(Contribution.id, Unit.name, Section.title, Section.code)
+                .join(Unit, Unit.id == Contribution.unit_id).join(Section, Section.id == Contribution.section_id)
+                .where(Contribution.id.in_(wanted["contribution"]))):
+            names[("contribution", cid)] = f"{unit} · {section_name(title, code)}"
+    if wanted.get("assignment"):
+        for aid, unit, title, code in db.session.execute(
+                select(Assignment.id, Unit.name, Section.title, Section.code)
+                .join(Unit, Unit.id == Assignment.unit_id).join(Section, Section.id == Assignment.section_id)
+                .where(Assignment.id.in_(wanted["assignment"]))):
+            names[("assignment", aid)] = f"{unit} · {section_name(title, code)}"
+    if wanted.get("cycle"):
+        for cid, region, title in db.session.execute(
+                select(ReportCycle.id, ReportCycle.region, ReportCycle.title)
+                .where(ReportCycle.id.in_(wanted["cycle"]))):
+            names[("cycle", cid)] = f"{region}{title}"
+    if wanted.get("section"):
+        for sid, title, code in db.session.execute(
+                select(Section.id, Section.title, Section.code).where(Section.id.in_(wanted["section"]))):
+            names[("section", sid)] = section_name(title, code)
+    if wanted.get("unit"):
+        for uid, name in db.session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(wanted["unit"]))):
+            names[("unit", uid)] = name
+    for uid in wanted.get("user", ()):
+        if uid in users:
+            names[("user", uid)] = f"{users[uid].name}（{users[uid].username}）"
+    return names
+
+
+def _value_text(value) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _detail_text(detail: dict | None) -> str:
+    if not detail:
+        return ""
+    return "；".join(f"{DETAIL_LABELS.get(k, k)}：{_value_text(v)}" for k, v in detail.items() if v not in (None, ""))
+
+
+def _transition_text(t: TransitionLog) -> str:
+    from ..workflow.states import CONTRIBUTION_STATE_LABELS, CYCLE_STATE_LABELS
+
+    labels = CONTRIBUTION_STATE_LABELS if t.contribution_id is not None else CYCLE_STATE_LABELS
+    parts = [f"{labels.get(t.from_state, t.from_state)} → {labels.get(t.to_state, t.to_state)}"]
+    if t.comment:
+        parts.append(f"意见：{t.comment}")
+    if t.context:
+        parts.append(_detail_text(t.context))
+    return "；".join(parts)
+
+
+# ------------------------------------------------------------------ exports
+
+
+def export_limit() -> int:
+    return int(current_app.config.get("AUDIT_EXPORT_LIMIT", EXPORT_LIMIT))
+
+
+def export_values(row: AuditRow) -> list:
+    """The cells of a row in EXPORT_COLUMNS order; the time is local (naive, as spreadsheets want)."""
+    return [to_local(row.created_at).replace(tzinfo=None, microsecond=0), row.kind_label, row.actor_name,
+            row.actor_username, row.action_label, row.action, row.target, row.target_label, row.detail, row.ip]
+
+
+def csv_safe(value) -> str:
+    """A CSV cell a spreadsheet shows as text: a leading = + - @ (or tab, CR) would start a formula."""
+    text = value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else str(value)
+    return "'" + text if text.startswith(_CSV_FORMULA_START) else text
+
+
+def write_csv(rows, out, bom: bool = True) -> int:
+    """Write the rows as CSV to the text stream ``out``; returns the number of rows."""
+    if bom:
+        out.write("\ufeff")  # Excel reads UTF-8 (Chinese) only with it
+    writer = csv.writer(out)
+    writer.writerow(EXPORT_COLUMNS)
+    n = 0
+    for row in rows:
+        writer.writerow([csv_safe(v) for v in export_values(row)])
+        n += 1
+    return n
+
+
+def export_csv(q: AuditQuery) -> bytes:
+    out = io.StringIO()
+    write_csv(iter_rows(q, limit=export_limit()), out)
+    return out.getvalue().encode("utf-8")
+
+
+def export_xlsx(q: AuditQuery) -> bytes:
+    """The rows as a workbook, written like the dashboard's (write-only, its formula guard)."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
+    from .dashboard import xlsx_text_row
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("审计日志")
+    for letter, width in zip("ABCDEFGHIJ", (20, 10, 12, 14, 22, 26, 18, 30, 60, 16)):
+        sheet.column_dimensions[letter].width = width
+    sheet.freeze_panes = "A2"
+    bold = Font(bold=True)
+    header = []
+    for title in EXPORT_COLUMNS:
+        cell = WriteOnlyCell(sheet, value=title)
+        cell.font = bold
+        header.append(cell)
+    sheet.append(header)
+    for row in iter_rows(q, limit=export_limit()):
+        sheet.append(xlsx_text_row(sheet, export_values(row)))
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
