@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text, event, inspect
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from ..extensions import db
 from ..limits import fitted
@@ -53,3 +53,43 @@ class AuditEvent(db.Model):
 
     # Targets may carry names typed by others (e.g. a guessed user name): fitted, never refused.
     _fit = fitted("target", "ip")
+
+
+# ------------------------------------------------------------------ immutability
+# The trail is evidence: once written, a row is never changed or removed by the application. The ORM
+# refuses to flush a change or a delete of a loaded row, and the session refuses UPDATE/DELETE
+# statements aimed at these tables (``session.execute(update(AuditEvent)…)``). Maintenance that must
+# bypass this (test fixtures emptying tables) goes through a bare engine connection.
+# Transition rows of a contribution deleted by the database cascade (contribution.id ON DELETE
+# CASCADE) still go with it: the application deletes only contributions nobody ever submitted, which
+# have no transitions.
+IMMUTABLE_TABLES = frozenset({"audit_event", "transition_log"})
+
+
+class ImmutableRowError(RuntimeError):
+    """Raised on any attempt to change or delete an audit or transition row."""
+
+
+@event.listens_for(AuditEvent, "before_update")
+@event.listens_for(TransitionLog, "before_update")
+def _refuse_update(mapper, connection, target):
+    # The ORM calls this for every dirty row, even one whose values did not change (e.g. a
+    # relationship set to the same user): only a real change of a column is refused.
+    state = inspect(target)
+    if any(state.attrs[column.key].history.has_changes() for column in mapper.column_attrs):
+        raise ImmutableRowError(f"{mapper.local_table.name} rows cannot be changed")
+
+
+@event.listens_for(AuditEvent, "before_delete")
+@event.listens_for(TransitionLog, "before_delete")
+def _refuse_delete(mapper, connection, target):
+    raise ImmutableRowError(f"{mapper.local_table.name} rows cannot be deleted")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk_changes(state):
+    if not (state.is_update or state.is_delete):
+        return
+    table = getattr(state.statement, "table", None)
+    if getattr(table, "name", None) in IMMUTABLE_TABLES:
+        raise ImmutableRowError(f"{table.name} rows cannot be changed or deleted")
