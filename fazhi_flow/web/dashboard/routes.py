@@ -11,6 +11,7 @@ from sqlalchemy import case, select
 from ...extensions import db
 from ...models import ReportCycle
 from ...models.org import UNIT_KINDS
+from ...pages.dashboard import build_page
 from ...services import dashboard as svc
 from ...workflow.states import CYCLE_STATE_LABELS
 from ..fields import db_int
@@ -44,22 +45,26 @@ def _filters():
     return {"state": state, "unit_kind": kind, "overdue_only": request.args.get("overdue") == "1"}
 
 
-def _load(cycles):
+def _cycle(cycles):
     wanted = request.args.get("cycle", type=db_int)
     ids = [c.id for c in cycles]
     if not ids:
         return None
     if wanted is not None and wanted not in ids:
         abort(404)
-    cycle = db.session.get(ReportCycle, wanted or ids[0])
-    return svc.build_dashboard(cycle, current_user, **_filters())
+    return db.session.get(ReportCycle, wanted or ids[0])
+
+
+def _load(cycles):
+    cycle = _cycle(cycles)
+    return None if cycle is None else svc.build_dashboard(cycle, current_user, **_filters())
 
 
 @bp.route("/")
 def index():
     cycles = _cycles()
-    dash = _load(cycles)
-    return render_template("dashboard/index.html", dash=dash, cycles=cycles, filters=_filters(),
+    page = build_page(_cycle(cycles), cycles, current_user, _filters())
+    return render_template("dashboard/index.html", page=page, dash=page.dash, cycles=cycles, filters=page.filters,
                            CELL_LABELS=svc.CELL_LABELS, CELL_CLASSES=svc.CELL_CLASSES, CELL_MARKS=svc.CELL_MARKS,
                            UNIT_KINDS=UNIT_KINDS, CYCLE_STATE_LABELS=CYCLE_STATE_LABELS, percent=svc.percent,
                            active_nav="dashboard")
