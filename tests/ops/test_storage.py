@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+import fazhi_flow
 from fazhi_flow.models import Attachment
 from fazhi_flow.models.ops import AttachmentBlob
 from fazhi_flow.services import attachments as store
+from fazhi_flow.timeutil import utcnow
 
 PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
        b"trailer<</Root 1 0 R>>\n%%EOF\n")
@@ -339,3 +347,54 @@ def test_bad_input_is_one_line_and_status_1(runner, db):
 def test_sha256_is_what_the_upload_recorded(world, db, storage):
     (row,) = _add(world, db, 1)
     assert row.sha256 == hashlib.sha256(pdf(0)).hexdigest() == store.sha256_hex(store.read_bytes(row.stored_name))
+
+
+def test_killed_midway_every_attachment_stays_whole_and_a_second_run_finishes(
+        app, monkeypatch, world, db, runner, database_url, tmp_path):
+    """The real thing: the command's process is killed (SIGKILL) in the middle of a move."""
+    _use(app, monkeypatch, store.FOLDER)
+    total = 200
+    rows = []
+    for n in range(total):
+        data = pdf(n) + bytes(20_000)
+        name = f"{n:032x}.pdf"
+        store.folder_write(name, data)
+        rows.append(Attachment(contribution_id=world.contribution.id, filename=f"记录{n}.pdf", stored_name=name,
+                               content_type="application/pdf", size=len(data), sha256=store.sha256_hex(data),
+                               uploaded_by_id=world.liaison.id, created_at=utcnow()))
+    db.session.add_all(rows)
+    db.session.commit()
+    expected = {r.stored_name: r.sha256 for r in rows}
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAZHI_")}
+    env.update(FAZHI_ENV="testing", FAZHI_DATABASE_URL=database_url, FAZHI_INSTANCE_PATH=str(tmp_path),
+               FAZHI_UPLOAD_FOLDER=app.config["UPLOAD_FOLDER"], FAZHI_ATTACHMENT_STORAGE="database",
+               PYTHONPATH=str(Path(fazhi_flow.__file__).resolve().parent.parent))
+    proc = subprocess.Popen([sys.executable, "-c", "from fazhi_flow.cli import main; main()",
+                             "storage", "move", "--to", "database"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 120
+        moved = 0
+        while time.time() < deadline and proc.poll() is None and moved < total // 10:
+            moved = _blob_count(db)
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        output = proc.communicate(timeout=30)[0].decode("utf-8", "replace")
+    assert proc.returncode == -signal.SIGKILL, output  # it really was killed, not finished
+    moved = _blob_count(db)
+    assert 0 < moved < total, moved
+
+    for kind in store.STORAGES:  # whatever the web is set to, every attachment reads whole
+        _use(app, monkeypatch, kind)
+        for name, sha in expected.items():
+            assert store.sha256_hex(store.read_bytes(name)) == sha, name
+        db.session.commit()
+    result = _storage(runner, "move", "--to", "database")
+    assert result.exit_code == 0, result.output
+    assert "有问题 0 个" in result.output
+    _use(app, monkeypatch, store.DATABASE)
+    checked = _storage(runner, "verify")
+    assert checked.exit_code == 0 and f"数据库中完好的附件 {total} 个，有问题 0 个。" in checked.output
+    assert not [p for p in Path(app.config["UPLOAD_FOLDER"]).rglob("*") if p.is_file()]

@@ -91,9 +91,8 @@ class Forms(HTMLParser):
         elif tag == "select" and name:
             self._select = [name, None]
             self._form["fields"].append(self._select)
-        elif tag == "option" and self._select is not None:
-            if self._select[1] is None or "selected" in a:
-                self._select[1] = a.get("value") or ""
+        elif tag == "option" and self._select is not None and (self._select[1] is None or "selected" in a):
+            self._select[1] = a.get("value") or ""
 
     def handle_data(self, data):
         if self._textarea is not None:
@@ -219,7 +218,8 @@ def _env(database_url: str, instance: Path, uploads: Path, secret: str) -> dict:
 
 def _command(env: dict, *args: str) -> str:
     done = subprocess.run([sys.executable, "-c", "from fazhi_flow.cli import main; main()", *args],
-                          env=env, capture_output=True, text=True, timeout=300, cwd=env["FAZHI_INSTANCE_PATH"])
+                          env=env, capture_output=True, text=True, timeout=300, cwd=env["FAZHI_INSTANCE_PATH"],
+                          check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -229,7 +229,7 @@ class Machine:
         self.name, self.port = name, _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = log
-        self._out = open(log, "wb")
+        self._out = open(log, "wb")  # noqa: SIM115 - gunicorn writes to it until stop() closes it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "python:fazhi_flow.ops.gunicorn_conf",
              "-b", f"127.0.0.1:{self.port}", "-w", "2", "fazhi_flow:create_app()"],
