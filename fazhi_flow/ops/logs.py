@@ -76,11 +76,11 @@ def shorten(value, limit: int = 40) -> str:
 # ---------------------------------------------------------------- formatting
 
 
-def event(log: logging.Logger, level: int, name: str, **fields) -> None:
-    """Log ``name`` with ``fields``: ``name k=v k=v`` in text, separate keys in JSON."""
+def event(log: logging.Logger, level: int, what: str, /, **fields) -> None:
+    """Log the event ``what`` with ``fields``: ``what k=v k=v`` in text, separate keys in JSON."""
     if not log.isEnabledFor(level):
         return
-    log.log(level, "%s %s", name, _logfmt(fields), extra={"fazhi_event": name, "fazhi_fields": fields})
+    log.log(level, "%s %s", what, _logfmt(fields), extra={"fazhi_event": what, "fazhi_fields": fields})
 
 
 def _logfmt(fields: dict) -> str:
@@ -90,8 +90,10 @@ def _logfmt(fields: dict) -> str:
             value = "-"
         if isinstance(value, float):
             text = f"{value:.1f}"
-        elif isinstance(value, (dict, list, tuple)):
-            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+        elif isinstance(value, dict):  # e.g. by_kind=digest:1,escalation:2
+            text = ",".join(f"{k}:{v}" for k, v in value.items())
+        elif isinstance(value, (list, tuple)):  # e.g. dead_reasons="#3 收件人被拒绝… | #9 …"
+            text = " | ".join(str(v) for v in value)
         else:
             text = str(value)
         if not text or re.search(r"[\s\"=\\]|[\x00-\x1f]", text):
@@ -142,8 +144,21 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(data, ensure_ascii=False, default=str))
 
 
+def _not_ours(record: logging.LogRecord) -> bool:
+    return not (record.name == LOGGER_NAME or record.name.startswith(LOGGER_NAME + "."))
+
+
+def _console_streams() -> tuple:
+    return tuple(x for x in (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__) if x is not None)
+
+
 class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever sys.stderr is at the time (pytest swaps it per test)."""
+    """Writes to whatever sys.stderr is at the time (pytest swaps it per test).
+
+    Records still propagate (pytest's caplog and log files on the root logger see them), but a
+    console handler that something else puts on the root logger (alembic's logging set-up during
+    ``db upgrade``, ``logging.basicConfig``) would print each of our lines a second time in another
+    format: such handlers are told to leave our records out."""
 
     def __init__(self):
         super().__init__(sys.stderr)
@@ -155,6 +170,14 @@ class _StderrHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, value):
         pass
+
+    def handle(self, record):
+        consoles = _console_streams()
+        for other in logging.getLogger().handlers:
+            if (isinstance(other, logging.StreamHandler) and not isinstance(other, _StderrHandler)
+                    and getattr(other, "stream", None) in consoles and _not_ours not in other.filters):
+                other.addFilter(_not_ours)
+        return super().handle(record)
 
 
 def _werkzeug_access_line(record: logging.LogRecord) -> bool:

@@ -20,6 +20,7 @@ import os
 import re
 import socket
 import time
+import traceback
 from datetime import datetime, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -161,7 +162,8 @@ def run_job(app, name: str, work, summarize) -> None:
         except Exception as exc:  # noqa: BLE001
             db.session.rollback()
             error = redact(f"{type(exc).__name__}: {shorten(exc, ERROR_LIMIT)}")
-            logger.exception("Job %s failed", name)
+            # The traceback is redacted before it becomes a record: every handler gets the clean text.
+            logger.error("Job %s failed:\n%s", name, redact(traceback.format_exc()).rstrip())
         duration_ms = int((time.perf_counter() - clock) * 1000)
         try:
             if error is None:
@@ -170,6 +172,8 @@ def run_job(app, name: str, work, summarize) -> None:
                 event(logger, logging.ERROR, "job", name=name, ok=False, duration_ms=duration_ms, error=error)
             _save_status(name, started_at=started_at, finished_at=utcnow(), ok=error is None,
                          duration_ms=duration_ms, summary=summary, error=error)
+        except Exception:  # noqa: BLE001 - bookkeeping must not stop the scheduler
+            logger.exception("Recording the run of job %s failed", name)
         finally:
             db.session.remove()
 
