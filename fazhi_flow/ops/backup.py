@@ -261,8 +261,9 @@ def _snapshot_postgres(url, work: Path) -> Snapshot:
 
             def run(sql):
                 if sql == "__tables__":
-                    sql = ("SELECT table_name FROM information_schema.tables"
-                           " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")
+                    return [r[0] for r in conn.execute(text(
+                        "SELECT table_name FROM information_schema.tables"
+                        " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"))]
                 return [tuple(r) for r in conn.execute(text(sql))]
 
             revision, counts, files = _read_snapshot_facts(run)
@@ -505,6 +506,18 @@ def _pg_tables(conn) -> list[tuple[str, int]]:
     return [(n, conn.execute(text(f'SELECT COUNT(*) FROM "{n}"')).scalar()) for n in names]
 
 
+def _pg_tables_now() -> list[tuple[str, int]]:
+    from ..extensions import db
+
+    try:
+        with db.engine.connect() as conn:
+            return _pg_tables(conn)
+    except Exception as exc:  # noqa: BLE001 - any connection failure is one message
+        raise BackupError(f"无法连接目标数据库：{str(exc).splitlines()[0][:300]}") from None
+    finally:
+        db.engine.dispose()
+
+
 def _refuse_if_in_use(tables: list[tuple[str, int]]) -> None:
     busy = _nonempty_tables(tables)
     if busy:
@@ -631,6 +644,8 @@ def restore_backup(archive_path: Path) -> RestoreResult:
     url = make_url(current_app.config["SQLALCHEMY_DATABASE_URI"])
     kind = _database_kind(url)
     folder = _upload_folder()
+    # Checked before anything is unpacked (and again while writing): the quick answer for a wrong target.
+    _refuse_if_in_use(_sqlite_tables(_sqlite_path(url)) if kind == "sqlite" else _pg_tables_now())
     if _target_files_present(folder):
         raise BackupError(f"上传目录 {folder} 中已有文件。恢复只写入空的上传目录，以免覆盖现有附件；"
                           "请换一个空目录（FAZHI_UPLOAD_FOLDER）。未恢复任何内容。")
@@ -662,12 +677,13 @@ def restore_backup(archive_path: Path) -> RestoreResult:
         got = _counts_after(kind, url)
         differ = [t for t, n in expected.items() if got.get(t) != n]
         if differ:
-            raise BackupError("恢复后的行数与备份清单不符：" + "、".join(
+            raise BackupError("数据已写入，但恢复后的行数与备份清单不符，请勿使用此实例并检查备份来源：" + "、".join(
                 f"{t}（清单{expected[t]}，实际{got.get(t)}）" for t in differ))
         if manifest.get("missing_files"):
             notes.append(f"备份时已有 {len(manifest['missing_files'])} 个附件文件缺失，这些附件无法下载。")
         if revision is None:
-            notes.append("备份中没有迁移版本记录：请运行 fazhi-flow db stamp head 前先核对数据库结构。")
+            notes.append("备份中没有迁移版本记录（数据库不是由 fazhi-flow db upgrade 建立的）："
+                         "请核对数据库结构与本程序一致后运行 fazhi-flow db stamp head。")
         elif revision not in heads:
             notes.append(f"数据库结构版本为 {revision}，低于本程序的 {'、'.join(sorted(heads))}："
                          "请运行 fazhi-flow db upgrade。")

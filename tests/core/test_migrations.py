@@ -63,3 +63,66 @@ def test_upgrade_keeps_cycles_and_allows_signed_corrections(fresh_database_url, 
             assert conn.execute(text("SELECT state FROM report_cycle WHERE id = 7")).scalar() == "published"
         downgrade(revision="base")
         db.engine.dispose()
+
+
+def test_upgrade_from_0002_keeps_a_working_district_and_adds_ops_tables(fresh_database_url, monkeypatch):
+    """The demo district (material in every state, revisions, audit rows) and an attachment, written
+    at 0002, come through the upgrade to head unchanged; the tables 0003 adds (job_status,
+    attachment_blob) take rows; going back to 0002 drops only them."""
+    from datetime import datetime
+
+    from sqlalchemy import select, text
+    from werkzeug.security import generate_password_hash
+
+    from fazhi_flow.models import Attachment, AttachmentBlob, Contribution, JobStatus, User, org
+    from fazhi_flow.services.attachments import add_attachment
+    from fazhi_flow.services.demo import load_demo
+
+    new_tables = {"job_status", "attachment_blob"}
+    monkeypatch.setattr(org, "generate_password_hash",
+                        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1000"))
+    monkeypatch.setenv("FAZHI_DATABASE_URL", fresh_database_url)
+    app = create_app("testing")
+
+    def rows():
+        with db.engine.connect() as conn:
+            present = set(inspect(conn).get_table_names())
+            return {t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
+                    for t in db.metadata.sorted_tables if t.name in present}
+
+    with app.app_context():
+        upgrade(revision="0002")
+        with db.engine.connect() as conn:
+            assert not new_tables & set(inspect(conn).get_table_names())
+        load_demo()
+        draft = db.session.scalar(select(Contribution).where(Contribution.state == "draft")
+                                  .order_by(Contribution.id))
+        liaison = db.session.scalar(select(User).join(User.role_rows).where(
+            User.unit_id == draft.unit_id, User.role_rows.any(role="liaison")))
+        add_attachment(draft, liaison, "证明.png", b"\x89PNG\r\n\x1a\n" + b"x" * 100)
+        db.session.commit()
+        before = rows()
+        assert len(before["contribution"]) > 10 and before["revision"] and before["attachment"]
+        db.session.remove()
+
+        upgrade()
+        after = rows()
+        assert {name: data for name, data in after.items() if name not in new_tables} == before
+        assert after["job_status"] == [] and after["attachment_blob"] == []
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+
+        attachment = db.session.scalar(select(Attachment))
+        db.session.add(JobStatus(name="scheduler", host="web1", pid=42, beat_at=datetime(2026, 1, 1),
+                                 ok=True, summary={"queued": 3}))
+        db.session.add(AttachmentBlob(stored_name=attachment.stored_name, content=b"\x00bytes\xff"))
+        db.session.commit()
+        db.session.expire_all()
+        assert db.session.get(JobStatus, "scheduler").summary == {"queued": 3}
+        assert db.session.get(AttachmentBlob, attachment.stored_name).content == b"\x00bytes\xff"
+        db.session.remove()
+
+        downgrade(revision="0002")
+        assert rows() == before
+        downgrade(revision="base")
+        db.engine.dispose()
