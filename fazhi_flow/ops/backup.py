@@ -40,6 +40,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.engine import make_url
 
 FORMAT = "fazhi-flow-backup"
@@ -352,7 +353,7 @@ def create_backup(output: Path, force: bool = False) -> BackupResult:
         os.close(fd)
         part = Path(part_name)
         members: dict = {}
-        with tarfile.open(part, "w:gz", format=tarfile.PAX_FORMAT) as archive:
+        with tarfile.open(part, "w:gz", compresslevel=6, format=tarfile.PAX_FORMAT) as archive:
             _add_member(archive, snapshot.member, snapshot.path, members)
             for name, path in files:
                 _add_member(archive, name, path, members)
@@ -512,8 +513,8 @@ def _pg_tables_now() -> list[tuple[str, int]]:
     try:
         with db.engine.connect() as conn:
             return _pg_tables(conn)
-    except Exception as exc:  # noqa: BLE001 - any connection failure is one message
-        raise BackupError(f"无法连接目标数据库：{str(exc).splitlines()[0][:300]}") from None
+    except SQLAlchemyError as exc:
+        raise BackupError(f"无法连接目标数据库：{_first_line(exc)}") from None
     finally:
         db.engine.dispose()
 
@@ -697,6 +698,10 @@ def restore_backup(archive_path: Path) -> RestoreResult:
 # ---------------------------------------------------------------- commands
 
 
+def _first_line(exc: Exception) -> str:
+    return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
 def _fail(message: str):
     click.secho(message, fg="red", err=True)
     sys.exit(1)
@@ -713,6 +718,8 @@ def backup_command(output: Path, force: bool):
         result = create_backup(output, force=force)
     except BackupError as exc:
         _fail(str(exc))
+    except SQLAlchemyError as exc:
+        _fail(f"备份失败，数据库出错（未写入备份文件）：{_first_line(exc)}")
     for line in result.warnings:
         click.secho(f"警告：{line}", fg="yellow", err=True)
     m = result.manifest
@@ -733,6 +740,8 @@ def restore_command(archive: Path):
         result = restore_backup(archive)
     except BackupError as exc:
         _fail(str(exc))
+    except SQLAlchemyError as exc:
+        _fail(f"恢复失败，数据库出错：{_first_line(exc)}")
     m = result.manifest
     click.echo(f"已恢复 {m['created_at']} 的备份（{m['database']['kind']} 数据库，"
                f"附件文件{result.files}个）。")

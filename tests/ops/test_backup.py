@@ -477,3 +477,46 @@ def test_command_line_process_damaged_archive(new_database, tmp_path):
     assert done.returncode == 1, done.stderr
     assert "已损坏" in done.stderr and "Traceback" not in done.stderr + done.stdout
     assert not (tmp_path / "up").exists() or _files(tmp_path / "up") == {}
+
+
+def test_attachments_kept_in_the_database_travel_in_the_dump(instance, monkeypatch, tmp_path):
+    """With ATTACHMENT_STORAGE=database the bytes are rows of attachment_blob: the archive holds no
+    upload files, and the restored instance serves the same bytes."""
+    from fazhi_flow.models import Attachment, AttachmentBlob
+    from fazhi_flow.services.attachments import read_bytes
+
+    monkeypatch.setenv("FAZHI_ATTACHMENT_STORAGE", "database")
+    source = instance("source", schema=True)
+    _build_source(source, monkeypatch)
+    with source.app_context():
+        want = {a.stored_name: a.sha256 for a in db.session.scalars(select(Attachment))}
+        assert len(want) == 9 and db.session.query(AttachmentBlob).count() == 9
+        db.session.remove()
+    assert _files(Path(source.config["UPLOAD_FOLDER"])) == {}
+    archive = tmp_path / "b.tar.gz"
+    assert _cli(source, "backup", "-o", str(archive)).exit_code == 0
+    assert not [i.name for i, _ in _members(archive) if i.name.startswith("uploads/")]
+
+    target = instance("target")
+    result = _cli(target, "restore", str(archive))
+    assert result.exit_code == 0, result.output
+    with target.app_context():
+        got = {a.stored_name: hashlib.sha256(read_bytes(a.stored_name)).hexdigest()
+               for a in db.session.scalars(select(Attachment))}
+        db.session.remove()
+        db.engine.dispose()
+    assert got == want
+    assert _rows(target)["attachment_blob"] == _rows(source)["attachment_blob"]
+
+
+def test_missing_postgresql_client_is_named(instance, is_postgres, monkeypatch, tmp_path):
+    if not is_postgres:
+        pytest.skip("pg_dump is used only with a PostgreSQL database")
+    source = instance("source", schema=True)
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    result = _cli(source, "backup", "-o", str(tmp_path / "b.tar.gz"))
+    assert result.exit_code == 1 and "找不到 pg_dump" in result.output and "postgresql-client" in result.output
+    assert not (tmp_path / "b.tar.gz").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
