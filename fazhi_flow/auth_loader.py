@@ -48,6 +48,23 @@ def touch_session() -> None:
         session[SEEN_AT] = moment
 
 
+def request_user_logged_in() -> bool:
+    """Whether this request has a logged-in user, without reading the user's row again.
+
+    After a commit every loaded object is expired, so ``current_user.is_authenticated`` (which reads
+    ``active``) would reload the user in ``after_request`` just to set a header. A user object that
+    was loaded (``load_user`` checked it is active) or logged in during the request counts as is.
+    """
+    from flask_login import current_user
+
+    loaded = g.get("_login_user")
+    if loaded is None:  # nothing looked at the user yet: load it the ordinary way
+        return current_user.is_authenticated
+    from .models import User
+
+    return isinstance(loaded, User)
+
+
 def init_login(login_manager) -> None:
     from .models import User
 

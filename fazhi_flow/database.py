@@ -1,12 +1,46 @@
-"""Engine set-up: SQLite pragmas and IMMEDIATE write transactions."""
+"""Engine set-up: SQLite pragmas; IMMEDIATE transactions for writers, DEFERRED ones for page reads."""
+import logging
+
+from flask import g, has_request_context, request
 from sqlalchemy import event
+
+logger = logging.getLogger(__name__)
+
+# Requests with these methods only read (a handler that writes anyway says so: require_write_lock).
+READ_METHODS = ("GET", "HEAD", "OPTIONS")
+# Connection.info key: True while the connection's SQLite transaction began DEFERRED.
+_DEFERRED = "fazhi_sqlite_deferred"
+_WRITE_LOCK_FLAG = "_fazhi_write_lock"
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def wants_write_lock() -> bool:
+    """Whether a transaction beginning now should take SQLite's write lock up front.
+
+    Outside a request (CLI, jobs, the scheduler) always; in a request unless its method only reads.
+    """
+    if not has_request_context():
+        return True
+    return request.method not in READ_METHODS or bool(g.get(_WRITE_LOCK_FLAG))
+
+
+def require_write_lock() -> None:
+    """Make the request's next transactions IMMEDIATE: for a GET that writes (e.g. an audit row).
+
+    Call it before the transaction that writes begins (at the start, or right after a commit or
+    rollback): a DEFERRED transaction that has read cannot safely become a writer under load.
+    """
+    if has_request_context():
+        setattr(g, _WRITE_LOCK_FLAG, True)
 
 
 def configure_engine(engine) -> None:
-    """Make SQLite safe for concurrent use: WAL, busy timeout, foreign keys, BEGIN IMMEDIATE.
+    """Make SQLite safe for concurrent use: WAL, busy timeout, foreign keys, the right BEGIN.
 
-    Beginning every transaction IMMEDIATE takes the write lock up front, so two writers queue on the
-    busy timeout instead of one failing later with "database is locked" when it upgrades its lock.
+    A writer begins IMMEDIATE, taking the write lock up front, so two writers queue on the busy
+    timeout instead of one failing later with "database is locked" when it upgrades its lock. A
+    read-only request begins DEFERRED: under WAL it reads a snapshot without waiting for a writer,
+    so pages are not queued behind saves.
     """
     if engine.dialect.name != "sqlite":
         return
@@ -24,18 +58,37 @@ def configure_engine(engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        immediate = wants_write_lock()
+        connection.info[_DEFERRED] = not immediate
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN DEFERRED")
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _write_in_read(connection, _cursor, statement, _parameters, _context, _executemany):
+        # A write in a DEFERRED transaction fails at once ("database is locked") when another
+        # connection writes at the same moment; such a handler must call require_write_lock().
+        if (connection.info.get(_DEFERRED) and statement.lstrip()[:7].upper().startswith(_WRITES)
+                and has_request_context()):
+            logger.warning("write in a read-only (DEFERRED) SQLite transaction: %s %s: %.60s",
+                           request.method, request.path, statement)
+
+
+def in_read_transaction(session) -> bool:
+    """Whether ``session`` works in a DEFERRED (read-only) SQLite transaction."""
+    return bool(session.connection().info.get(_DEFERRED))
 
 
 def lock_row(obj) -> None:
     """Re-read ``obj`` under a row lock (SELECT … FOR UPDATE) before checking and changing it.
 
     A check made after this holds until the transaction ends, so two requests deciding the same
-    thing at once are serialised on PostgreSQL. (On SQLite every transaction already holds the write
-    lock from BEGIN IMMEDIATE, and FOR UPDATE is not needed.) Changes already made to ``obj`` are
-    flushed first, so the refresh does not discard them.
+    thing at once are serialised on PostgreSQL. (On SQLite a writing transaction already holds the
+    write lock from BEGIN IMMEDIATE, and FOR UPDATE is not needed; a read-only request's DEFERRED
+    transaction holds no lock, so it must not decide anything here.) Changes already made to ``obj``
+    are flushed first, so the refresh does not discard them.
     """
     from .extensions import db
 
+    if has_request_context() and in_read_transaction(db.session):
+        raise RuntimeError("lock_row in a read-only request: call require_write_lock() first")
     db.session.flush()
     db.session.refresh(obj, with_for_update=True)

@@ -43,6 +43,9 @@ def record_refusal(kind: str, reason: str | None = None) -> None:
     Call only after the request's own changes were rolled back: this commits the session. A busy or
     failing database loses the row, never the response (the refusal page is shown all the same).
     """
+    from ..database import require_write_lock
+
+    require_write_lock()  # a refused GET writes this row: its transaction must not be a read-only one
     try:
         _write_refusal(kind, reason)
     except SQLAlchemyError:

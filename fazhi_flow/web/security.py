@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import flash, g, redirect, request, session, url_for
 from flask_login import current_user, logout_user
 
-from ..auth_loader import EXPIRED_MESSAGE, session_expired, touch_session
+from ..auth_loader import EXPIRED_MESSAGE, request_user_logged_in, session_expired, touch_session
 
 HSTS = "max-age=31536000; includeSubDomains"
 CSP = (
@@ -54,7 +54,7 @@ def register(app) -> None:
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         if request.is_secure or app.config.get("ENV_NAME") == "production":
             headers.setdefault("Strict-Transport-Security", HSTS)
-        if request.endpoint != "static" and current_user.is_authenticated:
+        if request.endpoint != "static" and request_user_logged_in():
             # Pages behind login must not be kept by the browser or any proxy.
             headers["Cache-Control"] = "no-store"
             headers["Pragma"] = "no-cache"
