@@ -353,7 +353,7 @@ def create_backup(output: Path, force: bool = False) -> BackupResult:
         os.close(fd)
         part = Path(part_name)
         members: dict = {}
-        with tarfile.open(part, "w:gz", compresslevel=6, format=tarfile.PAX_FORMAT) as archive:
+        with tarfile.open(part, "w:gz", compresslevel=1, format=tarfile.PAX_FORMAT) as archive:
             _add_member(archive, snapshot.member, snapshot.path, members)
             for name, path in files:
                 _add_member(archive, name, path, members)
