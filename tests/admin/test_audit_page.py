@@ -110,6 +110,9 @@ def test_both_tables_in_one_list_newest_first(admin_client, trail, db):
     assert "待审核 → 已退回" in transition[4] and "意见：请补充数据" in transition[4]
     assert "联络员甲（sfj_ll）" in rows[2][3]  # the user an admin changed, by name
     assert "共7条记录" in html
+    # A person or an object in a row links to the rows about them (the other filters kept).
+    assert f"/admin/audit?since=2025-03-01&amp;until=2025-03-31&amp;target=contribution:{trail.contribution.id}" in html
+    assert "/admin/audit?since=2025-03-01&amp;until=2025-03-31&amp;who=shenhe1" in html
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -129,6 +132,8 @@ def test_both_tables_in_one_list_newest_first(admin_client, trail, db):
     ({"until": "2025年3月1日"}, ["保存材料"]),
     ({"who": "审核人", "action": "contribution.return", "target": "contribution:{c}"}, ["审核退回"]),
     ({"who": "nobody-at-all"}, []),
+    ({"who": "%"}, []),  # typed text, not a pattern
+    ({"target": "_"}, []),
 ])
 def test_filters(admin_client, trail, db, args, expected):
     args = {k: v.format(c=trail.contribution.id, cycle=trail.cycle.id) for k, v in args.items()}
