@@ -137,6 +137,10 @@ def _to_database(item: _Item, dry_run: bool, outcome: Outcome) -> None:
     copy = store.blob_read(item.stored_name)  # read back what the database really holds
     db.session.commit()
     if not _whole(copy, item):
+        if not _exists(item):  # a user deleted it, copy and all, right after our commit
+            store.folder_delete(item.stored_name)
+            outcome.gone += 1
+            return
         outcome.problems.append(f"{item.label()}：写入数据库后读回的内容与校验值不符，已保留文件。")
         return
     store.folder_delete(item.stored_name)

@@ -398,3 +398,63 @@ def test_killed_midway_every_attachment_stays_whole_and_a_second_run_finishes(
     checked = _storage(runner, "verify")
     assert checked.exit_code == 0 and f"数据库中完好的附件 {total} 个，有问题 0 个。" in checked.output
     assert not [p for p in Path(app.config["UPLOAD_FOLDER"]).rglob("*") if p.is_file()]
+
+
+def test_a_delete_waits_for_the_move_of_that_attachment_and_leaves_no_copy(app, monkeypatch, world, db):
+    """Two connections: the move holds the attachment's row while copying it; a user's delete of
+    that attachment waits, then removes the row, the copy in the database and the file."""
+    import threading
+
+    from fazhi_flow.models import User
+
+    _use(app, monkeypatch, store.FOLDER)
+    (row,) = _add(world, db, 1)
+    attachment_id, name, liaison_id = row.id, row.stored_name, world.liaison.id
+    db.session.commit()
+    from fazhi_flow.ops import storage as ops_storage
+
+    copied, go = threading.Event(), threading.Event()
+    real_write = store.blob_write
+
+    def write_then_wait(*args):
+        real_write(*args)
+        copied.set()  # the copy is flushed, the row held, nothing committed yet
+        assert go.wait(30)
+
+    monkeypatch.setattr(store, "blob_write", write_then_wait)
+    results = {}
+
+    def mover():
+        with app.app_context():
+            try:
+                results["move"] = ops_storage.move(store.DATABASE)
+            finally:
+                db.session.remove()
+
+    def deleter():
+        with app.app_context():
+            try:
+                attachment = db.session.get(Attachment, attachment_id)
+                store.remove_attachment(attachment, db.session.get(User, liaison_id))
+                db.session.commit()
+                store.discard_file(name)
+                results["delete"] = "ok"
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=mover)]
+    threads[0].start()
+    assert copied.wait(30)
+    threads.append(threading.Thread(target=deleter))
+    threads[1].start()
+    threads[1].join(1.0)
+    assert threads[1].is_alive(), "the delete did not wait for the move holding the row"
+    go.set()
+    for thread in threads:
+        thread.join(60)
+    monkeypatch.setattr(store, "blob_write", real_write)
+    outcome = results["move"]
+    assert results["delete"] == "ok" and outcome.problems == [] and outcome.done + outcome.gone == 1
+    assert db.session.get(Attachment, attachment_id) is None
+    assert store.blob_read(name) is None and store.folder_read(name) is None
+    db.session.commit()
