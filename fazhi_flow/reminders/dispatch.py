@@ -1,32 +1,40 @@
-"""Turn a due reminder into its Reminder row and its messages, in the caller's transaction.
+"""Turn due reminders into Reminder rows and their messages, in bulk, in the caller's transaction.
 
-The Reminder row is inserted first inside a savepoint; if its key already exists (another sweep got
-there first, even concurrently) the insert fails, the savepoint is rolled back and nothing is queued.
+Reminder rows are written with ``INSERT … ON CONFLICT (key) DO NOTHING … RETURNING``: only the keys
+this transaction inserted come back, and only those get in-app notifications and outbox rows. A
+concurrent sweep inserting the same key waits for this transaction (PostgreSQL) or for the write
+lock (SQLite) and then inserts nothing, so each reminder is queued exactly once.
+
+Everything a batch needs is read up front in a fixed number of statements (the people, their
+channel choices, the group robots, the outline), so the work grows with the number of reminders
+due, never with the number of contributions, and the rows are written a batch at a time.
 """
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, func, select
 
 from ..extensions import db
-from ..models import Contribution
-from ..models.reminder import Reminder
+from ..limits import fit
+from ..models import Assignment, Contribution, ReportCycle, Section, Unit, User
+from ..models.cycle import ASSIGNMENT_ROLES, section_reviewer
+from ..models.notification import Notification
+from ..models.reminder import REMINDER_KINDS, OutboxMessage, Reminder, UserChannelPreference, WebhookTarget
 from ..notify import messages as M
-from ..notify.outbox import (
-    admins, liaisons, queue_webhook, reviewers_of, send_to_users, unit_heads, webhooks_for,
-)
-from ..timeutil import local_zone
+from ..timeutil import local_zone, utcnow
+from ..workflow.states import CONTRIBUTION_STATE_LABELS
 from .calendar import current_calendar, due_status
-from .policy import DueReminder, PolicySettings, is_unit_review
+from .policy import REMINDABLE_STATES, DueReminder, PolicySettings, is_unit_review
 
 logger = logging.getLogger(__name__)
 
 # Kinds addressed to the unit (its liaisons and its group robots).
 UNIT_KINDS = ("before_due", "due_today", "overdue", "manual")
+# Reminders written per batch: bounds the memory of a sweep queuing tens of thousands.
+BATCH_SIZE = 1000
 
 
 def end_of_local_day_utc(day: date) -> datetime:
@@ -34,61 +42,9 @@ def end_of_local_day_utc(day: date) -> datetime:
     return local.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def insert_reminder(spec: DueReminder, cycle_id: int, day: date, now_utc: datetime,
-                    note: str | None = None, actor=None) -> Reminder | None:
-    """Insert the Reminder row for ``spec``; None when its key exists already."""
-    reminder = Reminder(key=spec.key, cycle_id=cycle_id, contribution_id=spec.contribution_id,
-                        kind=spec.kind, occurrence=spec.occurrence, due=spec.due, day=day,
-                        message=note, actor_id=getattr(actor, "id", None), created_at=now_utc)
-    try:
-        with db.session.begin_nested():
-            db.session.add(reminder)
-            db.session.flush()
-    except IntegrityError:
-        logger.info("Reminder %s exists already; skipped", spec.key)
-        return None
-    return reminder
-
-
-def fan_out(reminder: Reminder, cycle, contribution: Contribution | None, day: date,
-            settings: PolicySettings | None = None, now: datetime | None = None) -> int:
-    """Queue the in-app notifications, e-mails and robot messages of ``reminder``; return the count."""
-    kind = reminder.kind
-    told = 0
-    now = now or reminder.created_at
-    if kind in UNIT_KINDS:
-        status = due_status(contribution, today=day)
-        msg = M.reminder_message(kind, contribution, status, note=reminder.message)
-        expires = end_of_local_day_utc(status.due) if kind in ("before_due", "due_today") and status.due \
-            else None
-        people = liaisons(contribution.unit_id)
-        told += send_to_users(people, msg, "reminder", inapp_kind="reminder", reminder=reminder,
-                              contribution=contribution, expires_at=expires, now=now)
-        mobiles = [u.phone for u in people if u.phone]
-        for target in webhooks_for(unit_id=contribution.unit_id, cycle_id=cycle.id):
-            told += bool(queue_webhook(target, msg, "reminder", reminder=reminder,
-                                       contribution=contribution, mobiles=mobiles, expires_at=expires,
-                                       now=now))
-    elif kind == "escalation":
-        msg = M.escalation_message(contribution, due_status(contribution, today=day))
-        people = unit_heads(contribution.unit_id) + admins()
-        told += send_to_users(people, msg, "reminder", inapp_kind="reminder", reminder=reminder,
-                              contribution=contribution, now=now)
-    elif kind == "backlog":
-        waited = current_calendar().working_days_between(_local_day(contribution.submitted_at), day)
-        if is_unit_review(kind, reminder.occurrence):
-            msg = M.unit_review_message(contribution, waited)
-            people = unit_heads(contribution.unit_id)
-        else:
-            msg = M.backlog_message(contribution, waited)
-            people = reviewers_of(contribution)
-        told += send_to_users(people, msg, "reminder", inapp_kind="reminder",
-                              reminder=reminder, contribution=contribution, now=now)
-    elif kind == "digest":
-        msg = digest_for(cycle, day, settings or PolicySettings())
-        told += send_to_users(admins(), msg, "reminder", inapp_kind="reminder", reminder=reminder, now=now)
-    reminder.recipients = told
-    return told
+def start_of_local_day_utc(day: date) -> datetime:
+    local = datetime.combine(day, time(), tzinfo=local_zone())
+    return local.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def _local_day(value: datetime | None) -> date | None:
@@ -97,18 +53,377 @@ def _local_day(value: datetime | None) -> date | None:
     return value.replace(tzinfo=timezone.utc).astimezone(local_zone()).date()
 
 
-def digest_for(cycle, day: date, settings: PolicySettings):
-    rows = list(db.session.scalars(select(Contribution).where(Contribution.cycle_id == cycle.id)
-                                   .order_by(Contribution.id)))
-    counts = Counter(c.state for c in rows)
+# ------------------------------------------------------------------ contribution facts in SQL
+
+
+def section_due(cycle_ids):
+    """A recursive CTE (section_id, due): each section's effective due date, as
+    ``Section.effective_due`` computes it (its own, else the nearest ancestor's, else the cycle's)."""
+    s, rc = Section.__table__, ReportCycle.__table__
+    top = (select(s.c.id.label("section_id"), func.coalesce(s.c.due, rc.c.due).label("due"))
+           .join(rc, rc.c.id == s.c.cycle_id)
+           .where(s.c.parent_id.is_(None), s.c.cycle_id.in_(list(cycle_ids)))
+           .cte("section_due", recursive=True))
+    child = s.alias("child")
+    return top.union_all(select(child.c.id, func.coalesce(child.c.due, top.c.due))
+                         .join(top, child.c.parent_id == top.c.section_id))
+
+
+def facts_select(cycle_ids):
+    """SELECT of the facts the policy and the messages need, one row per contribution; the effective
+    due date is column ``due`` (also returned as the second value, for filters)."""
+    c, a = Contribution.__table__, Assignment.__table__
+    sd = section_due(cycle_ids)
+    due = func.coalesce(a.c.due, sd.c.due)
+    q = (select(c.c.id, c.c.state, due.label("due"), c.c.unit_id, a.c.section_id, a.c.role,
+                c.c.submitted_at, c.c.cycle_id)
+         .select_from(c.join(a, a.c.id == c.c.assignment_id).outerjoin(sd, sd.c.section_id == a.c.section_id)))
+    return q, due
+
+
+# ------------------------------------------------------------------ light stand-ins for the messages
+
+
+@dataclass(frozen=True)
+class _Named:
+    name: str
+
+
+@dataclass(frozen=True)
+class _SectionLabel:
+    path_label: str
+
+
+@dataclass(frozen=True)
+class _AssignmentFacts:
+    role: str
+    due: date | None
+
+    @property
+    def role_label(self) -> str:
+        return ASSIGNMENT_ROLES.get(self.role, self.role)
+
+    def effective_due(self) -> date | None:
+        return self.due
+
+
+@dataclass(frozen=True)
+class Facts:
+    """One contribution as the messages see it (unit name, section path, role, due date, state),
+    without loading its ORM object and relationships."""
+
+    id: int
+    state: str
+    due: date | None
+    unit_id: int
+    section_id: int
+    submitted_at: datetime | None
+    unit: _Named
+    section: _SectionLabel
+    assignment: _AssignmentFacts
+
+    @property
+    def state_label(self) -> str:
+        return CONTRIBUTION_STATE_LABELS[self.state]
+
+
+# ------------------------------------------------------------------ who is told
+
+
+class Directory:
+    """The people, channel choices, robots and outline of one cycle, read once for a whole sweep."""
+
+    def __init__(self, cycle):
+        session = db.session
+        self.cycle = cycle
+        users = session.scalars(select(User).where(User.active.is_(True)).order_by(User.id)).all()
+        self.users = {u.id: u for u in users}
+        self.roles = {u.id: u.roles for u in users}
+        self.by_role: dict[str, list[User]] = {}
+        self.by_role_unit: dict[tuple[str, int | None], list[User]] = {}
+        for u in users:
+            for role in sorted(self.roles[u.id]):
+                self.by_role.setdefault(role, []).append(u)
+                self.by_role_unit.setdefault((role, u.unit_id), []).append(u)
+        self.prefs = {p.user_id: (p.email, p.inapp)
+                      for p in session.scalars(select(UserChannelPreference))}
+        self.webhooks = session.scalars(select(WebhookTarget).where(WebhookTarget.active.is_(True))
+                                        .order_by(WebhookTarget.id)).all()
+        sections = session.scalars(select(Section).where(Section.cycle_id == cycle.id)).all()
+        self.sections = {s.id: s for s in sections}
+        self.named: dict[int, list[int]] = {}
+        for sid, uid in session.execute(
+                select(section_reviewer.c.section_id, section_reviewer.c.user_id)
+                .where(section_reviewer.c.section_id.in_(select(Section.id).where(Section.cycle_id == cycle.id)))
+                .order_by(section_reviewer.c.user_id)):
+            self.named.setdefault(sid, []).append(uid)
+        self.unit_names = dict(session.execute(select(Unit.id, Unit.name)).all())
+        self._labels: dict[int, _SectionLabel] = {}
+        self._units: dict[int, _Named] = {}
+
+    # The same choices as notify.preferences.wants, from the rows read above.
+    def wants(self, user, channel: str) -> bool:
+        pref = self.prefs.get(user.id)
+        if channel == "email":
+            return bool(user.email) and (pref is None or pref[0])
+        return pref is None or pref[1]
+
+    def facts(self, row) -> Facts:
+        """Facts from a ``facts_select`` row."""
+        label = self._labels.get(row.section_id)
+        if label is None:
+            label = self._labels[row.section_id] = _SectionLabel(self.sections[row.section_id].path_label)
+        unit = self._units.get(row.unit_id)
+        if unit is None:
+            unit = self._units[row.unit_id] = _Named(self.unit_names.get(row.unit_id, ""))
+        return Facts(row.id, row.state, row.due, row.unit_id, row.section_id, row.submitted_at, unit, label,
+                     _AssignmentFacts(row.role, row.due))
+
+    def liaisons(self, unit_id: int) -> list[User]:
+        return self.by_role_unit.get(("liaison", unit_id), [])
+
+    def unit_heads(self, unit_id: int) -> list[User]:
+        return self.by_role_unit.get(("unit_head", unit_id), [])
+
+    def admins(self) -> list[User]:
+        return self.by_role.get("admin", [])
+
+    def reviewers_of(self, facts: Facts) -> list[User]:
+        """As notify.outbox.reviewers_of: named for the section (or its nearest ancestor naming
+        some), else every reviewer; never one of the contribution's own unit."""
+        named: list[int] = []
+        node = self.sections.get(facts.section_id)
+        while node is not None:
+            named = self.named.get(node.id, [])
+            if named:
+                break
+            node = self.sections.get(node.parent_id)
+        pool = [self.users[i] for i in named if i in self.users] if named else self.by_role.get("reviewer", [])
+        return [u for u in pool if "reviewer" in self.roles[u.id] and u.unit_id != facts.unit_id]
+
+    def webhooks_for(self, unit_id: int, cycle_id: int) -> list[WebhookTarget]:
+        return [t for t in self.webhooks if t.unit_id == unit_id or t.cycle_id == cycle_id]
+
+
+# ------------------------------------------------------------------ rows
+
+
+_SUBJECT = OutboxMessage.__table__.c.subject.type.length
+_CAUSE = OutboxMessage.__table__.c.cause.type.length
+
+
+class _Rows:
+    """Notification and outbox rows of one batch, each tagged with its reminder's key."""
+
+    def __init__(self, directory: Directory, now: datetime):
+        self.d = directory
+        self.now = now
+        self.notifications: list[tuple[str, dict]] = []
+        self.outbox: list[tuple[str, dict]] = []
+
+    def _mail(self, key, channel, message, cause, contribution_id, expires_at, **kw) -> dict:
+        row = dict(channel=channel, user_id=None, webhook_id=None, address="", subject=fit(
+            OutboxMessage.subject, message.subject), body=message.body, payload=None,
+            cause=fit(OutboxMessage.cause, cause), reminder_id=None, contribution_id=contribution_id,
+            status="pending", attempts=0, next_attempt_at=self.now, claimed_at=None,
+            expires_at=expires_at, last_error=None, created_at=self.now, sent_at=None)
+        row.update(kw)
+        self.outbox.append((key, row))
+        return row
+
+    def send_to_users(self, key: str, users, message, contribution_id=None, expires_at=None) -> int:
+        """As notify.outbox.send_to_users with ``inapp_kind="reminder"``: each user once, in-app
+        and by e-mail as each prefers; the number of users told by at least one channel."""
+        told, seen = 0, set()
+        for user in users:
+            if user.id in seen or not user.active:
+                continue
+            seen.add(user.id)
+            note = mail = False
+            if self.d.wants(user, "inapp"):
+                self.notifications.append((key, dict(
+                    user_id=user.id, kind="reminder", title=fit(Notification.title, message.subject),
+                    body=message.short, link=fit(Notification.link, message.link), created_at=utcnow(),
+                    read_at=None)))
+                note = True
+            if self.d.wants(user, "email"):
+                self._mail(key, "email", message, "reminder", contribution_id, expires_at,
+                           user_id=user.id, address=user.email.strip())
+                mail = True
+            told += note or mail
+        return told
+
+    def queue_webhook(self, key, target, message, contribution_id, mobiles, expires_at) -> int:
+        if not target.active:
+            return 0
+        mobiles = sorted({m for m in mobiles if m})
+        self._mail(key, "webhook", message, "reminder", contribution_id, expires_at, webhook_id=target.id,
+                   address=target.name, body=message.short, payload={"mobiles": mobiles} if mobiles else None)
+        return 1
+
+
+def _messages(rows: _Rows, key: str, kind: str, occurrence: str, cycle, facts: Facts | None, day: date,
+              settings: PolicySettings, note: str | None) -> int:
+    """Queue the in-app notifications, e-mails and robot messages of one reminder; the count told."""
+    d = rows.d
     calendar = current_calendar()
-    overdue, waiting = [], 0
-    for c in rows:
-        if c.state in ("draft", "returned"):
-            st = due_status(c, today=day, calendar=calendar)
-            if st.overdue:
-                overdue.append((c.unit.name, c.section.path_label, st.label))
-        elif c.state == "submitted" and settings.backlog_days and c.submitted_at is not None:
-            if calendar.working_days_between(_local_day(c.submitted_at), day) > settings.backlog_days:
-                waiting += 1
-    return M.digest_message(cycle, day, dict(counts), overdue, waiting)
+    if kind in UNIT_KINDS:
+        status = due_status(facts.due, today=day, calendar=calendar)
+        msg = M.reminder_message(kind, facts, status, note=note)
+        expires = end_of_local_day_utc(status.due) if kind in ("before_due", "due_today") and status.due \
+            else None
+        people = d.liaisons(facts.unit_id)
+        told = rows.send_to_users(key, people, msg, facts.id, expires)
+        mobiles = [u.phone for u in people if u.phone]
+        for target in d.webhooks_for(facts.unit_id, cycle.id):
+            told += rows.queue_webhook(key, target, msg, facts.id, mobiles, expires)
+        return told
+    if kind == "escalation":
+        msg = M.escalation_message(facts, due_status(facts.due, today=day, calendar=calendar))
+        return rows.send_to_users(key, d.unit_heads(facts.unit_id) + d.admins(), msg, facts.id)
+    if kind == "backlog":
+        waited = calendar.working_days_between(_local_day(facts.submitted_at), day)
+        if is_unit_review(kind, occurrence):
+            msg, people = M.unit_review_message(facts, waited), d.unit_heads(facts.unit_id)
+        else:
+            msg, people = M.backlog_message(facts, waited), d.reviewers_of(facts)
+        return rows.send_to_users(key, people, msg, facts.id)
+    if kind == "digest":
+        return rows.send_to_users(key, d.admins(), digest_for(cycle, day, settings))
+    return 0
+
+
+@dataclass
+class QueuedReminder:
+    key: str
+    kind: str
+    kind_label: str
+    cycle: str
+    unit: str
+    section: str
+    recipients: int
+    id: int | None = None
+
+    def line(self) -> str:
+        where = f"{self.unit} {self.section}".strip() or self.cycle
+        return f"{self.kind_label}\t{where}\t收件{self.recipients}个\t{self.key}"
+
+
+@dataclass
+class Queued:
+    queued: list[QueuedReminder] = field(default_factory=list)
+    skipped: int = 0
+
+
+def _insert_new(table, rows: list[dict]) -> dict[str, int]:
+    """Insert ``rows`` skipping keys that exist; {key: id} of the rows this statement inserted."""
+    if not rows:
+        return {}
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - the supported databases are SQLite and PostgreSQL
+        raise RuntimeError(f"unsupported database: {dialect}")
+    # One order for every writer, so two concurrent sweeps wait on each other's keys in the same order.
+    rows = sorted(rows, key=lambda r: r["key"])
+    stmt = insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id, table.c.key)
+    return {key: id_ for id_, key in db.session.execute(stmt, rows)}
+
+
+def queue(cycle, specs: list[DueReminder], facts: dict[int, Facts], directory: Directory, day: date,
+          now_utc: datetime, settings: PolicySettings | None = None, note: str | None = None,
+          actor_id: int | None = None, batch_size: int = BATCH_SIZE) -> Queued:
+    """Write the Reminder rows of ``specs`` that do not exist yet, with their messages; batch by batch.
+
+    ``facts`` holds the contributions the specs are about. Nothing is committed here.
+    """
+    settings = settings or PolicySettings()
+    out = Queued()
+    session = db.session
+    for start in range(0, len(specs), max(1, batch_size)):
+        chunk = specs[start:start + batch_size]
+        rows = _Rows(directory, now_utc)
+        reminders = []
+        for spec in chunk:
+            subject = facts.get(spec.contribution_id) if spec.contribution_id is not None else None
+            told = _messages(rows, spec.key, spec.kind, spec.occurrence, cycle, subject, day, settings, note)
+            reminders.append(dict(key=spec.key, cycle_id=cycle.id, contribution_id=spec.contribution_id,
+                                  kind=spec.kind, occurrence=spec.occurrence, due=spec.due, day=day,
+                                  message=note, actor_id=actor_id, recipients=told, created_at=now_utc))
+        new = _insert_new(Reminder.__table__, reminders)
+        out.skipped += len(chunk) - len(new)
+        if not new:
+            continue
+        notifications = [row for key, row in rows.notifications if key in new]
+        if notifications:
+            session.execute(Notification.__table__.insert(), notifications)
+        outbox = [dict(row, reminder_id=new[key]) for key, row in rows.outbox if key in new]
+        if outbox:
+            session.execute(OutboxMessage.__table__.insert(), outbox)
+        for spec, row in zip(chunk, reminders):
+            if spec.key not in new:
+                continue
+            subject = facts.get(spec.contribution_id) if spec.contribution_id is not None else None
+            label = "待单位审核提醒" if is_unit_review(spec.kind, spec.occurrence) else REMINDER_KINDS[spec.kind]
+            out.queued.append(QueuedReminder(
+                key=spec.key, kind=spec.kind, kind_label=label, cycle=cycle.title,
+                unit=subject.unit.name if subject else "", section=subject.section.path_label if subject else "",
+                recipients=row["recipients"], id=new[spec.key]))
+    return out
+
+
+# ------------------------------------------------------------------ the daily digest
+
+
+class _Counted(list):
+    """The first rows of a longer list; ``len`` is the length of the whole list (for the digest's
+    "另有N份" line, which only prints the first 50)."""
+
+    def __init__(self, head, total: int):
+        super().__init__(head)
+        self.total = total
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __bool__(self) -> bool:
+        return self.total > 0
+
+
+def _waiting_before(day: date, backlog_days: int, calendar) -> date:
+    """The latest local day d with more than ``backlog_days`` working days in (d, ``day``]."""
+    d, count = day, 0
+    while count <= backlog_days:
+        count += calendar.is_working_day(d)
+        d -= timedelta(days=1)
+    return d
+
+
+def digest_for(cycle, day: date, settings: PolicySettings):
+    """The digest message, counted in SQL (no contribution is loaded): the states, the overdue
+    drafts (the first 50 listed), and the submissions waiting more than ``backlog_days``."""
+    session = db.session
+    calendar = current_calendar()
+    c = Contribution.__table__
+    counts = dict(session.execute(select(c.c.state, func.count()).where(c.c.cycle_id == cycle.id)
+                                  .group_by(c.c.state)).all())
+    q, due = facts_select([cycle.id])
+    late = and_(c.c.cycle_id == cycle.id, c.c.state.in_(REMINDABLE_STATES), due < day)
+    total = session.scalar(select(func.count()).select_from(q.where(late).subquery()))
+    head = []
+    if total:
+        rows = session.execute(q.where(late).order_by(c.c.id).limit(50)).all()
+        sections = {s.id: s for s in session.scalars(select(Section).where(Section.cycle_id == cycle.id))}
+        units = dict(session.execute(select(Unit.id, Unit.name).where(Unit.id.in_({r.unit_id for r in rows}))).all())
+        for row in rows:
+            st = due_status(row.due, today=day, calendar=calendar)
+            head.append((units.get(row.unit_id, ""), sections[row.section_id].path_label, st.label))
+    waiting = 0
+    if settings.backlog_days:
+        bound = start_of_local_day_utc(_waiting_before(day, settings.backlog_days, calendar) + timedelta(days=1))
+        waiting = session.scalar(select(func.count()).select_from(c).where(
+            c.c.cycle_id == cycle.id, c.c.state == "submitted", c.c.submitted_at.is_not(None),
+            c.c.submitted_at < bound)) or 0
+    return M.digest_message(cycle, day, counts, _Counted(head, total), waiting)

@@ -4,23 +4,28 @@ sends the outbox. Both are idempotent; APScheduler, the CLI and the tests call t
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import select, text, update
-from sqlalchemy.orm import joinedload
+from sqlalchemy import String, and_, bindparam, exists, func, literal, or_, select, text, update
 
 from ..extensions import db
-from ..models import Assignment, Contribution, ReportCycle, Section
+from ..models import Contribution, ReportCycle, User
 from ..models.reminder import OutboxMessage, Reminder, ReminderPolicy, WebhookTarget
 from ..notify import PermanentFailure, TemporaryFailure, Unreachable
 from ..notify import webhook as webhook_channel
 from ..notify.email import SmtpSender, build_message
 from ..timeutil import local_zone, utcnow
+from ..workflow.states import CONTRIBUTION_STATE_LABELS
 from . import dispatch
 from .calendar import current_calendar
-from .policy import REMINDABLE_STATES, Item, PolicySettings, due_reminders, is_unit_review
+from .dispatch import QueuedReminder
+from .policy import (
+    REMINDABLE_STATES, Item, PolicySettings, contribution_stages, digest_reminder, due_reminders, is_unit_review,
+    sweep_day, waiting_stages,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,36 +45,19 @@ def as_utc(now: datetime | None) -> datetime:
 
 
 @dataclass
-class QueuedReminder:
-    key: str
-    kind: str
-    kind_label: str
-    cycle: str
-    unit: str
-    section: str
-    recipients: int
-
-    def line(self) -> str:
-        where = f"{self.unit} {self.section}".strip() or self.cycle
-        return f"{self.kind_label}\t{where}\t收件{self.recipients}个\t{self.key}"
-
-
-@dataclass
 class SweepResult:
     at: datetime
     locked_out: bool = False
     queued: list[QueuedReminder] = field(default_factory=list)
+    # Reminders due now that were queued before (earlier today, or by a concurrent sweep).
     skipped_existing: int = 0
+    # Contributions the SQL selection returned as possibly due (the policy then decides).
+    candidates: int = 0
+    duration: float = 0.0
 
-
-def _items(contributions, zone) -> list[Item]:
-    items = []
-    for c in contributions:
-        submitted_on = None
-        if c.submitted_at is not None:
-            submitted_on = c.submitted_at.replace(tzinfo=timezone.utc).astimezone(zone).date()
-        items.append(Item(c.id, c.state, c.assignment.effective_due(), submitted_on, c.submitted_at))
-    return items
+    @property
+    def skipped(self) -> int:
+        return self.skipped_existing
 
 
 def _try_lock() -> bool:
@@ -78,13 +66,65 @@ def _try_lock() -> bool:
     return bool(db.session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SWEEP_LOCK_KEY}))
 
 
-def sweep(now: datetime | None = None, dry_run: bool = False, use_lock: bool = True) -> SweepResult:
+def _since(column):
+    """SQL text of a naive UTC timestamp as the policy writes it in occurrences (%Y%m%dT%H%M%S)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return func.to_char(column, 'YYYYMMDD"T"HH24MISS', type_=String)
+    return func.strftime("%Y%m%dT%H%M%S", column, type_=String)
+
+
+def candidates(cycle_id: int, today: date, settings: PolicySettings, calendar) -> list:
+    """The contributions of a cycle that may have a reminder due ``today`` not queued yet, as
+    ``dispatch.facts_select`` rows ordered by id; one statement.
+
+    The due-date and submission-day ranges come from the policy (``contribution_stages``,
+    ``waiting_stages``); a contribution whose reminder for its stage exists is left out by an
+    anti-join on the reminder table. The selection may return more than is due, never less: the
+    policy functions decide on the rows returned and the unique key stops any duplicate.
+    """
+    c, r = Contribution.__table__, Reminder.__table__
+    q, due = dispatch.facts_select([cycle_id])
+    conds = []
+    for st in contribution_stages(today, settings, calendar):
+        cond = [c.c.state.in_(st.states), due <= st.last if st.first is None else due.between(st.first, st.last)]
+        if st.suffix is not None:
+            seen = select(r.c.id).where(r.c.contribution_id == c.c.id, r.c.kind == st.kind, r.c.due == due)
+            if st.suffix:
+                seen = seen.where(r.c.occurrence.like(f"%{st.suffix}"))
+            cond.append(~exists(seen))
+        conds.append(and_(*cond))
+    for st in waiting_stages(today, settings, calendar):
+        cond = [c.c.state.in_(st.states), c.c.submitted_at < dispatch.start_of_local_day_utc(st.last + timedelta(days=1))]
+        if st.first is not None:
+            cond.append(c.c.submitted_at >= dispatch.start_of_local_day_utc(st.first))
+        if st.suffix is not None:
+            occurrence = literal(st.prefix, String) + _since(c.c.submitted_at) + literal(st.suffix, String)
+            cond.append(~exists(select(r.c.id).where(r.c.contribution_id == c.c.id, r.c.kind == st.kind,
+                                                     r.c.occurrence == occurrence)))
+        conds.append(and_(*cond))
+    if not conds:
+        return []
+    return db.session.execute(q.where(c.c.cycle_id == cycle_id, or_(*conds)).order_by(c.c.id)).all()
+
+
+def _item(row, zone) -> Item:
+    submitted_on = None
+    if row.submitted_at is not None:
+        submitted_on = row.submitted_at.replace(tzinfo=timezone.utc).astimezone(zone).date()
+    return Item(row.id, row.state, row.due, submitted_on, row.submitted_at)
+
+
+def sweep(now: datetime | None = None, dry_run: bool = False, use_lock: bool = True,
+          batch_size: int = dispatch.BATCH_SIZE) -> SweepResult:
     """Queue every reminder due at ``now`` that has not been queued before; commit once.
 
-    With ``dry_run`` everything is computed and then rolled back. On PostgreSQL a transaction-level
-    advisory lock makes a concurrent sweep return at once (``locked_out``); the unique reminder keys
-    guarantee exactly once even without it.
+    Only the contributions SQL finds possibly due are read (``candidates``); their reminders,
+    notifications and outbox rows are written ``batch_size`` reminders at a time. With
+    ``dry_run`` everything is computed and then rolled back. On PostgreSQL a transaction-level
+    advisory lock makes a concurrent sweep return at once (``locked_out``); the unique reminder
+    keys (``INSERT … ON CONFLICT DO NOTHING``) guarantee exactly once even without it.
     """
+    started = time.perf_counter()
     now = as_utc(now)
     now_utc = now.replace(tzinfo=None)
     zone = local_zone()
@@ -99,31 +139,14 @@ def sweep(now: datetime | None = None, dry_run: bool = False, use_lock: bool = T
             return result
         cycles = session.scalars(select(ReportCycle).where(ReportCycle.state == "collecting")
                                  .order_by(ReportCycle.id)).all()
+        policies = {p.cycle_id: p for p in session.scalars(
+            select(ReminderPolicy).where(ReminderPolicy.cycle_id.in_([c.id for c in cycles])))} if cycles else {}
         for cycle in cycles:
-            policy = session.scalar(select(ReminderPolicy).where(ReminderPolicy.cycle_id == cycle.id))
-            settings = PolicySettings.from_model(policy)
-            contributions = session.scalars(
-                select(Contribution).where(Contribution.cycle_id == cycle.id)
-                .options(joinedload(Contribution.assignment).joinedload(Assignment.section)
-                         .joinedload(Section.parent), joinedload(Contribution.unit))
-                .order_by(Contribution.id)
-            ).unique().all()
-            specs = due_reminders(cycle.id, _items(contributions, zone), local_now, settings, calendar)
-            if not specs:
+            settings = PolicySettings.from_model(policies.get(cycle.id))
+            today = sweep_day(local_now, settings, calendar)
+            if today is None:
                 continue
-            existing = _existing_keys([s.key for s in specs])
-            by_id = {c.id: c for c in contributions}
-            for spec in specs:
-                if spec.key in existing:
-                    result.skipped_existing += 1
-                    continue
-                reminder = dispatch.insert_reminder(spec, cycle.id, local_now.date(), now_utc)
-                if reminder is None:
-                    result.skipped_existing += 1
-                    continue
-                contribution = by_id.get(spec.contribution_id)
-                told = dispatch.fan_out(reminder, cycle, contribution, local_now.date(), settings, now_utc)
-                result.queued.append(_describe(reminder, cycle, contribution, told))
+            _sweep_cycle(cycle, today, local_now, now_utc, settings, calendar, zone, result, batch_size)
         session.flush()
         if dry_run:
             session.rollback()
@@ -132,25 +155,39 @@ def sweep(now: datetime | None = None, dry_run: bool = False, use_lock: bool = T
     except Exception:
         session.rollback()
         raise
+    result.duration = time.perf_counter() - started
     if result.queued:
         logger.info("Sweep at %s queued %d reminders", now.isoformat(), len(result.queued))
     return result
 
 
-def _existing_keys(keys: list[str]) -> set[str]:
-    found: set[str] = set()
-    for i in range(0, len(keys), 500):
-        chunk = keys[i:i + 500]
-        found.update(db.session.scalars(select(Reminder.key).where(Reminder.key.in_(chunk))))
-    return found
-
-
-def _describe(reminder, cycle, contribution, told) -> QueuedReminder:
-    return QueuedReminder(
-        key=reminder.key, kind=reminder.kind, kind_label=reminder.kind_label, cycle=cycle.title,
-        unit=contribution.unit.name if contribution else "",
-        section=contribution.section.path_label if contribution else "", recipients=told,
-    )
+def _sweep_cycle(cycle, today, local_now, now_utc, settings, calendar, zone, result, batch_size) -> None:
+    session = db.session
+    rows = candidates(cycle.id, today, settings, calendar)
+    result.candidates += len(rows)
+    digest = digest_reminder(cycle.id, today, settings)
+    if digest is not None and session.scalar(select(Reminder.id).where(Reminder.key == digest.key)):
+        digest = None
+    result.skipped_existing += session.scalar(select(func.count()).select_from(Reminder).where(
+        Reminder.cycle_id == cycle.id, Reminder.day == today, Reminder.kind != "manual")) or 0
+    if not rows and digest is None:
+        return
+    directory = dispatch.Directory(cycle)
+    step = max(1, batch_size)
+    for start in range(0, len(rows), step):
+        chunk = rows[start:start + step]
+        specs = [s for s in due_reminders(cycle.id, [_item(r, zone) for r in chunk], local_now, settings, calendar)
+                 if s.kind != "digest"]
+        if not specs:
+            continue
+        facts = {r.id: directory.facts(r) for r in chunk}
+        done = dispatch.queue(cycle, specs, facts, directory, today, now_utc, settings, batch_size=step)
+        result.queued.extend(done.queued)
+        result.skipped_existing += done.skipped
+    if digest is not None:
+        done = dispatch.queue(cycle, [digest], {}, directory, today, now_utc, settings)
+        result.queued.extend(done.queued)
+        result.skipped_existing += done.skipped
 
 
 # ------------------------------------------------------------------ delivery
@@ -177,39 +214,43 @@ def backoff(attempts: int, config) -> timedelta:
     return timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))
 
 
-def _cancel_reason(msg: OutboxMessage, now_utc: datetime) -> str | None:
+# Messages claimed per statement; sending one batch must stay well within STALE_CLAIM even when
+# every message waits for a timeout (claims are also refreshed while a batch is being sent).
+CLAIM_BATCH = 50
+# Outcomes are written every this many sends: a crash resends at most these.
+RECORD_EVERY = 20
+
+
+def _cancel_reason(msg, reminder, contribution, now_utc: datetime) -> str | None:
+    """Why a claimed message is no longer worth sending, or None. ``reminder`` and ``contribution``
+    are the rows read for the batch (None when the message has none)."""
     if msg.expires_at is not None and msg.expires_at <= now_utc:
         return "已过时：截止日期已过，不再发送该提醒。"
-    reminder = msg.reminder
-    if reminder is None or reminder.contribution is None:
+    if reminder is None or contribution is None:
         return None
-    contribution = reminder.contribution
+    state = contribution.state
     if is_unit_review(reminder.kind, reminder.occurrence):
-        if contribution.state != "unit_review":
+        if state != "unit_review":
             return "单位负责人已处理该材料，无需再提醒。"
         return None
     if reminder.kind == "backlog":
-        if contribution.state != "submitted":
+        if state != "submitted":
             return "材料已处理，无需再提醒审核。"
         return None
     if reminder.kind == "digest":
         return None
-    if contribution.state not in REMINDABLE_STATES:
-        return f"材料已提交（{contribution.state_label}），无需再催报。"
-    if reminder.kind != "manual" and reminder.due != contribution.assignment.effective_due():
+    if state not in REMINDABLE_STATES:
+        return f"材料已提交（{CONTRIBUTION_STATE_LABELS[state]}），无需再催报。"
+    if reminder.kind != "manual" and reminder.due != contribution.due:
         return "截止日期已调整，按新日期提醒。"
     return None
 
 
-def _polite_time(msg: OutboxMessage, now_utc: datetime) -> datetime | None:
+def _polite_time(send_time, now_utc: datetime) -> datetime | None:
     """For a reminder retried outside working hours: the next working day's send time, else None.
 
     Reminders go out only on working days from the cycle's send time, also when a retry falls later.
     """
-    if msg.cause != "reminder" or msg.reminder is None:
-        return None
-    policy = db.session.scalar(select(ReminderPolicy).where(ReminderPolicy.cycle_id == msg.reminder.cycle_id))
-    send_time = PolicySettings.from_model(policy).send_time
     zone, calendar = local_zone(), current_calendar()
     local = now_utc.replace(tzinfo=timezone.utc).astimezone(zone)
     if calendar.is_working_day(local.date()) and local.time() >= send_time:
@@ -221,42 +262,100 @@ def _polite_time(msg: OutboxMessage, now_utc: datetime) -> datetime | None:
     return at.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def _claim(msg_id: int, now_utc: datetime) -> dict | None:
-    """Mark one pending message as being sent and copy what sending needs; commit."""
-    session = db.session
-    claimed = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == msg_id, OutboxMessage.status == "pending",
-               OutboxMessage.next_attempt_at <= now_utc)
+_OUTBOX = OutboxMessage.__table__
+
+
+def _claim_batch(now_utc: datetime, n: int) -> list:
+    """Mark up to ``n`` due pending messages as being sent, in one UPDATE … RETURNING; commit.
+
+    On PostgreSQL rows another deliverer is claiming are skipped (FOR UPDATE SKIP LOCKED); on
+    SQLite the write lock serialises deliverers. Either way a message is claimed by one only.
+    """
+    t, session = _OUTBOX, db.session
+    due = (select(t.c.id).where(t.c.status == "pending", t.c.next_attempt_at <= now_utc)
+           .order_by(t.c.next_attempt_at, t.c.id).limit(n))
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    rows = session.execute(
+        update(t).where(t.c.id.in_(due), t.c.status == "pending")
         .values(status="sending", claimed_at=utcnow())
-    ).rowcount
-    if not claimed:
-        session.rollback()
-        return None
-    msg = session.get(OutboxMessage, msg_id)
-    reason = _cancel_reason(msg, now_utc)
-    later = None if reason else _polite_time(msg, now_utc)
-    if later is not None:
-        msg.status, msg.next_attempt_at, msg.claimed_at = "pending", later, None
-        session.commit()
-        return {"deferred": True}
-    if reason:
-        msg.status, msg.last_error, msg.claimed_at = "cancelled", reason, None
-        session.commit()
-        return {"cancelled": True}
-    job = {
-        "id": msg.id, "channel": msg.channel, "address": msg.address, "subject": msg.subject,
-        "body": msg.body, "payload": msg.payload or {}, "cause": msg.cause,
-        "user_name": msg.user.name if msg.user else None,
-        "reminder_key": msg.reminder.key if msg.reminder else None,
-        "contribution_id": msg.contribution_id,
-    }
-    if msg.channel == "webhook":
-        target = session.get(WebhookTarget, msg.webhook_id) if msg.webhook_id else None
-        job["webhook"] = None if target is None or not target.active else {
-            "url": target.url, "secret": target.secret, "kind": target.kind}
+        .returning(t.c.id, t.c.channel, t.c.user_id, t.c.webhook_id, t.c.address, t.c.subject, t.c.body,
+                   t.c.payload, t.c.cause, t.c.reminder_id, t.c.contribution_id, t.c.attempts,
+                   t.c.next_attempt_at, t.c.expires_at)
+    ).all()
     session.commit()
-    return job
+    return sorted(rows, key=lambda r: (r.next_attempt_at, r.id))
+
+
+def _set(ids, **values) -> None:
+    if ids:
+        db.session.execute(update(_OUTBOX).where(_OUTBOX.c.id.in_(list(ids))).values(**values))
+
+
+def _prepare(rows, now_utc: datetime, result: DeliveryResult) -> list[dict]:
+    """Cancel or defer what should not go out now, in bulk; return the jobs to send (committed).
+
+    What the decisions need is read for the whole batch at once: the reminders, their
+    contributions' state and effective due date, the cycles' send times, names and robots.
+    """
+    session = db.session
+    r = Reminder.__table__
+    reminder_ids = {row.reminder_id for row in rows if row.reminder_id is not None}
+    reminders = {x.id: x for x in session.execute(
+        select(r.c.id, r.c.key, r.c.kind, r.c.occurrence, r.c.due, r.c.cycle_id, r.c.contribution_id)
+        .where(r.c.id.in_(reminder_ids)))} if reminder_ids else {}
+    contributions = {}
+    contribution_ids = {x.contribution_id for x in reminders.values() if x.contribution_id is not None}
+    if contribution_ids:
+        q, _due = dispatch.facts_select({x.cycle_id for x in reminders.values()})
+        c = Contribution.__table__
+        contributions = {x.id: x for x in session.execute(q.where(c.c.id.in_(contribution_ids)))}
+    cycle_ids = {x.cycle_id for x in reminders.values()}
+    policies = {p.cycle_id: p for p in session.scalars(
+        select(ReminderPolicy).where(ReminderPolicy.cycle_id.in_(cycle_ids)))} if cycle_ids else {}
+    send_times = {cid: PolicySettings.from_model(policies.get(cid)).send_time for cid in cycle_ids}
+    user_ids = {row.user_id for row in rows if row.user_id is not None and row.channel == "email"}
+    names = dict(session.execute(select(User.id, User.name).where(User.id.in_(user_ids))).all()) \
+        if user_ids else {}
+    webhook_ids = {row.webhook_id for row in rows if row.webhook_id is not None}
+    targets = {w.id: w for w in session.scalars(select(WebhookTarget).where(WebhookTarget.id.in_(webhook_ids)))} \
+        if webhook_ids else {}
+
+    cancelled: dict[str, list[int]] = {}
+    deferred: dict[datetime, list[int]] = {}
+    jobs = []
+    for row in rows:
+        reminder = reminders.get(row.reminder_id)
+        contribution = contributions.get(reminder.contribution_id) if reminder is not None else None
+        reason = _cancel_reason(row, reminder, contribution, now_utc)
+        if reason:
+            cancelled.setdefault(reason, []).append(row.id)
+            continue
+        if row.cause == "reminder" and reminder is not None:
+            later = _polite_time(send_times[reminder.cycle_id], now_utc)
+            if later is not None:
+                deferred.setdefault(later, []).append(row.id)
+                continue
+        job = {
+            "id": row.id, "channel": row.channel, "address": row.address, "subject": row.subject,
+            "body": row.body, "payload": row.payload or {}, "cause": row.cause,
+            "user_name": names.get(row.user_id), "reminder_key": reminder.key if reminder is not None else None,
+            "contribution_id": row.contribution_id, "attempts": row.attempts,
+            "next_attempt_at": row.next_attempt_at,
+        }
+        if row.channel == "webhook":
+            target = targets.get(row.webhook_id)
+            job["webhook"] = None if target is None or not target.active else {
+                "url": target.url, "secret": target.secret, "kind": target.kind}
+        jobs.append(job)
+    for reason, ids in cancelled.items():
+        _set(ids, status="cancelled", last_error=reason, claimed_at=None)
+        result.cancelled += len(ids)
+    for later, ids in deferred.items():
+        _set(ids, status="pending", next_attempt_at=later, claimed_at=None)
+        result.deferred += len(ids)
+    session.commit()
+    return jobs
 
 
 def _send(job: dict, smtp: SmtpSender, config) -> None:
@@ -277,42 +376,74 @@ def _send(job: dict, smtp: SmtpSender, config) -> None:
                          timeout=float(config.get("WEBHOOK_TIMEOUT") or 10))
 
 
-def _record(msg_id: int, now_utc: datetime, error: Exception | None, config, result: DeliveryResult,
-            count_attempt: bool = True) -> None:
-    session = db.session
-    msg = session.get(OutboxMessage, msg_id)
-    msg.claimed_at = None
-    if error is None:
-        msg.status, msg.sent_at, msg.last_error = "sent", now_utc, None
-        msg.attempts += 1
-        result.sent += 1
-    elif not count_attempt:
-        msg.status, msg.next_attempt_at = "pending", now_utc + backoff(1, config)
-        result.deferred += 1
-    else:
-        msg.attempts += 1
-        max_attempts = int(config.get("OUTBOX_MAX_ATTEMPTS", 10))
+class _Outcomes:
+    """Outcomes of sends, written in bulk: one UPDATE for the sent, one for those waiting for the
+    mail server, one executemany for the failed (each with its own error and next try)."""
+
+    def __init__(self, now_utc: datetime, config, result: DeliveryResult):
+        self.now, self.config, self.result = now_utc, config, result
+        self.sent: list[dict] = []
+        self.waiting: list[int] = []
+        self.failed: list[dict] = []
+
+    def __len__(self) -> int:
+        return len(self.sent) + len(self.waiting) + len(self.failed)
+
+    def ok(self, job: dict) -> None:
+        self.sent.append(job)
+        self.result.sent += 1
+
+    def wait(self, job: dict) -> None:
+        """The mail server cannot be reached: try again soon without using up a try."""
+        self.waiting.append(job["id"])
+        self.result.deferred += 1
+
+    def fail(self, job: dict, error: Exception) -> None:
+        attempts = job["attempts"] + 1
+        max_attempts = int(self.config.get("OUTBOX_MAX_ATTEMPTS", 10))
         text_ = getattr(error, "message", str(error))
-        if getattr(error, "temporary", False) and msg.attempts < max_attempts:
-            msg.status, msg.last_error = "pending", text_
-            msg.next_attempt_at = now_utc + backoff(msg.attempts, config)
-            result.retried += 1
+        if getattr(error, "temporary", False) and attempts < max_attempts:
+            status, next_at = "pending", self.now + backoff(attempts, self.config)
+            self.result.retried += 1
         else:
             if getattr(error, "temporary", False):
-                text_ = f"重试{msg.attempts}次仍失败：{text_}"
-            msg.status, msg.last_error = "dead", text_
-            result.dead += 1
-            logger.warning("Outbox message %s dead: %s", msg_id, text_)
-        result.errors.append(f"#{msg_id} {text_}")
-    session.commit()
+                text_ = f"重试{attempts}次仍失败：{text_}"
+            status, next_at = "dead", job["next_attempt_at"]
+            self.result.dead += 1
+            logger.warning("Outbox message %s dead: %s", job["id"], text_)
+        self.failed.append({"b_id": job["id"], "b_status": status, "b_error": text_, "b_attempts": attempts,
+                            "b_next": next_at})
+        self.result.errors.append(f"#{job['id']} {text_}")
+
+    def write(self, still_claimed: list[int]) -> None:
+        session, t = db.session, _OUTBOX
+        if self.sent:
+            _set([j["id"] for j in self.sent], status="sent", sent_at=self.now, last_error=None,
+                 attempts=t.c.attempts + 1, claimed_at=None)
+        if self.waiting:
+            _set(self.waiting, status="pending", next_attempt_at=self.now + backoff(1, self.config),
+                 claimed_at=None)
+        if self.failed:
+            session.execute(
+                update(t).where(t.c.id == bindparam("b_id"))
+                .values(status=bindparam("b_status"), last_error=bindparam("b_error"),
+                        attempts=bindparam("b_attempts"), next_attempt_at=bindparam("b_next"), claimed_at=None),
+                self.failed)
+        if still_claimed:
+            # Still ours: refresh the claim so that a slow batch is never taken for an abandoned one.
+            _set(still_claimed, claimed_at=utcnow())
+        session.commit()
+        self.sent, self.waiting, self.failed = [], [], []
 
 
-def deliver(now: datetime | None = None, limit: int = 500) -> DeliveryResult:
-    """Send the pending outbox messages that are due at ``now``; each outcome is committed at once.
+def deliver(now: datetime | None = None, limit: int = 500, batch_size: int = CLAIM_BATCH) -> DeliveryResult:
+    """Send the pending outbox messages that are due at ``now`` (at most ``limit``).
 
-    Temporary failures are retried later with exponential backoff; permanent ones are marked dead.
-    While the SMTP server cannot be reached, the remaining e-mails of the run wait without using up
-    their tries.
+    Messages are claimed ``batch_size`` at a time in one statement; what is stale (the material was
+    submitted, the date moved, the message expired) is cancelled and reminders outside working
+    hours are deferred in bulk; outcomes are written every ``RECORD_EVERY`` sends. Temporary failures
+    are retried later with exponential backoff; permanent ones are marked dead. While the SMTP
+    server cannot be reached, the remaining e-mails of the run wait without using up their tries.
     """
     now_utc = as_utc(now).replace(tzinfo=None)
     config = current_app.config
@@ -323,40 +454,35 @@ def deliver(now: datetime | None = None, limit: int = 500) -> DeliveryResult:
                     .where(OutboxMessage.status == "sending", OutboxMessage.claimed_at < utcnow() - STALE_CLAIM)
                     .values(status="pending", claimed_at=None))
     session.commit()
-    ids = session.scalars(
-        select(OutboxMessage.id)
-        .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now_utc)
-        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(limit)
-    ).all()
-    session.commit()
     smtp = SmtpSender(config)
     smtp_unreachable = False
+    left = limit
     try:
-        for msg_id in ids:
-            job = _claim(msg_id, now_utc)
-            if job is None:
-                continue
-            if job.get("cancelled"):
-                result.cancelled += 1
-                continue
-            if job.get("deferred"):
-                result.deferred += 1
-                continue
-            if job["channel"] == "email" and smtp_unreachable:
-                _record(msg_id, now_utc, Unreachable("邮件服务器暂时无法连接"), config, result,
-                        count_attempt=False)
-                continue
-            try:
-                _send(job, smtp, config)
-            except (TemporaryFailure, PermanentFailure) as exc:
-                if job["channel"] == "email" and isinstance(exc, Unreachable):
-                    smtp_unreachable = True
-                _record(msg_id, now_utc, exc, config, result)
-            except Exception as exc:  # noqa: BLE001 - an unexpected error must not stop the batch
-                logger.exception("Outbox message %s failed unexpectedly", msg_id)
-                _record(msg_id, now_utc, PermanentFailure(f"{type(exc).__name__}: {exc}"), config, result)
-            else:
-                _record(msg_id, now_utc, None, config, result)
+        while left > 0:
+            rows = _claim_batch(now_utc, min(max(1, batch_size), left))
+            if not rows:
+                break
+            left -= len(rows)
+            jobs = _prepare(rows, now_utc, result)
+            outcomes = _Outcomes(now_utc, config, result)
+            for i, job in enumerate(jobs):
+                if job["channel"] == "email" and smtp_unreachable:
+                    outcomes.wait(job)
+                    continue
+                try:
+                    _send(job, smtp, config)
+                except (TemporaryFailure, PermanentFailure) as exc:
+                    if job["channel"] == "email" and isinstance(exc, Unreachable):
+                        smtp_unreachable = True
+                    outcomes.fail(job, exc)
+                except Exception as exc:  # noqa: BLE001 - an unexpected error must not stop the batch
+                    logger.exception("Outbox message %s failed unexpectedly", job["id"])
+                    outcomes.fail(job, PermanentFailure(f"{type(exc).__name__}: {exc}"))
+                else:
+                    outcomes.ok(job)
+                if len(outcomes) >= RECORD_EVERY:
+                    outcomes.write([j["id"] for j in jobs[i + 1:]])
+            outcomes.write([])
     finally:
         smtp.close()
         session.rollback()

@@ -28,7 +28,8 @@ get reminders (they stop the moment the material is submitted).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 
 from .calendar import WorkCalendar
 
@@ -191,3 +192,112 @@ def due_reminders(cycle_id: int, items: list[Item], local_now: datetime, setting
     if digest:
         out.append(digest)
     return out
+
+
+# ------------------------------------------------------------------ where today's reminders fall
+
+# Bounds the walk back through the calendar (about 30 years), as in calendar.py.
+_MAX_WALK = 11_000
+
+
+@dataclass(frozen=True)
+class StageRange:
+    """The contributions in ``states`` whose day (the due date, or the local day of the latest
+    submission) lies in ``first``..``last`` (``first`` None: every earlier day too) have a reminder
+    of ``kind`` due today, with the occurrence ``prefix`` + the due date or submission time +
+    ``suffix``. ``suffix`` None: the occurrence does not have that form; select without it.
+
+    The ranges are read off the policy functions above, date by date, so that the database can
+    select the few contributions concerned while the policy stays the one place that decides.
+    """
+
+    kind: str
+    states: tuple[str, ...]
+    first: date | None
+    last: date
+    prefix: str = ""
+    suffix: str | None = ""
+
+
+def _days_back(today: date, limit: int, calendar: WorkCalendar) -> date:
+    """The latest day d before ``today`` with more than ``limit`` working days in (d, today]."""
+    day, count = today, 0
+    for _ in range(_MAX_WALK):
+        if count > limit:
+            break
+        count += calendar.is_working_day(day)
+        day -= timedelta(days=1)
+    return day
+
+
+def _ranges(per_day: list[tuple[date, list[tuple]]], open_first: date | None) -> tuple[StageRange, ...]:
+    """Merge consecutive days giving the same (kind, states, prefix, suffix) into ranges."""
+    out: list[StageRange] = []
+    current: dict[tuple, list[date]] = {}
+    previous: set[tuple] = set()
+    for day, stages in per_day:
+        found = set(stages)
+        for stage in previous - found:
+            first, last = current.pop(stage)
+            out.append(StageRange(stage[0], stage[1], first, last, stage[2], stage[3]))
+        for stage in found:
+            if stage in current:
+                current[stage][1] = day
+            else:
+                current[stage] = [None if day == open_first else day, day]
+        previous = found
+    for stage, (first, last) in current.items():
+        out.append(StageRange(stage[0], stage[1], first, last, stage[2], stage[3]))
+    return tuple(sorted(out, key=lambda r: (r.last, r.kind, r.prefix, r.suffix or "")))
+
+
+def _suffix(occurrence: str, head: str) -> str | None:
+    return occurrence[len(head):] if occurrence.startswith(head) else None
+
+
+@lru_cache(maxsize=256)
+def contribution_stages(today: date, settings: PolicySettings,
+                        calendar: WorkCalendar) -> tuple[StageRange, ...]:
+    """The due dates of drafts and returned material that have a reminder due on ``today``.
+
+    Past ``limit`` working days overdue nothing changes any more (the overdue series is over; only
+    the one-off escalation remains), so the earliest range is open towards the past.
+    """
+    if not settings.enabled or not calendar.is_working_day(today):
+        return ()
+    top = calendar.add_working_days(today, max(settings.before_days, default=0) + 1) - timedelta(days=1)
+    limit = max(settings.overdue_max * settings.overdue_every, settings.escalate_after, 1)
+    bottom = _days_back(today, limit, calendar)
+    per_day = []
+    day = bottom
+    while day <= top:
+        item = Item(0, REMINDABLE_STATES[0], day)
+        per_day.append((day, [(r.kind, REMINDABLE_STATES, "", _suffix(r.occurrence, day.isoformat()))
+                              for r in contribution_reminders(item, today, settings, calendar)]))
+        day += timedelta(days=1)
+    return _ranges(per_day, bottom)
+
+
+@lru_cache(maxsize=256)
+def waiting_stages(today: date, settings: PolicySettings,
+                   calendar: WorkCalendar) -> tuple[StageRange, ...]:
+    """The local days of submission of material waiting for review (``submitted``) or for the unit
+    head (``unit_review``) that have a backlog reminder due on ``today``."""
+    k = settings.backlog_days
+    if not settings.enabled or not calendar.is_working_day(today) or k <= 0 or settings.backlog_max <= 0:
+        return ()
+    bottom = _days_back(today, k * (settings.backlog_max + 1), calendar)
+    per_day = []
+    day = bottom + timedelta(days=1)
+    while day <= today:
+        at = datetime.combine(day, time())
+        since = at.strftime("%Y%m%dT%H%M%S")
+        stages = []
+        for state, prefix, rule in (("submitted", "", backlog_reminder),
+                                    ("unit_review", UNIT_REVIEW_PREFIX, unit_review_reminder)):
+            found = rule(Item(0, state, None, day, at), today, settings, calendar)
+            if found is not None:
+                stages.append((found.kind, (state,), prefix, _suffix(found.occurrence, prefix + since)))
+        per_day.append((day, stages))
+        day += timedelta(days=1)
+    return _ranges(per_day, None)

@@ -14,13 +14,13 @@ from ..extensions import db
 from ..limits import column_length
 from ..models import Assignment, Contribution, ReportCycle, Section
 from ..models.reminder import (
-    DEFAULT_POLICY, WEBHOOK_KINDS, ExtensionRequest, OutboxMessage, ReminderPolicy, UserChannelPreference,
+    DEFAULT_POLICY, Reminder, WEBHOOK_KINDS, ExtensionRequest, OutboxMessage, ReminderPolicy, UserChannelPreference,
     WebhookTarget,
 )
 from ..notify import messages as M
 from ..notify.outbox import admins, liaisons, send_to_users
 from ..reminders.calendar import due_status
-from ..reminders.dispatch import fan_out, insert_reminder
+from ..reminders import dispatch
 from ..reminders.jobs import as_utc
 from ..reminders.policy import REMINDABLE_STATES, DueReminder
 from ..timeutil import local_today, local_zone, utcnow
@@ -225,6 +225,18 @@ def remindable(cycle: ReportCycle, unit_ids=None, only_overdue: bool = False,
     return rows
 
 
+def _targets(cycle: ReportCycle, unit_ids=None, only_overdue: bool = False, today: date | None = None) -> list:
+    """As ``remindable``, as ``dispatch.facts_select`` rows (no ORM objects), filtered in SQL."""
+    c = Contribution.__table__
+    q, due = dispatch.facts_select([cycle.id])
+    q = q.where(c.c.cycle_id == cycle.id, c.c.state.in_(REMINDABLE_STATES))
+    if unit_ids is not None:
+        q = q.where(c.c.unit_id.in_(list(unit_ids)))
+    if only_overdue:
+        q = q.where(due < (today or local_today()))  # as DueStatus.overdue: today after the due date
+    return db.session.execute(q.order_by(c.c.id)).all()
+
+
 def send_manual_reminder(cycle: ReportCycle, actor, unit_ids=None, all_overdue: bool = False,
                          note: str | None = None, now: datetime | None = None) -> list:
     """催报 now: remind the chosen units (or every overdue one) of their unsubmitted material.
@@ -241,28 +253,29 @@ def send_manual_reminder(cycle: ReportCycle, actor, unit_ids=None, all_overdue: 
     now_aware = as_utc(now)
     today = now_aware.astimezone(local_zone()).date()
     if all_overdue:
-        targets = remindable(cycle, only_overdue=True, today=today)
+        targets = _targets(cycle, only_overdue=True, today=today)
         if not targets:
             raise DomainError("当前没有逾期未提交的材料。")
     else:
         ids = {int(u) for u in (unit_ids or [])}
         if not ids:
             raise DomainError("请选择要催报的单位，或选择“全部逾期单位”。")
-        targets = remindable(cycle, unit_ids=ids, today=today)
+        targets = _targets(cycle, unit_ids=ids, today=today)
         if not targets:
             raise DomainError("所选单位没有需要催报的材料（都已提交）。")
     batch = uuid.uuid4().hex[:12]
     now_utc = now_aware.replace(tzinfo=None)
+    directory = dispatch.Directory(cycle)
+    facts = {row.id: directory.facts(row) for row in targets}
+    specs = [DueReminder("manual", f"{now_utc:%Y%m%dT%H%M%S}/{batch}", row.id, due=row.due) for row in targets]
+    done = dispatch.queue(cycle, specs, facts, directory, today, now_utc, note=note, actor_id=actor.id)
+    ids = [q.id for q in done.queued]
     reminders = []
-    for c in targets:
-        spec = DueReminder("manual", f"{now_utc:%Y%m%dT%H%M%S}/{batch}", c.id,
-                           due=c.assignment.effective_due())
-        reminder = insert_reminder(spec, cycle.id, today, now_utc, note=note, actor=actor)
-        if reminder is not None:
-            fan_out(reminder, cycle, c, today, now=now_utc)
-            reminders.append(reminder)
+    for i in range(0, len(ids), 500):
+        reminders += db.session.scalars(select(Reminder).where(Reminder.id.in_(ids[i:i + 500]))).all()
+    reminders.sort(key=lambda r: r.contribution_id)
     record(actor, "reminder.manual", f"cycle:{cycle.id}", count=len(reminders),
-           units=sorted({c.unit_id for c in targets}), note=note)
+           units=sorted({row.unit_id for row in targets}), note=note)
     db.session.flush()
     return reminders
 
