@@ -520,3 +520,47 @@ def test_missing_postgresql_client_is_named(instance, is_postgres, monkeypatch, 
     assert result.exit_code == 1 and "找不到 pg_dump" in result.output and "postgresql-client" in result.output
     assert not (tmp_path / "b.tar.gz").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_backup_of_an_older_schema_restores_then_upgrades(instance, monkeypatch, tmp_path):
+    """A backup made before migration 0003 (no attachment_blob table yet) restores into an instance
+    whose empty schema is already at head: the restore says to upgrade, and the upgrade keeps it all."""
+    from werkzeug.security import generate_password_hash
+
+    from fazhi_flow.models import org
+    from fazhi_flow.services.demo import load_demo
+
+    monkeypatch.setattr(org, "generate_password_hash",
+                        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1000"))
+    source = instance("source")
+    with source.app_context():
+        upgrade(revision="0002")
+        load_demo()
+        db.session.remove()
+    before = _rows_present(source)
+    archive = tmp_path / "old.tar.gz"
+    made = _cli(source, "backup", "-o", str(archive))
+    assert made.exit_code == 0 and "迁移版本 0002" in made.output, made.output
+
+    target = instance("target", schema=True)
+    result = _cli(target, "restore", str(archive))
+    assert result.exit_code == 0, result.output
+    assert "0002" in result.output and "fazhi-flow db upgrade" in result.output
+    assert _rows_present(target) == before  # exactly the old schema's tables, none of head's
+    with target.app_context():
+        upgrade()
+        db.session.remove()
+        db.engine.dispose()
+    after = _rows_present(target)
+    assert after.pop("job_status") == [] and after.pop("attachment_blob") == []
+    assert after == before
+
+
+def _rows_present(app) -> dict:
+    with app.app_context():
+        with db.engine.connect() as conn:
+            present = set(db.inspect(conn).get_table_names())
+            out = {t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
+                   for t in db.metadata.sorted_tables if t.name in present}
+        db.engine.dispose()
+        return out
