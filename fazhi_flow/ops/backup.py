@@ -473,7 +473,7 @@ def _extract_verified(archive_path: Path, work: Path) -> dict:
         if not isinstance(expected, dict) or seen[name] != {"sha256": expected.get("sha256"),
                                                             "size": expected.get("size")}:
             raise _damaged(f"“{name}”的 SHA-256 校验不符")
-    if database.get("member") not in members:
+    if database.get("member") not in (SQLITE_MEMBER, PG_MEMBER) or database["member"] not in members:
         raise _damaged("清单中没有数据库文件")
     return manifest
 
@@ -529,7 +529,6 @@ def _refuse_if_in_use(tables: list[tuple[str, int]]) -> None:
 
 def _known_revisions() -> tuple[set[str], set[str]]:
     from alembic.script import ScriptDirectory
-    from flask_migrate import Migrate  # noqa: F401  (the extension configured the directory)
 
     config = current_app.extensions["migrate"].migrate.get_config(
         current_app.extensions["migrate"].directory)
