@@ -1,0 +1,220 @@
+"""Who may do what: the one place that decides.
+
+Routes (``@allow``), services, the CLI, templates (the ``can`` global) and any future API ask
+``can(user, action, obj)`` or ``require(...)``; a region or a delegation later changes this module only.
+
+Actions are dotted names. Those without an object ask about a role (``compile.view``: may this person
+open the compile area at all); those with one ask about that object (``contribution.edit``). A
+contribution's workflow events are asked as ``contribution.<event>`` (``contribution.submit``), a
+cycle's as ``cycle.<event>``. An unknown action is a programming error, not a "no".
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .errors import PermissionDenied
+from .workflow import states as S
+
+RULES: dict[str, Callable] = {}
+
+# Roles that see every unit's progress and figures side by side.
+SEE_ALL_ROLES = ("admin", "leader", "reviewer")
+# Cycle states in which the merged draft may be edited (a published one: for a correction), and in
+# which a leader may sign.
+DRAFT_EDITABLE_STATES = ("compiling", "published")
+SIGNING_STATES = ("signoff", "correcting")
+# Material in these states may still get a deadline extension.
+EXTENDABLE_STATES = ("draft", "returned")
+
+
+def logged_in(user) -> bool:
+    return bool(user is not None and getattr(user, "is_authenticated", False))
+
+
+def rule(*actions: str):
+    """Register the function deciding ``actions``: ``fn(user, obj) -> bool`` (user is logged in)."""
+
+    def register(fn):
+        for action in actions:
+            if action in RULES:
+                raise RuntimeError(f"two rules for {action!r}")
+            RULES[action] = fn
+        return fn
+
+    return register
+
+
+def can(user, action: str, obj=None) -> bool:
+    """True when ``user`` may do ``action`` (to ``obj``). Anonymous users may do nothing here."""
+    decide = RULES.get(action)
+    if decide is None:
+        prefix, _, event = action.partition(".")
+        if prefix == "contribution" and event in S.CONTRIBUTION_EVENT_ACTORS:
+            decide = _contribution_event
+        elif prefix == "cycle" and event in S.CYCLE_EVENT_ACTORS:
+            decide = _cycle_event
+        else:
+            raise KeyError(f"no policy rule for {action!r}")
+    if not logged_in(user):
+        return False
+    if decide in (_contribution_event, _cycle_event):
+        return decide(user, obj, action.partition(".")[2])
+    return bool(decide(user, obj))
+
+
+def require(user, action: str, obj=None, message: str | None = None) -> None:
+    """Raise PermissionDenied (shown as 403 with ``message``) unless ``can(user, action, obj)``."""
+    if not can(user, action, obj):
+        raise PermissionDenied(message or "您没有权限进行这项操作。")
+
+
+def known_action(action: str) -> bool:
+    prefix, _, event = action.partition(".")
+    return action in RULES or (prefix == "contribution" and event in S.CONTRIBUTION_EVENT_ACTORS) or (
+        prefix == "cycle" and event in S.CYCLE_EVENT_ACTORS)
+
+
+# ------------------------------------------------------------------ areas (role-level)
+
+
+@rule("authenticated")
+def _authenticated(user, _obj) -> bool:
+    return True
+
+
+@rule("admin.manage")
+def _admin(user, _obj) -> bool:
+    return user.has_role("admin")
+
+
+@rule("tasks.view")
+def _tasks(user, _obj) -> bool:
+    return user.has_role("liaison", "unit_head")
+
+
+@rule("unit_queue.view")
+def _unit_queue(user, _obj) -> bool:
+    return user.has_role("unit_head")
+
+
+@rule("review.queue")
+def _review_queue(user, _obj) -> bool:
+    return user.has_role("reviewer")
+
+
+@rule("dashboard.view")
+def _dashboard(user, _obj) -> bool:
+    return user.has_role(*SEE_ALL_ROLES) or (user.has_role("liaison", "unit_head") and user.unit_id is not None)
+
+
+@rule("dashboard.all_units", "figures.cycle")
+def _all_units(user, _obj) -> bool:
+    """The office (admins, reviewers) and leaders see every unit side by side."""
+    return user.has_role(*SEE_ALL_ROLES)
+
+
+@rule("compile.view", "cycle.read_draft")
+def _compile_view(user, _obj) -> bool:
+    return user.has_role("admin", "leader")
+
+
+@rule("extensions.mine")
+def _my_extensions(user, _obj) -> bool:
+    return user.has_role("liaison") and user.unit_id is not None
+
+
+# ------------------------------------------------------------------ contributions
+
+
+def is_contribution_reviewer(user, contribution) -> bool:
+    """May review this contribution: a reviewer named for the section (or any, when none is named),
+    never one of its own unit."""
+    if not user.has_role("reviewer") or user.unit_id == contribution.unit_id:
+        return False
+    named = contribution.section.effective_reviewers()
+    return not named or any(r.id == user.id for r in named)
+
+
+def contribution_actor_allowed(user, contribution, event: str) -> bool:
+    """The actor rule of a contribution event, whatever the states (the machine checks those)."""
+    kind = S.CONTRIBUTION_EVENT_ACTORS[event]
+    if kind in ("liaison", "unit_head"):
+        return user.has_role(kind) and user.unit_id == contribution.unit_id
+    if kind == "section_reviewer":
+        return is_contribution_reviewer(user, contribution)
+    return user.has_role(kind)
+
+
+def cycle_actor_allowed(user, cycle, event: str) -> bool:
+    return user.has_role(S.CYCLE_EVENT_ACTORS[event])
+
+
+def _contribution_event(user, contribution, event: str) -> bool:
+    """The event is possible now (cycle collecting, state a source of it) and ``user`` may fire it."""
+    if contribution.cycle.state != "collecting":
+        return False
+    sources = {src for row in S.CONTRIBUTION_TRANSITIONS if row["trigger"] == event for src in row["source"]}
+    return contribution.state in sources and contribution_actor_allowed(user, contribution, event)
+
+
+def _cycle_event(user, cycle, event: str) -> bool:
+    sources = {src for row in S.CYCLE_TRANSITIONS if row["trigger"] == event for src in row["source"]}
+    return cycle.state in sources and cycle_actor_allowed(user, cycle, event)
+
+
+@rule("contribution.view", "attachment.download_of")
+def _view_contribution(user, contribution) -> bool:
+    """The unit's own people, the section's reviewers, admins and leaders."""
+    if user.has_role("admin", "leader"):
+        return True
+    if user.unit_id is not None and user.unit_id == contribution.unit_id:
+        return True
+    return is_contribution_reviewer(user, contribution)
+
+
+@rule("contribution.edit", "contribution.attach", "figures.edit")
+def _edit_contribution(user, contribution) -> bool:
+    return (user.has_role("liaison") and user.unit_id == contribution.unit_id
+            and contribution.state in ("draft", "returned") and contribution.cycle.state == "collecting")
+
+
+@rule("contribution.review")
+def _review(user, contribution) -> bool:
+    return is_contribution_reviewer(user, contribution)
+
+
+@rule("attachment.download")
+def _download(user, attachment) -> bool:
+    return _view_contribution(user, attachment.contribution)
+
+
+@rule("figures.view")
+def _view_figures(user, contribution) -> bool:
+    """The unit's own people, admins, leaders and the section's reviewers read a unit's values."""
+    return _view_contribution(user, contribution)
+
+
+# ------------------------------------------------------------------ cycles
+
+
+@rule("cycle.compile")
+def _compile(user, _cycle) -> bool:
+    return user.has_role("admin")
+
+
+@rule("cycle.edit_draft")
+def _edit_draft(user, cycle) -> bool:
+    return user.has_role("admin") and cycle.state in DRAFT_EDITABLE_STATES
+
+
+@rule("cycle.sign")
+def _sign(user, cycle) -> bool:
+    return user.has_role("leader") and cycle.state in SIGNING_STATES
+
+
+@rule("assignment.request_extension")
+def _request_extension(user, assignment) -> bool:
+    contribution = assignment.contribution
+    return (user.has_role("liaison") and user.unit_id == assignment.unit_id
+            and assignment.section.cycle.state == "collecting"
+            and (contribution is None or contribution.state in EXTENDABLE_STATES))

@@ -1,0 +1,166 @@
+"""The one handler path (fazhi_flow/web/handler.py): permission gate, commit on success, rollback and a
+Chinese message on refusal with what the user typed kept, refusals audited."""
+from __future__ import annotations
+
+import pytest
+from flask import Blueprint, render_template_string, request
+from sqlalchemy import func, select
+
+from fazhi_flow import create_app
+from fazhi_flow.errors import Conflict, DomainError, PermissionDenied
+from fazhi_flow.extensions import db as _db
+from fazhi_flow.models import AuditEvent, Unit
+from fazhi_flow.testing import FreshUserClient, login
+from fazhi_flow.web.handler import POLICY_ATTR, handler, on_refusal, public
+
+PAGE = "{% for m in get_flashed_messages() %}<p class=flash>{{ m }}</p>{% endfor %}<input value='{{ typed }}'>"
+
+
+def _probe_blueprint():
+    bp = Blueprint("handler_probe", __name__, url_prefix="/probe")
+
+    def add_unit(code):
+        _db.session.add(Unit(code=code, name=f"单位{code}", kind="government"))
+        _db.session.flush()
+
+    @bp.route("/ok", methods=["POST"])
+    @handler("admin.manage")
+    def ok():
+        add_unit(request.form["code"])
+        return "done"
+
+    @bp.route("/refuse", methods=["POST"])
+    @handler("admin.manage")
+    def refuse():
+        typed = request.form["code"]
+        with on_refusal(lambda: render_template_string(PAGE, typed=typed)):
+            add_unit(typed)
+            raise DomainError("名称不符合要求，请修改后再保存。")
+        return "unreachable"
+
+    @bp.route("/conflict", methods=["POST"])
+    @handler("admin.manage")
+    def conflict():
+        add_unit(request.form["code"])
+        raise Conflict("内容已被他人修改。")
+
+    @bp.route("/invalid", methods=["POST"])
+    @handler("admin.manage")
+    def invalid():
+        add_unit(request.form["code"])
+        return render_template_string(PAGE, typed=request.form["code"]), 400
+
+    @bp.route("/forbidden", methods=["POST"])
+    @handler("authenticated")
+    def forbidden():
+        add_unit(request.form["code"])
+        raise PermissionDenied("只有本单位联络员可以编辑该材料。")
+
+    @bp.route("/open")
+    @public
+    def open_page():
+        return "公开"
+
+    return bp
+
+
+@pytest.fixture()
+def probe(db, app):
+    probe_app = create_app("testing")
+    probe_app.config.update(SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"])
+    probe_app.register_blueprint(_probe_blueprint())
+    with probe_app.app_context():
+        yield probe_app
+        _db.session.remove()
+
+
+def _client(probe_app):
+    return FreshUserClient(probe_app, probe_app.response_class, use_cookies=True)
+
+
+def _units(code):
+    _db.session.rollback()
+    return _db.session.scalar(select(func.count()).select_from(Unit).where(Unit.code == code))
+
+
+def _admin_client(probe, factory):
+    admin = factory.user("admin", username="probe_admin")
+    _db.session.commit()
+    client = _client(probe)
+    login(client, admin)
+    return client
+
+
+def test_success_commits(probe, factory):
+    client = _admin_client(probe, factory)
+    assert client.post("/probe/ok", data={"code": "ok1"}).status_code == 200
+    assert _units("ok1") == 1
+
+
+def test_refusal_rolls_back_and_shows_the_page_with_what_was_typed(probe, factory):
+    client = _admin_client(probe, factory)
+    response = client.post("/probe/refuse", data={"code": "typed-by-user"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "名称不符合要求，请修改后再保存。" in html
+    assert "value='typed-by-user'" in html
+    assert _units("typed-by-user") == 0
+
+
+def test_conflict_without_page_goes_back_to_the_referrer_with_the_message(probe, factory):
+    client = _admin_client(probe, factory)
+    response = client.post("/probe/conflict", data={"code": "c1"}, headers={"Referer": "http://localhost/probe/open"})
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/probe/open")
+    assert _units("c1") == 0
+    follow = client.get("/probe/open")
+    assert follow.status_code == 200
+    with client.session_transaction() as session:
+        assert ("error", "内容已被他人修改。") in session.get("_flashes", [])
+
+
+def test_conflict_without_referrer_is_the_error_page_with_409(probe, factory):
+    client = _admin_client(probe, factory)
+    response = client.post("/probe/conflict", data={"code": "c2"})
+    assert response.status_code == 409
+    assert "内容已被他人修改。" in response.get_data(as_text=True)
+    assert _units("c2") == 0
+
+
+def test_error_status_response_rolls_back(probe, factory):
+    client = _admin_client(probe, factory)
+    response = client.post("/probe/invalid", data={"code": "bad1"})
+    assert response.status_code == 400
+    assert _units("bad1") == 0
+
+
+def test_permission_refusal_inside_is_audited_and_rolled_back(probe, factory):
+    user = factory.user("liaison", username="probe_liaison", unit=factory.unit())
+    _db.session.commit()
+    client = _client(probe)
+    login(client, user)
+    response = client.post("/probe/forbidden", data={"code": "f1"})
+    assert response.status_code == 403
+    assert _units("f1") == 0
+    actions = list(_db.session.scalars(select(AuditEvent.action).where(AuditEvent.actor_id == user.id)))
+    assert "refused.forbidden" in actions
+
+
+def test_gate_sends_anonymous_to_login_and_others_get_403(probe, factory):
+    anonymous = _client(probe)
+    response = anonymous.post("/probe/ok", data={"code": "a1"})
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    user = factory.user("reviewer", username="probe_reviewer")
+    _db.session.commit()
+    client = _client(probe)
+    login(client, user)
+    assert client.post("/probe/ok", data={"code": "a2"}).status_code == 403
+    assert _units("a1") == 0 and _units("a2") == 0
+    assert anonymous.get("/probe/open").status_code == 200
+
+
+def test_declarations_are_readable_and_unknown_actions_refused(probe):
+    assert getattr(probe.view_functions["handler_probe.ok"], POLICY_ATTR) == "admin.manage"
+    assert getattr(probe.view_functions["handler_probe.open_page"], POLICY_ATTR) == "public"
+    with pytest.raises(KeyError):
+        handler("no.such.action")
