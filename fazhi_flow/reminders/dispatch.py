@@ -19,7 +19,7 @@ from sqlalchemy import and_, func, select
 
 from ..extensions import db
 from ..limits import fit
-from ..models import Assignment, Contribution, ReportCycle, Section, Unit, User
+from ..models import Assignment, Contribution, ReportCycle, Section, Unit, User, UserRole
 from ..models.cycle import ASSIGNMENT_ROLES, section_reviewer
 from ..models.notification import Notification
 from ..models.reminder import REMINDER_KINDS, OutboxMessage, Reminder, UserChannelPreference, WebhookTarget
@@ -130,17 +130,33 @@ class Facts:
 # ------------------------------------------------------------------ who is told
 
 
+@dataclass(frozen=True)
+class _Person:
+    """The columns of an active user that addressing needs."""
+
+    id: int
+    active: bool
+    email: str | None
+    phone: str | None
+    unit_id: int | None
+
+
 class Directory:
     """The people, channel choices, robots and outline of one cycle, read once for a whole sweep."""
 
     def __init__(self, cycle):
         session = db.session
         self.cycle = cycle
-        users = session.scalars(select(User).where(User.active.is_(True)).order_by(User.id)).all()
+        roles: dict[int, set[str]] = {}
+        for uid, role in session.execute(select(UserRole.user_id, UserRole.role)):
+            roles.setdefault(uid, set()).add(role)
+        users = [_Person(*row) for row in session.execute(
+            select(User.id, User.active, User.email, User.phone, User.unit_id)
+            .where(User.active.is_(True)).order_by(User.id))]
         self.users = {u.id: u for u in users}
-        self.roles = {u.id: u.roles for u in users}
-        self.by_role: dict[str, list[User]] = {}
-        self.by_role_unit: dict[tuple[str, int | None], list[User]] = {}
+        self.roles = {u.id: roles.get(u.id, set()) for u in users}
+        self.by_role: dict[str, list[_Person]] = {}
+        self.by_role_unit: dict[tuple[str, int | None], list[_Person]] = {}
         for u in users:
             for role in sorted(self.roles[u.id]):
                 self.by_role.setdefault(role, []).append(u)
@@ -179,16 +195,16 @@ class Directory:
         return Facts(row.id, row.state, row.due, row.unit_id, row.section_id, row.submitted_at, unit, label,
                      _AssignmentFacts(row.role, row.due))
 
-    def liaisons(self, unit_id: int) -> list[User]:
+    def liaisons(self, unit_id: int) -> list[_Person]:
         return self.by_role_unit.get(("liaison", unit_id), [])
 
-    def unit_heads(self, unit_id: int) -> list[User]:
+    def unit_heads(self, unit_id: int) -> list[_Person]:
         return self.by_role_unit.get(("unit_head", unit_id), [])
 
-    def admins(self) -> list[User]:
+    def admins(self) -> list[_Person]:
         return self.by_role.get("admin", [])
 
-    def reviewers_of(self, facts: Facts) -> list[User]:
+    def reviewers_of(self, facts: Facts) -> list[_Person]:
         """As notify.outbox.reviewers_of: named for the section (or its nearest ancestor naming
         some), else every reviewer; never one of the contribution's own unit."""
         named: list[int] = []

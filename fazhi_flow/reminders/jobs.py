@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from flask import current_app
 from sqlalchemy import String, and_, bindparam, exists, func, literal, or_, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from ..extensions import db
 from ..models import Contribution, ReportCycle, User
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 # pg_try_advisory_xact_lock key: one sweep at a time across all scheduler processes.
 SWEEP_LOCK_KEY = 0x66617A68  # "fazh"
+# How long a sweep waits for a concurrent one to finish before leaving the moment to it.
+SWEEP_LOCK_WAIT = timedelta(seconds=5)
 # A message left "sending" this long (its process died mid-send) is released for another try.
 STALE_CLAIM = timedelta(minutes=10)
 
@@ -61,9 +64,26 @@ class SweepResult:
 
 
 def _try_lock() -> bool:
-    if db.session.get_bind().dialect.name != "postgresql":
+    """Take the sweep lock, waiting up to ``SWEEP_LOCK_WAIT`` for a sweep that holds it; False when
+    it is still held then (the transaction is rolled back).
+
+    Waiting a moment rather than giving up at once means a sweep that arrives while another runs
+    still sweeps its own moment afterwards (finding little left to do), instead of skipping it.
+    """
+    session = db.session
+    if session.get_bind().dialect.name != "postgresql":
         return True  # SQLite: every write transaction begins IMMEDIATE, which serialises sweeps
-    return bool(db.session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SWEEP_LOCK_KEY}))
+    if session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SWEEP_LOCK_KEY}):
+        return True
+    wait_ms = int(SWEEP_LOCK_WAIT.total_seconds() * 1000)
+    try:
+        session.execute(text(f"SET LOCAL lock_timeout = {wait_ms}"))
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SWEEP_LOCK_KEY})
+        session.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
+    except OperationalError:  # lock_timeout: the other sweep is still running
+        session.rollback()
+        return False
+    return True
 
 
 def _since(column):
@@ -109,7 +129,8 @@ def candidates(cycle_id: int, today: date, settings: PolicySettings, calendar) -
 
 def _item(row, zone) -> Item:
     submitted_on = None
-    if row.submitted_at is not None:
+    # Only the waiting reminders look at the day of submission (converting costs per row).
+    if row.submitted_at is not None and row.state not in REMINDABLE_STATES:
         submitted_on = row.submitted_at.replace(tzinfo=timezone.utc).astimezone(zone).date()
     return Item(row.id, row.state, row.due, submitted_on, row.submitted_at)
 
