@@ -33,15 +33,15 @@ import tarfile
 import tempfile
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 FORMAT = "fazhi-flow-backup"
 FORMAT_VERSION = 1
@@ -67,7 +67,7 @@ class BackupError(Exception):
 
 
 def _utc_now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 def _app_version() -> str:
@@ -110,7 +110,7 @@ def _tool(name: str) -> str:
 
 def _tool_major(path: str) -> int:
     try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         raise BackupError(f"无法运行 {path}：{exc}") from None
     found = re.search(r"(\d+)(?:\.\d+)?", out)
@@ -270,7 +270,7 @@ def _snapshot_postgres(url, work: Path) -> Snapshot:
             revision, counts, files = _read_snapshot_facts(run)
             command = [pg_dump, "--format=custom", "--no-owner", "--no-privileges",
                        f"--snapshot={snapshot_id}", f"--file={target}", f"--dbname={uri}"]
-            done = subprocess.run(command, capture_output=True, text=True, env=env)
+            done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
             if done.returncode != 0:
                 raise BackupError(f"pg_dump 失败：{done.stderr.strip()[-500:]}")
     return Snapshot("postgresql", PG_MEMBER, target, revision, counts, files, server_major)
@@ -374,7 +374,7 @@ def create_backup(output: Path, force: bool = False) -> BackupResult:
             info = tarfile.TarInfo(MANIFEST)
             info.size = len(data)
             info.mode = 0o600
-            info.mtime = int(datetime.now(timezone.utc).timestamp())
+            info.mtime = int(datetime.now(UTC).timestamp())
             archive.addfile(info, _BytesReader(data))
         with open(part, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -564,30 +564,29 @@ def _restore_postgres(url, work: Path, member: str, manifest: dict) -> None:
     pg_restore = _tool("pg_restore")
     client_major = _tool_major(pg_restore)
     dumped_by = (manifest.get("database") or {}).get("server_major_version")
-    with db.engine.connect() as conn:
-        with conn.begin():
-            server_major = _server_major(conn)
-            if isinstance(dumped_by, int) and client_major < dumped_by:
-                raise BackupError(f"pg_restore 版本（{client_major}）低于生成备份的 PostgreSQL 版本"
-                                  f"（{dumped_by}）：请安装 postgresql-client-{max(dumped_by, server_major)}。"
-                                  "未恢复任何内容。")
-            # Lock every table, then check it is empty: nothing can be written in between.
+    with db.engine.connect() as conn, conn.begin():
+        server_major = _server_major(conn)
+        if isinstance(dumped_by, int) and client_major < dumped_by:
+            raise BackupError(f"pg_restore 版本（{client_major}）低于生成备份的 PostgreSQL 版本"
+                              f"（{dumped_by}）：请安装 postgresql-client-{max(dumped_by, server_major)}。"
+                              "未恢复任何内容。")
+        # Lock every table, then check it is empty: nothing can be written in between.
+        tables = _pg_tables(conn)
+        names = [name for name, _count in tables]
+        if names:
+            quoted = ", ".join(f'"{n}"' for n in names)
+            conn.execute(text(f"LOCK TABLE {quoted} IN ACCESS EXCLUSIVE MODE"))
             tables = _pg_tables(conn)
-            names = [name for name, _count in tables]
-            if names:
-                quoted = ", ".join(f'"{n}"' for n in names)
-                conn.execute(text(f"LOCK TABLE {quoted} IN ACCESS EXCLUSIVE MODE"))
-                tables = _pg_tables(conn)
-            _refuse_if_in_use(tables)
-            # An empty schema (from `fazhi-flow db upgrade`, maybe of a newer version) is dropped so
-            # the dump recreates exactly its own tables and migration revision.
-            for name in names:
-                conn.execute(text(f'DROP TABLE IF EXISTS "{name}" CASCADE'))
+        _refuse_if_in_use(tables)
+        # An empty schema (from `fazhi-flow db upgrade`, maybe of a newer version) is dropped so
+        # the dump recreates exactly its own tables and migration revision.
+        for name in names:
+            conn.execute(text(f'DROP TABLE IF EXISTS "{name}" CASCADE'))
     db.engine.dispose()
     uri, env = _pg_env(url)
     command = [pg_restore, "--single-transaction", "--exit-on-error", "--no-owner", "--no-privileges",
                f"--dbname={uri}", str(work / member)]
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         raise BackupError("pg_restore 失败，已整体撤销，数据库中没有恢复的数据（原有的空表结构已删除，"
                           f"可修正后重新恢复，或运行 fazhi-flow db upgrade 重建）：{done.stderr.strip()[-500:]}")
@@ -620,9 +619,9 @@ def _counts_after(kind: str, url) -> dict:
 
     counts = {}
     with db.engine.connect() as conn:
-        present = set(r[0] for r in conn.execute(text(
+        present = {r[0] for r in conn.execute(text(
             "SELECT name FROM sqlite_master WHERE type = 'table'" if kind == "sqlite" else
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")))
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"))}
         for table in KEY_TABLES:
             if table in present:
                 counts[table] = int(conn.execute(text(f'SELECT COUNT(*) FROM "{table}"')).scalar())
