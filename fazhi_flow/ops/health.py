@@ -83,8 +83,9 @@ def scheduler_state(session, now, stale_seconds: int) -> dict:
     if row is None or row.beat_at is None:
         return {"fresh": False, "beat_at": None, "age_seconds": None}
     age = (now - row.beat_at).total_seconds()
+    # Host and pid stay in the table (and the log): the answer is public, it names no machine.
     return {"fresh": -60 <= age < stale_seconds, "beat_at": row.beat_at.isoformat() + "Z",
-            "age_seconds": int(age), "host": row.host, "pid": row.pid}
+            "age_seconds": int(age)}
 
 
 def _check_scheduler(session, config) -> dict:
