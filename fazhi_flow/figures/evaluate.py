@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, DivisionByZero, InvalidOperation
 
 from sqlalchemy import select
+from sqlalchemy.orm import contains_eager, selectinload
 
 from ..extensions import db
 from . import expr as E
@@ -32,7 +33,12 @@ NOT_YET_CHECKABLE = "尚有单位未填报，暂不核对"
 
 
 class FigureBook:
-    """Everything needed to check one cycle's figures, loaded with a handful of queries."""
+    """Everything needed to check one cycle's figures, loaded with a handful of queries.
+
+    The number of queries does not depend on the size of the cycle: contributions come with their
+    assignment and unit. Totals are computed once per indicator; ``values_for`` resolves only the
+    codes asked for.
+    """
 
     def __init__(self, cycle):
         from ..models import Assignment, Contribution, Section
@@ -46,10 +52,12 @@ class FigureBook:
         self.by_id = {i.id: i for i in indicators}
         self.rules = list(db.session.scalars(
             select(Rule).where(Rule.cycle_id == cycle.id).order_by(Rule.section_id, Rule.position, Rule.id)))
+        # The assignment (role) decides who reports what; the unit names each figure in messages.
         contributions = list(db.session.scalars(
             select(Contribution).join(Assignment, Contribution.assignment_id == Assignment.id)
             .join(Section, Assignment.section_id == Section.id)
-            .where(Contribution.cycle_id == cycle.id).order_by(Section.position, Assignment.id)))
+            .where(Contribution.cycle_id == cycle.id).order_by(Section.position, Assignment.id)
+            .options(contains_eager(Contribution.assignment), selectinload(Contribution.unit))))
         self.contributions = {c.id: c for c in contributions}
         self.values = {}
         if contributions:
@@ -67,13 +75,27 @@ class FigureBook:
         for ind in indicators:
             self.reporters[ind.id] = [c for c in by_section.get(ind.section_id, [])
                                       if ind.reports(c.assignment)]
+        # Membership by id and each unit's indicators, so a lookup never scans every reporter.
+        self._reporter_ids = {iid: {c.id for c in found} for iid, found in self.reporters.items()}
+        self._entered: dict[int, list] = {}
+        for ind in indicators:
+            for c in self.reporters[ind.id]:
+                self._entered.setdefault(c.id, []).append(ind)
+        self._totals: dict[int, Decimal | None] = {}
         self._trees: dict[str, object] = {}
 
     # -------------------------------------------------------------- lookups
 
+    def reports(self, contribution, indicator) -> bool:
+        """Whether ``contribution``'s unit enters ``indicator``."""
+        return contribution is not None and contribution.id in self._reporter_ids.get(indicator.id, ()) \
+            and self.contributions.get(contribution.id) is contribution
+
     def indicators_for(self, contribution) -> list:
         """The indicators this contribution's unit enters, in form order."""
-        return [i for i in self.by_id.values() if contribution in self.reporters[i.id]]
+        if self.contributions.get(contribution.id) is not contribution:
+            return []
+        return list(self._entered.get(contribution.id, []))
 
     def value(self, contribution, indicator) -> Decimal | None:
         row = self.values.get((contribution.id, indicator.id))
@@ -100,7 +122,7 @@ class FigureBook:
         if ind is None:
             raise _Invalid(f"规则引用了未定义的指标“{code}”")
         reporters = self.reporters[ind.id]
-        if contribution is not None and contribution in reporters:
+        if self.reports(contribution, ind):
             return self.value(contribution, ind), contribution
         if len(reporters) == 1:
             return self.value(reporters[0], ind), reporters[0]
@@ -108,10 +130,15 @@ class FigureBook:
             return None, None
         raise _Ambiguous(code)
 
-    def values_for(self, contribution) -> dict:
-        """Values a contribution's text may cite: ``code`` and ``sum(code)`` keys, Decimal or None."""
+    def values_for(self, contribution, codes=None) -> dict:
+        """Values a contribution's text may cite: ``code`` and ``sum(code)`` keys, Decimal or None.
+
+        ``codes`` limits the answer to those indicator codes (e.g. the ones a text cites); unknown
+        codes are left out, as when every code is asked for.
+        """
+        wanted = self.indicators if codes is None else {c: self.indicators[c] for c in codes if c in self.indicators}
         values = {}
-        for code, ind in self.indicators.items():
+        for code, ind in wanted.items():
             try:
                 values[code] = self.resolve(code, contribution)[0]
             except (_Ambiguous, _Invalid):
@@ -120,9 +147,11 @@ class FigureBook:
         return values
 
     def total(self, indicator) -> Decimal | None:
-        entered = [self.value(c, indicator) for c in self.reporters[indicator.id]]
-        entered = [v for v in entered if v is not None]
-        return sum(entered, Decimal(0)) if entered else None
+        if indicator.id not in self._totals:
+            entered = [self.value(c, indicator) for c in self.reporters[indicator.id]]
+            entered = [v for v in entered if v is not None]
+            self._totals[indicator.id] = sum(entered, Decimal(0)) if entered else None
+        return self._totals[indicator.id]
 
     def rules_for(self, contribution) -> list:
         """Rules of the contribution's section plus rules elsewhere that name an indicator it enters."""

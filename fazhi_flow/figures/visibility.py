@@ -42,6 +42,8 @@ class Visibility:
         self.share = bool(getattr(book.cycle, "share_approved_figures", False)) or book.cycle.state == "published"
         self._known: set | None = None
         self._led: set | None = None
+        self._names: dict | None = None
+        self._totals: dict = {}  # indicator id -> (visible, total), once per reader
 
     def sees_approved(self, contribution) -> bool:
         """Whether the figures ``contribution`` was approved with may be shown."""
@@ -81,11 +83,14 @@ class Visibility:
         return False, None
 
     def total(self, indicator) -> tuple[bool, Decimal | None]:
-        parts = [self.value(c, indicator) for c in self.book.reporters[indicator.id]]
-        if not all(visible for visible, _ in parts):
-            return False, None
-        entered = [v for _, v in parts if v is not None]
-        return True, (sum(entered, Decimal(0)) if entered else None)
+        if indicator.id not in self._totals:
+            parts = [self.value(c, indicator) for c in self.book.reporters[indicator.id]]
+            if not all(visible for visible, _ in parts):
+                self._totals[indicator.id] = (False, None)
+            else:
+                entered = [v for _, v in parts if v is not None]
+                self._totals[indicator.id] = (True, (sum(entered, Decimal(0)) if entered else None))
+        return self._totals[indicator.id]
 
     @property
     def known_codes(self) -> set:
@@ -101,14 +106,18 @@ class Visibility:
 
     def names(self) -> dict:
         """code → name of the indicators this reader may cite (others render as unknown)."""
-        return {code: ind.name for code, ind in self.book.indicators.items() if code in self.known_codes}
+        if self._names is None:
+            self._names = {code: ind.name for code, ind in self.book.indicators.items() if code in self.known_codes}
+        return dict(self._names)
 
-    def values_for(self, contribution) -> dict:
+    def values_for(self, contribution, codes=None) -> dict:
         """Like ``FigureBook.values_for`` but a value hidden from this reader becomes ``PLACEHOLDER``."""
-        values = self.book.values_for(contribution)
+        values = self.book.values_for(contribution, codes)
         if not self.restricted:
             return values
-        for code, ind in self.book.indicators.items():
+        wanted = self.book.indicators if codes is None else \
+            {c: self.book.indicators[c] for c in codes if c in self.book.indicators}
+        for code, ind in wanted.items():
             if code not in self.known_codes:
                 values.pop(code, None)
                 values.pop(f"sum({code})", None)
@@ -122,12 +131,14 @@ class Visibility:
         return values
 
     def values_for_text(self, contribution, text: str) -> dict:
-        """``values_for`` plus the placeholder for every cited code this reader may not check."""
+        """The values ``text`` cites (``values_for`` of its codes), with the placeholder for every cited
+        code this reader may not check."""
         from .bound import citations
 
-        values = self.values_for(contribution)
+        cited = citations(text or "")
+        values = self.values_for(contribution, dict.fromkeys(c.code for c in cited))
         if self.restricted:
-            for citation in citations(text or ""):
+            for citation in cited:
                 values.setdefault(citation.key, PLACEHOLDER)
         return values
 
