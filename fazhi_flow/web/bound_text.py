@@ -29,6 +29,10 @@ class BoundText:
         self.viewer = viewer
         self._seen: dict[int, Visibility] = {}
 
+    def book(self, cycle):
+        """The cycle's figure book for this page, loaded once."""
+        return self._visibility(cycle).book
+
     def _visibility(self, cycle) -> Visibility:
         from ..figures.evaluate import FigureBook
 
@@ -72,6 +76,11 @@ class BoundText:
         data = revision.data or {}
         return self.text(revision.contribution, revision.body, data.get("figures"))
 
+    def preview(self, contribution, length: int = 60) -> str:
+        """The first ``length`` characters of the displayed text, on one line."""
+        text = " ".join(p.strip() for p in self.text(contribution).splitlines() if p.strip())
+        return text if len(text) <= length else text[:length] + "…"
+
     def many(self, contributions) -> dict[int, str]:
         """Contribution id → displayed text, for a list (books only for cycles that need one)."""
         return {c.id: self.text(c) for c in contributions}
@@ -107,5 +116,4 @@ def revision_text(revision) -> str:
 
 def preview(contribution, length: int = 60) -> str:
     """The first ``length`` characters of the displayed text, on one line."""
-    text = " ".join(p.strip() for p in bound_text(contribution).splitlines() if p.strip())
-    return text if len(text) <= length else text[:length] + "…"
+    return current().preview(contribution, length)

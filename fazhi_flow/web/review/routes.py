@@ -3,22 +3,16 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from ...errors import Conflict
 from ...extensions import db
-from ...models import Contribution, ReportCycle
+from ...pages.review import PendingReviewPage, ReviewPage, reviewable_submissions
 from ...services import contributions as svc
-from ...services.diffs import has_changes, paragraph_diff
-from ...timeutil import utcnow
 from ...workflow.machine import is_contribution_reviewer
-from .. import bound_text
 from ..errors import abort_with
 from ..fields import arg_int, int_list
-from ..loading import contribution_or_abort, preload_sections, transition_logs
-from ..outline_order import in_outline_order
-from ..permissions import can_fire
+from ..helpers import has_endpoint
+from ..loading import contribution_or_abort
 from . import bp
 from .forms import BulkApproveForm, DecisionForm, ReturnForm
 
@@ -30,20 +24,6 @@ def _require_reviewer():
         abort_with(403, "“待审核”只对依法治区办的审核人开放。")
 
 
-def reviewable_submissions(user) -> list[Contribution]:
-    """Every submitted contribution of a collecting cycle that ``user`` may review, oldest first."""
-    rows = list(db.session.scalars(
-        select(Contribution).join(ReportCycle, Contribution.cycle_id == ReportCycle.id)
-        .where(Contribution.state == "submitted", ReportCycle.state == "collecting")
-        .options(selectinload(Contribution.unit), selectinload(Contribution.cycle),
-                 selectinload(Contribution.assignment), selectinload(Contribution.revisions))
-    ))
-    preload_sections(c.cycle_id for c in rows)
-    rows = [c for c in rows if is_contribution_reviewer(user, c)]
-    rows.sort(key=lambda c: (c.submitted_at or c.updated_at, c.id))
-    return rows
-
-
 def _int_arg(name: str) -> int | None:
     return arg_int(name)
 
@@ -52,19 +32,8 @@ def _int_arg(name: str) -> int | None:
 @login_required
 def queue():
     _require_reviewer()
-    everything = reviewable_submissions(current_user)
     filters = {"cycle": _int_arg("cycle"), "section": _int_arg("section"), "unit": _int_arg("unit")}
-    rows = [
-        c for c in everything
-        if (filters["cycle"] is None or c.cycle_id == filters["cycle"])
-        and (filters["section"] is None or c.section_id == filters["section"])
-        and (filters["unit"] is None or c.unit_id == filters["unit"])
-    ]
-    cycles = sorted({c.cycle for c in everything}, key=lambda cy: (-cy.year, cy.id))
-    sections = in_outline_order({c.section for c in everything if filters["cycle"] in (None, c.cycle_id)})
-    units = sorted({c.unit for c in everything}, key=lambda u: (u.sort_order, u.name))
-    return render_template("review/queue.html", rows=rows, total=len(everything), filters=filters,
-                           cycles=cycles, sections=sections, units=units, now=utcnow())
+    return render_template("review/queue.html", page=PendingReviewPage.build(current_user, filters))
 
 
 @bp.route("/<int:contribution_id>")
@@ -78,40 +47,11 @@ def show(contribution_id: int):
     return _render_review(contribution, approve_form, return_form)
 
 
-def _diff_base(revisions, logs):
-    """The revision the latest is compared with: the newest earlier one the office returned or
-    approved (a submission recalled before review was never seen), else the one before the latest."""
-    if len(revisions) < 2:
-        return None
-    # Revision n is the text of the n-th 提交审核; a decision belongs to the submission before it.
-    if sum(1 for log in logs if log.event == "submit") == len(revisions):
-        decided, current = set(), 0
-        for log in logs:
-            if log.event == "submit":
-                current += 1
-            elif log.event in ("return", "approve"):
-                decided.add(current)
-        earlier = [r for r in revisions[:-1] if r.number in decided]
-        if earlier:
-            return earlier[-1]
-    return revisions[-2]
-
-
 def _render_review(contribution, approve_form, return_form, status=200):
     approve_form.version.data = return_form.version.data = contribution.version
-    revisions = contribution.revisions
-    logs = transition_logs(contribution)
-    base = _diff_base(revisions, logs)
-    diff = None
-    if base is not None:
-        # Compared as displayed: a changed figure shows up even where the text cites it.
-        renderer = bound_text.current()
-        diff = paragraph_diff(renderer.revision(base), renderer.revision(revisions[-1]))
-    return render_template(
-        "review/show.html", c=contribution, approve_form=approve_form, return_form=return_form,
-        logs=logs, revisions=revisions, diff=diff, base=base,
-        changed=diff is not None and has_changes(diff), can_decide=can_fire(current_user, contribution, "approve"),
-    ), status
+    page = ReviewPage.build(current_user, contribution, figures=has_endpoint("figures.contribution"))
+    return render_template("review/show.html", approve_form=approve_form, return_form=return_form,
+                           **page.context()), status
 
 
 def _decide(contribution_id: int, event: str):

@@ -4,17 +4,15 @@ Each route: load and check permission, validate the form, call one service, comm
 """
 from __future__ import annotations
 
-from collections import OrderedDict
-
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from ...errors import Conflict, DomainError
 from ...extensions import db
-from ...models import Contribution, ReportCycle
+from ...models import Contribution
+from ...pages.editor import EditorPage, contribution_figures
+from ...pages.tasks import TasksPage, unit_contributions
 from ...services import attachments as attachment_service
 from ...services import contributions as svc
 from ...services.audit import record_refusal
@@ -23,17 +21,11 @@ from .. import bound_text
 from ..errors import abort_with, csrf_refused
 from ..fields import arg_int, optional_int
 from ..helpers import has_endpoint
-from ..loading import (
-    attachment_or_abort,
-    contribution_or_abort,
-    latest_comments,
-    other_units_on_section,
-    preload_sections,
-    transition_logs,
-)
+from ..loading import attachment_or_abort, contribution_or_abort, transition_logs
 from ..permissions import can_edit_contribution, can_fire
 from . import bp
 from .forms import DecisionForm, EditorForm, ReturnForm, VersionForm
+
 
 def _require_unit_member():
     user = current_user
@@ -41,94 +33,26 @@ def _require_unit_member():
         abort_with(403, "“我的任务”只对各单位的联络员和单位负责人开放。")
 
 
-def section_order(cycle: ReportCycle) -> dict[int, int]:
-    order: dict[int, int] = {}
-
-    def walk(nodes):
-        for node in nodes:
-            order[node.id] = len(order)
-            walk(node.children)
-
-    walk(cycle.top_sections())
-    return order
-
-
 def _unit_contributions(unit_id: int, states=None) -> list[Contribution]:
-    query = (
-        select(Contribution).join(ReportCycle, Contribution.cycle_id == ReportCycle.id)
-        .where(Contribution.unit_id == unit_id, ReportCycle.state != "setup")
-        .options(selectinload(Contribution.assignment), selectinload(Contribution.cycle),
-                 selectinload(Contribution.unit))
-    )
-    if states:
-        query = query.where(Contribution.state.in_(states))
-    rows = list(db.session.scalars(query))
-    preload_sections(c.cycle_id for c in rows)
-    return rows
-
-
-def _group_by_cycle(rows: list[Contribution]):
-    """[(cycle, [contribution …])], newest cycle first, sections in outline order."""
-    cycles = sorted({c.cycle for c in rows}, key=lambda cy: (-cy.year, cy.id))
-    groups = OrderedDict((cy.id, (cy, [])) for cy in cycles)
-    for c in rows:
-        groups[c.cycle_id][1].append(c)
-    result = []
-    for cycle, items in groups.values():
-        order = section_order(cycle)
-        items.sort(key=lambda c: (order.get(c.section_id, 0), c.id))
-        result.append((cycle, items))
-    return result
+    return unit_contributions(unit_id, states)
 
 
 @bp.route("/")
 @login_required
 def index():
     _require_unit_member()
-    rows = _unit_contributions(current_user.unit_id)
-    comments = latest_comments(c.id for c in rows)
-    todo = sum(1 for c in rows if c.state in ("draft", "returned") and c.cycle.state == "collecting")
-    returned = sum(1 for c in rows if c.state == "returned")
-    return render_template("tasks/index.html", groups=_group_by_cycle(rows), comments=comments,
-                           todo=todo, returned=returned)
+    return render_template("tasks/index.html", page=TasksPage.build(current_user))
 
 
 def _render_editor(contribution: Contribution, form: EditorForm, *, conflict: str | None = None,
                    error: str | None = None, status: int = 200):
-    logs = transition_logs(contribution)
-    latest_decision = next((log for log in reversed(logs) if log.comment and log.event in
-                            ("return", "unit_return", "reopen", "approve", "unit_approve")), None)
-    quoted = None
-    if latest_decision and latest_decision.context and latest_decision.context.get("paragraph"):
-        number = latest_decision.context["paragraph"]
-        source = contribution.revisions[-1].body if contribution.revisions else contribution.body
-        paras = [p.strip() for p in (source or "").splitlines() if p.strip()]
-        if isinstance(number, int) and 1 <= number <= len(paras):
-            quoted = paras[number - 1]
+    page = EditorPage.build(current_user, contribution, figures=has_endpoint("figures.contribution"),
+                            extensions=has_endpoint("reminders.request_extension"))
     return render_template(
-        "tasks/edit.html", c=contribution, form=form, editable=can_edit_contribution(current_user, contribution),
-        conflict=conflict, error=error, logs=logs, latest_decision=latest_decision, quoted=quoted,
-        fig=_figures(contribution), extension=_extension(contribution),
-        others=other_units_on_section(contribution), last_year=_last_year(contribution), version_form=VersionForm(),
+        "tasks/edit.html", form=form, conflict=conflict, error=error, version_form=VersionForm(),
         allowed_files=attachment_service.ALLOWED_TEXT,
-        max_file=attachment_service.human_size(attachment_service.max_bytes()),
-        can_submit=can_fire(current_user, contribution, "submit"),
-        can_recall=can_fire(current_user, contribution, "recall"),
+        max_file=attachment_service.human_size(attachment_service.max_bytes()), **page.context(),
     ), status
-
-
-def _last_year(contribution: Contribution) -> list[dict]:
-    """Last year's approved material of this section, every unit on it, with the numbers printed as
-    approved; the unit's own values listed too. Read-only, beside the draft."""
-    from ...figures import yoy
-
-    items = []
-    for prev in yoy.previous_section_material(contribution):
-        text = last_year_text(prev)
-        own = prev.unit_id == contribution.unit_id
-        items.append({"c": prev, "own": own, "paragraphs": [p.strip() for p in text.splitlines() if p.strip()],
-                      "figures": _snapshot_rows(prev, yoy.approved_snapshot(prev)) if own else []})
-    return items
 
 
 @bp.app_template_global("last_year_text")
@@ -139,37 +63,9 @@ def last_year_text(previous: Contribution) -> str:
     return bound_text.current().text(previous, previous.body, yoy.approved_snapshot(previous))
 
 
-def _snapshot_rows(contribution: Contribution, snapshot: dict) -> list[tuple[str, str, str]]:
-    """(name, value, measure) of the approved values, in the indicators' order."""
-    from ...models.indicator import Indicator
-
-    if not snapshot:
-        return []
-    indicators = db.session.scalars(select(Indicator).where(
-        Indicator.cycle_id == contribution.cycle_id, Indicator.code.in_(list(snapshot)))
-        .order_by(Indicator.position, Indicator.id))
-    return [(i.name, snapshot[i.code], i.measure or "") for i in indicators if snapshot[i.code] not in (None, "")]
-
-
 def _figures(contribution: Contribution):
     """The figures of the contribution for the editor's summary, or None (no figures area, no right)."""
-    if not has_endpoint("figures.contribution"):
-        return None
-    from ...services import figures as figure_service
-
-    if not figure_service.can_view_figures(current_user, contribution):
-        return None
-    return figure_service.contribution_figures(contribution, current_user)
-
-
-def _extension(contribution: Contribution) -> dict | None:
-    """What the editor shows about 申请延期: may the user ask, and a request still waiting."""
-    if not has_endpoint("reminders.request_extension"):
-        return None
-    from ...services import reminders as reminder_service
-
-    return {"allowed": reminder_service.can_request_extension(current_user, contribution.assignment),
-            "pending": reminder_service.pending_extension(contribution.assignment)}
+    return contribution_figures(current_user, contribution, has_endpoint("figures.contribution"))
 
 
 def _read_upload(storage) -> tuple[str | None, bytes] | None:

@@ -1,0 +1,98 @@
+"""我的任务: every contribution of the viewer's unit, grouped by cycle, in outline order."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import contains_eager, selectinload
+
+from ..extensions import db
+from ..models import Assignment, Contribution, ReportCycle
+from . import due_of, load_viewer, preload_sections
+
+
+def section_order(cycle: ReportCycle) -> dict[int, int]:
+    """Section id → position in the outline (depth first), for sorting a cycle's material."""
+    order: dict[int, int] = {}
+
+    def walk(nodes):
+        for node in nodes:
+            order[node.id] = len(order)
+            walk(node.children)
+
+    walk(cycle.top_sections())
+    return order
+
+
+def unit_contributions(unit_id: int, states=None) -> list[Contribution]:
+    """The unit's contributions in cycles past setup, with what a list of them shows loaded."""
+    query = (
+        select(Contribution).join(ReportCycle, Contribution.cycle_id == ReportCycle.id)
+        .join(Assignment, Contribution.assignment_id == Assignment.id)
+        .where(Contribution.unit_id == unit_id, ReportCycle.state != "setup")
+        .options(contains_eager(Contribution.assignment), contains_eager(Contribution.cycle),
+                 selectinload(Contribution.unit))
+    )
+    if states:
+        query = query.where(Contribution.state.in_(states))
+    rows = list(db.session.scalars(query))
+    preload_sections(c.cycle_id for c in rows)
+    return rows
+
+
+@dataclass
+class TaskRow:
+    id: int
+    section_label: str
+    role: str
+    role_label: str
+    state: str
+    due: object  # reminders.calendar.DueStatus
+    comment: object  # the latest decision's TransitionLog (actor loaded) or None
+    preview: str
+    editable: bool
+
+
+@dataclass
+class TaskGroup:
+    title: str
+    state_label: str
+    rows: list[TaskRow] = field(default_factory=list)
+
+
+@dataclass
+class TasksPage:
+    unit_name: str
+    groups: list[TaskGroup]
+    todo: int
+    returned: int
+
+    @classmethod
+    def build(cls, user) -> TasksPage:
+        from ..services.contributions import can_edit
+        from ..web import bound_text
+        from ..web.loading import latest_comments
+
+        load_viewer(user)
+        rows = unit_contributions(user.unit_id)
+        comments = latest_comments(c.id for c in rows)
+        renderer = bound_text.current()
+        cycles = sorted({c.cycle for c in rows}, key=lambda cy: (-cy.year, cy.id))
+        by_cycle: dict[int, list[Contribution]] = {cy.id: [] for cy in cycles}
+        for c in rows:
+            by_cycle[c.cycle_id].append(c)
+        groups = []
+        for cycle in cycles:
+            order = section_order(cycle)
+            items = sorted(by_cycle[cycle.id], key=lambda c: (order.get(c.section_id, 0), c.id))
+            groups.append(TaskGroup(cycle.title, cycle.state_label, [
+                TaskRow(c.id, c.section.path_label, c.assignment.role, c.assignment.role_label, c.state,
+                        due_of(c), comments.get(c.id), renderer.preview(c),
+                        bool(user.is_authenticated and can_edit(user, c)))
+                for c in items]))
+        return cls(
+            unit_name=user.unit.name if user.unit is not None else "",
+            groups=groups,
+            todo=sum(1 for c in rows if c.state in ("draft", "returned") and c.cycle.state == "collecting"),
+            returned=sum(1 for c in rows if c.state == "returned"),
+        )
