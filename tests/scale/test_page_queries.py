@@ -1,0 +1,129 @@
+"""我的任务, the editor, 待审核 and the review page load in a fixed number of queries however large the
+cycle, with texts citing own, cross-section and sum() figures; their templates never lazy-load."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+from flask import before_render_template, template_rendered
+from sqlalchemy import event
+
+from fazhi_flow.testing import FreshUserClient, login
+
+from .world import build_world
+
+SMALL = (3, 4)
+LARGE = (30, 12)
+
+
+@contextmanager
+def count_queries(engine):
+    statements = []
+
+    def _count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", _count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", _count)
+
+
+class LazyLoadDuringRender(AssertionError):
+    pass
+
+
+@contextmanager
+def no_lazy_loads_while_rendering(app, session):
+    """Fail any relationship or expired-column load issued while a template renders."""
+    depth = []
+
+    def started(sender, template, context, **extra):
+        depth.append(template.name)
+
+    def finished(sender, template, context, **extra):
+        depth.pop()
+
+    def check(orm_state):
+        if depth and (orm_state.is_relationship_load or orm_state.is_column_load):
+            raise LazyLoadDuringRender(f"lazy load while rendering {depth[-1]}: {orm_state.statement}")
+
+    before_render_template.connect(started, app)
+    template_rendered.connect(finished, app)
+    event.listen(session, "do_orm_execute", check)
+    try:
+        yield
+    finally:
+        event.remove(session, "do_orm_execute", check)
+        before_render_template.disconnect(started, app)
+        template_rendered.disconnect(finished, app)
+
+
+def _client(app, user):
+    client = FreshUserClient(app, app.response_class, use_cookies=True)
+    login(client, user)
+    return client
+
+
+def _get(client, db, url):
+    client.get(url)  # warm up what every request loads once (the user, the nav)
+    with count_queries(db.engine) as statements:
+        response = client.get(url)
+    assert response.status_code == 200, (url, response.status_code, response.get_data(as_text=True)[:800])
+    return len(statements), response.get_data(as_text=True)
+
+
+def _span(code, value):
+    return f'<span class="bound-number" title="{code}">{value}</span>'
+
+
+# page -> (viewer, url, text the page must show: a figure its text cites, printed from the value)
+PAGES = {
+    # Unit 1's own figure in section 0 is 10 + 1 + 0; the preview prints it.
+    "tasks": lambda w: (w.liaison(1), "/tasks/", "本单位今年办理案件11件"),
+    # Submitted, so shown as text, its own figure printed from the value.
+    "editor": lambda w: (w.liaison(1), f"/tasks/{w.contribution_id(1, 0)}", _span("c0", "11")),
+    # A draft of the lead unit: the form keeps the citations; the summary lists its two indicators.
+    "editor-lead": lambda w: (w.liaison(0), f"/tasks/{w.contribution_id(0, 0)}", "{{sum(c0)}}"),
+    "queue": lambda w: (w.reviewer, "/review/", "本单位今年办理案件"),
+    "review": lambda w: (w.reviewer, f"/review/{w.first('submitted')}", _span("l1", "3")),
+    "review-admin": lambda w: (w.admin, f"/review/{w.first('submitted')}", "统计数据校验"),
+}
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_query_count_does_not_grow_with_the_cycle(app, db, page):
+    counts = {}
+    for size in (SMALL, LARGE):
+        world = build_world(db, *size)
+        user, url, shown = PAGES[page](world)
+        counts[size], html = _get(_client(app, user), db, url)
+        assert shown in html, (page, size)
+    assert counts[SMALL] == counts[LARGE], counts
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_templates_do_not_lazy_load(app, db, page):
+    world = build_world(db, *SMALL)
+    user, url, shown = PAGES[page](world)
+    client = _client(app, user)
+    with no_lazy_loads_while_rendering(app, db.session):
+        response = client.get(url)
+    assert response.status_code == 200, response.get_data(as_text=True)[:800]
+    assert shown in response.get_data(as_text=True)
+
+
+def test_the_guard_catches_a_lazy_load(app, db):
+    """The check above would see a template that reaches an unloaded relationship."""
+    from flask import render_template_string
+    from sqlalchemy import select
+
+    from fazhi_flow.models import Contribution
+
+    world = build_world(db, *SMALL)
+    db.session.expunge_all()
+    contribution = db.session.scalar(select(Contribution).where(Contribution.id == world.contribution_id(0, 0)))
+    with app.test_request_context(), no_lazy_loads_while_rendering(app, db.session), \
+            pytest.raises(LazyLoadDuringRender):
+        render_template_string("{{ c.unit.name }}", c=contribution)
