@@ -62,21 +62,23 @@ def _short(exc: BaseException, limit: int = 200) -> str:
 # ---------------------------------------------------------------- environment and secret key
 
 
-def _check_env_and_secret(report: Report) -> tuple[str | None, dict]:
-    """FAZHI_ENV and the secret key, judged before the app is built (it refuses a weak key in
-    production). Returns the environment name (None: unusable) and settings to build the app with."""
+def _check_env_and_secret(report: Report) -> tuple[str | None, dict, list[str]]:
+    """FAZHI_ENV, values that do not parse, and the secret key, judged before the app is built (it
+    refuses a weak key in production). Returns the environment name (None: unusable), settings to
+    build the app with, and the variables to leave out while building it."""
     from .. import _check_secret_key
     from .. import settings
 
     name = os.environ.get("FAZHI_ENV", "development")
     if name not in settings.CONFIGS:
         report.add(ERROR, "运行环境", f"FAZHI_ENV={name[:40]!r} 无效：应为 production（生产）、development 或 testing 之一。")
-        return None, {}
+        return None, {}, []
     if name == "production":
         report.add(OK, "运行环境", "FAZHI_ENV=production（生产设置）。")
     else:
         report.add(WARNING, "运行环境", f"FAZHI_ENV={name}：这是开发或测试设置（Cookie 不限 HTTPS）；"
                                         "正式部署请在环境文件中设 FAZHI_ENV=production。")
+    bad = _check_env_values(report, settings.CONFIGS[name])
     key = os.environ.get("FAZHI_SECRET_KEY", settings.CONFIGS[name].SECRET_KEY)
     overrides: dict = {}
     try:
@@ -91,7 +93,30 @@ def _check_env_and_secret(report: Report) -> tuple[str | None, dict]:
             report.add(WARNING, "密钥", "使用仅供开发的密钥；生产环境须把 FAZHI_SECRET_KEY 设为至少32字节的随机值。")
     else:
         report.add(OK, "密钥", "已设置，长度足够。")
-    return name, overrides
+    return name, overrides, bad
+
+
+def _check_env_values(report: Report, config_class) -> list[str]:
+    """Numbers and JSON settings given in the environment must read as such; create_app would stop
+    at the first bad one with a bare ValueError, without naming the variable. Returns the bad ones."""
+    from .. import _env_value
+
+    bad = []
+
+    for key, raw in sorted(os.environ.items()):
+        setting = key[len("FAZHI_"):]
+        if not key.startswith("FAZHI_") or not hasattr(config_class, setting):
+            continue
+        current = getattr(config_class, setting)
+        if not isinstance(current, (int, dict)) or isinstance(current, bool):
+            continue
+        try:
+            _env_value(raw, current)
+        except (ValueError, TypeError):
+            bad.append(key)
+            what = "整数" if isinstance(current, int) else " JSON 对象（须用单引号括起来）"
+            report.add(ERROR, "配置", f"{key}={raw[:40]!r} 不是{what}：请在环境文件中改正。")
+    return bad
 
 
 def _masked(url: str) -> str:
@@ -103,10 +128,19 @@ def _masked(url: str) -> str:
         return url.split(":", 1)[0] + ":…"
 
 
-def _build_app(report: Report, overrides: dict):
+def _build_app(report: Report, overrides: dict, leave_out: list[str]):
     """The app as the other commands build it; when only its database URL keeps it from starting,
     report that and build it on an in-memory database so the remaining items still get checked.
+    Variables already reported as unreadable are left out (defaults used) while it is built.
     Returns (app, database_usable)."""
+    saved = {key: os.environ.pop(key) for key in leave_out if key in os.environ}
+    try:
+        return _build_app_inner(report, overrides)
+    finally:
+        os.environ.update(saved)
+
+
+def _build_app_inner(report: Report, overrides: dict):
     from .. import create_app
 
     try:
@@ -457,10 +491,10 @@ def _check_base_url(report: Report, app, env_name: str) -> None:
 
 def run_checks(timeout: int = DEFAULT_TIMEOUT) -> Report:
     report = Report()
-    env_name, overrides = _check_env_and_secret(report)
+    env_name, overrides, leave_out = _check_env_and_secret(report)
     if env_name is None:
         return report
-    app, database_usable = _build_app(report, overrides)
+    app, database_usable = _build_app(report, overrides, leave_out)
     if app is None:
         return report
     from ..extensions import db

@@ -240,6 +240,12 @@ def test_weak_secret_key_and_bad_base_url_are_errors_the_rest_is_checked(tmp_pat
     code, lines, out = check({**env, "FAZHI_ENV": "staging"})
     assert code == 1 and level_of(lines, "运行环境") == "错误" and "production" in out, out
 
+    # A value that does not read as a number is named; the other items are checked with the default.
+    code, lines, out = check({**env, "FAZHI_MAIL_PORT": "二十五", "FAZHI_PDF_FONTS": "[1]"})
+    assert code == 1 and level_of(lines, "配置") == "错误", out
+    assert "FAZHI_MAIL_PORT='二十五' 不是整数" in out and "FAZHI_PDF_FONTS='[1]' 不是 JSON 对象" in out, out
+    assert level_of(lines, "数据库结构") == "OK", out
+
 
 def test_missing_pdf_font_is_named(tmp_path, upgraded, smtp_port):
     _require(shutil.which("fc-list") is not None, "fontconfig (fc-list) is not installed")
