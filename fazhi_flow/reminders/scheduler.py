@@ -120,33 +120,42 @@ def _sweep_summary(result) -> dict:
 _ERROR_ID = re.compile(r"^#(\d+)\s")
 
 
-def _dead_reasons(result) -> list[str]:
-    """The reasons of the messages that died in this run (their texts, not their bodies)."""
+def _failure_reasons(result) -> tuple[list[str], list[str]]:
+    """The reasons of the messages that died in this run ("#id reason", from the delivery's error
+    texts, never a body), and the distinct reasons of those to be retried (e.g. the mail server
+    cannot be reached) — what an administrator needs to see in the log."""
+    errors = [str(e) for e in (getattr(result, "errors", None) or [])]
     given = getattr(result, "dead_reasons", None)
     if given is not None:
-        return [shorten(r, 300) for r in list(given)[:20]]
-    errors = list(getattr(result, "errors", None) or [])
-    if not getattr(result, "dead", 0) or not errors:
-        return []
+        return [shorten(r, 300) for r in list(given)[:20]], []
+    if not errors:
+        return [], []
     by_id = {}
     for line in errors:
-        match = _ERROR_ID.match(str(line))
+        match = _ERROR_ID.match(line)
         if match:
-            by_id[int(match.group(1))] = str(line)
-    if not by_id:
-        return [shorten(line, 300) for line in errors[:20]]
-    dead = db.session.scalars(select(OutboxMessage.id).where(OutboxMessage.id.in_(list(by_id)[:500]),
-                                                             OutboxMessage.status == "dead")).all()
-    db.session.rollback()
-    return [shorten(by_id[i], 300) for i in sorted(dead)[:20]]
+            by_id[int(match.group(1))] = line
+    if not by_id:  # an unknown error format: show them, capped
+        return ([shorten(line, 300) for line in errors[:20]] if getattr(result, "dead", 0) else []), []
+    dead_ids = set()
+    if getattr(result, "dead", 0):
+        dead_ids = set(db.session.scalars(select(OutboxMessage.id).where(
+            OutboxMessage.id.in_(list(by_id)[:500]), OutboxMessage.status == "dead")))
+        db.session.rollback()
+    dead = [shorten(by_id[i], 300) for i in sorted(dead_ids)[:20]]
+    retry = list(dict.fromkeys(shorten(_ERROR_ID.sub("", line), 300) for i, line in by_id.items()
+                               if i not in dead_ids))[:5]
+    return dead, retry
 
 
 def _delivery_summary(result) -> dict:
     summary = {key: _count(getattr(result, key, 0))
                for key in ("sent", "retried", "dead", "cancelled", "deferred")}
-    reasons = _dead_reasons(result)
-    if reasons:
-        summary["dead_reasons"] = reasons
+    dead, retry = _failure_reasons(result)
+    if dead:
+        summary["dead_reasons"] = dead
+    if retry:
+        summary["retry_reasons"] = retry
     return summary
 
 

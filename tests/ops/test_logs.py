@@ -72,19 +72,29 @@ class _Smtp:
             self.port = s.getsockname()[1]
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port,
                                      authenticator=authenticator, auth_require_tls=False)
+        self.running = False
+
+    def start(self):
+        self.controller.start()
+        self.running = True
+
+    def stop(self):
+        if self.running:
+            self.controller.stop()
+            self.running = False
 
 
 @pytest.fixture()
 def smtp_with_login(app):
     server = _Smtp()
-    server.controller.start()
+    server.start()
     keys = ("MAIL_HOST", "MAIL_PORT", "MAIL_SECURITY", "MAIL_USERNAME", "MAIL_PASSWORD", "MAIL_TIMEOUT")
     saved = {k: app.config.get(k) for k in keys}
     app.config.update(MAIL_HOST="127.0.0.1", MAIL_PORT=server.port, MAIL_SECURITY="none",
                       MAIL_USERNAME="mailer", MAIL_PASSWORD=SMTP_PASSWORD, MAIL_TIMEOUT=5)
     logs.remember_secrets(SMTP_PASSWORD)  # create_app does this for the configured password
     yield server
-    server.controller.stop()
+    server.stop()
     app.config.update(saved)
 
 
@@ -142,6 +152,19 @@ def test_no_secret_reaches_any_log_line(app, client, factory, db, capsys, caplog
     assert (_field(deliver_line, "sent"), _field(deliver_line, "dead")) == ("1", "1")
     reasons = _field(deliver_line, "dead_reasons")
     assert "收件人被拒绝" in reasons and " | " not in reasons  # one dead message, its reason
+
+
+    # While the mail server cannot be reached the line says so (retried, with the reason).
+    db.session.add(OutboxMessage(channel="email", address="later@example.test", subject="测试主题",
+                                 body=f"{BODY_MARKER} 稍后重试。", cause="test"))
+    db.session.commit()
+    smtp_with_login.stop()
+    run_deliver(app)
+    output = capsys.readouterr().err
+    [retry_line] = _lines(output, "job")
+    assert _field(retry_line, "retried") == "1" and "dead_reasons" not in retry_line
+    assert "无法连接邮件服务器" in _field(retry_line, "retry_reasons")
+    assert BODY_MARKER not in output and SMTP_PASSWORD not in output
 
 
 def test_request_line_has_method_path_status_duration_user_and_request_id(app, client, world, capsys,
