@@ -344,3 +344,33 @@ def test_scheduler_unit_command_starts_and_beats(machine):
     # systemd counts an exit by SIGTERM (its KillSignal) as a clean stop.
     assert code in (0, -signal.SIGTERM), log_path.read_text()
     assert "Traceback" not in log_path.read_text()
+
+
+def test_offline_scripts_refuse_bad_input_with_one_line(tmp_path):
+    """The full build and install run in CI (.ci/wheel-smoke-offline); here the refusals, which need
+    neither the network nor minutes."""
+    install = tmp_path / "wheelhouse" / "install-offline.sh"
+    install.parent.mkdir()
+    shutil.copy(DEPLOY / "install-offline.sh", install)
+    (install.parent / "requirements.txt").write_text("", encoding="utf-8")
+    (install.parent / "wheelhouse.json").write_text('{"python": "2.7", "platform": "linux-x86_64"}',
+                                                    encoding="utf-8")
+    env = {**os.environ, "PYTHON": sys.executable}
+    result = subprocess.run(["sh", str(install), str(tmp_path / "venv")], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1 and "Python 2.7" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "venv").exists()
+
+    (install.parent / "wheelhouse.json").unlink()
+    result = subprocess.run(["sh", str(install), str(tmp_path / "venv")], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1 and "不是完整的 wheelhouse" in result.stderr
+
+    build = DEPLOY / "build-wheelhouse.sh"
+    result = subprocess.run(["bash", str(build), "pdf,docx", str(tmp_path / "out")], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1 and "未知的组件“docx”" in result.stderr
+    result = subprocess.run(["bash", str(build), "pdf", str(install.parent)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1 and "不是空的" in result.stderr
+    assert not (tmp_path / "out").exists()
