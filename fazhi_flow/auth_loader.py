@@ -8,6 +8,7 @@ import time
 
 from flask import current_app, flash, g, redirect, request, session
 from flask_login import login_url
+from sqlalchemy.orm import joinedload
 
 from .extensions import db
 from .whole_numbers import optional_int
@@ -78,7 +79,8 @@ def init_login(login_manager) -> None:
         user_id = optional_int(raw_id)
         if user_id is None or not token or session_expired():
             return None
-        user = db.session.get(User, user_id)
+        # The unit comes in the same query: every page's header names it.
+        user = db.session.get(User, user_id, options=[joinedload(User.unit)])
         if user is None or not user.active or user.session_token != token:
             return None
         return user

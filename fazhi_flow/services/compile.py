@@ -36,8 +36,8 @@ from ..models.publication import sha256_hex
 from ..publish.docx import render_docx
 from ..publish.document import ReportDocument
 from ..publish.html import font_stacks, render_html
-from ..publish.merge import approved_contributions, assemble, prefill, section_contributions, section_sources
-from ..publish.numbers import ApprovedTexts
+from ..publish.merge import (CitedTexts, approved_contributions, assemble, load_cycle_material, prefill,
+                             section_contributions, section_sources)
 from ..publish.pdf import PdfUnavailable, render_pdf
 from ..publish.text import render_text
 from ..timeutil import utcnow
@@ -138,8 +138,10 @@ def section_drafts(cycle: ReportCycle) -> dict[int, SectionDraft]:
 
 
 def section_views(cycle: ReportCycle) -> list[SectionView]:
+    """Every section as the compile page shows it, in reading order (a fixed number of queries)."""
+    load_cycle_material(cycle)
     drafts = section_drafts(cycle)
-    numbers = ApprovedTexts(cycle)
+    numbers = CitedTexts(cycle)
     views = []
     for top in cycle.top_sections():
         for section in top.walk():
@@ -162,11 +164,11 @@ def appendix_enabled(cycle: ReportCycle) -> bool:
     return latest is not None and (latest.document or {}).get("appendix") is not None
 
 
-def appendix_rows(cycle: ReportCycle, numbers: ApprovedTexts | None = None) -> list[dict]:
+def appendix_rows(cycle: ReportCycle, numbers: CitedTexts | None = None) -> list[dict]:
     """The indicator summary with the approved values, the same numbers the text prints."""
     from ..figures.summary import appendix_rows as summary_rows
 
-    numbers = numbers or ApprovedTexts(cycle)
+    numbers = numbers or CitedTexts(cycle)
     rows = summary_rows(cycle, numbers.book)
     sections = {s.id: s for s in cycle.sections}
     by_code = numbers.book.indicators
@@ -189,8 +191,9 @@ def current_document(cycle: ReportCycle, appendix: bool | None = None) -> Report
 
     ``appendix`` overrides whether the indicator appendix is included (default: as the draft has it).
     """
+    load_cycle_material(cycle)
     texts = {section_id: row.body for section_id, row in section_drafts(cycle).items()}
-    numbers = ApprovedTexts(cycle)
+    numbers = CitedTexts(cycle)
     if appendix is None:
         appendix = appendix_enabled(cycle)
     rows = appendix_rows(cycle, numbers) if appendix else None
@@ -273,7 +276,8 @@ def save_section_text(cycle: ReportCycle, section: Section, actor, body: str,
     loaded = row.version if row is not None else 0
     if expected_version is not None and expected_version != loaded:
         raise Conflict("该章节的合并稿已被他人修改，您的内容尚未保存。请刷新页面核对后再保存。")
-    numbers = ApprovedTexts(cycle)
+    load_cycle_material(cycle)
+    numbers = CitedTexts(cycle)
     if row is None:
         if body == prefill(section, numbers):
             return None
