@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import nullcontext
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from werkzeug.wrappers import Response
 
 from .logs import event, middleware, shorten
@@ -64,10 +64,12 @@ def _check_database(session) -> dict:
 
 
 def _check_migrations(session, directory: str) -> dict:
-    from alembic.runtime.migration import MigrationContext
-
+    # The version table read directly: alembic's MigrationContext would log two INFO lines per probe.
     heads = migration_heads(directory)
-    current = frozenset(MigrationContext.configure(session.connection()).get_current_heads())
+    connection = session.connection()
+    current = frozenset()
+    if inspect(connection).has_table("alembic_version"):
+        current = frozenset(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
     result = {"ok": current == heads, "current": sorted(current), "head": sorted(heads)}
     if not result["ok"]:
         result["reason"] = ("数据库结构不是本版本的最新版：请运行 fazhi-flow db upgrade。" if current
