@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -102,7 +103,6 @@ def _check_env_values(report: Report, config_class) -> list[str]:
     from .. import _env_value
 
     bad = []
-
     for key, raw in sorted(os.environ.items()):
         setting = key[len("FAZHI_"):]
         if not key.startswith("FAZHI_") or not hasattr(config_class, setting):
@@ -126,6 +126,21 @@ def _masked(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - an unparsable URL is shown by its scheme only
         return url.split(":", 1)[0] + ":…"
+
+
+def _scrub(message: str, url: str) -> str:
+    """An error message without the database password (drivers and parsers may quote the URL)."""
+    from sqlalchemy.engine import make_url
+
+    if url:
+        message = message.replace(url, _masked(url))
+    try:
+        password = make_url(url).password if url else None
+    except Exception:  # noqa: BLE001
+        password = None
+    if password:
+        message = message.replace(str(password), "***")
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", message)
 
 
 def _build_app(report: Report, overrides: dict, leave_out: list[str]):
@@ -156,7 +171,7 @@ def _build_app_inner(report: Report, overrides: dict):
             text = (f"{_masked(url)} 需要 PostgreSQL 驱动，但未安装：pip install 'fazhi-flow[postgresql]'"
                     "（离线安装时构建 wheelhouse 要带上 postgresql）。")
         else:
-            text = (f"地址 {_masked(url)} 无法使用（{type(first).__name__}: {_short(first)}）："
+            text = (f"地址 {_masked(url)} 无法使用（{type(first).__name__}: {_scrub(_short(first), url)}）："
                     "请检查 FAZHI_DATABASE_URL，如 postgresql://用户@主机/库名。")
         report.add(ERROR, "数据库", text)
         return app, False
@@ -192,7 +207,7 @@ def _check_database(report: Report, app, env_name: str, timeout: int):
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001
         engine.dispose()
-        report.add(ERROR, "数据库", f"无法连接 {_masked(url)}（{_short(exc)}）：检查数据库服务是否运行、"
+        report.add(ERROR, "数据库", f"无法连接 {_masked(url)}（{_scrub(_short(exc), url)}）：检查数据库服务是否运行、"
                                  "FAZHI_DATABASE_URL 中的主机、端口、用户和密码。")
         return None
     if parsed.get_backend_name() == "sqlite":

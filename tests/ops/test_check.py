@@ -166,8 +166,9 @@ def test_broken_database_urls(tmp_path, smtp_port):
     assert "无法连接" in out and "pw-never-printed" not in out and "FAZHI_DATABASE_URL" in out, out
     assert level_of(lines, "邮件服务器") == "OK"  # checked all the same
 
-    code, lines, out = check(_env(tmp_path, "nonsense-scheme://whatever", smtp_port))
+    code, lines, out = check(_env(tmp_path, "nonsense-scheme://fazhi:pw-never-printed@whatever", smtp_port))
     assert code == 1 and level_of(lines, "数据库") == "错误" and "无法使用" in out, out
+    assert "pw-never-printed" not in out
     assert level_of(lines, "上传目录") == "OK", out
 
     missing = tmp_path / "nowhere" / "fazhi.db"
