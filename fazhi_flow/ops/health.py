@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import nullcontext
+
 from sqlalchemy import inspect, text
 from werkzeug.wrappers import Response
 

@@ -21,7 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import g, has_request_context, request
 
@@ -124,7 +124,7 @@ class TextFormatter(logging.Formatter):
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
         }
@@ -293,7 +293,7 @@ class OpsMiddleware:
             log_request(environ, status, seconds)
             for observe in self.observers:
                 observe(environ, status, seconds)
-        except Exception:  # noqa: BLE001 - bookkeeping must never break the answer
+        except Exception:  # bookkeeping must never break the answer
             logger.exception("Request bookkeeping failed")
 
 

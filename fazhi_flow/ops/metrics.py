@@ -20,8 +20,15 @@ import hmac
 import ipaddress
 import logging
 import os
+from datetime import UTC
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from werkzeug.wrappers import Response
 
@@ -57,9 +64,8 @@ def observe(environ: dict, status: int | None, seconds: float) -> None:
 def _epoch(value) -> float | None:
     if value is None:
         return None
-    from datetime import timezone
 
-    return value.replace(tzinfo=timezone.utc).timestamp() if value.tzinfo is None else value.timestamp()
+    return value.replace(tzinfo=UTC).timestamp() if value.tzinfo is None else value.timestamp()
 
 
 class DatabaseCollector:

@@ -21,7 +21,7 @@ import re
 import socket
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -33,8 +33,8 @@ from ..models import LoginThrottle
 from ..models.ops import JobStatus
 from ..models.reminder import OutboxMessage
 from ..ops.logs import event, redact, shorten
-from ..timeutil import utcnow
 from ..services.login_throttle import FORGET_AFTER
+from ..timeutil import utcnow
 from .jobs import as_utc, deliver, sweep
 
 logger = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def run_job(app, name: str, work, summarize) -> None:
         started_at, clock = utcnow(), time.perf_counter()
         summary, error = None, None
         try:
-            result = work(datetime.now(timezone.utc))
+            result = work(datetime.now(UTC))
             summary = summarize(result)
         except Exception as exc:  # noqa: BLE001
             db.session.rollback()
@@ -181,7 +181,7 @@ def run_job(app, name: str, work, summarize) -> None:
                 event(logger, logging.ERROR, "job", name=name, ok=False, duration_ms=duration_ms, error=error)
             _save_status(name, started_at=started_at, finished_at=utcnow(), ok=error is None,
                          duration_ms=duration_ms, summary=summary, error=error)
-        except Exception:  # noqa: BLE001 - bookkeeping must not stop the scheduler
+        except Exception:  # bookkeeping must not stop the scheduler
             logger.exception("Recording the run of job %s failed", name)
         finally:
             db.session.remove()
@@ -228,7 +228,7 @@ def build_scheduler(app, blocking: bool = False):
         timezone=app.config.get("TIMEZONE", "Asia/Shanghai"),
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 600},
     )
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     scheduler.add_job(run_sweep, "interval", args=[app], id="reminders.sweep", name="催报提醒扫描",
                       seconds=int(app.config.get("REMINDER_SWEEP_SECONDS", 300)), next_run_time=now)
     scheduler.add_job(run_deliver, "interval", args=[app], id="outbox.deliver", name="待发消息投递",

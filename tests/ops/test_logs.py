@@ -106,7 +106,7 @@ def test_no_secret_reaches_any_log_line(app, client, factory, db, capsys, caplog
                                         smtp_with_login):
     caplog.set_level(logging.DEBUG)
     unit = factory.unit()
-    user = factory.user("liaison", unit=unit, username="logtester", password=RIGHT_PASSWORD)
+    factory.user("liaison", unit=unit, username="logtester", password=RIGHT_PASSWORD)
     db.session.commit()
     app.config["WTF_CSRF_ENABLED"] = True
     try:
@@ -316,8 +316,8 @@ def test_lines_from_threads_name_no_request(app, capsys, text_logs):
 
 def test_werkzeug_request_lines_are_left_to_ours(app):
     record = logging.LogRecord("werkzeug", logging.INFO, __file__, 1,
-                               '127.0.0.1 - - [01/Jan/2025 00:00:00] "%s" %s %s', ("GET /?token=x HTTP/1.1", "200", "-"),
-                               None)
+                               '127.0.0.1 - - [01/Jan/2025 00:00:00] "%s" %s %s',
+                               ("GET /?token=x HTTP/1.1", "200", "-"), None)
     assert not logging.getLogger("werkzeug").filter(record)
     banner = logging.LogRecord("werkzeug", logging.INFO, __file__, 1, " * Running on %s", ("x",), None)
     assert logging.getLogger("werkzeug").filter(banner)

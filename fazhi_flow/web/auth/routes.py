@@ -8,12 +8,12 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ...auth_loader import stamp_login
 from ...extensions import db
 from ...models import User
-from ...services import login_throttle
-from ...auth_loader import stamp_login
-from ...services.audit import record
 from ...ops.logs import log_refused_login
+from ...services import login_throttle
+from ...services.audit import record
 from . import bp
 from .device import remember_device, trusted_device
 from .forms import ChangePasswordForm, LoginForm, LogoutForm
