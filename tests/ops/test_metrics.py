@@ -324,3 +324,18 @@ def test_gunicorn_config_reads_the_environment(monkeypatch, tmp_path):
         assert list((tmp_path / "m").iterdir()) == []
     finally:
         sys.modules.pop("fazhi_flow.ops.gunicorn_conf", None)
+
+
+def test_behind_a_trusted_proxy_the_client_address_counts(monkeypatch):
+    """With FAZHI_TRUSTED_PROXIES=1 (nginx in front) the address nginx reports is the one checked."""
+    monkeypatch.setenv("FAZHI_TRUSTED_PROXIES", "1")
+    monkeypatch.setenv("FAZHI_METRICS_ALLOWED_IPS", "192.0.2.7")
+    proxied = create_app("testing")
+    try:
+        client = proxied.test_client()
+        assert client.get("/metrics", headers={"X-Forwarded-For": "198.51.100.1"}).status_code == 404
+        assert client.get("/metrics", headers={"X-Forwarded-For": "192.0.2.7"}).status_code == 200
+        assert client.get("/metrics").status_code == 404  # nginx's own 127.0.0.1 is not listed
+    finally:
+        with proxied.app_context():
+            _db.engine.dispose()
