@@ -67,8 +67,7 @@ def _check_env_and_secret(report: Report) -> tuple[str | None, dict, list[str]]:
     """FAZHI_ENV, values that do not parse, and the secret key, judged before the app is built (it
     refuses a weak key in production). Returns the environment name (None: unusable), settings to
     build the app with, and the variables to leave out while building it."""
-    from .. import _check_secret_key
-    from .. import settings
+    from .. import _check_secret_key, settings
 
     name = os.environ.get("FAZHI_ENV", "development")
     if name not in settings.CONFIGS:
@@ -484,9 +483,9 @@ def _check_base_url(report: Report, app, env_name: str) -> None:
         return
     parts = urllib.parse.urlsplit(raw)
     try:
-        parts.port
         well_formed = (parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.query
-                       and not parts.fragment and not any(c.isspace() for c in raw))
+                       and not parts.fragment and not any(c.isspace() for c in raw)
+                       and (parts.port is None or parts.port > 0))  # .port raises on a bad port
     except ValueError:
         well_formed = False
     if not well_formed:

@@ -62,7 +62,7 @@ def new_database(tmp_path_factory):
 
 
 class _Smtp:
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+    async def handle_DATA(self, server, session, envelope):
         return "250 OK"
 
 
@@ -92,7 +92,7 @@ def _env(tmp_path, database_url, smtp_port, **overrides) -> dict:
 
 def _cli(env, *args, command=None):
     proc = subprocess.run((command or []) + CLI + list(args), env=env, capture_output=True, text=True,
-                          timeout=180)
+                          timeout=180, check=False)
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     return proc
 
@@ -211,7 +211,7 @@ def _read_only_wrapper(folder) -> list[str]:
         folder.chmod(0o555)
         return []
     script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && exec "$@"'
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", script, str(folder), "true"], capture_output=True)
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", script, str(folder), "true"], capture_output=True, check=False)
     _require(shutil.which("unshare") is not None and probe.returncode == 0,
              "a read-only folder for root needs unshare -m and mount (CAP_SYS_ADMIN)")
     return ["unshare", "-m", "sh", "-c", script, str(folder)]
@@ -252,13 +252,13 @@ def test_missing_pdf_font_is_named(tmp_path, upgraded, smtp_port):
     _require(shutil.which("fc-list") is not None, "fontconfig (fc-list) is not installed")
     (tmp_path / "uploads").mkdir()
     fonts = '{"body": "No Such Font Family XYZ"}'
-    code, lines, out = check(_env(tmp_path, upgraded, smtp_port, FAZHI_PDF_FONTS=fonts))
+    _code, lines, out = check(_env(tmp_path, upgraded, smtp_port, FAZHI_PDF_FONTS=fonts))
     assert level_of(lines, "PDF 字体") in ("警告", "错误") and "No Such Font Family XYZ" in out, out
     assert "FAZHI_PDF_FONTS" in out
 
 
 class _Quiet(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802 - http.server API
+    def do_POST(self):
         self.send_response(200)
         self.end_headers()
 
@@ -296,7 +296,7 @@ def test_group_robots_reachable_unreachable_and_malformed(tmp_path, upgraded, sm
         server.shutdown()
         server.server_close()
     assert code == 1, out
-    robots = dict((line.split("“")[1].split("”")[0], level) for level, line in lines["群机器人"])
+    robots = {line.split("“")[1].split("”")[0]: level for level, line in lines["群机器人"]}
     assert robots == {"可达": "OK", "端口关闭": "错误", "域名不存在": "错误", "格式不对": "错误"}, out
     assert f"127.0.0.1:{closed}" in out and "robot.invalid" in out, out
     assert token not in out  # paths and queries of robot URLs carry their tokens
