@@ -11,8 +11,8 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from flask import current_app, has_request_context, request
 from flask_login import current_user
-from sqlalchemy import (Integer, String, case, cast, func, literal, literal_column, select, text, tuple_,
-                        union_all)
+from sqlalchemy import (ARRAY, Integer, String, and_, any_, case, cast, func, literal, literal_column, or_, select,
+                        text, union_all)
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..extensions import db
@@ -388,27 +388,56 @@ def _common(stmt, q: AuditQuery, model):
     return stmt
 
 
-def _keys(q: AuditQuery):
-    """The merged (kind, id, created_at) rows of the query, as a subquery; None when nothing can match."""
+def _branches(q: AuditQuery) -> list[tuple[int, type, object]]:
+    """(kind, model, statement) of each table the query can match; a statement selects kind, id, created_at."""
+    flow = q.action.startswith(FLOW_PREFIX + ":")
     parts = []
-    if not q.action or not q.action.startswith(FLOW_PREFIX + ":"):
-        parts.append(_event_keys(q))
-    if not q.action or q.action.startswith(FLOW_PREFIX + ":"):
+    if not flow:
+        parts.append((EVENT, AuditEvent, _event_keys(q)))
+    if not q.action or flow:
         transitions = _transition_keys(q)
         if transitions is not None:
-            parts.append(transitions)
-    return union_all(*parts).subquery("trail") if len(parts) > 1 else parts[0].subquery("trail")
+            parts.append((TRANSITION, TransitionLog, transitions))
+    return parts
 
 
-def _ordered(keys, newest_first: bool = True):
-    columns = (keys.c.created_at, keys.c.kind, keys.c.id)
-    return select(keys.c.kind, keys.c.id).order_by(
-        *(c.desc() for c in columns) if newest_first else columns)
+def _after(kind: int, model, key: tuple, newest_first: bool):
+    """The rows of ``model`` (all of one kind) that come after ``key`` = (created_at, kind, id) in the
+    order (created_at, kind, id), descending or not; with a plain bound on created_at, which each
+    table's index serves, so a chunk starts where the last one ended instead of scanning again."""
+    at, last_kind, last_id = key
+    if newest_first:
+        if kind != last_kind:
+            return model.created_at <= at if kind < last_kind else model.created_at < at
+        return and_(model.created_at <= at, or_(model.created_at < at, model.id < last_id))
+    if kind != last_kind:
+        return model.created_at >= at if kind > last_kind else model.created_at > at
+    return and_(model.created_at >= at, or_(model.created_at > at, model.id > last_id))
+
+
+def _merged(q: AuditQuery, size: int, offset: int = 0, newest_first: bool = True, after: tuple | None = None):
+    """(kind, id, created_at) of ``size`` rows of the query in order, from ``offset`` or after the key
+    ``after``. Each table gives its own first ``offset + size`` rows from its created_at index and only
+    those are merged: the cost follows the page, not the size of the trail."""
+    parts = []
+    for kind, model, stmt in _branches(q):
+        if after is not None:
+            stmt = stmt.where(_after(kind, model, after, newest_first))
+        order = (model.created_at.desc(), model.id.desc()) if newest_first else (model.created_at, model.id)
+        sub = stmt.order_by(*order).limit(offset + size).subquery()
+        parts.append(select(sub.c.kind, sub.c.id, sub.c.created_at))
+    merged = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery("trail")
+    columns = (merged.c.created_at, merged.c.kind, merged.c.id)
+    stmt = (select(merged.c.kind, merged.c.id, merged.c.created_at)
+            .order_by(*(c.desc() for c in columns) if newest_first else columns).limit(size).offset(offset))
+    return db.session.execute(stmt).all()
 
 
 def count(q: AuditQuery) -> int:
-    keys = _keys(q)
-    return db.session.scalar(select(func.count()).select_from(keys)) or 0
+    """How many rows the query matches (each table counted on its own, in one statement)."""
+    counts = [select(func.count()).select_from(stmt.subquery()).scalar_subquery() for _, _, stmt in _branches(q)]
+    total = counts[0] if len(counts) == 1 else counts[0] + counts[1]
+    return db.session.scalar(select(total)) or 0
 
 
 def page(q: AuditQuery, number: int = 1, per_page: int = PAGE_SIZE) -> AuditPage:
@@ -416,8 +445,9 @@ def page(q: AuditQuery, number: int = 1, per_page: int = PAGE_SIZE) -> AuditPage
     total = count(q)
     pages = max(1, -(-total // per_page))
     number = min(max(number, 1), pages)
-    keys = db.session.execute(_ordered(_keys(q)).limit(per_page).offset((number - 1) * per_page)).all()
-    return AuditPage(rows=_load(keys), page=number, per_page=per_page, total=total)
+    keys = _merged(q, per_page, offset=(number - 1) * per_page)
+    return AuditPage(rows=_load([(kind, ident) for kind, ident, _ in keys]), page=number, per_page=per_page,
+                     total=total)
 
 
 def iter_rows(q: AuditQuery, newest_first: bool = True, limit: int | None = None, release: bool = False):
@@ -427,24 +457,18 @@ def iter_rows(q: AuditQuery, newest_first: bool = True, limit: int | None = None
     open between chunks and memory does not grow with the trail. With ``release`` each chunk is read
     in its own transaction (the command: on SQLite a command's transaction holds the write lock, which
     a long listing must not keep from the web pages); the trail only grows, so no row is seen twice."""
-    keys = _keys(q)
-    columns = (keys.c.created_at, keys.c.kind, keys.c.id)
-    order = [c.desc() for c in columns] if newest_first else list(columns)
     last, remaining = None, limit
     while remaining is None or remaining > 0:
         size = CHUNK if remaining is None else min(CHUNK, remaining)
-        stmt = select(*columns).order_by(*order).limit(size)
-        if last is not None:
-            after = tuple_(*(literal(v, c.type) for v, c in zip(last, columns)))
-            stmt = stmt.where(tuple_(*columns) < after if newest_first else tuple_(*columns) > after)
-        batch = db.session.execute(stmt).all()
+        batch = _merged(q, size, newest_first=newest_first, after=last)
         if not batch:
             return
-        rows = _load([(kind, ident) for _, kind, ident in batch])
+        rows = _load([(kind, ident) for kind, ident, _ in batch])
         if release:
             db.session.rollback()  # only read: ends the transaction and its lock
         yield from rows
-        last = tuple(batch[-1])
+        kind, ident, at = batch[-1]
+        last = (at, kind, ident)
         if remaining is not None:
             remaining -= len(batch)
 
@@ -453,10 +477,12 @@ def _load(keys) -> list[AuditRow]:
     """The rows behind ``keys`` (in that order) with their people and objects, in a fixed number of queries."""
     event_ids = [i for kind, i in keys if kind == EVENT]
     transition_ids = [i for kind, i in keys if kind == TRANSITION]
-    events = {e.id: e for e in db.session.scalars(
-        select(AuditEvent).where(AuditEvent.id.in_(event_ids)))} if event_ids else {}
-    transitions = {t.id: t for t in db.session.scalars(
-        select(TransitionLog).where(TransitionLog.id.in_(transition_ids)))} if transition_ids else {}
+    # Plain rows, not ORM objects: an export reads up to EXPORT_LIMIT of them, and objects would all
+    # stay in the session's identity map (several times slower, and memory for nothing).
+    events = {e.id: e for e in db.session.execute(
+        select(*_columns(AuditEvent)).where(_among(AuditEvent.id, event_ids)))} if event_ids else {}
+    transitions = {t.id: t for t in db.session.execute(
+        select(*_columns(TransitionLog)).where(_among(TransitionLog.id, transition_ids)))} if transition_ids else {}
 
     wanted: dict[str, set[int]] = {}
     for e in events.values():
@@ -470,7 +496,7 @@ def _load(keys) -> list[AuditRow]:
             wanted.setdefault("cycle", set()).add(t.cycle_id)
     actor_ids = {r.actor_id for r in (*events.values(), *transitions.values()) if r.actor_id is not None}
     user_ids = actor_ids | wanted.get("user", set())
-    users = {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(user_ids)))} if user_ids else {}
+    users = {u.id: u for u in db.session.scalars(select(User).where(_among(User.id, user_ids)))} if user_ids else {}
     names = _object_names(wanted, users)
 
     rows = []
@@ -496,11 +522,23 @@ def _load(keys) -> list[AuditRow]:
     return rows
 
 
+def _among(column, ids):
+    """``column IN ids``; on PostgreSQL as one array parameter (``= ANY``): a thousand separate
+    parameters cost more to send than the rows they fetch."""
+    if db.engine.dialect.name == "postgresql":
+        return column == any_(literal(list(ids), ARRAY(Integer)))
+    return column.in_(ids)
+
+
+def _columns(model):
+    return [column for column in model.__table__.columns]
+
+
 def _actor(user) -> dict[str, str]:
     return {"actor_name": user.name if user else "", "actor_username": user.username if user else ""}
 
 
-def _target_ref(e: AuditEvent) -> tuple[str, int] | None:
+def _target_ref(e) -> tuple[str, int] | None:
     match = _TARGET_RE.match(e.target or "")
     if match is None or match.group(1) not in TARGET_KINDS:
         return None
@@ -522,25 +560,25 @@ def _object_names(wanted: dict[str, set[int]], users: dict) -> dict[tuple[str, i
         for cid, unit, title, code in db.session.execute(
                 select(Contribution.id, Unit.name, Section.title, Section.code)
                 .join(Unit, Unit.id == Contribution.unit_id).join(Section, Section.id == Contribution.section_id)
-                .where(Contribution.id.in_(wanted["contribution"]))):
+                .where(_among(Contribution.id, wanted["contribution"]))):
             names[("contribution", cid)] = f"{unit} · {section_name(title, code)}"
     if wanted.get("assignment"):
         for aid, unit, title, code in db.session.execute(
                 select(Assignment.id, Unit.name, Section.title, Section.code)
                 .join(Unit, Unit.id == Assignment.unit_id).join(Section, Section.id == Assignment.section_id)
-                .where(Assignment.id.in_(wanted["assignment"]))):
+                .where(_among(Assignment.id, wanted["assignment"]))):
             names[("assignment", aid)] = f"{unit} · {section_name(title, code)}"
     if wanted.get("cycle"):
         for cid, region, title in db.session.execute(
                 select(ReportCycle.id, ReportCycle.region, ReportCycle.title)
-                .where(ReportCycle.id.in_(wanted["cycle"]))):
+                .where(_among(ReportCycle.id, wanted["cycle"]))):
             names[("cycle", cid)] = f"{region}{title}"
     if wanted.get("section"):
         for sid, title, code in db.session.execute(
-                select(Section.id, Section.title, Section.code).where(Section.id.in_(wanted["section"]))):
+                select(Section.id, Section.title, Section.code).where(_among(Section.id, wanted["section"]))):
             names[("section", sid)] = section_name(title, code)
     if wanted.get("unit"):
-        for uid, name in db.session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(wanted["unit"]))):
+        for uid, name in db.session.execute(select(Unit.id, Unit.name).where(_among(Unit.id, wanted["unit"]))):
             names[("unit", uid)] = name
     for uid in wanted.get("user", ()):
         if uid in users:
@@ -560,7 +598,7 @@ def _detail_text(detail: dict | None) -> str:
     return "；".join(f"{DETAIL_LABELS.get(k, k)}：{_value_text(v)}" for k, v in detail.items() if v not in (None, ""))
 
 
-def _transition_text(t: TransitionLog) -> str:
+def _transition_text(t) -> str:
     from ..workflow.states import CONTRIBUTION_STATE_LABELS, CYCLE_STATE_LABELS
 
     labels = CONTRIBUTION_STATE_LABELS if t.contribution_id is not None else CYCLE_STATE_LABELS
