@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, DivisionByZero, InvalidOperation
 
 from sqlalchemy import select
-from sqlalchemy.orm import contains_eager, selectinload
+from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from . import expr as E
@@ -32,17 +32,34 @@ UNSUBMITTED = ("draft", "returned")
 NOT_YET_CHECKABLE = "尚有单位未填报，暂不核对"
 
 
+@dataclass(frozen=True, slots=True)
+class ValueRow:
+    """One entered value as a read-only page needs it (``FigureBook(readonly=True)``)."""
+
+    contribution_id: int
+    indicator_id: int
+    value: Decimal | None
+    approved_value: Decimal | None
+    updated_at: object
+
+
 class FigureBook:
     """Everything needed to check one cycle's figures, loaded with a handful of queries.
 
-    The number of queries does not depend on the size of the cycle: contributions come with their
-    assignment and unit. Totals are computed once per indicator; ``values_for`` resolves only the
-    codes asked for.
+    The number of queries does not depend on the size of the cycle. Totals are computed once per
+    indicator; ``values_for`` resolves only the codes asked for. ``readonly`` books (pages) hold
+    values as plain rows instead of ORM objects, which a page of a large cycle loads several times
+    faster; code that changes values (``services.figures.save_figures``) uses the default.
     """
 
-    def __init__(self, cycle):
+    def __init__(self, cycle, readonly: bool = False):
         from ..models import Assignment, Contribution, Section
-        from ..models.indicator import FigureExplanation, Indicator, IndicatorValue, Rule
+        from ..models.indicator import (
+            FigureExplanation,
+            Indicator,
+            IndicatorValue,
+            Rule,
+        )
 
         self.cycle = cycle
         indicators = list(db.session.scalars(
@@ -52,15 +69,24 @@ class FigureBook:
         self.by_id = {i.id: i for i in indicators}
         self.rules = list(db.session.scalars(
             select(Rule).where(Rule.cycle_id == cycle.id).order_by(Rule.section_id, Rule.position, Rule.id)))
-        # The assignment (role) decides who reports what; the unit names each figure in messages.
-        contributions = list(db.session.scalars(
-            select(Contribution).join(Assignment, Contribution.assignment_id == Assignment.id)
+        # The assignment's role decides who reports what (read as a column: no Assignment objects);
+        # the unit names each figure in messages.
+        loaded = db.session.execute(
+            select(Contribution, Assignment.role).join(Assignment, Contribution.assignment_id == Assignment.id)
             .join(Section, Assignment.section_id == Section.id)
             .where(Contribution.cycle_id == cycle.id).order_by(Section.position, Assignment.id)
-            .options(contains_eager(Contribution.assignment), selectinload(Contribution.unit))))
+            .options(selectinload(Contribution.unit))).all()
+        contributions = [c for c, _ in loaded]
+        self.roles = {c.id: role for c, role in loaded}
         self.contributions = {c.id: c for c in contributions}
         self.values = {}
-        if contributions:
+        if contributions and readonly:
+            for row in db.session.execute(
+                    select(IndicatorValue.contribution_id, IndicatorValue.indicator_id, IndicatorValue.value,
+                           IndicatorValue.approved_value, IndicatorValue.updated_at)
+                    .join(Contribution).where(Contribution.cycle_id == cycle.id)):
+                self.values[(row[0], row[1])] = ValueRow(*row)
+        elif contributions:
             for row in db.session.scalars(select(IndicatorValue).join(Contribution).where(
                     Contribution.cycle_id == cycle.id)):
                 self.values[(row.contribution_id, row.indicator_id)] = row
@@ -73,8 +99,9 @@ class FigureBook:
         for c in contributions:
             by_section.setdefault(c.section_id, []).append(c)
         for ind in indicators:
+            # As Indicator.reports(assignment): every unit of the section, or only its lead unit.
             self.reporters[ind.id] = [c for c in by_section.get(ind.section_id, [])
-                                      if ind.reports(c.assignment)]
+                                      if (ind.reported_by or "all") == "all" or self.roles[c.id] == "lead"]
         # Membership by id and each unit's indicators, so a lookup never scans every reporter.
         self._reporter_ids = {iid: {c.id for c in found} for iid, found in self.reporters.items()}
         self._entered: dict[int, list] = {}
@@ -83,6 +110,11 @@ class FigureBook:
                 self._entered.setdefault(c.id, []).append(ind)
         self._totals: dict[int, Decimal | None] = {}
         self._trees: dict[str, object] = {}
+
+    def role(self, contribution) -> str | None:
+        """The contribution's role in its section (lead/support), without loading its assignment."""
+        role = self.roles.get(contribution.id)
+        return role if role is not None else contribution.assignment.role
 
     # -------------------------------------------------------------- lookups
 
@@ -285,9 +317,7 @@ class _Evaluator:
             return _Val(None, f"{label}（{PLACEHOLDER}）", hidden=True)
         if source is not None:
             self.rows.append((source, ind))
-        if source is not None and source is self.contribution:
-            self.owners.add(source.id)
-        elif source is not None and self.contribution is None:
+        if source is not None and source is self.contribution or source is not None and self.contribution is None:
             self.owners.add(source.id)
         if value is None:
             who = "" if source is None or source is self.contribution else f"（待{source.unit.name}填报）"

@@ -65,7 +65,7 @@ class Visibility:
         """Whether the reader's unit is the lead unit (牵头) of the section: it holds its totals."""
         if self._led is None:
             self._led = {c.section_id for c in self.book.contributions.values()
-                         if self.unit_id is not None and c.unit_id == self.unit_id and c.assignment.role == "lead"}
+                         if self.unit_id is not None and c.unit_id == self.unit_id and self.book.role(c) == "lead"}
         return section_id in self._led
 
     def lead_sees(self, contribution) -> bool:

@@ -37,7 +37,7 @@ class BoundText:
         from ..figures.evaluate import FigureBook
 
         if cycle.id not in self._seen:
-            self._seen[cycle.id] = Visibility(FigureBook(cycle), self.viewer)
+            self._seen[cycle.id] = Visibility(FigureBook(cycle, readonly=True), self.viewer)
         return self._seen[cycle.id]
 
     def _values(self, contribution, body: str, snapshot: dict | None = None) -> tuple[dict, dict]:
