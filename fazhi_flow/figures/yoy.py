@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.orm import contains_eager, selectinload
 
 from ..extensions import db
 from .numbers import format_number
@@ -140,6 +141,9 @@ def previous_section_material(contribution) -> list:
         .join(Unit, Unit.id == Contribution.unit_id)
         .where(Contribution.cycle_id == prev.id, Section.code == contribution.section.code,
                Contribution.state == "approved")
+        # The editor shows each unit, its role and the figures of its last revision: load them here.
+        .options(contains_eager(Contribution.assignment), contains_eager(Contribution.unit),
+                 selectinload(Contribution.revisions))
         # 'lead' sorts before 'support'
         .order_by(Assignment.role, Unit.sort_order, Unit.id)))
 

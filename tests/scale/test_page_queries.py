@@ -103,6 +103,23 @@ def test_query_count_does_not_grow_with_the_cycle(app, db, page):
     assert counts[SMALL] == counts[LARGE], counts
 
 
+def test_editor_with_last_years_material_in_fixed_queries(app, db):
+    """Last year's approved material of the section (every unit on it) beside the draft."""
+    counts = {}
+    for size in (SMALL, LARGE):
+        last = build_world(db, *size, year=2023, states=("approved",))
+        world = build_world(db, *size)
+        world.cycle.cloned_from_id = last.cycle.id
+        db.session.commit()
+        client = _client(app, world.liaison(1))
+        url = f"/tasks/{world.contribution_id(1, 0)}"
+        with no_lazy_loads_while_rendering(app, db.session):
+            counts[size], html = _get(client, db, url)
+        assert "上年度通过的材料（2023年）" in html
+        assert html.count("<summary>规模单位") == size[0]
+    assert counts[SMALL] == counts[LARGE], counts
+
+
 @pytest.mark.parametrize("page", sorted(PAGES))
 def test_templates_do_not_lazy_load(app, db, page):
     world = build_world(db, *SMALL)
