@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import io
 import time
-import zipfile
 import xml.etree.ElementTree as ET
+import zipfile
 from xml.parsers import expat
 
 from flask import current_app, has_app_context

@@ -282,9 +282,8 @@ def history(contribution_id: int):
     left, right = _revision_text(contribution, a_key), _revision_text(contribution, b_key)
     diff = None
     problem = None
-    if request.args.get("a") or request.args.get("b"):
-        if left is None or right is None:
-            problem = "请选择两个存在的版本进行比较。"
+    if (request.args.get("a") or request.args.get("b")) and (left is None or right is None):
+        problem = "请选择两个存在的版本进行比较。"
     if left is not None and right is not None and problem is None:
         diff = paragraph_diff(left[1], right[1])
     return render_template(
