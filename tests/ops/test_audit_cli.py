@@ -55,7 +55,7 @@ def test_one_line_per_row_oldest_first(runner, trail):
                                          "2025-03-05 01:00:00"]
     assert out[0][2:7] == ["联络员", trail.liaison.username, "保存材料", "contribution.save",
                            f"contribution:{trail.contribution.id}"]
-    assert out[0][7] == "区司法局 · 严格规范执法" and out[0][8] == "字数：12" and out[0][9] == "10.0.0.5"
+    assert out[0][7] == "报送材料：区司法局 · 严格规范执法" and out[0][8] == "字数：12" and out[0][9] == "10.0.0.5"
     assert out[1][4:6] == ["材料流转：提交审核", "flow:contribution:submit"]
     # A comment's line breaks and tabs do not break the line or its columns.
     assert out[2][8] == "待审核 → 已退回；意见：第一段 请补充 数据"
