@@ -411,7 +411,9 @@ class _Counted(list):
 def _waiting_before(day: date, backlog_days: int, calendar) -> date:
     """The latest local day d with more than ``backlog_days`` working days in (d, ``day``]."""
     d, count = day, 0
-    while count <= backlog_days:
+    for _ in range(11_000):  # bounded as calendar.py bounds its walks (about 30 years)
+        if count > backlog_days:
+            break
         count += calendar.is_working_day(d)
         d -= timedelta(days=1)
     return d
