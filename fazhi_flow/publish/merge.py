@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from sqlalchemy import inspect, select
+from sqlalchemy import select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
@@ -22,7 +22,7 @@ from .numbers import ApprovedTexts
 
 def _wire(obj, name: str, value) -> None:
     # A relationship already loaded in this session is kept: it may hold changes not yet flushed.
-    if name not in inspect(obj).dict:
+    if name not in obj.__dict__:
         set_committed_value(obj, name, value)
 
 
@@ -30,22 +30,24 @@ def load_cycle_material(cycle) -> None:
     """Load everything merging ``cycle`` reads, in a fixed number of queries, and wire it together.
 
     The outline (sections with their parents and children), every assignment with its unit and
-    contribution, and the revisions of approved contributions are read in bulk; the relationships
-    the functions below follow (``section.assignments``, ``assignment.contribution``,
-    ``contribution.unit``, ``contribution.revisions`` …) are filled from those rows, so merging a
-    city-sized cycle costs the same handful of queries as a small one.
+    contribution, and the revisions of approved contributions are read in bulk; the collections the
+    functions below follow (``section.assignments``, ``assignment.contribution``,
+    ``contribution.revisions``, ``assignment.unit``) are filled from those rows. Other many-to-one
+    links (``contribution.unit``, ``contribution.assignment`` …) need no wiring: their targets are
+    held in the session, where a lazy load finds them without a query. Merging a city-sized cycle costs the same handful of
+    queries as a small one.
     """
     from ..models import Assignment, Contribution, Revision, Section, Unit
     from ..services.outline import load_outline
 
     nodes = load_outline(cycle)
     sections = {n.section.id: n.section for n in nodes}
+    in_cycle = select(Assignment.id).join(Section, Section.id == Assignment.section_id) \
+        .where(Section.cycle_id == cycle.id)
     assignments = list(db.session.scalars(
-        select(Assignment).join(Section, Section.id == Assignment.section_id)
-        .where(Section.cycle_id == cycle.id).order_by(Assignment.id)))
+        select(Assignment).where(Assignment.id.in_(in_cycle)).order_by(Assignment.id)))
     units = {u.id: u for u in db.session.scalars(select(Unit).where(Unit.id.in_(
-        select(Assignment.unit_id).join(Section, Section.id == Assignment.section_id)
-        .where(Section.cycle_id == cycle.id))))}
+        select(Assignment.unit_id).where(Assignment.id.in_(in_cycle)))))}
     contributions = {c.assignment_id: c for c in db.session.scalars(
         select(Contribution).where(Contribution.cycle_id == cycle.id))}
     revisions: dict[int, list] = {}
@@ -59,20 +61,10 @@ def load_cycle_material(cycle) -> None:
     for a in assignments:
         by_section.setdefault(a.section_id, []).append(a)
         contribution = contributions.get(a.id)
-        _wire(a, "section", sections.get(a.section_id))
-        _wire(a, "unit", units.get(a.unit_id))
+        _wire(a, "unit", units.get(a.unit_id))  # also keeps the unit alive in the session's weak map
         _wire(a, "contribution", contribution)
-        if contribution is None:
-            continue
-        _wire(contribution, "assignment", a)
-        _wire(contribution, "unit", units.get(contribution.unit_id))
-        _wire(contribution, "section", sections.get(contribution.section_id))
-        _wire(contribution, "cycle", cycle)
-        if contribution.state == "approved":
-            rows = revisions.get(contribution.id, [])
-            for row in rows:
-                _wire(row, "contribution", contribution)
-            _wire(contribution, "revisions", rows)
+        if contribution is not None and contribution.state == "approved":
+            _wire(contribution, "revisions", revisions.get(contribution.id, []))
     for sid, section in sections.items():
         _wire(section, "assignments", by_section.get(sid, []))
 

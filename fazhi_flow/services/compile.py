@@ -137,11 +137,11 @@ def section_drafts(cycle: ReportCycle) -> dict[int, SectionDraft]:
     return {row.section_id: row for row in rows}
 
 
-def section_views(cycle: ReportCycle) -> list[SectionView]:
+def section_views(cycle: ReportCycle, numbers: CitedTexts | None = None) -> list[SectionView]:
     """Every section as the compile page shows it, in reading order (a fixed number of queries)."""
     load_cycle_material(cycle)
     drafts = section_drafts(cycle)
-    numbers = CitedTexts(cycle)
+    numbers = numbers or CitedTexts(cycle)
     views = []
     for top in cycle.top_sections():
         for section in top.walk():

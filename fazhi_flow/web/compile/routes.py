@@ -10,6 +10,8 @@ from ...errors import Conflict, DomainError, PermissionDenied
 from ...extensions import db
 from ...figures.numbers import format_number
 from ...models import ReportCycle, Section, TransitionLog
+from ...pages.compile import build_edit_page
+from ..figures.routes import signature_rules
 from ...publish.diff import diff_summary, diff_texts
 from ...publish.document import ReportDocument
 from ...publish.html import render_article
@@ -105,20 +107,18 @@ def edit(cycle_id: int):
     _require_reader(cycle)
     if not svc.can_compile(current_user, cycle):
         return redirect(url_for("compile.signoff", cycle_id=cycle.id))
-    views = svc.section_views(cycle)
+    page = build_edit_page(cycle, current_user)
     forms = {
         v.section.id: SectionTextForm(formdata=None, body=v.text, version=v.draft.version if v.draft else 0)
-        for v in views
+        for v in page.views
     }
     return render_template(
-        "compile/edit.html", cycle=cycle, views=views, forms=forms, svc=svc,
-        editable=svc.can_edit_draft(current_user, cycle), last_return=_last_return(cycle),
-        correction_return=_correction_return(cycle),
-        latest=svc.latest_version(cycle), publications=svc.publications(cycle),
-        action_form=ActionForm(formdata=None), comment_form=CommentForm(formdata=None),
-        missing=[v for v in views if v.missing], stale=[v for v in views if v.stale],
-        pdf_ok=pdf_available(), changes=svc.figure_changes(cycle), format_number=format_number,
-        appendix_form=AppendixForm(formdata=None, appendix=svc.appendix_enabled(cycle)),
+        "compile/edit.html", cycle=cycle, views=page.views, forms=forms, svc=svc,
+        editable=page.editable, last_return=page.last_return, correction_return=page.correction_return,
+        latest=page.latest, publications=page.publications, action_form=ActionForm(formdata=None),
+        comment_form=CommentForm(formdata=None), missing=page.missing, stale=page.stale,
+        pdf_ok=pdf_available(), changes=page.changes, format_number=format_number,
+        signature_checked=page.checked, appendix_form=AppendixForm(formdata=None, appendix=page.appendix),
     )
 
 
@@ -246,6 +246,7 @@ def signoff(cycle_id: int):
         can_sign=svc.can_sign(current_user, cycle), logs=_cycle_logs(cycle), previous=previous,
         sign_form=SignForm(formdata=None, version=version.number if version else ""),
         return_form=ReturnForm(formdata=None), event_labels=CYCLE_EVENT_LABELS,
+        signature_checked=signature_rules(cycle),  # checked before rendering, not from the template
     )
 
 
