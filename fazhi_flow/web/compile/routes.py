@@ -11,7 +11,6 @@ from ...extensions import db
 from ...figures.numbers import format_number
 from ...models import ReportCycle, Section, TransitionLog
 from ...pages.compile import build_edit_page
-from ..figures.routes import signature_rules
 from ...publish.diff import diff_summary, diff_texts
 from ...publish.document import ReportDocument
 from ...publish.html import render_article
@@ -20,6 +19,7 @@ from ...services import compile as svc
 from ...workflow.states import CYCLE_EVENT_LABELS
 from ..errors import abort_with
 from ..fields import db_int, optional_int
+from ..figures.routes import signature_rules
 from . import bp
 from .forms import ActionForm, AppendixForm, CommentForm, CorrectionForm, ReturnForm, SectionTextForm, SignForm
 
