@@ -169,7 +169,7 @@ def test_paging(admin_client, office, db):
     assert _table(first)[0][3].startswith("contribution:119")
     assert "page=2" in first and "action=contribution.save" in first  # the filter goes with the pages
     last = _body(admin_client.get("/admin/audit", query_string={**args, "page": 3}))
-    assert [r[3] for r in _table(last)] == [f"contribution:{n}" for n in range(19, -1, -1)]
+    assert [r[3].split(" ")[0] for r in _table(last)] == [f"contribution:{n}" for n in range(19, -1, -1)]
     beyond = _body(admin_client.get("/admin/audit", query_string={**args, "page": 99}))
     assert "第3页，共3页" in beyond and len(_table(beyond)) == 20
 
