@@ -6,8 +6,6 @@ its own. Routes check permissions, build the page and render it.
 """
 from __future__ import annotations
 
-from ..extensions import db
-
 
 def load_viewer(user) -> None:
     """Load what every page's layout reads of the viewer (the unit shown beside the name)."""
@@ -18,19 +16,9 @@ def load_viewer(user) -> None:
 def preload_sections(cycle_ids) -> None:
     """Every section of the cycles with its children and reviewers, so numbering and path labels
     need no further query (``Section.path_label`` walks parents and siblings)."""
-    from sqlalchemy import select
-    from sqlalchemy.orm import selectinload
+    from ..web.loading import preload_sections as load
 
-    from ..models import ReportCycle, Section
-
-    ids = sorted(set(cycle_ids))
-    if not ids:
-        return
-    list(db.session.scalars(
-        select(ReportCycle).where(ReportCycle.id.in_(ids)).options(selectinload(ReportCycle.sections))))
-    list(db.session.scalars(
-        select(Section).where(Section.cycle_id.in_(ids))
-        .options(selectinload(Section.children), selectinload(Section.reviewers))))
+    load(cycle_ids)
 
 
 def due_of(contribution):
