@@ -3,6 +3,7 @@ environment file template's values and the units' paths moved into a temporary f
 file names only real settings, and the nginx site passes ``nginx -t``."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import secrets
@@ -210,9 +211,9 @@ def test_environment_file_names_only_real_settings():
     known = {name for name in dir(ProductionConfig) if name.isupper()}
     # Read outside the settings classes: by gunicorn_conf (FAZHI_WEB_*), by the production class
     # body (SESSION_COOKIE_SECURE), by create_app (INSTANCE_PATH, ENV), by the mailer and the calendar.
-    from fazhi_flow.ops import gunicorn_conf
-
-    gunicorn_settings = set(re.findall(r'"FAZHI_(WEB_[A-Z_]+)"', Path(gunicorn_conf.__file__).read_text()))
+    # Read, not imported: importing the gunicorn config sets PROMETHEUS_MULTIPROC_DIR in this process.
+    conf = Path(importlib.util.find_spec("fazhi_flow.ops.gunicorn_conf").origin).read_text(encoding="utf-8")
+    gunicorn_settings = set(re.findall(r'"FAZHI_(WEB_[A-Z_]+)"', conf))
     known |= gunicorn_settings | {"ENV", "INSTANCE_PATH", "SESSION_COOKIE_SECURE", "MAIL_SENDER_NAME",
                                   "MAIL_CA_FILE", "EXTRA_HOLIDAYS", "EXTRA_WORKDAYS"}
     text_ = ENV_EXAMPLE.read_text(encoding="utf-8")
