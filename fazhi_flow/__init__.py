@@ -63,6 +63,7 @@ def load_config(app: Flask, config=None) -> None:
         app.config["UPLOAD_FOLDER"] = str(Path(app.instance_path) / "uploads")
 
     _session_limits(app)
+    _check_attachment_storage(app.config.get("ATTACHMENT_STORAGE"))
     if name == "production":
         _check_secret_key(app.config.get("SECRET_KEY"), module.DEFAULT_SECRET)
 
@@ -88,6 +89,13 @@ def _check_secret_key(key, default: str) -> None:
             f"Production needs a random SECRET_KEY of at least {MIN_SECRET_BYTES} bytes: set FAZHI_SECRET_KEY, "
             "e.g. export FAZHI_SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')"
         )
+
+
+def _check_attachment_storage(value) -> None:
+    """A misspelt storage would otherwise surface as a 500 at the first upload or download."""
+    if str(value or "folder").strip().lower() not in ("folder", "database"):
+        raise RuntimeError(f"FAZHI_ATTACHMENT_STORAGE 只能是 folder 或 database，现在是“{str(value)[:40]}”。\n"
+                           "FAZHI_ATTACHMENT_STORAGE must be folder or database.")
 
 
 def _default_instance_path() -> str | None:

@@ -57,3 +57,13 @@ def test_tests_run_on_the_database_asked_for(db):
     wanted = "postgresql" if os.environ.get("FAZHI_TEST_DATABASE_URL") else "sqlite"
     assert db.engine.dialect.name == wanted
     assert db.session.get_bind().dialect.name == wanted
+
+
+def test_a_misspelt_attachment_storage_stops_the_start(app, monkeypatch):
+    from fazhi_flow import create_app
+
+    monkeypatch.setenv("FAZHI_ATTACHMENT_STORAGE", "databse")
+    with pytest.raises(RuntimeError, match="folder 或 database"):
+        create_app("testing")
+    monkeypatch.setenv("FAZHI_ATTACHMENT_STORAGE", " Database ")
+    assert create_app("testing").config["ATTACHMENT_STORAGE"].strip().lower() == "database"
