@@ -156,9 +156,10 @@ class Result:
 
 def run(name: str, clients: list, make_request, seconds: float, warm_up: bool = True) -> Result:
     """Each client thread sends requests back to back until ``seconds`` have passed (a request that
-    started in time runs to its end). First every client sends one request that is not counted, so
+    started in time runs to its end). First every client sends two requests that are not counted, so
     each worker has loaded its templates and modules."""
-    if warm_up:
+    if warm_up:  # twice, so that with one client both workers are warm too
+        run(name, clients, make_request, 0, warm_up=False)
         run(name, clients, make_request, 0, warm_up=False)
     result = Result(name)
     lock = threading.Lock()

@@ -17,7 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..extensions import db
 from ..figures import bound as B
 from .document import Block, ReportDocument, split_paragraphs
-from .numbers import ApprovedTexts
+from .numbers import ApprovedFigureBook, ApprovedTexts
 
 
 def _wire(obj, name: str, value) -> None:
@@ -79,6 +79,14 @@ class CitedTexts(ApprovedTexts):
     def __init__(self, cycle):
         super().__init__(cycle)
         self._totals: dict[str, object] = {}
+
+    @property
+    def book(self) -> ApprovedFigureBook:
+        # Merging only reads figures: plain value rows, not ORM objects (FigureBook readonly).
+        if self._book is None:
+            self._book = ApprovedFigureBook(self.cycle, readonly=True)
+            self._names = {code: ind.name for code, ind in self._book.indicators.items()}
+        return self._book
 
     def _values(self, contribution) -> dict:
         from ..figures.evaluate import _Ambiguous

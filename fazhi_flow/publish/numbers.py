@@ -35,10 +35,10 @@ class ApprovedFigureBook(FigureBook):
     """A ``FigureBook`` whose ``value`` is the approved value, so ``values_for``, ``total`` and the
     indicator summary all read approved figures."""
 
-    def __init__(self, cycle):
+    def __init__(self, cycle, readonly: bool = False):
         from ..models import Contribution, Revision
 
-        super().__init__(cycle)
+        super().__init__(cycle, readonly)
         # The figures of the latest revision of each approved contribution: what the reviewer approved.
         self.revision_figures: dict[int, dict] = {}
         approved = [cid for cid, c in self.contributions.items() if c.state == "approved"]
