@@ -124,7 +124,23 @@ def candidates(cycle_id: int, today: date, settings: PolicySettings, calendar) -
         conds.append(and_(*cond))
     if not conds:
         return []
-    return db.session.execute(q.where(c.c.cycle_id == cycle_id, or_(*conds)).order_by(c.c.id)).all()
+    # A cheap pre-test first: the whole span of the ranges, so that the many rows outside every
+    # range are dropped after a comparison or two instead of being tested range by range.
+    spans = []
+    stages = contribution_stages(today, settings, calendar)
+    if stages:
+        last = max(st.last for st in stages)
+        firsts = [st.first for st in stages]
+        spans.append(and_(c.c.state.in_(REMINDABLE_STATES),
+                          due <= last if None in firsts else due.between(min(firsts), last)))
+    waits = waiting_stages(today, settings, calendar)
+    if waits:
+        spans.append(and_(c.c.state.in_(sorted({s for st in waits for s in st.states})),
+                          c.c.submitted_at >= dispatch.start_of_local_day_utc(min(st.first for st in waits)),
+                          c.c.submitted_at < dispatch.start_of_local_day_utc(max(st.last for st in waits)
+                                                                             + timedelta(days=1))))
+    return db.session.execute(q.where(c.c.cycle_id == cycle_id, or_(*spans), or_(*conds))
+                              .order_by(c.c.id)).all()
 
 
 def _item(row, zone) -> Item:
