@@ -205,10 +205,19 @@ def _token_ok(environ, token: str) -> bool:
     return hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8"))
 
 
+def _values_in_files() -> bool:
+    """Whether this process's metric values live in PROMETHEUS_MULTIPROC_DIR files. Decided when
+    prometheus_client was first imported (the variable set then), not by the variable now: a process
+    that set it later still counts in memory, and a scrape must read those counts."""
+    from prometheus_client import values
+
+    return values.ValueClass is not values.MutexValue
+
+
 def registry_for_scrape(app) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     directory = os.environ.get(MULTIPROC_ENV)
-    if directory:
+    if directory and _values_in_files():
         from prometheus_client import multiprocess
 
         multiprocess.MultiProcessCollector(registry, path=directory)

@@ -339,3 +339,12 @@ def test_behind_a_trusted_proxy_the_client_address_counts(monkeypatch):
     finally:
         with proxied.app_context():
             _db.engine.dispose()
+
+
+def test_counts_in_memory_stay_visible_when_the_variable_appears_later(app, client, db, monkeypatch, tmp_path):
+    """Importing gunicorn_conf in a running process sets PROMETHEUS_MULTIPROC_DIR; this process's
+    counts are still in memory, and the scrape must keep showing them."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    client.get("/login")
+    found = samples(client.get("/metrics").get_data(as_text=True))
+    assert value(found, "fazhi_http_requests_total", endpoint="auth.login", method="GET", status="200") >= 1
