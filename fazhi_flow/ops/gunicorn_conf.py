@@ -6,9 +6,9 @@ Read from the environment (the same environment file as the app's FAZHI_* settin
   at most 8), FAZHI_WEB_THREADS (1), FAZHI_WEB_TIMEOUT (120 s: a Word/PDF export of a large report may
   take a while), FAZHI_WEB_MAX_REQUESTS (1000: a worker is replaced after that many requests, so a slow
   leak cannot grow for ever);
-* PROMETHEUS_MULTIPROC_DIR: where the workers keep their metric files. Left unset, a private
-  temporary folder is made and removed at exit. Either way it is emptied at start-up: files of an
-  earlier run would add old counts to the new ones.
+* PROMETHEUS_MULTIPROC_DIR: where the workers keep their metric files. Left unset, a folder of
+  this master's own in the temporary directory, removed at exit. Either way it is made if missing
+  and emptied at start-up: files of an earlier run would add old counts to the new ones.
 
 gunicorn's access log stays off: the app writes one line per request itself (method, path without the
 query string, status, duration, user, request id); gunicorn's error log goes to stderr. Options given on
@@ -56,16 +56,18 @@ if os.path.isdir("/dev/shm"):
     # Worker heartbeats in memory: a slow or full disk must not make gunicorn kill healthy workers.
     worker_tmp_dir = "/dev/shm"
 
-# The metric files' folder must be known before any worker imports prometheus_client.
+# The metric files' folder must be named before any worker (or a preloaded app) imports
+# prometheus_client; it is made when gunicorn starts, so merely importing this module leaves nothing.
 _made_multiproc_dir = False
 if not os.environ.get(MULTIPROC_ENV):
-    os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="fazhi-flow-metrics-")
+    os.environ[MULTIPROC_ENV] = os.path.join(tempfile.gettempdir(), f"fazhi-flow-metrics-{os.getpid()}")
     _made_multiproc_dir = True
-os.makedirs(os.environ[MULTIPROC_ENV], exist_ok=True)
 
 
 def on_starting(server) -> None:
-    for path in glob.glob(os.path.join(os.environ[MULTIPROC_ENV], "*.db")):
+    directory = os.environ[MULTIPROC_ENV]
+    os.makedirs(directory, exist_ok=True)
+    for path in glob.glob(os.path.join(directory, "*.db")):
         os.remove(path)
 
 
