@@ -14,10 +14,18 @@ from transitions import Machine
 
 from ..errors import Conflict, DomainError, PermissionDenied
 from ..extensions import db
+from ..policy import (
+    contribution_actor_allowed,
+    cycle_actor_allowed,
+    is_contribution_reviewer,
+)
 from ..timeutil import utcnow
 from . import states as S
 
 logger = logging.getLogger(__name__)
+# Who may fire an event is decided in policy; the names stay importable from here for older callers.
+__all__ = ["contribution_actor_allowed", "cycle_actor_allowed", "fire", "is_contribution_reviewer",
+           "transition_fired"]
 
 _signals = Namespace()
 # Sent inside the transaction after a transition is applied and logged; receivers (notifications,
@@ -54,27 +62,6 @@ cycle_machine = _build(S.CYCLE_STATES, S.CYCLE_TRANSITIONS)
 
 def _sources(table, event):
     return {src for row in table if row["trigger"] == event for src in row["source"]}
-
-
-def is_contribution_reviewer(user, contribution) -> bool:
-    """True when ``user`` may review this contribution: named for the section, not of its unit."""
-    if not user.has_role("reviewer") or user.unit_id == contribution.unit_id:
-        return False
-    named = contribution.section.effective_reviewers()
-    return not named or any(r.id == user.id for r in named)
-
-
-def contribution_actor_allowed(user, contribution, event) -> bool:
-    kind = S.CONTRIBUTION_EVENT_ACTORS[event]
-    if kind in ("liaison", "unit_head"):
-        return user.has_role(kind) and user.unit_id == contribution.unit_id
-    if kind == "section_reviewer":
-        return is_contribution_reviewer(user, contribution)
-    return user.has_role(kind)
-
-
-def cycle_actor_allowed(user, cycle, event) -> bool:
-    return user.has_role(S.CYCLE_EVENT_ACTORS[event])
 
 
 def _refuse_state(label, event_label):
