@@ -9,11 +9,11 @@ from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import func, select
 
+from .. import policy
 from ..extensions import db
 from ..timeutil import to_local, utcnow
 from ..workflow.states import CONTRIBUTION_STATE_LABELS, CYCLE_STATE_LABELS
 from . import bound_text
-from .permissions import can as _can
 
 # CSS class per contribution state; colours live in static/css/app.css.
 STATE_CLASSES = {
@@ -146,7 +146,8 @@ def register(app) -> None:
     @app.context_processor
     def _globals():
         return {
-            "can": lambda action, obj=None: _can(current_user, action, obj),
+            # Templates ask the same policy as routes and services: can('compile.view'), can('contribution.edit', c).
+            "can": lambda action, obj=None: policy.can(current_user, action, obj),
             "unread_count": unread_count,
             "nav_counts": nav_counts,
         }

@@ -1,64 +1,50 @@
-"""Who may see or do what, in one place, used by routes and templates alike (``can(...)``)."""
+"""Older names for questions now answered by ``fazhi_flow.policy`` (the one place that decides).
+
+Each is a thin alias: ``can_edit_contribution(user, c)`` is ``policy.can(user, "contribution.edit", c)``.
+New code asks ``policy.can`` directly.
+"""
 from __future__ import annotations
 
-from ..services.contributions import can_edit
-from ..workflow.machine import contribution_actor_allowed, is_contribution_reviewer
-
-
-def _logged_in(user) -> bool:
-    return bool(user is not None and getattr(user, "is_authenticated", False))
+from .. import policy
 
 
 def can_view_contribution(user, contribution) -> bool:
-    """The unit's own people, the section's reviewers, admins and leaders."""
-    if not _logged_in(user):
-        return False
-    if user.has_role("admin", "leader"):
-        return True
-    if user.unit_id is not None and user.unit_id == contribution.unit_id:
-        return True
-    return is_contribution_reviewer(user, contribution)
+    return policy.can(user, "contribution.view", contribution)
 
 
 def can_fire(user, contribution, event: str) -> bool:
     """True when the event is possible now (state, cycle) and ``user`` may fire it."""
-    from ..workflow.machine import _sources
-    from ..workflow.states import CONTRIBUTION_TRANSITIONS
-
-    if not _logged_in(user) or contribution.cycle.state != "collecting":
-        return False
-    if contribution.state not in _sources(CONTRIBUTION_TRANSITIONS, event):
-        return False
-    return contribution_actor_allowed(user, contribution, event)
+    return policy.can(user, f"contribution.{event}", contribution)
 
 
 def can_edit_contribution(user, contribution) -> bool:
-    return _logged_in(user) and can_edit(user, contribution)
+    return policy.can(user, "contribution.edit", contribution)
 
 
 def can_review(user, contribution) -> bool:
-    return _logged_in(user) and is_contribution_reviewer(user, contribution)
+    return policy.can(user, "contribution.review", contribution)
 
 
 def can_download_attachment(user, attachment) -> bool:
-    return can_view_contribution(user, attachment.contribution)
+    return policy.can(user, "attachment.download", attachment)
 
 
 def can_manage_attachments(user, contribution) -> bool:
-    return can_edit_contribution(user, contribution)
+    return policy.can(user, "contribution.attach", contribution)
 
 
-ACTIONS = {
-    "view": can_view_contribution,
-    "edit": can_edit_contribution,
-    "review": can_review,
-    "attach": can_manage_attachments,
-    "download": can_download_attachment,
+# Short names once accepted by ``can``; an event name (``submit``, ``approve`` …) is a contribution event.
+SHORT_ACTIONS = {
+    "view": "contribution.view",
+    "edit": "contribution.edit",
+    "review": "contribution.review",
+    "attach": "contribution.attach",
+    "download": "attachment.download",
 }
 
 
 def can(user, action: str, obj=None) -> bool:
-    """``can(user, 'edit', contribution)``; an event name (``submit``, ``approve`` …) asks can_fire."""
-    if action in ACTIONS:
-        return ACTIONS[action](user, obj)
-    return can_fire(user, obj, action)
+    """``can(user, 'edit', contribution)`` as before; a dotted action goes to policy unchanged."""
+    if "." not in action:
+        action = SHORT_ACTIONS.get(action, f"contribution.{action}")
+    return policy.can(user, action, obj)
