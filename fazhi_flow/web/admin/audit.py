@@ -9,6 +9,7 @@ from flask import flash, redirect, render_template, request, send_file, url_for
 from ...services import audit as svc
 from ...timeutil import local_today
 from ...whole_numbers import optional_int
+from ..handler import handler
 from . import bp
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -23,6 +24,7 @@ def _query() -> tuple[svc.AuditQuery, str | None]:
 
 
 @bp.route("/audit")
+@handler("admin.manage")
 def audit():
     q, problem = _query()
     if problem:
@@ -38,6 +40,7 @@ def audit():
 
 
 @bp.route("/audit/export.<any(csv, xlsx):fmt>")
+@handler("admin.manage")
 def audit_export(fmt):
     q, problem = _query()
     if problem:

@@ -1,28 +1,23 @@
-"""Shared pieces of the admin pages: the admin-only guard and small helpers."""
+"""Shared pieces of the admin pages: loading, refusal answers of the admin forms, small helpers.
+
+Every admin route declares ``@handler("admin.manage")``: the handler lets in admins only (anonymous
+users go to the login page, others get 403) and runs the route as one unit of work.
+"""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from flask import abort, current_app, flash
-from flask_login import current_user
+from flask import abort, current_app, make_response, redirect
 
 from ...errors import DomainError
 from ...extensions import db
-from . import bp
+from ..handler import on_refusal
 
 MAX_CYCLE_FILE = 1024 * 1024
 STAGING_TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{20,60}$")
 STAGING_MAX_AGE = 24 * 3600
-
-
-@bp.before_request
-def _admin_only():
-    # Server-side guard for every admin route, GET included.
-    if not current_user.is_authenticated:
-        return current_app.login_manager.unauthorized()
-    if not current_user.has_role("admin"):
-        abort(403)
-    return None
 
 
 def get_or_404(model, ident):
@@ -32,9 +27,40 @@ def get_or_404(model, ident):
     return obj
 
 
-def flash_refusal(exc: DomainError) -> None:
-    db.session.rollback()
-    flash(exc.message, "error")
+def answer(build: Callable, status: int | None = None) -> Callable:
+    """An ``on_refusal`` page that keeps its own status instead of the error's.
+
+    Some admin forms answered a refusal with a redirect (303) or a page with a fixed status (the
+    compile refusal is a 409, the open page a 200), and keep doing so. The handler has rolled back,
+    audited and flashed before this is called; raising the finished response ends the request with
+    it as it is.
+    """
+
+    def render():
+        response = make_response(build())
+        if status is not None:
+            response.status_code = status
+        abort(response)
+
+    return render
+
+
+def back_to(url: str) -> Callable:
+    """An ``on_refusal`` answer for short POST buttons: the message flashed on the page ``url``."""
+    return answer(lambda: redirect(url, code=303))
+
+
+@contextmanager
+def on_refusal_with_error(render: Callable[[DomainError], object]) -> Iterator[None]:
+    """``on_refusal`` for a page that shows more than the message (a cycle file's list of problems):
+    ``render`` is given the refused error."""
+    seen: list[DomainError] = []
+    with on_refusal(lambda: render(seen[-1])):
+        try:
+            yield
+        except DomainError as exc:
+            seen.append(exc)
+            raise
 
 
 def compile_available() -> bool:

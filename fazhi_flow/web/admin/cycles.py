@@ -19,8 +19,9 @@ from ...services.cycles import compile_cycle, open_cycle, reopen_collection
 from ...services.stuck import stuck_warnings
 from ...workflow.states import CONTRIBUTION_STATE_LABELS
 from ..fields import arg_int
+from ..handler import handler, on_refusal
 from . import bp
-from .common import MAX_CYCLE_FILE, compile_available, flash_refusal, get_or_404
+from .common import MAX_CYCLE_FILE, answer, back_to, compile_available, get_or_404, on_refusal_with_error
 from .forms import (ActionForm, CycleCloneForm, CycleEditForm, CycleTemplateForm, CycleUploadForm,
                     OptionalReasonForm, ReasonForm, choices)
 
@@ -28,11 +29,13 @@ from .forms import (ActionForm, CycleCloneForm, CycleEditForm, CycleTemplateForm
 
 
 @bp.route("/")
+@handler("admin.manage")
 def index():
     return redirect(url_for(".cycles"))
 
 
 @bp.route("/cycles")
+@handler("admin.manage")
 def cycles():
     rows = list(db.session.scalars(select(ReportCycle).order_by(ReportCycle.year.desc(), ReportCycle.id.desc())))
     counts = {}
@@ -68,6 +71,7 @@ def _new_cycle_page(template_form=None, upload_form=None, clone_form=None, error
 
 
 @bp.route("/cycles/new")
+@handler("admin.manage")
 def cycle_new():
     return _new_cycle_page(clone_form=_clone_form_for(arg_int("source")))
 
@@ -87,43 +91,48 @@ def _clone_form_for(source_id: int | None) -> CycleCloneForm | None:
 
 
 @bp.route("/cycles/new/template", methods=["POST"])
+@handler("admin.manage")
 def cycle_new_template():
     form = CycleTemplateForm(prefix="t")
     if not form.validate_on_submit():
         return _new_cycle_page(template_form=form, status=400)
-    try:
+    with on_refusal_with_error(lambda exc: _new_cycle_page(template_form=form, errors=getattr(exc, "errors", None))):
         cycle = outline_svc.create_cycle_from_template(
             current_user, title=form.title.data, year=form.year.data, region=form.region.data,
             due=form.due.data, unit_head_review=form.unit_head_review.data, issuers=form.issuers.data,
             issue_date=form.issue_date.data)
-        db.session.commit()
-    except DomainError as exc:
-        flash_refusal(exc)
-        return _new_cycle_page(template_form=form, errors=getattr(exc, "errors", None), status=400)
     flash(f"已按标准提纲创建“{cycle.title}”。下一步：检查提纲，分配任务。", "success")
     return redirect(url_for(".cycle", cycle_id=cycle.id), code=303)
 
 
+def _cycle_file_text(upload) -> str:
+    data = upload.read(MAX_CYCLE_FILE + 1)
+    if len(data) > MAX_CYCLE_FILE:
+        raise DomainError("文件过大：年度报告定义文件最大1MB。")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DomainError("文件不是UTF-8编码的文本，请用UTF-8编码保存YAML文件后再上传。") from None
+
+
 @bp.route("/cycles/new/file", methods=["POST"])
+@handler("admin.manage")
 def cycle_new_file():
     from ...services.importer import import_cycle
 
     form = CycleUploadForm(prefix="f")
     if not form.validate_on_submit():
         return _new_cycle_page(upload_form=form, status=400)
-    data = form.file.data.read(MAX_CYCLE_FILE + 1)
-    try:
-        if len(data) > MAX_CYCLE_FILE:
-            raise DomainError("文件过大：年度报告定义文件最大1MB。")
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise DomainError("文件不是UTF-8编码的文本，请用UTF-8编码保存YAML文件后再上传。") from None
-        result = import_cycle(text, current_user)
-        db.session.commit()
-    except DomainError as exc:
-        flash_refusal(exc)
-        return _new_cycle_page(upload_form=form, errors=getattr(exc, "errors", None), status=400)
+    with on_refusal_with_error(lambda exc: _new_cycle_page(upload_form=form, errors=getattr(exc, "errors", None))):
+        result = import_cycle(_cycle_file_text(form.file.data), current_user)
+    _flash_imported(result)
+    if result.passwords:
+        return render_template("admin/passwords.html", passwords=result.passwords,
+                               back=url_for(".cycle", cycle_id=result.cycle.id), active_nav="admin")
+    return redirect(url_for(".cycle", cycle_id=result.cycle.id), code=303)
+
+
+def _flash_imported(result) -> None:
     created = "、".join(f"{label}{result.created[k]}个" for k, label in
                        (("units", "单位"), ("users", "用户"), ("sections", "章节"), ("assignments", "任务分配"))
                        if result.created.get(k))
@@ -131,13 +140,10 @@ def cycle_new_file():
           + ("" if result.changed else "文件与现有内容一致，没有变化。"), "success")
     for warning in result.warnings:
         flash(f"请注意：{warning}", "warning")
-    if result.passwords:
-        return render_template("admin/passwords.html", passwords=result.passwords,
-                               back=url_for(".cycle", cycle_id=result.cycle.id), active_nav="admin")
-    return redirect(url_for(".cycle", cycle_id=result.cycle.id), code=303)
 
 
 @bp.route("/cycles/new/clone", methods=["POST"])
+@handler("admin.manage")
 def cycle_new_clone():
     form = CycleCloneForm(prefix="c")
     form.source.choices = choices((c.id, c.title) for c in db.session.scalars(select(ReportCycle)))
@@ -146,30 +152,28 @@ def cycle_new_clone():
         return redirect(url_for(".cycle_new"), code=303)
     if not form.validate_on_submit():
         return _new_cycle_page(clone_form=form, status=400)
-    from ...services.clone import check_target, clone_cycle, clone_preview
+    from ...services.clone import clone_cycle
 
     source = get_or_404(ReportCycle, form.source.data)
     if request.form.get("confirm") != "1":
-        # First show every year and date the copy will change; nothing is saved until confirmed.
-        try:
-            year = check_target(source, current_user, form.year.data)
-        except DomainError as exc:
-            flash_refusal(exc)
-            return _new_cycle_page(clone_form=form, status=400)
-        return render_template("admin/cycle_clone_preview.html", form=form, source=source, year=year,
-                               changes=clone_preview(source, year, form.title.data), active_nav="admin")
-    try:
-        # clone_cycle builds sections before adding them to the session; an autoflush in between
-        # (a lazy load of the source's reviewers) would warn and skip them, so flush only when it does.
-        with db.session.no_autoflush:
-            cycle = clone_cycle(source, current_user, year=form.year.data, title=form.title.data)
-        db.session.commit()
-    except DomainError as exc:
-        flash_refusal(exc)
-        return _new_cycle_page(clone_form=form, status=400)
+        return _clone_preview(source, form)
+    # clone_cycle builds sections before adding them to the session; an autoflush in between
+    # (a lazy load of the source's reviewers) would warn and skip them, so flush only when it does.
+    with on_refusal(lambda: _new_cycle_page(clone_form=form)), db.session.no_autoflush:
+        cycle = clone_cycle(source, current_user, year=form.year.data, title=form.title.data)
     flash(f"已复制“{source.title}”的提纲和任务分配，创建“{cycle.title}”。标题、填报说明中的年份和各截止日期"
           "已顺延到新年度，请在“提纲”中检查。", "success")
     return redirect(url_for(".cycle", cycle_id=cycle.id), code=303)
+
+
+def _clone_preview(source: ReportCycle, form: CycleCloneForm):
+    """First show every year and date the copy will change; nothing is saved until confirmed."""
+    from ...services.clone import check_target, clone_preview
+
+    with on_refusal(lambda: _new_cycle_page(clone_form=form)):
+        year = check_target(source, current_user, form.year.data)
+    return render_template("admin/cycle_clone_preview.html", form=form, source=source, year=year,
+                           changes=clone_preview(source, year, form.title.data), active_nav="admin")
 
 
 def _state_counts(cycle: ReportCycle) -> dict:
@@ -179,6 +183,7 @@ def _state_counts(cycle: ReportCycle) -> dict:
 
 
 @bp.route("/cycles/<int:cycle_id>")
+@handler("admin.manage")
 def cycle(cycle_id):
     return _cycle_page(cycle_id)
 
@@ -211,20 +216,21 @@ def _cycle_page(cycle_id, compile_form=None, status=200):
 
 
 @bp.route("/cycles/<int:cycle_id>/edit", methods=["GET", "POST"])
+@handler("admin.manage")
 def cycle_edit(cycle_id):
     cycle = get_or_404(ReportCycle, cycle_id)
     form = CycleEditForm(obj=cycle)
-    if form.validate_on_submit():
-        try:
-            outline_svc.update_cycle_settings(cycle, current_user, form.title.data, form.due.data,
-                                              form.unit_head_review.data, form.issuers.data, form.issue_date.data)
-            figures_svc.set_share_approved_figures(cycle, current_user, form.share_approved_figures.data)
-            db.session.commit()
-        except DomainError as exc:
-            flash_refusal(exc)
-        else:
-            flash("报告设置已保存。", "success")
-            return redirect(url_for(".cycle", cycle_id=cycle.id), code=303)
+    if not form.validate_on_submit():
+        return _cycle_edit_page(cycle_id, form)
+    with on_refusal(lambda: _cycle_edit_page(cycle_id, form)):
+        outline_svc.update_cycle_settings(cycle, current_user, form.title.data, form.due.data,
+                                          form.unit_head_review.data, form.issuers.data, form.issue_date.data)
+        figures_svc.set_share_approved_figures(cycle, current_user, form.share_approved_figures.data)
+    flash("报告设置已保存。", "success")
+    return redirect(url_for(".cycle", cycle_id=cycle.id), code=303)
+
+
+def _cycle_edit_page(cycle_id: int, form: CycleEditForm):
     return render_template("admin/cycle_edit.html", cycle=get_or_404(ReportCycle, cycle_id), form=form,
                            active_nav="admin"), 400 if request.method == "POST" else 200
 
@@ -240,38 +246,38 @@ def _open_summary(cycle: ReportCycle) -> dict:
 
 
 @bp.route("/cycles/<int:cycle_id>/open", methods=["GET", "POST"])
+@handler("admin.manage")
 def cycle_open(cycle_id):
     cycle = get_or_404(ReportCycle, cycle_id)
     form = ActionForm()
-    if form.validate_on_submit():
-        try:
-            open_cycle(cycle, current_user)
-            db.session.commit()
-        except DomainError as exc:
-            flash_refusal(exc)
-        else:
-            flash("已开始征集，各单位联络员已收到填报通知。", "success")
-            stuck = stuck_warnings(cycle)
-            if stuck:
-                flash(f"仍有{len(stuck)}项材料无人能办理（见下方提示），请尽快指定审核人或添加账号。", "warning")
-            return redirect(url_for(".cycle", cycle_id=cycle.id), code=303)
-        cycle = get_or_404(ReportCycle, cycle_id)
+    if not form.validate_on_submit():
+        return _open_page(cycle_id, form)
+    # A refusal shows the page again as 200, as it always did.
+    with on_refusal(answer(lambda: _open_page(cycle_id, form))):
+        open_cycle(cycle, current_user)
+    flash("已开始征集，各单位联络员已收到填报通知。", "success")
+    stuck = stuck_warnings(cycle)
+    if stuck:
+        flash(f"仍有{len(stuck)}项材料无人能办理（见下方提示），请尽快指定审核人或添加账号。", "warning")
+    return redirect(url_for(".cycle", cycle_id=cycle.id), code=303)
+
+
+def _open_page(cycle_id: int, form: ActionForm):
+    cycle = get_or_404(ReportCycle, cycle_id)
     return render_template("admin/cycle_open.html", cycle=cycle, form=form, summary=_open_summary(cycle),
                            stuck=stuck_warnings(cycle), active_nav="admin")
 
 
 @bp.route("/cycles/<int:cycle_id>/compile", methods=["POST"])
+@handler("admin.manage")
 def cycle_compile(cycle_id):
     cycle_obj = get_or_404(ReportCycle, cycle_id)
     form = OptionalReasonForm(prefix="compile")
     if not form.validate_on_submit():
         return _cycle_page(cycle_id, compile_form=form, status=400)
-    try:
+    # Refused (material not yet approved and no reason given): the overview again, as 409.
+    with on_refusal(answer(lambda: _cycle_page(cycle_id, compile_form=form), 409)):
         compile_cycle(cycle_obj, current_user, force_reason=form.reason.data)
-        db.session.commit()
-    except DomainError as exc:
-        flash_refusal(exc)
-        return _cycle_page(cycle_id, compile_form=form, status=409)
     flash("已进入汇总编辑。", "success")
     if compile_available():
         return redirect(url_for("compile.index", cycle_id=cycle_id), code=303)
@@ -279,22 +285,22 @@ def cycle_compile(cycle_id):
 
 
 @bp.route("/cycles/<int:cycle_id>/reopen-collection", methods=["POST"])
+@handler("admin.manage")
 def cycle_reopen_collection(cycle_id):
     cycle_obj = get_or_404(ReportCycle, cycle_id)
     form = OptionalReasonForm(prefix="reopen")
-    if form.validate_on_submit():
-        try:
-            reopen_collection(cycle_obj, current_user, comment=form.reason.data)
-            db.session.commit()
-            flash("已重新开始征集，各单位可以继续修改材料。", "success")
-        except DomainError as exc:
-            flash_refusal(exc)
-    else:
+    overview = url_for(".cycle", cycle_id=cycle_id)
+    if not form.validate_on_submit():
         flash("理由最多2000字。", "error")
-    return redirect(url_for(".cycle", cycle_id=cycle_id), code=303)
+        return redirect(overview, code=303)
+    with on_refusal(back_to(overview)):
+        reopen_collection(cycle_obj, current_user, comment=form.reason.data)
+    flash("已重新开始征集，各单位可以继续修改材料。", "success")
+    return redirect(overview, code=303)
 
 
 @bp.route("/cycles/<int:cycle_id>/contributions")
+@handler("admin.manage")
 def contributions(cycle_id):
     cycle = get_or_404(ReportCycle, cycle_id)
     state = request.args.get("state", "approved")
@@ -312,18 +318,18 @@ def contributions(cycle_id):
 
 
 @bp.route("/contributions/<int:contribution_id>/reopen", methods=["GET", "POST"])
+@handler("admin.manage")
 def contribution_reopen(contribution_id):
     contribution = get_or_404(Contribution, contribution_id)
     form = ReasonForm()
-    if form.validate_on_submit():
-        try:
-            reopen_contribution(contribution, current_user, comment=form.reason.data)
-            db.session.commit()
-        except DomainError as exc:
-            flash_refusal(exc)
-            contribution = get_or_404(Contribution, contribution_id)
-        else:
-            flash(f"已重新打开{contribution.unit.name}的材料，退回该单位修改。", "success")
-            return redirect(url_for(".contributions", cycle_id=contribution.cycle_id), code=303)
-    return render_template("admin/contribution_reopen.html", c=contribution, form=form, active_nav="admin"), \
-        (400 if request.method == "POST" else 200)
+    if not form.validate_on_submit():
+        return _reopen_page(contribution_id, form)
+    with on_refusal(lambda: _reopen_page(contribution_id, form)):
+        reopen_contribution(contribution, current_user, comment=form.reason.data)
+    flash(f"已重新打开{contribution.unit.name}的材料，退回该单位修改。", "success")
+    return redirect(url_for(".contributions", cycle_id=contribution.cycle_id), code=303)
+
+
+def _reopen_page(contribution_id: int, form: ReasonForm):
+    return render_template("admin/contribution_reopen.html", c=get_or_404(Contribution, contribution_id),
+                           form=form, active_nav="admin"), (400 if request.method == "POST" else 200)

@@ -1,23 +1,22 @@
 """Admin pages: the outline editor and the assignments of sections to units."""
 from __future__ import annotations
 
-from datetime import date
-
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from ...errors import DomainError
 from ...extensions import db
-from ...models import Assignment, ReportCycle, Section, Unit, User, UserRole
+from ...models import Assignment, ReportCycle, Section
 from ...models.org import UNIT_KINDS
 from ...services import assignments as assignment_svc
 from ...services import outline as outline_svc
 from ...services.stuck import stuck_warnings
-from ..fields import db_int, int_list
+from ..fields import db_int
+from ..handler import handler, on_refusal
 from . import bp
-from .common import flash_refusal, get_or_404
+from .assignment_sheet import AssignmentSheet
+from .common import answer, back_to, get_or_404
 from .forms import ActionForm, NewSectionForm, SectionForm, choices
 
 # ------------------------------------------------------------------ outline
@@ -29,7 +28,12 @@ def _parent_choices(nodes, exclude_depth=outline_svc.MAX_DEPTH):
 
 
 @bp.route("/cycles/<int:cycle_id>/outline")
-def outline(cycle_id, form=None, status=200):
+@handler("admin.manage")
+def outline(cycle_id):
+    return _outline_page(cycle_id)
+
+
+def _outline_page(cycle_id: int, form: NewSectionForm | None = None, status: int = 200):
     cycle = get_or_404(ReportCycle, cycle_id)
     nodes = outline_svc.load_outline(cycle)
     if form is None:
@@ -45,43 +49,44 @@ def outline(cycle_id, form=None, status=200):
 
 
 @bp.route("/cycles/<int:cycle_id>/sections", methods=["POST"])
+@handler("admin.manage")
 def section_add(cycle_id):
     cycle = get_or_404(ReportCycle, cycle_id)
     form = NewSectionForm(prefix="new")
     form.parent.choices = _parent_choices(outline_svc.load_outline(cycle))
     if not form.validate_on_submit():
-        return outline(cycle_id, form=form, status=400)
+        return _outline_page(cycle_id, form, status=400)
     parent = db.session.get(Section, form.parent.data) if form.parent.data else None
-    try:
+    with on_refusal(lambda: _outline_page(cycle_id, form)):
         section = outline_svc.add_section(cycle, current_user, form.title.data, parent=parent,
                                           guidance=form.guidance.data, word_limit=form.word_limit.data,
                                           run_in=form.run_in.data, due=form.due.data, code=form.code.data)
-        db.session.commit()
-    except DomainError as exc:
-        flash_refusal(exc)
-        return outline(cycle_id, form=form, status=400)
     flash(f"已添加章节“{section.title or '开篇段落'}”。", "success")
     return redirect(url_for(".outline", cycle_id=cycle_id) + f"#s{section.id}", code=303)
 
 
 @bp.route("/sections/<int:section_id>/edit", methods=["GET", "POST"])
+@handler("admin.manage")
 def section_edit(section_id):
     section = get_or_404(Section, section_id)
     form = SectionForm(obj=section)
-    if form.validate_on_submit():
-        try:
-            outline_svc.update_section(section, current_user, form.title.data, form.guidance.data,
-                                       form.word_limit.data, form.run_in.data, form.due.data)
-            db.session.commit()
-        except DomainError as exc:
-            flash_refusal(exc)
-            section = get_or_404(Section, section_id)
-        else:
-            flash("章节已保存。", "success")
-            return redirect(url_for(".outline", cycle_id=section.cycle_id) + f"#s{section.id}", code=303)
+    if not form.validate_on_submit():
+        return _section_edit_page(section_id, form)
+    with on_refusal(lambda: _section_edit_page(section_id, form)):
+        outline_svc.update_section(section, current_user, form.title.data, form.guidance.data,
+                                   form.word_limit.data, form.run_in.data, form.due.data)
+    flash("章节已保存。", "success")
+    return redirect(url_for(".outline", cycle_id=section.cycle_id) + f"#s{section.id}", code=303)
+
+
+def _path_label(section: Section) -> str:
     nodes = outline_svc.load_outline(section.cycle)
-    path = next((n.path_label for n in nodes if n.section.id == section.id), "")
-    return render_template("admin/section_edit.html", section=section, path=path, form=form,
+    return next((n.path_label for n in nodes if n.section.id == section.id), "")
+
+
+def _section_edit_page(section_id: int, form: SectionForm):
+    section = get_or_404(Section, section_id)
+    return render_template("admin/section_edit.html", section=section, path=_path_label(section), form=form,
                            active_nav="admin"), 400 if request.method == "POST" else 200
 
 
@@ -92,36 +97,37 @@ MOVES = {"up": lambda s, u: outline_svc.move_section(s, u, "up"),
 
 
 @bp.route("/sections/<int:section_id>/move", methods=["POST"])
+@handler("admin.manage")
 def section_move(section_id):
     section = get_or_404(Section, section_id)
     form = ActionForm()
     direction = request.form.get("direction", "")
     if direction not in MOVES:
         abort(400)
+    back = url_for(".outline", cycle_id=section.cycle_id) + f"#s{section_id}"
     if form.validate_on_submit():
-        try:
+        with on_refusal(back_to(back)):
             MOVES[direction](section, current_user)
-            db.session.commit()
-        except DomainError as exc:
-            flash_refusal(exc)
-    return redirect(url_for(".outline", cycle_id=section.cycle_id) + f"#s{section_id}", code=303)
+    return redirect(back, code=303)
 
 
 @bp.route("/sections/<int:section_id>/delete", methods=["GET", "POST"])
+@handler("admin.manage")
 def section_delete(section_id):
     section = get_or_404(Section, section_id)
     cycle_id = section.cycle_id
     form = ActionForm()
-    if form.validate_on_submit():
-        try:
-            outline_svc.delete_section(section, current_user)
-            db.session.commit()
-        except DomainError as exc:
-            flash_refusal(exc)
-        else:
-            flash("章节已删除。", "success")
-            return redirect(url_for(".outline", cycle_id=cycle_id), code=303)
-        section = get_or_404(Section, section_id)
+    if not form.validate_on_submit():
+        return _section_delete_page(section_id, form)
+    # A refusal shows the page again as 200, as it always did.
+    with on_refusal(answer(lambda: _section_delete_page(section_id, form))):
+        outline_svc.delete_section(section, current_user)
+    flash("章节已删除。", "success")
+    return redirect(url_for(".outline", cycle_id=cycle_id), code=303)
+
+
+def _section_delete_page(section_id: int, form: ActionForm):
+    section = get_or_404(Section, section_id)
     nodes = outline_svc.load_outline(section.cycle)
     ids = {section.id}
     below = []
@@ -139,6 +145,7 @@ def section_delete(section_id):
 
 
 @bp.route("/cycles/<int:cycle_id>/assignments")
+@handler("admin.manage")
 def assignments(cycle_id):
     cycle = get_or_404(ReportCycle, cycle_id)
     nodes = outline_svc.load_outline(cycle)
@@ -156,82 +163,37 @@ def assignments(cycle_id):
                            editable=cycle.state in assignment_svc.EDITABLE_CYCLE_STATES, active_nav="admin")
 
 
-def _parse_date(text: str) -> date:
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"日期“{text}”格式不正确，应为 年-月-日，例如 2025-01-10") from None
-
-
 @bp.route("/sections/<int:section_id>/assignments", methods=["GET", "POST"])
+@handler("admin.manage")
 def section_assignments(section_id):
     section = get_or_404(Section, section_id)
-    cycle = section.cycle
     form = ActionForm()
-    existing = {a.unit_id: a for a in section.assignments}
-    units = list(db.session.scalars(
-        select(Unit).where(Unit.active.is_(True) | Unit.id.in_(list(existing))).order_by(Unit.sort_order, Unit.id)))
-    reviewers = list(db.session.scalars(
-        select(User).where(User.active.is_(True), User.role_rows.any(UserRole.role == "reviewer"))
-        .order_by(User.name, User.id)))
-    # What the page shows: the stored values, or on a failed POST what was typed.
-    typed = {u.id: {"role": existing[u.id].role if u.id in existing else "",
-                    "due": existing[u.id].due.isoformat() if u.id in existing and existing[u.id].due else ""}
-             for u in units}
-    chosen_reviewers = {u.id for u in section.reviewers}
-    section_due = section.due.isoformat() if section.due else ""
-    errors: list[str] = []
-    if request.method == "POST":
-        if not form.validate_on_submit():
-            abort(400)
-        wanted = {}
-        for u in units:
-            role = request.form.get(f"role-{u.id}", "")
-            due_text = request.form.get(f"due-{u.id}", "").strip()
-            typed[u.id] = {"role": role, "due": due_text}
-            due = None
-            if due_text:
-                try:
-                    due = _parse_date(due_text)
-                except ValueError as exc:
-                    errors.append(f"{u.name}：{exc}")
-            if role not in ("", "lead", "support"):
-                errors.append(f"{u.name}：分工只能是牵头或配合")
-            wanted[u.id] = assignment_svc.UnitChoice(role, due)
-        section_due = request.form.get("section_due", "").strip()
-        due_value = None
-        if section_due:
-            try:
-                due_value = _parse_date(section_due)
-            except ValueError as exc:
-                errors.append(f"本章节截止日期：{exc}")
-        try:
-            chosen_reviewers = set(int_list(request.form.getlist("reviewers")))
-        except ValueError:
-            abort(400)
-        if not errors:
-            try:
-                counts = assignment_svc.set_section_assignments(section, current_user, wanted, due_value,
-                                                                sorted(chosen_reviewers))
-                db.session.commit()
-            except DomainError as exc:
-                flash_refusal(exc)
-                section = get_or_404(Section, section_id)
-            else:
-                flash(f"任务分配已保存：新增{counts['added']}个单位，修改{counts['changed']}项，"
-                      f"取消{counts['removed']}个单位。", "success")
-                return redirect(url_for(".assignments", cycle_id=cycle.id) + f"#s{section.id}", code=303)
-        else:
-            for e in errors:
-                flash(e, "error")
-    nodes = outline_svc.load_outline(section.cycle)
-    path = next((n.path_label for n in nodes if n.section.id == section.id), "")
+    sheet = AssignmentSheet.load(section)
+    if request.method == "GET":
+        return _section_assignments_page(section, sheet, form, 200)
+    if not form.validate_on_submit():
+        abort(400)
+    sheet.read(request.form)
+    if sheet.errors:
+        for e in sheet.errors:
+            flash(e, "error")
+        return _section_assignments_page(section, sheet, form, 400)
+    with on_refusal(lambda: _section_assignments_page(get_or_404(Section, section_id), sheet, form, 400)):
+        counts = assignment_svc.set_section_assignments(section, current_user, sheet.wanted, sheet.due,
+                                                        sorted(sheet.chosen_reviewers))
+    flash(f"任务分配已保存：新增{counts['added']}个单位，修改{counts['changed']}项，"
+          f"取消{counts['removed']}个单位。", "success")
+    return redirect(url_for(".assignments", cycle_id=section.cycle_id) + f"#s{section.id}", code=303)
+
+
+def _section_assignments_page(section: Section, sheet: AssignmentSheet, form: ActionForm, status: int):
     inherited = section.parent.effective_due() if section.parent else section.cycle.due
-    with_material = {uid for uid, a in existing.items() if assignment_svc.has_material(a)} \
+    with_material = {uid for uid, a in sheet.existing.items() if assignment_svc.has_material(a)} \
         if section.assignments else set()
     return render_template(
-        "admin/section_assignments.html", section=section, path=path, units=units, typed=typed,
-        reviewers=reviewers, chosen_reviewers=chosen_reviewers, section_due=section_due, inherited=inherited,
-        with_material=with_material, form=form, UNIT_KINDS=UNIT_KINDS,
-        editable=section.cycle.state in assignment_svc.EDITABLE_CYCLE_STATES, active_nav="admin",
-    ), (400 if request.method == "POST" else 200)
+        "admin/section_assignments.html", section=section, path=_path_label(section), units=sheet.units,
+        typed=sheet.typed, reviewers=sheet.reviewers, chosen_reviewers=sheet.chosen_reviewers,
+        section_due=sheet.section_due, inherited=inherited, with_material=with_material, form=form,
+        UNIT_KINDS=UNIT_KINDS, editable=section.cycle.state in assignment_svc.EDITABLE_CYCLE_STATES,
+        active_nav="admin",
+    ), status

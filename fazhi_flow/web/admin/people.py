@@ -6,19 +6,20 @@ import secrets
 import time
 from pathlib import Path
 
-from flask import abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import (abort, after_this_request, current_app, flash, redirect, render_template, request, send_file,
+                   url_for)
 from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from ...errors import DomainError
 from ...extensions import db
 from ...models import Unit, User, UserRole
 from ...models.org import ROLE_LABELS, ROLES, UNIT_KINDS
 from ...services import users as user_svc
 from ..fields import db_int
+from ..handler import handler, on_refusal
 from . import bp
-from .common import STAGING_MAX_AGE, STAGING_TOKEN_RE, flash_refusal, get_or_404
+from .common import STAGING_MAX_AGE, STAGING_TOKEN_RE, back_to, get_or_404
 from .forms import (ActionForm, ImportConfirmForm, ImportForm, UnitEditForm, UnitForm, UserEditForm,
                     UserForm, choices)
 
@@ -31,6 +32,7 @@ def _unit_choices(exclude: Unit | None = None):
 
 
 @bp.route("/units")
+@handler("admin.manage")
 def units():
     show = request.args.get("show", "active")
     query = select(Unit).order_by(Unit.sort_order, Unit.id)
@@ -44,61 +46,61 @@ def units():
 
 
 @bp.route("/units/new", methods=["GET", "POST"])
+@handler("admin.manage")
 def unit_new():
     form = UnitForm()
     form.parent.choices = _unit_choices()
-    if form.validate_on_submit():
-        try:
-            parent = db.session.get(Unit, form.parent.data) if form.parent.data else None
-            unit = user_svc.create_unit(current_user, form.code.data, form.name.data, form.kind.data, parent)
-            db.session.commit()
-        except DomainError as exc:
-            flash_refusal(exc)
-        else:
-            flash(f"已添加单位“{unit.name}”。", "success")
-            return redirect(url_for(".units"), code=303)
+    if not form.validate_on_submit():
+        return _unit_new_page(form)
+    with on_refusal(lambda: _unit_new_page(form)):
+        parent = db.session.get(Unit, form.parent.data) if form.parent.data else None
+        unit = user_svc.create_unit(current_user, form.code.data, form.name.data, form.kind.data, parent)
+    flash(f"已添加单位“{unit.name}”。", "success")
+    return redirect(url_for(".units"), code=303)
+
+
+def _unit_new_page(form: UnitForm):
     return render_template("admin/unit_form.html", form=form, unit=None, active_nav="admin"), \
         (400 if request.method == "POST" else 200)
 
 
 @bp.route("/units/<int:unit_id>/edit", methods=["GET", "POST"])
+@handler("admin.manage")
 def unit_edit(unit_id):
     unit = get_or_404(Unit, unit_id)
     form = UnitEditForm(obj=unit, parent=unit.parent_id or 0)
     form.parent.choices = _unit_choices(exclude=unit)
     if unit.parent_id and unit.parent_id not in {c.value for c in form.parent.choices}:
         form.parent.choices += choices([(unit.parent_id, f"{unit.parent.name}（已停用）")])
-    if form.validate_on_submit():
-        try:
-            parent = db.session.get(Unit, form.parent.data) if form.parent.data else None
-            user_svc.update_unit(unit, current_user, form.name.data, form.kind.data, parent)
-            db.session.commit()
-        except DomainError as exc:
-            flash_refusal(exc)
-            unit = get_or_404(Unit, unit_id)
-        else:
-            flash("单位信息已保存。", "success")
-            return redirect(url_for(".units"), code=303)
-    return render_template("admin/unit_form.html", form=form, unit=unit, action_form=ActionForm(),
-                           active_nav="admin"), (400 if request.method == "POST" else 200)
+    if not form.validate_on_submit():
+        return _unit_edit_page(unit_id, form)
+    with on_refusal(lambda: _unit_edit_page(unit_id, form)):
+        parent = db.session.get(Unit, form.parent.data) if form.parent.data else None
+        user_svc.update_unit(unit, current_user, form.name.data, form.kind.data, parent)
+    flash("单位信息已保存。", "success")
+    return redirect(url_for(".units"), code=303)
+
+
+def _unit_edit_page(unit_id: int, form: UnitEditForm):
+    return render_template("admin/unit_form.html", form=form, unit=get_or_404(Unit, unit_id),
+                           action_form=ActionForm(), active_nav="admin"), (400 if request.method == "POST" else 200)
 
 
 @bp.route("/units/<int:unit_id>/<any(deactivate, activate):action>", methods=["POST"])
+@handler("admin.manage")
 def unit_toggle(unit_id, action):
     unit = get_or_404(Unit, unit_id)
+    back = url_for(".unit_edit", unit_id=unit_id)
     if ActionForm().validate_on_submit():
-        try:
+        with on_refusal(back_to(back)):
             if action == "deactivate":
                 user_svc.deactivate_unit(unit, current_user)
                 message = f"已停用“{unit.name}”及其用户账号。"
             else:
                 user_svc.activate_unit(unit, current_user)
                 message = f"已启用“{unit.name}”。该单位的用户账号需逐个启用。"
-            db.session.commit()
-            flash(message, "success")
-        except DomainError as exc:
-            flash_refusal(exc)
-    return redirect(url_for(".unit_edit", unit_id=unit_id), code=303)
+        flash(message, "success")
+    return redirect(back, code=303)
 
 
 # ------------------------------------------------------------------ users
@@ -112,6 +114,7 @@ def _user_unit_choices(current: Unit | None = None):
 
 
 @bp.route("/users")
+@handler("admin.manage")
 def users():
     q = (request.args.get("q") or "").strip()[:60]
     role = request.args.get("role", "")
@@ -134,77 +137,74 @@ def users():
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
+@handler("admin.manage")
 def user_new():
     form = UserForm()
     form.unit.choices = _unit_choices()
     if request.method == "GET":
         form.unit.data = request.args.get("unit", 0, type=db_int)
-    if form.validate_on_submit():
-        try:
-            unit = db.session.get(Unit, form.unit.data) if form.unit.data else None
-            user, password = user_svc.create_user(current_user, form.username.data, form.name.data,
-                                                  form.roles.data, unit, form.email.data, form.phone.data)
-            db.session.commit()
-        except DomainError as exc:
-            flash_refusal(exc)
-        else:
-            # Shown once, never stored in clear: the user must change it at the first login.
-            return render_template("admin/passwords.html", passwords={user.username: password}, created=True,
-                                   back=url_for(".users"), active_nav="admin")
+    if not form.validate_on_submit():
+        return _user_new_page(form)
+    with on_refusal(lambda: _user_new_page(form)):
+        unit = db.session.get(Unit, form.unit.data) if form.unit.data else None
+        user, password = user_svc.create_user(current_user, form.username.data, form.name.data,
+                                              form.roles.data, unit, form.email.data, form.phone.data)
+    # Shown once, never stored in clear: the user must change it at the first login.
+    return render_template("admin/passwords.html", passwords={user.username: password}, created=True,
+                           back=url_for(".users"), active_nav="admin")
+
+
+def _user_new_page(form: UserForm):
     return render_template("admin/user_form.html", form=form, user=None, active_nav="admin"), \
         (400 if request.method == "POST" else 200)
 
 
 @bp.route("/users/<int:user_id>/edit", methods=["GET", "POST"])
+@handler("admin.manage")
 def user_edit(user_id):
     user = get_or_404(User, user_id)
     form = UserEditForm(obj=user, unit=user.unit_id or 0, roles=sorted(user.roles))
     form.unit.choices = _user_unit_choices(user.unit)
-    if form.validate_on_submit():
-        try:
-            unit = db.session.get(Unit, form.unit.data) if form.unit.data else None
-            user_svc.update_user(user, current_user, form.name.data, form.roles.data, unit, form.email.data,
-                                 form.phone.data)
-            db.session.commit()
-        except DomainError as exc:
-            flash_refusal(exc)
-            user = get_or_404(User, user_id)
-        else:
-            flash(f"{user.name}的信息已保存。", "success")
-            return redirect(url_for(".users"), code=303)
-    return render_template("admin/user_form.html", form=form, user=user, action_form=ActionForm(),
-                           active_nav="admin"), (400 if request.method == "POST" else 200)
+    if not form.validate_on_submit():
+        return _user_edit_page(user_id, form)
+    with on_refusal(lambda: _user_edit_page(user_id, form)):
+        unit = db.session.get(Unit, form.unit.data) if form.unit.data else None
+        user_svc.update_user(user, current_user, form.name.data, form.roles.data, unit, form.email.data,
+                             form.phone.data)
+    flash(f"{user.name}的信息已保存。", "success")
+    return redirect(url_for(".users"), code=303)
+
+
+def _user_edit_page(user_id: int, form: UserEditForm):
+    return render_template("admin/user_form.html", form=form, user=get_or_404(User, user_id),
+                           action_form=ActionForm(), active_nav="admin"), (400 if request.method == "POST" else 200)
 
 
 @bp.route("/users/<int:user_id>/<any(deactivate, activate):action>", methods=["POST"])
+@handler("admin.manage")
 def user_toggle(user_id, action):
     user = get_or_404(User, user_id)
+    back = url_for(".user_edit", user_id=user_id)
     if ActionForm().validate_on_submit():
-        try:
+        with on_refusal(back_to(back)):
             if action == "deactivate":
                 user_svc.deactivate_user(user, current_user)
                 message = f"已停用{user.name}的账号，其登录状态已失效。"
             else:
                 user_svc.activate_user(user, current_user)
                 message = f"已启用{user.name}的账号。"
-            db.session.commit()
-            flash(message, "success")
-        except DomainError as exc:
-            flash_refusal(exc)
-    return redirect(url_for(".user_edit", user_id=user_id), code=303)
+        flash(message, "success")
+    return redirect(back, code=303)
 
 
 @bp.route("/users/<int:user_id>/reset-password", methods=["POST"])
+@handler("admin.manage")
 def user_reset_password(user_id):
     user = get_or_404(User, user_id)
     if not ActionForm().validate_on_submit():
         abort(400)
-    try:
+    with on_refusal(back_to(url_for(".user_edit", user_id=user_id))):
         password = user_svc.reset_password(user, current_user)
-        db.session.commit()
-    except DomainError as exc:
-        flash_refusal(exc)
-        return redirect(url_for(".user_edit", user_id=user_id), code=303)
     return render_template("admin/passwords.html", passwords={user.username: password}, reset=True,
                            back=url_for(".user_edit", user_id=user_id), active_nav="admin")
 
@@ -245,29 +245,43 @@ def _unstage(token: str):
     return meta, data_path.read_bytes(), (meta_path, data_path)
 
 
+def _unstage_after_commit(paths) -> None:
+    """The staged file goes once the import is committed (the handler commits before the response is
+    finished); a failed commit keeps it for another try."""
+
+    @after_this_request
+    def _drop(response):
+        if response.status_code < 400:
+            for path in paths:
+                path.unlink(missing_ok=True)
+        return response
+
+
 @bp.route("/import", methods=["GET", "POST"])
+@handler("admin.manage")
 def import_people():
     form = ImportForm()
-    if form.validate_on_submit():
-        upload = form.file.data
-        filename = (upload.filename or "").rsplit("/", 1)[-1][:120]
-        data = upload.read(user_svc.MAX_IMPORT_BYTES + 1)
-        try:
-            preview = user_svc.parse_import(form.kind.data, filename, data)
-        except DomainError as exc:
-            flash(exc.message, "error")
-        else:
-            db.session.rollback()  # the preview reads only; make sure nothing lingers
-            token = _stage(form.kind.data, filename, data) if preview.ok else ""
-            confirm = ImportConfirmForm(kind=form.kind.data, filename=filename, payload=token)
-            return render_template("admin/import_preview.html", preview=preview, confirm=confirm,
-                                   filename=filename, UNIT_KINDS=UNIT_KINDS, ROLE_LABELS=ROLE_LABELS,
-                                   active_nav="admin")
+    if not form.validate_on_submit():
+        return _import_page(form)
+    upload = form.file.data
+    filename = (upload.filename or "").rsplit("/", 1)[-1][:120]
+    data = upload.read(user_svc.MAX_IMPORT_BYTES + 1)
+    with on_refusal(lambda: _import_page(form)):
+        preview = user_svc.parse_import(form.kind.data, filename, data)
+    token = _stage(form.kind.data, filename, data) if preview.ok else ""
+    confirm = ImportConfirmForm(kind=form.kind.data, filename=filename, payload=token)
+    return render_template("admin/import_preview.html", preview=preview, confirm=confirm,
+                           filename=filename, UNIT_KINDS=UNIT_KINDS, ROLE_LABELS=ROLE_LABELS,
+                           active_nav="admin")
+
+
+def _import_page(form: ImportForm):
     return render_template("admin/import.html", form=form, active_nav="admin"), \
         (400 if request.method == "POST" else 200)
 
 
 @bp.route("/import/confirm", methods=["POST"])
+@handler("admin.manage")
 def import_confirm():
     form = ImportConfirmForm()
     if not form.validate_on_submit():
@@ -277,16 +291,11 @@ def import_confirm():
         flash("导入文件已过期或不存在，请重新上传。", "error")
         return redirect(url_for(".import_people"), code=303)
     meta, data, paths = staged
-    try:
+    with on_refusal(back_to(url_for(".import_people"))):
         # Checked again: the database may have changed since the preview.
         preview = user_svc.parse_import(meta["kind"], meta["filename"], data)
         result = user_svc.apply_import(current_user, preview)
-        db.session.commit()
-    except DomainError as exc:
-        flash_refusal(exc)
-        return redirect(url_for(".import_people"), code=303)
-    for path in paths:
-        path.unlink(missing_ok=True)
+    _unstage_after_commit(paths)
     if meta["kind"] == "units":
         flash(f"已导入{len(result['units'])}个单位。", "success")
         return redirect(url_for(".units"), code=303)
@@ -296,6 +305,7 @@ def import_confirm():
 
 
 @bp.route("/import/template-<any(units, users):kind>.xlsx")
+@handler("admin.manage")
 def import_template(kind):
     import io
 
