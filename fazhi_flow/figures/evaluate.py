@@ -116,6 +116,33 @@ class FigureBook:
         role = self.roles.get(contribution.id)
         return role if role is not None else contribution.assignment.role
 
+    # ------------------------------------------------ what a page may ask for in advance
+
+    def prepare(self, contributions=(), rules: bool = False) -> None:
+        """Load at once what showing ``contributions`` needs (``rules``: and checking their rules).
+
+        Everything is loaded already here; ``figures.scoped.ScopedFigureBook`` loads only this.
+        """
+
+    def note_reader(self, unit_id) -> None:
+        """The unit of a restricted reader whose totals will be asked for (``Visibility``)."""
+
+    def unit_roles(self, unit_id) -> list[tuple[int, str]]:
+        """(section id, role) of each of the unit's contributions in the cycle."""
+        return [(c.section_id, self.role(c)) for c in self.contributions.values()
+                if unit_id is not None and c.unit_id == unit_id]
+
+    def visible_total(self, seen, indicator) -> tuple[bool, Decimal | None]:
+        """(visible, total) of ``indicator`` for the reader of ``seen`` (a ``Visibility``): shown only
+        when every unit's part of it may be seen."""
+        if not seen.restricted:
+            return True, self.total(indicator)
+        parts = [seen.value(c, indicator) for c in self.reporters[indicator.id]]
+        if not all(visible for visible, _ in parts):
+            return False, None
+        entered = [v for _, v in parts if v is not None]
+        return True, (sum(entered, Decimal(0)) if entered else None)
+
     # -------------------------------------------------------------- lookups
 
     def reports(self, contribution, indicator) -> bool:

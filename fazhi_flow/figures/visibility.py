@@ -44,6 +44,7 @@ class Visibility:
         self._led: set | None = None
         self._names: dict | None = None
         self._totals: dict = {}  # indicator id -> (visible, total), once per reader
+        book.note_reader(self.unit_id if self.restricted else None)
 
     def sees_approved(self, contribution) -> bool:
         """Whether the figures ``contribution`` was approved with may be shown."""
@@ -64,8 +65,7 @@ class Visibility:
     def leads(self, section_id) -> bool:
         """Whether the reader's unit is the lead unit (牵头) of the section: it holds its totals."""
         if self._led is None:
-            self._led = {c.section_id for c in self.book.contributions.values()
-                         if self.unit_id is not None and c.unit_id == self.unit_id and self.book.role(c) == "lead"}
+            self._led = {section for section, role in self.book.unit_roles(self.unit_id) if role == "lead"}
         return section_id in self._led
 
     def lead_sees(self, contribution) -> bool:
@@ -84,12 +84,7 @@ class Visibility:
 
     def total(self, indicator) -> tuple[bool, Decimal | None]:
         if indicator.id not in self._totals:
-            parts = [self.value(c, indicator) for c in self.book.reporters[indicator.id]]
-            if not all(visible for visible, _ in parts):
-                self._totals[indicator.id] = (False, None)
-            else:
-                entered = [v for _, v in parts if v is not None]
-                self._totals[indicator.id] = (True, (sum(entered, Decimal(0)) if entered else None))
+            self._totals[indicator.id] = self.book.visible_total(self, indicator)
         return self._totals[indicator.id]
 
     @property
@@ -100,7 +95,7 @@ class Visibility:
             if not self.restricted or self.share:
                 self._known = set(book.indicators)
             else:
-                sections = {c.section_id for c in book.contributions.values() if c.unit_id == self.unit_id}
+                sections = {section for section, _ in book.unit_roles(self.unit_id)}
                 self._known = {code for code, ind in book.indicators.items() if ind.section_id in sections}
         return self._known
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from ..extensions import db
 from ..models import Attachment, Contribution
-from . import due_of, load_viewer, preload_sections
+from . import due_of, load_viewer, prepare_figures, preload_sections
 
 # Decisions whose comment the editor shows above the text.
 DECISION_EVENTS = ("return", "unit_return", "reopen", "approve", "unit_approve")
@@ -55,7 +55,9 @@ def last_year_items(contribution: Contribution) -> list[dict]:
 
     renderer = bound_text.current()
     items = []
-    for prev in yoy.previous_section_material(contribution):
+    material = yoy.previous_section_material(contribution)
+    prepare_figures(material)
+    for prev in material:
         snapshot = yoy.approved_snapshot(prev)
         text = renderer.text(prev, prev.body, snapshot)
         own = prev.unit_id == contribution.unit_id
@@ -84,6 +86,7 @@ def contribution_figures(user, contribution, enabled: bool):
 
     if not figure_service.can_view_figures(user, contribution):
         return None
+    prepare_figures([contribution], rules=True)
     return figure_service.contribution_figures(contribution, user, figure_book(contribution))
 
 
@@ -122,6 +125,7 @@ class EditorPage:
 
         load_viewer(user)
         c = load_contribution(contribution)
+        prepare_figures([c])
         logs = transition_logs(c)
         latest = next((log for log in reversed(logs) if log.comment and log.event in DECISION_EVENTS), None)
         editable = can_edit_contribution(user, c)

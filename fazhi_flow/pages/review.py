@@ -4,12 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import contains_eager, selectinload
+from sqlalchemy.orm import contains_eager, joinedload, selectinload
 
 from ..extensions import db
 from ..models import Assignment, Contribution, ReportCycle
 from ..timeutil import utcnow
-from . import due_of, load_viewer, preload_sections
+from . import due_of, load_viewer, prepare_figures, preload_sections
 from .editor import contribution_figures, load_contribution
 
 
@@ -44,6 +44,39 @@ class QueueRow:
     revision_count: int
 
 
+PAGE_SIZE = 50  # rows of 待审核 per page
+
+
+def reviewable_refs(user) -> tuple[list, list]:
+    """(id, cycle id, section id, unit id) of every submitted contribution of a collecting cycle that
+    ``user`` may review, oldest first, read as plain rows (a city has thousands, a page shows 50);
+    with the cycles and sections loaded for them, to be kept while the rows are used."""
+    from types import SimpleNamespace
+
+    from ..models import Section
+    from ..workflow.machine import is_contribution_reviewer
+
+    rows = db.session.execute(
+        select(Contribution.id, Contribution.cycle_id, Contribution.section_id, Contribution.unit_id,
+               Contribution.submitted_at, Contribution.updated_at)
+        .join(ReportCycle, Contribution.cycle_id == ReportCycle.id)
+        .where(Contribution.state == "submitted", ReportCycle.state == "collecting")).all()
+    kept = preload_sections(r.cycle_id for r in rows)
+    # The policy reads the contribution's unit and section only; its answer depends on the section
+    # and on whether the unit is the reviewer's own.
+    allowed: dict[tuple, bool] = {}
+    chosen = []
+    for r in rows:
+        key = (r.section_id, r.unit_id == user.unit_id)
+        if key not in allowed:
+            stand_in = SimpleNamespace(unit_id=r.unit_id, section=db.session.get(Section, r.section_id))
+            allowed[key] = is_contribution_reviewer(user, stand_in)
+        if allowed[key]:
+            chosen.append(r)
+    chosen.sort(key=lambda r: (r.submitted_at or r.updated_at, r.id))
+    return chosen, kept
+
+
 @dataclass
 class PendingReviewPage:
     rows: list[QueueRow]
@@ -53,26 +86,60 @@ class PendingReviewPage:
     sections: list  # (id, path label)
     units: list  # (id, name)
     now: object
+    number: int = 1  # this page's number
+    pages: int = 1  # how many pages the filtered list has
+    matching: int = 0  # rows matching the filters
+
+    def link_args(self, number: int) -> dict:
+        """Query arguments of page ``number`` with the current filters."""
+        args = {key: value for key, value in self.filters.items() if value is not None}
+        if number > 1:
+            args["page"] = number
+        return args
+
+    @property
+    def first_row(self) -> int:
+        return (self.number - 1) * PAGE_SIZE + 1 if self.rows else 0
+
+    @property
+    def last_row(self) -> int:
+        return self.first_row + len(self.rows) - 1 if self.rows else 0
 
     @classmethod
-    def build(cls, user, filters: dict) -> PendingReviewPage:
-        """``filters``: ``cycle``, ``section``, ``unit`` ids or None."""
+    def build(cls, user, filters: dict, number: int | None = None) -> PendingReviewPage:
+        """``filters``: ``cycle``, ``section``, ``unit`` ids or None; ``number``: the page (default:
+        the ``page`` query argument, else 1)."""
+        from ..models import Section, Unit
         from ..timeutil import to_local
         from ..web import bound_text
         from ..web.helpers import due_status
         from ..web.outline_order import in_outline_order
+        from ..whole_numbers import optional_int
 
         load_viewer(user)
-        everything = reviewable_submissions(user)
+        everything, _kept = reviewable_refs(user)
         chosen = [
-            c for c in everything
-            if (filters["cycle"] is None or c.cycle_id == filters["cycle"])
-            and (filters["section"] is None or c.section_id == filters["section"])
-            and (filters["unit"] is None or c.unit_id == filters["unit"])
+            r for r in everything
+            if (filters["cycle"] is None or r.cycle_id == filters["cycle"])
+            and (filters["section"] is None or r.section_id == filters["section"])
+            and (filters["unit"] is None or r.unit_id == filters["unit"])
         ]
+        if number is None:
+            from flask import has_request_context, request
+
+            number = optional_int(request.args.get("page"), low=1) if has_request_context() else None
+        pages = max(1, -(-len(chosen) // PAGE_SIZE))
+        number = min(number or 1, pages)
+        ids = [r.id for r in chosen[(number - 1) * PAGE_SIZE:number * PAGE_SIZE]]
+        loaded = {c.id: c for c in db.session.scalars(
+            select(Contribution).where(Contribution.id.in_(ids))
+            .options(joinedload(Contribution.cycle), joinedload(Contribution.assignment),
+                     joinedload(Contribution.unit), selectinload(Contribution.revisions)))} if ids else {}
+        shown = [loaded[i] for i in ids if i in loaded]
+        prepare_figures(shown)
         renderer = bound_text.current()
         rows = []
-        for c in chosen:
+        for c in shown:
             due = due_status(c, done=True)
             submitted = to_local(c.submitted_at)
             rows.append(QueueRow(
@@ -80,13 +147,19 @@ class PendingReviewPage:
                 renderer.preview(c), due,
                 bool(due.due and submitted and submitted.strftime("%Y-%m-%d") > due.due.isoformat()),
                 c.submitted_at, len(c.revisions)))
-        cycles = sorted({c.cycle for c in everything}, key=lambda cy: (-cy.year, cy.id))
-        sections = in_outline_order({c.section for c in everything if filters["cycle"] in (None, c.cycle_id)})
-        units = sorted({c.unit for c in everything}, key=lambda u: (u.sort_order, u.name))
+        # The choices of the filters come from every reviewable row (cycles and sections are loaded).
+        cycles = sorted({db.session.get(ReportCycle, r.cycle_id) for r in everything},
+                        key=lambda cy: (-cy.year, cy.id))
+        sections = in_outline_order({db.session.get(Section, r.section_id) for r in everything
+                                     if filters["cycle"] in (None, r.cycle_id)})
+        unit_ids = sorted({r.unit_id for r in everything})
+        units = sorted(db.session.scalars(select(Unit).where(Unit.id.in_(unit_ids))) if unit_ids else [],
+                       key=lambda u: (u.sort_order, u.name))
         return cls(rows=rows, total=len(everything), filters=filters,
                    cycles=[(cy.id, cy.title) for cy in cycles],
                    sections=[(s.id, s.path_label) for s in sections],
-                   units=[(u.id, u.name) for u in units], now=utcnow())
+                   units=[(u.id, u.name) for u in units], now=utcnow(),
+                   number=number, pages=pages, matching=len(chosen))
 
 
 def diff_base(revisions, logs):
@@ -131,6 +204,7 @@ class ReviewPage:
 
         load_viewer(user)
         c = load_contribution(contribution)
+        prepare_figures([c])
         revisions = c.revisions
         logs = transition_logs(c)
         base = diff_base(revisions, logs)

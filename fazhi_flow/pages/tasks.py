@@ -8,7 +8,7 @@ from sqlalchemy.orm import contains_eager, selectinload
 
 from ..extensions import db
 from ..models import Assignment, Contribution, ReportCycle
-from . import due_of, load_viewer, preload_sections
+from . import due_of, load_viewer, prepare_figures, preload_sections
 
 
 def section_order(cycle: ReportCycle) -> dict[int, int]:
@@ -77,6 +77,7 @@ class TasksPage:
         rows = unit_contributions(user.unit_id)
         comments = latest_comments(c.id for c in rows)
         renderer = bound_text.current()
+        prepare_figures(rows)
         cycles = sorted({c.cycle for c in rows}, key=lambda cy: (-cy.year, cy.id))
         by_cycle: dict[int, list[Contribution]] = {cy.id: [] for cy in cycles}
         for c in rows:

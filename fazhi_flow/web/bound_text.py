@@ -34,10 +34,10 @@ class BoundText:
         return self._visibility(cycle).book
 
     def _visibility(self, cycle) -> Visibility:
-        from ..figures.evaluate import FigureBook
+        from ..figures.scoped import ScopedFigureBook
 
-        if cycle.id not in self._seen:
-            self._seen[cycle.id] = Visibility(FigureBook(cycle, readonly=True), self.viewer)
+        if cycle.id not in self._seen:  # loads only what the page asks for (``prepare``)
+            self._seen[cycle.id] = Visibility(ScopedFigureBook(cycle), self.viewer)
         return self._seen[cycle.id]
 
     def _values(self, contribution, body: str, snapshot: dict | None = None) -> tuple[dict, dict]:

@@ -1,0 +1,417 @@
+"""A figure book that loads only what a page shows.
+
+``FigureBook`` loads every contribution and value of the cycle: 18,000 contributions and 30,000 values
+in a city, a second or more per request, whatever the page shows. ``ScopedFigureBook`` answers the
+same questions from far less:
+
+- the indicators and rules (a few hundred rows) are loaded at once;
+- each indicator's total, and how many units report it, come from one aggregate query (GROUP BY
+  indicator and, for a restricted reader, by the classes of parts ``Visibility`` distinguishes: the
+  reader's own unit, left the unit's hands, approved), never from every unit's value;
+- contributions are loaded with their role, unit, values and explanations in batches: the ones a
+  page shows (``prepare``), the single reporter of each indicator reported by one unit (what a bare
+  citation of another section's figure prints), the whole section of an indicator a rule adds up,
+  and the values changed after approval with the texts citing them (what ``changes_after_approval``
+  lists);
+- anything asked for that was not prepared is loaded on demand, and after a few such loads the rest
+  of the cycle at once, so a page that prepares nothing still runs a bounded number of queries and
+  every answer is the one the full book gives.
+
+Read-only: values are plain rows (``ValueRow``); code that changes values uses ``FigureBook``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import and_, case, false, func, literal, or_, select, true
+from sqlalchemy.orm import joinedload
+
+from ..extensions import db
+from . import expr as E
+from .evaluate import FigureBook, ValueRow, _Ambiguous, _Invalid
+from .visibility import LEFT_THE_UNIT
+
+# Loads on demand (a contribution or a section at a time) before the rest of the cycle is loaded at
+# once: enough for a page about one contribution, few enough to keep any page's query count fixed.
+ON_DEMAND_LIMIT = 4
+
+
+@dataclass(slots=True)
+class _Part:
+    """One class of an indicator's parts: how many units, how many entered, and their sums."""
+
+    own: bool  # the restricted reader's own unit
+    left: bool  # submitted or approved (out of the unit's hands)
+    approved: bool  # a value row with an approved value
+    reporters: int
+    entered: int
+    value_sum: Decimal | None
+    approved_sum: Decimal | None
+
+
+class _Reporters:
+    """``book.reporters[indicator_id]`` loading the indicator's section on first use."""
+
+    def __init__(self, book: ScopedFigureBook):
+        self.book = book
+
+    def __getitem__(self, indicator_id: int) -> list:
+        ind = self.book.by_id[indicator_id]
+        self.book._load_sections({ind.section_id})
+        return [c for c in self.book._in_section(ind.section_id) if self.book._reports_role(c, ind)]
+
+    def get(self, indicator_id: int, default=None):
+        return self[indicator_id] if indicator_id in self.book.by_id else default
+
+    def __contains__(self, indicator_id) -> bool:
+        return indicator_id in self.book.by_id
+
+
+class ScopedFigureBook(FigureBook):
+    """``FigureBook(cycle, readonly=True)`` for pages, loading only what is asked for."""
+
+    def __init__(self, cycle):
+        from ..models.indicator import Indicator, Rule
+
+        self.cycle = cycle
+        self.readonly = True
+        indicators = list(db.session.scalars(
+            select(Indicator).where(Indicator.cycle_id == cycle.id)
+            .order_by(Indicator.section_id, Indicator.position, Indicator.id)))
+        self.indicators = {i.code: i for i in indicators}
+        self.by_id = {i.id: i for i in indicators}
+        self._section_indicators: dict[int, list] = {}
+        for ind in indicators:
+            self._section_indicators.setdefault(ind.section_id, []).append(ind)
+        self.rules = list(db.session.scalars(
+            select(Rule).where(Rule.cycle_id == cycle.id).order_by(Rule.section_id, Rule.position, Rule.id)))
+        self.contributions: dict[int, object] = {}
+        self.roles: dict[int, str] = {}
+        self._values: dict[tuple[int, int], ValueRow] = {}
+        self.explanations: dict[tuple[int, str], object] = {}
+        self.reporters = _Reporters(self)
+        self._loaded: set[int] = set()  # contributions whose role, values and explanations are here
+        self._by_section: dict[int, list] = {}  # loaded contributions by section, in assignment order
+        self._sections: set[int] = set()  # sections whose every contribution is loaded
+        self._everything = False
+        self._singles_loaded = False
+        self._changes_loaded = False
+        self._on_demand = 0
+        self._reader: int | None = None  # a restricted reader's unit (``note_reader``)
+        self._parts: dict[int | None, dict[int, list[_Part]]] = {}
+        self._unit_roles: dict[int, list] = {}
+        self._totals: dict[int, Decimal | None] = {}
+        self._trees: dict[str, object] = {}
+
+    # ---------------------------------------------------------------- loading
+
+    def _batch(self, condition) -> None:
+        """Load the cycle's contributions matching ``condition`` with role, unit, values, explanations."""
+        from ..models import Assignment, Contribution
+        from ..models.indicator import FigureExplanation, IndicatorValue
+
+        where = and_(Contribution.cycle_id == self.cycle.id, condition)
+        found = db.session.execute(
+            select(Contribution, Assignment.role).join(Assignment, Contribution.assignment_id == Assignment.id)
+            .where(where).options(joinedload(Contribution.unit))).all()
+        fresh = [(c, role) for c, role in found if c.id not in self._loaded]
+        if not fresh:
+            return
+        touched = set()
+        for c, role in fresh:
+            c = self.contributions.setdefault(c.id, c)
+            self.roles[c.id] = role
+            self._by_section.setdefault(c.section_id, []).append(c)
+            touched.add(c.section_id)
+        for section_id in touched:
+            self._by_section[section_id].sort(key=lambda c: c.assignment_id)
+        ids = {c.id for c, _ in fresh}
+        # The same condition again rather than thousands of ids as parameters.
+        for row in db.session.execute(
+                select(IndicatorValue.contribution_id, IndicatorValue.indicator_id, IndicatorValue.value,
+                       IndicatorValue.approved_value, IndicatorValue.updated_at)
+                .join(Contribution, IndicatorValue.contribution_id == Contribution.id)
+                .join(Assignment, Contribution.assignment_id == Assignment.id).where(where)):
+            if row[0] in ids:
+                self._values[(row[0], row[1])] = ValueRow(*row)
+        for row in db.session.scalars(
+                select(FigureExplanation).join(Contribution, FigureExplanation.contribution_id == Contribution.id)
+                .join(Assignment, Contribution.assignment_id == Assignment.id).where(where)):
+            if row.contribution_id in ids:
+                self.explanations[(row.contribution_id, row.key)] = row
+        self._loaded |= ids
+
+    def _load_everything(self) -> None:
+        if not self._everything:
+            self._batch(true())
+            self._everything = True
+
+    def _on_demand_load(self, condition) -> None:
+        """Something not prepared was asked for: load it, or the whole cycle after a few such loads."""
+        self._on_demand += 1
+        if self._on_demand > ON_DEMAND_LIMIT:
+            self._load_everything()
+        else:
+            self._batch(condition)
+
+    def _ensure(self, contribution) -> bool:
+        """Load ``contribution`` when it is not yet; False when it is not one of this cycle's."""
+        from ..models import Contribution
+
+        if contribution is None or contribution.cycle_id != self.cycle.id:
+            return False
+        if contribution.id not in self._loaded and not self._everything:
+            self.contributions.setdefault(contribution.id, contribution)
+            self._on_demand_load(Contribution.id == contribution.id)
+        return contribution.id in self._loaded
+
+    def _load_sections(self, section_ids: set) -> None:
+        from ..models import Contribution
+
+        missing = set(section_ids) - self._sections
+        if missing and not self._everything:
+            self._on_demand_load(Contribution.section_id.in_(sorted(missing)))
+        self._sections |= missing
+
+    def _in_section(self, section_id: int) -> list:
+        return self._by_section.get(section_id, [])
+
+    def _reports_role(self, contribution, indicator) -> bool:
+        return (indicator.reported_by or "all") == "all" or self.roles.get(contribution.id) == "lead"
+
+    def _singles_condition(self):
+        """The contributions that alone report an indicator (a lead unit's figure, a one-unit section)."""
+        from ..models import Assignment, Contribution
+
+        parts = self._parts_for(self._reader)
+        whole, leads = set(), set()
+        for iid, groups in parts.items():
+            if sum(g.reporters for g in groups) == 1:
+                ind = self.by_id[iid]
+                (whole if (ind.reported_by or "all") == "all" else leads).add(ind.section_id)
+        conditions = []
+        if whole:
+            conditions.append(Contribution.section_id.in_(sorted(whole)))
+        if leads - whole:
+            conditions.append(and_(Contribution.section_id.in_(sorted(leads - whole)), Assignment.role == "lead"))
+        return or_(*conditions) if conditions else None
+
+    def _changed_condition(self):
+        """Values that differ from their approved value, and the texts citing their indicators."""
+        from ..models import Contribution
+        from ..models.indicator import IndicatorValue
+
+        changed = db.session.execute(
+            select(IndicatorValue.contribution_id, IndicatorValue.indicator_id)
+            .join(Contribution, IndicatorValue.contribution_id == Contribution.id)
+            .where(Contribution.cycle_id == self.cycle.id, IndicatorValue.approved_value.is_not(None),
+                   or_(IndicatorValue.value.is_(None), IndicatorValue.value != IndicatorValue.approved_value))).all()
+        if not changed:
+            return None
+        codes = sorted({self.by_id[iid].code for _, iid in changed if iid in self.by_id})
+        return or_(Contribution.id.in_(sorted({cid for cid, _ in changed})),
+                   *(Contribution.body.contains(code, autoescape=True) for code in codes))
+
+    def prepare(self, contributions=(), rules: bool = False) -> None:
+        """Load in one batch ``contributions``, the single reporters of indicators, the values changed
+        after approval with the texts citing them, and (``rules``) the sections whose figures the
+        contributions' rules read."""
+        from ..models import Contribution
+
+        if self._everything:
+            return
+        shown = [c for c in contributions if c is not None and c.cycle_id == self.cycle.id]
+        for c in shown:
+            self.contributions.setdefault(c.id, c)
+        conditions = []
+        wanted = sorted({c.id for c in shown} - self._loaded)
+        if wanted:
+            conditions.append(Contribution.id.in_(wanted))
+        if not self._singles_loaded:
+            singles = self._singles_condition()
+            if singles is not None:
+                conditions.append(singles)
+        if not self._changes_loaded:
+            changed = self._changed_condition()
+            if changed is not None:
+                conditions.append(changed)
+        sections = set()
+        if rules and shown:
+            sections = self._rule_sections(shown) - self._sections
+            if sections:
+                conditions.append(Contribution.section_id.in_(sorted(sections)))
+        if conditions:
+            self._batch(or_(*conditions))
+        self._singles_loaded = self._changes_loaded = True
+        self._sections |= sections
+
+    def _rule_sections(self, shown) -> set:
+        """Sections of the indicators named by the rules concerning ``shown`` (their roles are loaded)."""
+        sections = set()
+        for c in shown:
+            for rule in self.rules_for(c):
+                tree = self.tree(rule)
+                if isinstance(tree, E.ExpressionError):
+                    continue
+                for code in E.codes_in(tree):
+                    ind = self.indicators.get(code)
+                    if ind is not None:
+                        sections.add(ind.section_id)
+        return sections
+
+    def _ensure_singles(self) -> None:
+        if not self._singles_loaded:
+            self._singles_loaded = True
+            condition = self._singles_condition()
+            if condition is not None and not self._everything:
+                self._batch(condition)
+
+    def note_reader(self, unit_id) -> None:
+        if unit_id is not None:
+            self._reader = unit_id
+
+    # ---------------------------------------------------------------- totals by aggregate
+
+    def _parts_for(self, unit_id) -> dict[int, list[_Part]]:
+        """Indicator id → its parts by class, from one GROUP BY over the reporting contributions."""
+        from ..models import Assignment, Contribution
+        from ..models.indicator import Indicator, IndicatorValue
+
+        if unit_id in self._parts:
+            return self._parts[unit_id]
+        own = (Contribution.unit_id == unit_id) if unit_id is not None else false()
+        own_col = case((own, literal(1)), else_=literal(0))
+        left_col = case((Contribution.state.in_(LEFT_THE_UNIT), literal(1)), else_=literal(0))
+        approved_col = case((IndicatorValue.approved_value.is_not(None), literal(1)), else_=literal(0))
+        query = (
+            select(Indicator.id, own_col, left_col, approved_col, func.count(Contribution.id),
+                   func.count(IndicatorValue.value), func.sum(IndicatorValue.value),
+                   func.sum(IndicatorValue.approved_value))
+            .select_from(Indicator)
+            .join(Contribution, and_(Contribution.section_id == Indicator.section_id,
+                                     Contribution.cycle_id == Indicator.cycle_id))
+            .join(Assignment, Contribution.assignment_id == Assignment.id)
+            .outerjoin(IndicatorValue, and_(IndicatorValue.contribution_id == Contribution.id,
+                                            IndicatorValue.indicator_id == Indicator.id))
+            .where(Indicator.cycle_id == self.cycle.id,
+                   or_(func.coalesce(Indicator.reported_by, "all") == "all", Assignment.role == "lead"))
+            .group_by(Indicator.id, own_col, left_col, approved_col))
+        parts: dict[int, list[_Part]] = {iid: [] for iid in self.by_id}
+        for iid, is_own, is_left, is_approved, n, entered, value_sum, approved_sum in db.session.execute(query):
+            parts.setdefault(iid, []).append(_Part(
+                bool(is_own), bool(is_left), bool(is_approved), int(n), int(entered),
+                None if value_sum is None else Decimal(value_sum),
+                None if approved_sum is None else Decimal(approved_sum)))
+        self._parts[unit_id] = parts
+        return parts
+
+    def _any_parts(self) -> dict[int, list[_Part]]:
+        """Parts by class of any reader: totals and counts of reporters are the same for all."""
+        if self._parts:
+            return next(iter(self._parts.values()))
+        return self._parts_for(self._reader)
+
+    def reporter_count(self, indicator) -> int:
+        return sum(g.reporters for g in self._any_parts().get(indicator.id, []))
+
+    def total(self, indicator) -> Decimal | None:
+        if indicator.id not in self._totals:
+            groups = self._any_parts().get(indicator.id, [])
+            entered = sum(g.entered for g in groups)
+            self._totals[indicator.id] = sum((g.value_sum for g in groups if g.value_sum is not None),
+                                             Decimal(0)) if entered else None
+        return self._totals[indicator.id]
+
+    def visible_total(self, seen, indicator) -> tuple[bool, Decimal | None]:
+        """As ``FigureBook.visible_total`` (every part visible, else hidden) from the classes of parts."""
+        if not seen.restricted:
+            return True, self.total(indicator)
+        leads = seen.leads(indicator.section_id)
+        counted, total = 0, Decimal(0)
+        for g in self._parts_for(seen.unit_id).get(indicator.id, []):
+            if g.own or (g.left and leads):
+                counted += g.entered
+                total += g.value_sum or 0
+            elif seen.share and g.approved:
+                counted += g.reporters
+                total += g.approved_sum or 0
+            else:
+                return False, None
+        return True, (total if counted else None)
+
+    def unit_roles(self, unit_id) -> list[tuple[int, str]]:
+        from ..models import Assignment, Contribution
+
+        if unit_id is None:
+            return []
+        if unit_id not in self._unit_roles:
+            self._unit_roles[unit_id] = [tuple(row) for row in db.session.execute(
+                select(Contribution.section_id, Assignment.role)
+                .join(Assignment, Contribution.assignment_id == Assignment.id)
+                .where(Contribution.cycle_id == self.cycle.id, Contribution.unit_id == unit_id))]
+        return self._unit_roles[unit_id]
+
+    # ---------------------------------------------------------------- the lookups of FigureBook
+
+    @property
+    def values(self) -> dict:
+        """Every value row loaded; values changed after approval are always among them (they are all
+        ``services.figures.changes_after_approval`` reads)."""
+        if not self._changes_loaded:
+            self._changes_loaded = True
+            condition = self._changed_condition()
+            if condition is not None and not self._everything:
+                self._batch(condition)
+        return self._values
+
+    def role(self, contribution) -> str | None:
+        if contribution.id not in self.roles:
+            self._ensure(contribution)
+        role = self.roles.get(contribution.id)
+        return role if role is not None else contribution.assignment.role
+
+    def reports(self, contribution, indicator) -> bool:
+        if contribution is None or contribution.section_id != indicator.section_id:
+            return False
+        if not self._ensure(contribution) or self.contributions.get(contribution.id) is not contribution:
+            return False
+        return self._reports_role(contribution, indicator)
+
+    def indicators_for(self, contribution) -> list:
+        return [ind for ind in self._section_indicators.get(contribution.section_id, [])
+                if self.reports(contribution, ind)]
+
+    def value(self, contribution, indicator) -> Decimal | None:
+        row = self.row(contribution, indicator)
+        return None if row is None or row.value is None else Decimal(row.value)
+
+    def row(self, contribution, indicator):
+        self._ensure(contribution)
+        return self._values.get((contribution.id, indicator.id))
+
+    def explanation(self, contribution, key: str) -> str | None:
+        if contribution is None:
+            return None
+        self._ensure(contribution)
+        row = self.explanations.get((contribution.id, key))
+        return row.text if row is not None else None
+
+    def resolve(self, code: str, contribution):
+        ind = self.indicators.get(code)
+        if ind is None:
+            raise _Invalid(f"规则引用了未定义的指标“{code}”")
+        if self.reports(contribution, ind):
+            return self.value(contribution, ind), contribution
+        count = self.reporter_count(ind)
+        if count == 0:
+            return None, None
+        if count > 1:
+            raise _Ambiguous(code)
+        self._ensure_singles()
+        found = [c for c in self._in_section(ind.section_id) if self._reports_role(c, ind)]
+        if not found:  # pragma: no cover - the singles batch loads it; kept for a cycle changed meanwhile
+            found = self.reporters[ind.id]
+        if not found:
+            return None, None
+        return self.value(found[0], ind), found[0]
