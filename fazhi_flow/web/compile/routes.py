@@ -1,12 +1,17 @@
-"""Routes of 汇总签发. Each one: load, check access, validate, one service call, commit, redirect."""
+"""Routes of 汇总签发. Each one declares its gate (``@handler``) and runs as one unit of work: load, check
+the cycle with the policy, validate, one service call, redirect (the handler commits or rolls back).
+
+The gates are "authenticated" so that a refusal keeps this area's own Chinese message (the object-level
+checks below ask ``policy.can`` and answer with it)."""
 from __future__ import annotations
 
 from flask import Response, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import select
 
-from ...errors import Conflict, DomainError, PermissionDenied
+from ... import policy
+from ...errors import Conflict, PermissionDenied
 from ...extensions import db
 from ...figures.numbers import format_number
 from ...models import ReportCycle, Section, TransitionLog
@@ -20,6 +25,7 @@ from ...workflow.states import CYCLE_EVENT_LABELS
 from ..errors import abort_with
 from ..fields import db_int, optional_int
 from ..figures.routes import signature_rules
+from ..handler import handler, on_refusal
 from . import bp
 from .forms import ActionForm, AppendixForm, CommentForm, CorrectionForm, ReturnForm, SectionTextForm, SignForm
 
@@ -31,14 +37,32 @@ def _cycle_or_404(cycle_id: int) -> ReportCycle:
     return cycle
 
 
-def _require_reader(cycle: ReportCycle) -> None:
-    if not svc.can_read_draft(current_user, cycle):
-        abort_with(403, "汇总签发只对管理员和签发领导开放。")
+READER_ONLY = "汇总签发只对管理员和签发领导开放。"
 
 
-def _require_admin(cycle: ReportCycle) -> None:
-    if not svc.can_compile(current_user, cycle):
+def _reader_cycle(cycle_id: int) -> ReportCycle:
+    """The cycle, for someone who may read its draft (admins and leaders)."""
+    cycle = _cycle_or_404(cycle_id)
+    if not policy.can(current_user, "cycle.read_draft", cycle):
+        abort_with(403, READER_ONLY)
+    return cycle
+
+
+def _admin_cycle(cycle_id: int) -> ReportCycle:
+    """The cycle, for someone who may compile it (admins)."""
+    cycle = _cycle_or_404(cycle_id)
+    if not policy.can(current_user, "cycle.compile", cycle):
         abort_with(403, "只有管理员可以汇总编辑和发布年度报告。")
+    return cycle
+
+
+def _to_edit(cycle: ReportCycle, section: Section | None = None):
+    anchor = f"s{section.id}" if section is not None else None
+    return redirect(url_for("compile.edit", cycle_id=cycle.id, _anchor=anchor), code=303)
+
+
+def _to_signoff(cycle: ReportCycle):
+    return redirect(url_for("compile.signoff", cycle_id=cycle.id), code=303)
 
 
 def _form_errors(form) -> None:
@@ -63,13 +87,15 @@ def _correction_return(cycle: ReportCycle) -> TransitionLog | None:
     return log if log is not None and log.event == "return" and log.from_state == "correcting" else None
 
 
-def _require_signing(cycle: ReportCycle) -> None:
-    """Only a leader signs or returns, and only while a draft (or a correction) awaits signing."""
-    if not current_user.has_role("leader"):
+def _signing_cycle(cycle_id: int) -> ReportCycle:
+    """The cycle, for a leader while a draft (or a correction) awaits signing."""
+    cycle = _cycle_or_404(cycle_id)
+    if not policy.cycle_actor_allowed(current_user, cycle, "sign"):
         raise PermissionDenied("只有签发领导可以签发或退回待签发的年度报告。")
-    if not svc.can_sign(current_user, cycle):
+    if not policy.can(current_user, "cycle.sign", cycle):
         # E.g. the same form submitted twice: the first submission already decided.
         raise Conflict(f"年度报告当前为“{cycle.state_label}”，没有等待签发的稿件。请刷新页面查看最新状态。")
+    return cycle
 
 
 def _version_arg(name: str) -> int | None:
@@ -88,10 +114,10 @@ def _article(document: ReportDocument) -> Markup:
 
 
 @bp.route("/")
-@login_required
+@handler("authenticated")
 def index():
-    if not current_user.has_role("admin", "leader"):
-        abort_with(403, "汇总签发只对管理员和签发领导开放。")
+    if not policy.can(current_user, "compile.view"):
+        abort_with(403, READER_ONLY)
     cycles = list(db.session.scalars(
         select(ReportCycle).where(ReportCycle.state.in_(
             ("compiling", "signoff", "signed", "published", "correcting")))
@@ -101,11 +127,10 @@ def index():
 
 
 @bp.route("/<int:cycle_id>")
-@login_required
+@handler("authenticated")
 def edit(cycle_id: int):
-    cycle = _cycle_or_404(cycle_id)
-    _require_reader(cycle)
-    if not svc.can_compile(current_user, cycle):
+    cycle = _reader_cycle(cycle_id)
+    if not policy.can(current_user, "cycle.compile", cycle):
         return redirect(url_for("compile.signoff", cycle_id=cycle.id))
     page = build_edit_page(cycle, current_user)
     forms = {
@@ -130,66 +155,56 @@ def _section_or_404(cycle: ReportCycle, section_id: int) -> Section:
 
 
 @bp.route("/<int:cycle_id>/sections/<int:section_id>", methods=["POST"])
-@login_required
+@handler("authenticated")
 def save_section(cycle_id: int, section_id: int):
-    cycle = _cycle_or_404(cycle_id)
-    _require_admin(cycle)
+    cycle = _admin_cycle(cycle_id)
     section = _section_or_404(cycle, section_id)
     form = SectionTextForm()
     if not form.validate_on_submit():
         _form_errors(form)
     else:
         svc.save_section_text(cycle, section, current_user, form.body.data, form.version.data)
-        db.session.commit()
         flash(f"已保存“{section.numbered_title}”的合并稿。", "success")
-    return redirect(url_for("compile.edit", cycle_id=cycle.id, _anchor=f"s{section.id}"), code=303)
+    return _to_edit(cycle, section)
 
 
 @bp.route("/<int:cycle_id>/sections/<int:section_id>/reset", methods=["POST"])
-@login_required
+@handler("authenticated")
 def reset_section(cycle_id: int, section_id: int):
-    cycle = _cycle_or_404(cycle_id)
-    _require_admin(cycle)
+    cycle = _admin_cycle(cycle_id)
     section = _section_or_404(cycle, section_id)
     if ActionForm().validate_on_submit():
         svc.reset_section_text(cycle, section, current_user)
-        db.session.commit()
         flash(f"“{section.numbered_title}”已按已通过的报送材料重新生成。", "success")
-    return redirect(url_for("compile.edit", cycle_id=cycle.id, _anchor=f"s{section.id}"), code=303)
+    return _to_edit(cycle, section)
 
 
 @bp.route("/<int:cycle_id>/appendix", methods=["POST"])
-@login_required
+@handler("authenticated")
 def appendix(cycle_id: int):
-    cycle = _cycle_or_404(cycle_id)
-    _require_admin(cycle)
+    cycle = _admin_cycle(cycle_id)
     form = AppendixForm()
-    if form.validate_on_submit():
-        version = svc.set_appendix(cycle, current_user, form.appendix.data)
-        db.session.commit()
-        if version is not None:
-            state = "将附" if form.appendix.data else "不再附"
-            flash(f"合并稿{state}“附件：统计指标汇总表”（第{version.number}稿）。", "success")
-    else:
+    if not form.validate_on_submit():
         _form_errors(form)
-    return redirect(url_for("compile.edit", cycle_id=cycle.id), code=303)
+    elif (version := svc.set_appendix(cycle, current_user, form.appendix.data)) is not None:
+        state = "将附" if form.appendix.data else "不再附"
+        flash(f"合并稿{state}“附件：统计指标汇总表”（第{version.number}稿）。", "success")
+    return _to_edit(cycle)
 
 
 @bp.route("/<int:cycle_id>/preview")
-@login_required
+@handler("authenticated")
 def preview(cycle_id: int):
-    cycle = _cycle_or_404(cycle_id)
-    _require_reader(cycle)
+    cycle = _reader_cycle(cycle_id)
     document = svc.current_document(cycle)
     return render_template("compile/preview.html", cycle=cycle, article=_article(document),
                            document=document, pdf_ok=pdf_available())
 
 
 @bp.route("/<int:cycle_id>/draft.<fmt>")
-@login_required
+@handler("authenticated")
 def draft_file(cycle_id: int, fmt: str):
-    cycle = _cycle_or_404(cycle_id)
-    _require_reader(cycle)
+    cycle = _reader_cycle(cycle_id)
     if fmt not in svc.FORMATS:
         abort_with(404, "不支持该格式。")
     number = _version_arg("version")
@@ -211,25 +226,22 @@ def _file_response(content: bytes, fmt: str, name: str) -> Response:
 
 
 @bp.route("/<int:cycle_id>/request-signoff", methods=["POST"])
-@login_required
+@handler("authenticated")
 def request_signoff(cycle_id: int):
-    cycle = _cycle_or_404(cycle_id)
-    _require_admin(cycle)
+    cycle = _admin_cycle(cycle_id)
     form = CommentForm()
     if form.validate_on_submit():
         svc.request_signoff(cycle, current_user, comment=form.comment.data)
-        db.session.commit()
         flash(f"已提请签发第{svc.latest_version(cycle).number}稿，等待签发领导审阅。", "success")
     else:
         _form_errors(form)
-    return redirect(url_for("compile.edit", cycle_id=cycle.id), code=303)
+    return _to_edit(cycle)
 
 
 @bp.route("/<int:cycle_id>/signoff")
-@login_required
+@handler("authenticated")
 def signoff(cycle_id: int):
-    cycle = _cycle_or_404(cycle_id)
-    _require_reader(cycle)
+    cycle = _reader_cycle(cycle_id)
     version = svc.latest_version(cycle)
     if version is not None and cycle.state in ("signoff", "signed", "published", "correcting"):
         document = ReportDocument.from_dict(version.document)
@@ -242,8 +254,9 @@ def signoff(cycle_id: int):
     return render_template(
         "compile/signoff.html", cycle=cycle, version=version, article=_article(document),
         published=published, correcting=correcting, note=svc.correction_note(cycle) if correcting else None,
-        text_sha256=svc.plain_text_sha256(document) if correcting else None, rows=rows, summary=diff_summary(rows), formats=svc.FORMAT_LABELS,
-        can_sign=svc.can_sign(current_user, cycle), logs=_cycle_logs(cycle), previous=previous,
+        text_sha256=svc.plain_text_sha256(document) if correcting else None, rows=rows,
+        summary=diff_summary(rows), formats=svc.FORMAT_LABELS,
+        can_sign=policy.can(current_user, "cycle.sign", cycle), logs=_cycle_logs(cycle), previous=previous,
         sign_form=SignForm(formdata=None, version=version.number if version else ""),
         return_form=ReturnForm(formdata=None), event_labels=CYCLE_EVENT_LABELS,
         signature_checked=signature_rules(cycle),  # checked before rendering, not from the template
@@ -251,69 +264,62 @@ def signoff(cycle_id: int):
 
 
 @bp.route("/<int:cycle_id>/sign", methods=["POST"])
-@login_required
+@handler("authenticated")
 def sign(cycle_id: int):
-    cycle = _cycle_or_404(cycle_id)
+    cycle = _signing_cycle(cycle_id)
     form = SignForm()
-    _require_signing(cycle)
-    if form.validate_on_submit():
-        version = optional_int(form.version.data)
-        if version is None:
-            # The page says which version was read; without it we cannot tell it is the latest.
-            raise Conflict("无法确认您阅读的是哪一稿，请刷新页面、重新阅读后再签发。")
-        correcting = cycle.state == "correcting"
-        svc.sign_report(cycle, current_user, version, comment=form.comment.data)
-        db.session.commit()
-        if correcting:
-            publication = svc.latest_publication(cycle)
-            flash(f"已签发更正，第{publication.version}版已发布。SHA-256：{publication.sha256}", "success")
-        else:
-            flash("已签发。管理员发布后，报告将在公开页面上线。", "success")
-    else:
+    if not form.validate_on_submit():
         _form_errors(form)
-    return redirect(url_for("compile.signoff", cycle_id=cycle.id), code=303)
+        return _to_signoff(cycle)
+    version = optional_int(form.version.data)
+    if version is None:
+        # The page says which version was read; without it we cannot tell it is the latest.
+        raise Conflict("无法确认您阅读的是哪一稿，请刷新页面、重新阅读后再签发。")
+    correcting = cycle.state == "correcting"
+    svc.sign_report(cycle, current_user, version, comment=form.comment.data)
+    if correcting:
+        publication = svc.latest_publication(cycle)
+        flash(f"已签发更正，第{publication.version}版已发布。SHA-256：{publication.sha256}", "success")
+    else:
+        flash("已签发。管理员发布后，报告将在公开页面上线。", "success")
+    return _to_signoff(cycle)
 
 
 @bp.route("/<int:cycle_id>/return", methods=["POST"])
-@login_required
+@handler("authenticated")
 def return_draft(cycle_id: int):
-    cycle = _cycle_or_404(cycle_id)
+    cycle = _signing_cycle(cycle_id)
     form = ReturnForm()
-    _require_signing(cycle)
     if form.validate_on_submit():
         svc.return_report(cycle, current_user, form.comment.data)
-        db.session.commit()
         flash("已退回修改，管理员将看到您的意见。", "success")
     else:
         _form_errors(form)
-    return redirect(url_for("compile.signoff", cycle_id=cycle.id), code=303)
+    return _to_signoff(cycle)
 
 
 @bp.route("/<int:cycle_id>/versions")
-@login_required
+@handler("authenticated")
 def versions(cycle_id: int):
-    cycle = _cycle_or_404(cycle_id)
-    _require_reader(cycle)
+    cycle = _reader_cycle(cycle_id)
     rows = svc.versions(cycle)
     published = {p.draft_version_id: p for p in svc.publications(cycle)}
     return render_template("compile/versions.html", cycle=cycle, versions=rows[::-1], published=published)
 
 
 @bp.route("/<int:cycle_id>/versions/<int:number>")
-@login_required
+@handler("authenticated")
 def version(cycle_id: int, number: int):
-    cycle = _cycle_or_404(cycle_id)
-    _require_reader(cycle)
+    cycle = _reader_cycle(cycle_id)
     row = svc.get_version(cycle, number)
     return render_template("compile/version.html", cycle=cycle, version=row,
                            article=_article(ReportDocument.from_dict(row.document)))
 
 
 @bp.route("/<int:cycle_id>/diff")
-@login_required
+@handler("authenticated")
 def diff(cycle_id: int):
-    cycle = _cycle_or_404(cycle_id)
-    _require_reader(cycle)
+    cycle = _reader_cycle(cycle_id)
     new_number = _version_arg("b")
     new = svc.get_version(cycle, new_number) if new_number else svc.latest_version(cycle)
     if new is None:
@@ -328,37 +334,29 @@ def diff(cycle_id: int):
 
 
 @bp.route("/<int:cycle_id>/publish", methods=["POST"])
-@login_required
+@handler("authenticated")
 def publish(cycle_id: int):
-    cycle = _cycle_or_404(cycle_id)
-    _require_admin(cycle)
+    cycle = _admin_cycle(cycle_id)
     if ActionForm().validate_on_submit():
         publication = svc.publish_report(cycle, current_user)
-        db.session.commit()
         flash(f"已发布。SHA-256：{publication.sha256}", "success")
         if publication.pdf is None:
             flash("PDF 未生成：" + svc.PdfUnavailable().message, "warning")
-    return redirect(url_for("compile.edit", cycle_id=cycle.id), code=303)
+    return _to_edit(cycle)
 
 
 @bp.route("/<int:cycle_id>/correction", methods=["GET", "POST"])
-@login_required
+@handler("authenticated")
 def correction(cycle_id: int):
-    cycle = _cycle_or_404(cycle_id)
-    _require_admin(cycle)
+    cycle = _admin_cycle(cycle_id)
     form = CorrectionForm()
-    if form.validate_on_submit():
-        try:
-            svc.request_correction(cycle, current_user, form.note.data, form.published.data, form.draft.data)
-        except DomainError as exc:
-            # Shown on this page with the note as typed: nothing the admin wrote is lost.
-            db.session.rollback()
-            flash(exc.message, "error")
-            return _correction_page(cycle, form, exc.status)
-        db.session.commit()
-        flash("已提请签发更正。签发领导签发后，更正作为新版本发布；此前的版本仍公开可查。", "success")
-        return redirect(url_for("compile.edit", cycle_id=cycle.id), code=303)
-    return _correction_page(cycle, form, 200)
+    if not form.validate_on_submit():
+        return _correction_page(cycle, form, 200)
+    # A refusal is shown on this page with the note as typed: nothing the admin wrote is lost.
+    with on_refusal(lambda: _correction_page(cycle, form, 200)[0]):
+        svc.request_correction(cycle, current_user, form.note.data, form.published.data, form.draft.data)
+    flash("已提请签发更正。签发领导签发后，更正作为新版本发布；此前的版本仍公开可查。", "success")
+    return _to_edit(cycle)
 
 
 def _correction_page(cycle: ReportCycle, form: CorrectionForm, status: int):
