@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import String, and_, bindparam, exists, func, literal, or_, select, text, update
+from sqlalchemy import String, and_, exists, func, literal, or_, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from ..extensions import db
@@ -254,8 +254,9 @@ def backoff(attempts: int, config) -> timedelta:
 # Messages claimed per statement; sending one batch must stay well within STALE_CLAIM even when
 # every message waits for a timeout (claims are also refreshed while a batch is being sent).
 CLAIM_BATCH = 50
-# Outcomes are written every this many sends: a crash resends at most these.
-RECORD_EVERY = 20
+# While a batch is being sent, the claims of its unsent messages are renewed this often: well within
+# STALE_CLAIM, so that a slow batch is never taken for an abandoned one.
+CLAIM_REFRESH = STALE_CLAIM / 4
 
 
 def _cancel_reason(msg, reminder, contribution, now_utc: datetime) -> str | None:
@@ -302,26 +303,51 @@ def _polite_time(send_time, now_utc: datetime) -> datetime | None:
 _OUTBOX = OutboxMessage.__table__
 
 
-def _claim_batch(now_utc: datetime, n: int) -> list:
+def _claim_batch(now_utc: datetime, n: int) -> tuple[list, datetime]:
     """Mark up to ``n`` due pending messages as being sent, in one UPDATE … RETURNING; commit.
 
     On PostgreSQL rows another deliverer is claiming are skipped (FOR UPDATE SKIP LOCKED); on
     SQLite the write lock serialises deliverers. Either way a message is claimed by one only.
+    Returns the rows and the claim's time, which tells our claims from a later deliverer's.
     """
     t, session = _OUTBOX, db.session
     due = (select(t.c.id).where(t.c.status == "pending", t.c.next_attempt_at <= now_utc)
            .order_by(t.c.next_attempt_at, t.c.id).limit(n))
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
+    # A CTE, not "id IN (subquery)": PostgreSQL may run such a subquery again for every row of a
+    # nested loop, each run skipping the rows just updated and taking the next n, so that one
+    # claim took the whole queue. A CTE that locks rows is evaluated once.
+    due = due.cte("due")
+    stamp = utcnow()
     rows = session.execute(
-        update(t).where(t.c.id.in_(due), t.c.status == "pending")
-        .values(status="sending", claimed_at=utcnow())
+        update(t).where(t.c.id.in_(select(due.c.id)), t.c.status == "pending")
+        .values(status="sending", claimed_at=stamp)
         .returning(t.c.id, t.c.channel, t.c.user_id, t.c.webhook_id, t.c.address, t.c.subject, t.c.body,
                    t.c.payload, t.c.cause, t.c.reminder_id, t.c.contribution_id, t.c.attempts,
                    t.c.next_attempt_at, t.c.expires_at)
     ).all()
     session.commit()
-    return sorted(rows, key=lambda r: (r.next_attempt_at, r.id))
+    return sorted(rows, key=lambda r: (r.next_attempt_at, r.id)), stamp
+
+
+def _refresh_claims(ids: list[int], stamp: datetime) -> tuple[set[int], datetime]:
+    """Renew our claims on ``ids`` (those still ``sending`` with our claim time ``stamp``); commit.
+
+    Returns the ids still ours and the new claim time. A message missing from the answer was
+    released as abandoned and claimed again by another deliverer: it must not be sent by us too.
+    """
+    t, session = _OUTBOX, db.session
+    fresh = utcnow()
+    kept = set(session.scalars(
+        update(t).where(t.c.id.in_(ids), t.c.status == "sending", t.c.claimed_at == stamp)
+        .values(claimed_at=fresh).returning(t.c.id)))
+    session.commit()
+    lost = set(ids) - kept
+    if lost:
+        logger.warning("Outbox messages %s were taken over by another deliverer; not sent here",
+                       ", ".join(str(i) for i in sorted(lost)))
+    return kept, fresh
 
 
 def _set(ids, **values) -> None:
@@ -414,20 +440,20 @@ def _send(job: dict, smtp: SmtpSender, config) -> None:
 
 
 class _Outcomes:
-    """Outcomes of sends, written in bulk: one UPDATE for the sent, one for those waiting for the
-    mail server, one executemany for the failed (each with its own error and next try)."""
+    """Outcomes of sends, each written and committed right after its send (one UPDATE), so that a
+    process dying mid-batch leaves at most the message in flight unrecorded (sent again once its
+    claim is stale). Messages waiting for the mail server were not sent: they are written in bulk."""
 
     def __init__(self, now_utc: datetime, config, result: DeliveryResult):
         self.now, self.config, self.result = now_utc, config, result
-        self.sent: list[dict] = []
         self.waiting: list[int] = []
-        self.failed: list[dict] = []
-
-    def __len__(self) -> int:
-        return len(self.sent) + len(self.waiting) + len(self.failed)
 
     def ok(self, job: dict) -> None:
-        self.sent.append(job)
+        t = _OUTBOX
+        db.session.execute(update(t).where(t.c.id == job["id"])
+                           .values(status="sent", sent_at=self.now, last_error=None,
+                                   attempts=t.c.attempts + 1, claimed_at=None))
+        db.session.commit()
         self.result.sent += 1
 
     def wait(self, job: dict) -> None:
@@ -448,29 +474,22 @@ class _Outcomes:
             status, next_at = "dead", job["next_attempt_at"]
             self.result.dead += 1
             logger.warning("Outbox message %s dead: %s", job["id"], text_)
-        self.failed.append({"b_id": job["id"], "b_status": status, "b_error": text_, "b_attempts": attempts,
-                            "b_next": next_at})
+        db.session.execute(update(_OUTBOX).where(_OUTBOX.c.id == job["id"])
+                           .values(status=status, last_error=text_, attempts=attempts, next_attempt_at=next_at,
+                                   claimed_at=None))
+        db.session.commit()
         self.result.errors.append(f"#{job['id']} {text_}")
 
-    def write(self, still_claimed: list[int]) -> None:
-        session, t = db.session, _OUTBOX
-        if self.sent:
-            _set([j["id"] for j in self.sent], status="sent", sent_at=self.now, last_error=None,
-                 attempts=t.c.attempts + 1, claimed_at=None)
+    def write_waiting(self, stamp: datetime) -> None:
+        """Release the waiting messages still claimed by us (claim time ``stamp``); commit."""
         if self.waiting:
-            _set(self.waiting, status="pending", next_attempt_at=self.now + backoff(1, self.config),
-                 claimed_at=None)
-        if self.failed:
-            session.execute(
-                update(t).where(t.c.id == bindparam("b_id"))
-                .values(status=bindparam("b_status"), last_error=bindparam("b_error"),
-                        attempts=bindparam("b_attempts"), next_attempt_at=bindparam("b_next"), claimed_at=None),
-                self.failed)
-        if still_claimed:
-            # Still ours: refresh the claim so that a slow batch is never taken for an abandoned one.
-            _set(still_claimed, claimed_at=utcnow())
-        session.commit()
-        self.sent, self.waiting, self.failed = [], [], []
+            t = _OUTBOX
+            db.session.execute(update(t).where(t.c.id.in_(self.waiting), t.c.status == "sending",
+                                               t.c.claimed_at == stamp)
+                               .values(status="pending", next_attempt_at=self.now + backoff(1, self.config),
+                                       claimed_at=None))
+            db.session.commit()
+            self.waiting = []
 
 
 def deliver(now: datetime | None = None, limit: int = 500, batch_size: int = CLAIM_BATCH) -> DeliveryResult:
@@ -478,9 +497,10 @@ def deliver(now: datetime | None = None, limit: int = 500, batch_size: int = CLA
 
     Messages are claimed ``batch_size`` at a time in one statement; what is stale (the material was
     submitted, the date moved, the message expired) is cancelled and reminders outside working
-    hours are deferred in bulk; outcomes are written every ``RECORD_EVERY`` sends. Temporary failures
-    are retried later with exponential backoff; permanent ones are marked dead. While the SMTP
-    server cannot be reached, the remaining e-mails of the run wait without using up their tries.
+    hours are deferred in bulk; each send's outcome is committed right after it, so a crash sends
+    again at most the one message in flight. Temporary failures are retried later with exponential
+    backoff; permanent ones are marked dead. While the SMTP server cannot be reached, the remaining
+    e-mails of the run wait without using up their tries.
     """
     now_utc = as_utc(now).replace(tzinfo=None)
     config = current_app.config
@@ -496,13 +516,22 @@ def deliver(now: datetime | None = None, limit: int = 500, batch_size: int = CLA
     left = limit
     try:
         while left > 0:
-            rows = _claim_batch(now_utc, min(max(1, batch_size), left))
+            rows, stamp = _claim_batch(now_utc, min(max(1, batch_size), left))
             if not rows:
                 break
+            claimed = time.monotonic()
             left -= len(rows)
             jobs = _prepare(rows, now_utc, result)
             outcomes = _Outcomes(now_utc, config, result)
+            ours: set[int] | None = None  # None: every job of the batch is still ours
             for i, job in enumerate(jobs):
+                if time.monotonic() - claimed >= CLAIM_REFRESH.total_seconds():
+                    # Measured on this process's clock, so a slow send is noticed whatever ``now`` says.
+                    ours, stamp = _refresh_claims(outcomes.waiting + [j["id"] for j in jobs[i:]], stamp)
+                    outcomes.waiting = [x for x in outcomes.waiting if x in ours]
+                    claimed = time.monotonic()
+                if ours is not None and job["id"] not in ours:
+                    continue
                 if job["channel"] == "email" and smtp_unreachable:
                     outcomes.wait(job)
                     continue
@@ -517,9 +546,7 @@ def deliver(now: datetime | None = None, limit: int = 500, batch_size: int = CLA
                     outcomes.fail(job, PermanentFailure(f"{type(exc).__name__}: {exc}"))
                 else:
                     outcomes.ok(job)
-                if len(outcomes) >= RECORD_EVERY:
-                    outcomes.write([j["id"] for j in jobs[i + 1:]])
-            outcomes.write([])
+            outcomes.write_waiting(stamp)
     finally:
         smtp.close()
         session.rollback()
