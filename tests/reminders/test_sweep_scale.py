@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, event, func, insert, select, text
 
-from fazhi_flow.models import Assignment, Contribution, Notification, Section, Unit, User, UserRole
+from fazhi_flow.models import Assignment, Contribution, Notification, Unit, User, UserRole
 from fazhi_flow.models.reminder import OutboxMessage, Reminder
 from fazhi_flow.reminders.calendar import WorkCalendar
 from fazhi_flow.reminders.jobs import deliver, sweep
