@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..errors import DomainError
 from ..extensions import db
-from ..services.reminders import _int_field, parse_day_list, parse_send_time, policy_for
+from .settings import int_field, parse_day_list, parse_send_time, policy_for
 
 BOOLEANS = {"enabled", "on_due_day", "daily_digest"}
 INTEGERS = {
@@ -28,7 +28,7 @@ def _normalise(value: dict) -> dict:
             label, low, high = INTEGERS[key]
             if isinstance(raw, bool):
                 raise DomainError(f"{key}：“{label}”必须是整数。")
-            fields[key] = _int_field(raw, label, low, high)
+            fields[key] = int_field(raw, label, low, high)
         elif key == "before_due_days":
             text = ",".join(str(v) for v in raw) if isinstance(raw, list) else str(raw)
             fields[key] = parse_day_list(text)

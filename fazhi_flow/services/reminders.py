@@ -14,7 +14,7 @@ from ..extensions import db
 from ..limits import column_length
 from ..models import Assignment, Contribution, ReportCycle, Section
 from ..models.reminder import (
-    DEFAULT_POLICY, Reminder, WEBHOOK_KINDS, ExtensionRequest, OutboxMessage, ReminderPolicy, UserChannelPreference,
+    Reminder, WEBHOOK_KINDS, ExtensionRequest, OutboxMessage, ReminderPolicy, UserChannelPreference,
     WebhookTarget,
 )
 from ..notify import messages as M
@@ -23,8 +23,8 @@ from ..reminders.calendar import due_status
 from ..reminders import dispatch
 from ..reminders.jobs import as_utc
 from ..reminders.policy import REMINDABLE_STATES, DueReminder
+from ..reminders.settings import int_field, parse_day_list, parse_send_time, policy_for
 from ..timeutil import local_today, local_zone, utcnow
-from ..whole_numbers import looks_like_digits, optional_int
 from .audit import record
 
 MAX_NOTE = 500
@@ -38,44 +38,6 @@ def _require_admin(actor) -> None:
 # ------------------------------------------------------------------ policy
 
 
-def policy_for(cycle: ReportCycle) -> ReminderPolicy:
-    """The cycle's policy; a new, unsaved one with the defaults when none is stored."""
-    policy = db.session.scalar(select(ReminderPolicy).where(ReminderPolicy.cycle_id == cycle.id))
-    return policy or ReminderPolicy(cycle_id=cycle.id, **DEFAULT_POLICY)
-
-
-def _int_field(value, label: str, low: int, high: int) -> int:
-    text = str(value).strip()
-    if not looks_like_digits(text) and not (text.startswith("-") and looks_like_digits(text[1:])):
-        raise DomainError(f"“{label}”必须是整数。")
-    number = optional_int(text, low, high)
-    if number is None:
-        raise DomainError(f"“{label}”必须在{low}到{high}之间。")
-    return number
-
-
-def parse_day_list(raw: str) -> str:
-    parts = [p for p in re.split(r"[,，、\s]+", (raw or "").strip()) if p]
-    days = set()
-    for p in parts:
-        if not looks_like_digits(p):
-            raise DomainError(f"“截止前提醒”应填写用逗号分隔的工作日数，例如 5,3,1；“{p[:10]}”不是数字。")
-        n = optional_int(p, 1, 60)
-        if n is None:
-            raise DomainError("“截止前提醒”的每个工作日数必须在1到60之间。")
-        days.add(n)
-    if len(days) > 10:
-        raise DomainError("“截止前提醒”最多设置10个时间点。")
-    return ",".join(str(d) for d in sorted(days, reverse=True))
-
-
-def parse_send_time(raw: str) -> str:
-    match = re.fullmatch(r"\s*(\d{1,2})[:：](\d{2})\s*", raw or "")
-    if not match or int(match[1]) > 23 or int(match[2]) > 59:
-        raise DomainError("“发送时间”格式应为 时:分，例如 09:00。")
-    return f"{int(match[1]):02d}:{match[2]}"
-
-
 def update_policy(cycle: ReportCycle, actor, *, enabled: bool, before_due_days: str, on_due_day: bool,
                   overdue_every, overdue_max, escalate_after, backlog_days, backlog_max,
                   daily_digest: bool, send_time: str) -> ReminderPolicy:
@@ -85,11 +47,11 @@ def update_policy(cycle: ReportCycle, actor, *, enabled: bool, before_due_days: 
         "enabled": bool(enabled),
         "before_due_days": parse_day_list(before_due_days),
         "on_due_day": bool(on_due_day),
-        "overdue_every": _int_field(overdue_every, "逾期后每隔几个工作日催报", 1, 30),
-        "overdue_max": _int_field(overdue_max, "逾期催报最多次数", 0, 50),
-        "escalate_after": _int_field(escalate_after, "逾期几个工作日后升级提醒", 0, 60),
-        "backlog_days": _int_field(backlog_days, "待审核超过几个工作日提醒审核人", 0, 60),
-        "backlog_max": _int_field(backlog_max, "待审核提醒最多次数", 0, 50),
+        "overdue_every": int_field(overdue_every, "逾期后每隔几个工作日催报", 1, 30),
+        "overdue_max": int_field(overdue_max, "逾期催报最多次数", 0, 50),
+        "escalate_after": int_field(escalate_after, "逾期几个工作日后升级提醒", 0, 60),
+        "backlog_days": int_field(backlog_days, "待审核超过几个工作日提醒审核人", 0, 60),
+        "backlog_max": int_field(backlog_max, "待审核提醒最多次数", 0, 50),
         "daily_digest": bool(daily_digest),
         "send_time": parse_send_time(send_time),
     }
