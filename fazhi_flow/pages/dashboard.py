@@ -79,6 +79,10 @@ def _piece(c, overdue: bool) -> tuple[str, str, str, str]:
 
 def build_page(cycle, cycles: list, viewer, filters: dict) -> DashboardPage:
     """The dashboard of ``cycle`` as ``viewer`` may see it (``cycle`` None: no cycle exists yet)."""
+    if viewer.unit is not None:
+        # The page header names the viewer's unit: read it now, not while rendering (the login already
+        # loads it with the user, so this costs no query then).
+        viewer.unit.name  # noqa: B018
     if cycle is None:
         return DashboardPage(None, cycles, filters)
     dash = svc.build_dashboard(cycle, viewer, **filters)

@@ -1,10 +1,11 @@
 """The progress dashboard: admins, reviewers and leaders see every unit; a liaison or unit head
-sees only their own unit's row."""
+sees only their own unit's row. Both routes declare ``dashboard.view`` (``@handler``): anonymous users
+go to the login page, others without the right get 403."""
 from __future__ import annotations
 
 import io
 
-from flask import abort, current_app, redirect, render_template, request, send_file, url_for
+from flask import abort, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 from sqlalchemy import case, select
 
@@ -15,16 +16,8 @@ from ...pages.dashboard import build_page
 from ...services import dashboard as svc
 from ...workflow.states import CYCLE_STATE_LABELS
 from ..fields import db_int
+from ..handler import handler
 from . import bp
-
-
-@bp.before_request
-def _allowed():
-    if not current_user.is_authenticated:
-        return current_app.login_manager.unauthorized()
-    if not svc.can_view_dashboard(current_user):
-        abort(403)
-    return None
 
 
 def _cycles():
@@ -61,6 +54,7 @@ def _load(cycles):
 
 
 @bp.route("/")
+@handler("dashboard.view")
 def index():
     cycles = _cycles()
     page = build_page(_cycle(cycles), cycles, current_user, _filters())
@@ -71,6 +65,7 @@ def index():
 
 
 @bp.route("/export.xlsx")
+@handler("dashboard.view")
 def export():
     cycles = _cycles()
     dash = _load(cycles)

@@ -1,16 +1,19 @@
-"""待审核: the reviewer's queue, the review page, 通过 / 退回修改, and bulk 通过 after a confirmation."""
+"""待审核: the reviewer's queue, the review page, 通过 / 退回修改, and bulk 通过 after a confirmation.
+
+Every route declares its gate (``@handler``) and runs as one unit of work (the handler commits, or rolls
+back on refusal). The gates are "authenticated" so that a refusal keeps this area's own message."""
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
+from ... import policy
 from ...errors import Conflict
-from ...extensions import db
 from ...pages.review import PendingReviewPage, ReviewPage, reviewable_submissions
 from ...services import contributions as svc
-from ...workflow.machine import is_contribution_reviewer
 from ..errors import abort_with
 from ..fields import arg_int, int_list
+from ..handler import handler
 from ..helpers import has_endpoint
 from ..loading import contribution_or_abort
 from . import bp
@@ -20,7 +23,7 @@ MAX_BULK = 200
 
 
 def _require_reviewer():
-    if not current_user.has_role("reviewer"):
+    if not policy.can(current_user, "review.queue"):
         abort_with(403, "“待审核”只对依法治区办的审核人开放。")
 
 
@@ -29,7 +32,7 @@ def _int_arg(name: str) -> int | None:
 
 
 @bp.route("/")
-@login_required
+@handler("authenticated")
 def queue():
     _require_reviewer()
     filters = {"cycle": _int_arg("cycle"), "section": _int_arg("section"), "unit": _int_arg("unit")}
@@ -37,10 +40,12 @@ def queue():
 
 
 @bp.route("/<int:contribution_id>")
-@login_required
+@handler("authenticated")
 def show(contribution_id: int):
     contribution = contribution_or_abort(contribution_id, current_user)
-    if not (current_user.has_role("admin", "leader") or is_contribution_reviewer(current_user, contribution)):
+    # Admins and leaders (who read every draft) and the section's reviewers read it here.
+    if not (policy.can(current_user, "cycle.read_draft", contribution.cycle)
+            or policy.can(current_user, "contribution.review", contribution)):
         # The unit's own people see their material on their task page.
         return redirect(url_for("tasks.edit", contribution_id=contribution.id))
     approve_form, return_form = DecisionForm(formdata=None), ReturnForm(formdata=None)
@@ -57,7 +62,7 @@ def _render_review(contribution, approve_form, return_form, status=200):
 def _decide(contribution_id: int, event: str):
     _require_reviewer()
     contribution = contribution_or_abort(contribution_id, current_user)
-    if not is_contribution_reviewer(current_user, contribution):
+    if not policy.can(current_user, "contribution.review", contribution):
         abort_with(403, "您不是这个章节的审核人，不能审核这份材料。")
     form = DecisionForm() if event == "approve" else ReturnForm()
     ok = form.validate_on_submit()
@@ -73,7 +78,6 @@ def _decide(contribution_id: int, event: str):
         context["paragraph"] = form.paragraph.data
     operation = svc.approve_contribution if event == "approve" else svc.return_contribution
     operation(contribution, current_user, comment=form.comment.data, **context)
-    db.session.commit()
     flash(f"已通过：{contribution.unit.name}“{contribution.section.numbered_title}”。" if event == "approve"
           else f"已退回修改：{contribution.unit.name}“{contribution.section.numbered_title}”，联络员会收到您的意见。",
           "success")
@@ -81,13 +85,13 @@ def _decide(contribution_id: int, event: str):
 
 
 @bp.route("/<int:contribution_id>/approve", methods=["POST"])
-@login_required
+@handler("authenticated")
 def approve(contribution_id: int):
     return _decide(contribution_id, "approve")
 
 
 @bp.route("/<int:contribution_id>/return", methods=["POST"])
-@login_required
+@handler("authenticated")
 def return_(contribution_id: int):
     return _decide(contribution_id, "return")
 
@@ -97,7 +101,7 @@ def _selected_ids(source) -> list[int]:
 
 
 @bp.route("/bulk", methods=["GET", "POST"])
-@login_required
+@handler("authenticated")
 def bulk():
     """GET: the confirmation listing what will be approved; POST: approve them all or none."""
     _require_reviewer()
@@ -120,7 +124,6 @@ def bulk():
             return redirect(url_for("review.queue"))
         for c in rows:
             svc.approve_contribution(c, current_user, bulk=True)
-        db.session.commit()
         flash(f"已通过{len(rows)}份材料。", "success")
         return redirect(url_for("review.queue"))
     skipped = len(wanted) - len(rows)
