@@ -1,11 +1,14 @@
-"""What changed between two texts, paragraph by paragraph, with changed words marked inside.
+"""What changed between two texts, paragraph by paragraph, with changed characters marked inside.
 
-Pure functions returning plain data; templates render (and so escape) the text.
+Two shapes over one character-level marking: ``paragraph_diff`` (plain segments the template escapes;
+a contribution's revisions) and ``diff_texts`` (rows with escaped markup; report versions).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
+
+from markupsafe import Markup, escape
 
 
 @dataclass
@@ -64,3 +67,73 @@ def paragraph_diff(old_text: str | None, new_text: str | None) -> list[DiffLine]
 
 def has_changes(lines: list[DiffLine]) -> bool:
     return any(line.kind != "same" for line in lines)
+
+
+# ------------------------------------------------------------------ report versions, line by line
+
+
+@dataclass
+class DiffRow:
+    op: str                 # equal | insert | delete | replace
+    old: str | None
+    new: str | None
+    old_html: Markup
+    new_html: Markup
+
+
+_TAGS = {"del": (Markup("<del>"), Markup("</del>")), "ins": (Markup("<ins>"), Markup("</ins>"))}
+
+
+def _markup(segments: list[tuple[str, str]]) -> Markup:
+    parts = []
+    for op, text in segments:
+        if op == "same":
+            parts.append(escape(text))
+        else:
+            opening, closing = _TAGS[op]
+            parts.append(opening + escape(text) + closing)
+    return Markup("").join(parts)
+
+
+def _mark(old: str, new: str) -> tuple[Markup, Markup]:
+    left, right = _inline(old, new)
+    return _markup(left), _markup(right)
+
+
+def diff_texts(old: str, new: str) -> list[DiffRow]:
+    """Compare two texts paragraph by paragraph (one paragraph per line)."""
+    a, b = old.splitlines(), new.splitlines()
+    rows: list[DiffRow] = []
+    matcher = SequenceMatcher(None, a, b, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            rows.extend(DiffRow("equal", line, line, escape(line), escape(line)) for line in a[i1:i2])
+        elif op == "delete":
+            rows.extend(DiffRow("delete", line, None, escape(line), Markup("")) for line in a[i1:i2])
+        elif op == "insert":
+            rows.extend(DiffRow("insert", None, line, Markup(""), escape(line)) for line in b[j1:j2])
+        else:
+            rows.extend(_replaced(a[i1:i2], b[j1:j2]))
+    return rows
+
+
+def _replaced(olds: list[str], news: list[str]) -> list[DiffRow]:
+    rows = []
+    for k in range(max(len(olds), len(news))):
+        o = olds[k] if k < len(olds) else None
+        n = news[k] if k < len(news) else None
+        if o is not None and n is not None:
+            rows.append(DiffRow("replace", o, n, *_mark(o, n)))
+        elif o is not None:
+            rows.append(DiffRow("delete", o, None, escape(o), Markup("")))
+        else:
+            rows.append(DiffRow("insert", None, n, Markup(""), escape(n)))
+    return rows
+
+
+def diff_summary(rows: list[DiffRow]) -> dict[str, int]:
+    counts = {"insert": 0, "delete": 0, "replace": 0}
+    for row in rows:
+        if row.op in counts:
+            counts[row.op] += 1
+    return counts

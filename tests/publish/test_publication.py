@@ -7,7 +7,7 @@ from docx import Document
 
 from fazhi_flow.errors import Conflict, DomainError, PermissionDenied
 from fazhi_flow.models import Publication, ReportDraftVersion, SectionDraft
-from fazhi_flow.publish.diff import diff_texts
+from fazhi_flow.services.diffs import diff_texts
 from fazhi_flow.services import compile as svc
 from fazhi_flow.services import contributions as contribution_ops
 from fazhi_flow.services import cycles as cycle_ops

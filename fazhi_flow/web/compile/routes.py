@@ -16,7 +16,7 @@ from ...extensions import db
 from ...figures.numbers import format_number
 from ...models import ReportCycle, Section, TransitionLog
 from ...pages.compile import build_edit_page
-from ...publish.diff import diff_summary, diff_texts
+from ...services.diffs import diff_summary, diff_texts
 from ...publish.document import ReportDocument
 from ...publish.html import render_article
 from ...publish.pdf import pdf_available
