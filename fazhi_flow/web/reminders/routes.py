@@ -1,11 +1,13 @@
-"""Thin routes: load → check permission → one service call → commit → redirect."""
+"""Thin routes: each declares its gate (``@handler``), loads, makes one service call and redirects; the
+handler commits, or on a refusal rolls back and shows the message (on the form page, with what was typed,
+or back on the page the button was on)."""
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import select
 
-from ...errors import DomainError
+from ... import policy as access
 from ...extensions import db
 from ...models import Assignment, Contribution, ReportCycle, Unit
 from ...models.reminder import (
@@ -15,17 +17,13 @@ from ...notify.preferences import preference
 from ...reminders.calendar import due_status
 from ...services import reminders as svc
 from ..fields import db_int, int_list, optional_int
+from ..handler import handler, on_refusal
 from . import bp
 
 
 OUTBOX_PER_PAGE = 50
 
 # The template helpers ``due_status(...)`` and ``|due_label`` are registered in web/helpers.py.
-
-
-def _admin():
-    if not current_user.has_role("admin"):
-        abort(403)
 
 
 def _cycle(cycle_id: int) -> ReportCycle:
@@ -35,89 +33,83 @@ def _cycle(cycle_id: int) -> ReportCycle:
     return cycle
 
 
-def _run(operation, success: str):
-    """Call one service operation; commit on success, flash its Chinese message on refusal."""
-    try:
-        result = operation()
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return None, False
-    db.session.commit()
-    flash(success, "success")
-    return result, True
-
-
 @bp.route("/cycles/<int:cycle_id>/policy", methods=["GET", "POST"])
-@login_required
+@handler("admin.manage")
 def policy(cycle_id):
-    _admin()
     cycle = _cycle(cycle_id)
-    current = svc.policy_for(cycle)
     form = request.form
     if request.method == "POST":
-        _, ok = _run(lambda: svc.update_policy(
-            cycle, current_user, enabled="enabled" in form, before_due_days=form.get("before_due_days", ""),
-            on_due_day="on_due_day" in form, overdue_every=form.get("overdue_every"),
-            overdue_max=form.get("overdue_max"), escalate_after=form.get("escalate_after"),
-            backlog_days=form.get("backlog_days"), backlog_max=form.get("backlog_max"),
-            daily_digest="daily_digest" in form, send_time=form.get("send_time", "")), "催报规则已保存。")
-        if ok:
-            return redirect(url_for(".policy", cycle_id=cycle.id))
+        with on_refusal(lambda: _policy_page(cycle)):
+            svc.update_policy(
+                cycle, current_user, enabled="enabled" in form, before_due_days=form.get("before_due_days", ""),
+                on_due_day="on_due_day" in form, overdue_every=form.get("overdue_every"),
+                overdue_max=form.get("overdue_max"), escalate_after=form.get("escalate_after"),
+                backlog_days=form.get("backlog_days"), backlog_max=form.get("backlog_max"),
+                daily_digest="daily_digest" in form, send_time=form.get("send_time", ""))
+        flash("催报规则已保存。", "success")
+        return redirect(url_for(".policy", cycle_id=cycle.id))
+    return _policy_page(cycle)
+
+
+def _policy_page(cycle: ReportCycle):
+    """The rules of ``cycle``; after a refused save, with the values as typed."""
     webhooks = db.session.scalars(select(WebhookTarget).where(
         WebhookTarget.active.is_(True), db.or_(WebhookTarget.cycle_id == cycle.id, WebhookTarget.unit_id.isnot(None)))
         .order_by(WebhookTarget.id)).all()
     units = db.session.scalars(select(Unit).where(Unit.active.is_(True)).order_by(Unit.sort_order, Unit.id)).all()
-    return render_template("reminders/policy.html", cycle=cycle, policy=current, values=form if
-                           request.method == "POST" else None, webhooks=webhooks, units=units,
-                           kinds=WEBHOOK_KINDS)
+    return render_template("reminders/policy.html", cycle=cycle, policy=svc.policy_for(cycle),
+                           values=request.form if request.method == "POST" else None, webhooks=webhooks,
+                           units=units, kinds=WEBHOOK_KINDS)
 
 
 @bp.post("/cycles/<int:cycle_id>/webhooks")
-@login_required
+@handler("admin.manage")
 def add_webhook(cycle_id):
-    _admin()
     cycle = _cycle(cycle_id)
     f = request.form
     owner = f.get("owner", "cycle")
     unit_id = optional_int(f.get("unit_id")) if owner == "unit" else None
-    _run(lambda: svc.add_webhook(current_user, f.get("name"), f.get("kind"), f.get("url"), f.get("secret"),
-                                 unit_id=unit_id, cycle_id=None if owner == "unit" else cycle.id),
-         "群机器人已添加。")
+    svc.add_webhook(current_user, f.get("name"), f.get("kind"), f.get("url"), f.get("secret"),
+                    unit_id=unit_id, cycle_id=None if owner == "unit" else cycle.id)
+    flash("群机器人已添加。", "success")
     return redirect(url_for(".policy", cycle_id=cycle.id))
 
 
 @bp.post("/webhooks/<int:webhook_id>/remove")
-@login_required
+@handler("admin.manage")
 def remove_webhook(webhook_id):
-    _admin()
     target = db.session.get(WebhookTarget, webhook_id) or abort(404)
     back = request.form.get("cycle_id", type=db_int)
-    _run(lambda: svc.remove_webhook(current_user, target), "群机器人已停用。")
+    svc.remove_webhook(current_user, target)
+    flash("群机器人已停用。", "success")
     return redirect(url_for(".policy", cycle_id=back) if back else url_for(".outbox"))
 
 
 @bp.route("/assignments/<int:assignment_id>/extension", methods=["GET", "POST"])
-@login_required
+@handler("authenticated")
 def request_extension(assignment_id):
     assignment = db.session.get(Assignment, assignment_id)
     if assignment is None or current_user.unit_id != assignment.unit_id:
         abort(404)  # another unit's task is not shown at all
     if request.method == "POST":
-        _, ok = _run(lambda: svc.request_extension(assignment, current_user, request.form.get("requested_due"),
-                                                   request.form.get("reason")),
-                     "延期申请已提交，请等待管理员审批。")
-        if ok:
-            return redirect(url_for(".my_extensions"))
+        with on_refusal(lambda: _extension_page(assignment)):
+            svc.request_extension(assignment, current_user, request.form.get("requested_due"),
+                                  request.form.get("reason"))
+        flash("延期申请已提交，请等待管理员审批。", "success")
+        return redirect(url_for(".my_extensions"))
+    return _extension_page(assignment)
+
+
+def _extension_page(assignment: Assignment):
     history = db.session.scalars(select(ExtensionRequest).where(ExtensionRequest.assignment_id == assignment.id)
                                  .order_by(ExtensionRequest.id.desc())).all()
     return render_template("reminders/extension_request.html", assignment=assignment, history=history,
                            status=due_status(assignment), form=request.form,
-                           allowed=svc.can_request_extension(current_user, assignment))
+                           allowed=access.can(current_user, "assignment.request_extension", assignment))
 
 
 @bp.get("/my-extensions")
-@login_required
+@handler("authenticated")
 def my_extensions():
     rows = db.session.scalars(select(ExtensionRequest).join(Assignment).where(
         Assignment.unit_id == current_user.unit_id).order_by(ExtensionRequest.id.desc())).all() \
@@ -126,51 +118,51 @@ def my_extensions():
 
 
 @bp.post("/extensions/<int:request_id>/withdraw")
-@login_required
+@handler("authenticated")
 def withdraw_extension(request_id):
     req = db.session.get(ExtensionRequest, request_id) or abort(404)
-    _run(lambda: svc.withdraw_extension(req, current_user), "延期申请已撤回。")
+    svc.withdraw_extension(req, current_user)
+    flash("延期申请已撤回。", "success")
     return redirect(url_for(".my_extensions"))
 
 
 @bp.get("/extensions")
-@login_required
+@handler("admin.manage")
 def extensions():
-    _admin()
     rows = db.session.scalars(select(ExtensionRequest).order_by(
         (ExtensionRequest.status == "pending").desc(), ExtensionRequest.id.desc()).limit(300)).all()
     return render_template("reminders/extensions.html", rows=rows)
 
 
 @bp.post("/extensions/<int:request_id>/decide")
-@login_required
+@handler("admin.manage")
 def decide_extension(request_id):
-    _admin()
     req = db.session.get(ExtensionRequest, request_id) or abort(404)
     grant = request.form.get("decision") == "grant"
-    _run(lambda: svc.decide_extension(req, current_user, grant, request.form.get("comment"),
-                                      request.form.get("granted_due") or None),
-         "已同意延期，提醒将按新日期发送。" if grant else "已不同意延期。")
+    svc.decide_extension(req, current_user, grant, request.form.get("comment"),
+                         request.form.get("granted_due") or None)
+    flash("已同意延期，提醒将按新日期发送。" if grant else "已不同意延期。", "success")
     return redirect(url_for(".extensions"))
 
 
 @bp.route("/cycles/<int:cycle_id>/chase", methods=["GET", "POST"])
-@login_required
+@handler("admin.manage")
 def chase(cycle_id):
-    _admin()
     cycle = _cycle(cycle_id)
     if request.method == "POST":
-        all_overdue = request.form.get("scope") == "overdue"
-        ids = int_list(request.form.getlist("unit_id"))
-        sent, ok = _run(lambda: svc.send_manual_reminder(cycle, current_user, unit_ids=ids,
-                                                        all_overdue=all_overdue, note=request.form.get("note")),
-                        "催报已发出。")
-        if ok:
-            flash(f"共催报{len(sent)}份材料。", "info")
-            return redirect(url_for(".chase", cycle_id=cycle.id))
-    pending = svc.remindable(cycle)
+        with on_refusal(lambda: _chase_page(cycle)):
+            sent = svc.send_manual_reminder(cycle, current_user, unit_ids=int_list(request.form.getlist("unit_id")),
+                                            all_overdue=request.form.get("scope") == "overdue",
+                                            note=request.form.get("note"))
+        flash("催报已发出。", "success")
+        flash(f"共催报{len(sent)}份材料。", "info")
+        return redirect(url_for(".chase", cycle_id=cycle.id))
+    return _chase_page(cycle)
+
+
+def _chase_page(cycle: ReportCycle):
     by_unit: dict = {}
-    for c in pending:
+    for c in svc.remindable(cycle):
         by_unit.setdefault(c.unit, []).append(c)
     recent = db.session.scalars(select(Reminder).where(Reminder.cycle_id == cycle.id, Reminder.kind == "manual")
                                 .order_by(Reminder.id.desc()).limit(50)).all()
@@ -179,9 +171,8 @@ def chase(cycle_id):
 
 
 @bp.get("/outbox")
-@login_required
+@handler("admin.manage")
 def outbox():
-    _admin()
     status = request.args.get("status")
     if status not in OUTBOX_STATUSES:
         status = None  # an unknown filter shows everything rather than failing
@@ -199,29 +190,29 @@ def outbox():
 
 
 @bp.post("/outbox/<int:message_id>/retry")
-@login_required
+@handler("admin.manage")
 def retry(message_id):
-    _admin()
     message = db.session.get(OutboxMessage, message_id) or abort(404)
-    _run(lambda: svc.retry_message(current_user, message), "已重新加入待发消息。")
+    svc.retry_message(current_user, message)
+    flash("已重新加入待发消息。", "success")
     return redirect(url_for(".outbox", status=request.form.get("status") or None,
                             page=request.form.get("page", type=db_int) or None))
 
 
 @bp.post("/outbox/retry-dead")
-@login_required
+@handler("admin.manage")
 def retry_dead():
-    _admin()
-    count, ok = _run(lambda: svc.retry_all_dead(current_user), "发送失败的消息已重新加入待发消息。")
+    svc.retry_all_dead(current_user)
+    flash("发送失败的消息已重新加入待发消息。", "success")
     return redirect(url_for(".outbox"))
 
 
 @bp.route("/my-channels", methods=["GET", "POST"])
-@login_required
+@handler("authenticated")
 def my_channels():
     if request.method == "POST":
-        _run(lambda: svc.set_channel_preferences(current_user, "email" in request.form, "inapp" in request.form),
-             "通知渠道已保存。")
+        svc.set_channel_preferences(current_user, "email" in request.form, "inapp" in request.form)
+        flash("通知渠道已保存。", "success")
         return redirect(url_for(".my_channels"))
     pref = preference(current_user)
     return render_template("reminders/my_channels.html", email=pref.email if pref else True,
