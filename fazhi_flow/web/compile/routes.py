@@ -65,10 +65,14 @@ def _to_signoff(cycle: ReportCycle):
     return redirect(url_for("compile.signoff", cycle_id=cycle.id), code=303)
 
 
-def _form_errors(form) -> None:
+def _valid(form) -> bool:
+    """True when ``form`` validates; else its messages are flashed (the page it goes back to shows them)."""
+    if form.validate_on_submit():
+        return True
     for errors in form.errors.values():
         for message in errors:
             flash(message, "error")
+    return False
 
 
 def _cycle_logs(cycle: ReportCycle) -> list[TransitionLog]:
@@ -160,9 +164,7 @@ def save_section(cycle_id: int, section_id: int):
     cycle = _admin_cycle(cycle_id)
     section = _section_or_404(cycle, section_id)
     form = SectionTextForm()
-    if not form.validate_on_submit():
-        _form_errors(form)
-    else:
+    if _valid(form):
         svc.save_section_text(cycle, section, current_user, form.body.data, form.version.data)
         flash(f"已保存“{section.numbered_title}”的合并稿。", "success")
     return _to_edit(cycle, section)
@@ -184,9 +186,7 @@ def reset_section(cycle_id: int, section_id: int):
 def appendix(cycle_id: int):
     cycle = _admin_cycle(cycle_id)
     form = AppendixForm()
-    if not form.validate_on_submit():
-        _form_errors(form)
-    elif (version := svc.set_appendix(cycle, current_user, form.appendix.data)) is not None:
+    if _valid(form) and (version := svc.set_appendix(cycle, current_user, form.appendix.data)) is not None:
         state = "将附" if form.appendix.data else "不再附"
         flash(f"合并稿{state}“附件：统计指标汇总表”（第{version.number}稿）。", "success")
     return _to_edit(cycle)
@@ -230,11 +230,9 @@ def _file_response(content: bytes, fmt: str, name: str) -> Response:
 def request_signoff(cycle_id: int):
     cycle = _admin_cycle(cycle_id)
     form = CommentForm()
-    if form.validate_on_submit():
+    if _valid(form):
         svc.request_signoff(cycle, current_user, comment=form.comment.data)
         flash(f"已提请签发第{svc.latest_version(cycle).number}稿，等待签发领导审阅。", "success")
-    else:
-        _form_errors(form)
     return _to_edit(cycle)
 
 
@@ -268,8 +266,7 @@ def signoff(cycle_id: int):
 def sign(cycle_id: int):
     cycle = _signing_cycle(cycle_id)
     form = SignForm()
-    if not form.validate_on_submit():
-        _form_errors(form)
+    if not _valid(form):
         return _to_signoff(cycle)
     version = optional_int(form.version.data)
     if version is None:
@@ -290,11 +287,9 @@ def sign(cycle_id: int):
 def return_draft(cycle_id: int):
     cycle = _signing_cycle(cycle_id)
     form = ReturnForm()
-    if form.validate_on_submit():
+    if _valid(form):
         svc.return_report(cycle, current_user, form.comment.data)
         flash("已退回修改，管理员将看到您的意见。", "success")
-    else:
-        _form_errors(form)
     return _to_signoff(cycle)
 
 

@@ -112,19 +112,25 @@ def bulk():
         return redirect(url_for("review.queue"))
     rows = [c for c in reviewable_submissions(current_user) if c.id in wanted]
     form = BulkApproveForm()
-    if request.method == "POST":
-        if not form.validate_on_submit():
-            flash("操作未完成，请刷新页面后重试。", "error")
-            return redirect(url_for("review.queue"))
-        changed = [c for c in rows if request.form.get(f"v{c.id}") != str(c.version)]
-        gone = wanted - {c.id for c in rows}
-        if changed or gone:
-            flash(f"有{len(changed) + len(gone)}份材料在您确认后发生了变化（被撤回、已审核或重新提交），"
-                  "本次没有通过任何材料。请核对后重新选择。", "error")
-            return redirect(url_for("review.queue"))
+    if request.method == "GET":
+        return render_template("review/bulk_confirm.html", rows=rows, skipped=len(wanted) - len(rows), form=form)
+    problem = _bulk_problem(form, rows, wanted)
+    if problem:
+        flash(problem, "error")
+    else:
         for c in rows:
             svc.approve_contribution(c, current_user, bulk=True)
         flash(f"已通过{len(rows)}份材料。", "success")
-        return redirect(url_for("review.queue"))
-    skipped = len(wanted) - len(rows)
-    return render_template("review/bulk_confirm.html", rows=rows, skipped=skipped, form=form)
+    return redirect(url_for("review.queue"))
+
+
+def _bulk_problem(form, rows, wanted: set) -> str | None:
+    """Why none of the confirmed material is approved, or None: all of it is still as confirmed."""
+    if not form.validate_on_submit():
+        return "操作未完成，请刷新页面后重试。"
+    changed = [c for c in rows if request.form.get(f"v{c.id}") != str(c.version)]
+    gone = wanted - {c.id for c in rows}
+    if changed or gone:
+        return (f"有{len(changed) + len(gone)}份材料在您确认后发生了变化（被撤回、已审核或重新提交），"
+                "本次没有通过任何材料。请核对后重新选择。")
+    return None
