@@ -35,6 +35,9 @@ from .visibility import LEFT_THE_UNIT
 # Loads on demand (a contribution or a section at a time) before the rest of the cycle is loaded at
 # once: enough for a page about one contribution, few enough to keep any page's query count fixed.
 ON_DEMAND_LIMIT = 4
+LAST = (float("inf"), 0)  # the place of a contribution a caller added without loading it
+# Up to this many contributions, their values are read by id (index); beyond, by the batch's condition.
+MAX_ID_LIST = 2000
 
 
 @dataclass(slots=True)
@@ -93,6 +96,7 @@ class ScopedFigureBook(FigureBook):
         self.reporters = _Reporters(self)
         self._loaded: set[int] = set()  # contributions whose role, values and explanations are here
         self._by_section: dict[int, list] = {}  # loaded contributions by section, in assignment order
+        self._order: dict[int, tuple] = {}  # contribution id -> (section position, assignment id)
         self._sections: set[int] = set()  # sections whose every contribution is loaded
         self._everything = False
         self._singles_loaded = False
@@ -108,36 +112,47 @@ class ScopedFigureBook(FigureBook):
 
     def _batch(self, condition) -> None:
         """Load the cycle's contributions matching ``condition`` with role, unit, values, explanations."""
-        from ..models import Assignment, Contribution
+        from ..models import Assignment, Contribution, Section
         from ..models.indicator import FigureExplanation, IndicatorValue
 
         where = and_(Contribution.cycle_id == self.cycle.id, condition)
         found = db.session.execute(
-            select(Contribution, Assignment.role).join(Assignment, Contribution.assignment_id == Assignment.id)
+            select(Contribution, Assignment.role, Section.position)
+            .join(Assignment, Contribution.assignment_id == Assignment.id)
+            .join(Section, Contribution.section_id == Section.id)
             .where(where).options(joinedload(Contribution.unit))).all()
-        fresh = [(c, role) for c, role in found if c.id not in self._loaded]
+        fresh = [(c, role, position) for c, role, position in found if c.id not in self._loaded]
         if not fresh:
             return
         touched = set()
-        for c, role in fresh:
+        for c, role, position in fresh:
             c = self.contributions.setdefault(c.id, c)
             self.roles[c.id] = role
+            self._order[c.id] = (position, c.assignment_id)
             self._by_section.setdefault(c.section_id, []).append(c)
             touched.add(c.section_id)
         for section_id in touched:
             self._by_section[section_id].sort(key=lambda c: c.assignment_id)
-        ids = {c.id for c, _ in fresh}
-        # The same condition again rather than thousands of ids as parameters.
-        for row in db.session.execute(
-                select(IndicatorValue.contribution_id, IndicatorValue.indicator_id, IndicatorValue.value,
-                       IndicatorValue.approved_value, IndicatorValue.updated_at)
-                .join(Contribution, IndicatorValue.contribution_id == Contribution.id)
-                .join(Assignment, Contribution.assignment_id == Assignment.id).where(where)):
+        ids = {c.id for c, _, _ in fresh}
+        # In the full book's order (section position, assignment), which lists follow.
+        ordered = sorted(self.contributions.items(), key=lambda item: self._order.get(item[0], LAST))
+        self.contributions.clear()
+        self.contributions.update(ordered)
+        values = select(IndicatorValue.contribution_id, IndicatorValue.indicator_id, IndicatorValue.value,
+                        IndicatorValue.approved_value, IndicatorValue.updated_at)
+        explanations = select(FigureExplanation)
+        if len(ids) <= MAX_ID_LIST:  # by the contribution index: a page's few hundred rows
+            values = values.where(IndicatorValue.contribution_id.in_(sorted(ids)))
+            explanations = explanations.where(FigureExplanation.contribution_id.in_(sorted(ids)))
+        else:  # the same condition again rather than thousands of ids as parameters
+            values = values.join(Contribution, IndicatorValue.contribution_id == Contribution.id) \
+                .join(Assignment, Contribution.assignment_id == Assignment.id).where(where)
+            explanations = explanations.join(Contribution, FigureExplanation.contribution_id == Contribution.id) \
+                .join(Assignment, Contribution.assignment_id == Assignment.id).where(where)
+        for row in db.session.execute(values):
             if row[0] in ids:
                 self._values[(row[0], row[1])] = ValueRow(*row)
-        for row in db.session.scalars(
-                select(FigureExplanation).join(Contribution, FigureExplanation.contribution_id == Contribution.id)
-                .join(Assignment, Contribution.assignment_id == Assignment.id).where(where)):
+        for row in db.session.scalars(explanations):
             if row.contribution_id in ids:
                 self.explanations[(row.contribution_id, row.key)] = row
         self._loaded |= ids
@@ -248,16 +263,19 @@ class ScopedFigureBook(FigureBook):
 
     def _rule_sections(self, shown) -> set:
         """Sections of the indicators named by the rules concerning ``shown`` (their roles are loaded)."""
+        # ``rules_for`` without the roles (not loaded yet): every code of the section counts as the
+        # unit's own, which can only add a rule, never miss one.
         sections = set()
         for c in shown:
-            for rule in self.rules_for(c):
+            own = {ind.code for ind in self._section_indicators.get(c.section_id, [])}
+            for rule in self.rules:
                 tree = self.tree(rule)
                 if isinstance(tree, E.ExpressionError):
                     continue
-                for code in E.codes_in(tree):
-                    ind = self.indicators.get(code)
-                    if ind is not None:
-                        sections.add(ind.section_id)
+                codes = set(E.codes_in(tree))
+                if rule.section_id != c.section_id and not codes & own:
+                    continue
+                sections |= {self.indicators[code].section_id for code in codes if code in self.indicators}
         return sections
 
     def _ensure_singles(self) -> None:
@@ -289,8 +307,7 @@ class ScopedFigureBook(FigureBook):
                    func.count(IndicatorValue.value), func.sum(IndicatorValue.value),
                    func.sum(IndicatorValue.approved_value))
             .select_from(Indicator)
-            .join(Contribution, and_(Contribution.section_id == Indicator.section_id,
-                                     Contribution.cycle_id == Indicator.cycle_id))
+            .join(Contribution, Contribution.section_id == Indicator.section_id)  # sections are the cycle's
             .join(Assignment, Contribution.assignment_id == Assignment.id)
             .outerjoin(IndicatorValue, and_(IndicatorValue.contribution_id == Contribution.id,
                                             IndicatorValue.indicator_id == Indicator.id))
