@@ -15,6 +15,7 @@ from sqlalchemy import (ARRAY, Integer, String, and_, any_, case, cast, func, li
                         text, union_all)
 from sqlalchemy.exc import SQLAlchemyError
 
+from .. import xlsx
 from ..extensions import db
 from ..models import AuditEvent, TransitionLog, User
 from ..timeutil import local_zone, to_local, utcnow
@@ -657,27 +658,16 @@ def export_csv(q: AuditQuery) -> bytes:
 
 
 def export_xlsx(q: AuditQuery) -> bytes:
-    """The rows as a workbook, written like the dashboard's (write-only, its formula guard)."""
+    """The rows as a workbook (write-only, with the formula guard)."""
     from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
-
-    from .dashboard import xlsx_text_row
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet("审计日志")
     for letter, width in zip("ABCDEFGHIJ", (20, 10, 12, 14, 22, 26, 18, 30, 60, 16)):
         sheet.column_dimensions[letter].width = width
     sheet.freeze_panes = "A2"
-    bold = Font(bold=True)
-    header = []
-    for title in EXPORT_COLUMNS:
-        cell = WriteOnlyCell(sheet, value=title)
-        cell.font = bold
-        header.append(cell)
-    sheet.append(header)
+    sheet.append(xlsx.header_row(sheet, EXPORT_COLUMNS, Font(bold=True)))
     for row in iter_rows(q, limit=export_limit()):
-        sheet.append(xlsx_text_row(sheet, export_values(row)))
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+        sheet.append(xlsx.text_row(sheet, export_values(row)))
+    return xlsx.to_bytes(book)

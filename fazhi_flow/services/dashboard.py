@@ -6,12 +6,12 @@ queries does not grow with the number of units or sections.
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
 from sqlalchemy import func, select
 
+from .. import xlsx
 from ..extensions import db
 from ..models import Assignment, Contribution, ReportCycle, Revision, Section, Unit
 from ..models.org import UNIT_KINDS
@@ -128,15 +128,50 @@ def build_dashboard(cycle: ReportCycle, viewer, state: str | None = None, unit_k
     today = today or local_today()
     restricted = not sees_all_units(viewer)
     nodes = load_outline(cycle)
-    sections = {n.section.id: n.section for n in nodes}
     # The same rule as Assignment.effective_due(): the unit's own date, else the section's (inherited).
-    section_due = {sid: s.effective_due() for sid, s in sections.items()}
+    section_due = {n.section.id: n.section.effective_due() for n in nodes}
+    unit_id = viewer.unit_id if restricted else None
+    loaded = _load(cycle, unit_id, unit_kind)
+    rows = {u.id: UnitRow(u) for u in loaded.units}
+    tally = _fill_rows(rows, loaded, section_due, today)
+    columns = [n for n in nodes if n.section.id in tally.used_sections]
+    shown = []
+    for row in rows.values():
+        if state and not row.counts.get(state):
+            continue
+        if overdue_only and not row.overdue:
+            continue
+        row.line = [row.cells.get(n.section.id) for n in columns]
+        shown.append(row)
+    return Dashboard(cycle=cycle, today=today, columns=columns, rows=shown, counts=tally.counts,
+                     total=tally.total, overdue=tally.overdue, restricted_to_unit=restricted,
+                     filters={"state": state, "unit_kind": unit_kind, "overdue_only": overdue_only})
 
+
+@dataclass(slots=True)
+class _Loaded:
+    assignments: list
+    units: list[Unit]
+    contributions: dict[int, tuple[int, str]]   # assignment id -> (contribution id, state)
+    first_submit: dict[int, date]               # contribution id -> local date of its first revision
+
+
+@dataclass(slots=True)
+class _Tally:
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CELL_LABELS, 0))
+    total: int = 0
+    overdue: int = 0
+    used_sections: set[int] = field(default_factory=set)
+
+
+def _load(cycle: ReportCycle, unit_id: int | None, unit_kind: str | None) -> _Loaded:
+    """The cycle's assignments, units, contributions and first submissions, each in one query
+    (only ``unit_id``'s when given)."""
     a_query = (select(Assignment.id, Assignment.section_id, Assignment.unit_id, Assignment.role,
                       Assignment.due)
                .join(Section, Section.id == Assignment.section_id).where(Section.cycle_id == cycle.id))
-    if restricted:
-        a_query = a_query.where(Assignment.unit_id == viewer.unit_id)
+    if unit_id is not None:
+        a_query = a_query.where(Assignment.unit_id == unit_id)
     # Plain rows through the connection: 18,000 of them need no ORM row processing.
     conn = db.session.connection()
     assignments = conn.execute(a_query).all()
@@ -144,8 +179,8 @@ def build_dashboard(cycle: ReportCycle, viewer, state: str | None = None, unit_k
     unit_ids = select(Assignment.unit_id).join(Section, Section.id == Assignment.section_id) \
         .where(Section.cycle_id == cycle.id)
     u_query = select(Unit).where(Unit.id.in_(unit_ids))
-    if restricted:
-        u_query = u_query.where(Unit.id == viewer.unit_id)
+    if unit_id is not None:
+        u_query = u_query.where(Unit.id == unit_id)
     if unit_kind:
         u_query = u_query.where(Unit.kind == unit_kind)
     units = list(db.session.scalars(u_query.order_by(Unit.sort_order, Unit.id)))
@@ -155,27 +190,28 @@ def build_dashboard(cycle: ReportCycle, viewer, state: str | None = None, unit_k
     first_query = (select(Revision.contribution_id, func.min(Revision.created_at))
                    .join(Contribution, Contribution.id == Revision.contribution_id)
                    .where(Contribution.cycle_id == cycle.id).group_by(Revision.contribution_id))
-    if restricted:
-        c_query = c_query.where(Contribution.unit_id == viewer.unit_id)
-        first_query = first_query.where(Contribution.unit_id == viewer.unit_id)
+    if unit_id is not None:
+        c_query = c_query.where(Contribution.unit_id == unit_id)
+        first_query = first_query.where(Contribution.unit_id == unit_id)
     contributions = {a_id: (c_id, st) for c_id, a_id, st in conn.execute(c_query)}
     local_date = _local_dates(local_zone())
     first_submit = {c_id: local_date(at) for c_id, at in conn.execute(first_query) if at is not None}
+    return _Loaded(assignments, units, contributions, first_submit)
 
+
+def _fill_rows(rows: dict[int, UnitRow], loaded: _Loaded, section_due: dict, today: date) -> _Tally:
+    """Put a cell for each assignment into its unit's row; count states and lateness."""
     calendar = current_calendar()
     workdays_late: dict[date, int] = {}  # per due date: the count is the same for every cell sharing it
-    rows = {u.id: UnitRow(u) for u in units}
-    used_sections: set[int] = set()
-    counts = dict.fromkeys(CELL_LABELS, 0)
-    total = overdue_total = 0
-    for a_id, section_id, unit_id, role, own_due in assignments:
+    tally = _Tally()
+    for a_id, section_id, unit_id, role, own_due in loaded.assignments:
         row = rows.get(unit_id)
-        used_sections.add(section_id)
+        tally.used_sections.add(section_id)
         if row is None:
             continue
-        c_id, st = contributions.get(a_id, (None, "pending"))
+        c_id, st = loaded.contributions.get(a_id, (None, "pending"))
         due = own_due or section_due.get(section_id)
-        submitted_on = first_submit.get(c_id) if c_id else None
+        submitted_on = loaded.first_submit.get(c_id) if c_id else None
         late_days = (today - due).days if due and st in OPEN_STATES and st != "pending" else 0
         late_work = 0
         if late_days > 0:
@@ -183,31 +219,24 @@ def build_dashboard(cycle: ReportCycle, viewer, state: str | None = None, unit_k
                 workdays_late[due] = calendar.working_days_between(due, today)
             late_work = workdays_late[due]
         cell = Cell(section_id, st, role, due, max(late_days, 0), submitted_on, c_id, late_work)
-        row.cells[section_id] = cell
-        row.total += 1
-        row.counts[st] += 1
-        if cell.overdue:
-            row.overdue += 1
-        if due is not None and (submitted_on is not None or due < today):
-            row.on_time_base += 1
-            if submitted_on is not None and submitted_on <= due:
-                row.on_time += 1
-        counts[st] += 1
-        total += 1
-        overdue_total += cell.overdue
+        _add_cell(row, cell, today)
+        tally.counts[st] += 1
+        tally.total += 1
+        tally.overdue += cell.overdue
+    return tally
 
-    columns = [n for n in nodes if n.section.id in used_sections]
-    shown = []
-    for row in rows.values():
-        if state and not row.counts.get(state):
-            continue
-        if overdue_only and not row.overdue:
-            continue
-        row.line = [row.cells.get(n.section.id) for n in columns]
-        shown.append(row)
-    return Dashboard(cycle=cycle, today=today, columns=columns, rows=shown, counts=counts, total=total,
-                     overdue=overdue_total, restricted_to_unit=restricted,
-                     filters={"state": state, "unit_kind": unit_kind, "overdue_only": overdue_only})
+
+def _add_cell(row: UnitRow, cell: Cell, today: date) -> None:
+    row.cells[cell.section_id] = cell
+    row.total += 1
+    row.counts[cell.state] += 1
+    if cell.overdue:
+        row.overdue += 1
+    due, submitted_on = cell.due, cell.first_submit
+    if due is not None and (submitted_on is not None or due < today):
+        row.on_time_base += 1
+        if submitted_on is not None and submitted_on <= due:
+            row.on_time += 1
 
 
 def _local_dates(zone):
@@ -231,60 +260,52 @@ def percent(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.0f}%"
 
 
-def xlsx_text_row(sheet, values) -> list:
-    """A row for a write-only sheet in which no string becomes a formula (also used by other exports).
-
-    openpyxl stores a string starting with "=" as a formula, which Excel would run: names typed or
-    imported by users must stay text."""
-    from openpyxl.cell import WriteOnlyCell
-
-    out = []
-    for value in values:
-        if isinstance(value, str) and value.startswith("="):
-            value = WriteOnlyCell(sheet, value=value)
-        if getattr(value, "data_type", None) == "f":
-            value.data_type = "s"
-        out.append(value)
-    return out
-
-
 def export_xlsx(dash: Dashboard) -> bytes:
     """The dashboard as an XLSX workbook: the matrix, the per-unit figures and the state counts.
 
     Written in openpyxl's write-only mode with shared styles, so 18 000 cells take little time.
     """
     from openpyxl import Workbook
+
+    styles = _XlsxStyles()
+    book = Workbook(write_only=True)
+    _matrix_sheet(book.create_sheet("进度矩阵"), dash, styles)
+    _stats_sheet(book.create_sheet("单位统计"), dash, styles)
+    summary = book.create_sheet("状态汇总")
+    summary.append(xlsx.header_row(summary, ["状态", "数量"], styles.bold))
+    for state, label in CELL_LABELS.items():
+        summary.append([label, dash.counts[state]])
+    summary.append(["合计", dash.total])
+    summary.append(["其中逾期", dash.overdue])
+    return xlsx.to_bytes(book)
+
+
+class _XlsxStyles:
+    """Styles made once and shared by every cell (write-only mode copies no style per cell)."""
+
+    COLOURS = {"pending": "EEEEEE", "draft": "FFF2CC", "unit_review": "FCE4D6", "submitted": "DDEBF7",
+               "returned": "F8CBAD", "approved": "C6EFCE"}
+
+    def __init__(self):
+        from openpyxl.styles import Alignment, Font, PatternFill
+
+        self.fills = {k: PatternFill("solid", start_color=v, end_color=v) for k, v in self.COLOURS.items()}
+        self.bold = Font(bold=True)
+        self.red = Font(color="C00000", bold=True)
+        self.wrap = Alignment(wrap_text=True, vertical="top")
+
+
+def _matrix_sheet(sheet, dash: Dashboard, styles: _XlsxStyles) -> None:
     from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
 
-    colours = {"pending": "EEEEEE", "draft": "FFF2CC", "unit_review": "FCE4D6", "submitted": "DDEBF7",
-               "returned": "F8CBAD", "approved": "C6EFCE"}
-    fills = {k: PatternFill("solid", start_color=v, end_color=v) for k, v in colours.items()}
-    bold = Font(bold=True)
-    red = Font(color="C00000", bold=True)
-    wrap = Alignment(wrap_text=True, vertical="top")
-    book = Workbook(write_only=True)
-
-    text_safe = xlsx_text_row
-
-    def header(sheet, values, align=None):
-        cells = []
-        for value in values:
-            cell = WriteOnlyCell(sheet, value=value)
-            cell.font = bold
-            if align is not None:
-                cell.alignment = align
-            cells.append(cell)
-        sheet.append(text_safe(sheet, cells))
-
-    sheet = book.create_sheet("进度矩阵")
     sheet.freeze_panes = "C3"
     sheet.column_dimensions["A"].width = 24
     for index in range(len(dash.columns)):
         sheet.column_dimensions[get_column_letter(3 + index)].width = 16
-    sheet.append(text_safe(sheet, [f"{dash.cycle.title} 报送进度（统计日期：{dash.today.isoformat()}）"]))
-    header(sheet, ["单位", "单位类型"] + [n.path_label for n in dash.columns], wrap)
+    sheet.append(xlsx.text_row(sheet, [f"{dash.cycle.title} 报送进度（统计日期：{dash.today.isoformat()}）"]))
+    sheet.append(xlsx.header_row(sheet, ["单位", "单位类型"] + [n.path_label for n in dash.columns],
+                                 styles.bold, styles.wrap))
     for row in dash.rows:
         values = [row.unit.name, row.unit.kind_label]
         for c in row.line:
@@ -292,35 +313,27 @@ def export_xlsx(dash: Dashboard) -> bytes:
                 values.append(None)
                 continue
             cell = WriteOnlyCell(sheet, value=c.label + (f"（{c.overdue_label}）" if c.overdue else ""))
-            cell.fill = fills[c.state]
+            cell.fill = styles.fills[c.state]
             if c.overdue:
-                cell.font = red
+                cell.font = styles.red
             values.append(cell)
-        sheet.append(text_safe(sheet, values))
+        sheet.append(xlsx.text_row(sheet, values))
 
-    stats = book.create_sheet("单位统计")
+
+def _stats_sheet(stats, dash: Dashboard, styles: _XlsxStyles) -> None:
+    from openpyxl.cell import WriteOnlyCell
+
     stats.column_dimensions["A"].width = 24
-    header(stats, ["单位", "单位类型", "任务数", "已通过", "完成率", "按时率", "逾期数"]
-           + [CELL_LABELS[s] for s in CELL_LABELS])
+    stats.append(xlsx.header_row(stats, ["单位", "单位类型", "任务数", "已通过", "完成率", "按时率", "逾期数"]
+                                 + [CELL_LABELS[s] for s in CELL_LABELS], styles.bold))
     for row in dash.rows:
         ratios = []
         for value in (row.completion, row.on_time_rate):
             cell = WriteOnlyCell(stats, value=_ratio(value))
             cell.number_format = "0%"
             ratios.append(cell)
-        stats.append(text_safe(stats, [row.unit.name, row.unit.kind_label, row.total, row.approved, *ratios,
-                                        row.overdue] + [row.counts[s] for s in CELL_LABELS]))
-
-    summary = book.create_sheet("状态汇总")
-    header(summary, ["状态", "数量"])
-    for state, label in CELL_LABELS.items():
-        summary.append([label, dash.counts[state]])
-    summary.append(["合计", dash.total])
-    summary.append(["其中逾期", dash.overdue])
-
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+        stats.append(xlsx.text_row(stats, [row.unit.name, row.unit.kind_label, row.total, row.approved, *ratios,
+                                           row.overdue] + [row.counts[s] for s in CELL_LABELS]))
 
 
 def _ratio(value: float | None):
