@@ -1,13 +1,17 @@
 """我的任务, the editor, attachments, history and diff; 待单位审核 for the unit head.
 
-Each route: load and check permission, validate the form, call one service, commit, redirect.
+Each route declares who may enter it (``@handler``) and runs as one unit of work: load and check the
+object, validate the form, call one service, redirect (the handler commits, or rolls back on refusal).
 """
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+import functools
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
+from ... import policy
 from ...errors import Conflict, DomainError
 from ...extensions import db
 from ...models import Contribution
@@ -20,16 +24,16 @@ from ...services.diffs import has_changes, paragraph_diff
 from .. import bound_text
 from ..errors import abort_with, csrf_refused
 from ..fields import arg_int, optional_int
+from ..handler import handler
 from ..helpers import has_endpoint
 from ..loading import attachment_or_abort, contribution_or_abort, transition_logs
-from ..permissions import can_edit_contribution, can_fire
 from . import bp
 from .forms import DecisionForm, EditorForm, ReturnForm, VersionForm
 
 
 def _require_unit_member():
-    user = current_user
-    if user.unit_id is None or not user.has_role("liaison", "unit_head"):
+    # The gate is "authenticated" so that a refusal keeps this page's own message.
+    if current_user.unit_id is None or not policy.can(current_user, "tasks.view"):
         abort_with(403, "“我的任务”只对各单位的联络员和单位负责人开放。")
 
 
@@ -38,7 +42,7 @@ def _unit_contributions(unit_id: int, states=None) -> list[Contribution]:
 
 
 @bp.route("/")
-@login_required
+@handler("authenticated")
 def index():
     _require_unit_member()
     return render_template("tasks/index.html", page=TasksPage.build(current_user))
@@ -100,7 +104,7 @@ def _expired_form(exc):
     record_refusal("csrf", exc.description)
     contribution_id = (request.view_args or {}).get("contribution_id")
     contribution = db.session.get(Contribution, contribution_id) if contribution_id else None
-    if contribution is not None and can_edit_contribution(current_user, contribution):
+    if contribution is not None and policy.can(current_user, "contribution.edit", contribution):
         form = EditorForm(formdata=None)
         form.body.data = request.form.get("body", "")
         form.version.data = _version_posted(contribution)
@@ -111,63 +115,78 @@ def _expired_form(exc):
     return _rescue_page(contribution_id or 0, "页面已过期或登录已超时，刚才的内容没有保存。", 400)
 
 
-@bp.route("/<int:contribution_id>", methods=["GET", "POST"])
-def edit(contribution_id: int):
-    if not current_user.is_authenticated:
-        # A save after the login ran out (or after logging out elsewhere) must not drop the text.
-        if request.method == "POST":
+def _keep_text_when_logged_out(view):
+    """A save after the login ran out (or after logging out elsewhere) must not drop the text: it gets
+    the rescue page instead of the handler's redirect to the login page. The handler's declaration
+    (copied by functools.wraps) stays readable on the outer function."""
+
+    @functools.wraps(view)
+    def run(contribution_id: int):
+        if request.method == "POST" and not policy.logged_in(current_user):
             return _rescue_page(contribution_id, "登录已超时，刚才的内容没有保存。", 401)
-        return current_app.login_manager.unauthorized()
+        return view(contribution_id)
+
+    return run
+
+
+@bp.route("/<int:contribution_id>", methods=["GET", "POST"])
+@_keep_text_when_logged_out
+@handler("authenticated")
+def edit(contribution_id: int):
     contribution = contribution_or_abort(contribution_id, current_user)
     form = EditorForm()
     if request.method == "GET":
         form.body.data = contribution.body
         form.version.data = contribution.version
         return _render_editor(contribution, form)
-
-    action = request.form.get("action", "save")
     if not form.validate():
         # Keep what was typed; only the hidden version can be missing or malformed here.
         form.version.data = contribution.version
         return _render_editor(contribution, form, error="页面信息不完整，请核对后再保存。", status=400)
     upload = _read_upload(request.files.get("file"))
+    refused = _save_draft(contribution, form, upload)
+    if refused is not None:
+        return refused
+    action = request.form.get("action", "save")
+    if action == "submit":
+        return redirect(url_for("tasks.confirm_submit", contribution_id=contribution.id))
+    if upload is None:
+        flash("草稿已保存。请先选择要上传的文件。" if action == "upload" else "草稿已保存。",
+              "warning" if action == "upload" else "success")
+    return redirect(url_for("tasks.edit", contribution_id=contribution.id))
+
+
+def _save_draft(contribution: Contribution, form: EditorForm, upload):
+    """Save the text and the chosen file; None when saved, else the editor showing why not.
+
+    The editor shows a refused save inside the form, not as a flashed message, with 409 for a
+    conflict and 400 for anything else, so it does not use ``on_refusal`` (which flashes and answers
+    with the error's own status). The rollback comes first so that the form is given the version now
+    in the database: saving again is then a deliberate choice to replace.
+    """
     typed = form.body.data or ""
     try:
         svc.save_draft(contribution, current_user, typed, expected_version=form.version.data)
-        added = None
         if upload is not None:
             added = attachment_service.add_attachment(contribution, current_user, *upload)
-        db.session.commit()
-    except Conflict as exc:
-        db.session.rollback()
-        form.body.data = typed
-        # The form now carries the current version: saving again is a deliberate choice to replace.
-        form.version.data = contribution.version
-        note = "（您选择的附件没有上传，请保存后重新选择。）" if upload else ""
-        return _render_editor(contribution, form, conflict=exc.message + note, status=409)
+            flash(f"草稿已保存，附件“{added.filename}”已上传。", "success")
     except DomainError as exc:
         db.session.rollback()
         form.body.data = typed
         form.version.data = contribution.version
+        if isinstance(exc, Conflict):
+            note = "（您选择的附件没有上传，请保存后重新选择。）" if upload else ""
+            return _render_editor(contribution, form, conflict=exc.message + note, status=409)
         return _render_editor(contribution, form, error=exc.message, status=400)
-
-    if added is not None:
-        flash(f"草稿已保存，附件“{added.filename}”已上传。", "success")
-    elif action == "upload":
-        flash("草稿已保存。请先选择要上传的文件。", "warning")
-    elif action != "submit":
-        flash("草稿已保存。", "success")
-    if action == "submit":
-        return redirect(url_for("tasks.confirm_submit", contribution_id=contribution.id))
-    return redirect(url_for("tasks.edit", contribution_id=contribution.id))
+    return None
 
 
 @bp.route("/<int:contribution_id>/submit", methods=["GET", "POST"])
-@login_required
+@handler("authenticated")
 def confirm_submit(contribution_id: int):
     contribution = contribution_or_abort(contribution_id, current_user)
     form = VersionForm()
-    if not can_fire(current_user, contribution, "submit"):
+    if not policy.can(current_user, "contribution.submit", contribution):
         flash(f"材料当前为“{contribution.state_label}”，不能提交审核。", "warning")
         return redirect(url_for("tasks.edit", contribution_id=contribution.id))
     if not contribution.paragraphs:
@@ -176,22 +195,28 @@ def confirm_submit(contribution_id: int):
     if request.method == "POST" and form.validate_on_submit():
         if form.version.data != contribution.version:
             raise Conflict("您确认之后材料又被修改过，请重新核对后再提交。")
-        try:
-            svc.submit_contribution(contribution, current_user)
-        except DomainError as exc:
-            # Something changed since the page was shown: show the page again, now listing the problem.
-            db.session.rollback()
-            flash(exc.message, "error")
-            contribution = contribution_or_abort(contribution_id, current_user)
-        else:
-            db.session.commit()
+        if _submitted(contribution):
             who = "本单位负责人审核（同意报送）" if contribution.state == "unit_review" else "依法治区办审核"
             flash(f"已提交审核，等待{who}。审核结果会在“消息”中通知您。", "success")
             return redirect(url_for("tasks.index"))
+        contribution = contribution_or_abort(contribution_id, current_user)
     form.version.data = contribution.version
     problems, warnings = _submit_preview(contribution)
     return render_template("tasks/confirm_submit.html", c=contribution, form=form, problems=problems,
                            warnings=warnings), (409 if request.method == "POST" else 200)
+
+
+def _submitted(contribution: Contribution) -> bool:
+    """Submit; on a refusal (something changed since the page was shown) roll back and flash why, so
+    the page is shown again listing the problem. It answers 409 whatever the refusal, which is why
+    this is not ``on_refusal`` (that answers with the error's own status)."""
+    try:
+        svc.submit_contribution(contribution, current_user)
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return False
+    return True
 
 
 def _submit_preview(contribution: Contribution) -> tuple[list[str], list[str]]:
@@ -215,13 +240,12 @@ def _submit_preview(contribution: Contribution) -> tuple[list[str], list[str]]:
 
 
 @bp.route("/<int:contribution_id>/recall", methods=["POST"])
-@login_required
+@handler("authenticated")
 def recall(contribution_id: int):
     contribution = contribution_or_abort(contribution_id, current_user)
     form = VersionForm()
     if form.validate_on_submit():
         svc.recall_contribution(contribution, current_user)
-        db.session.commit()
         flash("已撤回，材料回到“起草中”，可以继续修改后再提交。", "success")
     else:
         flash("操作未完成，请刷新页面后重试。", "error")
@@ -229,7 +253,7 @@ def recall(contribution_id: int):
 
 
 @bp.route("/<int:contribution_id>/attachments/<int:attachment_id>/delete", methods=["POST"])
-@login_required
+@handler("authenticated")
 def delete_attachment(contribution_id: int, attachment_id: int):
     attachment = attachment_or_abort(attachment_id, current_user)
     if attachment.contribution_id != contribution_id:
@@ -237,6 +261,7 @@ def delete_attachment(contribution_id: int, attachment_id: int):
     # The CSRF token is checked for every POST by CSRFProtect; nothing else is posted here.
     name = attachment.filename
     stored = attachment_service.remove_attachment(attachment, current_user)
+    # Committed here, before the file goes: a file is never removed for a row that stays.
     db.session.commit()
     attachment_service.discard_file(stored)
     flash(f"附件“{name}”已删除。", "success")
@@ -244,7 +269,7 @@ def delete_attachment(contribution_id: int, attachment_id: int):
 
 
 @bp.route("/attachments/<int:attachment_id>")
-@login_required
+@handler("authenticated")
 def download(attachment_id: int):
     attachment = attachment_or_abort(attachment_id, current_user)
     response = attachment_service.send_attachment(attachment)  # from the folder or the database
@@ -270,7 +295,7 @@ def _revision_text(contribution: Contribution, key: str | None):
 
 
 @bp.route("/<int:contribution_id>/history")
-@login_required
+@handler("authenticated")
 def history(contribution_id: int):
     contribution = contribution_or_abort(contribution_id, current_user)
     revisions = contribution.revisions
@@ -297,12 +322,13 @@ def history(contribution_id: int):
 
 
 def _require_unit_head():
-    if current_user.unit_id is None or not current_user.has_role("unit_head"):
+    # The gate is "authenticated" so that a refusal keeps this page's own message.
+    if current_user.unit_id is None or not policy.can(current_user, "unit_queue.view"):
         abort_with(403, "“待单位审核”只对单位负责人开放。")
 
 
 @bp.route("/unit-queue")
-@login_required
+@handler("authenticated")
 def unit_queue():
     _require_unit_head()
     rows = _unit_contributions(current_user.unit_id, states=("unit_review",))
@@ -311,7 +337,7 @@ def unit_queue():
 
 
 @bp.route("/<int:contribution_id>/unit-review")
-@login_required
+@handler("authenticated")
 def unit_review(contribution_id: int):
     _require_unit_head()
     contribution = contribution_or_abort(contribution_id, current_user)
@@ -321,7 +347,7 @@ def unit_review(contribution_id: int):
     approve_form.version.data = return_form.version.data = contribution.version
     return render_template("tasks/unit_review.html", c=contribution, approve_form=approve_form,
                            return_form=return_form, logs=transition_logs(contribution),
-                           can_decide=can_fire(current_user, contribution, "unit_approve"))
+                           can_decide=policy.can(current_user, "contribution.unit_approve", contribution))
 
 
 def _decide(contribution_id: int, event: str):
@@ -337,7 +363,7 @@ def _decide(contribution_id: int, event: str):
         approve_form.version.data = return_form.version.data = contribution.version
         return render_template("tasks/unit_review.html", c=contribution, approve_form=approve_form,
                                return_form=return_form, logs=transition_logs(contribution),
-                               can_decide=can_fire(current_user, contribution, event)), 400
+                               can_decide=policy.can(current_user, f"contribution.{event}", contribution)), 400
     if form.version.data != contribution.version:
         raise Conflict("这份材料在您打开页面后有了变化，请查看最新内容后再处理。")
     context = {}
@@ -345,19 +371,18 @@ def _decide(contribution_id: int, event: str):
         context["paragraph"] = form.paragraph.data
     operation = svc.unit_approve_contribution if event == "unit_approve" else svc.unit_return_contribution
     operation(contribution, current_user, comment=form.comment.data, **context)
-    db.session.commit()
     flash("已同意报送，材料已转给依法治区办审核。" if event == "unit_approve"
           else "已退回修改，联络员会在“消息”中看到您的意见。", "success")
     return redirect(url_for("tasks.unit_queue"))
 
 
 @bp.route("/<int:contribution_id>/unit-approve", methods=["POST"])
-@login_required
+@handler("authenticated")
 def unit_approve(contribution_id: int):
     return _decide(contribution_id, "unit_approve")
 
 
 @bp.route("/<int:contribution_id>/unit-return", methods=["POST"])
-@login_required
+@handler("authenticated")
 def unit_return(contribution_id: int):
     return _decide(contribution_id, "unit_return")
