@@ -1,33 +1,42 @@
-"""Figures pages. Each route: load and check permission, read the form, call one service, commit,
-redirect (or re-render with the typed input and a Chinese message)."""
+"""Figures pages. Each route declares who may enter it (``@handler``) and runs as one unit of work:
+load and check the object, read the form, call one service, redirect (or re-render with the typed
+input and a Chinese message; the handler commits or rolls back)."""
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, send_file, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from markupsafe import Markup
 
-from ...errors import Conflict, DomainError
+from ... import policy
+from ...errors import DomainError
 from ...extensions import db
 from ...figures.summary import export_xlsx, summary_rows
 from ...models import ReportCycle, Section
-from ...models.indicator import INDICATOR_TYPES, MEASURE_UNITS, REPORTED_BY, Indicator, Rule
+from ...models.indicator import (
+    INDICATOR_TYPES,
+    MEASURE_UNITS,
+    REPORTED_BY,
+    Indicator,
+    Rule,
+)
 from ...services import figures as svc
 from ...services.attachments import clean_filename
 from ..errors import abort_with
 from ..fields import arg_int, db_int
+from ..handler import handler, on_refusal
 from ..loading import contribution_or_abort
 from . import bp
 
 
 def _contribution(contribution_id: int):
     contribution = contribution_or_abort(contribution_id, current_user)
-    if not svc.can_view_figures(current_user, contribution):
+    if not policy.can(current_user, "figures.view", contribution):
         abort_with(403, "您没有权限查看这份材料的统计数据。")
     return contribution
 
 
 def _editable(contribution):
-    if not svc.can_edit_figures(current_user, contribution):
+    if not policy.can(current_user, "figures.edit", contribution):
         abort_with(403, "只有本单位联络员可以在材料可编辑时（起草中或已退回、征集中）修改。")
 
 
@@ -53,44 +62,48 @@ def editor_url(contribution) -> str | None:
 
 
 @bp.route("/contribution/<int:contribution_id>", methods=["GET", "POST"])
-@login_required
+@handler("authenticated")
 def contribution(contribution_id: int):
     contribution = _contribution(contribution_id)
-    editable = svc.can_edit_figures(current_user, contribution)
-    typed, errors, status = {}, {}, 200
-    if request.method == "POST":
-        _editable(contribution)
-        book_report = svc.contribution_figures(contribution, current_user)
-        codes = [r.indicator.code for r in book_report.rows]
-        typed = {code: request.form.get(f"value-{code}", "") for code in codes}
-        explanations = {key: request.form.get(f"explain-{key}", "") for key in
-                        request.form.getlist("explain_keys")}
-        typed.update({f"explain-{k}": v for k, v in explanations.items()})
-        try:
-            svc.save_figures(contribution, current_user, {c: typed[c] for c in codes}, explanations,
-                             stamp=request.form.get("stamp") or None)
-        except svc.FigureFormError as exc:
-            db.session.rollback()
-            errors, status = exc.errors, 422
-            flash("填报的数值有误，均未保存，请按提示修改。", "error")
-        except DomainError as exc:
-            db.session.rollback()
-            status = exc.status
-            flash(exc.message, "error")
-        else:
-            db.session.commit()
-            flash("统计数据已保存。", "success")
-            return redirect(url_for("figures.contribution", contribution_id=contribution.id))
+    if request.method == "GET":
+        return _values_page(contribution)
+    _editable(contribution)
+    codes = [r.indicator.code for r in svc.contribution_figures(contribution, current_user).rows]
+    values = {code: request.form.get(f"value-{code}", "") for code in codes}
+    explanations = {key: request.form.get(f"explain-{key}", "") for key in request.form.getlist("explain_keys")}
+    typed = {**values, **{f"explain-{k}": v for k, v in explanations.items()}}
+    with on_refusal(lambda: _values_page(contribution, typed)):
+        _, errors = _form_errors(svc.save_figures, contribution, current_user, values, explanations,
+                              stamp=request.form.get("stamp") or None)
+    if errors:
+        flash("填报的数值有误，均未保存，请按提示修改。", "error")
+        return _values_page(contribution, typed, errors), 422
+    flash("统计数据已保存。", "success")
+    return redirect(url_for("figures.contribution", contribution_id=contribution.id))
+
+
+def _form_errors(operation, *args, **kwargs) -> tuple:
+    """Run ``operation``: (its result, {}), or (None, the fields it refused) on a FigureFormError
+    (nothing written). Those are shown beside the fields with 422, not as a refusal; other
+    DomainErrors go to the handler."""
+    try:
+        return operation(*args, **kwargs), {}
+    except svc.FigureFormError as exc:
+        return None, exc.errors
+
+
+def _values_page(contribution, typed: dict | None = None, errors: dict | None = None):
     report = svc.contribution_figures(contribution, current_user)
     return render_template(
-        "figures/contribution.html", contribution=contribution, fig=report, editable=editable,
-        typed=typed, errors=errors, stamp=svc.values_stamp(contribution, report.book), editor_url=editor_url(contribution),
+        "figures/contribution.html", contribution=contribution, fig=report,
+        editable=policy.can(current_user, "figures.edit", contribution), typed=typed or {}, errors=errors or {},
+        stamp=svc.values_stamp(contribution, report.book), editor_url=editor_url(contribution),
         rendered=svc.rendered_for(contribution, report.book, current_user),
-    ), status
+    )
 
 
 @bp.route("/contribution/<int:contribution_id>/checks")
-@login_required
+@handler("authenticated")
 def checks(contribution_id: int):
     """The rule results and flags of one contribution on a page of their own (review include)."""
     contribution = _contribution(contribution_id)
@@ -100,7 +113,7 @@ def checks(contribution_id: int):
 
 def figures_panel(contribution) -> Markup:
     """Template global: the review include for ``contribution`` ('' when the viewer may not see it)."""
-    if not svc.can_view_figures(current_user, contribution):
+    if not policy.can(current_user, "figures.view", contribution):
         return Markup("")
     report = svc.contribution_figures(contribution, current_user)
     if not report.rows and not report.results and not report.literals and not report.mostly_unchanged:
@@ -133,30 +146,30 @@ def _confirm_page(contribution, new_text, action, source, extra=None):
 
 
 @bp.route("/contribution/<int:contribution_id>/from-last-year", methods=["POST"])
-@login_required
+@handler("authenticated")
 def from_last_year(contribution_id: int):
     contribution = _contribution(contribution_id)
     _editable(contribution)
-    confirm = request.form.get("confirm") == "1"
     try:
-        svc.start_from_last_year(contribution, current_user, confirm=confirm, expected_version=_version())
+        svc.start_from_last_year(contribution, current_user, confirm=request.form.get("confirm") == "1",
+                                 expected_version=_version())
     except svc.NeedsConfirmation:
-        db.session.rollback()
         from ...figures.yoy import approved_text, previous_contribution
 
         return _confirm_page(contribution, approved_text(previous_contribution(contribution)),
                              url_for("figures.from_last_year", contribution_id=contribution.id), "上年度文字")
     except DomainError as exc:
+        # Refused: back to the values page (wherever the button was), which ``on_refusal`` cannot
+        # answer (it keeps the error's status, and a redirect needs its own).
         db.session.rollback()
         flash(exc.message, "error")
         return redirect(url_for("figures.contribution", contribution_id=contribution.id))
-    db.session.commit()
     flash("已用上年度通过的文字作为草稿，请逐段更新为今年的情况。", "success")
     return redirect(editor_url(contribution) or url_for("figures.contribution", contribution_id=contribution.id))
 
 
 @bp.route("/contribution/<int:contribution_id>/import", methods=["GET", "POST"])
-@login_required
+@handler("authenticated")
 def import_docx(contribution_id: int):
     contribution = _contribution(contribution_id)
     _editable(contribution)
@@ -168,27 +181,23 @@ def import_docx(contribution_id: int):
         flash("请选择要导入的 .docx 文件。", "error")
         return render_template("figures/import.html", contribution=contribution, mode=mode), 400
     data = upload.read()
-    try:
-        svc.import_docx_draft(contribution, current_user, data, upload.filename, mode=mode,
-                              expected_version=_version())
-    except svc.NeedsConfirmation:
-        db.session.rollback()
-        from ...figures.docx_import import docx_to_text
+    with on_refusal(lambda: render_template("figures/import.html", contribution=contribution, mode=mode)):
+        try:
+            svc.import_docx_draft(contribution, current_user, data, upload.filename, mode=mode,
+                                  expected_version=_version())
+        except svc.NeedsConfirmation:
+            # A question, not a refusal: nothing was written; ask before replacing the text.
+            from ...figures.docx_import import docx_to_text
 
-        return _confirm_page(contribution, docx_to_text(data, upload.filename),
-                             url_for("figures.import_apply", contribution_id=contribution.id),
-                             f"Word 文档“{upload.filename}”", {"send_text": True})
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return render_template("figures/import.html", contribution=contribution, mode=mode), exc.status
-    db.session.commit()
+            return _confirm_page(contribution, docx_to_text(data, upload.filename),
+                                 url_for("figures.import_apply", contribution_id=contribution.id),
+                                 f"Word 文档“{upload.filename}”", {"send_text": True})
     flash("已导入 Word 文档的文字，请核对后保存或提交。", "success")
     return redirect(editor_url(contribution) or url_for("figures.contribution", contribution_id=contribution.id))
 
 
 @bp.route("/contribution/<int:contribution_id>/import/apply", methods=["POST"])
-@login_required
+@handler("authenticated")
 def import_apply(contribution_id: int):
     """Second step of a Word import that replaces existing text: the liaison confirmed."""
     contribution = _contribution(contribution_id)
@@ -201,11 +210,12 @@ def import_apply(contribution_id: int):
         svc.replace_draft(contribution, current_user, text, confirm=True, expected_version=_version(),
                           source="导入 Word 文档")
     except DomainError as exc:
+        # The confirmation page again with the text, as 409 whatever the refusal (``on_refusal``
+        # would answer with the error's own status).
         db.session.rollback()
         flash(exc.message, "error")
         return _confirm_page(contribution, text, url_for("figures.import_apply", contribution_id=contribution.id),
                              "Word 文档", {"send_text": True})
-    db.session.commit()
     flash("已用 Word 文档的文字替换草稿。", "success")
     return redirect(editor_url(contribution) or url_for("figures.contribution", contribution_id=contribution.id))
 
@@ -214,71 +224,72 @@ def import_apply(contribution_id: int):
 
 
 def _require_admin():
-    if not current_user.has_role("admin"):
+    # The gate is "authenticated" so that a refusal keeps this page's own message.
+    if not policy.can(current_user, "admin.manage"):
         abort_with(403, "只有管理员可以定义统计指标和校验规则。")
 
 
 @bp.route("/cycle/<int:cycle_id>/definitions", methods=["GET", "POST"])
-@login_required
+@handler("authenticated")
 def definitions(cycle_id: int):
     cycle = _cycle(cycle_id)
     _require_admin()
-    typed, errors, status, form_kind = {}, {}, 200, None
-    if request.method == "POST":
-        form_kind = request.form.get("form")
-        typed = request.form.to_dict()
-        section = db.session.get(Section, request.form.get("section_id", type=db_int) or 0)
-        try:
-            if form_kind == "indicator":
-                ind = svc.define_indicator(cycle, current_user, section, {
-                    **typed, "required": request.form.get("required") == "1"})
-                done = f"已保存指标“{ind.name}”（{ind.code}）。"
-            elif form_kind == "rule":
-                rule = svc.add_rule(cycle, current_user, section, typed.get("expression", ""),
-                                    typed.get("severity", "error"), typed.get("message"))
-                done = f"已添加校验规则“{rule.expression}”。"
-            elif form_kind == "delete_indicator":
-                ind = db.session.get(Indicator, request.form.get("indicator_id", type=db_int) or 0)
-                if ind is None or ind.cycle_id != cycle.id:
-                    abort_with(404, "这个指标不存在。")
-                svc.delete_indicator(cycle, current_user, ind)
-                done = f"已删除指标“{ind.name}”。"
-            elif form_kind == "delete_rule":
-                rule = db.session.get(Rule, request.form.get("rule_id", type=db_int) or 0)
-                if rule is None or rule.cycle_id != cycle.id:
-                    abort_with(404, "这条规则不存在。")
-                svc.delete_rule(cycle, current_user, rule)
-                done = "已删除校验规则。"
-            else:
-                raise DomainError("未知的操作。")
-        except svc.FigureFormError as exc:
-            db.session.rollback()
-            errors, status = exc.errors, 422
-            flash("填写有误，未保存，请按提示修改。", "error")
-        except DomainError as exc:
-            db.session.rollback()
-            status = exc.status
-            flash(exc.message, "error")
-        else:
-            db.session.commit()
-            flash(done, "success")
-            return redirect(url_for("figures.definitions", cycle_id=cycle.id))
+    if request.method == "GET":
+        return _definitions_page(cycle)
+    form_kind, typed = request.form.get("form"), request.form.to_dict()
+    section = db.session.get(Section, request.form.get("section_id", type=db_int) or 0)
+    with on_refusal(lambda: _definitions_page(cycle, typed, form_kind=form_kind)):
+        done, errors = _form_errors(_define, cycle, section, form_kind, typed)
+    if errors:
+        flash("填写有误，未保存，请按提示修改。", "error")
+        return _definitions_page(cycle, typed, errors, form_kind), 422
+    flash(done, "success")
+    return redirect(url_for("figures.definitions", cycle_id=cycle.id))
+
+
+def _define(cycle, section, form_kind: str | None, typed: dict) -> str:
+    """One change of the definitions form; returns the message to show."""
+    if form_kind == "indicator":
+        ind = svc.define_indicator(cycle, current_user, section, {
+            **typed, "required": request.form.get("required") == "1"})
+        return f"已保存指标“{ind.name}”（{ind.code}）。"
+    if form_kind == "rule":
+        rule = svc.add_rule(cycle, current_user, section, typed.get("expression", ""),
+                            typed.get("severity", "error"), typed.get("message"))
+        return f"已添加校验规则“{rule.expression}”。"
+    if form_kind == "delete_indicator":
+        ind = db.session.get(Indicator, request.form.get("indicator_id", type=db_int) or 0)
+        if ind is None or ind.cycle_id != cycle.id:
+            abort_with(404, "这个指标不存在。")
+        svc.delete_indicator(cycle, current_user, ind)
+        return f"已删除指标“{ind.name}”。"
+    if form_kind == "delete_rule":
+        rule = db.session.get(Rule, request.form.get("rule_id", type=db_int) or 0)
+        if rule is None or rule.cycle_id != cycle.id:
+            abort_with(404, "这条规则不存在。")
+        svc.delete_rule(cycle, current_user, rule)
+        return "已删除校验规则。"
+    raise DomainError("未知的操作。")
+
+
+def _definitions_page(cycle, typed: dict | None = None, errors: dict | None = None, form_kind=None):
     sections = [s for top in cycle.top_sections() for s in top.walk()]
-    return render_template("figures/definitions.html", cycle=cycle, sections=sections, typed=typed,
-                           errors=errors, form_kind=form_kind, types=INDICATOR_TYPES, measures=MEASURE_UNITS,
-                           reported_by=REPORTED_BY), status
+    return render_template("figures/definitions.html", cycle=cycle, sections=sections, typed=typed or {},
+                           errors=errors or {}, form_kind=form_kind, types=INDICATOR_TYPES,
+                           measures=MEASURE_UNITS, reported_by=REPORTED_BY)
 
 
 # ---------------------------------------------------------------- summary, XLSX, clone
 
 
 def _require_cycle_reader():
-    if not svc.can_view_cycle_figures(current_user):
+    # The gate is "authenticated" so that a refusal keeps this page's own message.
+    if not policy.can(current_user, "figures.cycle"):
         abort_with(403, "指标汇总只对依法治区办和签发领导开放。")
 
 
 @bp.route("/cycle/<int:cycle_id>/summary")
-@login_required
+@handler("authenticated")
 def summary(cycle_id: int):
     cycle = _cycle(cycle_id)
     _require_cycle_reader()
@@ -292,7 +303,7 @@ def summary(cycle_id: int):
 
 
 @bp.route("/cycle/<int:cycle_id>/summary.xlsx")
-@login_required
+@handler("authenticated")
 def summary_xlsx(cycle_id: int):
     import io
 
@@ -304,7 +315,7 @@ def summary_xlsx(cycle_id: int):
 
 
 @bp.route("/cycle/<int:cycle_id>/clone", methods=["GET", "POST"])
-@login_required
+@handler("authenticated")
 def clone(cycle_id: int):
     """Old address of 复制为新年度: cloning happens only on the admin page, after a preview of every
     changed year and date, so this creates nothing and sends the admin there with the cycle chosen."""
@@ -314,12 +325,6 @@ def clone(cycle_id: int):
         flash("复制为新年度需先预览标题、填报说明中的年份和各截止日期的改动，确认后才创建。请在下方核对后点“预览改动”。",
               "error")
     return redirect(url_for("admin.cycle_new", source=cycle.id, _anchor="clone"), code=303)
-
-
-@bp.errorhandler(Conflict)
-def _conflict(exc):  # pragma: no cover - routes catch DomainError themselves
-    flash(exc.message, "error")
-    return redirect(request.referrer or url_for("main.index"))
 
 
 @bp.app_template_filter("fig_number")
