@@ -4,7 +4,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -14,6 +14,7 @@ from ...models import User
 from ...ops.logs import log_refused_login
 from ...services import login_throttle
 from ...services.audit import record
+from ..handler import handler, public
 from . import bp
 from .device import remember_device, trusted_device
 from .forms import ChangePasswordForm, LoginForm, LogoutForm
@@ -40,6 +41,7 @@ def _find_user(username: str) -> User | None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@public
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
@@ -51,6 +53,7 @@ def login():
         if wait:
             record(None, "auth.login_throttled", f"user:{username[:60]}", trusted_device=bool(device))
             log_refused_login(username, "throttled", ip)
+            # Kept although the answer is 429 (on which the handler rolls back): refusals are recorded.
             db.session.commit()
             minutes, seconds = divmod(wait, 60)
             span = f"{minutes}分{seconds}秒" if minutes else f"{seconds}秒"
@@ -63,7 +66,6 @@ def login():
             return _refuse(form, username, user, ip, device, reason="inactive" if ok else "bad_credentials")
         login_throttle.record_success(username, ip, device)
         record(user, "auth.login", f"user:{user.id}")
-        db.session.commit()
         login_user(user)
         stamp_login()
         return remember_device(_after_login(user), user.username)
@@ -75,7 +77,6 @@ def _refuse(form, username, user, ip, device, reason: str):
     login_throttle.record_failure(username, ip, device)
     record(user, "auth.login_failed", f"user:{username[:60]}", reason=reason)
     log_refused_login(username, reason, ip)
-    db.session.commit()
     flash(FAILED_MESSAGE, "error")
     return render_template("auth/login.html", form=form), 200
 
@@ -88,7 +89,7 @@ def _after_login(user):
 
 
 @bp.route("/logout", methods=["POST"])
-@login_required
+@handler("authenticated")
 def logout():
     form = LogoutForm()
     if not form.validate_on_submit():
@@ -98,14 +99,13 @@ def logout():
     # A new token makes every cookie issued for the old one useless.
     user.rotate_session_token()
     record(user, "auth.logout", f"user:{user.id}")
-    db.session.commit()
     logout_user()
     flash("您已安全退出。", "info")
     return redirect(url_for("auth.login"))
 
 
 @bp.route("/password", methods=["GET", "POST"])
-@login_required
+@handler("authenticated")
 def change_password():
     user = current_user._get_current_object()
     form = ChangePasswordForm(username=user.username)
@@ -118,7 +118,6 @@ def change_password():
             user.set_password(form.new.data)  # also rotates the session token
             user.must_change_password = False
             record(user, "auth.password_changed", f"user:{user.id}")
-            db.session.commit()
             login_user(user)  # keep this browser logged in with the new token
             flash("密码已修改。其他设备上的登录已失效。", "success")
             return redirect(url_for("main.index"))

@@ -3,4 +3,4 @@ from flask import Blueprint
 
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
 
-from . import routes  # noqa: E402,F401
+from . import routes  # noqa: F401

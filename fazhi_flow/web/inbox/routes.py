@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from ...extensions import db
 from ...models import Notification
 from ...timeutil import utcnow
 from ..fields import db_int
+from ..handler import handler
 from . import bp
 
 PER_PAGE = 30
@@ -32,25 +33,22 @@ def _safe_link(link: str | None) -> str:
 
 
 @bp.route("/")
-@login_required
+@handler("authenticated")
 def index():
     page = max(1, request.args.get("page", 1, type=db_int) or 1)
     only_unread = request.args.get("unread") == "1"
     query = select(Notification).where(Notification.user_id == current_user.id)
     if only_unread:
         query = query.where(Notification.read_at.is_(None))
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = list(db.session.scalars(
-        query.order_by(Notification.created_at.desc(), Notification.id.desc())
-        .limit(PER_PAGE).offset((page - 1) * PER_PAGE)
-    ))
-    pages = max(1, (total + PER_PAGE - 1) // PER_PAGE)
-    return render_template("inbox/index.html", rows=rows, page=page, pages=pages, total=total,
-                           only_unread=only_unread, form=FlaskForm())
+    # A page past the end is an empty list, not a 404 (error_out=False).
+    found = db.paginate(query.order_by(Notification.created_at.desc(), Notification.id.desc()),
+                        page=page, per_page=PER_PAGE, error_out=False)
+    return render_template("inbox/index.html", rows=list(found.items), page=page, pages=max(1, found.pages),
+                           total=found.total, only_unread=only_unread, form=FlaskForm())
 
 
 @bp.route("/<int:notification_id>/open", methods=["POST"])
-@login_required
+@handler("authenticated")
 def open_(notification_id: int):
     form = FlaskForm()
     if not form.validate_on_submit():
@@ -59,24 +57,22 @@ def open_(notification_id: int):
     row = _own(notification_id)
     if row.read_at is None:
         row.read_at = utcnow()
-        db.session.commit()
     return redirect(_safe_link(row.link))
 
 
 @bp.route("/<int:notification_id>/read", methods=["POST"])
-@login_required
+@handler("authenticated")
 def mark_read(notification_id: int):
     form = FlaskForm()
     if form.validate_on_submit():
         row = _own(notification_id)
         if row.read_at is None:
             row.read_at = utcnow()
-            db.session.commit()
     return redirect(url_for("inbox.index"))
 
 
 @bp.route("/read-all", methods=["POST"])
-@login_required
+@handler("authenticated")
 def mark_all_read():
     form = FlaskForm()
     if form.validate_on_submit():
@@ -85,6 +81,5 @@ def mark_all_read():
             .where(Notification.user_id == current_user.id, Notification.read_at.is_(None))
             .values(read_at=utcnow())
         )
-        db.session.commit()
         flash("全部消息已标为已读。", "success")
     return redirect(url_for("inbox.index"))

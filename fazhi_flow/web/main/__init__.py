@@ -2,6 +2,8 @@
 from flask import Blueprint, current_app, redirect, url_for
 from flask_login import current_user
 
+from ..handler import public
+
 bp = Blueprint("main", __name__)
 
 # In order of preference: the first role the user holds whose page exists wins.
@@ -27,5 +29,6 @@ def home_endpoint(user) -> str:
 
 
 @bp.route("/")
+@public
 def index():
     return redirect(url_for(home_endpoint(current_user)))

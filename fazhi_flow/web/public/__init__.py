@@ -4,4 +4,4 @@ from flask import Blueprint
 bp = Blueprint("public", __name__, url_prefix="/reports", static_folder="static",
                static_url_path="/static")
 
-from . import routes  # noqa: E402,F401
+from . import routes  # noqa: F401

@@ -8,9 +8,11 @@ from markupsafe import Markup
 
 from ...extensions import db
 from ...models import Publication
-from ...publish.html import font_stacks, report_css as build_report_css
+from ...publish.html import font_stacks
+from ...publish.html import report_css as build_report_css
 from ...services import compile as svc
 from ..errors import abort_with
+from ..handler import public
 from . import bp
 
 # A published HTML file shown in the browser: its own inline styles, nothing else, no scripts.
@@ -25,11 +27,13 @@ def _publication_or_404(publication_id: int) -> Publication:
 
 
 @bp.route("/")
+@public
 def index():
     return render_template("public/index.html", years=svc.published_by_year(), formats=svc.FORMAT_LABELS)
 
 
 @bp.route("/report.css")
+@public
 def report_css():
     config = current_app.config
     css = build_report_css(font_stacks(config["DOCX_FONTS"], config["PDF_FONTS"]))
@@ -39,6 +43,7 @@ def report_css():
 
 
 @bp.route("/<int:publication_id>")
+@public
 def show(publication_id: int):
     publication = _publication_or_404(publication_id)
     html = publication.html
@@ -51,6 +56,7 @@ def show(publication_id: int):
 
 
 @bp.route("/<int:publication_id>/report.<fmt>")
+@public
 def download(publication_id: int, fmt: str):
     publication = _publication_or_404(publication_id)
     if fmt not in svc.FORMATS:
