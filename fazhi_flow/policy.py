@@ -194,6 +194,13 @@ def _view_figures(user, contribution) -> bool:
     return _view_contribution(user, contribution)
 
 
+@rule("contribution.write")
+def _write_contribution(user, contribution) -> bool:
+    """The unit's liaison, whatever the states: the services refuse a wrong state with their own
+    message (材料当前为…), so this only says whose material it is to write."""
+    return user.has_role("liaison") and user.unit_id == contribution.unit_id
+
+
 # ------------------------------------------------------------------ cycles
 
 
@@ -218,3 +225,15 @@ def _request_extension(user, assignment) -> bool:
     return (user.has_role("liaison") and user.unit_id == assignment.unit_id
             and assignment.section.cycle.state == "collecting"
             and (contribution is None or contribution.state in EXTENDABLE_STATES))
+
+
+@rule("assignment.ask_extension")
+def _ask_extension(user, assignment) -> bool:
+    """The unit's liaison, whatever the states (the service names a wrong state in its message)."""
+    return user.has_role("liaison") and user.unit_id == assignment.unit_id
+
+
+@rule("extension.withdraw")
+def _withdraw_extension(user, request) -> bool:
+    """Only the person who asked withdraws a request."""
+    return request.requested_by_id == user.id

@@ -19,14 +19,14 @@ from flask import current_app, send_file
 from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
 
+from .. import policy
 from ..database import lock_row
-from ..errors import DomainError, PermissionDenied
+from ..errors import DomainError
 from ..extensions import db
 from ..models import Attachment, Contribution
 from ..models.ops import AttachmentBlob
 from ..timeutil import utcnow
 from .audit import record
-from .contributions import can_edit
 
 # extension -> (content type, label). jpeg is accepted as a spelling of jpg.
 ALLOWED = {
@@ -186,8 +186,7 @@ def add_attachment(contribution: Contribution, actor, filename: str | None, data
     :raise DomainError: wrong type, empty or too large file, or too many files.
     """
     lock_row(contribution)  # not while a colleague's submit is in flight
-    if not can_edit(actor, contribution):
-        raise PermissionDenied("只有本单位联络员在材料起草中或已退回时可以上传附件。")
+    policy.require(actor, "contribution.attach", contribution, "只有本单位联络员在材料起草中或已退回时可以上传附件。")
     name = clean_filename(filename)
     ext = _extension(name)
     if ext not in ALLOWED:
@@ -227,8 +226,7 @@ def remove_attachment(attachment: Attachment, actor) -> str:
     """Delete the row and any bytes kept in the database (flush); return the stored name so the
     caller removes the file, if there is one, after commit."""
     contribution = attachment.contribution
-    if not can_edit(actor, contribution):
-        raise PermissionDenied("只有本单位联络员在材料起草中或已退回时可以删除附件。")
+    policy.require(actor, "contribution.attach", contribution, "只有本单位联络员在材料起草中或已退回时可以删除附件。")
     stored = attachment.stored_name
     record(actor, "attachment.remove", f"contribution:{contribution.id}", filename=attachment.filename)
     contribution.attachments.remove(attachment)

@@ -11,7 +11,8 @@ from datetime import date
 
 from sqlalchemy import select
 
-from ..errors import DomainError, PermissionDenied
+from .. import policy
+from ..errors import DomainError
 from ..extensions import db
 from ..models import Assignment, ReportCycle, Section
 from ..models.indicator import Indicator, Rule
@@ -130,8 +131,7 @@ def check_target(source: ReportCycle, actor, year: int | None) -> int:
     :raise PermissionDenied: the actor is not an admin.
     :raise DomainError: the target year is not after the source's or already has a cycle.
     """
-    if not actor.has_role("admin"):
-        raise PermissionDenied("只有管理员可以复制年度报告。")
+    policy.require(actor, "admin.manage", None, "只有管理员可以复制年度报告。")
     year = source.year + 1 if year is None else year
     if not isinstance(year, int) or year <= source.year or year > source.year + 10:
         raise DomainError(f"新年度应晚于{source.year}年，且不超过{source.year + 10}年。")

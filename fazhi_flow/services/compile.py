@@ -28,16 +28,31 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm.exc import StaleDataError
 
+from .. import policy
 from ..database import lock_row
-from ..errors import Conflict, DomainError, NotFound, PermissionDenied
+from ..errors import Conflict, DomainError, NotFound
 from ..extensions import db
-from ..models import Publication, ReportCycle, ReportDraftVersion, Section, SectionDraft, TransitionLog
+from ..models import (
+    Publication,
+    ReportCycle,
+    ReportDraftVersion,
+    Section,
+    SectionDraft,
+    TransitionLog,
+)
 from ..models.publication import sha256_hex
-from ..publish.docx import render_docx
 from ..publish.document import ReportDocument
+from ..publish.docx import render_docx
 from ..publish.html import font_stacks, render_html
-from ..publish.merge import (CitedTexts, approved_contributions, assemble, load_cycle_material, prefill,
-                             section_contributions, section_sources)
+from ..publish.merge import (
+    CitedTexts,
+    approved_contributions,
+    assemble,
+    load_cycle_material,
+    prefill,
+    section_contributions,
+    section_sources,
+)
 from ..publish.pdf import PdfUnavailable, render_pdf
 from ..publish.text import render_text
 from ..timeutil import utcnow
@@ -51,9 +66,9 @@ logger = logging.getLogger(__name__)
 
 # While compiling the admin edits the draft; once published, edits prepare a correction (更正). Never
 # while the leader reads a draft (signoff, correcting): what is signed is what was read.
-EDITABLE_STATES = ("compiling", "published")
+EDITABLE_STATES = policy.DRAFT_EDITABLE_STATES
 # States in which the leader has a draft to sign: the report, or a correction of it.
-SIGNING_STATES = ("signoff", "correcting")
+SIGNING_STATES = policy.SIGNING_STATES
 MAX_SECTION_CHARS = 50_000
 FORMATS = {
     "txt": ("text/plain; charset=utf-8", "txt"),
@@ -70,19 +85,19 @@ UNFILLED_MARK = re.compile(r"【[^】]*(?:未填报|未知指标)[^】]*】")
 
 
 def can_compile(user, cycle: ReportCycle) -> bool:
-    return bool(user and user.is_authenticated and user.has_role("admin"))
+    return policy.can(user, "cycle.compile", cycle)
 
 
 def can_edit_draft(user, cycle: ReportCycle) -> bool:
-    return can_compile(user, cycle) and cycle.state in EDITABLE_STATES
+    return policy.can(user, "cycle.edit_draft", cycle)
 
 
 def can_read_draft(user, cycle: ReportCycle) -> bool:
-    return bool(user and user.is_authenticated and user.has_role("admin", "leader"))
+    return policy.can(user, "cycle.read_draft", cycle)
 
 
 def can_sign(user, cycle: ReportCycle) -> bool:
-    return bool(user and user.is_authenticated and user.has_role("leader")) and cycle.state in SIGNING_STATES
+    return policy.can(user, "cycle.sign", cycle)
 
 
 # ------------------------------------------------------------------ reading the draft
@@ -243,8 +258,7 @@ def record_version(cycle: ReportCycle, actor, reason: str, appendix: bool | None
 
 
 def _check_edit(cycle: ReportCycle, section: Section, actor) -> None:
-    if not can_compile(actor, cycle):
-        raise PermissionDenied("只有管理员可以汇总编辑年度报告。")
+    policy.require(actor, "cycle.compile", cycle, "只有管理员可以汇总编辑年度报告。")
     if cycle.state not in EDITABLE_STATES:
         raise DomainError(f"年度报告当前为“{cycle.state_label}”，只能在汇总编辑中（或发布后准备更正时）"
                           "修改合并稿。")
@@ -316,8 +330,7 @@ def set_appendix(cycle: ReportCycle, actor, enabled: bool) -> ReportDraftVersion
     """
     from ..models.indicator import Indicator
 
-    if not can_compile(actor, cycle):
-        raise PermissionDenied("只有管理员可以设置是否附统计指标汇总表。")
+    policy.require(actor, "cycle.compile", cycle, "只有管理员可以设置是否附统计指标汇总表。")
     if cycle.state not in EDITABLE_STATES:
         raise DomainError(f"年度报告当前为“{cycle.state_label}”，只能在汇总编辑中（或发布后准备更正时）"
                           "设置是否附统计指标汇总表。")
@@ -542,8 +555,7 @@ def request_correction(cycle: ReportCycle, actor, note: str | None, seen_publica
 
     :raise DomainError: not published, no note, nothing changed, stale sections, or a stale form.
     """
-    if not can_compile(actor, cycle):
-        raise PermissionDenied("只有管理员可以提请签发更正。")
+    policy.require(actor, "cycle.compile", cycle, "只有管理员可以提请签发更正。")
     lock_row(cycle)
     if cycle.state == "correcting":
         raise Conflict("更正已提请签发，正在等待签发领导审阅，请勿重复提交。")

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm.exc import StaleDataError
 
+from .. import policy
 from ..database import lock_row
-from ..errors import Conflict, DomainError, PermissionDenied
+from ..errors import Conflict, DomainError
 from ..extensions import db
 from ..models import Contribution, Revision
 from ..timeutil import to_local, utcnow
@@ -21,12 +22,7 @@ MAX_BODY_CHARS = 50_000
 
 
 def can_edit(user, contribution) -> bool:
-    return (
-        user.has_role("liaison")
-        and user.unit_id == contribution.unit_id
-        and contribution.state in ("draft", "returned")
-        and contribution.cycle.state == "collecting"
-    )
+    return policy.can(user, "contribution.edit", contribution)
 
 
 def save_draft(contribution: Contribution, actor, body: str, expected_version: int | None = None):
@@ -34,8 +30,7 @@ def save_draft(contribution: Contribution, actor, body: str, expected_version: i
 
     :raise Conflict: the draft changed since ``expected_version`` was loaded; nothing is written.
     """
-    if not (actor.has_role("liaison") and actor.unit_id == contribution.unit_id):
-        raise PermissionDenied("只有本单位联络员可以编辑该材料。")
+    policy.require(actor, "contribution.write", contribution, "只有本单位联络员可以编辑该材料。")
     lock_row(contribution)  # a colleague's submit or save in flight: check against its result
     if contribution.cycle.state != "collecting":
         raise DomainError(f"年度报告当前为“{contribution.cycle.state_label}”，材料只能在征集中修改。")

@@ -7,11 +7,11 @@ queries does not grow with the number of units or sections.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from sqlalchemy import func, select
 
-from .. import xlsx
+from .. import policy, xlsx
 from ..extensions import db
 from ..models import Assignment, Contribution, ReportCycle, Revision, Section, Unit
 from ..models.org import UNIT_KINDS
@@ -27,7 +27,7 @@ CELL_MARKS = {"pending": "·", "draft": "草", "unit_review": "单", "submitted"
 CELL_CLASSES = {"pending": "state-pending", "draft": "state-draft", "unit_review": "state-unit-review",
                 "submitted": "state-submitted", "returned": "state-returned", "approved": "state-approved"}
 OPEN_STATES = ("pending", "draft", "returned", "unit_review")  # still with the unit
-SEE_ALL_ROLES = ("admin", "reviewer", "leader")
+SEE_ALL_ROLES = policy.SEE_ALL_ROLES
 
 
 @dataclass(slots=True)
@@ -110,12 +110,11 @@ class Dashboard:
 
 
 def can_view_dashboard(user) -> bool:
-    return bool(user and user.is_authenticated and (
-        user.has_role(*SEE_ALL_ROLES) or (user.has_role("liaison", "unit_head") and user.unit_id)))
+    return policy.can(user, "dashboard.view")
 
 
 def sees_all_units(user) -> bool:
-    return user.has_role(*SEE_ALL_ROLES)
+    return policy.can(user, "dashboard.all_units")
 
 
 def build_dashboard(cycle: ReportCycle, viewer, state: str | None = None, unit_kind: str | None = None,
@@ -250,7 +249,7 @@ def _local_dates(zone):
         key = (at.year, at.month, at.day, at.hour, at.minute // 15)
         offset = offsets.get(key)
         if offset is None:
-            offset = offsets[key] = at.replace(tzinfo=timezone.utc).astimezone(zone).utcoffset()
+            offset = offsets[key] = at.replace(tzinfo=UTC).astimezone(zone).utcoffset()
         return (at + offset).date()
 
     return local_date

@@ -12,8 +12,9 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
+from .. import policy
 from ..database import lock_row
-from ..errors import Conflict, DomainError, PermissionDenied
+from ..errors import Conflict, DomainError
 from ..extensions import db
 from ..figures import bound as B
 from ..figures import yoy as Y
@@ -23,7 +24,7 @@ from ..figures.numbers import STORABLE, format_number, parse_value, storable_num
 from ..figures.visibility import Visibility
 from ..models.indicator import FigureExplanation, IndicatorValue
 from ..timeutil import utcnow
-from ..workflow.machine import is_contribution_reviewer, transition_fired
+from ..workflow.machine import transition_fired
 from . import contributions as C
 from .audit import record
 
@@ -44,26 +45,20 @@ class FigureFormError(DomainError):
 
 def can_view_figures(user, contribution) -> bool:
     """The unit's own people, admins, leaders and the section's reviewers read a unit's values."""
-    if user is None or not getattr(user, "is_authenticated", True):
-        return False
-    if user.has_role("admin", "leader"):
-        return True
-    if user.unit_id is not None and user.unit_id == contribution.unit_id:
-        return True
-    return user.has_role("reviewer") and is_contribution_reviewer(user, contribution)
+    return policy.can(user, "figures.view", contribution)
 
 
 def can_edit_figures(user, contribution) -> bool:
-    return C.can_edit(user, contribution)
+    return policy.can(user, "figures.edit", contribution)
 
 
 def can_view_cycle_figures(user) -> bool:
     """Only the office (admins, reviewers) and leaders see every unit's values side by side."""
-    return user is not None and user.has_role("admin", "reviewer", "leader")
+    return policy.can(user, "figures.cycle")
 
 
 def sees_unit_breakdown(user) -> bool:
-    return can_view_cycle_figures(user)
+    return policy.can(user, "figures.cycle")
 
 
 # ---------------------------------------------------------------- what a contribution's figures say
@@ -234,8 +229,7 @@ def save_figures(contribution, actor, raw_values: dict, explanations: dict | Non
     :raise FigureFormError: a value or explanation is malformed; ``errors`` says which.
     :raise Conflict: the values changed since ``stamp`` was taken.
     """
-    if not (actor.has_role("liaison") and actor.unit_id == contribution.unit_id):
-        raise PermissionDenied("只有本单位联络员可以填报该材料的统计数据。")
+    policy.require(actor, "contribution.write", contribution, "只有本单位联络员可以填报该材料的统计数据。")
     lock_row(contribution)  # a colleague's submit in flight: refuse after it rather than change its figures
     if contribution.cycle.state != "collecting":
         raise DomainError(f"年度报告当前为“{contribution.cycle.state_label}”，统计数据只能在征集中填报。")
@@ -321,7 +315,7 @@ def check_before_submit(contribution, actor) -> None:
     :raise DomainError: listing every problem, numbered.
     """
     # Only the unit's liaison submits; let the workflow give its own refusal to anybody else.
-    if not (actor.has_role("liaison") and actor.unit_id == contribution.unit_id):
+    if not policy.can(actor, "contribution.write", contribution):
         return
     if contribution.state not in ("draft", "returned") or contribution.cycle.state != "collecting":
         return
@@ -501,8 +495,7 @@ def import_docx_draft(contribution, actor, data: bytes, filename: str, mode: str
     """Put a Word/WPS document's text into the draft (``replace`` or ``append``)."""
     from ..figures.docx_import import docx_to_text, merge_text
 
-    if not can_edit_figures(actor, contribution):
-        raise PermissionDenied("只有本单位联络员可以在材料可编辑时导入 Word 文档。")
+    policy.require(actor, "figures.edit", contribution, "只有本单位联络员可以在材料可编辑时导入 Word 文档。")
     if mode not in ("replace", "append"):
         raise DomainError("请选择“替换草稿”或“追加到草稿末尾”。")
     text = docx_to_text(data, filename)
@@ -514,8 +507,7 @@ def import_docx_draft(contribution, actor, data: bytes, filename: str, mode: str
 
 def start_from_last_year(contribution, actor, confirm: bool = False, expected_version: int | None = None):
     """Start the draft from last year's approved text of the same unit and section."""
-    if not can_edit_figures(actor, contribution):
-        raise PermissionDenied("只有本单位联络员可以在材料可编辑时编辑草稿。")
+    policy.require(actor, "figures.edit", contribution, "只有本单位联络员可以在材料可编辑时编辑草稿。")
     text = Y.approved_text(Y.previous_contribution(contribution))
     if not text:
         raise DomainError("没有找到本单位上年度该章节已通过的材料，无法沿用。")
@@ -536,8 +528,7 @@ def set_share_approved_figures(cycle, actor, share: bool) -> None:
 
 
 def _require_admin(actor):
-    if not actor.has_role("admin"):
-        raise PermissionDenied("只有管理员可以定义统计指标和校验规则。")
+    policy.require(actor, "admin.manage", None, "只有管理员可以定义统计指标和校验规则。")
 
 
 def _require_definable(cycle):

@@ -8,19 +8,25 @@ from datetime import date, datetime
 
 from sqlalchemy import select
 
-from ..errors import DomainError, PermissionDenied
+from .. import policy as access
 from ..database import lock_row
+from ..errors import DomainError
 from ..extensions import db
 from ..limits import column_length
 from ..models import Assignment, Contribution, ReportCycle, Section
 from ..models.reminder import (
-    Reminder, WEBHOOK_KINDS, ExtensionRequest, OutboxMessage, ReminderPolicy, UserChannelPreference,
+    WEBHOOK_KINDS,
+    ExtensionRequest,
+    OutboxMessage,
+    Reminder,
+    ReminderPolicy,
+    UserChannelPreference,
     WebhookTarget,
 )
 from ..notify import messages as M
 from ..notify.outbox import admins, liaisons, send_to_users
-from ..reminders.calendar import due_status
 from ..reminders import dispatch
+from ..reminders.calendar import due_status
 from ..reminders.jobs import as_utc
 from ..reminders.policy import REMINDABLE_STATES, DueReminder
 from ..reminders.settings import int_field, parse_day_list, parse_send_time, policy_for
@@ -31,8 +37,7 @@ MAX_NOTE = 500
 
 
 def _require_admin(actor) -> None:
-    if not actor.has_role("admin"):
-        raise PermissionDenied("只有管理员可以执行该操作。")
+    access.require(actor, "admin.manage", None, "只有管理员可以执行该操作。")
 
 
 # ------------------------------------------------------------------ policy
@@ -69,10 +74,7 @@ def update_policy(cycle: ReportCycle, actor, *, enabled: bool, before_due_days: 
 
 
 def can_request_extension(user, assignment: Assignment) -> bool:
-    contribution = assignment.contribution
-    return (user.has_role("liaison") and user.unit_id == assignment.unit_id
-            and assignment.section.cycle.state == "collecting"
-            and (contribution is None or contribution.state in REMINDABLE_STATES))
+    return access.can(user, "assignment.request_extension", assignment)
 
 
 def pending_extension(assignment: Assignment) -> ExtensionRequest | None:
@@ -92,8 +94,7 @@ def _parse_date(raw, label: str) -> date:
 def request_extension(assignment: Assignment, actor, requested_due, reason: str,
                       today: date | None = None) -> ExtensionRequest:
     """A liaison asks for a later due date with a reason (申请延期); the admins are told."""
-    if not (actor.has_role("liaison") and actor.unit_id == assignment.unit_id):
-        raise PermissionDenied("只有本单位联络员可以申请延期。")
+    access.require(actor, "assignment.ask_extension", assignment, "只有本单位联络员可以申请延期。")
     lock_row(assignment)  # one pending request per assignment, even when two colleagues ask at once
     if assignment.section.cycle.state != "collecting":
         raise DomainError("只有征集中的年度报告可以申请延期。")
@@ -161,8 +162,7 @@ def decide_extension(req: ExtensionRequest, actor, grant: bool, comment: str | N
 
 
 def withdraw_extension(req: ExtensionRequest, actor) -> ExtensionRequest:
-    if req.requested_by_id != actor.id:
-        raise PermissionDenied("只能撤回本人提交的延期申请。")
+    access.require(actor, "extension.withdraw", req, "只能撤回本人提交的延期申请。")
     lock_row(req)
     if req.status != "pending":
         raise DomainError("该延期申请已处理，不能撤回。")
