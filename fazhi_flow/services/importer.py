@@ -244,33 +244,59 @@ def validate(data: dict) -> dict:
     """Check the whole document; return a normalised plan or raise CycleFileError with every problem."""
     c = _Checker()
     c.mapping(data, TOP, TOP_KEYS, required=("cycle",))
-    plan = {"cycle": {}, "units": [], "users": [], "outline": []}
-
-    raw_cycle = data.get("cycle") or {}
-    if c.mapping(raw_cycle, "cycle", CYCLE_KEYS, required=("title", "year", "region")):
-        issuers = c.str_list(raw_cycle.get("issuers"), "cycle.issuers")
-        plan["cycle"] = {
-            "title": c.text(raw_cycle.get("title"), "cycle.title", required=True, max_len=column_length(ReportCycle.title)),
-            "year": c.integer(raw_cycle.get("year"), "cycle.year", 2000, 2100),
-            "region": c.text(raw_cycle.get("region"), "cycle.region", required=True, max_len=column_length(ReportCycle.region)),
-            "due": c.date(raw_cycle.get("due"), "cycle.due"),
-            "unit_head_review": c.boolean(raw_cycle.get("unit_head_review"), "cycle.unit_head_review"),
-            "issuers": "\n".join(issuers),
-            "issue_date": c.date(raw_cycle.get("issue_date"), "cycle.issue_date"),
-        }
-        for key, extension in _cycle_extensions().items():
-            if key in raw_cycle:
-                extension.validate(raw_cycle[key], c.errors, f"cycle.{key}")
-                plan["cycle"][key] = raw_cycle[key]
+    plan = {"cycle": _validate_cycle(c, data.get("cycle") or {}), "units": [], "users": [], "outline": []}
 
     existing_units = {u.code for u in db.session.scalars(select(Unit))}
     existing_users = {u.username for u in db.session.scalars(select(User))}
 
+    plan["units"] = _validate_units(c, _list_of(c, data, "units"))
+    known_units = {unit["code"] for unit in plan["units"]} | existing_units
+    _check_unit_parents(c, plan["units"], known_units)
+    plan["users"] = _validate_users(c, _list_of(c, data, "users"), known_units)
+    known_users = {user["username"] for user in plan["users"]} | existing_users
+
+    outline = _OutlineChecker(c, known_units, known_users)
+    plan["outline"] = outline.walk(data.get("outline") or [], "outline", "")
+    if not plan["outline"] and not c.errors:
+        c.err("outline", "至少需要一个章节")
+    outline.check_rules()
+
+    if c.errors:
+        raise CycleFileError(c.errors)
+    return plan
+
+
+def _list_of(c: _Checker, data: dict, key: str) -> list:
+    raw = data.get(key) or []
+    if not isinstance(raw, list):
+        c.err(key, "应为列表")
+        return []
+    return raw
+
+
+def _validate_cycle(c: _Checker, raw_cycle) -> dict:
+    if not c.mapping(raw_cycle, "cycle", CYCLE_KEYS, required=("title", "year", "region")):
+        return {}
+    issuers = c.str_list(raw_cycle.get("issuers"), "cycle.issuers")
+    cycle = {
+        "title": c.text(raw_cycle.get("title"), "cycle.title", required=True, max_len=column_length(ReportCycle.title)),
+        "year": c.integer(raw_cycle.get("year"), "cycle.year", 2000, 2100),
+        "region": c.text(raw_cycle.get("region"), "cycle.region", required=True, max_len=column_length(ReportCycle.region)),
+        "due": c.date(raw_cycle.get("due"), "cycle.due"),
+        "unit_head_review": c.boolean(raw_cycle.get("unit_head_review"), "cycle.unit_head_review"),
+        "issuers": "\n".join(issuers),
+        "issue_date": c.date(raw_cycle.get("issue_date"), "cycle.issue_date"),
+    }
+    for key, extension in _cycle_extensions().items():
+        if key in raw_cycle:
+            extension.validate(raw_cycle[key], c.errors, f"cycle.{key}")
+            cycle[key] = raw_cycle[key]
+    return cycle
+
+
+def _validate_units(c: _Checker, raw_units: list) -> list[dict]:
+    units = []
     unit_codes: set[str] = set()
-    raw_units = data.get("units") or []
-    if not isinstance(raw_units, list):
-        c.err("units", "应为列表")
-        raw_units = []
     for i, raw in enumerate(raw_units):
         path = f"units[{i}]"
         if not c.mapping(raw, path, UNIT_KEYS, required=("code", "name")):
@@ -284,22 +310,24 @@ def validate(data: dict) -> dict:
         kind = raw.get("kind") or "government"
         if kind not in UNIT_KINDS:
             c.err(f"{path}.kind", f"单位类型“{kind}”无效，可选：{', '.join(UNIT_KINDS)}")
-        plan["units"].append({"code": code, "name": c.text(raw.get("name"), f"{path}.name", True, column_length(Unit.name)),
-                              "kind": kind, "parent": c.text(raw.get("parent"), f"{path}.parent", max_len=column_length(Unit.code)) or None,
-                              "path": path})
-    known_units = unit_codes | existing_units
-    for unit in plan["units"]:
+        units.append({"code": code, "name": c.text(raw.get("name"), f"{path}.name", True, column_length(Unit.name)),
+                      "kind": kind, "parent": c.text(raw.get("parent"), f"{path}.parent", max_len=column_length(Unit.code)) or None,
+                      "path": path})
+    return units
+
+
+def _check_unit_parents(c: _Checker, units: list[dict], known_units: set) -> None:
+    for unit in units:
         if unit["parent"] is not None and unit["parent"] not in known_units:
             c.err(f"{unit['path']}.parent", f"未知的单位代码“{unit['parent']}”")
         if unit["parent"] == unit["code"]:
             c.err(f"{unit['path']}.parent", "上级单位不能是自己")
-    _check_parent_loops(c, plan["units"])
+    _check_parent_loops(c, units)
 
+
+def _validate_users(c: _Checker, raw_users: list, known_units: set) -> list[dict]:
+    users = []
     usernames: set[str] = set()
-    raw_users = data.get("users") or []
-    if not isinstance(raw_users, list):
-        c.err("users", "应为列表")
-        raw_users = []
     for i, raw in enumerate(raw_users):
         path = f"users[{i}]"
         if not c.mapping(raw, path, USER_KEYS, required=("username", "name", "roles")):
@@ -325,108 +353,120 @@ def validate(data: dict) -> dict:
             problem = password_problem(password, username) if isinstance(password, str) else "密码应为文本"
             if problem:
                 c.err(f"{path}.password", problem)
-        plan["users"].append({"username": username, "name": c.text(raw.get("name"), f"{path}.name", True, column_length(User.name)),
-                              "email": email, "phone": c.text(raw.get("phone"), f"{path}.phone", max_len=column_length(User.phone)),
-                              "unit": unit, "roles": roles, "password": password})
-    known_users = usernames | existing_users
+        users.append({"username": username, "name": c.text(raw.get("name"), f"{path}.name", True, column_length(User.name)),
+                      "email": email, "phone": c.text(raw.get("phone"), f"{path}.phone", max_len=column_length(User.phone)),
+                      "unit": unit, "roles": roles, "password": password})
+    return users
 
-    section_codes: set[str] = set()
-    indicator_codes: dict[str, str] = {}
-    rules_to_check = []
 
-    def walk(nodes, path, prefix):
+class _OutlineChecker:
+    """Walks the outline: sections with their units, reviewers, indicators and rules. Codes must be
+    unique across the whole file, and rule expressions are checked once every indicator is known."""
+
+    def __init__(self, c: _Checker, known_units: set, known_users: set):
+        self.c = c
+        self.known_units = known_units
+        self.known_users = known_users
+        self.section_codes: set[str] = set()
+        self.indicator_codes: dict[str, str] = {}
+        self.rules_to_check: list[tuple[str, str]] = []
+
+    def walk(self, nodes, path: str, prefix: str) -> list[dict]:
         if not isinstance(nodes, list):
-            c.err(path, "应为列表")
+            self.c.err(path, "应为列表")
             return []
         result = []
         for i, raw in enumerate(nodes):
             npath = f"{path}[{i}]"
-            if not c.mapping(raw, npath, NODE_KEYS):
-                continue
-            code = c.text(raw.get("code"), f"{npath}.code", max_len=column_length(Section.code)) or f"{prefix}{i + 1}"
-            if code in section_codes:
-                c.err(f"{npath}.code", f"章节代码“{code}”重复")
-            section_codes.add(code)
-            lead = c.str_list(raw.get("lead"), f"{npath}.lead")
-            support = c.str_list(raw.get("support"), f"{npath}.support")
-            for key, codes in (("lead", lead), ("support", support)):
-                for unit in codes:
-                    if unit not in known_units:
-                        c.err(f"{npath}.{key}", f"未知的单位代码“{unit}”")
-            for unit in set(lead) & set(support):
-                c.err(f"{npath}.support", f"单位“{unit}”不能同时是牵头和配合单位")
-            reviewers = c.str_list(raw.get("reviewers"), f"{npath}.reviewers")
-            for username in reviewers:
-                if username not in known_users:
-                    c.err(f"{npath}.reviewers", f"未知的用户名“{username}”")
-            indicators = []
-            for j, ind in enumerate(raw.get("indicators") or []):
-                ipath = f"{npath}.indicators[{j}]"
-                if not c.mapping(ind, ipath, INDICATOR_KEYS, required=("code", "name")):
-                    continue
-                icode = c.text(ind.get("code"), f"{ipath}.code", True, column_length(Indicator.code))
-                if icode and not INDICATOR_CODE_RE.match(icode):
-                    c.err(f"{ipath}.code", f"指标代码“{icode}”只能由字母、数字和下划线组成")
-                if icode in indicator_codes:
-                    c.err(f"{ipath}.code", f"指标代码“{icode}”重复（已在 {indicator_codes[icode]} 定义）")
-                indicator_codes[icode] = ipath
-                itype = ind.get("type") or "integer"
-                if itype not in INDICATOR_TYPES:
-                    c.err(f"{ipath}.type", f"指标类型“{itype}”无效，可选：{', '.join(INDICATOR_TYPES)}")
-                reported_by = ind.get("reported_by") or "all"
-                if reported_by not in ("all", "lead"):
-                    c.err(f"{ipath}.reported_by", f"“{reported_by}”无效，可选：all（每个承办单位填报）、lead（仅牵头单位填报）")
-                low, high = c.number(ind.get("min"), f"{ipath}.min"), c.number(ind.get("max"), f"{ipath}.max")
-                if low is not None and high is not None and low > high:
-                    c.err(f"{ipath}.max", "最大值不能小于最小值")
-                indicators.append({
-                    "code": icode, "name": c.text(ind.get("name"), f"{ipath}.name", True, column_length(Indicator.name)),
-                    "measure": c.text(ind.get("unit"), f"{ipath}.unit", max_len=column_length(Indicator.measure)) or "件",
-                    "type": itype, "required": c.boolean(ind.get("required"), f"{ipath}.required"),
-                    "minimum": low, "maximum": high,
-                    "guidance": c.text(ind.get("guidance"), f"{ipath}.guidance", max_len=column_length(Indicator.guidance)),
-                    "reported_by": reported_by,
-                })
-            rules = []
-            for j, rule in enumerate(raw.get("rules") or []):
-                rpath = f"{npath}.rules[{j}]"
-                if not c.mapping(rule, rpath, RULE_KEYS, required=("expr",)):
-                    continue
-                severity = rule.get("severity") or "error"
-                if severity not in ("error", "warning"):
-                    c.err(f"{rpath}.severity", f"严重程度“{severity}”无效，可选：error、warning")
-                expr = c.text(rule.get("expr"), f"{rpath}.expr", True, column_length(Rule.expression))
-                rules_to_check.append((rpath, expr))
-                rules.append({"expression": expr, "severity": severity,
-                              "message": c.text(rule.get("message"), f"{rpath}.message", max_len=column_length(Rule.message))})
-            title = c.text(raw.get("title"), f"{npath}.title", max_len=column_length(Section.title)) or None
-            node = {
-                "code": code, "title": title, "path": npath,
-                "guidance": c.text(raw.get("guidance"), f"{npath}.guidance", max_len=column_length(Section.guidance)),
-                "word_limit": c.integer(raw.get("word_limit"), f"{npath}.word_limit", 1, 100000),
-                "run_in": c.boolean(raw.get("run_in"), f"{npath}.run_in"),
-                "due": c.date(raw.get("due"), f"{npath}.due"),
-                "lead": lead, "support": support, "reviewers": reviewers,
-                "indicators": indicators, "rules": rules,
-                "children": walk(raw.get("children") or [], f"{npath}.children", f"{code}."),
-            }
-            if node["children"] and (lead or support):
-                pass  # a parent may carry its own introductory material; allowed
-            result.append(node)
+            if self.c.mapping(raw, npath, NODE_KEYS):
+                # A parent may carry its own introductory material (lead/support beside children).
+                result.append(self._node(raw, npath, prefix, i))
         return result
 
-    plan["outline"] = walk(data.get("outline") or [], "outline", "")
-    if not plan["outline"] and not c.errors:
-        c.err("outline", "至少需要一个章节")
+    def _node(self, raw: dict, npath: str, prefix: str, i: int) -> dict:
+        c = self.c
+        code = c.text(raw.get("code"), f"{npath}.code", max_len=column_length(Section.code)) or f"{prefix}{i + 1}"
+        if code in self.section_codes:
+            c.err(f"{npath}.code", f"章节代码“{code}”重复")
+        self.section_codes.add(code)
+        lead, support, reviewers = self._people(raw, npath)
+        indicators = [indicator for j, ind in enumerate(raw.get("indicators") or [])
+                      if (indicator := self._indicator(ind, f"{npath}.indicators[{j}]")) is not None]
+        rules = [rule for j, raw_rule in enumerate(raw.get("rules") or [])
+                 if (rule := self._rule(raw_rule, f"{npath}.rules[{j}]")) is not None]
+        title = c.text(raw.get("title"), f"{npath}.title", max_len=column_length(Section.title)) or None
+        return {
+            "code": code, "title": title, "path": npath,
+            "guidance": c.text(raw.get("guidance"), f"{npath}.guidance", max_len=column_length(Section.guidance)),
+            "word_limit": c.integer(raw.get("word_limit"), f"{npath}.word_limit", 1, 100000),
+            "run_in": c.boolean(raw.get("run_in"), f"{npath}.run_in"),
+            "due": c.date(raw.get("due"), f"{npath}.due"),
+            "lead": lead, "support": support, "reviewers": reviewers,
+            "indicators": indicators, "rules": rules,
+            "children": self.walk(raw.get("children") or [], f"{npath}.children", f"{code}."),
+        }
 
-    for rpath, expr in rules_to_check:
-        if expr:
-            for message in _validate_expression(expr, set(indicator_codes)):
-                c.err(f"{rpath}.expr", message)
+    def _people(self, raw: dict, npath: str) -> tuple[list, list, list]:
+        c = self.c
+        lead = c.str_list(raw.get("lead"), f"{npath}.lead")
+        support = c.str_list(raw.get("support"), f"{npath}.support")
+        for key, codes in (("lead", lead), ("support", support)):
+            for unit in codes:
+                if unit not in self.known_units:
+                    c.err(f"{npath}.{key}", f"未知的单位代码“{unit}”")
+        for unit in set(lead) & set(support):
+            c.err(f"{npath}.support", f"单位“{unit}”不能同时是牵头和配合单位")
+        reviewers = c.str_list(raw.get("reviewers"), f"{npath}.reviewers")
+        for username in reviewers:
+            if username not in self.known_users:
+                c.err(f"{npath}.reviewers", f"未知的用户名“{username}”")
+        return lead, support, reviewers
 
-    if c.errors:
-        raise CycleFileError(c.errors)
-    return plan
+    def _indicator(self, ind, ipath: str) -> dict | None:
+        c = self.c
+        if not c.mapping(ind, ipath, INDICATOR_KEYS, required=("code", "name")):
+            return None
+        icode = c.text(ind.get("code"), f"{ipath}.code", True, column_length(Indicator.code))
+        if icode and not INDICATOR_CODE_RE.match(icode):
+            c.err(f"{ipath}.code", f"指标代码“{icode}”只能由字母、数字和下划线组成")
+        if icode in self.indicator_codes:
+            c.err(f"{ipath}.code", f"指标代码“{icode}”重复（已在 {self.indicator_codes[icode]} 定义）")
+        self.indicator_codes[icode] = ipath
+        itype = ind.get("type") or "integer"
+        if itype not in INDICATOR_TYPES:
+            c.err(f"{ipath}.type", f"指标类型“{itype}”无效，可选：{', '.join(INDICATOR_TYPES)}")
+        reported_by = ind.get("reported_by") or "all"
+        if reported_by not in ("all", "lead"):
+            c.err(f"{ipath}.reported_by", f"“{reported_by}”无效，可选：all（每个承办单位填报）、lead（仅牵头单位填报）")
+        low, high = c.number(ind.get("min"), f"{ipath}.min"), c.number(ind.get("max"), f"{ipath}.max")
+        if low is not None and high is not None and low > high:
+            c.err(f"{ipath}.max", "最大值不能小于最小值")
+        return {
+            "code": icode, "name": c.text(ind.get("name"), f"{ipath}.name", True, column_length(Indicator.name)),
+            "measure": c.text(ind.get("unit"), f"{ipath}.unit", max_len=column_length(Indicator.measure)) or "件",
+            "type": itype, "required": c.boolean(ind.get("required"), f"{ipath}.required"),
+            "minimum": low, "maximum": high,
+            "guidance": c.text(ind.get("guidance"), f"{ipath}.guidance", max_len=column_length(Indicator.guidance)),
+            "reported_by": reported_by,
+        }
+
+    def _rule(self, rule, rpath: str) -> dict | None:
+        c = self.c
+        if not c.mapping(rule, rpath, RULE_KEYS, required=("expr",)):
+            return None
+        severity = rule.get("severity") or "error"
+        if severity not in ("error", "warning"):
+            c.err(f"{rpath}.severity", f"严重程度“{severity}”无效，可选：error、warning")
+        expr = c.text(rule.get("expr"), f"{rpath}.expr", True, column_length(Rule.expression))
+        self.rules_to_check.append((rpath, expr))
+        return {"expression": expr, "severity": severity,
+                "message": c.text(rule.get("message"), f"{rpath}.message", max_len=column_length(Rule.message))}
+
+    def check_rules(self) -> None:
+        for rpath, expr in self.rules_to_check:
+            if expr:
+                for message in _validate_expression(expr, set(self.indicator_codes)):
+                    self.c.err(f"{rpath}.expr", message)
 
 
 def _validate_expression(expr: str, codes: set[str]) -> list[str]:
