@@ -62,8 +62,12 @@ def load_config(app: Flask, config=None) -> None:
     if not app.config["UPLOAD_FOLDER"]:
         app.config["UPLOAD_FOLDER"] = str(Path(app.instance_path) / "uploads")
 
+    _check_ranges(app.config)
     _session_limits(app)
     _check_attachment_storage(app.config.get("ATTACHMENT_STORAGE"))
+    # Statement parameters (draft texts, names) never reach an error message or a log line.
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"hide_parameters": True,
+                                               **(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})}
     if name == "production":
         _check_secret_key(app.config.get("SECRET_KEY"), module.DEFAULT_SECRET)
 
@@ -91,6 +95,31 @@ def _check_secret_key(key, default: str) -> None:
         )
 
 
+# Settings that must be whole numbers within a range: (low, high); outside it the start is refused.
+RANGES = {
+    "TRUSTED_PROXIES": (0, 5),
+    "SESSION_IDLE_MINUTES": (1, 7 * 24 * 60),
+    "SESSION_ABSOLUTE_HOURS": (1, 30 * 24),
+    "SCHEDULER_STALE_SECONDS": (30, 7 * 24 * 3600),
+    "DEVICE_COOKIE_DAYS": (1, 3650),
+}
+
+
+def _check_ranges(config) -> None:
+    """Refuse out-of-range numbers at start: a negative TRUSTED_PROXIES, say, breaks every proxied
+    request, and a zero staleness makes /readyz fail for ever."""
+    for key, (low, high) in RANGES.items():
+        value = config.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise RuntimeError(f"FAZHI_{key} 必须是 {low} 到 {high} 之间的整数，现在是“{str(value)[:40]}”。\n"
+                               f"FAZHI_{key} must be a whole number from {low} to {high}.")
+    from .proxies import parse_networks
+
+    parse_networks(config.get("TRUSTED_PROXY_IPS"), "FAZHI_TRUSTED_PROXY_IPS")
+
+
 def _check_attachment_storage(value) -> None:
     """A misspelt storage would otherwise surface as a 500 at the first upload or download."""
     if str(value or "folder").strip().lower() not in ("folder", "database"):
@@ -115,9 +144,9 @@ def create_app(config=None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
     if proxies:
-        from werkzeug.middleware.proxy_fix import ProxyFix
+        from .proxies import TrustedProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
+        app.wsgi_app = TrustedProxyFix(app.wsgi_app, app.config.get("TRUSTED_PROXY_IPS"), proxies)
 
     from . import models  # noqa: F401  (register every table on the metadata)
     from .database import configure_engine

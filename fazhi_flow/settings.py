@@ -46,6 +46,9 @@ class Config:
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (0: none). Behind
     # nginx every request would otherwise come from 127.0.0.1: one login throttle for the whole site.
     TRUSTED_PROXIES = 0
+    # ...and only when the request comes from one of these addresses or networks (comma-separated):
+    # a client reaching gunicorn's port directly cannot claim another address by sending the header.
+    TRUSTED_PROXY_IPS = "127.0.0.1,::1"
     # Server-side session limits (ASVS L2): logged out after this long without a request, and this
     # long after the login whatever happens.
     SESSION_IDLE_MINUTES = 120
