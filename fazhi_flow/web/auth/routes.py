@@ -51,14 +51,7 @@ def login():
         ip, device = request.remote_addr, trusted_device(username)
         wait = login_throttle.wait_seconds(username, ip, device)
         if wait:
-            record(None, "auth.login_throttled", f"user:{username[:60]}", trusted_device=bool(device))
-            log_refused_login(username, "throttled", ip)
-            # Kept although the answer is 429 (on which the handler rolls back): refusals are recorded.
-            db.session.commit()
-            minutes, seconds = divmod(wait, 60)
-            span = f"{minutes}分{seconds}秒" if minutes else f"{seconds}秒"
-            flash(f"登录失败次数较多，为保护账号安全，请{span}后再试。", "error")
-            return render_template("auth/login.html", form=form), 429
+            return _throttled(form, username, ip, device, wait)
         user = _find_user(username)
         ok = user.check_password(form.password.data) if user else check_password_hash(
             _DUMMY_HASH, form.password.data)
@@ -70,6 +63,17 @@ def login():
         stamp_login()
         return remember_device(_after_login(user), user.username)
     return render_template("auth/login.html", form=form)
+
+
+def _throttled(form, username, ip, device, wait: int):
+    record(None, "auth.login_throttled", f"user:{username[:60]}", trusted_device=bool(device))
+    log_refused_login(username, "throttled", ip)
+    # Kept although the answer is 429 (on which the handler rolls back): refusals are recorded.
+    db.session.commit()
+    minutes, seconds = divmod(wait, 60)
+    span = f"{minutes}分{seconds}秒" if minutes else f"{seconds}秒"
+    flash(f"登录失败次数较多，为保护账号安全，请{span}后再试。", "error")
+    return render_template("auth/login.html", form=form), 429
 
 
 def _refuse(form, username, user, ip, device, reason: str):
