@@ -513,24 +513,40 @@ def _set(obj, values: dict) -> bool:
 
 
 def _apply(plan: dict) -> ImportResult:
-    units = {u.code: u for u in db.session.scalars(select(Unit))}
-    users = {u.username: u for u in db.session.scalars(select(User))}
     extensions = _cycle_extensions()
-    cinfo = {k: v for k, v in plan["cycle"].items() if k not in extensions}
+    result = _apply_cycle({k: v for k, v in plan["cycle"].items() if k not in extensions})
+    cycle = result.cycle
+    units = _apply_units(plan["units"], result)
+    users = _apply_users(plan["users"], units, result)
+    _OutlineWriter(cycle, units, users, result).write_all(plan["outline"])
+    for key, extension in extensions.items():
+        if key in plan["cycle"]:
+            extension.apply(cycle, plan["cycle"][key])
+    if cycle.state == "collecting":
+        from .cycles import ensure_contributions
+
+        ensure_contributions(cycle)
+    return result
+
+
+def _apply_cycle(cinfo: dict) -> ImportResult:
     cycle = db.session.scalar(select(ReportCycle).where(
         ReportCycle.region == cinfo["region"], ReportCycle.year == cinfo["year"]))
     if cycle is None:
         cycle = ReportCycle(state="setup", **cinfo)
         db.session.add(cycle)
         db.session.flush()
-        result = ImportResult(cycle=cycle)
-    else:
-        result = ImportResult(cycle=cycle)
-        if cycle.state in ("signed", "published", "correcting"):
-            raise CycleFileError([f"cycle：年度报告当前为“{cycle.state_label}”，不能再修改"])
-        _set(cycle, cinfo)
+        return ImportResult(cycle=cycle)
+    if cycle.state in ("signed", "published", "correcting"):
+        raise CycleFileError([f"cycle：年度报告当前为“{cycle.state_label}”，不能再修改"])
+    _set(cycle, cinfo)
+    return ImportResult(cycle=cycle)
 
-    for i, info in enumerate(plan["units"]):
+
+def _apply_units(planned: list[dict], result: ImportResult) -> dict[str, Unit]:
+    """Create or update the file's units, then their parents; every unit by code."""
+    units = {u.code: u for u in db.session.scalars(select(Unit))}
+    for i, info in enumerate(planned):
         unit = units.get(info["code"])
         values = {"name": info["name"], "kind": info["kind"], "sort_order": i}
         if unit is None:
@@ -540,14 +556,19 @@ def _apply(plan: dict) -> ImportResult:
             result.created["units"] += 1
         elif _set(unit, values):
             result.updated["units"] += 1
-    for info in plan["units"]:
+    for info in planned:
         parent = units[info["parent"]] if info["parent"] else None
         if units[info["code"]].parent is not parent:
             units[info["code"]].parent = parent
     db.session.flush()
     _check_unit_cycles(units.values())
+    return units
 
-    for info in plan["users"]:
+
+def _apply_users(planned: list[dict], units: dict[str, Unit], result: ImportResult) -> dict[str, User]:
+    """Create or update the file's users; every user by username."""
+    users = {u.username: u for u in db.session.scalars(select(User))}
+    for info in planned:
         user = users.get(info["username"])
         values = {"name": info["name"], "email": info["email"], "phone": info["phone"],
                   "unit_id": units[info["unit"]].id if info["unit"] else None}
@@ -572,83 +593,93 @@ def _apply(plan: dict) -> ImportResult:
                 changed = True
             result.updated["users"] += changed
     db.session.flush()
+    return users
 
-    existing = {s.code: s for s in db.session.scalars(select(Section).where(Section.cycle_id == cycle.id))}
-    seen: set[str] = set()
-    indicator_rows = {i.code: i for i in db.session.scalars(
-        select(Indicator).where(Indicator.cycle_id == cycle.id))}
-    seen_indicators: set[str] = set()
 
-    def write(nodes, parent):
+class _OutlineWriter:
+    """Writes the outline's sections, assignments, indicators and rules; removes what the file dropped."""
+
+    def __init__(self, cycle: ReportCycle, units: dict, users: dict, result: ImportResult):
+        self.cycle, self.units, self.users, self.result = cycle, units, users, result
+        self.existing = {s.code: s for s in db.session.scalars(select(Section).where(Section.cycle_id == cycle.id))}
+        self.seen: set[str] = set()
+        self.indicator_rows = {i.code: i for i in db.session.scalars(
+            select(Indicator).where(Indicator.cycle_id == cycle.id))}
+        self.seen_indicators: set[str] = set()
+
+    def write_all(self, outline: list[dict]) -> None:
+        self.write(outline, None)
+        node_paths = {}
+
+        def collect(nodes):
+            for node in nodes:
+                node_paths[node["code"]] = node["path"]
+                collect(node["children"])
+
+        collect(outline)
+        for code, row in self.indicator_rows.items():
+            if code not in self.seen_indicators:
+                _remove_indicator(row, node_paths, self.result)
+        for code, section in self.existing.items():
+            if code not in self.seen:
+                _remove_section(section, self.result)
+        db.session.flush()
+
+    def write(self, nodes: list[dict], parent) -> None:
         for position, node in enumerate(nodes):
-            section = existing.get(node["code"])
-            values = {"title": node["title"], "guidance": node["guidance"], "word_limit": node["word_limit"],
-                      "run_in": node["run_in"], "due": node["due"], "position": position}
-            if section is None:
-                section = Section(cycle_id=cycle.id, code=node["code"], parent=parent, **values)
-                db.session.add(section)
-                existing[node["code"]] = section
-                result.created["sections"] += 1
-            else:
-                changed = _set(section, values)
-                if section.parent is not parent:
-                    section.parent = parent
-                    changed = True
-                result.updated["sections"] += changed
-            seen.add(node["code"])
-            wanted_reviewers = [users[name] for name in node["reviewers"]]
+            section = self._section(node, parent, position)
+            self.seen.add(node["code"])
+            wanted_reviewers = [self.users[name] for name in node["reviewers"]]
             if [r.id for r in section.reviewers] != [r.id for r in wanted_reviewers]:
                 section.reviewers = wanted_reviewers
             db.session.flush()
-            _sync_assignments(section, node, units, result)
-            for k, info in enumerate(node["indicators"]):
-                seen_indicators.add(info["code"])
-                row = indicator_rows.get(info["code"])
-                values = {k2: v for k2, v in info.items() if k2 != "code"} | {
-                    "section_id": section.id, "position": k}
-                if row is None:
-                    row = Indicator(cycle_id=cycle.id, code=info["code"], **values)
-                    db.session.add(row)
-                    indicator_rows[info["code"]] = row
-                    result.created["indicators"] += 1
-                elif _set(row, values):
-                    result.updated["indicators"] += 1
-            old_rules = [(r.expression, r.severity, r.message) for r in db.session.scalars(
-                select(Rule).where(Rule.section_id == section.id).order_by(Rule.position))]
-            new_rules = [(r["expression"], r["severity"], r["message"]) for r in node["rules"]]
-            if old_rules != new_rules:
-                result.updated["rules"] += 1
-                for rule in db.session.scalars(select(Rule).where(Rule.section_id == section.id)):
-                    db.session.delete(rule)
-                for k, (expression, severity, message) in enumerate(new_rules):
-                    db.session.add(Rule(cycle_id=cycle.id, section_id=section.id, expression=expression,
-                                        severity=severity, message=message, position=k))
-            write(node["children"], section)
+            _sync_assignments(section, node, self.units, self.result)
+            self._indicators(section, node["indicators"])
+            self._rules(section, node["rules"])
+            self.write(node["children"], section)
 
-    write(plan["outline"], None)
-    node_paths = {}
+    def _section(self, node: dict, parent, position: int) -> Section:
+        section = self.existing.get(node["code"])
+        values = {"title": node["title"], "guidance": node["guidance"], "word_limit": node["word_limit"],
+                  "run_in": node["run_in"], "due": node["due"], "position": position}
+        if section is None:
+            section = Section(cycle_id=self.cycle.id, code=node["code"], parent=parent, **values)
+            db.session.add(section)
+            self.existing[node["code"]] = section
+            self.result.created["sections"] += 1
+        else:
+            changed = _set(section, values)
+            if section.parent is not parent:
+                section.parent = parent
+                changed = True
+            self.result.updated["sections"] += changed
+        return section
 
-    def collect(nodes):
-        for node in nodes:
-            node_paths[node["code"]] = node["path"]
-            collect(node["children"])
+    def _indicators(self, section: Section, planned: list[dict]) -> None:
+        for k, info in enumerate(planned):
+            self.seen_indicators.add(info["code"])
+            row = self.indicator_rows.get(info["code"])
+            values = {k2: v for k2, v in info.items() if k2 != "code"} | {"section_id": section.id, "position": k}
+            if row is None:
+                row = Indicator(cycle_id=self.cycle.id, code=info["code"], **values)
+                db.session.add(row)
+                self.indicator_rows[info["code"]] = row
+                self.result.created["indicators"] += 1
+            elif _set(row, values):
+                self.result.updated["indicators"] += 1
 
-    collect(plan["outline"])
-    for code, row in indicator_rows.items():
-        if code not in seen_indicators:
-            _remove_indicator(row, node_paths, result)
-    for code, section in existing.items():
-        if code not in seen:
-            _remove_section(section, result)
-    db.session.flush()
-    for key, extension in extensions.items():
-        if key in plan["cycle"]:
-            extension.apply(cycle, plan["cycle"][key])
-    if cycle.state == "collecting":
-        from .cycles import ensure_contributions
-
-        ensure_contributions(cycle)
-    return result
+    def _rules(self, section: Section, planned: list[dict]) -> None:
+        old_rules = [(r.expression, r.severity, r.message) for r in db.session.scalars(
+            select(Rule).where(Rule.section_id == section.id).order_by(Rule.position))]
+        new_rules = [(r["expression"], r["severity"], r["message"]) for r in planned]
+        if old_rules == new_rules:
+            return
+        self.result.updated["rules"] += 1
+        for rule in db.session.scalars(select(Rule).where(Rule.section_id == section.id)):
+            db.session.delete(rule)
+        for k, (expression, severity, message) in enumerate(new_rules):
+            db.session.add(Rule(cycle_id=self.cycle.id, section_id=section.id, expression=expression,
+                                severity=severity, message=message, position=k))
 
 
 def _check_unit_cycles(units) -> None:
