@@ -258,18 +258,21 @@ def _define(cycle, section, form_kind: str | None, typed: dict) -> str:
                             typed.get("severity", "error"), typed.get("message"))
         return f"已添加校验规则“{rule.expression}”。"
     if form_kind == "delete_indicator":
-        ind = db.session.get(Indicator, request.form.get("indicator_id", type=db_int) or 0)
-        if ind is None or ind.cycle_id != cycle.id:
-            abort_with(404, "这个指标不存在。")
+        ind = _posted_of_cycle(Indicator, "indicator_id", cycle, "这个指标不存在。")
         svc.delete_indicator(cycle, current_user, ind)
         return f"已删除指标“{ind.name}”。"
     if form_kind == "delete_rule":
-        rule = db.session.get(Rule, request.form.get("rule_id", type=db_int) or 0)
-        if rule is None or rule.cycle_id != cycle.id:
-            abort_with(404, "这条规则不存在。")
-        svc.delete_rule(cycle, current_user, rule)
+        svc.delete_rule(cycle, current_user, _posted_of_cycle(Rule, "rule_id", cycle, "这条规则不存在。"))
         return "已删除校验规则。"
     raise DomainError("未知的操作。")
+
+
+def _posted_of_cycle(model, field: str, cycle, missing: str):
+    """The indicator or rule whose id was posted in ``field``; 404 unless it belongs to ``cycle``."""
+    row = db.session.get(model, request.form.get(field, type=db_int) or 0)
+    if row is None or row.cycle_id != cycle.id:
+        abort_with(404, missing)
+    return row
 
 
 def _definitions_page(cycle, typed: dict | None = None, errors: dict | None = None, form_kind=None):
