@@ -239,6 +239,18 @@ def save_figures(contribution, actor, raw_values: dict, explanations: dict | Non
     if stamp is not None and stamp != _values_stamp(book, contribution):
         raise Conflict("统计数据已被他人修改，您填写的内容尚未保存。请核对页面上的最新数值后再保存。")
     indicators = book.indicators_for(contribution)
+    parsed, cleaned = _checked_form(book, indicators, raw_values, explanations or {})
+    now = utcnow()
+    changed = _write_values(book, contribution, actor, indicators, parsed, now)
+    changed |= _write_explanations(contribution, actor, cleaned, now)
+    if changed:
+        record(actor, "figures.save", f"contribution:{contribution.id}", changed=changed)
+    db.session.flush()
+    return contribution_figures(contribution, actor)
+
+
+def _checked_form(book, indicators, raw_values: dict, explanations: dict) -> tuple[dict, dict]:
+    """The parsed values and stripped explanations; FigureFormError naming every bad field."""
     known = {i.code for i in indicators}
     errors: dict[str, str] = {}
     for code in raw_values:
@@ -254,7 +266,7 @@ def save_figures(contribution, actor, raw_values: dict, explanations: dict | Non
             errors[ind.code] = str(exc)
     allowed_keys = {f"yoy:{i.code}" for i in indicators} | {f"rule:{r.id}" for r in book.rules}
     cleaned = {}
-    for key, text in (explanations or {}).items():
+    for key, text in explanations.items():
         text = (text or "").strip()
         if key not in allowed_keys:
             errors[key] = "说明对应的项目不存在，请刷新页面后重试。"
@@ -264,8 +276,11 @@ def save_figures(contribution, actor, raw_values: dict, explanations: dict | Non
             cleaned[key] = text
     if errors:
         raise FigureFormError(errors)
+    return parsed, cleaned
 
-    now = utcnow()
+
+def _write_values(book, contribution, actor, indicators, parsed: dict, now) -> dict:
+    """Store the values that differ; return code -> [old, new] as displayed, for the audit log."""
     changed = {}
     for ind in indicators:
         if ind.code not in parsed:
@@ -282,6 +297,12 @@ def save_figures(contribution, actor, raw_values: dict, explanations: dict | Non
         row.updated_at = now
         row.updated_by_id = actor.id
         changed[ind.code] = [None if old is None else format_number(old), None if new is None else format_number(new)]
+    return changed
+
+
+def _write_explanations(contribution, actor, cleaned: dict, now) -> dict:
+    """Store, update or delete (blank text) explanations; return key -> what happened, for the audit log."""
+    changed = {}
     for key, text in cleaned.items():
         row = db.session.scalar(select(FigureExplanation).where(
             FigureExplanation.contribution_id == contribution.id, FigureExplanation.key == key))
@@ -299,10 +320,7 @@ def save_figures(contribution, actor, raw_values: dict, explanations: dict | Non
         row.author_id = actor.id
         row.updated_at = now
         changed[key] = "说明已更新"
-    if changed:
-        record(actor, "figures.save", f"contribution:{contribution.id}", changed=changed)
-    db.session.flush()
-    return contribution_figures(contribution, actor)
+    return changed
 
 
 # ---------------------------------------------------------------- submit, revision, approval hooks
