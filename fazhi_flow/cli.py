@@ -212,6 +212,8 @@ def transition_command(username, contribution_id, cycle_arg, comment, event):
     if (contribution_id is None) == (cycle_arg is None):
         _fail("请给出 --contribution 或 --cycle 其中之一。", 2)
     actor = _user(username)
+    # No separate check here: fire() asks fazhi_flow.policy who may fire the event, the same rule the
+    # web pages use, and its refusal names the reason (state, cycle, actor).
     try:
         if contribution_id is not None:
             target = db.session.get(Contribution, contribution_id)
@@ -323,7 +325,7 @@ def export_command(cycle, fmt, output, version):
 
     target = resolve_cycle(cycle)
     try:
-        content, name = export_report(target, fmt, version=version)
+        content, _name = export_report(target, fmt, version=version)
     except DomainError as exc:
         _fail(exc.message, 1)
     Path(output).write_bytes(content)
@@ -331,11 +333,11 @@ def export_command(cycle, fmt, output, version):
     click.echo(f"已导出{target.title}的{what}（{fmt}，{len(content)}字节）到 {output}")
 
 
-from .reminders.cli import register as _register_reminder_commands  # noqa: E402
+from .reminders.cli import register as _register_reminder_commands
 
 _register_reminder_commands(fazhi)
 
-from .ops import register_commands as _register_ops_commands  # noqa: E402
+from .ops import register_commands as _register_ops_commands
 
 _register_ops_commands(fazhi)
 
