@@ -7,6 +7,8 @@ import sys
 import click
 from flask.cli import with_appcontext
 
+from .clickutil import PlainCommand
+
 
 def _fail(message: str) -> None:
     click.echo(message, err=True)
@@ -26,7 +28,7 @@ def _one_line(value: str) -> str:
     return " ".join(str(value).split()) if value else ""
 
 
-@click.command("audit")
+@click.command("audit", cls=PlainCommand)
 @click.option("--since", metavar="日期", help="从该日（北京时间，含当天）起，如 2025-01-31。必填。")
 @click.option("--until", metavar="日期", help="到该日（含当天）为止；默认至今。")
 @click.option("--user", "username", metavar="用户名", help="只看该用户的操作。")

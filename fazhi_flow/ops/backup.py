@@ -43,6 +43,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from .clickutil import PlainCommand
+
 FORMAT = "fazhi-flow-backup"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -415,26 +417,38 @@ def _damaged(detail: str) -> BackupError:
     return BackupError(f"备份文件已损坏或不完整，未恢复任何内容：{detail}")
 
 
-_MEMBER_NAME = re.compile(r"^(manifest\.json|database/[A-Za-z0-9_.-]+|uploads/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)$")
+# Exactly the names a backup writes: the database member, the manifest, and uploads/<first two
+# characters of the stored name>/<stored name> (services/attachments: token_hex(16) + "." + extension).
+_UPLOAD_MEMBER = re.compile(r"^uploads/([0-9a-f]{2})/(\1[0-9a-f]{30}\.[A-Za-z0-9]{1,10})$")
 
 
-def _extract_verified(archive_path: Path, work: Path) -> dict:
-    """Unpack every member into ``work`` and return the manifest once every checksum matched."""
+_KIND_MEMBER = {"sqlite": SQLITE_MEMBER, "postgresql": PG_MEMBER}
+
+
+def _canonical_member(name: str) -> bool:
+    pure = PurePosixPath(name)
+    if pure.as_posix() != name or pure.is_absolute() or any(p in (".", "..") for p in name.split("/")):
+        return False
+    return name in (MANIFEST, SQLITE_MEMBER, PG_MEMBER) or bool(_UPLOAD_MEMBER.match(name))
+
+
+def _unpack(archive_path: Path, work: Path) -> dict[str, dict]:
+    """Unpack every member into ``work``; name -> its SHA-256 and size as read."""
     seen: dict[str, dict] = {}
     try:
         with tarfile.open(archive_path, "r:gz") as archive:
             for info in archive:
                 name = info.name
-                pure = PurePosixPath(name)
-                if not info.isreg() or not _MEMBER_NAME.match(name) or ".." in pure.parts:
+                # Regular files under canonical names only: no links, devices, "..", "." or absolute paths.
+                if not info.isreg() or not _canonical_member(name):
                     raise _damaged(f"包含不应有的内容“{name[:80]}”")
                 if name in seen:
                     raise _damaged(f"“{name[:80]}”出现了两次")
-                target = work.joinpath(*pure.parts)
+                target = work.joinpath(*PurePosixPath(name).parts)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 source = archive.extractfile(info)
                 digest, size = hashlib.sha256(), 0
-                with open(target, "wb") as out:
+                with open(target, "xb") as out:
                     while chunk := source.read(CHUNK):
                         digest.update(chunk)
                         size += len(chunk)
@@ -444,6 +458,62 @@ def _extract_verified(archive_path: Path, work: Path) -> dict:
         raise
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise _damaged(f"无法解包（{exc or type(exc).__name__}）") from None
+    return seen
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _schema_problem(manifest: dict) -> str | None:
+    """What is wrong with the manifest's fields (types and required keys), or None. Checked in full
+    before anything is written, so that no later step meets a value of the wrong kind."""
+    for key in ("format_version", "migration_revision", "database", "created_at", "counts",
+                "missing_files", "members"):
+        if key not in manifest:
+            return f"缺少 {key}"
+    if not _is_int(manifest["format_version"]):
+        return "format_version 不是整数"
+    revision = manifest["migration_revision"]
+    if revision is not None and (not isinstance(revision, str) or not re.fullmatch(r"[0-9A-Za-z_]{1,64}", revision)):
+        return "migration_revision 格式不对"
+    for key in ("app_version", "attachment_storage"):
+        if key in manifest and not isinstance(manifest[key], str):
+            return f"{key} 不是文字"
+    created = manifest["created_at"]
+    try:
+        datetime.fromisoformat(created)
+    except (TypeError, ValueError):
+        return "created_at 不是日期时间"
+    database = manifest["database"]
+    if not isinstance(database, dict):
+        return "database 不是对象"
+    if not isinstance(database.get("kind"), str) or database["kind"] not in _KIND_MEMBER:
+        return "database.kind 应为 sqlite 或 postgresql"
+    if not isinstance(database.get("member"), str) or database["member"] not in _KIND_MEMBER.values():
+        return "database.member 不是数据库文件"
+    major = database.get("server_major_version")
+    if major is not None and not _is_int(major):
+        return "database.server_major_version 不是整数"
+    counts = manifest["counts"]
+    if not isinstance(counts, dict) or not all(
+            isinstance(k, str) and _is_int(v) and v >= 0 for k, v in counts.items()):
+        return "counts 应为“表名: 行数”"
+    missing = manifest["missing_files"]
+    if not isinstance(missing, list) or not all(isinstance(m, str) for m in missing):
+        return "missing_files 应为文件名列表"
+    members = manifest["members"]
+    if not isinstance(members, dict) or not all(
+            isinstance(v, dict) and isinstance(v.get("sha256"), str) and _is_int(v.get("size"))
+            for v in members.values()):
+        return "members 应为“成员: {sha256, size}”"
+    return None
+
+
+def _extract_verified(archive_path: Path, work: Path) -> dict:
+    """Unpack every member into ``work`` and return the manifest once every checksum matched and
+    every field has the expected type."""
+    seen = _unpack(archive_path, work)
     if MANIFEST not in seen:
         raise _damaged("缺少 manifest.json")
     try:
@@ -453,27 +523,24 @@ def _extract_verified(archive_path: Path, work: Path) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BackupError("这不是本系统的备份文件（manifest.json 的 format 不符），未恢复任何内容。")
     version = manifest.get("format_version")
-    if not isinstance(version, int):
-        raise _damaged("manifest.json 缺少 format_version")
-    if version > FORMAT_VERSION:
+    if _is_int(version) and version > FORMAT_VERSION:
         raise BackupError(f"备份格式版本为 {version}，本程序只认识 {FORMAT_VERSION} 及以下："
                           "请用生成该备份的版本（或更新的版本）恢复。未恢复任何内容。")
-    members = manifest.get("members")
-    database = manifest.get("database")
-    if not isinstance(members, dict) or not isinstance(database, dict):
-        raise _damaged("manifest.json 缺少成员清单")
+    problem = _schema_problem(manifest)
+    if problem:
+        raise _damaged(f"manifest.json 内容不对（{problem}）")
+    members = manifest["members"]
     present = set(seen) - {MANIFEST}
     lost = sorted(set(members) - present)
     if lost:
-        raise _damaged(f"缺少 {len(lost)} 个文件，例如“{lost[0]}”")
+        raise _damaged(f"缺少 {len(lost)} 个文件，例如“{lost[0][:80]}”")
     extra = sorted(present - set(members))
     if extra:
         raise _damaged(f"有清单之外的文件，例如“{extra[0]}”")
     for name, expected in members.items():
-        if not isinstance(expected, dict) or seen[name] != {"sha256": expected.get("sha256"),
-                                                            "size": expected.get("size")}:
+        if seen[name] != {"sha256": expected["sha256"], "size": expected["size"]}:
             raise _damaged(f"“{name}”的 SHA-256 校验不符")
-    if database.get("member") not in (SQLITE_MEMBER, PG_MEMBER) or database["member"] not in members:
+    if manifest["database"]["member"] not in members:
         raise _damaged("清单中没有数据库文件")
     return manifest
 
@@ -536,34 +603,74 @@ def _known_revisions() -> tuple[set[str], set[str]]:
     return {rev.revision for rev in script.walk_revisions()}, set(script.get_heads())
 
 
-def _restore_sqlite(url, work: Path, member: str) -> None:
+def _sqlite_copy(source: Path, target: Path) -> None:
+    src = sqlite3.connect(source)
+    try:
+        dst = sqlite3.connect(target, timeout=60)
+        try:
+            # One step: the target is either untouched or holds the whole source.
+            src.backup(dst, pages=-1)
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+def _restore_sqlite(url, work: Path, member: str, _manifest: dict):
+    """Copy the snapshot into the target; returns the undo, which puts the target back as it was
+    (the empty database it was, or no file at all) and says so."""
     from ..extensions import db
 
     target = _sqlite_path(url)
     _refuse_if_in_use(_sqlite_tables(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     db.engine.dispose()
+    before = None
     try:
-        src = sqlite3.connect(work / member)
-        try:
-            dst = sqlite3.connect(target, timeout=60)
-            try:
-                # One step: the target is either untouched or holds the whole snapshot.
-                src.backup(dst, pages=-1)
-            finally:
-                dst.close()
-        finally:
-            src.close()
+        if target.exists():
+            before = work / "target-before.sqlite3"
+            _sqlite_copy(target, before)
+        _sqlite_copy(work / member, target)
     except sqlite3.Error as exc:
         raise BackupError(f"恢复 SQLite 数据库失败，目标数据库未改动：{exc}") from None
 
+    def undo() -> str:
+        db.engine.dispose()
+        if before is not None:
+            _sqlite_copy(before, target)
+            return f"数据库文件 {target} 已还原为恢复前的样子（空数据库）"
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(f"{target}{suffix}").unlink(missing_ok=True)
+        return f"恢复写入的数据库文件 {target} 已删除"
 
-def _restore_postgres(url, work: Path, member: str, manifest: dict) -> None:
+    return undo
+
+
+def _drop_all_tables() -> None:
+    from ..extensions import db
+
+    with db.engine.connect() as conn, conn.begin():
+        for name, _count in _pg_tables(conn):
+            conn.execute(text(f'DROP TABLE IF EXISTS "{name}" CASCADE'))
+        for (name,) in conn.execute(text("SELECT sequence_name FROM information_schema.sequences"
+                                         " WHERE sequence_schema = current_schema()")):
+            conn.execute(text(f'DROP SEQUENCE IF EXISTS "{name}" CASCADE'))
+    db.engine.dispose()
+
+
+_PG_EMPTY = ("数据库中现在没有任何表（恢复前的空表结构也已删除）：可修正后重新恢复，"
+             "或运行 fazhi-flow db upgrade 重建空结构")
+
+
+def _restore_postgres(url, work: Path, member: str, manifest: dict):
+    """pg_restore into the target; returns the undo, which drops every table again. The target's
+    empty tables are dropped (and committed) before pg_restore runs, so after a failure the
+    database is left without tables, which is what the messages say."""
     from ..extensions import db
 
     pg_restore = _tool("pg_restore")
     client_major = _tool_major(pg_restore)
-    dumped_by = (manifest.get("database") or {}).get("server_major_version")
+    dumped_by = manifest["database"].get("server_major_version")
     with db.engine.connect() as conn, conn.begin():
         server_major = _server_major(conn)
         if isinstance(dumped_by, int) and client_major < dumped_by:
@@ -588,8 +695,14 @@ def _restore_postgres(url, work: Path, member: str, manifest: dict) -> None:
                f"--dbname={uri}", str(work / member)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
-        raise BackupError("pg_restore 失败，已整体撤销，数据库中没有恢复的数据（原有的空表结构已删除，"
-                          f"可修正后重新恢复，或运行 fazhi-flow db upgrade 重建）：{done.stderr.strip()[-500:]}")
+        raise BackupError(f"pg_restore 失败，已整体撤销，没有恢复任何数据；{_PG_EMPTY}。"
+                          f"pg_restore 的输出：{done.stderr.strip()[-500:]}")
+
+    def undo() -> str:
+        _drop_all_tables()
+        return "恢复写入的表已全部删除，" + _PG_EMPTY
+
+    return undo
 
 
 def _target_files_present(folder: Path) -> bool:
@@ -600,18 +713,37 @@ def _target_files_present(folder: Path) -> bool:
     return any(path.is_file() for path in folder.rglob("*"))
 
 
-def _place_uploads(work: Path, folder: Path) -> int:
+def _move(source: Path, target: Path) -> None:
+    os.replace(source, target)  # same file system: the work folder sits beside UPLOAD_FOLDER
+
+
+def _place_uploads(work: Path, folder: Path, placed: list[Path], made: list[Path]) -> None:
+    """Rename the unpacked files into UPLOAD_FOLDER, noting each file placed and folder made so
+    that a failure can take them away again."""
+    for directory in (folder.parent, folder):
+        if not directory.exists():
+            directory.mkdir()
+            made.append(directory)
     source = work / UPLOADS
-    moved = 0
     if not source.is_dir():
-        folder.mkdir(parents=True, exist_ok=True)
-        return 0
-    for rel, path in _upload_files(source).items():
+        return
+    for rel, path in sorted(_upload_files(source).items()):
         target = folder / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)  # same file system: the work folder sits beside UPLOAD_FOLDER
-        moved += 1
-    return moved
+        if not target.parent.exists():
+            target.parent.mkdir()
+            made.append(target.parent)
+        _move(path, target)
+        placed.append(target)
+
+
+def _take_back(placed: list[Path], made: list[Path]) -> None:
+    for path in placed:
+        path.unlink(missing_ok=True)
+    for directory in reversed(made):
+        try:
+            directory.rmdir()
+        except OSError:
+            pass
 
 
 def _counts_after(kind: str, url) -> dict:
@@ -637,6 +769,9 @@ class RestoreResult:
 
 
 def restore_backup(archive_path: Path) -> RestoreResult:
+    """Verify the whole archive (checksums, member names, manifest fields), then write the database,
+    then rename the files into place, then compare the row counts. A failure after the database was
+    written takes everything written away again; the message says what state the target is in."""
     archive_path = Path(archive_path)
     if not archive_path.is_file():
         raise BackupError(f"找不到备份文件 {archive_path}。")
@@ -657,28 +792,21 @@ def restore_backup(archive_path: Path) -> RestoreResult:
     try:
         manifest = _extract_verified(archive_path, work)
         database = manifest["database"]
-        if database.get("kind") != kind:
-            raise BackupError(f"备份来自 {database.get('kind')} 数据库，当前配置的是 {kind} 数据库；"
+        if database["kind"] != kind:
+            raise BackupError(f"备份来自 {database['kind']} 数据库，当前配置的是 {kind} 数据库；"
                               "不支持跨数据库类型恢复。未恢复任何内容。")
-        revision = manifest.get("migration_revision")
+        if database["member"] != _KIND_MEMBER[kind]:
+            raise _damaged("数据库文件与数据库类型不符")
+        revision = manifest["migration_revision"]
         known, heads = _known_revisions()
         if revision is not None and revision not in known:
             raise BackupError(f"备份的数据库结构版本（迁移 {revision}）比本程序新：请先安装生成该备份的版本"
                               "（或更新的版本）再恢复。未恢复任何内容。")
-        member = database["member"]
-        if kind == "sqlite":
-            _restore_sqlite(url, work, member)
-        else:
-            _restore_postgres(url, work, member, manifest)
-        files = _place_uploads(work, folder)
+        restore_database = _restore_sqlite if kind == "sqlite" else _restore_postgres
+        undo_database = restore_database(url, work, database["member"], manifest)
+        files = _finish_or_undo(manifest, kind, url, work, folder, undo_database)
         notes = []
-        expected = manifest.get("counts") or {}
-        got = _counts_after(kind, url)
-        differ = [t for t, n in expected.items() if got.get(t) != n]
-        if differ:
-            raise BackupError("数据已写入，但恢复后的行数与备份清单不符，请勿使用此实例并检查备份来源：" + "、".join(
-                f"{t}（清单{expected[t]}，实际{got.get(t)}）" for t in differ))
-        if manifest.get("missing_files"):
+        if manifest["missing_files"]:
             notes.append(f"备份时已有 {len(manifest['missing_files'])} 个附件文件缺失，这些附件无法下载。")
         if revision is None:
             notes.append("备份中没有迁移版本记录（数据库不是由 fazhi-flow db upgrade 建立的）："
@@ -688,9 +816,39 @@ def restore_backup(archive_path: Path) -> RestoreResult:
                          "请运行 fazhi-flow db upgrade。")
         return RestoreResult(manifest, files, notes)
     except OSError as exc:
-        raise BackupError(f"恢复失败：{exc}") from None
+        raise BackupError(f"恢复失败，目标未改动：{exc}") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _finish_or_undo(manifest: dict, kind: str, url, work: Path, folder: Path, undo_database) -> int:
+    """Place the files and compare the counts; on any failure take the files and the database back
+    out. Returns the number of files placed."""
+    placed: list[Path] = []
+    made: list[Path] = []
+    try:
+        _place_uploads(work, folder, placed, made)
+        expected = manifest["counts"]
+        got = _counts_after(kind, url)
+        differ = [t for t, n in expected.items() if got.get(t) != n]
+        if differ:
+            raise BackupError("恢复后的行数与备份清单不符（" + "、".join(
+                f"{t}：清单{expected[t]}，实际{got.get(t)}" for t in differ[:5]) + "），请检查备份来源")
+        return len(placed)
+    except BaseException as exc:
+        try:
+            _take_back(placed, made)
+            state = undo_database() + "，上传目录中放入的文件已删除"
+        except Exception as undo_exc:  # noqa: BLE001 - the operator must learn the undo failed too
+            state = (f"撤销也失败了（{type(undo_exc).__name__}: {_first_line(undo_exc)}）：目标数据库和上传目录"
+                     f"处于部分恢复的状态，请勿使用，清空数据库和上传目录 {folder} 后重新恢复")
+        if isinstance(exc, BackupError):
+            detail = str(exc)
+        elif isinstance(exc, (OSError, SQLAlchemyError, sqlite3.Error)):
+            detail = f"{type(exc).__name__}: {_first_line(exc)}"
+        else:
+            raise
+        raise BackupError(f"恢复失败：{detail}。已撤销：{state}。") from None
 
 
 # ---------------------------------------------------------------- commands
@@ -705,7 +863,7 @@ def _fail(message: str):
     sys.exit(1)
 
 
-@click.command("backup")
+@click.command("backup", cls=PlainCommand)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=True, path_type=Path),
               help="备份文件（.tar.gz）")
 @click.option("--force", is_flag=True, help="覆盖已存在的备份文件")
@@ -729,7 +887,7 @@ def backup_command(output: Path, force: bool):
                f"附件{counts.get('attachment', 0)}个（文件{files}个）、发布版本{counts.get('publication', 0)}个。")
 
 
-@click.command("restore")
+@click.command("restore", cls=PlainCommand)
 @click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
 @with_appcontext
 def restore_command(archive: Path):

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import click
 
+from .clickutil import PlainCommand
+
 OK, WARNING, ERROR = "OK", "警告", "错误"
 _COLORS = {OK: "green", WARNING: "yellow", ERROR: "red"}
 DEFAULT_TIMEOUT = 5
@@ -539,7 +541,7 @@ def run_checks(timeout: int = DEFAULT_TIMEOUT) -> Report:
     return report
 
 
-@click.command("check")
+@click.command("check", cls=PlainCommand)
 @click.option("--timeout", default=DEFAULT_TIMEOUT, show_default=True, type=click.IntRange(1, 60),
               help="连接数据库、邮件服务器、群机器人时最多等待的秒数")
 def check_command(timeout):

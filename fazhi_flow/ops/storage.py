@@ -13,7 +13,6 @@ from pathlib import Path
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -21,33 +20,10 @@ from ..extensions import db
 from ..models import Attachment
 from ..models.ops import AttachmentBlob
 from ..services import attachments as store
+from .clickutil import PlainGroup
 
 BATCH = 200
 LABELS = {store.FOLDER: "文件夹", store.DATABASE: "数据库"}
-
-
-class _PlainErrors:
-    """Bad options or arguments: one line and exit status 1 (click's usage errors exit 2)."""
-
-    def parse_args(self, ctx, args):
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
-            raise click.ClickException(exc.format_message()) from None
-
-
-class _Command(_PlainErrors, click.Command):
-    pass
-
-
-class _Group(_PlainErrors, AppGroup):
-    command_class = _Command
-
-    def resolve_command(self, ctx, args):
-        try:
-            return super().resolve_command(ctx, args)
-        except click.UsageError as exc:
-            raise click.ClickException(exc.format_message()) from None
 
 
 @dataclass
@@ -261,7 +237,7 @@ def _database_errors(run):
         _fail(f"无法读写数据库（{reason}）。请检查 DATABASE_URL，并运行 fazhi-flow db upgrade。")
 
 
-@click.group("storage", cls=_Group)
+@click.group("storage", cls=PlainGroup)
 def storage_group():
     """附件存储：在文件夹和数据库之间移动附件，校验附件。"""
 
