@@ -5,6 +5,10 @@ the source of the server-rendered PDF (WeasyPrint understands the ``@page`` rule
 """
 from __future__ import annotations
 
+from functools import lru_cache
+from importlib import resources
+from string import Template
+
 from markupsafe import escape
 
 from .document import APPENDIX_TITLE, ReportDocument
@@ -50,76 +54,19 @@ def report_css(stacks: dict[str, str]) -> str:
     column_widths = "\n".join(f".gw-report .gw-table colgroup > col:nth-child({i}), "
                               f".gw-report .gw-table col.gw-c{i} {{ width: {w}mm; }}"
                               for i, w in enumerate(TABLE_WIDTHS_MM, 1))
-    return f"""
-@page {{
-  size: A4;
-  margin: {MARGIN_TOP_MM}mm {MARGIN_RIGHT_MM}mm {MARGIN_BOTTOM_MM}mm {MARGIN_LEFT_MM}mm;
-}}
-@page :right {{
-  @bottom-right {{
-    content: "— " counter(page) " —";
-    font-family: {stacks['page_number']}; font-size: 14pt;
-    vertical-align: top; padding-top: {PAGE_NUMBER_GAP_MM}mm; padding-right: 14pt; text-align: right;
-  }}
-}}
-@page :left {{
-  @bottom-left {{
-    content: "— " counter(page) " —";
-    font-family: {stacks['page_number']}; font-size: 14pt;
-    vertical-align: top; padding-top: {PAGE_NUMBER_GAP_MM}mm; padding-left: 14pt; text-align: left;
-  }}
-}}
-.gw-report {{
-  font-family: {stacks['body']}; font-size: 16pt; line-height: {pitch};
-  letter-spacing: {spacing}pt; color: #000; text-align: justify;
-}}
-.gw-report h1, .gw-report h2, .gw-report h3, .gw-report h4, .gw-report h5, .gw-report p {{
-  margin: 0; font-size: 16pt; font-weight: normal; line-height: {pitch};
-}}
-.gw-report p, .gw-report .gw-h {{ text-indent: 2em; }}
-.gw-report .gw-title {{
-  font-family: {stacks['title']}; font-size: 22pt; text-align: center; text-indent: 0;
-  margin-bottom: {pitch};
-}}
-.gw-report .gw-l1 {{ font-family: {stacks['heading1']}; }}
-.gw-report h3.gw-l2, .gw-report .gw-l2 .gw-hd {{ font-family: {stacks['heading2']}; }}
-.gw-report .gw-closing {{ margin-top: {pitch}; break-inside: avoid; page-break-inside: avoid; }}
-.gw-report .gw-sign {{ display: table; margin: 0 {closing_right}pt 0 auto; }}
-.gw-report .gw-issuers {{ display: table; }}
-.gw-report .gw-closing p {{ text-indent: 0; text-align: right; white-space: nowrap; }}
-.gw-report .gw-closing p.gw-date {{ text-align: left; padding-left: {date_shift}pt; }}
-.gw-report p.gw-attach-note {{ margin-top: {pitch}; }}
-.gw-report .gw-appendix {{ break-before: page; page-break-before: always; }}
-.gw-report .gw-appendix .gw-attach-label {{ font-family: {stacks['heading1']}; text-indent: 0; }}
-.gw-report .gw-appendix .gw-attach-title {{
-  font-family: {stacks['title']}; font-size: 22pt; text-align: center; text-indent: 0;
-  margin: {pitch} 0;
-}}
-.gw-report table.gw-table {{
-  width: 100%; table-layout: fixed; border-collapse: collapse; letter-spacing: 0; font-size: 14pt; line-height: 1.4;
-  text-align: left;
-}}
-.gw-report .gw-table th, .gw-report .gw-table td {{
-  border: 1px solid #000; padding: 2pt 4pt; vertical-align: middle; font-weight: normal;
-}}
-.gw-report .gw-table th {{ font-family: {stacks['heading1']}; text-align: center; white-space: nowrap; }}
-{column_widths}
-.gw-report .gw-table td.c {{ text-align: center; }}
-.gw-report .gw-table td.n {{ text-align: right; white-space: nowrap; }}
-.gw-report .gw-table thead {{ display: table-header-group; }}
-.gw-report .gw-table tr {{ break-inside: avoid; page-break-inside: avoid; }}
-@media screen {{
-  .gw-sheet {{ background: #e9ecef; padding: 16px 0; overflow-x: auto; }}
-  .gw-report {{
-    box-sizing: content-box; background: #fff; width: {TEXT_WIDTH_MM}mm; margin: 0 auto;
-    padding: {MARGIN_TOP_MM}mm {MARGIN_RIGHT_MM}mm {MARGIN_BOTTOM_MM}mm {MARGIN_LEFT_MM}mm;
-    box-shadow: 0 1px 4px rgba(0, 0, 0, .25);
-  }}
-}}
-@media print {{
-  .gw-sheet {{ background: none; padding: 0; }}
-}}
-"""
+    values = {
+        "pitch": pitch, "spacing": spacing, "closing_right": closing_right, "date_shift": date_shift,
+        "column_widths": column_widths, "TEXT_WIDTH_MM": TEXT_WIDTH_MM, "PAGE_NUMBER_GAP_MM": PAGE_NUMBER_GAP_MM,
+        "MARGIN_TOP_MM": MARGIN_TOP_MM, "MARGIN_RIGHT_MM": MARGIN_RIGHT_MM, "MARGIN_BOTTOM_MM": MARGIN_BOTTOM_MM,
+        "MARGIN_LEFT_MM": MARGIN_LEFT_MM,
+    } | {f"{key}_font": stacks[key] for key in FONT_KEYS}
+    return _css_template().substitute(values)
+
+
+@lru_cache(maxsize=1)
+def _css_template() -> Template:
+    text = resources.files("fazhi_flow").joinpath("data", "report.css").read_text(encoding="utf-8")
+    return Template(text[text.index("*/") + 2:])  # without the explanatory comment
 
 
 _TAGS = {1: "h2", 2: "h3", 3: "h4"}
