@@ -71,18 +71,7 @@ def set_section_assignments(section: Section, actor, choices: dict[int, UnitChoi
     :raise DomainError: a bad unit, role, reviewer or date, or removing an assignment with material.
     """
     _check_editable(section)
-    cycle = section.cycle
-    _check_due(section_due, section)
-    wanted = {uid: c for uid, c in choices.items() if c.role}
-    for uid, choice in wanted.items():
-        if choice.role not in ASSIGNMENT_ROLES:
-            raise DomainError(f"未知的分工“{choice.role}”，只能是牵头或配合。")
-        _check_due(choice.due, section)
-    units = {u.id: u for u in db.session.scalars(select(Unit).where(Unit.id.in_(list(wanted))))} if wanted else {}
-    for uid in wanted:
-        unit = units.get(uid)
-        if unit is None:
-            raise DomainError("所选单位不存在。")
+    wanted, units = _checked_choices(section, choices, section_due)
     existing = {a.unit_id: a for a in section.assignments}
     counts = {"added": 0, "changed": 0, "removed": 0}
     for uid, assignment in existing.items():
@@ -92,18 +81,8 @@ def set_section_assignments(section: Section, actor, choices: dict[int, UnitChoi
     for uid, choice in wanted.items():
         assignment = existing.get(uid)
         if assignment is None:
-            if not units[uid].active:
-                raise DomainError(f"{units[uid].name}已停用，不能分配任务。")
-            assignment = Assignment(section=section, unit_id=uid, role=choice.role, due=choice.due)
-            db.session.add(assignment)
-            db.session.flush()
-            if cycle.state == "collecting":
-                assignment.contribution = Contribution(
-                    cycle_id=cycle.id, section_id=section.id, unit_id=uid, body="", state="draft")
-                _tell_liaisons(assignment, actor)
+            _add_assignment(section, units[uid], choice, actor)
             counts["added"] += 1
-            record(actor, "assignment.add", f"assignment:{assignment.id}", section=section.id,
-                   unit=uid, role=choice.role, due=_iso(choice.due))
         elif (assignment.role, assignment.due) != (choice.role, choice.due):
             record(actor, "assignment.update", f"assignment:{assignment.id}", section=section.id, unit=uid,
                    role=[assignment.role, choice.role], due=[_iso(assignment.due), _iso(choice.due)])
@@ -122,6 +101,37 @@ def set_section_assignments(section: Section, actor, choices: dict[int, UnitChoi
         counts["changed"] += set_reviewers(section, actor, reviewer_ids)
     db.session.flush()
     return counts
+
+
+def _checked_choices(section: Section, choices: dict[int, UnitChoice],
+                     section_due: date | None) -> tuple[dict[int, UnitChoice], dict[int, Unit]]:
+    """The chosen units with a role, and those units by id; DomainError on a bad role, date or unit."""
+    _check_due(section_due, section)
+    wanted = {uid: c for uid, c in choices.items() if c.role}
+    for choice in wanted.values():
+        if choice.role not in ASSIGNMENT_ROLES:
+            raise DomainError(f"未知的分工“{choice.role}”，只能是牵头或配合。")
+        _check_due(choice.due, section)
+    units = {u.id: u for u in db.session.scalars(select(Unit).where(Unit.id.in_(list(wanted))))} if wanted else {}
+    for uid in wanted:
+        if units.get(uid) is None:
+            raise DomainError("所选单位不存在。")
+    return wanted, units
+
+
+def _add_assignment(section: Section, unit: Unit, choice: UnitChoice, actor) -> None:
+    if not unit.active:
+        raise DomainError(f"{unit.name}已停用，不能分配任务。")
+    cycle = section.cycle
+    assignment = Assignment(section=section, unit_id=unit.id, role=choice.role, due=choice.due)
+    db.session.add(assignment)
+    db.session.flush()
+    if cycle.state == "collecting":
+        assignment.contribution = Contribution(
+            cycle_id=cycle.id, section_id=section.id, unit_id=unit.id, body="", state="draft")
+        _tell_liaisons(assignment, actor)
+    record(actor, "assignment.add", f"assignment:{assignment.id}", section=section.id,
+           unit=unit.id, role=choice.role, due=_iso(choice.due))
 
 
 def set_reviewers(section: Section, actor, reviewer_ids: list[int]) -> int:

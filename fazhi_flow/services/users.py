@@ -459,6 +459,13 @@ def parse_import(kind: str, filename: str, data: bytes) -> ImportPreview:
 
 
 def _check_unit_rows(rows: list[ImportRow]) -> None:
+    seen = _check_unit_codes_and_names(rows)
+    _check_unit_row_parents(rows, seen)
+    _check_unit_row_loops(rows)
+
+
+def _check_unit_codes_and_names(rows: list[ImportRow]) -> dict[str, int]:
+    """Each row's own fields, and codes and names unique in the file and new; lower-cased code -> line."""
     seen: dict[str, int] = {}
     names: dict[str, int] = {}
     for row in rows:
@@ -480,6 +487,10 @@ def _check_unit_rows(rows: list[ImportRow]) -> None:
             elif db.session.scalar(select(Unit.id).where(Unit.name == name)):
                 row.errors.append(f"已有名为“{name}”的单位")
             names.setdefault(name, row.line)
+    return seen
+
+
+def _check_unit_row_parents(rows: list[ImportRow], seen: dict[str, int]) -> None:
     for row in rows:
         parent = row.values.get("parent", "")
         if not parent:
@@ -492,6 +503,9 @@ def _check_unit_rows(rows: list[ImportRow]) -> None:
                 row.errors.append(f"上级代码“{parent}”既不在文件中，也不是已有单位")
             elif not existing.active:
                 row.errors.append(f"上级单位“{existing.name}”已停用")
+
+
+def _check_unit_row_loops(rows: list[ImportRow]) -> None:
     # A loop among the file's own rows (a → b → a) can never be written.
     parents = {r.values["code"].lower(): r.values.get("parent", "").lower() for r in rows if r.values.get("code")}
     for row in rows:
