@@ -14,8 +14,8 @@ from ... import policy
 from ...errors import Conflict, PermissionDenied
 from ...extensions import db
 from ...figures.numbers import format_number
-from ...models import ReportCycle, Section, TransitionLog
-from ...pages.compile import build_edit_page
+from ...models import ReportCycle, Section
+from ...pages.compile import build_edit_page, build_signoff_page, correction_diff
 from ...services.diffs import diff_summary, diff_texts
 from ...publish.document import ReportDocument
 from ...publish.html import render_article
@@ -24,7 +24,6 @@ from ...services import compile as svc
 from ...workflow.states import CYCLE_EVENT_LABELS
 from ..errors import abort_with
 from ..fields import db_int, optional_int
-from ..figures.routes import signature_rules
 from ..handler import handler, on_refusal
 from . import bp
 from .forms import ActionForm, AppendixForm, CommentForm, CorrectionForm, ReturnForm, SectionTextForm, SignForm
@@ -73,22 +72,6 @@ def _valid(form) -> bool:
         for message in errors:
             flash(message, "error")
     return False
-
-
-def _cycle_logs(cycle: ReportCycle) -> list[TransitionLog]:
-    return list(db.session.scalars(
-        select(TransitionLog).where(TransitionLog.cycle_id == cycle.id).order_by(TransitionLog.id.desc())
-    ))
-
-
-def _last_return(cycle: ReportCycle) -> TransitionLog | None:
-    return next((log for log in _cycle_logs(cycle) if log.event == "return"), None)
-
-
-def _correction_return(cycle: ReportCycle) -> TransitionLog | None:
-    """The leader's return of a correction, when it is the latest thing that happened to the cycle."""
-    log = next(iter(_cycle_logs(cycle)), None)
-    return log if log is not None and log.event == "return" and log.from_state == "correcting" else None
 
 
 def _signing_cycle(cycle_id: int) -> ReportCycle:
@@ -239,26 +222,11 @@ def request_signoff(cycle_id: int):
 @bp.route("/<int:cycle_id>/signoff")
 @handler("authenticated")
 def signoff(cycle_id: int):
-    cycle = _reader_cycle(cycle_id)
-    version = svc.latest_version(cycle)
-    if version is not None and cycle.state in ("signoff", "signed", "published", "correcting"):
-        document = ReportDocument.from_dict(version.document)
-    else:
-        document = svc.current_document(cycle)
-    previous = svc.get_version(cycle, version.number - 1) if version and version.number > 1 else None
-    published = svc.latest_publication(cycle)
-    correcting = cycle.state == "correcting"
-    rows = correction_diff(cycle, published, version) if correcting else []
+    page = build_signoff_page(_reader_cycle(cycle_id), current_user)
     return render_template(
-        "compile/signoff.html", cycle=cycle, version=version, article=_article(document),
-        published=published, correcting=correcting, note=svc.correction_note(cycle) if correcting else None,
-        text_sha256=svc.plain_text_sha256(document) if correcting else None, rows=rows,
-        summary=diff_summary(rows), formats=svc.FORMAT_LABELS,
-        can_sign=policy.can(current_user, "cycle.sign", cycle), logs=_cycle_logs(cycle), previous=previous,
-        sign_form=SignForm(formdata=None, version=version.number if version else ""),
-        return_form=ReturnForm(formdata=None), event_labels=CYCLE_EVENT_LABELS,
-        signature_checked=signature_rules(cycle),  # checked before rendering, not from the template
-    )
+        "compile/signoff.html", article=_article(page.document), event_labels=CYCLE_EVENT_LABELS,
+        sign_form=SignForm(formdata=None, version=page.version.number if page.version else ""),
+        return_form=ReturnForm(formdata=None), **page.context())
 
 
 @bp.route("/<int:cycle_id>/sign", methods=["POST"])
@@ -364,15 +332,3 @@ def _correction_page(cycle: ReportCycle, form: CorrectionForm, status: int):
     rows = correction_diff(cycle, previous)
     return render_template("compile/correction.html", cycle=cycle, form=form, previous=previous,
                            rows=rows, summary=diff_summary(rows), note=svc.correction_note(cycle)), status
-
-
-def correction_diff(cycle: ReportCycle, previous, version=None) -> list:
-    """The paragraphs changed against the published version ``previous``: of draft ``version``, or of
-    the current draft."""
-    if previous is None:
-        return []
-    if version is not None:
-        return diff_texts(previous.text, version.text)
-    from ...publish.text import render_text
-
-    return diff_texts(previous.text, render_text(svc.current_document(cycle)))
