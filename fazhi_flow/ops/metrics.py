@@ -101,7 +101,6 @@ class DatabaseCollector:
         from sqlalchemy import func, select
 
         from ..models import Contribution, ReportCycle
-        from ..models.ops import JobStatus
         from ..models.reminder import OutboxMessage, Reminder
 
         outbox = GaugeMetricFamily("fazhi_outbox_messages", "Outbox messages by status (pending, dead, ...)",
@@ -140,28 +139,36 @@ class DatabaseCollector:
                 .order_by(Contribution.cycle_id, Contribution.state)):
             material.add_metric([str(cycle_id), str(year), state], n)
         yield material
+        yield from _job_families(session)
 
-        finished = GaugeMetricFamily("fazhi_job_last_finished_timestamp_seconds",
-                                     "When each scheduled job (sweep, deliver, prune) last finished",
-                                     labels=("job",))
-        success = GaugeMetricFamily("fazhi_job_last_success", "1 when the job's last run succeeded",
-                                    labels=("job",))
-        duration = GaugeMetricFamily("fazhi_job_last_duration_seconds", "How long the job's last run took",
-                                     labels=("job",))
-        beat = GaugeMetricFamily("fazhi_scheduler_heartbeat_timestamp_seconds",
-                                 "The scheduler process's last heartbeat")
-        for row in session.scalars(select(JobStatus).order_by(JobStatus.name)):
-            if row.name == "scheduler":
-                if row.beat_at is not None:
-                    beat.add_metric([], _epoch(row.beat_at))
-                continue
-            if row.finished_at is not None:
-                finished.add_metric([row.name], _epoch(row.finished_at))
-            if row.ok is not None:
-                success.add_metric([row.name], 1 if row.ok else 0)
-            if row.duration_ms is not None:
-                duration.add_metric([row.name], row.duration_ms / 1000)
-        yield from (finished, success, duration, beat)
+
+def _job_families(session):
+    """Each scheduled job's last run, and the scheduler's heartbeat, from the job_status table."""
+    from sqlalchemy import select
+
+    from ..models.ops import JobStatus
+
+    finished = GaugeMetricFamily("fazhi_job_last_finished_timestamp_seconds",
+                                 "When each scheduled job (sweep, deliver, prune) last finished",
+                                 labels=("job",))
+    success = GaugeMetricFamily("fazhi_job_last_success", "1 when the job's last run succeeded",
+                                labels=("job",))
+    duration = GaugeMetricFamily("fazhi_job_last_duration_seconds", "How long the job's last run took",
+                                 labels=("job",))
+    beat = GaugeMetricFamily("fazhi_scheduler_heartbeat_timestamp_seconds",
+                             "The scheduler process's last heartbeat")
+    for row in session.scalars(select(JobStatus).order_by(JobStatus.name)):
+        if row.name == "scheduler":
+            if row.beat_at is not None:
+                beat.add_metric([], _epoch(row.beat_at))
+            continue
+        if row.finished_at is not None:
+            finished.add_metric([row.name], _epoch(row.finished_at))
+        if row.ok is not None:
+            success.add_metric([row.name], 1 if row.ok else 0)
+        if row.duration_ms is not None:
+            duration.add_metric([row.name], row.duration_ms / 1000)
+    yield from (finished, success, duration, beat)
 
 
 # ---------------------------------------------------------------- the endpoint
