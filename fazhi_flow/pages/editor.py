@@ -121,17 +121,18 @@ class EditorPage:
         """``figures`` / ``extensions``: whether those areas exist in this app (their blueprints)."""
         from ..web import bound_text
         from ..web.loading import other_units_on_section, transition_logs
-        from ..web.permissions import can_edit_contribution, can_fire
+        from .. import policy
 
         load_viewer(user)
         c = load_contribution(contribution)
         prepare_figures([c])
         logs = transition_logs(c)
         latest = next((log for log in reversed(logs) if log.comment and log.event in DECISION_EVENTS), None)
-        editable = can_edit_contribution(user, c)
+        editable = policy.can(user, "contribution.edit", c)
         fig = contribution_figures(user, c, figures)
         return cls(
-            c=c, editable=editable, can_submit=can_fire(user, c, "submit"), can_recall=can_fire(user, c, "recall"),
+            c=c, editable=editable, can_submit=policy.can(user, "contribution.submit", c),
+            can_recall=policy.can(user, "contribution.recall", c),
             due=due_of(c), logs=logs, latest_decision=latest, quoted=quoted_paragraph(c, latest), fig=fig,
             extension=extension_state(user, c, extensions), others=other_units_on_section(c),
             last_year=last_year_items(c),

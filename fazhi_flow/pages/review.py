@@ -200,7 +200,7 @@ class ReviewPage:
         from ..services.diffs import has_changes, paragraph_diff
         from ..web import bound_text
         from ..web.loading import transition_logs
-        from ..web.permissions import can_fire
+        from .. import policy
 
         load_viewer(user)
         c = load_contribution(contribution)
@@ -216,7 +216,7 @@ class ReviewPage:
         fig = contribution_figures(user, c, figures)
         shown = fig is not None and bool(fig.rows or fig.results or fig.literals or fig.mostly_unchanged)
         return cls(c=c, logs=logs, revisions=revisions, diff=diff, base=base,
-                   changed=diff is not None and has_changes(diff), can_decide=can_fire(user, c, "approve"),
+                   changed=diff is not None and has_changes(diff), can_decide=policy.can(user, "contribution.approve", c),
                    due=due_of(c), paragraphs=renderer.paragraphs(c), fig=fig, show_figures=shown)
 
     def context(self) -> dict:

@@ -4,10 +4,10 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from .. import policy
 from ..extensions import db
 from ..models import Attachment, Contribution, ReportCycle, Section, TransitionLog
 from .errors import abort_with
-from .permissions import can_view_contribution
 
 # Events whose comment is a decision on the material (shown as "the latest reviewer comment").
 DECISION_EVENTS = ("return", "approve", "unit_return", "unit_approve", "reopen")
@@ -17,7 +17,7 @@ def contribution_or_abort(contribution_id: int, user) -> Contribution:
     contribution = db.session.get(Contribution, contribution_id)
     if contribution is None:
         abort_with(404, "这份材料不存在。")
-    if not can_view_contribution(user, contribution):
+    if not policy.can(user, "contribution.view", contribution):
         abort_with(403, "这份材料属于其他单位，您没有权限查看。")
     return contribution
 
@@ -26,7 +26,7 @@ def attachment_or_abort(attachment_id: int, user) -> Attachment:
     attachment = db.session.get(Attachment, attachment_id)
     if attachment is None:
         abort_with(404, "这个附件不存在，可能已被删除。")
-    if not can_view_contribution(user, attachment.contribution):
+    if not policy.can(user, "attachment.download", attachment):
         abort_with(403, "这个附件属于其他单位的材料，您没有权限下载。")
     return attachment
 

@@ -220,10 +220,9 @@ def test_only_the_requester_withdraws(people):
 
 
 def test_service_and_template_names_give_the_same_answers(people, db):
-    """The older names (services' can_*, web.permissions) are the policy's answers, case by case."""
+    """The services' older names (can_*) are the policy's answers, case by case."""
     from fazhi_flow.services import compile as compile_svc
     from fazhi_flow.services import contributions, dashboard, figures, reminders
-    from fazhi_flow.web import permissions
 
     cycle, material, _, actors = people
     contribution = material["open"]
@@ -231,11 +230,6 @@ def test_service_and_template_names_give_the_same_answers(people, db):
         (contributions.can_edit, "contribution.edit", contribution),
         (figures.can_view_figures, "figures.view", contribution),
         (figures.can_edit_figures, "figures.edit", contribution),
-        (permissions.can_view_contribution, "contribution.view", contribution),
-        (permissions.can_edit_contribution, "contribution.edit", contribution),
-        (permissions.can_review, "contribution.review", contribution),
-        (permissions.can_manage_attachments, "contribution.attach", contribution),
-        (lambda u, c: permissions.can_fire(u, c, "approve"), "contribution.approve", contribution),
         (reminders.can_request_extension, "assignment.request_extension", contribution.assignment),
         (compile_svc.can_compile, "cycle.compile", cycle),
         (compile_svc.can_edit_draft, "cycle.edit_draft", cycle),
