@@ -554,6 +554,24 @@ def _require_definable(cycle):
         raise DomainError(f"年度报告当前为“{cycle.state_label}”，只能在筹备中或征集中修改指标和规则。")
 
 
+def _indicator_bounds(data: dict, errors: dict) -> dict:
+    """The minimum and maximum typed (None when blank); problems go into ``errors`` by field."""
+    bounds = {}
+    for key, label in (("minimum", "最小值"), ("maximum", "最大值")):
+        raw = (data.get(key) or "").strip()
+        if not raw:
+            bounds[key] = None
+            continue
+        try:
+            bounds[key] = storable_number(raw)
+        except ValueError:
+            errors[key] = f"{label}应为{STORABLE}，您填写的是“{raw[:40]}”。"
+    if not errors.get("minimum") and not errors.get("maximum") and bounds.get("minimum") is not None \
+            and bounds.get("maximum") is not None and bounds["minimum"] > bounds["maximum"]:
+        errors["maximum"] = "最大值不能小于最小值。"
+    return bounds
+
+
 def define_indicator(cycle, actor, section, data: dict):
     """Create or update (by code) an indicator of ``section``.
 
@@ -586,19 +604,7 @@ def define_indicator(cycle, actor, section, data: dict):
     reported_by = data.get("reported_by") or "all"
     if reported_by not in REPORTED_BY:
         errors["reported_by"] = "请选择由谁填报。"
-    bounds = {}
-    for key, label in (("minimum", "最小值"), ("maximum", "最大值")):
-        raw = (data.get(key) or "").strip()
-        if not raw:
-            bounds[key] = None
-            continue
-        try:
-            bounds[key] = storable_number(raw)
-        except ValueError:
-            errors[key] = f"{label}应为{STORABLE}，您填写的是“{raw[:40]}”。"
-    if not errors.get("minimum") and not errors.get("maximum") and bounds.get("minimum") is not None \
-            and bounds.get("maximum") is not None and bounds["minimum"] > bounds["maximum"]:
-        errors["maximum"] = "最大值不能小于最小值。"
+    bounds = _indicator_bounds(data, errors)
     existing = db.session.scalar(select(Indicator).where(Indicator.cycle_id == cycle.id, Indicator.code == code))
     if existing is not None and existing.section_id != section.id:
         errors["code"] = f"指标代码“{code}”已在“{existing.section.path_label}”中使用，同一年度内不能重复。"
