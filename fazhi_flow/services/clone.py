@@ -182,6 +182,16 @@ def clone_cycle(source: ReportCycle, actor, year: int | None = None, title: str 
     db.session.flush()
 
     counts = {"sections": len(section_map), "assignments": sum(len(s.assignments) for s in section_map.values())}
+    counts.update(_copy_figure_definitions(source, cycle, section_map))
+    if _copy_reminder_policy(source, cycle, actor):
+        counts["reminder_policy"] = 1
+    record(actor, "cycle.clone", f"cycle:{cycle.id}", source=source.id, year=year, **counts)
+    db.session.flush()
+    return cycle
+
+
+def _copy_figure_definitions(source: ReportCycle, cycle: ReportCycle, section_map: dict[int, Section]) -> dict:
+    """Copy the source's indicators and rules onto the new sections; return their counts."""
     indicators = list(db.session.scalars(select(Indicator).where(Indicator.cycle_id == source.id)
                                          .order_by(Indicator.id)))
     for ind in indicators:
@@ -192,15 +202,17 @@ def clone_cycle(source: ReportCycle, actor, year: int | None = None, title: str 
         data = _copy_columns(rule, skip=("id", "cycle_id", "section_id"))
         section_id = section_map[rule.section_id].id if rule.section_id is not None else None
         db.session.add(Rule(cycle_id=cycle.id, section_id=section_id, **data))
-    counts.update(indicators=len(indicators), rules=len(rules))
+    return {"indicators": len(indicators), "rules": len(rules)}
 
+
+def _copy_reminder_policy(source: ReportCycle, cycle: ReportCycle, actor) -> bool:
+    """Copy the source's stored reminder policy, if any (True when copied)."""
     Policy = _reminder_policy_model()
-    if Policy is not None:
-        policy = db.session.scalar(select(Policy).where(Policy.cycle_id == source.id))
-        if policy is not None:
-            data = _copy_columns(policy, skip=("id", "cycle_id", "updated_at", "updated_by_id"))
-            db.session.add(Policy(cycle_id=cycle.id, updated_by_id=actor.id, **data))
-            counts["reminder_policy"] = 1
-    record(actor, "cycle.clone", f"cycle:{cycle.id}", source=source.id, year=year, **counts)
-    db.session.flush()
-    return cycle
+    if Policy is None:
+        return False
+    policy = db.session.scalar(select(Policy).where(Policy.cycle_id == source.id))
+    if policy is None:
+        return False
+    data = _copy_columns(policy, skip=("id", "cycle_id", "updated_at", "updated_by_id"))
+    db.session.add(Policy(cycle_id=cycle.id, updated_by_id=actor.id, **data))
+    return True
