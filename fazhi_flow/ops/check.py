@@ -81,6 +81,7 @@ def _check_env_and_secret(report: Report) -> tuple[str | None, dict, list[str]]:
         report.add(WARNING, "运行环境", f"FAZHI_ENV={name}：这是开发或测试设置（Cookie 不限 HTTPS）；"
                                         "正式部署请在环境文件中设 FAZHI_ENV=production。")
     bad = _check_env_values(report, settings.CONFIGS[name])
+    bad += _check_ranges(report, settings.CONFIGS[name], bad)
     key = os.environ.get("FAZHI_SECRET_KEY", settings.CONFIGS[name].SECRET_KEY)
     overrides: dict = {}
     try:
@@ -117,6 +118,39 @@ def _check_env_values(report: Report, config_class) -> list[str]:
             bad.append(key)
             what = "整数" if isinstance(current, int) else " JSON 对象（须用单引号括起来）"
             report.add(ERROR, "配置", f"{key}={raw[:40]!r} 不是{what}：请在环境文件中改正。")
+    return bad
+
+
+# Settings that are lists of addresses or networks (comma-separated); a bad item stops the start.
+NETWORK_SETTINGS = ("METRICS_ALLOWED_IPS", "TRUSTED_PROXY_IPS")
+
+
+def _check_ranges(report: Report, config_class, unreadable: list[str]) -> list[str]:
+    """Numbers create_app accepts only within a range, and the address lists it parses, one line
+    each (the app refuses to start at the first bad one). Returns the variables found bad."""
+    from .. import RANGES, _env_value
+    from ..proxies import parse_networks
+
+    bad = []
+    for setting, (low, high) in RANGES.items():
+        key = f"FAZHI_{setting}"
+        if key in unreadable or not hasattr(config_class, setting):
+            continue
+        value = getattr(config_class, setting)
+        if key in os.environ:
+            value = _env_value(os.environ[key], value)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            bad.append(key)
+            report.add(ERROR, "配置", f"{key}={str(value)[:40]!r} 超出范围：应为 {low} 到 {high} 之间的整数，"
+                                    "网站拒绝启动；请在环境文件中改正。")
+    for setting in NETWORK_SETTINGS:
+        key = f"FAZHI_{setting}"
+        raw = os.environ.get(key, getattr(config_class, setting, ""))
+        try:
+            parse_networks(raw, key)
+        except RuntimeError as exc:
+            bad.append(key)
+            report.add(ERROR, "配置", f"{str(exc).splitlines()[0].rstrip('。')}，网站拒绝启动；请在环境文件中改正。")
     return bad
 
 

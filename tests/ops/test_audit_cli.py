@@ -106,6 +106,9 @@ def test_list_actions(runner, db):
     (("--since", "2025-03-01", "--user", "nobody"), "找不到用户“nobody”"),
     (("--since", "2025-03-01", "--user", " "), "找不到用户"),
     (("--since", "2025-03-01", "--action", "user.explode"), "未知的操作代码“user.explode”"),
+    # Bad option values are click's one line (not its usage text), with the same status 1.
+    (("--since", "2025-03-01", "--format", "xml"), "--format"),
+    (("--since", "2025-03-01", "--colour"), "--colour"),
 ])
 def test_bad_input_is_one_message_and_status_1(runner, trail, args, message):
     result = run(runner, *args)

@@ -300,3 +300,39 @@ def test_group_robots_reachable_unreachable_and_malformed(tmp_path, upgraded, sm
     assert robots == {"可达": "OK", "端口关闭": "错误", "域名不存在": "错误", "格式不对": "错误"}, out
     assert f"127.0.0.1:{closed}" in out and "robot.invalid" in out, out
     assert token not in out  # paths and queries of robot URLs carry their tokens
+
+
+def test_out_of_range_numbers_and_bad_address_lists_are_listed_line_by_line(tmp_path, upgraded, smtp_port):
+    """create_app refuses each of these at the first one; the check names every one and still
+    checks the rest with the defaults."""
+    (tmp_path / "uploads").mkdir()
+    env = _env(tmp_path, upgraded, smtp_port, FAZHI_TRUSTED_PROXIES="6", FAZHI_SESSION_IDLE_MINUTES="0",
+               FAZHI_SESSION_ABSOLUTE_HOURS="-1", FAZHI_SCHEDULER_STALE_SECONDS="0",
+               FAZHI_METRICS_ALLOWED_IPS="127.0.0.1,10.0.0.300", FAZHI_TRUSTED_PROXY_IPS="nginx")
+    code, lines, out = check(env)
+    assert code == 1, out
+    errors = [line for level, line in lines.get("配置", []) if level == "错误"]
+    for key in ("FAZHI_TRUSTED_PROXIES='6'", "FAZHI_SESSION_IDLE_MINUTES='0'", "FAZHI_SESSION_ABSOLUTE_HOURS='-1'",
+                "FAZHI_SCHEDULER_STALE_SECONDS='0'"):
+        assert sum(key in line and "超出范围" in line for line in errors) == 1, (key, out)
+    assert sum("FAZHI_METRICS_ALLOWED_IPS" in line and "10.0.0.300" in line for line in errors) == 1, out
+    assert sum("FAZHI_TRUSTED_PROXY_IPS" in line and "nginx" in line for line in errors) == 1, out
+    assert len(errors) == 6, out
+    assert level_of(lines, "数据库结构") == "OK" and level_of(lines, "邮件服务器") == "OK", out
+    assert "无法加载" not in out, out
+
+    # In range: no line about them.
+    code, lines, out = check({**env, "FAZHI_TRUSTED_PROXIES": "1", "FAZHI_SESSION_IDLE_MINUTES": "30",
+                              "FAZHI_SESSION_ABSOLUTE_HOURS": "8", "FAZHI_SCHEDULER_STALE_SECONDS": "300",
+                              "FAZHI_METRICS_ALLOWED_IPS": "127.0.0.1,10.0.0.0/24",
+                              "FAZHI_TRUSTED_PROXY_IPS": "127.0.0.1,::1"})
+    assert "配置" not in lines, out
+
+
+@pytest.mark.parametrize("value", ["-1", "abc", "61"])
+def test_bad_timeout_is_one_line_and_status_1(tmp_path, smtp_port, value):
+    proc = _cli(_env(tmp_path, "sqlite://", smtp_port), "check", "--timeout", value)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--timeout" in lines[0] and "Usage" not in proc.stderr, proc.stderr
+    assert proc.stdout == ""
