@@ -338,57 +338,15 @@ def create_backup(output: Path, force: bool = False) -> BackupResult:
 
         snapshot = (_snapshot_sqlite if kind == "sqlite" else _snapshot_postgres)(url, work)
 
-        files: list[tuple[str, Path]] = []
-        missing = []
-        for stored_name, sha256 in snapshot.attachments:
-            rel = _stored_relpath(stored_name)
-            staged = early / rel
-            if not staged.is_file() and not _link_or_copy(folder / rel, staged):
-                missing.append(stored_name)
-                warnings.append(f"附件文件缺失：{rel}（数据库中有记录，上传目录中没有该文件）")
-                continue
-            files.append((f"{UPLOADS}/{rel}", staged))
-            if sha256 and _file_sha256(staged) != sha256:
-                warnings.append(f"附件文件与登记的 SHA-256 不符（已按现状备份）：{rel}")
+        files, missing = _staged_attachments(snapshot, early, folder, warnings)
 
         fd, part_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=parent)
         os.close(fd)
         part = Path(part_name)
-        members: dict = {}
-        with tarfile.open(part, "w:gz", compresslevel=1, format=tarfile.PAX_FORMAT) as archive:
-            _add_member(archive, snapshot.member, snapshot.path, members)
-            for name, path in files:
-                _add_member(archive, name, path, members)
-            manifest = {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "app_version": _app_version(),
-                "migration_revision": snapshot.revision,
-                "database": {"kind": snapshot.kind, "member": snapshot.member,
-                             "server_major_version": snapshot.server_version},
-                "attachment_storage": current_app.config.get("ATTACHMENT_STORAGE") or "folder",
-                "created_at": _utc_now(),
-                "counts": snapshot.counts,
-                "missing_files": missing,
-                "members": members,
-            }
-            data = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
-            info = tarfile.TarInfo(MANIFEST)
-            info.size = len(data)
-            info.mode = 0o600
-            info.mtime = int(datetime.now(UTC).timestamp())
-            archive.addfile(info, _BytesReader(data))
+        manifest = _write_archive(part, snapshot, files, missing)
         with open(part, "rb+") as fh:
             os.fsync(fh.fileno())
-        if force:
-            os.replace(part, output)
-        else:
-            try:
-                # link() refuses an existing name: a file created meanwhile is not overwritten.
-                os.link(part, output)
-            except FileExistsError:
-                raise BackupError(f"{output} 已存在；要覆盖请加 --force。") from None
-            part.unlink()
+        _move_into_place(part, output, force)
         part = None
         return BackupResult(output, manifest, warnings)
     except OSError as exc:
@@ -397,6 +355,65 @@ def create_backup(output: Path, force: bool = False) -> BackupResult:
         if part is not None:
             part.unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _staged_attachments(snapshot, early: Path, folder: Path, warnings: list) -> tuple[list, list]:
+    """(member name, staged file) of every attachment the snapshot lists, and the stored names of
+    those whose file is missing; warnings for missing and altered files."""
+    files: list[tuple[str, Path]] = []
+    missing = []
+    for stored_name, sha256 in snapshot.attachments:
+        rel = _stored_relpath(stored_name)
+        staged = early / rel
+        if not staged.is_file() and not _link_or_copy(folder / rel, staged):
+            missing.append(stored_name)
+            warnings.append(f"附件文件缺失：{rel}（数据库中有记录，上传目录中没有该文件）")
+            continue
+        files.append((f"{UPLOADS}/{rel}", staged))
+        if sha256 and _file_sha256(staged) != sha256:
+            warnings.append(f"附件文件与登记的 SHA-256 不符（已按现状备份）：{rel}")
+    return files, missing
+
+
+def _write_archive(part: Path, snapshot, files: list, missing: list) -> dict:
+    """Write the database, the attachments and then the manifest into ``part``; return the manifest."""
+    members: dict = {}
+    with tarfile.open(part, "w:gz", compresslevel=1, format=tarfile.PAX_FORMAT) as archive:
+        _add_member(archive, snapshot.member, snapshot.path, members)
+        for name, path in files:
+            _add_member(archive, name, path, members)
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "app_version": _app_version(),
+            "migration_revision": snapshot.revision,
+            "database": {"kind": snapshot.kind, "member": snapshot.member,
+                         "server_major_version": snapshot.server_version},
+            "attachment_storage": current_app.config.get("ATTACHMENT_STORAGE") or "folder",
+            "created_at": _utc_now(),
+            "counts": snapshot.counts,
+            "missing_files": missing,
+            "members": members,
+        }
+        data = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
+        info = tarfile.TarInfo(MANIFEST)
+        info.size = len(data)
+        info.mode = 0o600
+        info.mtime = int(datetime.now(UTC).timestamp())
+        archive.addfile(info, _BytesReader(data))
+    return manifest
+
+
+def _move_into_place(part: Path, output: Path, force: bool) -> None:
+    if force:
+        os.replace(part, output)
+        return
+    try:
+        # link() refuses an existing name: a file created meanwhile is not overwritten.
+        os.link(part, output)
+    except FileExistsError:
+        raise BackupError(f"{output} 已存在；要覆盖请加 --force。") from None
+    part.unlink()
 
 
 class _BytesReader:
