@@ -5,7 +5,11 @@ session cookie, no user loading, and a probe is never counted as somebody's acti
 nothing else; /readyz runs ``SELECT 1``, compares the database's Alembic revision with the heads of the
 migrations that ship with this version, and, where a scheduler is expected (SCHEDULER_EXPECTED, on in
 production), checks that its heartbeat is younger than SCHEDULER_STALE_SECONDS. Any failure is a 503
-with the reasons in JSON; details (exception texts) go to the log, not to the caller.
+with the reasons in JSON; exception texts go to the log, not to the caller.
+
+/readyz is public (load balancers call it), so its answer says only ok or unavailable and why in a
+few words. The details (migration revisions, heartbeat time and age) go only to the callers /metrics
+admits: an address in METRICS_ALLOWED_IPS or the METRICS_TOKEN bearer token.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from sqlalchemy import inspect, text
 from werkzeug.wrappers import Response
 
 from .logs import event, middleware, shorten
+from .metrics import _address_allowed, _networks, _token_ok
 
 logger = logging.getLogger(__name__)
 
@@ -147,11 +152,36 @@ def readiness(app, environ: dict | None = None) -> tuple[int, dict]:
         logger.warning("Readiness check failed: %s", type(exc).__name__)
         checks.setdefault("app", {"ok": False, "reason": f"检查失败（{type(exc).__name__}），详见服务日志。"})
     ok = bool(checks) and all(c.get("ok") for c in checks.values())
-    body = {"status": "ok" if ok else "fail", "checks": checks}
+    body = {"status": "ok" if ok else "unavailable", "checks": checks}
     if not ok:
         body["reasons"] = [f"{name}: {c.get('reason', '检查失败')}" for name, c in checks.items()
                            if not c.get("ok")]
     return (200 if ok else 503), body
+
+
+# What a caller without access to the details learns about a failed check.
+PUBLIC_REASONS = {
+    "database": "数据库无法连接",
+    "migrations": "数据库结构不是最新",
+    "scheduler": "调度器没有在运行",
+}
+
+
+def details_allowed(app, environ) -> bool:
+    """The rule of /metrics: the bearer token, or an address in METRICS_ALLOWED_IPS."""
+    try:
+        networks = _networks(app.config.get("METRICS_ALLOWED_IPS", "127.0.0.1,::1"))
+    except RuntimeError:
+        networks = []
+    token = str(app.config.get("METRICS_TOKEN") or "")
+    trusted = int(app.config.get("TRUSTED_PROXIES") or 0)
+    return _token_ok(environ, token) or _address_allowed(environ, networks, trusted)
+
+
+def public_body(body: dict) -> dict:
+    reasons = [PUBLIC_REASONS.get(name, "检查失败") for name, check in body["checks"].items()
+               if not check.get("ok")]
+    return {"status": body["status"], "reasons": reasons}
 
 
 def readyz_handler(app):
@@ -160,6 +190,8 @@ def readyz_handler(app):
         if refused is not None:
             return refused
         status, body = readiness(app, environ)
+        if not details_allowed(app, environ):
+            body = public_body(body)
         return json_response(body, status)
 
     return readyz

@@ -67,7 +67,7 @@ def test_healthz_alive_and_readyz_503_when_the_database_is_unreachable(monkeypat
     response = client.get("/readyz")
     assert response.status_code == 503
     body = response.get_json()
-    assert body["status"] == "fail"
+    assert body["status"] == "unavailable"
     assert body["checks"]["database"]["ok"] is False
     assert "数据库无法连接" in body["checks"]["database"]["reason"]
     assert any(reason.startswith("database:") for reason in body["reasons"])
@@ -139,6 +139,62 @@ def test_readyz_wants_a_fresh_heartbeat_where_a_scheduler_is_expected(migrated_a
     relaxed = client.get("/readyz")
     assert relaxed.status_code == 200
     assert relaxed.get_json()["checks"]["scheduler"]["age_seconds"] >= 240
+
+
+OUTSIDE = {"REMOTE_ADDR": "203.0.113.5"}
+
+
+def test_readyz_gives_details_only_to_the_callers_metrics_admits(migrated_app):
+    """Anybody may ask /readyz; only an allowed address or the metrics token learns revisions and the
+    heartbeat's age. The status codes are the same for everybody."""
+    migrated_app.config["SCHEDULER_EXPECTED"] = True
+    migrated_app.config["METRICS_TOKEN"] = "t" * 40
+    client = migrated_app.test_client()
+    with migrated_app.app_context():
+        _db.session.add(JobStatus(name="scheduler", beat_at=utcnow() - timedelta(minutes=4)))
+        _db.session.commit()
+        head = _db.session.execute(_db.text("SELECT version_num FROM alembic_version")).scalar()
+        _db.session.execute(_db.text("UPDATE alembic_version SET version_num = '0002'"))
+        _db.session.commit()
+
+    outside = client.get("/readyz", environ_base=OUTSIDE)
+    assert outside.status_code == 503
+    assert outside.get_json() == {"status": "unavailable", "reasons": ["数据库结构不是最新", "调度器没有在运行"]}
+    text = outside.get_data(as_text=True)
+    assert "0002" not in text and head not in text and "秒" not in text and "beat_at" not in text
+    # Forwarded by a proxy that is not trusted: the address says nothing, so no details.
+    forwarded = client.get("/readyz", headers={"X-Forwarded-For": "127.0.0.1"})
+    assert forwarded.status_code == 503 and "checks" not in forwarded.get_json()
+    wrong_token = client.get("/readyz", environ_base=OUTSIDE, headers={"Authorization": "Bearer nope"})
+    assert "checks" not in wrong_token.get_json()
+
+    for detailed in (client.get("/readyz"),  # the machine itself
+                     client.get("/readyz", environ_base=OUTSIDE, headers={"Authorization": "Bearer " + "t" * 40})):
+        assert detailed.status_code == 503
+        body = detailed.get_json()
+        assert body["status"] == "unavailable"
+        assert body["checks"]["migrations"]["current"] == ["0002"]
+        assert body["checks"]["scheduler"]["age_seconds"] >= 240
+    migrated_app.config["METRICS_ALLOWED_IPS"] = "203.0.113.0/24"
+    assert "checks" in client.get("/readyz", environ_base=OUTSIDE).get_json()
+    migrated_app.config["METRICS_ALLOWED_IPS"] = "127.0.0.1,::1"
+
+    with migrated_app.app_context():
+        _db.session.execute(_db.text("UPDATE alembic_version SET version_num = :head"), {"head": head})
+        _db.session.commit()
+    beat(migrated_app)
+    ready = client.get("/readyz", environ_base=OUTSIDE)
+    assert ready.status_code == 200 and ready.get_json() == {"status": "ok", "reasons": []}
+
+
+def test_readyz_unreachable_database_publicly(monkeypatch, tmp_path):
+    monkeypatch.setenv("FAZHI_DATABASE_URL", f"sqlite:///{tmp_path / 'missing-folder' / 'x.db'}")
+    broken = create_app("testing")
+    response = broken.test_client().get("/readyz", environ_base=OUTSIDE)
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "unavailable", "reasons": ["数据库无法连接"]}
+    with broken.app_context():
+        _db.engine.dispose()
 
 
 def test_probes_keep_no_session_and_count_as_no_activity(app, client, world, db):
