@@ -261,7 +261,7 @@ def test_gunicorn_two_workers_sum_their_counts(served_database, tmp_path):
         assert value(found, "fazhi_outbox_messages", status="pending") == 0
         healthz = _get(server.url("/healthz"))
         assert healthz == (200, '{"status": "ok"}')
-        ready_status, ready = _get(server.url("/readyz"))
+        ready_status, ready = _get(server.url("/readyz"), bearer)  # the details need the metrics token
         # Production expects a scheduler; none runs here.
         assert ready_status == 503 and "fazhi-flow scheduler" in ready and "Traceback" not in ready
         rss = _worker_rss_kib(server.proc.pid)
