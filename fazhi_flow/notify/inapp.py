@@ -1,8 +1,17 @@
 """The in-app inbox channel: a Notification row in the same transaction, if the user wants it."""
 from __future__ import annotations
 
-from ..services.notifications import notify_user
+from ..extensions import db
+from ..models.notification import Notification
+from ..timeutil import utcnow
 from .preferences import wants
+
+
+def notify_user(user, kind: str, title: str, body: str | None = None, link: str | None = None):
+    """Queue an in-app notification for ``user`` in the current transaction (whatever their choice)."""
+    row = Notification(user_id=user.id, kind=kind, title=title, body=body, link=link, created_at=utcnow())
+    db.session.add(row)
+    return row
 
 
 def notify(user, kind: str, title: str, body: str | None = None, link: str | None = None):

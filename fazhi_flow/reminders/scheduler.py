@@ -32,8 +32,8 @@ from ..extensions import db
 from ..models import LoginThrottle
 from ..models.ops import JobStatus
 from ..models.reminder import OutboxMessage
+from ..models.security import FORGET_AFTER
 from ..ops.logs import event, redact, shorten
-from ..services.login_throttle import FORGET_AFTER
 from ..timeutil import utcnow
 from .jobs import as_utc, deliver, sweep
 

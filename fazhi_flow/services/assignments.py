@@ -14,8 +14,8 @@ from ..errors import DomainError
 from ..extensions import db
 from ..models import Assignment, Contribution, Section, Unit, User, UserRole
 from ..models.cycle import ASSIGNMENT_ROLES
+from ..notify.inapp import notify_user
 from .audit import record
-from .notifications import notify_user
 
 EDITABLE_CYCLE_STATES = ("setup", "collecting")
 

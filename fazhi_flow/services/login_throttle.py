@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import LoginThrottle
+from ..models.security import FORGET_AFTER
 from ..timeutil import utcnow
 
 
@@ -36,9 +37,6 @@ POLICIES = {
     "acct": Policy(free=10, base=2, cap=60),
     "device": Policy(free=5, base=2, cap=15 * 60),
 }
-# A key without failures for this long starts again from zero; without it the address counter of an
-# office behind one NAT only grows, until every typo there blocks everybody for the longest delay.
-FORGET_AFTER = timedelta(hours=24)
 
 
 def _keys(username: str, ip: str | None, device: str | None = None) -> dict[str, str]:
