@@ -16,16 +16,11 @@ from sqlalchemy.engine import make_url
 from fazhi_flow.extensions import db
 from fazhi_flow.ops import backup
 
-from .test_backup import (  # noqa: F401 - fixtures
-    _assert_empty,
-    _build_source,
-    _cli,
-    _files,
-    _members,
-    _rows,
-    instance,
-    new_database,
-)
+from . import test_backup as base
+from .test_backup import _assert_empty, _build_source, _cli, _files, _members, _rows
+
+# The fixtures of the backup tests, used here under the same names.
+instance, new_database = base.instance, base.new_database
 
 STORED = "ab" + "0" * 30 + ".png"
 
