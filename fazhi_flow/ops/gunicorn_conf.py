@@ -4,8 +4,10 @@ Read from the environment (the same environment file as the app's FAZHI_* settin
 
 * FAZHI_WEB_BIND (default 127.0.0.1:8000; nginx in front), FAZHI_WEB_WORKERS (default 2 × cores + 1,
   at most 8), FAZHI_WEB_THREADS (1), FAZHI_WEB_TIMEOUT (120 s: a Word/PDF export of a large report may
-  take a while), FAZHI_WEB_MAX_REQUESTS (1000: a worker is replaced after that many requests, so a slow
-  leak cannot grow for ever);
+  take a while), FAZHI_WEB_MAX_REQUESTS (0: workers are not replaced on a count. Every replaced
+  worker leaves its Prometheus counter files behind until the next restart, so recycling every N
+  requests would make each scrape slower for as long as the service runs; set it only together with
+  a periodic restart);
 * PROMETHEUS_MULTIPROC_DIR: where the workers keep their metric files. Left unset, a folder of
   this master's own in the temporary directory, removed at exit. Either way it is made if missing
   and emptied at start-up: files of an earlier run would add old counts to the new ones.
@@ -44,7 +46,7 @@ threads = _whole("FAZHI_WEB_THREADS", 1, 1, 64)
 timeout = _whole("FAZHI_WEB_TIMEOUT", 120, 5, 3600)
 graceful_timeout = 30
 keepalive = 5
-max_requests = _whole("FAZHI_WEB_MAX_REQUESTS", 1000, 0, 10_000_000)
+max_requests = _whole("FAZHI_WEB_MAX_REQUESTS", 0, 0, 10_000_000)
 max_requests_jitter = max_requests // 10 if max_requests else 0
 proc_name = "fazhi-flow-web"
 accesslog = None
