@@ -58,6 +58,13 @@ def parse_value(raw, indicator) -> Decimal | None:
             raise ValueError(f"{name}请填写确切的数字，不要带“{word}”等字样（您填写的是“{typed}”）。"
                              "如只掌握约数，请填写统计口径内的确数，约数可写在正文中。")
     measure = (indicator.measure or "").strip()
+    value = _typed_number(text, typed, name, measure, indicator.type)
+    _check_bounds(value, indicator, typed, name, measure)
+    return value
+
+
+def _typed_number(text: str, typed: str, name: str, measure: str, kind: str) -> Decimal:
+    """The number in ``text`` (unit suffix and thousands separators removed), storable as typed."""
     for suffix in sorted({measure, "%"} - {""}, key=len, reverse=True):
         if text.endswith(suffix):
             text = text[: -len(suffix)].strip()
@@ -71,11 +78,15 @@ def parse_value(raw, indicator) -> Decimal | None:
         raise ValueError(f"{name}应填写数字，您填写的是“{typed}”。")
     if abs(value) >= MAX_ABS:
         raise ValueError(f"{name}的数值过大（{typed}），请检查计量单位是否应为万元或亿元。")
-    if indicator.type == "integer" and value != value.to_integral_value():
+    if kind == "integer" and value != value.to_integral_value():
         raise ValueError(f"{name}应填写整数（单位：{measure or '个'}），您填写的是“{typed}”。")
     exponent = value.normalize().as_tuple().exponent
     if isinstance(exponent, int) and -exponent > MAX_DECIMALS:
         raise ValueError(f"{name}最多保留{MAX_DECIMALS}位小数，您填写的是“{typed}”。")
+    return value
+
+
+def _check_bounds(value: Decimal, indicator, typed: str, name: str, measure: str) -> None:
     minimum = indicator.minimum
     maximum = indicator.maximum
     if maximum is None and indicator.type == "percent":
@@ -89,4 +100,3 @@ def parse_value(raw, indicator) -> Decimal | None:
         raise ValueError(f"{name}不能小于{format_number(minimum)}{measure}，您填写的是“{typed}”。")
     if maximum is not None and value > Decimal(maximum):
         raise ValueError(f"{name}不能大于{format_number(maximum)}{measure}，您填写的是“{typed}”。")
-    return value
