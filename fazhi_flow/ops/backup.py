@@ -43,6 +43,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..services.attachments import DELETION_LOCK, deletions_lock
 from .clickutil import PlainCommand
 
 FORMAT = "fazhi-flow-backup"
@@ -136,7 +137,7 @@ def _upload_files(folder: Path) -> dict[str, Path]:
         return found
     for root, _dirs, files in os.walk(folder):
         for name in files:
-            if name.endswith(".part"):
+            if name.endswith(".part") or name == DELETION_LOCK:
                 continue
             path = Path(root) / name
             found[path.relative_to(folder).as_posix()] = path
@@ -333,12 +334,14 @@ def create_backup(output: Path, force: bool = False) -> BackupResult:
     part = None
     try:
         early = work / "early"
-        for rel, path in _upload_files(folder).items():
-            _link_or_copy(path, early / rel)
+        # No attachment file is deleted from the listing until the snapshot's files are gathered.
+        with deletions_lock(folder, exclusive=True):
+            for rel, path in _upload_files(folder).items():
+                _link_or_copy(path, early / rel)
 
-        snapshot = (_snapshot_sqlite if kind == "sqlite" else _snapshot_postgres)(url, work)
+            snapshot = (_snapshot_sqlite if kind == "sqlite" else _snapshot_postgres)(url, work)
 
-        files, missing = _staged_attachments(snapshot, early, folder, warnings)
+            files, missing = _staged_attachments(snapshot, early, folder, warnings)
 
         fd, part_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=parent)
         os.close(fd)
@@ -727,7 +730,7 @@ def _target_files_present(folder: Path) -> bool:
         return False
     if not folder.is_dir():
         raise BackupError(f"UPLOAD_FOLDER {folder} 不是目录。")
-    return any(path.is_file() for path in folder.rglob("*"))
+    return any(path.is_file() and path.name != DELETION_LOCK for path in folder.rglob("*"))
 
 
 def _move(source: Path, target: Path) -> None:

@@ -8,6 +8,9 @@ the user gave is kept only as metadata for the download.
 """
 from __future__ import annotations
 
+import fcntl
+from contextlib import contextmanager
+
 import hashlib
 import io
 import os
@@ -140,11 +143,33 @@ def folder_write(stored_name: str, data: bytes, durable: bool = False) -> None:
     os.replace(tmp, path)
 
 
+# A lock file at the top of UPLOAD_FOLDER: deletions take it shared, a backup exclusively while it
+# takes its database snapshot and gathers the snapshot's files, so that no file whose row is in the
+# snapshot can vanish in between. Deletions run after their commit, so a short wait costs nobody.
+DELETION_LOCK = ".deletions.lock"
+
+
+@contextmanager
+def deletions_lock(folder=None, exclusive: bool = False):
+    folder = Path(folder or current_app.config["UPLOAD_FOLDER"])
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / DELETION_LOCK, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def folder_delete(stored_name: str) -> None:
-    try:
-        storage_path(stored_name).unlink()
-    except FileNotFoundError:
-        pass
+    path = storage_path(stored_name)
+    if not path.exists():
+        return
+    with deletions_lock():
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def blob_read(stored_name: str) -> bytes | None:
