@@ -3,9 +3,11 @@
 Kept in the package (not in a conftest) so every test folder imports the same one.
 """
 import threading
+from contextlib import contextmanager
 
-from flask import g, has_app_context
+from flask import before_render_template, g, has_app_context, template_rendered
 from flask.testing import FlaskClient
+from sqlalchemy import event
 
 from .errors import DomainError
 from .extensions import db
@@ -75,3 +77,48 @@ def race(app, is_postgres: bool, jobs) -> list:
     for t in threads:
         t.join(60)
     return outcomes
+
+
+@contextmanager
+def count_queries(engine):
+    """The SQL statements ``engine`` runs inside the block (a list, filled as they run)."""
+    statements = []
+
+    def _count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", _count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", _count)
+
+
+class LazyLoadDuringRender(AssertionError):
+    pass
+
+
+@contextmanager
+def no_lazy_loads_while_rendering(app, session):
+    """Fail any relationship or expired-column load issued while a template renders."""
+    rendering = []
+
+    def started(sender, template, context, **extra):
+        rendering.append(template.name)
+
+    def finished(sender, template, context, **extra):
+        rendering.pop()
+
+    def check(orm_state):
+        if rendering and (orm_state.is_relationship_load or orm_state.is_column_load):
+            raise LazyLoadDuringRender(f"lazy load while rendering {rendering[-1]}: {orm_state.statement}")
+
+    before_render_template.connect(started, app)
+    template_rendered.connect(finished, app)
+    event.listen(session, "do_orm_execute", check)
+    try:
+        yield
+    finally:
+        event.remove(session, "do_orm_execute", check)
+        before_render_template.disconnect(started, app)
+        template_rendered.disconnect(finished, app)

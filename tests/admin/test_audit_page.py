@@ -5,33 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import re
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from fazhi_flow.models import AuditEvent, TransitionLog
 from fazhi_flow.services import audit as svc
+from fazhi_flow.testing import count_queries
 
 from .conftest import login
 
 T0 = datetime(2025, 3, 1, 2, 0)  # 10:00 Beijing time on 1 March 2025 (stored naive UTC)
-
-
-@contextmanager
-def count_queries(engine):
-    statements = []
-
-    def _count(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", _count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", _count)
 
 
 def _event(db, actor, action, target, at, **detail):

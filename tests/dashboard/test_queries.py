@@ -1,25 +1,11 @@
 """The dashboard loads with a fixed number of queries, however many units and sections there are."""
-from contextlib import contextmanager
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from fazhi_flow.models import Unit
+from fazhi_flow.testing import count_queries
 
 from .conftest import bulk_cycle
-
-
-@contextmanager
-def count_queries(engine):
-    statements = []
-
-    def _count(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", _count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", _count)
 
 
 def render(client, db, url):

@@ -3,58 +3,19 @@ large the cycle, with texts citing own, cross-section and sum() figures; their t
 lazy-load; the merged text is the same as merging section by section without the bulk load."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
-from flask import before_render_template, template_rendered
-from sqlalchemy import event
 
-from fazhi_flow.testing import FreshUserClient, login
+from fazhi_flow.testing import (
+    FreshUserClient,
+    count_queries,
+    login,
+    no_lazy_loads_while_rendering,
+)
 
 from .world import build_world
 
 SMALL = (3, 4)
 LARGE = (24, 12)
-
-
-@contextmanager
-def count_queries(engine):
-    statements = []
-
-    def _count(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", _count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", _count)
-
-
-@contextmanager
-def no_lazy_loads_while_rendering(app, session):
-    """Fail any relationship or expired-column load issued while a template renders."""
-    rendering = []
-
-    def started(sender, template, context, **extra):
-        rendering.append(template.name)
-
-    def finished(sender, template, context, **extra):
-        rendering.pop()
-
-    def check(orm_state):
-        if rendering and (orm_state.is_relationship_load or orm_state.is_column_load):
-            raise AssertionError(f"lazy load while rendering {rendering[-1]}: {orm_state.statement}")
-
-    before_render_template.connect(started, app)
-    template_rendered.connect(finished, app)
-    event.listen(session, "do_orm_execute", check)
-    try:
-        yield
-    finally:
-        event.remove(session, "do_orm_execute", check)
-        before_render_template.disconnect(started, app)
-        template_rendered.disconnect(finished, app)
 
 
 def _client(app, user):

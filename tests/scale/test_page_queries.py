@@ -2,62 +2,20 @@
 cycle, with texts citing own, cross-section and sum() figures; their templates never lazy-load."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
-from flask import before_render_template, template_rendered
-from sqlalchemy import event
 
-from fazhi_flow.testing import FreshUserClient, login
+from fazhi_flow.testing import (
+    FreshUserClient,
+    LazyLoadDuringRender,
+    count_queries,
+    login,
+    no_lazy_loads_while_rendering,
+)
 
 from .world import build_world
 
 SMALL = (3, 4)
 LARGE = (30, 12)
-
-
-@contextmanager
-def count_queries(engine):
-    statements = []
-
-    def _count(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", _count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", _count)
-
-
-class LazyLoadDuringRender(AssertionError):
-    pass
-
-
-@contextmanager
-def no_lazy_loads_while_rendering(app, session):
-    """Fail any relationship or expired-column load issued while a template renders."""
-    depth = []
-
-    def started(sender, template, context, **extra):
-        depth.append(template.name)
-
-    def finished(sender, template, context, **extra):
-        depth.pop()
-
-    def check(orm_state):
-        if depth and (orm_state.is_relationship_load or orm_state.is_column_load):
-            raise LazyLoadDuringRender(f"lazy load while rendering {depth[-1]}: {orm_state.statement}")
-
-    before_render_template.connect(started, app)
-    template_rendered.connect(finished, app)
-    event.listen(session, "do_orm_execute", check)
-    try:
-        yield
-    finally:
-        event.remove(session, "do_orm_execute", check)
-        before_render_template.disconnect(started, app)
-        template_rendered.disconnect(finished, app)
 
 
 def _client(app, user):
