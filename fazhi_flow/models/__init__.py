@@ -4,7 +4,7 @@ from .contribution import Attachment, Contribution, Revision
 from .cycle import Assignment, ReportCycle, Section, section_reviewer
 from .indicator import Indicator, Rule
 from .notification import Notification
-from .ops import AttachmentBlob, JobStatus  # noqa: F401
+from .ops import AttachmentBlob, ChannelHealth, JobStatus  # noqa: F401
 from .org import ROLE_LABELS, ROLES, Unit, User, UserRole
 from .publication import Publication, ReportDraftVersion, SectionDraft  # noqa: F401
 from .reminder import ExtensionRequest, OutboxMessage, Reminder, ReminderPolicy, UserChannelPreference, WebhookTarget  # noqa: F401

@@ -63,6 +63,9 @@ class ReportCycle(db.Model):
     forced_compile_reason: Mapped[str | None] = mapped_column(Text)
     forced_missing: Mapped[list | None] = mapped_column(JSON)
     cloned_from_id: Mapped[int | None] = mapped_column(ForeignKey("report_cycle.id"))
+    # When the cycle was (last) opened: the reminder policy holds back escalations of stages that
+    # had already passed at that moment (a late open sends one notice, not a flood).
+    opened_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     sections: Mapped[list[Section]] = relationship(

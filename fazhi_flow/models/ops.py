@@ -32,6 +32,23 @@ class JobStatus(db.Model):
     _fit = fitted("host")
 
 
+class ChannelHealth(db.Model):
+    """One row per delivery channel (``email``, ``webhook``) while it is failing or was probed: the
+    deliverer probes an unreachable channel once per run instead of spending every queued message's
+    tries, and the admin pages show a banner while ``failing_since`` is set."""
+
+    __tablename__ = "channel_health"
+
+    channel: Mapped[str] = mapped_column(String(10), primary_key=True)
+    failing_since: Mapped[datetime | None]
+    failures: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_probe_at: Mapped[datetime | None]
+    next_probe_at: Mapped[datetime | None]
+    last_ok_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class AttachmentBlob(db.Model):
     """The bytes of an attachment when ``ATTACHMENT_STORAGE = "database"``; keyed like the files."""
 

@@ -66,34 +66,43 @@ def test_upgrade_keeps_cycles_and_allows_signed_corrections(fresh_database_url, 
 
 
 def test_upgrade_from_0002_keeps_a_working_district_and_adds_ops_tables(fresh_database_url, monkeypatch):
-    """The demo district (material in every state, revisions, audit rows) and an attachment, written
-    at 0002, come through the upgrade to head unchanged; the tables 0003 adds (job_status,
-    attachment_blob) take rows; going back to 0002 drops only them."""
+    """A populated 0002 database (the demo district with material in every state, revisions, audit
+    rows, an attachment, an in-app notice holding an absolute link) comes through the upgrade to head
+    unchanged but for what 0003 and 0004 add: the new tables take rows, open cycles learn when they
+    were opened, absolute notice links become site-relative; going back to 0002 restores it."""
     from datetime import datetime
 
     from sqlalchemy import select, text
     from werkzeug.security import generate_password_hash
 
-    from fazhi_flow.models import Attachment, AttachmentBlob, Contribution, JobStatus, User, org
+    from fazhi_flow.models import (Attachment, AttachmentBlob, ChannelHealth, Contribution, JobStatus,
+                                   ReportCycle, User, org)
     from fazhi_flow.services.attachments import add_attachment
     from fazhi_flow.services.demo import load_demo
 
-    new_tables = {"job_status", "attachment_blob"}
+    new_tables = {"job_status", "attachment_blob", "channel_health"}
+    new_columns = {("report_cycle", "opened_at")}
     monkeypatch.setattr(org, "generate_password_hash",
                         lambda password: generate_password_hash(password, method="pbkdf2:sha256:1000"))
     monkeypatch.setenv("FAZHI_DATABASE_URL", fresh_database_url)
     app = create_app("testing")
 
-    def rows():
+    def rows(skip_new=False):
+        out = {}
         with db.engine.connect() as conn:
-            present = set(inspect(conn).get_table_names())
-            return {t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
-                    for t in db.metadata.sorted_tables if t.name in present}
+            inspector = inspect(conn)
+            for t in db.metadata.sorted_tables:
+                if t.name not in inspector.get_table_names() or (skip_new and t.name in new_tables):
+                    continue
+                present = {c["name"] for c in inspector.get_columns(t.name)}
+                cols = [c for c in t.columns if c.name in present
+                        and not (skip_new and (t.name, c.name) in new_columns)]
+                out[t.name] = [tuple(r) for r in conn.execute(select(*cols).order_by(*t.primary_key.columns))]
+        return out
 
     with app.app_context():
-        upgrade(revision="0002")
-        with db.engine.connect() as conn:
-            assert not new_tables & set(inspect(conn).get_table_names())
+        # The models are at head, so the district is written at head and taken back to 0002.
+        upgrade()
         load_demo()
         draft = db.session.scalar(select(Contribution).where(Contribution.state == "draft")
                                   .order_by(Contribution.id))
@@ -101,28 +110,49 @@ def test_upgrade_from_0002_keeps_a_working_district_and_adds_ops_tables(fresh_da
             User.unit_id == draft.unit_id, User.role_rows.any(role="liaison")))
         add_attachment(draft, liaison, "证明.png", b"\x89PNG\r\n\x1a\n" + b"x" * 100)
         db.session.commit()
+        liaison_id = liaison.id
+        db.session.remove()
+        downgrade(revision="0002")
+        with db.engine.connect() as conn:
+            assert not new_tables & set(inspect(conn).get_table_names())
+            assert "opened_at" not in {c["name"] for c in inspect(conn).get_columns("report_cycle")}
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO notification (user_id, kind, title, link, created_at) "
+                              "VALUES (:u, 'reminder', '催报', 'https://fz.example.gov.cn/tasks/7?x=1#f', :t)"),
+                         {"u": liaison_id, "t": datetime(2025, 1, 2)})
         before = rows()
         assert len(before["contribution"]) > 10 and before["revision"] and before["attachment"]
-        db.session.remove()
 
         upgrade()
-        after = rows()
-        assert {name: data for name, data in after.items() if name not in new_tables} == before
-        assert after["job_status"] == [] and after["attachment_blob"] == []
+        after = rows(skip_new=True)
+        links = [r for r in after["notification"] if "/tasks/7" in str(r)]
+        assert len(links) == 1 and "/tasks/7?x=1#f" in links[0] and "https://" not in str(links[0])
+        assert {n: d for n, d in after.items() if n != "notification"} == \
+            {n: d for n, d in before.items() if n != "notification"}
+        assert len(after["notification"]) == len(before["notification"])
         with db.engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+            assert conn.execute(text("SELECT count(*) FROM job_status")).scalar() == 0
+            assert conn.execute(text("SELECT count(*) FROM attachment_blob")).scalar() == 0
+        opened = {c.state: c.opened_at for c in db.session.scalars(select(ReportCycle))}
+        assert all(v is not None for s, v in opened.items() if s != "setup"), opened
 
         attachment = db.session.scalar(select(Attachment))
         db.session.add(JobStatus(name="scheduler", host="web1", pid=42, beat_at=datetime(2026, 1, 1),
                                  ok=True, summary={"queued": 3}))
         db.session.add(AttachmentBlob(stored_name=attachment.stored_name, content=b"\x00bytes\xff"))
+        db.session.add(ChannelHealth(channel="email", failing_since=datetime(2026, 1, 1), failures=3,
+                                     last_error="无法连接"))
         db.session.commit()
         db.session.expire_all()
         assert db.session.get(JobStatus, "scheduler").summary == {"queued": 3}
         assert db.session.get(AttachmentBlob, attachment.stored_name).content == b"\x00bytes\xff"
+        assert db.session.get(ChannelHealth, "email").failures == 3
         db.session.remove()
 
         downgrade(revision="0002")
-        assert rows() == before
+        restored = rows()
+        assert {n: d for n, d in restored.items() if n != "notification"} == \
+            {n: d for n, d in before.items() if n != "notification"}
         downgrade(revision="base")
         db.engine.dispose()
