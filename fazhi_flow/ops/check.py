@@ -294,7 +294,7 @@ def _check_upload_folder(report: Report, app) -> None:
     storage = str(app.config.get("ATTACHMENT_STORAGE") or "folder").lower()
     name = "上传目录"
     if storage == "database":
-        note = "（佐证材料存在数据库中，此目录只在迁移存储时用到）"
+        note = "（附件存在数据库中，此目录只在迁移存储时用到）"
     else:
         note = ""
     if folder.exists() and not folder.is_dir():

@@ -15,7 +15,7 @@ class EditorForm(FlaskForm):
     body = TextAreaField("正文")
     version = IntField("版本", validators=[InputRequired("页面缺少版本信息，请刷新后重试。")])
     # The evidence file travels with the text, so choosing 上传附件 never loses what was typed.
-    file = FileField("证明材料（附件）")
+    file = FileField("附件")
 
     max_chars = MAX_BODY_CHARS
 
