@@ -3,29 +3,64 @@
 Settings (app.config, or ``FAZHI_MAIL_*`` environment variables): MAIL_HOST, MAIL_PORT,
 MAIL_SECURITY (none | starttls | ssl), MAIL_USERNAME, MAIL_PASSWORD, MAIL_SENDER, MAIL_SENDER_NAME,
 MAIL_TIMEOUT (seconds), MAIL_CA_FILE (a CA bundle for a private server certificate).
+
+An outbox message keeps one Message-ID however often it is sent (``outbox_message_id``): when a
+message is sent again because its first sending was never recorded (the process or the database
+died after the server accepted it), mail clients see the same Message-ID and show it once.
 """
 from __future__ import annotations
 
+import hashlib
 import smtplib
 import socket
 import ssl
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
+from urllib.parse import urlsplit
 
 from . import PermanentFailure, TemporaryFailure, Unreachable
 
 DEFAULT_SENDER_NAME = "法治政府建设报告编报系统"
 
 
+def _sender_domain(sender: str) -> str:
+    return sender.rpartition("@")[2] or "localhost"
+
+
+def outbox_message_id(config, outbox_id: int, created_at: datetime) -> str:
+    """The Message-ID of outbox message ``outbox_id``: the same at every sending of that row.
+
+    The row id alone is not enough: a database restored from an older backup, or a fresh one,
+    numbers its messages again from where it stands, and a mail client would drop a new message
+    that reused an old Message-ID as a duplicate. So the row's creation time (kept to the
+    microsecond, the same at every retry) and the site's host (BASE_URL: a test installation
+    sending as the same sender differs) go into a digest beside it. SECRET_KEY is left out on
+    purpose: a digest of it in every e-mail would let a recipient test guesses of it offline.
+    """
+    host = (urlsplit(str(config.get("BASE_URL") or "")).hostname or "").lower()
+    seed = f"{host}\n{outbox_id}\n{created_at.isoformat()}"
+    digest = hashlib.sha256(seed.encode("utf-8")).hexdigest()[:16]
+    stamp = created_at.strftime("%Y%m%d%H%M%S%f")
+    domain = _sender_domain(config.get("MAIL_SENDER") or "fazhi-flow@localhost")
+    return f"<outbox.{outbox_id}.{stamp}.{digest}@{domain}>"
+
+
 def build_message(config, to_addr: str, to_name: str | None, subject: str, body: str,
-                  headers: dict | None = None) -> EmailMessage:
+                  headers: dict | None = None, *, outbox_id: int | None = None,
+                  created_at: datetime | None = None) -> EmailMessage:
+    """The e-mail; with ``outbox_id`` and ``created_at`` (the outbox row's) its Message-ID is the
+    row's stable one, otherwise a new random one (test mails)."""
     msg = EmailMessage()
     sender = config.get("MAIL_SENDER") or "fazhi-flow@localhost"
     msg["From"] = formataddr((config.get("MAIL_SENDER_NAME") or DEFAULT_SENDER_NAME, sender))
     msg["To"] = formataddr((to_name or "", to_addr)) if to_name else to_addr
     msg["Subject"] = subject
     msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "localhost")
+    if outbox_id is not None and created_at is not None:
+        msg["Message-ID"] = outbox_message_id(config, outbox_id, created_at)
+    else:
+        msg["Message-ID"] = make_msgid(domain=_sender_domain(sender))
     for name, value in (headers or {}).items():
         msg[name] = value
     msg.set_content(body, charset="utf-8", cte="base64")

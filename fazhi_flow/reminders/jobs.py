@@ -34,8 +34,28 @@ logger = logging.getLogger(__name__)
 SWEEP_LOCK_KEY = 0x66617A68  # "fazh"
 # How long a sweep waits for a concurrent one to finish before leaving the moment to it.
 SWEEP_LOCK_WAIT = timedelta(seconds=5)
-# A message left "sending" this long (its process died mid-send) is released for another try.
-STALE_CLAIM = timedelta(minutes=10)
+# The claims of a batch being sent are renewed this often (checked before each send), so that a
+# slow but live deliverer keeps them.
+CLAIM_REFRESH = timedelta(seconds=30)
+# smtplib and urllib time each socket operation on its own; one e-mail takes at most this many
+# (connect, greeting, EHLO, STARTTLS, EHLO, AUTH, MAIL, RCPT, DATA, end of data, QUIT), a robot fewer.
+SEND_SOCKET_OPERATIONS = 11
+
+
+def stale_claim(config) -> timedelta:
+    """How long a message may stay "sending" before it counts as abandoned (its deliverer died
+    mid-send) and is released for another try.
+
+    A live deliverer leaves its claims untouched at most CLAIM_REFRESH plus one send at its
+    slowest (every socket operation waiting its whole timeout); twice that leaves room for a slow
+    database. Shorter could send a slow deliverer's message twice; longer holds a dead one's back.
+    """
+    timeout = max(float(config.get("MAIL_TIMEOUT") or 10), float(config.get("WEBHOOK_TIMEOUT") or 10))
+    return 2 * (CLAIM_REFRESH + timedelta(seconds=SEND_SOCKET_OPERATIONS * timeout))
+
+
+# The window with the default 10-second timeouts: 2 × (30 s + 110 s) = 4 min 40 s.
+STALE_CLAIM = stale_claim({})
 
 
 def as_utc(now: datetime | None) -> datetime:
@@ -251,12 +271,9 @@ def backoff(attempts: int, config) -> timedelta:
     return timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))
 
 
-# Messages claimed per statement; sending one batch must stay well within STALE_CLAIM even when
-# every message waits for a timeout (claims are also refreshed while a batch is being sent).
+# Messages claimed per statement: what a dead deliverer holds back (and may send twice) is bounded
+# by it; a slow batch keeps its claims by renewing them (CLAIM_REFRESH).
 CLAIM_BATCH = 50
-# While a batch is being sent, the claims of its unsent messages are renewed this often: well within
-# STALE_CLAIM, so that a slow batch is never taken for an abandoned one.
-CLAIM_REFRESH = STALE_CLAIM / 4
 
 
 def _cancel_reason(msg, reminder, contribution, now_utc: datetime) -> str | None:
@@ -325,7 +342,7 @@ def _claim_batch(now_utc: datetime, n: int) -> tuple[list, datetime]:
         .values(status="sending", claimed_at=stamp)
         .returning(t.c.id, t.c.channel, t.c.user_id, t.c.webhook_id, t.c.address, t.c.subject, t.c.body,
                    t.c.payload, t.c.cause, t.c.reminder_id, t.c.contribution_id, t.c.attempts,
-                   t.c.next_attempt_at, t.c.expires_at)
+                   t.c.next_attempt_at, t.c.expires_at, t.c.created_at)
     ).all()
     session.commit()
     return sorted(rows, key=lambda r: (r.next_attempt_at, r.id)), stamp
@@ -404,7 +421,7 @@ def _prepare(rows, now_utc: datetime, result: DeliveryResult) -> list[dict]:
             "body": row.body, "payload": row.payload or {}, "cause": row.cause,
             "user_name": names.get(row.user_id), "reminder_key": reminder.key if reminder is not None else None,
             "contribution_id": row.contribution_id, "attempts": row.attempts,
-            "next_attempt_at": row.next_attempt_at,
+            "next_attempt_at": row.next_attempt_at, "created_at": row.created_at,
         }
         if row.channel == "webhook":
             target = targets.get(row.webhook_id)
@@ -429,7 +446,7 @@ def _send(job: dict, smtp: SmtpSender, config) -> None:
         if job["contribution_id"]:
             headers["X-Fazhi-Contribution"] = str(job["contribution_id"])
         smtp.send(build_message(config, job["address"], job["user_name"], job["subject"], job["body"],
-                                headers))
+                                headers, outbox_id=job["id"], created_at=job.get("created_at")))
         return
     target = job.get("webhook")
     if target is None:
@@ -508,7 +525,7 @@ def deliver(now: datetime | None = None, limit: int = 500, batch_size: int = CLA
     result = DeliveryResult()
     # Claims are timed by the wall clock, not by ``now`` (which a caller may set to any moment).
     session.execute(update(OutboxMessage)
-                    .where(OutboxMessage.status == "sending", OutboxMessage.claimed_at < utcnow() - STALE_CLAIM)
+                    .where(OutboxMessage.status == "sending", OutboxMessage.claimed_at < utcnow() - stale_claim(config))
                     .values(status="pending", claimed_at=None))
     session.commit()
     smtp = SmtpSender(config)
