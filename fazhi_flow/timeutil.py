@@ -1,5 +1,6 @@
 """Time helpers: store UTC (naive in the database), show the configured local zone."""
-from datetime import datetime, timezone
+import os
+from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 from flask import current_app, has_app_context
@@ -13,7 +14,9 @@ def utcnow() -> datetime:
 
 
 def local_zone() -> ZoneInfo:
-    name = current_app.config.get("TIMEZONE", DEFAULT_TZ) if has_app_context() else DEFAULT_TZ
+    # Outside an app (log lines written before or without one) the environment's FAZHI_TIMEZONE applies.
+    name = current_app.config.get("TIMEZONE", DEFAULT_TZ) if has_app_context() \
+        else os.environ.get("FAZHI_TIMEZONE", DEFAULT_TZ)
     return ZoneInfo(name)
 
 
@@ -28,3 +31,22 @@ def to_local(value: datetime | None) -> datetime | None:
 
 def local_today():
     return datetime.now(local_zone()).date()
+
+
+def cn_date_text(value: date | datetime | None) -> str:
+    """'2025年1月6日': the one date format of pages, messages and the CLI (a datetime by its local day)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = to_local(value).date()
+    return f"{value.year}年{value.month}月{value.day}日"
+
+
+def cn_datetime_text(value: datetime | None, seconds: bool = False) -> str:
+    """'2025年1月6日 09:00' in the local zone (Beijing time unless TIMEZONE says otherwise) for a stored
+    naive-UTC or an aware datetime."""
+    local = to_local(value)
+    if local is None:
+        return ""
+    clock = f"{local:%H:%M:%S}" if seconds else f"{local:%H:%M}"
+    return f"{local.year}年{local.month}月{local.day}日 {clock}"

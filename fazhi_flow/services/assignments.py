@@ -15,6 +15,7 @@ from ..extensions import db
 from ..models import Assignment, Contribution, Section, Unit, User, UserRole
 from ..models.cycle import ASSIGNMENT_ROLES
 from ..notify.inapp import notify_user
+from ..timeutil import cn_date_text
 from .audit import record
 
 EDITABLE_CYCLE_STATES = ("setup", "collecting")
@@ -39,7 +40,7 @@ def _check_due(due: date | None, section: Section) -> None:
         return
     year = section.cycle.year
     if not (year - 1 <= due.year <= year + 2):
-        raise DomainError(f"截止日期{due.isoformat()}与{year}年度报告不相符，请检查年份。")
+        raise DomainError(f"截止日期{cn_date_text(due)}与{year}年度报告不相符，请检查年份。")
 
 
 def has_material(assignment: Assignment) -> bool:

@@ -8,7 +8,7 @@ from ..database import lock_row
 from ..errors import Conflict, DomainError
 from ..extensions import db
 from ..models import Contribution, Revision
-from ..timeutil import to_local, utcnow
+from ..timeutil import cn_datetime_text, utcnow
 from ..workflow.machine import fire
 from .audit import record
 
@@ -54,8 +54,7 @@ def save_draft(contribution: Contribution, actor, body: str, expected_version: i
 
 
 def _fmt(value):
-    local = to_local(value)
-    return local.strftime("%Y-%m-%d %H:%M") if local else "刚才"
+    return cn_datetime_text(value) if value else "刚才"
 
 
 def _flush_or_conflict():

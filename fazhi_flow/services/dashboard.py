@@ -16,7 +16,7 @@ from ..extensions import db
 from ..models import Assignment, Contribution, ReportCycle, Revision, Section, Unit
 from ..models.org import UNIT_KINDS
 from ..reminders.calendar import current_calendar
-from ..timeutil import local_today, local_zone
+from ..timeutil import cn_date_text, local_today, local_zone
 from ..workflow.states import CONTRIBUTION_STATE_LABELS
 from .outline import OutlineNode, load_outline
 
@@ -302,7 +302,7 @@ def _matrix_sheet(sheet, dash: Dashboard, styles: _XlsxStyles) -> None:
     sheet.column_dimensions["A"].width = 24
     for index in range(len(dash.columns)):
         sheet.column_dimensions[get_column_letter(3 + index)].width = 16
-    sheet.append(xlsx.text_row(sheet, [f"{dash.cycle.title} 报送进度（统计日期：{dash.today.isoformat()}）"]))
+    sheet.append(xlsx.text_row(sheet, [f"{dash.cycle.title} 报送进度（统计日期：{cn_date_text(dash.today)}）"]))
     sheet.append(xlsx.header_row(sheet, ["单位", "单位类型"] + [n.path_label for n in dash.columns],
                                  styles.bold, styles.wrap))
     for row in dash.rows:

@@ -30,7 +30,7 @@ from ..reminders.calendar import due_status
 from ..reminders.jobs import as_utc
 from ..reminders.policy import REMINDABLE_STATES, DueReminder
 from ..reminders.settings import int_field, parse_day_list, parse_send_time, policy_for
-from ..timeutil import local_today, local_zone, utcnow
+from ..timeutil import cn_date_text, local_today, local_zone, utcnow
 from .audit import record
 
 MAX_NOTE = 500
@@ -112,7 +112,7 @@ def request_extension(assignment: Assignment, actor, requested_due, reason: str,
     if new_due <= today:
         raise DomainError("申请延至的日期必须晚于今天。")
     if current is not None and new_due <= current:
-        raise DomainError(f"申请延至的日期必须晚于当前截止日期（{current.isoformat()}）。")
+        raise DomainError(f"申请延至的日期必须晚于当前截止日期（{cn_date_text(current)}）。")
     if (new_due - today).days > 366:
         raise DomainError("申请延至的日期过远，请填写一年以内的日期。")
     if pending_extension(assignment) is not None:
@@ -144,7 +144,7 @@ def decide_extension(req: ExtensionRequest, actor, grant: bool, comment: str | N
         new_due = _parse_date(granted_due, "同意延至") if granted_due else req.requested_due
         current = req.assignment.effective_due()
         if current is not None and new_due <= current:
-            raise DomainError(f"同意延至的日期必须晚于当前截止日期（{current.isoformat()}）。")
+            raise DomainError(f"同意延至的日期必须晚于当前截止日期（{cn_date_text(current)}）。")
         req.assignment.due = new_due
         req.granted_due, req.status = new_due, "granted"
     else:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from .. import policy
 from ..extensions import db
-from ..timeutil import to_local, utcnow
+from ..timeutil import cn_date_text, cn_datetime_text, utcnow
 from ..workflow.states import CONTRIBUTION_STATE_LABELS, CYCLE_STATE_LABELS
 from . import bound_text
 
@@ -25,17 +25,27 @@ STATE_CLASSES = {
 }
 
 
-def localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    local = to_local(value)
-    return local.strftime(fmt) if local else ""
-
-
-def cn_date(value: date | datetime | None) -> str:
-    if value is None:
+def cn_date(value: date | datetime | None, time: bool | None = None, seconds: bool = False) -> str:
+    """The one date filter of the pages: a date as '2025年1月6日', a datetime in Beijing time (the
+    TIMEZONE setting) as '2025年1月6日 09:00'; ``time=False`` shows a datetime by its day only,
+    ``seconds=True`` adds the seconds (the audit log)."""
+    if value is None or value == "":
         return ""
-    if isinstance(value, datetime):
-        value = to_local(value).date()
-    return f"{value.year}年{value.month}月{value.day}日"
+    if isinstance(value, str):
+        # Stored ISO text (a JSON field or a form echo): shown like the value it names.
+        try:
+            value = datetime.fromisoformat(value) if "T" in value or " " in value else date.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(value, datetime) and time is not False:
+        return cn_datetime_text(value, seconds=seconds)
+    return cn_date_text(value)
+
+
+def localtime(value: datetime | None, fmt: str | None = None) -> str:
+    """Former name of ``cn_date`` for datetimes, kept so that a template still using it shows the same
+    format (tests/web/test_words_and_times.py keeps templates on ``cn_date``); ``fmt`` is ignored."""
+    return cn_date(value)
 
 
 def due_status(value, done: bool = False):

@@ -89,8 +89,8 @@ def test_both_tables_in_one_list_newest_first(admin_client, trail, db):
         "保存材料"]
     # Beijing time, who, what changed and which object, in words.
     newest, transition = rows[0], rows[3]
-    assert newest[0] == "2025-03-06 10:00:00" and newest[1] == "—" and "user:nobody" in newest[3]
-    assert transition[0] == "2025-03-03 10:00:01"
+    assert newest[0] == "2025年3月6日 10:00:00" and newest[1] == "—" and "user:nobody" in newest[3]
+    assert transition[0] == "2025年3月3日 10:00:01"
     assert transition[1] == "审核人甲（shenhe1）"
     assert f"contribution:{trail.contribution.id}" in transition[3] and "区司法局 · 严格规范执法" in transition[3]
     assert "待审核 → 已退回" in transition[4] and "意见：请补充数据" in transition[4]
