@@ -1,11 +1,13 @@
 """The Chinese texts of every message: the section, the unit, the due date, the state and a link.
 
 Each builder returns a ``Message``: ``subject`` and ``body`` for e-mail, ``short`` for group robots and
-the in-app inbox, ``link`` (absolute, from app.config BASE_URL).
+the in-app inbox, ``link`` (absolute, from app.config BASE_URL) for e-mail and robots, and ``path`` (the
+same target, site-relative: path and query) for the in-app inbox, which follows only local paths.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import current_app
 from werkzeug.routing import BuildError
@@ -20,12 +22,32 @@ class Message:
     subject: str
     body: str
     short: str
-    link: str
+    link: str  # absolute, for e-mail and robots
+    path: str = ""  # site-relative, for the in-app inbox; derived from ``link`` when not given
+
+    def __post_init__(self):
+        if not self.path:
+            self.path = site_path(self.link)
 
 
 def absolute(path: str) -> str:
     base = (current_app.config.get("BASE_URL") or "").rstrip("/")
     return f"{base}{path}"
+
+
+def site_path(link: str | None) -> str | None:
+    """The site-relative target (path, query, fragment) of ``link``: BASE_URL taken off an absolute link
+    of this site, the scheme and host off any other; a relative link as it is."""
+    if not link:
+        return link
+    base = (current_app.config.get("BASE_URL") or "").rstrip("/")
+    if base and (link == base or link.startswith(base + "/") or link.startswith(base + "?")):
+        rest = link[len(base):]
+        return rest if rest.startswith("/") else "/" + rest
+    parts = urlsplit(link)
+    if not parts.scheme and not parts.netloc:
+        return link
+    return urlunsplit(("", "", parts.path or "/", parts.query, parts.fragment))
 
 
 def _path(endpoints: list[tuple[str, dict]], fallback: str) -> str:
@@ -65,8 +87,8 @@ def tasks_link() -> str:
 
 
 def cycle_link(cycle) -> str:
-    return absolute(_path([("dashboard.index", {"cycle_id": cycle.id}),
-                           ("dashboard.cycle", {"cycle_id": cycle.id})], f"/dashboard/{cycle.id}"))
+    # The dashboard picks its report from ``?cycle=`` (web/dashboard/routes.py).
+    return absolute(_path([("dashboard.index", {"cycle": cycle.id})], f"/dashboard/?cycle={cycle.id}"))
 
 
 def extension_link() -> str:

@@ -55,7 +55,7 @@ def send_to_users(users, message: Message, cause: str, inapp_kind: str | None = 
             continue
         seen.add(user.id)
         note = inapp.notify(user, inapp_kind, message.subject, body=message.short,
-                            link=message.link) if inapp_kind else None
+                            link=message.path) if inapp_kind else None
         mail = queue_email(user, message, cause, reminder=reminder, contribution=contribution,
                            expires_at=expires_at, now=now)
         told += bool(note or mail)

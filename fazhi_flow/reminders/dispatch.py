@@ -259,7 +259,7 @@ class _Rows:
             if self.d.wants(user, "inapp"):
                 self.notifications.append((key, dict(
                     user_id=user.id, kind="reminder", title=fit(Notification.title, message.subject),
-                    body=message.short, link=fit(Notification.link, message.link), created_at=utcnow(),
+                    body=message.short, link=fit(Notification.link, message.path), created_at=utcnow(),
                     read_at=None)))
                 note = True
             if self.d.wants(user, "email"):

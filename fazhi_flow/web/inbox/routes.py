@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 
 from ...extensions import db
 from ...models import Notification
+from ...notify.messages import site_path
 from ...timeutil import utcnow
 from ..fields import db_int
 from ..handler import handler
@@ -26,8 +27,11 @@ def _own(notification_id: int) -> Notification:
 
 
 def _safe_link(link: str | None) -> str:
-    # Links are written by the application; still, only follow local paths.
-    if link and link.startswith("/") and not link.startswith("//"):
+    """The local path a notice leads to. Links are written by the application as site-relative paths;
+    an absolute one (written before they were) leads to its path on this site, never elsewhere."""
+    link = site_path(link)
+    # "//host" and "/\host" are read by browsers as another site.
+    if link and link.startswith("/") and not link.startswith(("//", "/\\")):
         return link
     return url_for("inbox.index")
 
