@@ -1,17 +1,23 @@
-"""Outbox messages (and, for 征集, in-app notices) caused by workflow transitions.
+"""Outbox messages and in-app notices caused by workflow transitions.
 
 Connected to ``workflow.machine.transition_fired``, so the rows join the transaction of the
-transition. In-app notices for these events (contribution events and 征集) are made by
-``services.inbox_events``; here only the other channels (e-mail, group robots) are queued, so nobody
-is told twice on one channel.
+transition. In-app notices for contribution events and 征集 are made by ``services.inbox_events``; for
+those only the other channels (e-mail, group robots) are queued here, so nobody is told twice on one
+channel. The steps around the signature (提请签发, 退回, 签发, 更正) are announced here on both
+channels, each person's choice respected; 发布 is announced by a publish hook, once the publication
+exists (its page is the link).
 """
 from __future__ import annotations
 
 from collections import defaultdict
 
+from sqlalchemy import select
+
+from ..extensions import db
+
 from ..workflow.machine import transition_fired
 from . import messages as M
-from .outbox import liaisons, queue_webhook, reviewers_of, send_to_users, unit_heads, webhooks_for
+from .outbox import _with_role, admins, liaisons, queue_webhook, reviewers_of, send_to_users, unit_heads, webhooks_for
 
 
 def on_transition(sender, event, from_state, to_state, actor, comment=None, context=None, **_):
@@ -21,6 +27,8 @@ def on_transition(sender, event, from_state, to_state, actor, comment=None, cont
         _contribution_event(sender, event, to_state, actor, comment)
     elif isinstance(sender, ReportCycle) and event == "open":
         _cycle_opened(sender)
+    elif isinstance(sender, ReportCycle):
+        _signature_event(sender, event, from_state, actor, comment)
 
 
 def _contribution_event(contribution, event, to_state, actor, comment):
@@ -54,6 +62,80 @@ def _cycle_opened(cycle):
         queue_webhook(target, M.cycle_open_group_message(cycle), "cycle:open")
 
 
+def _signed_version_number(cycle) -> int | None:
+    from ..services.compile import latest_version
+
+    version = latest_version(cycle)
+    return version.number if version is not None else None
+
+
+def _signature_event(cycle, event, from_state, actor, comment):
+    """提请签发 and 提请签发更正 to the leaders; 退回 and 签发 to the admins (a signed correction, which is
+    published at once, to the other leaders as well). Nobody is told of their own step.
+
+    Receivers of one signal run in no set order, so these messages name nothing that another listener
+    makes for the same step (the draft version of a request, the publication of a correction)."""
+    from ..services.compile import correction_note
+
+    correcting = from_state == "correcting" or event == "request_correction"
+    if event in ("request_signoff", "request_correction"):
+        people, kind = leaders(), "signoff"
+        msg = M.signoff_requested_message(cycle, actor, comment, correcting)
+    elif event == "return":
+        people, kind = admins(), "returned"
+        msg = M.signoff_returned_message(cycle, actor, comment, correcting)
+    elif event == "sign" and correcting:
+        people, kind = admins() + leaders(), "cycle"
+        msg = M.correction_published_message(cycle, actor, correction_note(cycle), comment)
+    elif event == "sign":
+        people, kind = admins(), "cycle"
+        msg = M.signed_message(cycle, actor, comment, _signed_version_number(cycle))
+    else:
+        return
+    send_to_users(_others(people, actor), msg, f"cycle:{event}", inapp_kind=kind)
+
+
+def announce_publication(cycle, actor) -> None:
+    """PUBLISH_HOOKS entry, run after the publication is frozen: 发布 to everyone who contributed."""
+    from ..services.compile import latest_publication
+
+    publication = latest_publication(cycle)
+    if publication is None:  # pragma: no cover - freeze_publication runs first
+        return
+    msg = M.published_message(cycle, publication)
+    send_to_users(_others(contributors(cycle), actor), msg, "cycle:publish", inapp_kind="cycle")
+
+
+def leaders() -> list:
+    return _with_role("leader")
+
+
+# Steps by which a reviewer or a unit head decided on material: who did one of them contributed.
+REVIEW_EVENTS = ("approve", "return", "unit_approve", "unit_return")
+
+
+def contributors(cycle) -> list:
+    """Who contributed to ``cycle``: the liaisons of units with material in it (text written or
+    anything submitted) and everyone who reviewed material of it (reviewers and unit heads)."""
+    from ..models import Contribution, TransitionLog, User
+
+    units = sorted({unit_id for unit_id, state, body in db.session.execute(
+        select(Contribution.unit_id, Contribution.state, Contribution.body)
+        .where(Contribution.cycle_id == cycle.id)) if state != "draft" or (body or "").strip()})
+    people = [user for unit_id in units for user in liaisons(unit_id)]
+    people += db.session.scalars(
+        select(User).where(User.active.is_(True), User.id.in_(
+            select(TransitionLog.actor_id).join(Contribution, TransitionLog.contribution_id == Contribution.id)
+            .where(Contribution.cycle_id == cycle.id, TransitionLog.event.in_(REVIEW_EVENTS))))
+        .order_by(User.id))
+    return people
+
+
+def _others(people, actor) -> list:
+    actor_id = getattr(actor, "id", None)
+    return [u for u in people if u.id != actor_id]
+
+
 _connected = False
 
 
@@ -61,5 +143,12 @@ def connect() -> None:
     """Connect the receiver once per process (idempotent)."""
     global _connected
     if not _connected:
+        # services.compile adds its publish hook (which freezes the publication) at import: importing
+        # it first puts ours after it, so the announcement of 发布 can link the published report.
+        from ..services import compile as _compile  # noqa: F401
+        from ..services import cycles as cycle_ops
+
         transition_fired.connect(on_transition, weak=False)
+        if announce_publication not in cycle_ops.PUBLISH_HOOKS:
+            cycle_ops.PUBLISH_HOOKS.append(announce_publication)
         _connected = True

@@ -285,3 +285,78 @@ def extension_decided_message(req) -> Message:
         parts += [f"意见：{req.decision_comment}"]
     parts += ["", f"查看：{link}", "", FOOTER]
     return Message(subject=subject, body="\n".join(parts), short=f"{subject}\n{link}", link=link)
+
+
+# ------------------------------------------------------------------ sign-off and publication
+
+
+def signoff_link(cycle) -> str:
+    return absolute(_path([("compile.signoff", {"cycle_id": cycle.id})], f"/compile/{cycle.id}/signoff"))
+
+
+def compile_link(cycle) -> str:
+    return absolute(_path([("compile.edit", {"cycle_id": cycle.id})], f"/compile/{cycle.id}"))
+
+
+def publication_link(publication) -> str:
+    return absolute(_path([("public.show", {"publication_id": publication.id})],
+                          f"/reports/{publication.id}"))
+
+
+def _announcement(subject: str, greeting: str, lines: list[str], link_label: str, link: str) -> Message:
+    body = "\n".join([greeting, "", *lines, "", f"{link_label}：{link}", "", FOOTER])
+    return Message(subject=subject, body=body, short=f"{subject}\n{link}", link=link)
+
+
+def signoff_requested_message(cycle, actor, note: str | None, correcting: bool = False) -> Message:
+    """To the leaders: 提请签发 (or 提请签发更正), with the admin's note."""
+    if correcting:
+        subject = f"【待签发更正】{cycle.title}的更正请您签发"
+        what = "管理员{}提请签发已发布报告的更正。签发后更正即作为新版本发布，此前的版本仍公开可查。"
+        note_line = f"更正说明：{note}" if note else None
+    else:
+        subject = f"【待签发】{cycle.title}请您签发"
+        what = "管理员{}提请签发合并稿，请阅读全文后签发，或填写意见退回修改。"
+        note_line = f"管理员附言：{note}" if note else None
+    lines = [what.format(actor.name)] + (["", note_line] if note_line else [])
+    return _announcement(subject, "签发领导您好：", lines, "阅读并签发", signoff_link(cycle))
+
+
+def signoff_returned_message(cycle, actor, reason: str | None, correcting: bool = False) -> Message:
+    """To the admins: the leader returned the draft (or the correction), with the reason."""
+    if correcting:
+        subject = f"【更正退回】{cycle.title}的更正被退回"
+        what = f"签发领导{actor.name}退回了更正，已发布的版本保持不变。请根据意见修改后重新提请签发更正。"
+    else:
+        subject = f"【签发退回】{cycle.title}被退回修改"
+        what = f"签发领导{actor.name}退回了合并稿，请根据意见修改后重新提请签发。"
+    lines = [what] + (["", f"退回意见：{reason}"] if reason else [])
+    return _announcement(subject, "管理员您好：", lines, "修改合并稿", compile_link(cycle))
+
+
+def signed_message(cycle, actor, comment: str | None, version_number: int | None) -> Message:
+    """To the admins: the leader signed (签发); the report waits to be published."""
+    draft = f"第{version_number}稿" if version_number else "合并稿"
+    subject = f"【已签发】{cycle.title}{draft}已签发，请发布"
+    lines = [f"签发领导{actor.name}已签发{cycle.title}{draft}。请在汇总签发页面发布，发布后报告在公开页面上线。"]
+    if comment:
+        lines += ["", f"签发意见：{comment}"]
+    return _announcement(subject, "管理员您好：", lines, "发布", compile_link(cycle))
+
+
+def correction_published_message(cycle, actor, note: str | None, comment: str | None = None) -> Message:
+    """To the admins and the other leaders: a signed correction was published as the next version."""
+    subject = f"【更正已发布】{cycle.title}的更正已签发并发布"
+    lines = [f"签发领导{actor.name}签发了更正，更正已作为新版本发布，此前的版本仍公开可查。"]
+    if note:
+        lines += ["", f"更正说明：{note}"]
+    if comment:
+        lines += [f"签发意见：{comment}"]
+    return _announcement(subject, "您好：", lines, "查看", signoff_link(cycle))
+
+
+def published_message(cycle, publication) -> Message:
+    """To everyone who contributed: the report is published on the public pages."""
+    subject = f"【报告已发布】{cycle.title}已发布"
+    lines = [f"{cycle.title}已正式发布，感谢您参与材料报送和审核。"]
+    return _announcement(subject, "您好：", lines, "查看已发布的报告", publication_link(publication))
