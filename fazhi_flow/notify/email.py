@@ -102,7 +102,8 @@ class SmtpSender:
     def send(self, msg: EmailMessage) -> None:
         """Send ``msg``.
 
-        :raise TemporaryFailure: 4xx replies, refused connections, timeouts, dropped connections.
+        :raise Unreachable: refused connections, timeouts, dropped connections (a temporary failure).
+        :raise TemporaryFailure: 4xx replies.
         :raise PermanentFailure: 5xx replies and configuration errors.
         """
         try:
@@ -123,7 +124,13 @@ class SmtpSender:
             self.close()
             raise PermanentFailure(f"邮件服务器不支持所需功能：{exc}") from None
         except (smtplib.SMTPServerDisconnected, smtplib.SMTPException, OSError, socket.timeout) as exc:
+            connected = self._smtp is not None
             self.close()
+            if connected:
+                # The message may have been accepted before the answer was lost: it is sent again
+                # later with the same Message-ID, which mail clients show once.
+                raise Unreachable(f"邮件服务器无应答或连接中断，邮件可能已送达（重发时邮件编号不变）："
+                                  f"{type(exc).__name__}: {exc}") from None
             raise Unreachable(f"无法连接邮件服务器：{type(exc).__name__}: {exc}") from None
         if refused:
             detail = "; ".join(f"{addr}: {code}" for addr, (code, _t) in refused.items())

@@ -4,12 +4,19 @@ Both robots accept ``{"msgtype": "text", "text": {"content": ...}}``. When the t
 the request is signed the DingTalk way: query parameters ``timestamp`` (milliseconds) and ``sign`` =
 urlencode(base64(HMAC-SHA256(key=secret, msg=f"{timestamp}\\n{secret}"))). A receiver checks it by
 recomputing the same value (see ``verify_signature``).
+
+Robots are at-least-once: a robot has no way to recognise a message it has already shown, so when
+the request went out and no answer came (a timeout or a dropped connection after sending), the
+message may be in the group already, and a retry may show it twice. Such failures say so
+("对方可能已收到"); failures before anything was sent (refused, unknown host, no connection within
+the timeout) say "无法连接".
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import socket
 import time
@@ -17,10 +24,49 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from . import PermanentFailure, TemporaryFailure
+from . import PermanentFailure, TemporaryFailure, Unreachable
 
 # Robot error codes that mean "too many messages, try later".
 RATE_LIMIT_CODES = {45009, 130101}
+
+
+class NoAnswer(Unreachable):
+    """The request was sent but no answer came: the robot may have shown the message already."""
+
+    maybe_delivered = True
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, (socket.timeout, TimeoutError))
+
+
+def _host(url: str) -> str:
+    """Host and port of ``url``, without anything that may be a credential."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.hostname or ''}{f':{port}' if port else ''}"
+
+
+def _not_sent(reason, host: str, timeout: float) -> Unreachable:
+    """A failure while connecting (urllib wraps it in URLError): nothing reached the robot."""
+    if _is_timeout(reason):
+        return Unreachable(f"无法连接群机器人：{timeout:g} 秒内未能与 {host} 建立连接（消息未发出）。")
+    if isinstance(reason, ConnectionRefusedError):
+        return Unreachable(f"无法连接群机器人：{host} 拒绝连接（消息未发出）。")
+    if isinstance(reason, socket.gaierror):
+        return Unreachable(f"无法连接群机器人：找不到主机 {host}（消息未发出），请检查地址和域名解析。")
+    return Unreachable(f"无法连接群机器人：{reason}（消息未发出）。")
+
+
+def _maybe_sent(exc: BaseException, timeout: float) -> NoAnswer:
+    """A failure after the request went out: the robot may have received it."""
+    if _is_timeout(exc):
+        return NoAnswer(f"连接超时，对方可能已收到：消息已发出，{timeout:g} 秒内没有应答；重试时群里可能重复出现。")
+    return NoAnswer(f"连接中断，对方可能已收到：消息已发出，未收到应答（{type(exc).__name__}）；"
+                    "重试时群里可能重复出现。")
 
 
 def sign(secret: str, timestamp_ms: int) -> str:
@@ -66,7 +112,9 @@ def payload(kind: str, text: str, mobiles: list[str] | None = None) -> dict:
 def post(url: str, secret: str | None, body: dict, timeout: float = 10) -> None:
     """POST ``body`` as JSON.
 
-    :raise TemporaryFailure: no connection, timeout, HTTP 429 or 5xx, a robot rate limit.
+    :raise Unreachable: no connection (refused, unknown host, connecting timed out): not sent.
+    :raise NoAnswer: sent, but no answer in time or the connection dropped: perhaps received.
+    :raise TemporaryFailure: HTTP 429 or 5xx, a robot rate limit.
     :raise PermanentFailure: other HTTP 4xx, or the robot answered with an error code.
     """
     if not url.lower().startswith(("http://", "https://")):
@@ -84,9 +132,14 @@ def post(url: str, secret: str | None, body: dict, timeout: float = 10) -> None:
         if exc.code == 429 or exc.code >= 500:
             raise TemporaryFailure(message) from None
         raise PermanentFailure(message) from None
-    except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise TemporaryFailure(f"无法连接群机器人：{reason}") from None
+    except http.client.InvalidURL as exc:
+        raise PermanentFailure(f"群机器人地址格式不对：{exc}") from None
+    except urllib.error.URLError as exc:
+        # urllib wraps only what fails while connecting and sending the request.
+        raise _not_sent(exc.reason, _host(url), timeout) from None
+    except (OSError, http.client.HTTPException) as exc:
+        # Waiting for or reading the answer: the request had gone out.
+        raise _maybe_sent(exc, timeout) from None
     try:
         answer = json.loads(raw.decode("utf-8") or "{}")
     except (UnicodeDecodeError, json.JSONDecodeError):
