@@ -1,11 +1,15 @@
 """Operations on a report cycle: open collection, compile, sign-off, publish."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import exists, func, select
 
 from ..errors import DomainError
 from ..extensions import db
-from ..models import Assignment, Contribution, ReportCycle, Section
+from ..models import Assignment, Contribution, ReportCycle, Section, Unit, User, UserRole
+from ..timeutil import cn_date_text, local_today
 from ..workflow.machine import fire
 from .audit import record
 
@@ -39,13 +43,110 @@ def ensure_contributions(cycle: ReportCycle) -> int:
     return created
 
 
-def open_cycle(cycle: ReportCycle, actor):
-    """Open collection (征集): every assigned unit gets its contribution to fill in."""
+def units_without_unit_head(cycle: ReportCycle) -> list[str]:
+    """Names of the assigned units that have no active unit head (单位负责人), in unit order."""
+    assigned = select(Assignment.unit_id).join(Section).where(Section.cycle_id == cycle.id)
+    head = exists(select(User.id).where(User.unit_id == Unit.id, User.active.is_(True),
+                                        User.role_rows.any(UserRole.role == "unit_head")))
+    return list(db.session.scalars(select(Unit.name).where(Unit.id.in_(assigned), ~head)
+                                   .order_by(Unit.sort_order, Unit.id)))
+
+
+def _refuse_without_unit_heads(cycle: ReportCycle) -> None:
+    """With unit-head review on, material of a unit without a unit head would wait in 待单位审核
+    for nobody: opening is refused until the unit has one (or the review is switched off)."""
+    if not cycle.unit_head_review:
+        return
+    names = units_without_unit_head(cycle)
+    if names:
+        raise DomainError(f"本报告的材料须经单位负责人同意后报送，但{'、'.join(names)}没有启用的单位负责人账号，"
+                          "提交的材料将无人同意报送，不能开始征集。请先在“用户”中添加单位负责人，"
+                          "或在报告设置中取消单位负责人审核。")
+
+
+@dataclass(frozen=True)
+class PastDue:
+    """A task (section and unit) whose effective due date lies before today."""
+
+    section_id: int
+    unit: str
+    due: date
+
+
+def past_dues(cycle: ReportCycle, today: date | None = None) -> list[PastDue]:
+    """The tasks of ``cycle`` whose effective due date (its own, else the section's or an ancestor's,
+    else the cycle's) is before ``today`` (Beijing time), ordered by date; one statement."""
+    from ..reminders.dispatch import section_due
+
+    today = today or local_today()
+    sd = section_due([cycle.id])
+    a = Assignment.__table__
+    due = func.coalesce(a.c.due, sd.c.due)
+    rows = db.session.execute(
+        select(a.c.section_id, Unit.name, due.label("due"))
+        .select_from(a.join(sd, sd.c.section_id == a.c.section_id).join(Unit, Unit.id == a.c.unit_id))
+        .where(due < today).order_by(due, a.c.section_id, Unit.sort_order, a.c.id)).all()
+    return [PastDue(r.section_id, r.name, r.due) for r in rows]
+
+
+def move_past_dues(cycle: ReportCycle, to: date, today: date | None = None) -> list[str]:
+    """Set every due date of ``cycle`` before ``today`` (the cycle's, sections', tasks') to ``to``;
+    return one line per date moved (for the audit)."""
+    today = today or local_today()
+    if to < today:
+        raise DomainError(f"顺延后的截止日期（{cn_date_text(to)}）不能早于今天（{cn_date_text(today)}）。")
+    moved = []
+    if cycle.due is not None and cycle.due < today:
+        moved.append(f"报告截止日期：{cycle.due.isoformat()}")
+        cycle.due = to
+    for section in db.session.scalars(select(Section).where(Section.cycle_id == cycle.id, Section.due < today)
+                                      .order_by(Section.id)):
+        moved.append(f"章节“{section.title}”：{section.due.isoformat()}")
+        section.due = to
+    for assignment in db.session.scalars(
+            select(Assignment).join(Section).where(Section.cycle_id == cycle.id, Assignment.due < today)
+            .order_by(Assignment.id)):
+        moved.append(f"“{assignment.section.title}”（{assignment.unit.name}）：{assignment.due.isoformat()}")
+        assignment.due = to
+    db.session.flush()
+    return moved
+
+
+def _start_collecting(cycle: ReportCycle, actor, event: str, move_due_to: date | None,
+                      comment: str | None = None):
+    """Fire ``open`` or ``reopen_collection``: past due dates moved first when asked (so that the
+    notices of the event already give the new dates), and the moment noted in ``opened_at``, from
+    which the reminder policy counts a late open's overdue stages and escalation."""
+    moved = move_past_dues(cycle, move_due_to) if move_due_to is not None else []
+    log = fire(cycle, event, actor, comment=comment)
+    cycle.opened_at = log.created_at
+    detail = {"comment": log.comment} if log.comment else {}
+    if move_due_to is not None:
+        detail.update(due=move_due_to.isoformat(), moved=moved)
+    return log, detail
+
+
+def open_cycle(cycle: ReportCycle, actor, move_due_to: date | None = None):
+    """Open collection (征集): every assigned unit gets its contribution to fill in.
+
+    ``move_due_to``: first set every due date already past to this date (in the same transaction).
+    """
     if cycle.state == "setup" and not cycle_assignments(cycle):
         raise DomainError("该年度报告还没有任何任务分配，请先分配章节再开始征集。")
-    log = fire(cycle, "open", actor)
+    if cycle.state == "setup":
+        _refuse_without_unit_heads(cycle)
+    log, detail = _start_collecting(cycle, actor, "open", move_due_to)
     ensure_contributions(cycle)
-    record(actor, "cycle.open", f"cycle:{cycle.id}")
+    record(actor, "cycle.open", f"cycle:{cycle.id}", **detail)
+    db.session.flush()
+    return log
+
+
+def reopen_collection(cycle: ReportCycle, actor, comment: str | None = None, move_due_to: date | None = None):
+    """Collection again (重新征集) after compiling; past due dates moved first when asked."""
+    log, detail = _start_collecting(cycle, actor, "reopen_collection", move_due_to, comment=comment)
+    record(actor, "cycle.reopen_collection", f"cycle:{cycle.id}", **detail)
+    db.session.flush()
     return log
 
 
@@ -99,7 +200,6 @@ def _simple(event: str):
     return operation
 
 
-reopen_collection = _simple("reopen_collection")
 request_signoff = _simple("request_signoff")
 sign_cycle = _simple("sign")
 return_signoff = _simple("return")

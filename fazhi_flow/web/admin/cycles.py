@@ -6,8 +6,11 @@ from datetime import date
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
+from wtforms import DateField, TextAreaField
+from wtforms.validators import Length, Optional
 
 from ...errors import DomainError
 from ...extensions import db
@@ -15,14 +18,16 @@ from ...models import Assignment, Contribution, ReportCycle, Section, Transition
 from ...services import figures as figures_svc
 from ...services import outline as outline_svc
 from ...services.contributions import reopen_contribution
-from ...services.cycles import compile_cycle, open_cycle, reopen_collection
+from ...reminders.calendar import current_calendar
+from ...services.cycles import compile_cycle, open_cycle, past_dues, reopen_collection
 from ...services.stuck import stuck_warnings
+from ...timeutil import cn_date_text, local_today
 from ...workflow.states import CONTRIBUTION_STATE_LABELS
 from ..fields import arg_int
 from ..handler import handler, on_refusal
 from . import bp
 from .common import MAX_CYCLE_FILE, answer, back_to, compile_available, get_or_404, on_refusal_with_error
-from .forms import (ActionForm, CycleCloneForm, CycleEditForm, CycleTemplateForm, CycleUploadForm,
+from .forms import (DATE_MSG, ActionForm, CycleCloneForm, CycleEditForm, CycleTemplateForm, CycleUploadForm,
                     OptionalReasonForm, ReasonForm, choices)
 
 # ------------------------------------------------------------------ cycles
@@ -245,27 +250,73 @@ def _open_summary(cycle: ReportCycle) -> dict:
     return {"units": len(unit_ids), "liaisons": liaisons}
 
 
+class _DateField(DateField):
+    """A date whose wrong format is told in Chinese."""
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError:
+            raise ValueError(DATE_MSG) from None
+
+
+class OpenForm(FlaskForm):
+    """开始征集: the date past due dates are moved to, when the admin chooses to move them."""
+
+    move_to = _DateField("顺延至", validators=[Optional()], format="%Y-%m-%d")
+
+
+class ReopenForm(OpenForm):
+    reason = TextAreaField("理由（选填）", validators=[Optional(), Length(max=2000, message="理由最多2000字。")])
+
+
+def _default_move_to() -> date:
+    """Today + 5 working days (Beijing time): time enough to finish, little enough to stay urgent."""
+    return current_calendar().add_working_days(local_today(), 5)
+
+
+def _move_due_to(form: OpenForm) -> date | None:
+    """The date chosen with 顺延截止日期 (the ``late`` button), or None to keep the dates as they are."""
+    if request.form.get("late") != "move":
+        return None
+    if form.move_to.data is None:
+        raise DomainError("请填写顺延后的截止日期，或选择按原截止日期开始。")
+    return form.move_to.data
+
+
+def _late_context(cycle: ReportCycle, form: OpenForm) -> dict:
+    past = past_dues(cycle)
+    if past and form.move_to.data is None and not form.move_to.errors:
+        form.move_to.data = _default_move_to()
+    labels = {n.section.id: n.path_label for n in outline_svc.load_outline(cycle)} if past else {}
+    return {"past": past, "past_labels": labels, "today": local_today()}
+
+
 @bp.route("/cycles/<int:cycle_id>/open", methods=["GET", "POST"])
 @handler("admin.manage")
 def cycle_open(cycle_id):
     cycle = get_or_404(ReportCycle, cycle_id)
-    form = ActionForm()
+    form = OpenForm()
     if not form.validate_on_submit():
-        return _open_page(cycle_id, form)
+        return _open_page(cycle_id, form, 400 if form.move_to.errors else 200)
     # A refusal shows the page again as 200, as it always did.
     with on_refusal(answer(lambda: _open_page(cycle_id, form))):
-        open_cycle(cycle, current_user)
-    flash("已开始征集，各单位联络员已收到填报通知。", "success")
+        move_to = _move_due_to(form)
+        open_cycle(cycle, current_user, move_due_to=move_to)
+    flash("已开始征集，各单位联络员已收到填报通知。"
+          + (f"已过的截止日期已顺延至{cn_date_text(move_to)}。" if move_to else ""), "success")
     stuck = stuck_warnings(cycle)
     if stuck:
         flash(f"仍有{len(stuck)}项材料无人能办理（见下方提示），请尽快指定审核人或添加账号。", "warning")
     return redirect(url_for(".cycle", cycle_id=cycle.id), code=303)
 
 
-def _open_page(cycle_id: int, form: ActionForm):
+def _open_page(cycle_id: int, form: OpenForm, status: int = 200):
     cycle = get_or_404(ReportCycle, cycle_id)
+    stuck = stuck_warnings(cycle)
+    no_head = cycle.unit_head_review and any(w.kind == "unit_head" for w in stuck)
     return render_template("admin/cycle_open.html", cycle=cycle, form=form, summary=_open_summary(cycle),
-                           stuck=stuck_warnings(cycle), active_nav="admin")
+                           stuck=stuck, no_head=no_head, active_nav="admin", **_late_context(cycle, form)), status
 
 
 @bp.route("/cycles/<int:cycle_id>/compile", methods=["POST"])
@@ -284,19 +335,29 @@ def cycle_compile(cycle_id):
     return redirect(url_for(".cycle", cycle_id=cycle_id), code=303)
 
 
-@bp.route("/cycles/<int:cycle_id>/reopen-collection", methods=["POST"])
+@bp.route("/cycles/<int:cycle_id>/reopen-collection", methods=["GET", "POST"])
 @handler("admin.manage")
 def cycle_reopen_collection(cycle_id):
     cycle_obj = get_or_404(ReportCycle, cycle_id)
-    form = OptionalReasonForm(prefix="reopen")
+    form = ReopenForm(prefix="reopen")
     overview = url_for(".cycle", cycle_id=cycle_id)
+    if request.method == "GET":
+        return _reopen_collection_page(cycle_obj, form)
     if not form.validate_on_submit():
-        flash("理由最多2000字。", "error")
-        return redirect(overview, code=303)
-    with on_refusal(back_to(overview)):
-        reopen_collection(cycle_obj, current_user, comment=form.reason.data)
-    flash("已重新开始征集，各单位可以继续修改材料。", "success")
+        return _reopen_collection_page(cycle_obj, form, 400)
+    # From the overview's old one-step form a refusal goes back to the overview, as it always did.
+    page = answer(lambda: _reopen_collection_page(cycle_obj, form)) if "late" in request.form else back_to(overview)
+    with on_refusal(page):
+        move_to = _move_due_to(form)
+        reopen_collection(cycle_obj, current_user, comment=form.reason.data, move_due_to=move_to)
+    flash("已重新开始征集，各单位可以继续修改材料。"
+          + (f"已过的截止日期已顺延至{cn_date_text(move_to)}。" if move_to else ""), "success")
     return redirect(overview, code=303)
+
+
+def _reopen_collection_page(cycle: ReportCycle, form: ReopenForm, status: int = 200):
+    return render_template("admin/cycle_reopen.html", cycle=cycle, form=form, active_nav="admin",
+                           **_late_context(cycle, form)), status
 
 
 @bp.route("/cycles/<int:cycle_id>/contributions")
