@@ -35,7 +35,7 @@ SECTIONS = 60
 
 
 def _working_day_from(day: date) -> date:
-    from fazhi_flow.reminders.calendar import WorkCalendar
+    from fazhi_flow.workdays import WorkCalendar
 
     cal = WorkCalendar()
     while not cal.is_working_day(day):
@@ -75,7 +75,7 @@ def build(db, n: int) -> int:
 
     from fazhi_flow.models import Assignment, Contribution, ReportCycle, Section, Unit, User, UserRole
     from fazhi_flow.models.cycle import section_reviewer
-    from fazhi_flow.reminders.calendar import WorkCalendar
+    from fazhi_flow.workdays import WorkCalendar
 
     cal = WorkCalendar()
     today = BUSY.date()

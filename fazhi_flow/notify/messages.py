@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import current_app
 from werkzeug.routing import BuildError
 
-from ..reminders.calendar import DueStatus, due_status
+from ..workdays import DueStatus, due_status
 
 FOOTER = "（本消息由法治政府建设报告编报系统自动发送，请勿直接回复。）"
 

@@ -47,7 +47,7 @@ class TaskRow:
     role: str
     role_label: str
     state: str
-    due: object  # reminders.calendar.DueStatus
+    due: object  # workdays.DueStatus
     comment: object  # the latest decision's TransitionLog (actor loaded) or None
     preview: str
     editable: bool

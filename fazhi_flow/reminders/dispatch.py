@@ -26,7 +26,7 @@ from ..models.reminder import REMINDER_KINDS, OutboxMessage, Reminder, UserChann
 from ..notify import messages as M
 from ..timeutil import local_zone, utcnow
 from ..workflow.states import CONTRIBUTION_STATE_LABELS
-from .calendar import current_calendar, due_status
+from ..workdays import current_calendar, due_status
 from .policy import REMINDABLE_STATES, DueReminder, PolicySettings, is_unit_review
 
 logger = logging.getLogger(__name__)
@@ -411,7 +411,7 @@ class _Counted(list):
 def _waiting_before(day: date, backlog_days: int, calendar) -> date:
     """The latest local day d with more than ``backlog_days`` working days in (d, ``day``]."""
     d, count = day, 0
-    for _ in range(11_000):  # bounded as calendar.py bounds its walks (about 30 years)
+    for _ in range(11_000):  # bounded as workdays.py bounds its walks (about 30 years)
         if count > backlog_days:
             break
         count += calendar.is_working_day(d)

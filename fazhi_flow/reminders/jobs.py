@@ -21,7 +21,7 @@ from ..notify.email import SmtpSender, build_message
 from ..timeutil import local_zone, utcnow
 from ..workflow.states import CONTRIBUTION_STATE_LABELS
 from . import dispatch
-from .calendar import current_calendar
+from ..workdays import current_calendar
 from .dispatch import QueuedReminder
 from .policy import (
     REMINDABLE_STATES, Item, PolicySettings, contribution_stages, digest_reminder, due_reminders, is_unit_review,

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 
-from .calendar import WorkCalendar
+from ..workdays import WorkCalendar
 
 REMINDABLE_STATES = ("draft", "returned")
 # Occurrence prefix of a backlog reminder about material waiting for the unit head (待单位审核).
@@ -196,7 +196,7 @@ def due_reminders(cycle_id: int, items: list[Item], local_now: datetime, setting
 
 # ------------------------------------------------------------------ where today's reminders fall
 
-# Bounds the walk back through the calendar (about 30 years), as in calendar.py.
+# Bounds the walk back through the calendar (about 30 years), as in workdays.py.
 _MAX_WALK = 11_000
 
 

@@ -15,7 +15,7 @@ from .. import policy, xlsx
 from ..extensions import db
 from ..models import Assignment, Contribution, ReportCycle, Revision, Section, Unit
 from ..models.org import UNIT_KINDS
-from ..reminders.calendar import current_calendar
+from ..workdays import current_calendar
 from ..timeutil import cn_date_text, local_today, local_zone
 from ..workflow.states import CONTRIBUTION_STATE_LABELS
 from .outline import OutlineNode, load_outline

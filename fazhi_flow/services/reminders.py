@@ -26,7 +26,7 @@ from ..models.reminder import (
 from ..notify import messages as M
 from ..notify.outbox import admins, liaisons, send_to_users
 from ..reminders import dispatch
-from ..reminders.calendar import due_status
+from ..workdays import due_status
 from ..reminders.jobs import as_utc
 from ..reminders.policy import REMINDABLE_STATES, DueReminder
 from ..reminders.settings import int_field, parse_day_list, parse_send_time, policy_for

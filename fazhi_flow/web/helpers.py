@@ -51,7 +51,7 @@ def localtime(value: datetime | None, fmt: str | None = None) -> str:
 def due_status(value, done: bool = False):
     """A deadline in working days: ``due_status(date | assignment | contribution)`` → DueStatus
     (``.label`` 还剩3个工作日 / 今天截止 / 已逾期2个工作日, ``.date_label``, ``.css_class``)."""
-    from ..reminders.calendar import due_status as _due_status
+    from ..workdays import due_status as _due_status
 
     return _due_status(value, done=done)
 

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from sqlalchemy import select
 
 from fazhi_flow.models import AuditEvent, ReportCycle, TransitionLog
-from fazhi_flow.reminders.calendar import WorkCalendar
+from fazhi_flow.workdays import WorkCalendar
 from fazhi_flow.timeutil import local_today
 
 from .conftest import login

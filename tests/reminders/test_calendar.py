@@ -1,6 +1,6 @@
 from datetime import date
 
-from fazhi_flow.reminders.calendar import WorkCalendar, due_status
+from fazhi_flow.workdays import WorkCalendar, due_status
 
 CAL = WorkCalendar()
 
@@ -42,3 +42,23 @@ def test_due_status_labels():
     assert (late.days, late.overdue, late.label, late.css_class) == (-2, True, "已逾期2个工作日", "due-overdue")
     assert due_status(None).label == "未设截止日期"
     assert due_status(date(2025, 1, 10), today=date(2025, 1, 14), done=True, calendar=CAL).label == ""
+
+
+def test_a_due_date_on_a_holiday_is_worded_as_such():
+    """Due on Saturday 4 Jan 2025: on Friday 3 Jan no working day is left, but the deadline is not today."""
+    friday = due_status(date(2025, 1, 4), today=date(2025, 1, 3), calendar=CAL)
+    assert (friday.days, friday.overdue) == (0, False)
+    assert friday.label == "截止日为节假日，今天是截止前最后一个工作日"
+    assert str(friday) == "2025年1月4日（星期六） 截止日为节假日，今天是截止前最后一个工作日"
+    assert friday.css_class == "due-soon"
+    # 春节 2025: due on Wed 29 Jan (a holiday from Tue 28 Jan); Mon 27 Jan is the last working day before it.
+    assert due_status(date(2025, 1, 29), today=date(2025, 1, 27), calendar=CAL).label == \
+        "截止日为节假日，今天是截止前最后一个工作日"
+    assert due_status(date(2025, 1, 29), today=date(2025, 1, 24), calendar=CAL).label == "还剩2个工作日"
+    # On Tue 28 Jan (a holiday too) no working day is left before the deadline, and today is none.
+    assert due_status(date(2025, 1, 29), today=date(2025, 1, 28), calendar=CAL).label == \
+        "截止日为节假日，截止前已没有工作日"
+    # On the holiday itself it is due today; the day after it is overdue.
+    assert due_status(date(2025, 1, 4), today=date(2025, 1, 4), calendar=CAL).label == "今天截止"
+    late = due_status(date(2025, 1, 4), today=date(2025, 1, 6), calendar=CAL)
+    assert late.overdue and late.label == "已逾期1个工作日"

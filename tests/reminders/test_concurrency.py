@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine, select, text
 
 from fazhi_flow.models.reminder import OutboxMessage, Reminder
-from fazhi_flow.reminders.calendar import WorkCalendar
+from fazhi_flow.workdays import WorkCalendar
 from fazhi_flow.reminders.jobs import SWEEP_LOCK_KEY, sweep
 from fazhi_flow.reminders.policy import Item, PolicySettings, due_reminders
 

@@ -1,7 +1,7 @@
 """The policy as pure functions: which reminders are due on which day."""
 from datetime import date, time, timedelta
 
-from fazhi_flow.reminders.calendar import WorkCalendar
+from fazhi_flow.workdays import WorkCalendar
 from fazhi_flow.reminders.policy import Item, PolicySettings, due_reminders, sweep_day
 
 from .helpers import at

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, event, func, insert, select, text
 
 from fazhi_flow.models import Assignment, Contribution, Notification, Unit, User, UserRole
 from fazhi_flow.models.reminder import OutboxMessage, Reminder
-from fazhi_flow.reminders.calendar import WorkCalendar
+from fazhi_flow.workdays import WorkCalendar
 from fazhi_flow.reminders.jobs import deliver, sweep
 from fazhi_flow.reminders.policy import (
     REMINDABLE_STATES, Item, PolicySettings, backlog_reminder, contribution_reminders, contribution_stages,

@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 
 from fazhi_flow.models.reminder import OutboxMessage, Reminder
-from fazhi_flow.reminders.calendar import WorkCalendar
+from fazhi_flow.workdays import WorkCalendar
 from fazhi_flow.reminders.jobs import deliver, sweep
 from fazhi_flow.reminders.policy import Item, PolicySettings, due_reminders
 from fazhi_flow.services import contributions as csvc

@@ -213,7 +213,7 @@ def test_extension_decisions_and_reopen_tell_the_unit_liaisons(db, office, facto
 def test_reminder_and_digest_links(app, db, office):
     """The digest opens the dashboard of its own report; in-app reminders store the path only."""
     from fazhi_flow.notify import messages as M
-    from fazhi_flow.reminders.calendar import due_status
+    from fazhi_flow.workdays import due_status
 
     w = office
     with app.test_request_context():

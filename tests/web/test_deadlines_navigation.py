@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from fazhi_flow.reminders.calendar import WorkCalendar
+from fazhi_flow.workdays import WorkCalendar
 from fazhi_flow.services import contributions as svc
 from fazhi_flow.services.dashboard import build_dashboard
 from fazhi_flow.timeutil import local_today

@@ -18,7 +18,7 @@ from ...models import Assignment, Contribution, ReportCycle, Section, Transition
 from ...services import figures as figures_svc
 from ...services import outline as outline_svc
 from ...services.contributions import reopen_contribution
-from ...reminders.calendar import current_calendar
+from ...workdays import current_calendar
 from ...services.cycles import compile_cycle, open_cycle, past_dues, reopen_collection
 from ...services.stuck import stuck_warnings
 from ...timeutil import cn_date_text, local_today

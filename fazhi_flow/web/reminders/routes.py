@@ -14,7 +14,7 @@ from ...models.reminder import (
     OUTBOX_STATUSES, WEBHOOK_KINDS, ExtensionRequest, OutboxMessage, Reminder, WebhookTarget,
 )
 from ...notify.preferences import preference
-from ...reminders.calendar import due_status
+from ...workdays import due_status
 from ...services import reminders as svc
 from ..fields import db_int, int_list, optional_int
 from ..handler import handler, on_refusal

@@ -1,4 +1,7 @@
-"""Working days with the official Chinese holiday and 调休 calendar.
+"""Working days with the official Chinese holiday and 调休 calendar, and deadlines counted in them.
+
+A neutral module: the reminders, the notifications, the services and the pages all count working days,
+so it imports none of them (tests/core/test_import_layers.py holds the layering).
 
 The ``chinesecalendar`` package (import name ``chinese_calendar``) knows the State Council's holiday
 arrangements for the years it ships (2004–2026 in version 1.11). For a year it does not cover the
@@ -114,6 +117,8 @@ def current_calendar() -> WorkCalendar:
 
 
 WEEKDAYS = "一二三四五六日"
+HOLIDAY_LAST_DAY = "截止日为节假日，今天是截止前最后一个工作日"
+HOLIDAY_NO_DAY_LEFT = "截止日为节假日，截止前已没有工作日"
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,10 @@ class DueStatus:
     days: int | None  # working days left (>0), 0 on the due day, <0 overdue
     overdue: bool
     done: bool = False
+    # The due date is still ahead although no working day is left before it (it falls on a holiday
+    # or a weekend), and whether today is a working day; "今天截止" beside a later date misleads.
+    holiday_ahead: bool = False
+    today_working: bool = True
 
     @property
     def label(self) -> str:
@@ -134,6 +143,8 @@ class DueStatus:
         if self.overdue:
             n = -self.days if self.days else 0
             return f"已逾期{n}个工作日" if n else "已逾期"
+        if self.holiday_ahead:
+            return HOLIDAY_LAST_DAY if self.today_working else HOLIDAY_NO_DAY_LEFT
         if self.days == 0:
             return "今天截止"
         return f"还剩{self.days}个工作日"
@@ -167,7 +178,7 @@ def due_status(due, today: date | None = None, done: bool = False,
 
     ``done``: the material is already submitted, so only the date is shown, no countdown.
     """
-    from ..timeutil import local_today
+    from .timeutil import local_today
 
     if due is not None and not isinstance(due, date):
         target = getattr(due, "assignment", due)
@@ -177,4 +188,5 @@ def due_status(due, today: date | None = None, done: bool = False,
     calendar = calendar or current_calendar()
     today = today or local_today()
     days = calendar.signed_working_days(today, due)
-    return DueStatus(due, days, today > due, done)
+    return DueStatus(due, days, today > due, done, holiday_ahead=today < due and days == 0,
+                     today_working=calendar.is_working_day(today))
