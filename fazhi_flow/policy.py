@@ -89,12 +89,13 @@ def _admin(user, _obj) -> bool:
 
 @rule("tasks.view")
 def _tasks(user, _obj) -> bool:
-    return user.has_role("liaison", "unit_head")
+    """我的任务: a unit's liaisons and unit heads (the page lists their unit's material)."""
+    return user.has_role("liaison", "unit_head") and user.unit_id is not None
 
 
 @rule("unit_queue.view")
 def _unit_queue(user, _obj) -> bool:
-    return user.has_role("unit_head")
+    return user.has_role("unit_head") and user.unit_id is not None
 
 
 @rule("review.queue")

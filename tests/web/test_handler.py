@@ -3,7 +3,7 @@ Chinese message on refusal with what the user typed kept, refusals audited."""
 from __future__ import annotations
 
 import pytest
-from flask import Blueprint, render_template_string, request
+from flask import Blueprint, redirect, render_template_string, request
 from sqlalchemy import func, select
 
 from fazhi_flow import create_app
@@ -14,6 +14,8 @@ from fazhi_flow.testing import FreshUserClient, login
 from fazhi_flow.web.handler import POLICY_ATTR, handler, on_refusal, public
 
 PAGE = "{% for m in get_flashed_messages() %}<p class=flash>{{ m }}</p>{% endfor %}<input value='{{ typed }}'>"
+FORM_PAGE = ("{% for m in get_flashed_messages() %}<p class=flash>{{ m }}</p>{% endfor %}"
+             "<p class=problem>{{ problem }}</p><input value='{{ typed }}'>")
 
 
 def _probe_blueprint():
@@ -55,6 +57,42 @@ def _probe_blueprint():
     def forbidden():
         add_unit(request.form["code"])
         raise PermissionDenied("只有本单位联络员可以编辑该材料。")
+
+    @bp.route("/in-form", methods=["POST"])
+    @handler("admin.manage")
+    def in_form():
+        """A page that shows the refusal itself (no flash), 409 for a conflict and 400 otherwise."""
+        typed = request.form["code"]
+        status = (lambda exc: 409 if isinstance(exc, Conflict) else 400)
+        with on_refusal(lambda exc: render_template_string(FORM_PAGE, typed=typed, problem=exc.message),
+                        status=status, flash=False):
+            add_unit(typed)
+            if request.form.get("stale"):
+                raise Conflict("内容已被他人修改，请核对后再保存。")
+            raise DomainError("单位名称不能为空。")
+        return "unreachable"
+
+    @bp.route("/fixed", methods=["POST"])
+    @handler("admin.manage")
+    def fixed():
+        typed = request.form["code"]
+        with on_refusal(lambda: render_template_string(PAGE, typed=typed), status=409):
+            add_unit(typed)
+            raise PermissionDenied("该单位已停用，不能再添加。")
+        return "unreachable"
+
+    @bp.route("/bounce", methods=["POST"])
+    @handler("admin.manage")
+    def bounce():
+        with on_refusal(lambda: redirect("/probe/open", code=303), status=409):
+            add_unit(request.form["code"])
+            raise Conflict("内容已被他人修改。")
+        return "unreachable"
+
+    @bp.route("/gated")
+    @handler("admin.manage", message="这里只对管理员开放。")
+    def gated():
+        return "管理"
 
     @bp.route("/open")
     @public
@@ -164,3 +202,52 @@ def test_declarations_are_readable_and_unknown_actions_refused(probe):
     assert getattr(probe.view_functions["handler_probe.open_page"], POLICY_ATTR) == "public"
     with pytest.raises(KeyError):
         handler("no.such.action")
+
+
+def test_refusal_shown_in_the_form_with_the_status_chosen_per_error(probe, factory):
+    client = _admin_client(probe, factory)
+    response = client.post("/probe/in-form", data={"code": "kept-1", "stale": "1"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert "<p class=problem>内容已被他人修改，请核对后再保存。</p>" in html
+    assert "value='kept-1'" in html
+    assert "class=flash" not in html  # shown in the form, not flashed as well
+    assert _units("kept-1") == 0
+
+    response = client.post("/probe/in-form", data={"code": "kept-2"})
+    assert response.status_code == 400
+    assert "<p class=problem>单位名称不能为空。</p>" in response.get_data(as_text=True)
+    assert _units("kept-2") == 0
+
+
+def test_fixed_status_replaces_the_errors_own_and_a_403_is_still_audited(probe, factory):
+    client = _admin_client(probe, factory)
+    response = client.post("/probe/fixed", data={"code": "fx1"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert "<p class=flash>该单位已停用，不能再添加。</p>" in html and "value='fx1'" in html
+    assert _units("fx1") == 0
+    messages = list(_db.session.scalars(select(AuditEvent.detail).where(AuditEvent.action == "refused.forbidden")))
+    assert any("该单位已停用" in str(m) for m in messages)
+
+
+def test_a_redirect_keeps_its_own_status_and_the_message_is_flashed(probe, factory):
+    client = _admin_client(probe, factory)
+    response = client.post("/probe/bounce", data={"code": "b1"})
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/probe/open")
+    assert _units("b1") == 0
+    with client.session_transaction() as session:
+        assert ("error", "内容已被他人修改。") in session.get("_flashes", [])
+
+
+def test_gate_message_is_the_403_page_text(probe, factory):
+    user = factory.user("reviewer", username="probe_gate_reviewer")
+    _db.session.commit()
+    client = _client(probe)
+    login(client, user)
+    response = client.get("/probe/gated")
+    assert response.status_code == 403
+    assert "这里只对管理员开放。" in response.get_data(as_text=True)
+    assert getattr(probe.view_functions["handler_probe.gated"], POLICY_ATTR) == "admin.manage"
+    assert _client(probe).get("/probe/gated").status_code == 302  # anonymous: to the login page

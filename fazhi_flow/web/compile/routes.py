@@ -1,8 +1,8 @@
 """Routes of 汇总签发. Each one declares its gate (``@handler``) and runs as one unit of work: load, check
 the cycle with the policy, validate, one service call, redirect (the handler commits or rolls back).
 
-The gates are "authenticated" so that a refusal keeps this area's own Chinese message (the object-level
-checks below ask ``policy.can`` and answer with it)."""
+The area's list has its own gate (``compile.view`` with this area's Chinese message); the pages of one
+cycle are "authenticated" and ask ``policy.can`` about that cycle, answering with the same kind of message."""
 from __future__ import annotations
 
 from flask import Response, flash, redirect, render_template, request, url_for
@@ -101,10 +101,8 @@ def _article(document: ReportDocument) -> Markup:
 
 
 @bp.route("/")
-@handler("authenticated")
+@handler("compile.view", message=READER_ONLY)
 def index():
-    if not policy.can(current_user, "compile.view"):
-        abort_with(403, READER_ONLY)
     cycles = list(db.session.scalars(
         select(ReportCycle).where(ReportCycle.state.in_(
             ("compiling", "signoff", "signed", "published", "correcting")))

@@ -150,20 +150,17 @@ def _confirm_page(contribution, new_text, action, source, extra=None):
 def from_last_year(contribution_id: int):
     contribution = _contribution(contribution_id)
     _editable(contribution)
-    try:
-        svc.start_from_last_year(contribution, current_user, confirm=request.form.get("confirm") == "1",
-                                 expected_version=_version())
-    except svc.NeedsConfirmation:
-        from ...figures.yoy import approved_text, previous_contribution
+    # Refused: back to the values page, wherever the button was.
+    with on_refusal(lambda: redirect(url_for("figures.contribution", contribution_id=contribution.id))):
+        try:
+            svc.start_from_last_year(contribution, current_user, confirm=request.form.get("confirm") == "1",
+                                     expected_version=_version())
+        except svc.NeedsConfirmation:
+            # A question, not a refusal: nothing was written; ask before replacing the text.
+            from ...figures.yoy import approved_text, previous_contribution
 
-        return _confirm_page(contribution, approved_text(previous_contribution(contribution)),
-                             url_for("figures.from_last_year", contribution_id=contribution.id), "上年度文字")
-    except DomainError as exc:
-        # Refused: back to the values page (wherever the button was), which ``on_refusal`` cannot
-        # answer (it keeps the error's status, and a redirect needs its own).
-        db.session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("figures.contribution", contribution_id=contribution.id))
+            return _confirm_page(contribution, approved_text(previous_contribution(contribution)),
+                                 url_for("figures.from_last_year", contribution_id=contribution.id), "上年度文字")
     flash("已用上年度通过的文字作为草稿，请逐段更新为今年的情况。", "success")
     return redirect(editor_url(contribution) or url_for("figures.contribution", contribution_id=contribution.id))
 
@@ -206,16 +203,12 @@ def import_apply(contribution_id: int):
     if request.form.get("confirm") != "1":
         flash("未确认，草稿保持不变。", "info")
         return redirect(url_for("figures.contribution", contribution_id=contribution.id))
-    try:
+    # Refused: the confirmation page again with the text, as 409 whatever the refusal.
+    with on_refusal(lambda: _confirm_page(contribution, text, url_for("figures.import_apply",
+                                                                      contribution_id=contribution.id),
+                                          "Word 文档", {"send_text": True}), status=409):
         svc.replace_draft(contribution, current_user, text, confirm=True, expected_version=_version(),
                           source="导入 Word 文档")
-    except DomainError as exc:
-        # The confirmation page again with the text, as 409 whatever the refusal (``on_refusal``
-        # would answer with the error's own status).
-        db.session.rollback()
-        flash(exc.message, "error")
-        return _confirm_page(contribution, text, url_for("figures.import_apply", contribution_id=contribution.id),
-                             "Word 文档", {"send_text": True})
     flash("已用 Word 文档的文字替换草稿。", "success")
     return redirect(editor_url(contribution) or url_for("figures.contribution", contribution_id=contribution.id))
 
@@ -223,17 +216,13 @@ def import_apply(contribution_id: int):
 # ---------------------------------------------------------------- definitions (admin)
 
 
-def _require_admin():
-    # The gate is "authenticated" so that a refusal keeps this page's own message.
-    if not policy.can(current_user, "admin.manage"):
-        abort_with(403, "只有管理员可以定义统计指标和校验规则。")
+ADMINS_ONLY = "只有管理员可以定义统计指标和校验规则。"
 
 
 @bp.route("/cycle/<int:cycle_id>/definitions", methods=["GET", "POST"])
-@handler("authenticated")
+@handler("admin.manage", message=ADMINS_ONLY)
 def definitions(cycle_id: int):
     cycle = _cycle(cycle_id)
-    _require_admin()
     if request.method == "GET":
         return _definitions_page(cycle)
     form_kind, typed = request.form.get("form"), request.form.to_dict()
@@ -285,17 +274,13 @@ def _definitions_page(cycle, typed: dict | None = None, errors: dict | None = No
 # ---------------------------------------------------------------- summary, XLSX, clone
 
 
-def _require_cycle_reader():
-    # The gate is "authenticated" so that a refusal keeps this page's own message.
-    if not policy.can(current_user, "figures.cycle"):
-        abort_with(403, "指标汇总只对依法治区办和签发领导开放。")
+CYCLE_READERS_ONLY = "指标汇总只对依法治区办和签发领导开放。"
 
 
 @bp.route("/cycle/<int:cycle_id>/summary")
-@handler("authenticated")
+@handler("figures.cycle", message=CYCLE_READERS_ONLY)
 def summary(cycle_id: int):
     cycle = _cycle(cycle_id)
-    _require_cycle_reader()
     from ...figures.evaluate import FigureBook, evaluate_cycle
 
     book = FigureBook(cycle)
@@ -306,24 +291,22 @@ def summary(cycle_id: int):
 
 
 @bp.route("/cycle/<int:cycle_id>/summary.xlsx")
-@handler("authenticated")
+@handler("figures.cycle", message=CYCLE_READERS_ONLY)
 def summary_xlsx(cycle_id: int):
     import io
 
     cycle = _cycle(cycle_id)
-    _require_cycle_reader()
     return send_file(io.BytesIO(export_xlsx(cycle)), as_attachment=True,
                      download_name=clean_filename(f"{cycle.region}{cycle.year}年统计指标汇总.xlsx"),
                      mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
 @bp.route("/cycle/<int:cycle_id>/clone", methods=["GET", "POST"])
-@handler("authenticated")
+@handler("admin.manage", message=ADMINS_ONLY)
 def clone(cycle_id: int):
     """Old address of 复制为新年度: cloning happens only on the admin page, after a preview of every
     changed year and date, so this creates nothing and sends the admin there with the cycle chosen."""
     cycle = _cycle(cycle_id)
-    _require_admin()
     if request.method == "POST":
         flash("复制为新年度需先预览标题、填报说明中的年份和各截止日期的改动，确认后才创建。请在下方核对后点“预览改动”。",
               "error")

@@ -1,7 +1,7 @@
 """待审核: the reviewer's queue, the review page, 通过 / 退回修改, and bulk 通过 after a confirmation.
 
 Every route declares its gate (``@handler``) and runs as one unit of work (the handler commits, or rolls
-back on refusal). The gates are "authenticated" so that a refusal keeps this area's own message."""
+back on refusal). The area's gate carries its own refusal text (``handler(..., message=REVIEWERS_ONLY)``)."""
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
@@ -22,9 +22,7 @@ from .forms import BulkApproveForm, DecisionForm, ReturnForm
 MAX_BULK = 200
 
 
-def _require_reviewer():
-    if not policy.can(current_user, "review.queue"):
-        abort_with(403, "“待审核”只对依法治区办的审核人开放。")
+REVIEWERS_ONLY = "“待审核”只对依法治区办的审核人开放。"
 
 
 def _int_arg(name: str) -> int | None:
@@ -32,9 +30,8 @@ def _int_arg(name: str) -> int | None:
 
 
 @bp.route("/")
-@handler("authenticated")
+@handler("review.queue", message=REVIEWERS_ONLY)
 def queue():
-    _require_reviewer()
     filters = {"cycle": _int_arg("cycle"), "section": _int_arg("section"), "unit": _int_arg("unit")}
     return render_template("review/queue.html", page=PendingReviewPage.build(current_user, filters))
 
@@ -60,7 +57,6 @@ def _render_review(contribution, approve_form, return_form, status=200):
 
 
 def _decide(contribution_id: int, event: str):
-    _require_reviewer()
     contribution = contribution_or_abort(contribution_id, current_user)
     if not policy.can(current_user, "contribution.review", contribution):
         abort_with(403, "您不是这个章节的审核人，不能审核这份材料。")
@@ -85,13 +81,13 @@ def _decide(contribution_id: int, event: str):
 
 
 @bp.route("/<int:contribution_id>/approve", methods=["POST"])
-@handler("authenticated")
+@handler("review.queue", message=REVIEWERS_ONLY)
 def approve(contribution_id: int):
     return _decide(contribution_id, "approve")
 
 
 @bp.route("/<int:contribution_id>/return", methods=["POST"])
-@handler("authenticated")
+@handler("review.queue", message=REVIEWERS_ONLY)
 def return_(contribution_id: int):
     return _decide(contribution_id, "return")
 
@@ -101,10 +97,9 @@ def _selected_ids(source) -> list[int]:
 
 
 @bp.route("/bulk", methods=["GET", "POST"])
-@handler("authenticated")
+@handler("review.queue", message=REVIEWERS_ONLY)
 def bulk():
     """GET: the confirmation listing what will be approved; POST: approve them all or none."""
-    _require_reviewer()
     source = request.form if request.method == "POST" else request.args
     wanted = set(_selected_ids(source))
     if not wanted:

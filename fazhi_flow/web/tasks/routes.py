@@ -24,17 +24,16 @@ from ...services.diffs import has_changes, paragraph_diff
 from .. import bound_text
 from ..errors import abort_with, csrf_refused
 from ..fields import arg_int, optional_int
-from ..handler import handler
+from ..handler import handler, on_refusal
 from ..helpers import has_endpoint
 from ..loading import attachment_or_abort, contribution_or_abort, transition_logs
 from . import bp
 from .forms import DecisionForm, EditorForm, ReturnForm, VersionForm
 
 
-def _require_unit_member():
-    # The gate is "authenticated" so that a refusal keeps this page's own message.
-    if current_user.unit_id is None or not policy.can(current_user, "tasks.view"):
-        abort_with(403, "“我的任务”只对各单位的联络员和单位负责人开放。")
+# The refusal texts of the two areas' gates.
+TASKS_ONLY = "“我的任务”只对各单位的联络员和单位负责人开放。"
+UNIT_HEADS_ONLY = "“待单位审核”只对单位负责人开放。"
 
 
 def _unit_contributions(unit_id: int, states=None) -> list[Contribution]:
@@ -42,9 +41,8 @@ def _unit_contributions(unit_id: int, states=None) -> list[Contribution]:
 
 
 @bp.route("/")
-@handler("authenticated")
+@handler("tasks.view", message=TASKS_ONLY)
 def index():
-    _require_unit_member()
     return render_template("tasks/index.html", page=TasksPage.build(current_user))
 
 
@@ -144,9 +142,13 @@ def edit(contribution_id: int):
         form.version.data = contribution.version
         return _render_editor(contribution, form, error="页面信息不完整，请核对后再保存。", status=400)
     upload = _read_upload(request.files.get("file"))
-    refused = _save_draft(contribution, form, upload)
-    if refused is not None:
-        return refused
+    typed = form.body.data or ""
+    with on_refusal(lambda exc: _refused_save(contribution, form, typed, upload, exc), status=_save_status,
+                    flash=False):
+        svc.save_draft(contribution, current_user, typed, expected_version=form.version.data)
+        if upload is not None:
+            added = attachment_service.add_attachment(contribution, current_user, *upload)
+            flash(f"草稿已保存，附件“{added.filename}”已上传。", "success")
     action = request.form.get("action", "save")
     if action == "submit":
         return redirect(url_for("tasks.confirm_submit", contribution_id=contribution.id))
@@ -156,29 +158,22 @@ def edit(contribution_id: int):
     return redirect(url_for("tasks.edit", contribution_id=contribution.id))
 
 
-def _save_draft(contribution: Contribution, form: EditorForm, upload):
-    """Save the text and the chosen file; None when saved, else the editor showing why not.
+def _save_status(exc: DomainError) -> int:
+    return 409 if isinstance(exc, Conflict) else 400
 
-    The editor shows a refused save inside the form, not as a flashed message, with 409 for a
-    conflict and 400 for anything else, so it does not use ``on_refusal`` (which flashes and answers
-    with the error's own status). The rollback comes first so that the form is given the version now
-    in the database: saving again is then a deliberate choice to replace.
+
+def _refused_save(contribution: Contribution, form: EditorForm, typed: str, upload, exc: DomainError):
+    """The editor showing why a save was refused, inside the form (not flashed), with what was typed.
+
+    Built after the rollback, so the form is given the version now in the database: saving again is
+    then a deliberate choice to replace.
     """
-    typed = form.body.data or ""
-    try:
-        svc.save_draft(contribution, current_user, typed, expected_version=form.version.data)
-        if upload is not None:
-            added = attachment_service.add_attachment(contribution, current_user, *upload)
-            flash(f"草稿已保存，附件“{added.filename}”已上传。", "success")
-    except DomainError as exc:
-        db.session.rollback()
-        form.body.data = typed
-        form.version.data = contribution.version
-        if isinstance(exc, Conflict):
-            note = "（您选择的附件没有上传，请保存后重新选择。）" if upload else ""
-            return _render_editor(contribution, form, conflict=exc.message + note, status=409)
-        return _render_editor(contribution, form, error=exc.message, status=400)
-    return None
+    form.body.data = typed
+    form.version.data = contribution.version
+    if isinstance(exc, Conflict):
+        note = "（您选择的附件没有上传，请保存后重新选择。）" if upload else ""
+        return _render_editor(contribution, form, conflict=exc.message + note)
+    return _render_editor(contribution, form, error=exc.message)
 
 
 @bp.route("/<int:contribution_id>/submit", methods=["GET", "POST"])
@@ -195,28 +190,22 @@ def confirm_submit(contribution_id: int):
     if request.method == "POST" and form.validate_on_submit():
         if form.version.data != contribution.version:
             raise Conflict("您确认之后材料又被修改过，请重新核对后再提交。")
-        if _submitted(contribution):
-            who = "本单位负责人审核（同意报送）" if contribution.state == "unit_review" else "依法治区办审核"
-            flash(f"已提交审核，等待{who}。审核结果会在“消息”中通知您。", "success")
-            return redirect(url_for("tasks.index"))
-        contribution = contribution_or_abort(contribution_id, current_user)
+        # A refusal (something changed since the page was shown) shows the page again listing the
+        # problem, as 409 whatever the refusal.
+        with on_refusal(lambda: _confirm_page(contribution_or_abort(contribution_id, current_user), form),
+                        status=409):
+            svc.submit_contribution(contribution, current_user)
+        who = "本单位负责人审核（同意报送）" if contribution.state == "unit_review" else "依法治区办审核"
+        flash(f"已提交审核，等待{who}。审核结果会在“消息”中通知您。", "success")
+        return redirect(url_for("tasks.index"))
+    return _confirm_page(contribution, form), (409 if request.method == "POST" else 200)
+
+
+def _confirm_page(contribution: Contribution, form: VersionForm) -> str:
     form.version.data = contribution.version
     problems, warnings = _submit_preview(contribution)
     return render_template("tasks/confirm_submit.html", c=contribution, form=form, problems=problems,
-                           warnings=warnings), (409 if request.method == "POST" else 200)
-
-
-def _submitted(contribution: Contribution) -> bool:
-    """Submit; on a refusal (something changed since the page was shown) roll back and flash why, so
-    the page is shown again listing the problem. It answers 409 whatever the refusal, which is why
-    this is not ``on_refusal`` (that answers with the error's own status)."""
-    try:
-        svc.submit_contribution(contribution, current_user)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "error")
-        return False
-    return True
+                           warnings=warnings)
 
 
 def _submit_preview(contribution: Contribution) -> tuple[list[str], list[str]]:
@@ -321,25 +310,17 @@ def history(contribution_id: int):
 # ---------------------------------------------------------------- unit head (单位负责人)
 
 
-def _require_unit_head():
-    # The gate is "authenticated" so that a refusal keeps this page's own message.
-    if current_user.unit_id is None or not policy.can(current_user, "unit_queue.view"):
-        abort_with(403, "“待单位审核”只对单位负责人开放。")
-
-
 @bp.route("/unit-queue")
-@handler("authenticated")
+@handler("unit_queue.view", message=UNIT_HEADS_ONLY)
 def unit_queue():
-    _require_unit_head()
     rows = _unit_contributions(current_user.unit_id, states=("unit_review",))
     rows.sort(key=lambda c: (c.submitted_at or c.updated_at, c.id))
     return render_template("tasks/unit_queue.html", rows=rows)
 
 
 @bp.route("/<int:contribution_id>/unit-review")
-@handler("authenticated")
+@handler("unit_queue.view", message=UNIT_HEADS_ONLY)
 def unit_review(contribution_id: int):
-    _require_unit_head()
     contribution = contribution_or_abort(contribution_id, current_user)
     if contribution.unit_id != current_user.unit_id:
         abort_with(403, "只能审核本单位的材料。")
@@ -351,7 +332,6 @@ def unit_review(contribution_id: int):
 
 
 def _decide(contribution_id: int, event: str):
-    _require_unit_head()
     contribution = contribution_or_abort(contribution_id, current_user)
     form = DecisionForm() if event == "unit_approve" else ReturnForm()
     ok = form.validate_on_submit()
@@ -377,12 +357,12 @@ def _decide(contribution_id: int, event: str):
 
 
 @bp.route("/<int:contribution_id>/unit-approve", methods=["POST"])
-@handler("authenticated")
+@handler("unit_queue.view", message=UNIT_HEADS_ONLY)
 def unit_approve(contribution_id: int):
     return _decide(contribution_id, "unit_approve")
 
 
 @bp.route("/<int:contribution_id>/unit-return", methods=["POST"])
-@handler("authenticated")
+@handler("unit_queue.view", message=UNIT_HEADS_ONLY)
 def unit_return(contribution_id: int):
     return _decide(contribution_id, "unit_return")
