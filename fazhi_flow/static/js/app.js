@@ -80,6 +80,52 @@
     });
   });
 
+  // On a phone (app.css) table rows become cards: each cell shows its column's heading, taken from
+  // the table's <thead> (headings that are only for screen readers, e.g. 操作, are not repeated).
+  Array.prototype.forEach.call(document.querySelectorAll("main table"), function (table) {
+    var head = table.tHead && table.tHead.rows[table.tHead.rows.length - 1];
+    if (!head) { return; }
+    var labels = [];
+    Array.prototype.forEach.call(head.cells, function (th) {
+      var shown = th.querySelector(".sr-only") ? "" : th.textContent.replace(/\s+/g, " ").trim();
+      for (var i = 0; i < (th.colSpan || 1); i += 1) { labels.push(shown); }
+    });
+    Array.prototype.forEach.call(table.tBodies, function (body) {
+      Array.prototype.forEach.call(body.rows, function (row) {
+        var column = 0;
+        Array.prototype.forEach.call(row.cells, function (cell) {
+          var label = labels[column];
+          if (label && !cell.hasAttribute("data-label")) { cell.setAttribute("data-label", label); }
+          column += cell.colSpan || 1;
+        });
+      });
+    });
+  });
+
+  // A table too wide for the screen scrolls inside its .table-wrap: make such a wrapper reachable
+  // by keyboard and give it a name, and undo that when it fits again (resizing, rotating a phone).
+  var wraps = document.querySelectorAll(".table-wrap");
+  function markScrollable() {
+    Array.prototype.forEach.call(wraps, function (wrap) {
+      if (wrap.scrollWidth > wrap.clientWidth + 1) {
+        if (!wrap.hasAttribute("tabindex")) {
+          var card = wrap.closest(".card, section");
+          var heading = card && card.querySelector("h1, h2, h3");
+          wrap.setAttribute("tabindex", "0");
+          wrap.setAttribute("role", "region");
+          wrap.setAttribute("aria-label", (heading ? heading.textContent.trim() + "：" : "") + "表格（可左右滚动）");
+          wrap.setAttribute("data-scroll-marked", "1");
+        }
+      } else if (wrap.hasAttribute("data-scroll-marked")) {
+        ["tabindex", "role", "aria-label", "data-scroll-marked"].forEach(function (a) { wrap.removeAttribute(a); });
+      }
+    });
+  }
+  if (wraps.length) {
+    markScrollable();
+    window.addEventListener("resize", markScrollable);
+  }
+
   // A select with data-autosubmit sends its form when changed (the button stays for no-JS users).
   Array.prototype.forEach.call(document.querySelectorAll("select[data-autosubmit]"), function (select) {
     select.addEventListener("change", function () { select.form.submit(); });
