@@ -6,8 +6,7 @@ users go to the login page, others get 403) and runs the route as one unit of wo
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from flask import abort, current_app, make_response, redirect
 
@@ -46,21 +45,15 @@ def answer(build: Callable, status: int | None = None) -> Callable:
 
 
 def back_to(url: str) -> Callable:
-    """An ``on_refusal`` answer for short POST buttons: the message flashed on the page ``url``."""
-    return answer(lambda: redirect(url, code=303))
+    """An ``on_refusal`` answer for short POST buttons: the message flashed on the page ``url`` (a
+    redirect keeps its own status)."""
+    return lambda: redirect(url, code=303)
 
 
-@contextmanager
-def on_refusal_with_error(render: Callable[[DomainError], object]) -> Iterator[None]:
+def on_refusal_with_error(render: Callable[[DomainError], object]):
     """``on_refusal`` for a page that shows more than the message (a cycle file's list of problems):
-    ``render`` is given the refused error."""
-    seen: list[DomainError] = []
-    with on_refusal(lambda: render(seen[-1])):
-        try:
-            yield
-        except DomainError as exc:
-            seen.append(exc)
-            raise
+    ``render`` takes the refused error, so the handler gives it."""
+    return on_refusal(render)
 
 
 def compile_available() -> bool:
