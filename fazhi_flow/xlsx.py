@@ -7,6 +7,10 @@ each row through ``text_row``; ordinary workbooks call ``keep_text`` before savi
 from __future__ import annotations
 
 import io
+from decimal import Decimal
+
+# The header of an ordinary sheet: bold on a light blue, centred and wrapped.
+HEADER_FILL = "DDE7F3"
 
 
 def text_row(sheet, values) -> list:
@@ -35,6 +39,29 @@ def header_row(sheet, titles, font, align=None) -> list:
             cell.alignment = align
         cells.append(cell)
     return text_row(sheet, cells)
+
+
+def sheet_header(sheet, titles, widths) -> None:
+    """First row of an ordinary sheet: ``titles`` styled as a header, column ``widths``, frozen below."""
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    sheet.append(titles)
+    bold, fill = Font(bold=True), PatternFill("solid", fgColor=HEADER_FILL)
+    centred = Alignment(horizontal="center", vertical="center", wrap_text=True)
+    for i, width in enumerate(widths, 1):
+        sheet.column_dimensions[get_column_letter(i)].width = width
+        cell = sheet.cell(row=1, column=i)
+        cell.font, cell.fill, cell.alignment = bold, fill, centred
+    sheet.freeze_panes = "A2"
+
+
+def number(value) -> int | float | None:
+    """A stored decimal as a spreadsheet number: whole numbers stay integers."""
+    if value is None:
+        return None
+    value = Decimal(value)
+    return int(value) if value == value.to_integral_value() else float(value)
 
 
 def keep_text(book) -> None:

@@ -5,10 +5,10 @@ the spreadsheet is always the same number.
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from .. import xlsx
 from ..workflow.states import CONTRIBUTION_STATE_LABELS
 from .evaluate import FigureBook, evaluate_cycle
 from .numbers import format_number
@@ -67,64 +67,36 @@ def appendix_rows(cycle, book: FigureBook | None = None) -> list[dict]:
 def export_xlsx(cycle, book: FigureBook | None = None) -> bytes:
     """A workbook with the summary, the per-unit values and the rule results of the cycle."""
     from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
+    from openpyxl.styles import Alignment
 
     book = book or FigureBook(cycle)
     rows = summary_rows(cycle, book)
     wb = Workbook()
-    bold = Font(bold=True)
-    head_fill = PatternFill("solid", fgColor="DDE7F3")
-
-    def header(ws, titles, widths):
-        ws.append(titles)
-        for i, width in enumerate(widths, 1):
-            ws.column_dimensions[get_column_letter(i)].width = width
-            cell = ws.cell(row=1, column=i)
-            cell.font = bold
-            cell.fill = head_fill
-            cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
-        ws.freeze_panes = "A2"
-
-    def number(value):
-        if value is None:
-            return None
-        value = Decimal(value)
-        return int(value) if value == value.to_integral_value() else float(value)
-
     ws = wb.active
     ws.title = "指标汇总"
-    header(ws, ["序号", "章节", "指标代码", "指标名称", "计量单位", "合计数值", "已填报单位数", "应填报单位数"],
-           [6, 40, 22, 30, 10, 14, 14, 14])
+    xlsx.sheet_header(ws, ["序号", "章节", "指标代码", "指标名称", "计量单位", "合计数值", "已填报单位数",
+                           "应填报单位数"], [6, 40, 22, 30, 10, 14, 14, 14])
     for r in rows:
         ws.append([r.number, r.section.path_label, r.indicator.code, r.indicator.name, r.indicator.measure,
-                   number(r.total), r.reported, len(r.entries)])
+                   xlsx.number(r.total), r.reported, len(r.entries)])
 
     ws = wb.create_sheet("分单位数值")
-    header(ws, ["指标代码", "指标名称", "计量单位", "填报单位", "数值", "材料状态", "说明"],
-           [22, 30, 10, 24, 14, 12, 50])
+    xlsx.sheet_header(ws, ["指标代码", "指标名称", "计量单位", "填报单位", "数值", "材料状态", "说明"],
+                      [22, 30, 10, 24, 14, 12, 50])
     for r in rows:
         for contribution, value in r.entries:
             explanation = book.explanation(contribution, f"yoy:{r.indicator.code}") or ""
             ws.append([r.indicator.code, r.indicator.name, r.indicator.measure, contribution.unit.name,
-                       number(value), CONTRIBUTION_STATE_LABELS.get(contribution.state, contribution.state),
+                       xlsx.number(value), CONTRIBUTION_STATE_LABELS.get(contribution.state, contribution.state),
                        explanation])
 
     ws = wb.create_sheet("校验结果")
-    header(ws, ["章节", "规则", "级别", "结果", "说明"], [40, 36, 8, 14, 90])
+    xlsx.sheet_header(ws, ["章节", "规则", "级别", "结果", "说明"], [40, 36, 8, 14, 90])
     for result in evaluate_cycle(book, detail=True):
         section = result.rule.section.path_label if result.rule.section is not None else "全文"
         ws.append([section, result.rule.expression, result.severity_label, result.status_label, result.message])
         ws.cell(row=ws.max_row, column=5).alignment = Alignment(wrap_text=True)
 
-    # openpyxl stores a string starting with "=" as a formula, which Excel would run: typed text
-    # (a liaison's explanation, a name) must stay text.
-    for sheet in wb.worksheets:
-        for line in sheet.iter_rows():
-            for cell in line:
-                if cell.data_type == "f":
-                    cell.data_type = "s"
+    xlsx.keep_text(wb)  # typed text (a liaison's explanation, a name) must not become a formula
     wb.properties.title = f"{cycle.title} 统计指标汇总"
-    buffer = io.BytesIO()
-    wb.save(buffer)
-    return buffer.getvalue()
+    return xlsx.to_bytes(wb)

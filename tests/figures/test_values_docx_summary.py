@@ -138,3 +138,19 @@ def test_appendix_and_xlsx_equal_the_bound_numbers(seed_world):
                         ("inspections", "龙光桥街道", 1000)]
     checks = list(wb["校验结果"].iter_rows(min_row=2, values_only=True))
     assert len(checks) == 6 and {r[3] for r in checks} == {"通过"}
+
+
+def test_xlsx_sheets_have_a_styled_frozen_header_and_whole_numbers(seed_world):
+    """The summary export is written with the one XLSX helper: every sheet's first row is the styled,
+    frozen header with its column widths; whole totals are integers, not 265.0."""
+    wb = load_workbook(io.BytesIO(export_xlsx(seed_world.cycle)))
+    for sheet in wb.worksheets:
+        assert sheet.freeze_panes == "A2", sheet.title
+        first = [cell for cell in sheet[1] if cell.value is not None]
+        assert first and all(c.font.bold and c.fill.fgColor.rgb.endswith("DDE7F3") for c in first), sheet.title
+        assert all(c.alignment.wrap_text and c.alignment.horizontal == "center" for c in first), sheet.title
+    assert wb["指标汇总"].column_dimensions["B"].width == 40
+    assert wb["校验结果"].column_dimensions["E"].width == 90
+    total = {row[2]: row[5] for row in wb["指标汇总"].iter_rows(min_row=2, values_only=True)}["med_total"]
+    assert total == 265 and isinstance(total, int)
+    assert wb.properties.title == f"{seed_world.cycle.title} 统计指标汇总"
