@@ -113,9 +113,9 @@ def _since(column):
     return func.strftime("%Y%m%dT%H%M%S", column, type_=String)
 
 
-def candidates(cycle_id: int, today: date, settings: PolicySettings, calendar) -> list:
-    """The contributions of a cycle that may have a reminder due ``today`` not queued yet, as
-    ``dispatch.facts_select`` rows ordered by id; one statement.
+def candidates(cycle_id: int, today: date, settings: PolicySettings, calendar, opened: date | None = None) -> list:
+    """The contributions of a cycle (last opened on the local day ``opened``) that may have a reminder
+    due ``today`` not queued yet, as ``dispatch.facts_select`` rows ordered by id; one statement.
 
     The due-date and submission-day ranges come from the policy (``contribution_stages``,
     ``waiting_stages``); a contribution whose reminder for its stage exists is left out by an
@@ -125,7 +125,7 @@ def candidates(cycle_id: int, today: date, settings: PolicySettings, calendar) -
     c, r = Contribution.__table__, Reminder.__table__
     q, due = dispatch.facts_select([cycle_id])
     conds = []
-    for st in contribution_stages(today, settings, calendar):
+    for st in contribution_stages(today, settings, calendar, opened):
         cond = [c.c.state.in_(st.states), due <= st.last if st.first is None else due.between(st.first, st.last)]
         if st.suffix is not None:
             seen = select(r.c.id).where(r.c.contribution_id == c.c.id, r.c.kind == st.kind, r.c.due == due)
@@ -147,7 +147,7 @@ def candidates(cycle_id: int, today: date, settings: PolicySettings, calendar) -
     # A cheap pre-test first: the whole span of the ranges, so that the many rows outside every
     # range are dropped after a comparison or two instead of being tested range by range.
     spans = []
-    stages = contribution_stages(today, settings, calendar)
+    stages = contribution_stages(today, settings, calendar, opened)
     if stages:
         last = max(st.last for st in stages)
         firsts = [st.first for st in stages]
@@ -220,7 +220,9 @@ def sweep(now: datetime | None = None, dry_run: bool = False, use_lock: bool = T
 
 def _sweep_cycle(cycle, today, local_now, now_utc, settings, calendar, zone, result, batch_size) -> None:
     session = db.session
-    rows = candidates(cycle.id, today, settings, calendar)
+    # A late open counts its overdue stages from the open (reminders.policy); the local day is enough.
+    opened = cycle.opened_at.replace(tzinfo=timezone.utc).astimezone(zone).date() if cycle.opened_at else None
+    rows = candidates(cycle.id, today, settings, calendar, opened)
     result.candidates += len(rows)
     digest = digest_reminder(cycle.id, today, settings)
     if digest is not None and session.scalar(select(Reminder.id).where(Reminder.key == digest.key)):
@@ -233,7 +235,8 @@ def _sweep_cycle(cycle, today, local_now, now_utc, settings, calendar, zone, res
     step = max(1, batch_size)
     for start in range(0, len(rows), step):
         chunk = rows[start:start + step]
-        specs = [s for s in due_reminders(cycle.id, [_item(r, zone) for r in chunk], local_now, settings, calendar)
+        items = [_item(r, zone) for r in chunk]
+        specs = [s for s in due_reminders(cycle.id, items, local_now, settings, calendar, opened)
                  if s.kind != "digest"]
         if not specs:
             continue

@@ -20,6 +20,12 @@ Stages, counted in working days (``WorkCalendar.signed_working_days``):
   stored kinds are fixed by a CHECK constraint; the occurrence prefix keeps its keys apart;
 - ``digest``: one per cycle and working day.
 
+After a late open (the cycle opened, or reopened, on ``opened``, a local day after the due date)
+the stages already past at that moment are not made up for: the overdue series counts from the open
+(the open day is its 1st working day overdue, so the first sweep sends one notice) and escalation
+waits until ``escalate_after`` working days after the open day. Their occurrences carry the open
+(``<due>/o<yyyymmdd>/<n>``), so that a reopen starts a fresh series rather than matching an old one.
+
 Only the current stage is ever due: a sweep after downtime sends what is still relevant and skips what
 is stale (never "3 days left" once only 1 is left, never a before-due reminder after the date).
 Nothing is due on a non-working day or before the send time, and only drafts and returned material
@@ -111,8 +117,9 @@ def sweep_day(local_now: datetime, settings: PolicySettings, calendar: WorkCalen
 
 
 def contribution_reminders(item: Item, today: date, settings: PolicySettings,
-                           calendar: WorkCalendar) -> list[DueReminder]:
-    """The reminders due today for one contribution (to its unit, and escalations)."""
+                           calendar: WorkCalendar, opened: date | None = None) -> list[DueReminder]:
+    """The reminders due today for one contribution (to its unit, and escalations); ``opened``: the
+    local day the cycle was last opened (None: counted from the due date alone)."""
     if item.state not in REMINDABLE_STATES or item.due is None:
         return []
     due, cid = item.due, item.contribution_id
@@ -127,14 +134,19 @@ def contribution_reminders(item: Item, today: date, settings: PolicySettings,
             if windows:
                 out.append(DueReminder("before_due", f"{due}/{min(windows)}", cid, due=due, days=delta))
         return out
-    overdue = -delta
+    overdue, escalate, tag = -delta, -delta, ""
+    if opened is not None and due < opened:
+        # Opened late: count from the open, not from the date that had passed before anyone could act.
+        overdue = calendar.working_days_between(opened - timedelta(days=1), today)
+        escalate = calendar.working_days_between(opened, today)
+        tag = f"/o{opened:%Y%m%d}"
     if overdue < 1:  # only possible on a non-working day, where nothing is sent anyway
         return out
     stage = (overdue - 1) // settings.overdue_every
     if stage < settings.overdue_max:
-        out.append(DueReminder("overdue", f"{due}/{stage + 1}", cid, due=due, days=delta))
-    if settings.escalate_after > 0 and overdue >= settings.escalate_after:
-        out.append(DueReminder("escalation", f"{due}", cid, due=due, days=delta))
+        out.append(DueReminder("overdue", f"{due}{tag}/{stage + 1}", cid, due=due, days=delta))
+    if settings.escalate_after > 0 and escalate >= settings.escalate_after:
+        out.append(DueReminder("escalation", f"{due}{tag}", cid, due=due, days=delta))
     return out
 
 
@@ -176,14 +188,15 @@ def digest_reminder(cycle_id: int, today: date, settings: PolicySettings) -> Due
 
 
 def due_reminders(cycle_id: int, items: list[Item], local_now: datetime, settings: PolicySettings,
-                  calendar: WorkCalendar) -> list[DueReminder]:
-    """Everything due for one collecting cycle at ``local_now``."""
+                  calendar: WorkCalendar, opened: date | None = None) -> list[DueReminder]:
+    """Everything due for one collecting cycle at ``local_now``; ``opened``: the local day the cycle
+    was last opened."""
     today = sweep_day(local_now, settings, calendar)
     if today is None:
         return []
     out: list[DueReminder] = []
     for item in items:
-        out.extend(contribution_reminders(item, today, settings, calendar))
+        out.extend(contribution_reminders(item, today, settings, calendar, opened))
         for waiting in (backlog_reminder, unit_review_reminder):
             found = waiting(item, today, settings, calendar)
             if found:
@@ -256,24 +269,28 @@ def _suffix(occurrence: str, head: str) -> str | None:
 
 
 @lru_cache(maxsize=256)
-def contribution_stages(today: date, settings: PolicySettings,
-                        calendar: WorkCalendar) -> tuple[StageRange, ...]:
-    """The due dates of drafts and returned material that have a reminder due on ``today``.
+def contribution_stages(today: date, settings: PolicySettings, calendar: WorkCalendar,
+                        opened: date | None = None) -> tuple[StageRange, ...]:
+    """The due dates of drafts and returned material that have a reminder due on ``today`` in a
+    cycle last opened on ``opened``.
 
     Past ``limit`` working days overdue nothing changes any more (the overdue series is over; only
-    the one-off escalation remains), so the earliest range is open towards the past.
+    the one-off escalation remains), and every due date before the open behaves alike (counted from
+    the open), so the earliest range is open towards the past.
     """
     if not settings.enabled or not calendar.is_working_day(today):
         return ()
     top = calendar.add_working_days(today, max(settings.before_days, default=0) + 1) - timedelta(days=1)
     limit = max(settings.overdue_max * settings.overdue_every, settings.escalate_after, 1)
     bottom = _days_back(today, limit, calendar)
+    if opened is not None and opened <= today:
+        bottom = min(bottom, opened - timedelta(days=1))
     per_day = []
     day = bottom
     while day <= top:
         item = Item(0, REMINDABLE_STATES[0], day)
         per_day.append((day, [(r.kind, REMINDABLE_STATES, "", _suffix(r.occurrence, day.isoformat()))
-                              for r in contribution_reminders(item, today, settings, calendar)]))
+                              for r in contribution_reminders(item, today, settings, calendar, opened)]))
         day += timedelta(days=1)
     return _ranges(per_day, bottom)
 
