@@ -50,3 +50,9 @@ def cn_datetime_text(value: datetime | None, seconds: bool = False) -> str:
         return ""
     clock = f"{local:%H:%M:%S}" if seconds else f"{local:%H:%M}"
     return f"{local.year}年{local.month}月{local.day}日 {clock}"
+
+
+def zone_label() -> str:
+    """How the CLI names the zone its times are in: 北京时间, or the configured zone's name."""
+    name = local_zone().key
+    return "北京时间" if name in ("Asia/Shanghai", "Asia/Chongqing", "Asia/Harbin", "PRC") else name

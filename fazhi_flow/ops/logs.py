@@ -21,7 +21,8 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import g, has_request_context, request
 
@@ -108,9 +109,32 @@ def _current_request_id() -> str | None:
     return None
 
 
+DEFAULT_ZONE = "Asia/Shanghai"
+
+
+def log_zone(name: str | None = None) -> ZoneInfo:
+    """The zone of log timestamps (the TIMEZONE setting, Beijing time by default); a name that is no
+    time zone stops the start with a message, like a bad log level."""
+    name = str(name or DEFAULT_ZONE).strip()
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise RuntimeError(f"FAZHI_TIMEZONE 必须是时区名称，如 Asia/Shanghai，而不是“{shorten(name)}”。") from None
+
+
+def log_time(created: float, zone: ZoneInfo) -> str:
+    """'2025-01-06T09:00:00.123+08:00': the record's moment in the configured zone, offset included so
+    that lines stay comparable with other servers' logs."""
+    return datetime.fromtimestamp(created, zone).isoformat(timespec="milliseconds")
+
+
 class TextFormatter(logging.Formatter):
-    def __init__(self):
+    def __init__(self, zone: ZoneInfo | None = None):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self.zone = zone or log_zone()
+
+    def formatTime(self, record, datefmt=None):  # noqa: N802 - logging's name
+        return log_time(record.created, self.zone)
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
@@ -122,9 +146,13 @@ class TextFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, zone: ZoneInfo | None = None):
+        super().__init__()
+        self.zone = zone or log_zone()
+
     def format(self, record: logging.LogRecord) -> str:
         data = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": log_time(record.created, self.zone),
             "level": record.levelname,
             "logger": record.name,
         }
@@ -185,14 +213,16 @@ def _werkzeug_access_line(record: logging.LogRecord) -> bool:
     return not (isinstance(record.msg, str) and record.msg.endswith('] "%s" %s %s'))
 
 
-def configure(level: str = "INFO", fmt: str = "text") -> logging.Handler:
-    """Give the ``fazhi_flow`` logger its one stderr handler (replaced, never added twice)."""
+def configure(level: str = "INFO", fmt: str = "text", zone: str | None = None) -> logging.Handler:
+    """Give the ``fazhi_flow`` logger its one stderr handler (replaced, never added twice); timestamps
+    in ``zone`` (the TIMEZONE setting)."""
     level_name = str(level or "INFO").strip().upper()
     fmt = str(fmt or "text").strip().lower()
     if level_name not in LEVELS:
         raise RuntimeError(f"FAZHI_LOG_LEVEL 必须是 {'、'.join(LEVELS)} 之一，而不是“{shorten(level)}”。")
     if fmt not in FORMATS:
         raise RuntimeError(f"FAZHI_LOG_FORMAT 必须是 text 或 json，而不是“{shorten(fmt)}”。")
+    tz = log_zone(zone)
     root = logging.getLogger(LOGGER_NAME)
     from flask.logging import default_handler
 
@@ -202,7 +232,7 @@ def configure(level: str = "INFO", fmt: str = "text") -> logging.Handler:
         root.removeHandler(handler)
     handler = _StderrHandler()
     handler._fazhi_ops = True
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter(tz) if fmt == "json" else TextFormatter(tz))
     root.addHandler(handler)
     root.setLevel(getattr(logging, level_name))
     werkzeug = logging.getLogger("werkzeug")
@@ -356,7 +386,8 @@ def _database_password(url) -> str | None:
 
 
 def init_app(app) -> None:
-    configure(app.config.get("LOG_LEVEL", "INFO"), app.config.get("LOG_FORMAT", "text"))
+    configure(app.config.get("LOG_LEVEL", "INFO"), app.config.get("LOG_FORMAT", "text"),
+              app.config.get("TIMEZONE", DEFAULT_ZONE))
     remember_secrets(app.config.get("SECRET_KEY"), app.config.get("MAIL_PASSWORD"),
                      app.config.get("METRICS_TOKEN"),
                      _database_password(app.config.get("SQLALCHEMY_DATABASE_URI")))

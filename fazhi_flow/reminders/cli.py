@@ -25,6 +25,7 @@ def _parse_at(value: str | None) -> datetime | None:
 @with_appcontext
 def remind_command(at_, dry_run):
     """执行一次催报提醒扫描，并列出加入待发消息的提醒。"""
+    from ..timeutil import cn_datetime_text, zone_label
     from .jobs import sweep
 
     moment = _parse_at(at_)
@@ -32,7 +33,8 @@ def remind_command(at_, dry_run):
     if result.locked_out:
         click.echo("另一个调度进程正在执行扫描，本次跳过。")
         return
-    when = result.at.astimezone().isoformat(timespec="minutes")
+    # In the configured zone (TIMEZONE, Beijing time by default), not the server's.
+    when = f"{cn_datetime_text(result.at)}（{zone_label()}）"
     for q in result.queued:
         click.echo(q.line())
     verb = "将加入" if dry_run else "已加入"

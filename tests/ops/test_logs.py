@@ -223,7 +223,7 @@ def test_json_format_one_object_per_line(app, db, monkeypatch, capsys):
         first = requests[0]
         assert first["method"] == "GET" and first["status"] == 200 and first["request_id"] == "req-1"
         assert first["user"] == "-" and first["level"] == "INFO" and first["logger"] == "fazhi_flow.request"
-        assert isinstance(first["duration_ms"], float) and first["time"].endswith("+00:00")
+        assert isinstance(first["duration_ms"], float) and first["time"].endswith("+08:00")
         assert requests[1]["level"] == "DEBUG"
     finally:
         with other.app_context():
