@@ -6,10 +6,14 @@ scheduler. The one-process demo calls ``start_in_process_scheduler(app)`` (when
 ``SCHEDULER_IN_PROCESS`` is set). Jobs keep no state in the scheduler: everything is in the database,
 so a restart or a second scheduler process is harmless (see ``jobs.sweep``).
 
-Every job run writes one log line (``job name=sweep ok=True duration_ms=… queued=… skipped=…``) and
-its ``job_status`` row (start, end, outcome, duration, summary, error text). The scheduler also
-refreshes the row "scheduler" at start and every minute: /readyz calls a heartbeat older than
-SCHEDULER_STALE_SECONDS a stopped scheduler.
+Every job run writes one log line (``job name=sweep ok=True duration_ms=… queued=… skipped=…``;
+``job name=deliver … sent=… failed=…``) and its ``job_status`` row (start, end, outcome, duration,
+summary, error text); each message whose attempt failed in a delivery run adds one
+``delivery_failed`` line. While the database cannot be reached a run writes its one ``job … ok=False``
+line with the cause and no traceback (the heartbeat likewise one ``heartbeat ok=False`` line); an
+unexpected error keeps its traceback. The scheduler also refreshes the row "scheduler" at start and
+every minute: /readyz calls a heartbeat older than SCHEDULER_STALE_SECONDS a stopped scheduler.
+Timestamps are in the TIMEZONE setting's zone (ops/logs.py).
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import delete, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
 
 from ..extensions import db
 from ..models import LoginThrottle
@@ -45,6 +49,24 @@ HEARTBEAT_ROW = "scheduler"
 HEARTBEAT_SECONDS = 60
 # Error texts kept in job_status and the log: enough to see the cause, never a whole dump.
 ERROR_LIMIT = 2000
+# One line per failed message in a delivery run, up to this many (the summary line counts them all).
+FAILURE_LINES = 50
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database cannot be reached (refused, dropped, restarting): an outage, not a bug, so the
+    log gets one line per attempt instead of a traceback."""
+    if isinstance(exc, (OperationalError, InterfaceError, DisconnectionError)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def _database_error_text(exc: BaseException) -> str:
+    """'database unavailable: connection … refused': the driver's first line, without the SQL
+    SQLAlchemy appends."""
+    cause = getattr(exc, "orig", None) or exc
+    first = next((line.strip() for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
+    return redact(f"database unavailable: {shorten(first, 300)}")
 
 
 def _status_row(session, name: str) -> JobStatus:
@@ -55,14 +77,14 @@ def _status_row(session, name: str) -> JobStatus:
     return row
 
 
-def _save_status(name: str, **values) -> None:
+def _save_status(name: str, quiet: bool = False, **values) -> None:
     """Upsert the job_status row ``name`` with ``values`` in its own short transaction; a failure is
-    logged, never raised (the job itself has already run). Two schedulers may insert the same new
-    row at once: the loser retries as an update."""
+    logged (unless ``quiet``: the caller has logged the outage), never raised (the job itself has
+    already run). Two schedulers may insert the same new row at once: the loser retries as an update."""
     session = db.session
     for attempt in (1, 2):
         try:
-            session.rollback()
+            _quiet_rollback(session)
             row = _status_row(session, name)
             for key, value in values.items():
                 setattr(row, key, value)
@@ -73,14 +95,31 @@ def _save_status(name: str, **values) -> None:
             if attempt == 2:
                 logger.warning("Could not record job status %s: duplicate row", name)
         except Exception as exc:  # noqa: BLE001 - e.g. the database is down: the next run tries again
-            session.rollback()
-            logger.warning("Could not record job status %s: %s", name, redact(shorten(exc, 300)))
+            _quiet_rollback(session)
+            if not quiet:
+                logger.warning("Could not record job status %s: %s", name, redact(shorten(exc, 300)))
             return
+
+
+def _quiet_rollback(session) -> None:
+    """Roll back, ignoring a connection that is already gone (its error was reported once)."""
+    try:
+        session.rollback()
+    except Exception:  # noqa: BLE001, S110 - the connection is dead; the pool discards it
+        pass
 
 
 def beat(app=None) -> None:
     """Refresh the scheduler's heartbeat (job_status row "scheduler"); /readyz reads it."""
     def _beat():
+        try:
+            db.session.execute(select(1))
+        except Exception as exc:
+            _quiet_rollback(db.session)
+            if not database_unavailable(exc):
+                raise
+            event(logger, logging.WARNING, "heartbeat", ok=False, error=_database_error_text(exc))
+            return
         _save_status(HEARTBEAT_ROW, beat_at=utcnow(), host=socket.gethostname(), pid=os.getpid())
 
     if app is None:
@@ -90,7 +129,14 @@ def beat(app=None) -> None:
         try:
             _beat()
         finally:
-            db.session.remove()
+            _remove_session()
+
+
+def _remove_session() -> None:
+    try:
+        db.session.remove()
+    except Exception:  # noqa: BLE001, S110 - closing a dead connection: nothing left to release
+        pass
 
 
 def _count(value) -> int:
@@ -120,38 +166,48 @@ def _sweep_summary(result) -> dict:
 _ERROR_ID = re.compile(r"^#(\d+)\s")
 
 
-def _failure_reasons(result) -> tuple[list[str], list[str]]:
-    """The reasons of the messages that died in this run ("#id reason", from the delivery's error
-    texts, never a body), and the distinct reasons of those to be retried (e.g. the mail server
-    cannot be reached) — what an administrator needs to see in the log."""
-    errors = [str(e) for e in (getattr(result, "errors", None) or [])]
-    given = getattr(result, "dead_reasons", None)
-    if given is not None:
-        return [shorten(r, 300) for r in list(given)[:20]], []
-    if not errors:
-        return [], []
-    by_id = {}
-    for line in errors:
+def _failures(result) -> list[dict]:
+    """One entry per message whose attempt failed in this run: ``{"message": id, "outcome": "dead" |
+    "retry", "reason": text}``, from the delivery's error texts ("#id reason", never a body)."""
+    by_id, others = {}, []
+    for line in (str(e) for e in (getattr(result, "errors", None) or [])):
         match = _ERROR_ID.match(line)
         if match:
-            by_id[int(match.group(1))] = line
-    if not by_id:  # an unknown error format: show them, capped
-        return ([shorten(line, 300) for line in errors[:20]] if getattr(result, "dead", 0) else []), []
+            by_id[int(match.group(1))] = _ERROR_ID.sub("", line)
+        else:
+            others.append(line)
     dead_ids = set()
-    if getattr(result, "dead", 0):
+    if by_id and getattr(result, "dead", 0):
         dead_ids = set(db.session.scalars(select(OutboxMessage.id).where(
             OutboxMessage.id.in_(list(by_id)[:500]), OutboxMessage.status == "dead")))
         db.session.rollback()
-    dead = [shorten(by_id[i], 300) for i in sorted(dead_ids)[:20]]
-    retry = list(dict.fromkeys(shorten(_ERROR_ID.sub("", line), 300) for i, line in by_id.items()
-                               if i not in dead_ids))[:5]
-    return dead, retry
+    found = [{"message": i, "outcome": "dead" if i in dead_ids else "retry", "reason": shorten(text, 300)}
+             for i, text in by_id.items()]
+    # An unknown error format: shown as it is, counted as a death only when the run says so.
+    found += [{"message": None, "outcome": "dead" if getattr(result, "dead", 0) else "retry",
+               "reason": shorten(line, 300)} for line in others]
+    return found
 
 
-def _delivery_summary(result) -> dict:
+def _failure_reasons(result, failures: list[dict] | None = None) -> tuple[list[str], list[str]]:
+    """The reasons of the messages that died in this run ("#id reason"), and the distinct reasons of
+    those to be retried (e.g. the mail server cannot be reached) — for the summary line."""
+    given = getattr(result, "dead_reasons", None)
+    if given is not None:
+        return [shorten(r, 300) for r in list(given)[:20]], []
+    failures = _failures(result) if failures is None else failures
+    dead = [f"#{f['message']} {f['reason']}" if f["message"] is not None else f["reason"]
+            for f in sorted((f for f in failures if f["outcome"] == "dead"), key=lambda f: f["message"] or 0)]
+    retry = list(dict.fromkeys(f["reason"] for f in failures if f["outcome"] == "retry"))[:5]
+    return dead[:20], retry
+
+
+def _delivery_summary(result, failures: list[dict] | None = None) -> dict:
     summary = {key: _count(getattr(result, key, 0))
                for key in ("sent", "retried", "dead", "cancelled", "deferred")}
-    dead, retry = _failure_reasons(result)
+    # Attempts that failed in this run, whatever became of the message (to be retried, or dead).
+    summary["failed"] = summary["retried"] + summary["dead"]
+    dead, retry = _failure_reasons(result, failures)
     if dead:
         summary["dead_reasons"] = dead
     if retry:
@@ -159,32 +215,38 @@ def _delivery_summary(result) -> dict:
     return summary
 
 
-def run_job(app, name: str, work, summarize) -> None:
-    """Run one job in an app context: one log line, its job_status row; never raises (the scheduler
-    must stay alive, the next run tries again)."""
+def run_job(app, name: str, work, summarize, failures=None) -> None:
+    """Run one job in an app context: one summary line, one line per failure ``failures()`` names, its
+    job_status row; never raises (the scheduler must stay alive, the next run tries again)."""
     with app.app_context():
         started_at, clock = utcnow(), time.perf_counter()
-        summary, error = None, None
+        summary, error, outage = None, None, False
         try:
             result = work(datetime.now(UTC))
             summary = summarize(result)
         except Exception as exc:  # noqa: BLE001
-            db.session.rollback()
-            error = redact(f"{type(exc).__name__}: {shorten(exc, ERROR_LIMIT)}")
-            # The traceback is redacted before it becomes a record: every handler gets the clean text.
-            logger.error("Job %s failed:\n%s", name, redact(traceback.format_exc()).rstrip())
+            _quiet_rollback(db.session)
+            outage = database_unavailable(exc)
+            if outage:
+                error = _database_error_text(exc)
+            else:
+                error = redact(f"{type(exc).__name__}: {shorten(exc, ERROR_LIMIT)}")
+                # The traceback is redacted before it becomes a record: every handler gets the clean text.
+                logger.error("Job %s failed:\n%s", name, redact(traceback.format_exc()).rstrip())
         duration_ms = int((time.perf_counter() - clock) * 1000)
         try:
             if error is None:
                 event(logger, logging.INFO, "job", name=name, ok=True, duration_ms=duration_ms, **summary)
+                for failure in (failures() if failures else [])[:FAILURE_LINES]:
+                    event(logger, logging.WARNING, "delivery_failed", job=name, **failure)
             else:
                 event(logger, logging.ERROR, "job", name=name, ok=False, duration_ms=duration_ms, error=error)
-            _save_status(name, started_at=started_at, finished_at=utcnow(), ok=error is None,
+            _save_status(name, quiet=outage, started_at=started_at, finished_at=utcnow(), ok=error is None,
                          duration_ms=duration_ms, summary=summary, error=error)
         except Exception:  # bookkeeping must not stop the scheduler
             logger.exception("Recording the run of job %s failed", name)
         finally:
-            db.session.remove()
+            _remove_session()
 
 
 def run_sweep(app) -> None:
@@ -192,7 +254,13 @@ def run_sweep(app) -> None:
 
 
 def run_deliver(app) -> None:
-    run_job(app, "deliver", deliver, _delivery_summary)
+    found: list[dict] = []
+
+    def summarize(result) -> dict:
+        found[:] = _failures(result)
+        return _delivery_summary(result, found)
+
+    run_job(app, "deliver", deliver, summarize, failures=lambda: found)
 
 
 def prune_login_throttle(now: datetime | None = None) -> int:
