@@ -98,6 +98,12 @@ def _unit_queue(user, _obj) -> bool:
     return user.has_role("unit_head") and user.unit_id is not None
 
 
+@rule("tasks.write")
+def _tasks_write(user, _obj) -> bool:
+    """Writes a unit's material (the 我的任务 count of drafts to write): a liaison of a unit."""
+    return user.has_role("liaison") and user.unit_id is not None
+
+
 @rule("review.queue")
 def _review_queue(user, _obj) -> bool:
     return user.has_role("reviewer")
@@ -108,14 +114,15 @@ def _dashboard(user, _obj) -> bool:
     return user.has_role(*SEE_ALL_ROLES) or (user.has_role("liaison", "unit_head") and user.unit_id is not None)
 
 
-@rule("dashboard.all_units", "figures.cycle")
+@rule("dashboard.all_units", "figures.cycle", "figures.all_units")
 def _all_units(user, _obj) -> bool:
     """The office (admins, reviewers) and leaders see every unit side by side."""
     return user.has_role(*SEE_ALL_ROLES)
 
 
-@rule("compile.view", "cycle.read_draft")
+@rule("compile.view", "cycle.read_draft", "contribution.read_all")
 def _compile_view(user, _obj) -> bool:
+    """Admins and leaders: the compile area, every draft, and every unit's material."""
     return user.has_role("admin", "leader")
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from .. import policy
+
 PLACEHOLDER = "〔待汇总〕"
 LEFT_THE_UNIT = ("submitted", "approved")  # unit_review is still inside the unit
 
@@ -28,7 +30,7 @@ def _restricted(viewer) -> bool:
         return False
     if not getattr(viewer, "is_authenticated", True):
         return True  # an anonymous visitor sees no unit's figures
-    return not viewer.has_role("admin", "reviewer", "leader")
+    return not policy.can(viewer, "figures.all_units")
 
 
 class Visibility:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from flask import current_app, url_for
 from markupsafe import Markup, escape
 
+from .. import policy
 from ..services import dashboard as svc
 from ..services.dashboard import Dashboard, UnitRow
 
@@ -22,7 +23,7 @@ def cell_endpoint(viewer, restricted: bool) -> str | None:
     endpoints = current_app.view_functions
     if restricted:
         return "tasks.edit" if "tasks.edit" in endpoints else None
-    if viewer.has_role("admin", "leader"):
+    if policy.can(viewer, "contribution.read_all"):
         return "review.show" if "review.show" in endpoints else None
     return None
 

@@ -10,6 +10,7 @@ from datetime import date
 
 from sqlalchemy import select
 
+from .. import policy
 from ..errors import DomainError
 from ..extensions import db
 from ..models import Assignment, Contribution, Section, Unit, User, UserRole
@@ -142,10 +143,11 @@ def set_reviewers(section: Section, actor, reviewer_ids: list[int]) -> int:
     if len(users) != len(ids):
         raise DomainError("所选审核人不存在。")
     for user in users:
-        if not user.has_role("reviewer"):
-            raise DomainError(f"{user.name}不是审核人，不能指定为章节审核人。")
+        # Checked first: policy answers no for a disabled account, whatever its roles.
         if not user.active:
             raise DomainError(f"{user.name}的账号已停用，不能指定为章节审核人。")
+        if not policy.can(user, "review.queue"):
+            raise DomainError(f"{user.name}不是审核人，不能指定为章节审核人。")
     if [u.id for u in section.reviewers] == [u.id for u in users]:
         return 0
     record(actor, "section.reviewers", f"section:{section.id}",

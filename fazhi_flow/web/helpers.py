@@ -116,9 +116,9 @@ def nav_counts() -> dict[str, int]:
     counts = {}
     base = select(func.count(Contribution.id)).join(ReportCycle, Contribution.cycle_id == ReportCycle.id) \
         .where(Contribution.unit_id == current_user.unit_id, ReportCycle.state == "collecting")
-    if current_user.has_role("liaison"):
+    if policy.can(current_user, "tasks.write"):
         counts["tasks"] = db.session.scalar(base.where(Contribution.state.in_(("draft", "returned")))) or 0
-    if current_user.has_role("unit_head"):
+    if policy.can(current_user, "unit_queue.view"):
         counts["unit_queue"] = db.session.scalar(base.where(Contribution.state == "unit_review")) or 0
     return counts
 

@@ -15,6 +15,7 @@ from transitions import Machine
 from ..errors import Conflict, DomainError, PermissionDenied
 from ..extensions import db
 from ..policy import (
+    can,
     contribution_actor_allowed,
     cycle_actor_allowed,
     is_contribution_reviewer,
@@ -76,7 +77,7 @@ def _check_contribution(contribution, event, actor, comment):
         _refuse_state(S.CONTRIBUTION_STATE_LABELS[contribution.state], labels[event])
     if not contribution_actor_allowed(actor, contribution, event):
         if S.CONTRIBUTION_EVENT_ACTORS[event] == "section_reviewer" and actor.unit_id == contribution.unit_id \
-                and actor.has_role("reviewer"):
+                and can(actor, "review.queue"):
             raise PermissionDenied("不能审核本单位报送的材料。")
         raise PermissionDenied(f"您没有权限对该材料执行“{labels[event]}”。")
     cycle = contribution.cycle

@@ -106,6 +106,10 @@ EXPECTED_AREAS = {
     "figures.cycle": {"admin", "leader"} | REVIEWERS,
     "compile.view": {"admin", "leader"},
     "extensions.mine": {"liaison_own", "liaison_other"},
+    # The 我的任务 count of drafts to write; every unit's figures; every unit's material (dashboard links).
+    "tasks.write": {"liaison_own", "liaison_other"},
+    "figures.all_units": {"admin", "leader"} | REVIEWERS,
+    "contribution.read_all": {"admin", "leader"},
 }
 
 CONTRIBUTION_ACTIONS = (

@@ -135,3 +135,17 @@ def test_a_liaison_without_a_unit_is_refused_my_tasks(app, factory, as_user):
     response = as_user(loose).get("/tasks/")
     assert response.status_code == 403
     assert "“我的任务”只对各单位的联络员和单位负责人开放。" in response.get_data(as_text=True)
+
+
+def test_home_page_is_the_first_area_the_policy_opens(app, world, factory, as_user):
+    """The landing redirect asks the policy, in the order admin, reviewer, unit head, liaison, leader;
+    someone the policy opens no area to (a liaison without a unit) lands in the inbox."""
+    loose = factory.user("liaison", username="home_no_unit")
+    _db.session.commit()
+    homes = {
+        "admin": (world.admin, "/admin/"), "reviewer": (world.reviewer, "/review/"),
+        "unit_head": (world.unit_head, "/tasks/unit-queue"), "liaison": (world.liaison, "/tasks/"),
+        "leader": (world.leader, "/compile/"), "no unit": (loose, "/inbox/"),
+    }
+    for who, (user, where) in homes.items():
+        assert as_user(user).get("/").headers["Location"] == where, who

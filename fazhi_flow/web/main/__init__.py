@@ -2,17 +2,18 @@
 from flask import Blueprint, current_app, redirect, url_for
 from flask_login import current_user
 
+from ... import policy
 from ..handler import public
 
 bp = Blueprint("main", __name__)
 
-# In order of preference: the first role the user holds whose page exists wins.
-ROLE_HOMES = (
-    ("admin", ("admin.index", "dashboard.index")),
-    ("reviewer", ("review.queue",)),
-    ("unit_head", ("tasks.unit_queue",)),
-    ("liaison", ("tasks.index",)),
-    ("leader", ("compile.index", "dashboard.index")),
+# In order of preference: the first area the user may enter (policy) whose page exists wins.
+AREA_HOMES = (
+    ("admin.manage", ("admin.index", "dashboard.index")),
+    ("review.queue", ("review.queue",)),
+    ("unit_queue.view", ("tasks.unit_queue",)),
+    ("tasks.view", ("tasks.index",)),
+    ("compile.view", ("compile.index", "dashboard.index")),
 )
 
 
@@ -20,8 +21,8 @@ def home_endpoint(user) -> str:
     endpoints = current_app.view_functions
     if not user.is_authenticated:
         return "public.index" if "public.index" in endpoints else "auth.login"
-    for role, candidates in ROLE_HOMES:
-        if user.has_role(role):
+    for action, candidates in AREA_HOMES:
+        if policy.can(user, action):
             for endpoint in candidates:
                 if endpoint in endpoints:
                     return endpoint
