@@ -17,7 +17,7 @@ from ...extensions import db
 from ...models import Assignment, Contribution, ReportCycle, Section, TransitionLog, User, UserRole
 from ...services import figures as figures_svc
 from ...services import outline as outline_svc
-from ...services.contributions import reopen_contribution
+from ...services.contributions import reopen_contribution, unit_approve_contribution, unit_return_contribution
 from ...workdays import current_calendar
 from ...services.cycles import compile_cycle, open_cycle, past_dues, reopen_collection
 from ...services.stuck import stuck_warnings
@@ -394,3 +394,40 @@ def contribution_reopen(contribution_id):
 def _reopen_page(contribution_id: int, form: ReasonForm):
     return render_template("admin/contribution_reopen.html", c=get_or_404(Contribution, contribution_id),
                            form=form, active_nav="admin"), (400 if request.method == "POST" else 200)
+
+# ------------------------------------------------------------------ acting for a missing unit head
+
+_UNIT_DECISIONS = {"unit_approve": ("approve", "已代单位负责人同意报送，材料已转给审核人。"),
+                   "unit_return": ("return", "已代单位负责人退回修改，联络员会收到退回意见。")}
+
+
+@bp.route("/contributions/<int:contribution_id>/unit-decision", methods=["GET", "POST"])
+@handler("admin.manage")
+def contribution_unit_decision(contribution_id):
+    """Material waiting in 待单位审核 of a unit that has no active unit head: the admin agrees or
+    returns it on the unit head's behalf (the workflow logs it so), so that it is never stuck."""
+    contribution = get_or_404(Contribution, contribution_id)
+    forms = {"approve": OptionalReasonForm(prefix="approve"), "return": ReasonForm(prefix="return")}
+    forms["approve"].reason.label.text, forms["return"].reason.label.text = "意见（选填）", "退回意见"
+    if request.method == "GET":
+        return _unit_decision_page(contribution_id, forms)
+    event = request.form.get("event", "")
+    if event not in _UNIT_DECISIONS or not forms[_UNIT_DECISIONS[event][0]].validate_on_submit():
+        return _unit_decision_page(contribution_id, forms, 400)
+    prefix, done = _UNIT_DECISIONS[event]
+    operation = unit_approve_contribution if event == "unit_approve" else unit_return_contribution
+    with on_refusal(answer(lambda: _unit_decision_page(contribution_id, forms))):
+        operation(contribution, current_user, comment=forms[prefix].reason.data)
+    flash(done, "success")
+    return redirect(url_for(".contributions", cycle_id=contribution.cycle_id, state="unit_review"), code=303)
+
+
+def _unit_decision_page(contribution_id: int, forms: dict, status: int = 200):
+    from ...policy import can
+    from ...web.loading import transition_logs
+
+    c = get_or_404(Contribution, contribution_id)
+    return render_template("admin/contribution_unit_decision.html", c=c, forms=forms,
+                           may_act=can(current_user, "contribution.unit_approve", c),
+                           logs=transition_logs(c), STATE_LABELS=CONTRIBUTION_STATE_LABELS,
+                           active_nav="admin"), status
