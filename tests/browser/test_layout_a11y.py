@@ -10,7 +10,6 @@ package): FAZHI_AXE_JS names axe.min.js, or a folder holding node_modules/axe-co
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -127,6 +126,15 @@ VISIBLE_JS = """
 }
 """
 
+# Text fields are styled like the rest (an <input> without a type once rendered as a tiny browser
+# default box, 21 px high): at least 36 px high, so they can be read and tapped.
+SMALL_FIELDS_JS = """
+() => [...document.querySelectorAll("input, select, textarea")]
+  .filter((el) => !["hidden", "checkbox", "radio", "submit", "button", "reset", "image"].includes(el.type))
+  .filter((el) => { const b = el.getBoundingClientRect(); return b.width > 0 && b.height > 0 && b.height < 36; })
+  .map((el) => `field ${el.tagName.toLowerCase()}${el.id ? "#" + el.id : ""} is ${Math.round(el.getBoundingClientRect().height)}px high`)
+"""
+
 # axe-core rates an empty table heading "minor", but a screen reader then names the column with
 # nothing; it is held to the same standard as the serious and critical rules.
 AXE_RUN_JS = """
@@ -181,6 +189,7 @@ class Visitor:
                     verdict = located.nth(i).evaluate(VISIBLE_JS)
                     if verdict:
                         self.problems.append(f"{where}: {selector} #{i + 1} {verdict}")
+            self.problems += [f"{where}: {p}" for p in page.evaluate(SMALL_FIELDS_JS)]
             page.evaluate(self.axe_source)
             self.problems += [f"{where}: {v}" for v in page.evaluate(AXE_RUN_JS)]
             self.checked += 1
@@ -224,8 +233,24 @@ TASK_ROW = ["tbody td:nth-child(3) .badge", "tbody td:nth-child(4)", "tbody td:l
 WIDE = (LAPTOP,)
 
 
+def _awaiting_unit_head(db, cycle) -> int:
+    """The district turns on unit-head review; the 区司法局's approved enforcement material is reopened
+    by the admin and submitted again by its liaison, so it waits for the unit head (同意报送)."""
+    from fazhi_flow.services import contributions as svc
+
+    cycle.unit_head_review = True
+    contribution = db.session.get(Contribution, _contribution(db, cycle, "measures.enforcement", "sfj"))
+    admin = db.session.scalar(select(User).where(User.username == "admin"))
+    liaison = db.session.scalar(select(User).where(User.username == "sfj"))
+    svc.reopen_contribution(contribution, admin, comment="请补充2024年第四季度行政执法公示数据。")
+    svc.submit_contribution(contribution, liaison)
+    assert contribution.state == "unit_review"
+    return contribution.id
+
+
 def test_liaison_and_unit_head_pages_fit_a_phone(demo, db, visit):
     returned = _contribution(db, demo, "measures.business", "gaj")
+    awaiting = _awaiting_unit_head(db, demo)
     db.session.commit()
 
     sfj = visit("sfj")
@@ -240,7 +265,9 @@ def test_liaison_and_unit_head_pages_fit_a_phone(demo, db, visit):
     gaj.check("history", f"/tasks/{returned}/history", BOTH)
     gaj.check("inbox", "/inbox/", BOTH)
     head = visit("sfj_head")
-    head.check("unit-queue", "/tasks/unit-queue", BOTH)
+    head.check("unit-queue", "/tasks/unit-queue", BOTH, actions=["tbody a:has-text('审核')"])
+    head.check("unit-review", f"/tasks/{awaiting}/unit-review", BOTH,
+               actions=["button:has-text('同意报送')", "button:has-text('退回修改')"])
     head.check("inbox", "/inbox/", BOTH)
     _report([sfj, gaj, head])
 
