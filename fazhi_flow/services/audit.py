@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .. import xlsx
 from ..extensions import db
 from ..models import AuditEvent, TransitionLog, User
+from ..publish.naming import full_title
 from ..timeutil import local_zone, to_local, utcnow
 
 logger = logging.getLogger(__name__)
@@ -582,7 +583,7 @@ def _object_names(wanted: dict[str, set[int]], users: dict) -> dict[tuple[str, i
         for cid, region, title in db.session.execute(
                 select(ReportCycle.id, ReportCycle.region, ReportCycle.title)
                 .where(_among(ReportCycle.id, wanted["cycle"]))):
-            names[("cycle", cid)] = f"{region}{title}"
+            names[("cycle", cid)] = full_title(region, title)
     if wanted.get("section"):
         for sid, title, code in db.session.execute(
                 select(Section.id, Section.title, Section.code).where(_among(Section.id, wanted["section"]))):

@@ -44,6 +44,7 @@ from ..models.publication import sha256_hex
 from ..publish.document import ReportDocument
 from ..publish.docx import render_docx
 from ..publish.html import font_stacks, render_html
+from ..publish.naming import full_title
 from ..publish.merge import (
     CitedTexts,
     approved_contributions,
@@ -623,9 +624,9 @@ def download_name(cycle_or_pub, fmt: str, draft: bool = False) -> str:
     "fdp.exe" as "exe.pdf") like every download name (attachments.clean_filename)."""
     if isinstance(cycle_or_pub, Publication):
         suffix = f"（第{cycle_or_pub.version}版）" if cycle_or_pub.version > 1 else ""
-        return clean_filename(f"{cycle_or_pub.region}{cycle_or_pub.title}{suffix}.{FORMATS[fmt][1]}")
+        return clean_filename(f"{full_title(cycle_or_pub.region, cycle_or_pub.title)}{suffix}.{FORMATS[fmt][1]}")
     tag = "（草稿）" if draft else ""
-    return clean_filename(f"{cycle_or_pub.region}{cycle_or_pub.title}{tag}.{FORMATS[fmt][1]}")
+    return clean_filename(f"{full_title(cycle_or_pub.region, cycle_or_pub.title)}{tag}.{FORMATS[fmt][1]}")
 
 
 def published_content(publication: Publication, fmt: str) -> bytes:

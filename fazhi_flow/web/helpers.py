@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from .. import policy
 from ..extensions import db
+from ..publish.naming import full_title
 from ..timeutil import cn_date_text, cn_datetime_text, utcnow
 from ..workflow.states import CONTRIBUTION_STATE_LABELS, CYCLE_STATE_LABELS
 from . import bound_text
@@ -144,6 +145,7 @@ def register(app) -> None:
     app.add_template_filter(nl2p, "nl2p")
     app.add_template_filter(filesize, "filesize")
     app.add_template_global(has_endpoint, "has_endpoint")
+    app.add_template_global(full_title, "full_title")
     app.add_template_global(due_status, "due_status")
     app.add_template_global(contribution_due, "contribution_due")
     app.add_template_global(bound_text.bound_paragraphs, "bound_paragraphs")
