@@ -130,4 +130,24 @@
   Array.prototype.forEach.call(document.querySelectorAll("select[data-autosubmit]"), function (select) {
     select.addEventListener("change", function () { select.form.submit(); });
   });
+
+  // New cycle: the proposed title follows the chosen year (the year in it is replaced when the year
+  // changes); the hidden data-title-year tells the server which year the title on the page is for.
+  Array.prototype.forEach.call(document.querySelectorAll("input[data-year-title]"), function (title) {
+    var form = title.form;
+    var year = form && form.querySelector("input[name$='year']:not([type=hidden])");
+    var shownFor = form && form.querySelector("input[data-title-year]");
+    if (!year || !shownFor) { return; }
+    function follow() {
+      var from = (shownFor.value || "").trim(), to = year.value.trim();
+      if (!/^(20\d\d|2100)$/.test(to) || !/^\d{4}$/.test(from) || from === to) { return; }
+      var pattern = new RegExp("(^|\\D)" + from + "(?!\\d)", "g");
+      if (pattern.test(title.value)) {
+        title.value = title.value.replace(pattern, "$1" + to);
+        shownFor.value = to;
+      }
+    }
+    year.addEventListener("input", follow);
+    year.addEventListener("change", follow);
+  });
 })();

@@ -28,7 +28,7 @@ from ..handler import handler, on_refusal
 from . import bp
 from .common import MAX_CYCLE_FILE, answer, back_to, compile_available, get_or_404, on_refusal_with_error
 from .forms import (DATE_MSG, ActionForm, CycleCloneForm, CycleEditForm, CycleTemplateForm, CycleUploadForm,
-                    OptionalReasonForm, ReasonForm, choices)
+                    OptionalReasonForm, ReasonForm, choices, follow_year, template_title)
 
 # ------------------------------------------------------------------ cycles
 
@@ -69,7 +69,8 @@ def _new_cycle_page(template_form=None, upload_form=None, clone_form=None, error
     clone_form.source.choices = choices([(0, "请选择")] + [(c.id, f"{c.region} {c.year}年 {c.title}") for c in sources])
     if request.method == "GET" and not template_form.year.data:
         template_form.year.data = date.today().year - 1
-        template_form.title.data = f"{template_form.year.data}年法治政府建设年度报告"
+        template_form.title.data = template_title(template_form.year.data)
+        template_form.title_year.data = str(template_form.year.data)
     return render_template("admin/cycle_new.html", template_form=template_form, upload_form=upload_form,
                            clone_form=clone_form, file_errors=errors or [], clone_available=_clone_available(),
                            has_sources=bool(sources), active_nav="admin"), status
@@ -92,6 +93,7 @@ def _clone_form_for(source_id: int | None) -> CycleCloneForm | None:
     form = CycleCloneForm(prefix="c")
     form.source.data, form.year.data = source.id, source.year + 1
     form.title.data = new_title(source, source.year + 1, None)
+    form.title_year.data = str(source.year + 1)
     return form
 
 
@@ -101,6 +103,7 @@ def cycle_new_template():
     form = CycleTemplateForm(prefix="t")
     if not form.validate_on_submit():
         return _new_cycle_page(template_form=form, status=400)
+    follow_year(form, template_title)
     with on_refusal_with_error(lambda exc: _new_cycle_page(template_form=form, errors=getattr(exc, "errors", None))):
         cycle = outline_svc.create_cycle_from_template(
             current_user, title=form.title.data, year=form.year.data, region=form.region.data,
@@ -157,9 +160,10 @@ def cycle_new_clone():
         return redirect(url_for(".cycle_new"), code=303)
     if not form.validate_on_submit():
         return _new_cycle_page(clone_form=form, status=400)
-    from ...services.clone import clone_cycle
+    from ...services.clone import clone_cycle, new_title
 
     source = get_or_404(ReportCycle, form.source.data)
+    follow_year(form, lambda year: new_title(source, year, None))
     if request.form.get("confirm") != "1":
         return _clone_preview(source, form)
     # clone_cycle builds sections before adding them to the session; an autoflush in between

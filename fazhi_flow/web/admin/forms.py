@@ -55,10 +55,41 @@ class CycleSettingsMixin:
     issue_date = DateField("成文日期", validators=[Optional()], format="%Y-%m-%d")
 
 
+def template_title(year: int) -> str:
+    """The title proposed for a new cycle built on the standard outline."""
+    return f"{year}年法治政府建设年度报告"
+
+
+def _year_title_field(label: str):
+    # Empty: the title proposed for the chosen year. data-year-title lets static/js/app.js move the
+    # year in the proposed title when the year is changed.
+    return StringField(label, validators=[Optional(), max_length(ReportCycle.title, "标题")],
+                       render_kw={"data-year-title": ""})
+
+
+def _title_year_field():
+    # The year the title on the page was proposed for: a title still equal to that proposal follows
+    # the year actually chosen (also without JavaScript).
+    return HiddenField(render_kw={"data-title-year": ""})
+
+
+def follow_year(form, proposed) -> None:
+    """Give ``form.title`` the title ``proposed(year)`` for the chosen year when it is empty or still
+    the untouched proposal for the year the page proposed it for (``form.title_year``)."""
+    year, title = form.year.data, (form.title.data or "").strip()
+    raw = (form.title_year.data or "").strip()
+    shown_for = int(raw) if raw.isdigit() and 2000 <= int(raw) <= 2100 else None
+    if not title or (shown_for is not None and shown_for != year and title == proposed(shown_for)):
+        form.title.data = proposed(year)
+    form.title_year.data = str(year)
+
+
 class CycleTemplateForm(CycleSettingsMixin, FlaskForm):
     year = _year_field()
     region = StringField("地区", validators=[DataRequired("请填写地区，例如 某某区。"),
                                            max_length(ReportCycle.region, "地区")])
+    title = _year_title_field("报告标题")
+    title_year = _title_year_field()
 
 
 class CycleEditForm(CycleSettingsMixin, FlaskForm):
@@ -72,8 +103,8 @@ class CycleUploadForm(FlaskForm):
 class CycleCloneForm(FlaskForm):
     source = SelectField("复制哪一年的报告", coerce=int, validators=[DataRequired("请选择要复制的年度报告。")])
     year = _year_field()
-    title = StringField("新报告标题", validators=[DataRequired("请填写报告标题。"),
-                                               max_length(ReportCycle.title, "标题")])
+    title = _year_title_field("新报告标题")
+    title_year = _title_year_field()
 
 
 class SectionForm(FlaskForm):
