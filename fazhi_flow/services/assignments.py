@@ -16,6 +16,7 @@ from ..extensions import db
 from ..models import Assignment, Contribution, Section, Unit, User, UserRole
 from ..models.cycle import ASSIGNMENT_ROLES
 from ..notify.inapp import notify_user
+from ..notify.messages import site_path, tasks_link
 from ..timeutil import cn_date_text
 from .audit import record
 
@@ -59,7 +60,7 @@ def _tell_liaisons(assignment: Assignment, actor) -> None:
     for user in liaisons:
         notify_user(user, "cycle", f"新的填报任务：{section.path_label}",
                     f"{section.cycle.title}新增了由本单位{assignment.role_label}的章节“{section.path_label}”，"
-                    "请及时填写并提交审核。")
+                    "请及时填写并提交审核。", link=site_path(tasks_link()))
 
 
 def set_section_assignments(section: Section, actor, choices: dict[int, UnitChoice],

@@ -18,6 +18,7 @@ from fazhi_flow.models import Notification
 from fazhi_flow.models.reminder import OutboxMessage
 from fazhi_flow.reminders.jobs import sweep
 from fazhi_flow.services import compile as svc
+from fazhi_flow.services.assignments import UnitChoice, set_section_assignments
 from fazhi_flow.services.contributions import (approve_contribution, reopen_contribution, return_contribution,
                                                submit_contribution)
 from fazhi_flow.services.cycles import compile_cycle, open_cycle
@@ -115,14 +116,19 @@ def _signature(factory, db, w) -> list[Case]:
 
 
 def _opening(factory, db, w) -> list[Case]:
-    """征集 opened through the service: the liaisons' notices and e-mails."""
+    """征集 opened through the service, then one more unit given the section while collecting."""
     opened = _cycle(factory, "2025年度依法行政工作报告", year=2025, region="示例区")
     opened.due = local_today() + timedelta(days=30)
-    _material(factory, opened, factory.section(opened, "依法行政工作情况"), w.gxj[0], body="")
+    section = factory.section(opened, "依法行政工作情况")
+    _material(factory, opened, section, w.gxj[0], body="")
     db.session.commit()
     open_cycle(opened, w.admin)
     db.session.commit()
-    return [Case(w.gxj[1], "开始征集材料", "【材料征集】", "/tasks/", "我的任务")]
+    set_section_assignments(section, w.admin, {w.gxj[0].id: UnitChoice("lead"), w.fgj[0].id: UnitChoice("support")},
+                            section_due=section.due)
+    db.session.commit()
+    return [Case(w.gxj[1], "开始征集材料", "【材料征集】", "/tasks/", "我的任务"),
+            Case(w.fgj[1], "新的填报任务", None, "/tasks/", "我的任务")]
 
 
 def _workflow(db, w, c_waiting, c_unit, c_flow) -> list[Case]:
