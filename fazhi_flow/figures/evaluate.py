@@ -53,7 +53,7 @@ class FigureBook:
     """
 
     def __init__(self, cycle, readonly: bool = False):
-        from ..models import Assignment, Contribution, Section
+        from ..models import Contribution
         from ..models.indicator import (
             FigureExplanation,
             Indicator,
@@ -69,15 +69,7 @@ class FigureBook:
         self.by_id = {i.id: i for i in indicators}
         self.rules = list(db.session.scalars(
             select(Rule).where(Rule.cycle_id == cycle.id).order_by(Rule.section_id, Rule.position, Rule.id)))
-        # The assignment's role decides who reports what (read as a column: no Assignment objects);
-        # the unit names each figure in messages.
-        loaded = db.session.execute(
-            select(Contribution, Assignment.role).join(Assignment, Contribution.assignment_id == Assignment.id)
-            .join(Section, Assignment.section_id == Section.id)
-            .where(Contribution.cycle_id == cycle.id).order_by(Section.position, Assignment.id)
-            .options(selectinload(Contribution.unit))).all()
-        contributions = [c for c, _ in loaded]
-        self.roles = {c.id: role for c, role in loaded}
+        contributions, self.roles = self._load_contributions(cycle)
         self.contributions = {c.id: c for c in contributions}
         self.values = {}
         if contributions and readonly:
@@ -110,6 +102,19 @@ class FigureBook:
                 self._entered.setdefault(c.id, []).append(ind)
         self._totals: dict[int, Decimal | None] = {}
         self._trees: dict[str, object] = {}
+
+    def _load_contributions(self, cycle) -> tuple[list, dict[int, str]]:
+        """The cycle's contributions in outline order, each with its unit, and their roles by id."""
+        from ..models import Assignment, Contribution, Section
+
+        # The assignment's role decides who reports what (read as a column: no Assignment objects);
+        # the unit names each figure in messages.
+        loaded = db.session.execute(
+            select(Contribution, Assignment.role).join(Assignment, Contribution.assignment_id == Assignment.id)
+            .join(Section, Assignment.section_id == Section.id)
+            .where(Contribution.cycle_id == cycle.id).order_by(Section.position, Assignment.id)
+            .options(selectinload(Contribution.unit))).all()
+        return [c for c, _ in loaded], {c.id: role for c, role in loaded}
 
     def role(self, contribution) -> str | None:
         """The contribution's role in its section (lead/support), without loading its assignment."""

@@ -1,10 +1,17 @@
-"""Page models of 汇总编辑 (the compile page) and 审阅签发 (the sign-off page): everything the template
-prints, built before rendering in a fixed number of queries; on the compile page the cycle's approved
-figures are loaded once and shared by the merged text and the rule checks."""
+"""Page models of 汇总编辑 (the compile page), of one section's compile page and of 审阅签发 (the sign-off
+page): everything the template prints, built before rendering in a fixed number of queries; on the
+compile page the cycle's approved figures are loaded once and shared by the merged text, the stale
+checks and the rule checks.
+
+The compile page opens with an overview of the sections (counts, lengths, problems) worked out in SQL
+without reading any text. A cycle with little approved material also shows every section's material
+and merged text on the same page; a larger one (a city's hundreds of units) shows the overview only,
+and each section's material and text are read when that section's own page is opened."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flask import current_app
 from sqlalchemy import select
 
 from .. import policy
@@ -16,18 +23,38 @@ from ..publish.merge import CitedTexts
 from ..services import compile as svc
 
 
+# Up to how much approved material the compile page shows every section's texts itself (characters
+# of the approved texts, and contributions); beyond, each section is opened on its own page. Settable
+# as COMPILE_INLINE_MAX_CHARS / COMPILE_INLINE_MAX_ITEMS.
+INLINE_MAX_CHARS = 200_000
+INLINE_MAX_ITEMS = 400
+
+
+def shows_inline(tallies: tuple[dict, dict]) -> bool:
+    """Whether the compile page shows every section's material and text (a small enough cycle), from
+    ``services.compile.section_tallies``."""
+    counts, lengths = tallies
+    config = current_app.config
+    chars = sum(lengths.values())
+    items = sum(by_state.get("approved", 0) for by_state in counts.values())
+    return chars <= config.get("COMPILE_INLINE_MAX_CHARS", INLINE_MAX_CHARS) \
+        and items <= config.get("COMPILE_INLINE_MAX_ITEMS", INLINE_MAX_ITEMS)
+
+
 @dataclass
 class CompilePage:
     cycle: ReportCycle
-    views: list
+    views: list  # every section's material and text; empty when the sections open on their own pages
     editable: bool
     logs: list  # the cycle's transitions, newest first
     latest: ReportDraftVersion | None
     publications: list[Publication]
     changes: list
     checked: dict  # failing rules on the approved figures: {"errors": [...], "warnings": [...]}
-    missing: list = field(default_factory=list)
-    stale: list = field(default_factory=list)
+    summaries: list = field(default_factory=list)  # services.compile.SectionSummary, reading order
+    inline: bool = True
+    missing: list = field(default_factory=list)  # summaries
+    stale: list = field(default_factory=list)  # summaries
 
     @property
     def last_return(self) -> TransitionLog | None:
@@ -67,18 +94,48 @@ def signature_checks(book: FigureBook) -> dict:
     return {"errors": [r for r in failed if r.blocking], "warnings": [r for r in failed if not r.blocking]}
 
 
-def build_edit_page(cycle: ReportCycle, viewer) -> CompilePage:
-    numbers = CitedTexts(cycle)
-    views = svc.section_views(cycle, numbers)
-    book = numbers.book
-    logs = list(db.session.scalars(
+def _logs(cycle: ReportCycle) -> list:
+    return list(db.session.scalars(
         select(TransitionLog).where(TransitionLog.cycle_id == cycle.id).order_by(TransitionLog.id.desc())))
+
+
+def build_edit_page(cycle: ReportCycle, viewer) -> CompilePage:
+    tallies = svc.section_tallies(cycle)
+    inline = shows_inline(tallies)
+    # A large cycle's page merges no text, so its figure book may hold plain rows (much faster).
+    numbers = svc.StoredCitations(cycle, plain=not inline)
+    summaries = svc.section_summaries(cycle, numbers, tallies)
+    views = svc.section_views(cycle, numbers) if inline else []
+    book = numbers.book
     return CompilePage(
-        cycle=cycle, views=views, editable=policy.can(viewer, "cycle.edit_draft", cycle), logs=logs,
+        cycle=cycle, views=views, editable=policy.can(viewer, "cycle.edit_draft", cycle), logs=_logs(cycle),
         latest=svc.latest_version(cycle), publications=svc.publications(cycle),
         changes=figure_changes(cycle, book), checked=signature_checks(book),
-        missing=[v for v in views if v.missing], stale=[v for v in views if v.stale],
+        summaries=summaries, inline=inline,
+        missing=[s for s in summaries if s.missing], stale=[s for s in summaries if s.stale],
     )
+
+
+@dataclass
+class SectionPage:
+    """One section's compile page: its material side by side and its merged text (form or text)."""
+
+    cycle: ReportCycle
+    view: svc.SectionView
+    editable: bool
+    previous: object = None  # the sections before and after it in reading order (Section or None)
+    following: object = None
+    latest: ReportDraftVersion | None = None
+
+
+def build_section_page(cycle: ReportCycle, section, viewer) -> SectionPage:
+    view = svc.section_view(cycle, section, CitedTexts(cycle))
+    order = [s for top in cycle.top_sections() for s in top.walk()]  # the outline is loaded by now
+    at = order.index(section)
+    return SectionPage(
+        cycle=cycle, view=view, editable=policy.can(viewer, "cycle.edit_draft", cycle),
+        previous=order[at - 1] if at > 0 else None, following=order[at + 1] if at + 1 < len(order) else None,
+        latest=svc.latest_version(cycle))
 
 
 # States in which the sign-off page shows the latest version as it was asked to be signed.
@@ -120,8 +177,7 @@ def build_signoff_page(cycle: ReportCycle, viewer) -> SignoffPage:
     else:
         document = svc.current_document(cycle)
     published = svc.latest_publication(cycle)
-    logs = list(db.session.scalars(
-        select(TransitionLog).where(TransitionLog.cycle_id == cycle.id).order_by(TransitionLog.id.desc())))
+    logs = _logs(cycle)
     failed = [r for r in signature_rule_results(cycle) if r.failed]
     page = SignoffPage(
         cycle=cycle, version=version, document=document, published=published, logs=logs,

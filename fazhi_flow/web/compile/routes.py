@@ -15,7 +15,7 @@ from ...errors import Conflict, PermissionDenied
 from ...extensions import db
 from ...figures.numbers import format_number
 from ...models import ReportCycle, Section
-from ...pages.compile import build_edit_page, build_signoff_page, correction_diff
+from ...pages.compile import build_edit_page, build_section_page, build_signoff_page, correction_diff
 from ...services.diffs import diff_summary, diff_texts
 from ...publish.document import ReportDocument
 from ...publish.html import render_article
@@ -56,6 +56,9 @@ def _admin_cycle(cycle_id: int) -> ReportCycle:
 
 
 def _to_edit(cycle: ReportCycle, section: Section | None = None):
+    if section is not None and request.args.get("back") == "section":
+        # Saved from the section's own page: back to it.
+        return redirect(url_for("compile.section", cycle_id=cycle.id, section_id=section.id), code=303)
     anchor = f"s{section.id}" if section is not None else None
     return redirect(url_for("compile.edit", cycle_id=cycle.id, _anchor=anchor), code=303)
 
@@ -122,6 +125,8 @@ def edit(cycle_id: int):
         v.section.id: SectionTextForm(formdata=None, body=v.text, version=v.draft.version if v.draft else 0)
         for v in page.views
     }
+    # Where a section is shown: its card on this page, else its own page (the link made once).
+    section_url = url_for("compile.section", cycle_id=cycle.id, section_id=0)[:-1]
     return render_template(
         "compile/edit.html", cycle=cycle, views=page.views, forms=forms, svc=svc,
         editable=page.editable, last_return=page.last_return, correction_return=page.correction_return,
@@ -129,6 +134,7 @@ def edit(cycle_id: int):
         comment_form=CommentForm(formdata=None), missing=page.missing, stale=page.stale,
         pdf_ok=pdf_available(), changes=page.changes, format_number=format_number,
         signature_checked=page.checked, appendix_form=AppendixForm(formdata=None, appendix=page.appendix),
+        summaries=page.summaries, inline=page.inline, section_url=section_url,
     )
 
 
@@ -137,6 +143,19 @@ def _section_or_404(cycle: ReportCycle, section_id: int) -> Section:
     if section is None or section.cycle_id != cycle.id:
         abort_with(404, "该章节不存在。")
     return section
+
+
+@bp.route("/<int:cycle_id>/sections/<int:section_id>")
+@handler("authenticated")
+def section(cycle_id: int, section_id: int):
+    cycle = _reader_cycle(cycle_id)
+    if not policy.can(current_user, "cycle.compile", cycle):
+        return redirect(url_for("compile.signoff", cycle_id=cycle.id))
+    page = build_section_page(cycle, _section_or_404(cycle, section_id), current_user)
+    v = page.view
+    form = SectionTextForm(formdata=None, body=v.text, version=v.draft.version if v.draft else 0)
+    return render_template("compile/section.html", cycle=cycle, page=page, v=v, forms={v.section.id: form},
+                           editable=page.editable, latest=page.latest, back="section")
 
 
 @bp.route("/<int:cycle_id>/sections/<int:section_id>", methods=["POST"])
