@@ -44,6 +44,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..services.attachments import DELETION_LOCK, deletions_lock
+from ..timeutil import cn_datetime_text, zone_label
 from .clickutil import PlainCommand
 
 FORMAT = "fazhi-flow-backup"
@@ -919,7 +920,8 @@ def restore_command(archive: Path):
     except SQLAlchemyError as exc:
         _fail(f"恢复失败，数据库出错：{_first_line(exc)}")
     m = result.manifest
-    click.echo(f"已恢复 {m['created_at']} 的备份（{m['database']['kind']} 数据库，"
+    # The backup's moment in the configured zone (Beijing time by default), like every CLI time.
+    click.echo(f"已恢复 {cn_datetime_text(datetime.fromisoformat(m['created_at']))}（{zone_label()}）的备份（{m['database']['kind']} 数据库，"
                f"附件文件{result.files}个）。")
     for line in result.notes:
         click.secho(f"注意：{line}", fg="yellow")

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -276,7 +277,8 @@ def test_backup_while_writing_restores_one_moment(instance, monkeypatch, tmp_pat
     target = instance("target", schema=True)  # an empty schema from `db upgrade` is accepted
     restored_result = _cli(target, "restore", str(archive))
     assert restored_result.exit_code == 0, restored_result.output
-    assert "已恢复" in restored_result.output
+    # The backup's moment in Beijing time, in the one date format.
+    assert re.search(r"已恢复 \d{4}年\d{1,2}月\d{1,2}日 \d{2}:\d{2}（北京时间）的备份", restored_result.output)
     restored = _rows(target)
 
     # Which save the snapshot caught: A and B were saved together, so they name the same one.
