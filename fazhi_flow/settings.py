@@ -25,6 +25,9 @@ class Config:
     MAIL_SENDER = "fazhi-flow@localhost"
     MAIL_TIMEOUT = 10
     WEBHOOK_TIMEOUT = 10
+    # Hours after which a message that is not a reminder and could not be sent is given up (dead).
+    # Reminders end with their stage instead (submitted, due date moved or passed, a newer reminder).
+    OUTBOX_MAX_AGE_HOURS = 48
     # Start APScheduler inside the web process (only the one-process demo does this).
     SCHEDULER_IN_PROCESS = False
     # /readyz fails when no scheduler heartbeat is younger than SCHEDULER_STALE_SECONDS, where a

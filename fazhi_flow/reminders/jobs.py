@@ -13,15 +13,17 @@ from sqlalchemy import String, and_, exists, func, literal, or_, select, text, u
 from sqlalchemy.exc import OperationalError
 
 from ..extensions import db
-from ..models import Contribution, ReportCycle, User
+from ..limits import fit
+from ..models import Contribution, ReportCycle, Section, Unit, User
 from ..models.reminder import OutboxMessage, Reminder, ReminderPolicy, WebhookTarget
-from ..notify import PermanentFailure, TemporaryFailure, Unreachable
+from ..notify import DeliveryFailure, PermanentFailure, health
+from ..notify import messages as M
 from ..notify import webhook as webhook_channel
 from ..notify.email import SmtpSender, build_message
 from ..timeutil import local_zone, utcnow
 from ..workflow.states import CONTRIBUTION_STATE_LABELS
 from . import dispatch
-from ..workdays import current_calendar
+from ..workdays import current_calendar, due_status
 from .dispatch import QueuedReminder
 from .policy import (
     REMINDABLE_STATES, Item, PolicySettings, contribution_stages, digest_reminder, due_reminders, is_unit_review,
@@ -251,6 +253,15 @@ def _sweep_cycle(cycle, today, local_now, now_utc, settings, calendar, zone, res
 
 
 # ------------------------------------------------------------------ delivery
+#
+# A message ends by its age or its relevance, never by a count of tries:
+# - a reminder is void once its stage has passed: the material was submitted or the unit head acted,
+#   the due date moved or passed (before it / on it), or a newer reminder to the same people about
+#   the same material (the next stage) or the next day's digest was queued;
+# - any other message is dead OUTBOX_MAX_AGE_HOURS after it was queued (or after an admin's retry).
+# Temporary failures wait with backoff (capped by OUTBOX_RETRY_MAX_SECONDS) until then. A channel
+# that cannot be reached is probed with one message per run (notify/health.py) while its other
+# messages wait untouched. Reminder texts are written at delivery from the current facts.
 
 
 @dataclass
@@ -259,6 +270,7 @@ class DeliveryResult:
     retried: int = 0
     dead: int = 0
     cancelled: int = 0
+    # Not tried in this run: reminders held back to working hours, and messages whose channel is down.
     deferred: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -271,21 +283,42 @@ def backoff(attempts: int, config) -> timedelta:
     """Delay before the next try after ``attempts`` failures: base × 2^(n-1), capped."""
     base = int(config.get("OUTBOX_RETRY_BASE_SECONDS", 60))
     cap = int(config.get("OUTBOX_RETRY_MAX_SECONDS", 3600))
-    return timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))
+    return timedelta(seconds=min(cap, base * 2 ** max(0, min(attempts - 1, 30))))
+
+
+def max_age_hours(config) -> int:
+    return int(config.get("OUTBOX_MAX_AGE_HOURS", 48))
 
 
 # Messages claimed per statement: what a dead deliverer holds back (and may send twice) is bounded
 # by it; a slow batch keeps its claims by renewing them (CLAIM_REFRESH).
 CLAIM_BATCH = 50
+# Messages a probe of a failing channel claims at once: the first is the probe, the others follow at
+# once if it goes through (stale ones found on the way are cancelled and the next one probes).
+PROBE_BATCH = 10
+
+STALE_TEXT = "已过时：截止日期已过，不再发送该提醒。"
+SUPERSEDED_TEXT = "已过时：已有更新的提醒，不再发送这一条。"
+SUPERSEDED_DIGEST_TEXT = "已过时：已有更新的每日进度汇总，不再发送这一条。"
 
 
-def _cancel_reason(msg, reminder, contribution, now_utc: datetime) -> str | None:
-    """Why a claimed message is no longer worth sending, or None. ``reminder`` and ``contribution``
-    are the rows read for the batch (None when the message has none)."""
-    if msg.expires_at is not None and msg.expires_at <= now_utc:
-        return "已过时：截止日期已过，不再发送该提醒。"
-    if reminder is None or contribution is None:
-        return None
+def expired_text(hours: int) -> str:
+    return f"已过期：{hours}小时内未能发出，不再发送。"
+
+
+def _group(kind: str, occurrence: str) -> str:
+    """Reminders of one group go to the same people about the same material: a newer one (the next
+    stage) makes an older one still waiting void."""
+    if kind in ("before_due", "due_today", "overdue"):
+        return "unit"
+    if kind == "backlog":
+        return "unit_review" if is_unit_review(kind, occurrence) else "backlog"
+    return kind
+
+
+def _cancel_reason(reminder, contribution, today: date) -> str | None:
+    """Why a reminder about ``contribution`` (its current facts) is no longer worth sending on local
+    day ``today``, or None."""
     state = contribution.state
     if is_unit_review(reminder.kind, reminder.occurrence):
         if state != "unit_review":
@@ -301,6 +334,8 @@ def _cancel_reason(msg, reminder, contribution, now_utc: datetime) -> str | None
         return f"材料已提交（{CONTRIBUTION_STATE_LABELS[state]}），无需再催报。"
     if reminder.kind != "manual" and reminder.due != contribution.due:
         return "截止日期已调整，按新日期提醒。"
+    if reminder.kind in ("before_due", "due_today") and contribution.due is not None and today > contribution.due:
+        return STALE_TEXT
     return None
 
 
@@ -323,15 +358,184 @@ def _polite_time(send_time, now_utc: datetime) -> datetime | None:
 _OUTBOX = OutboxMessage.__table__
 
 
-def _claim_batch(now_utc: datetime, n: int) -> tuple[list, datetime]:
-    """Mark up to ``n`` due pending messages as being sent, in one UPDATE … RETURNING; commit.
+class _Outline:
+    """Section path labels and unit names for reminder texts, read once per cycle in a run (plain
+    strings: they outlive the commits that expire the ORM objects they came from)."""
+
+    def __init__(self):
+        self.labels: dict[int, str] = {}
+        self.units: dict[int, str] = {}
+        self.cycles: set[int] = set()
+
+    def load(self, cycle_ids: set[int], unit_ids: set[int]) -> None:
+        from ..pages import preload_sections
+
+        missing = cycle_ids - self.cycles
+        if missing:
+            for s in preload_sections(missing):
+                if isinstance(s, Section):
+                    self.labels[s.id] = s.path_label
+            self.cycles |= missing
+        units = unit_ids - set(self.units)
+        if units:
+            self.units.update(db.session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(units))).all())
+            for uid in units:  # asked once, found or not
+                self.units.setdefault(uid, "")
+
+
+class _Facts:
+    """What the decisions on a batch of outbox rows need, read for the whole batch at once: the
+    reminders with the newest reminder of each group, their contributions' current state and
+    effective due date, and (when a reminder text is written) the outline's labels and unit names."""
+
+    def __init__(self, rows, now_utc: datetime, config, outline: _Outline | None = None):
+        session = db.session
+        r = Reminder.__table__
+        self.now, self.calendar, self.outline = now_utc, current_calendar(), outline or _Outline()
+        self.today = now_utc.replace(tzinfo=timezone.utc).astimezone(local_zone()).date()
+        self.hours = max_age_hours(config)
+        ids = {row.reminder_id for row in rows if row.reminder_id is not None}
+        self.reminders, self.newest = {}, {}
+        if ids:
+            # The batch's reminders and, in the same statement, every reminder about the same
+            # material: the newest of each group tells whether a later stage made one void.
+            same = select(r.c.contribution_id).where(r.c.id.in_(ids), r.c.contribution_id.is_not(None))
+            for x in session.execute(select(r.c.id, r.c.key, r.c.kind, r.c.occurrence, r.c.due, r.c.cycle_id,
+                                            r.c.contribution_id, r.c.message)
+                                     .where(or_(r.c.id.in_(ids), r.c.contribution_id.in_(same)))):
+                if x.id in ids:
+                    self.reminders[x.id] = x
+                if x.contribution_id is not None:
+                    key = (x.contribution_id, _group(x.kind, x.occurrence))
+                    self.newest[key] = max(self.newest.get(key, 0), x.id)
+        self.contributions = {}
+        contribution_ids = {x.contribution_id for x in self.reminders.values() if x.contribution_id is not None}
+        if contribution_ids:
+            q, _due = dispatch.facts_select({x.cycle_id for x in self.reminders.values()})
+            c = Contribution.__table__
+            self.contributions = {x.id: x for x in session.execute(q.where(c.c.id.in_(contribution_ids)))}
+        digest_cycles = {x.cycle_id for x in self.reminders.values() if x.kind == "digest"}
+        if digest_cycles:
+            self.newest.update({("cycle", cid): top for cid, top in session.execute(
+                select(r.c.cycle_id, func.max(r.c.id)).where(r.c.kind == "digest", r.c.cycle_id.in_(digest_cycles))
+                .group_by(r.c.cycle_id))})
+
+    def verdict(self, row, by_age: bool = True) -> tuple[str, str] | None:
+        """(status, reason) when ``row`` must not go out any more, else None."""
+        reminder = self.reminders.get(row.reminder_id) if row.reminder_id is not None else None
+        if reminder is None:
+            if by_age and _aged(row, self.now, self.hours):
+                return "dead", _with_error(expired_text(self.hours), row.last_error)
+            return None
+        if row.expires_at is not None and row.expires_at <= self.now:
+            return "cancelled", STALE_TEXT
+        if reminder.contribution_id is None:
+            newer = self.newest.get(("cycle", reminder.cycle_id), reminder.id) > reminder.id
+            return ("cancelled", SUPERSEDED_DIGEST_TEXT) if newer and reminder.kind == "digest" else None
+        contribution = self.contributions.get(reminder.contribution_id)
+        if contribution is None:
+            return None
+        reason = _cancel_reason(reminder, contribution, self.today)
+        if reason is None and self.newest.get((reminder.contribution_id, _group(reminder.kind, reminder.occurrence)),
+                                              reminder.id) > reminder.id:
+            reason = SUPERSEDED_TEXT
+        return ("cancelled", reason) if reason else None
+
+    def render(self, row, reminder):
+        """The reminder's message written from the current facts (remaining working days counted
+        from today), or None for a message that is not a reminder about a contribution."""
+        if row.cause != "reminder" or reminder is None or reminder.contribution_id is None:
+            return None
+        contribution = self.contributions.get(reminder.contribution_id)
+        if contribution is None:
+            return None
+        facts = self._facts(contribution)
+        status = due_status(contribution.due, today=self.today, calendar=self.calendar)
+        kind = reminder.kind
+        if kind in dispatch.UNIT_KINDS:
+            if kind == "before_due" and status.days == 0 and not status.overdue:
+                kind = "due_today"  # delayed to the last day: said as that day's reminder says it
+            return M.reminder_message(kind, facts, status, note=reminder.message)
+        if kind == "escalation":
+            return M.escalation_message(facts, status)
+        if kind == "backlog":
+            submitted = dispatch._local_day(contribution.submitted_at)
+            waited = self.calendar.working_days_between(submitted, self.today) if submitted else 0
+            if is_unit_review(kind, reminder.occurrence):
+                return M.unit_review_message(facts, waited)
+            return M.backlog_message(facts, waited)
+        return None
+
+    def _facts(self, row) -> dispatch.Facts:
+        outline = self.outline
+        if row.section_id not in outline.labels or row.unit_id not in outline.units:
+            outline.load({x.cycle_id for x in self.contributions.values()},
+                         {x.unit_id for x in self.contributions.values()})
+        return dispatch.Facts(row.id, row.state, row.due, row.unit_id, row.section_id, row.submitted_at,
+                              dispatch._Named(outline.units.get(row.unit_id, "")),
+                              dispatch._SectionLabel(outline.labels.get(row.section_id, "")),
+                              dispatch._AssignmentFacts(row.role, row.due))
+
+
+def _aged(row, now_utc: datetime, hours: int) -> bool:
+    if row.expires_at is not None:
+        return row.expires_at <= now_utc
+    return row.created_at is not None and row.created_at <= now_utc - timedelta(hours=hours)
+
+
+def _with_error(text_: str, last_error: str | None) -> str:
+    return f"{text_}（最后一次错误：{last_error}）" if last_error else text_
+
+
+def stale_reasons(rows, now: datetime | None = None) -> dict[int, tuple[str, str]]:
+    """For a retry: {id: (status, reason)} of the outbox ``rows`` that are no longer relevant now
+    (reminders whose stage has passed); their age is not held against them (the retry renews it)."""
+    now_utc = as_utc(now).replace(tzinfo=None)
+    facts = _Facts(rows, now_utc, current_app.config)
+    out = {}
+    for row in rows:
+        verdict = facts.verdict(row, by_age=False)
+        if verdict:
+            out[row.id] = verdict
+    return out
+
+
+def _expire(now_utc: datetime, config, result: DeliveryResult) -> None:
+    """End, in two UPDATEs, the pending messages past their expiry, whichever channel they wait for
+    (a channel that is down is not claimed from, so its messages are not looked at otherwise): a
+    reminder past its stage's end is cancelled, any other message past its age is dead; commit."""
+    t, session, hours = _OUTBOX, db.session, max_age_hours(config)
+    pending = t.c.status == "pending"
+    stale = session.execute(update(t).where(pending, t.c.reminder_id.is_not(None), t.c.expires_at <= now_utc)
+                            .values(status="cancelled", last_error=STALE_TEXT, next_attempt_at=now_utc,
+                                    claimed_at=None).returning(t.c.id)).all()
+    aged = or_(t.c.expires_at <= now_utc,
+               and_(t.c.expires_at.is_(None), t.c.created_at <= now_utc - timedelta(hours=hours)))
+    note = literal(expired_text(hours), String) + func.coalesce(
+        literal("（最后一次错误：", String) + t.c.last_error + literal("）", String), literal("", String))
+    # The moment a message stopped is kept in next_attempt_at (no further attempt is due): the daily
+    # digest counts the messages stopped since the one before.
+    dead = session.execute(update(t).where(pending, t.c.reminder_id.is_(None), aged)
+                           .values(status="dead", last_error=note, next_attempt_at=now_utc, claimed_at=None)
+                           .returning(t.c.id)).all()
+    session.commit()
+    result.cancelled += len(stale)
+    result.dead += len(dead)
+    if dead:
+        logger.warning("Outbox messages expired after %d hours: %s", hours,
+                       ", ".join(str(r.id) for r in dead[:20]) + (" …" if len(dead) > 20 else ""))
+
+
+def _claim_batch(now_utc: datetime, n: int, conds=()) -> tuple[list, datetime]:
+    """Mark up to ``n`` due pending messages (matching ``conds``) as being sent, in one
+    UPDATE … RETURNING; commit.
 
     On PostgreSQL rows another deliverer is claiming are skipped (FOR UPDATE SKIP LOCKED); on
     SQLite the write lock serialises deliverers. Either way a message is claimed by one only.
     Returns the rows and the claim's time, which tells our claims from a later deliverer's.
     """
     t, session = _OUTBOX, db.session
-    due = (select(t.c.id).where(t.c.status == "pending", t.c.next_attempt_at <= now_utc)
+    due = (select(t.c.id).where(t.c.status == "pending", t.c.next_attempt_at <= now_utc, *conds)
            .order_by(t.c.next_attempt_at, t.c.id).limit(n))
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
@@ -345,7 +549,7 @@ def _claim_batch(now_utc: datetime, n: int) -> tuple[list, datetime]:
         .values(status="sending", claimed_at=stamp)
         .returning(t.c.id, t.c.channel, t.c.user_id, t.c.webhook_id, t.c.address, t.c.subject, t.c.body,
                    t.c.payload, t.c.cause, t.c.reminder_id, t.c.contribution_id, t.c.attempts,
-                   t.c.next_attempt_at, t.c.expires_at, t.c.created_at)
+                   t.c.next_attempt_at, t.c.expires_at, t.c.created_at, t.c.last_error)
     ).all()
     session.commit()
     return sorted(rows, key=lambda r: (r.next_attempt_at, r.id)), stamp
@@ -375,25 +579,16 @@ def _set(ids, **values) -> None:
         db.session.execute(update(_OUTBOX).where(_OUTBOX.c.id.in_(list(ids))).values(**values))
 
 
-def _prepare(rows, now_utc: datetime, result: DeliveryResult) -> list[dict]:
+def _prepare(rows, now_utc: datetime, result: DeliveryResult, outline: _Outline | None = None) -> list[dict]:
     """Cancel or defer what should not go out now, in bulk; return the jobs to send (committed).
 
-    What the decisions need is read for the whole batch at once: the reminders, their
-    contributions' state and effective due date, the cycles' send times, names and robots.
+    What the decisions need is read for the whole batch at once (``_Facts``), with the cycles' send
+    times, the recipients' names and the robots; reminder texts are written here from the current
+    facts (the outline's labels read once per run).
     """
     session = db.session
-    r = Reminder.__table__
-    reminder_ids = {row.reminder_id for row in rows if row.reminder_id is not None}
-    reminders = {x.id: x for x in session.execute(
-        select(r.c.id, r.c.key, r.c.kind, r.c.occurrence, r.c.due, r.c.cycle_id, r.c.contribution_id)
-        .where(r.c.id.in_(reminder_ids)))} if reminder_ids else {}
-    contributions = {}
-    contribution_ids = {x.contribution_id for x in reminders.values() if x.contribution_id is not None}
-    if contribution_ids:
-        q, _due = dispatch.facts_select({x.cycle_id for x in reminders.values()})
-        c = Contribution.__table__
-        contributions = {x.id: x for x in session.execute(q.where(c.c.id.in_(contribution_ids)))}
-    cycle_ids = {x.cycle_id for x in reminders.values()}
+    facts = _Facts(rows, now_utc, current_app.config, outline)
+    cycle_ids = {x.cycle_id for x in facts.reminders.values()}
     policies = {p.cycle_id: p for p in session.scalars(
         select(ReminderPolicy).where(ReminderPolicy.cycle_id.in_(cycle_ids)))} if cycle_ids else {}
     send_times = {cid: PolicySettings.from_model(policies.get(cid)).send_time for cid in cycle_ids}
@@ -404,41 +599,52 @@ def _prepare(rows, now_utc: datetime, result: DeliveryResult) -> list[dict]:
     targets = {w.id: w for w in session.scalars(select(WebhookTarget).where(WebhookTarget.id.in_(webhook_ids)))} \
         if webhook_ids else {}
 
-    cancelled: dict[str, list[int]] = {}
+    ended: dict[tuple[str, str], list[int]] = {}
     deferred: dict[datetime, list[int]] = {}
     jobs = []
     for row in rows:
-        reminder = reminders.get(row.reminder_id)
-        contribution = contributions.get(reminder.contribution_id) if reminder is not None else None
-        reason = _cancel_reason(row, reminder, contribution, now_utc)
-        if reason:
-            cancelled.setdefault(reason, []).append(row.id)
+        verdict = facts.verdict(row)
+        if verdict:
+            ended.setdefault(verdict, []).append(row.id)
             continue
+        reminder = facts.reminders.get(row.reminder_id)
         if row.cause == "reminder" and reminder is not None:
             later = _polite_time(send_times[reminder.cycle_id], now_utc)
             if later is not None:
                 deferred.setdefault(later, []).append(row.id)
                 continue
-        job = {
-            "id": row.id, "channel": row.channel, "address": row.address, "subject": row.subject,
-            "body": row.body, "payload": row.payload or {}, "cause": row.cause,
-            "user_name": names.get(row.user_id), "reminder_key": reminder.key if reminder is not None else None,
-            "contribution_id": row.contribution_id, "attempts": row.attempts,
-            "next_attempt_at": row.next_attempt_at, "created_at": row.created_at,
-        }
-        if row.channel == "webhook":
-            target = targets.get(row.webhook_id)
-            job["webhook"] = None if target is None or not target.active else {
-                "url": target.url, "secret": target.secret, "kind": target.kind}
-        jobs.append(job)
-    for reason, ids in cancelled.items():
-        _set(ids, status="cancelled", last_error=reason, claimed_at=None)
-        result.cancelled += len(ids)
+        jobs.append(_job(row, reminder, facts.render(row, reminder), names, targets))
+    for (status, reason), ids in ended.items():
+        _set(ids, status=status, last_error=reason, claimed_at=None, next_attempt_at=now_utc)
+        if status == "dead":
+            result.dead += len(ids)
+        else:
+            result.cancelled += len(ids)
     for later, ids in deferred.items():
         _set(ids, status="pending", next_attempt_at=later, claimed_at=None)
         result.deferred += len(ids)
     session.commit()
     return jobs
+
+
+def _job(row, reminder, message, names: dict, targets: dict) -> dict:
+    job = {
+        "id": row.id, "channel": row.channel, "address": row.address, "subject": row.subject,
+        "body": row.body, "payload": row.payload or {}, "cause": row.cause,
+        "user_name": names.get(row.user_id), "reminder_key": reminder.key if reminder is not None else None,
+        "contribution_id": row.contribution_id, "attempts": row.attempts,
+        "next_attempt_at": row.next_attempt_at, "created_at": row.created_at,
+        "key": health.key_for(row.channel, row.webhook_id),
+        "rendered": message is not None,
+    }
+    if message is not None:
+        job["subject"] = fit(OutboxMessage.subject, message.subject)
+        job["body"] = message.body if row.channel == "email" else message.short
+    if row.channel == "webhook":
+        target = targets.get(row.webhook_id)
+        job["webhook"] = None if target is None or not target.active else {
+            "url": target.url, "secret": target.secret, "kind": target.kind}
+    return job
 
 
 def _send(job: dict, smtp: SmtpSender, config) -> None:
@@ -462,7 +668,8 @@ def _send(job: dict, smtp: SmtpSender, config) -> None:
 class _Outcomes:
     """Outcomes of sends, each written and committed right after its send (one UPDATE), so that a
     process dying mid-batch leaves at most the message in flight unrecorded (sent again once its
-    claim is stale). Messages waiting for the mail server were not sent: they are written in bulk."""
+    claim is stale). Messages waiting for a channel that is down were not tried: they are written in
+    bulk and keep their place in the queue."""
 
     def __init__(self, now_utc: datetime, config, result: DeliveryResult):
         self.now, self.config, self.result = now_utc, config, result
@@ -470,33 +677,39 @@ class _Outcomes:
 
     def ok(self, job: dict) -> None:
         t = _OUTBOX
-        db.session.execute(update(t).where(t.c.id == job["id"])
-                           .values(status="sent", sent_at=self.now, last_error=None,
-                                   attempts=t.c.attempts + 1, claimed_at=None))
+        values = dict(status="sent", sent_at=self.now, last_error=None, attempts=t.c.attempts + 1, claimed_at=None)
+        if job["rendered"]:  # the outbox shows what was sent
+            values.update(subject=job["subject"], body=job["body"])
+        db.session.execute(update(t).where(t.c.id == job["id"]).values(**values))
         db.session.commit()
         self.result.sent += 1
 
     def wait(self, job: dict) -> None:
-        """The mail server cannot be reached: try again soon without using up a try."""
+        """The channel is down: not tried, no try used; it keeps its place in the queue."""
         self.waiting.append(job["id"])
         self.result.deferred += 1
 
+    def down(self, job: dict, error: Exception) -> None:
+        """This message found its channel down: it stays first in the queue (the next probe)."""
+        self._write(job, "pending", getattr(error, "message", str(error)), job["next_attempt_at"])
+        self.result.retried += 1
+
     def fail(self, job: dict, error: Exception) -> None:
-        attempts = job["attempts"] + 1
-        max_attempts = int(self.config.get("OUTBOX_MAX_ATTEMPTS", 10))
         text_ = getattr(error, "message", str(error))
-        if getattr(error, "temporary", False) and attempts < max_attempts:
-            status, next_at = "pending", self.now + backoff(attempts, self.config)
+        if getattr(error, "temporary", False):
+            # No try count ends a message: it waits, backing off, until it expires (see _expire).
+            self._write(job, "pending", text_, self.now + backoff(job["attempts"] + 1, self.config))
             self.result.retried += 1
-        else:
-            if getattr(error, "temporary", False):
-                text_ = f"重试{attempts}次仍失败：{text_}"
-            status, next_at = "dead", job["next_attempt_at"]
-            self.result.dead += 1
-            logger.warning("Outbox message %s dead: %s", job["id"], text_)
+            return
+        # The moment it stopped, for the digest (no further attempt is due).
+        self._write(job, "dead", text_, self.now)
+        self.result.dead += 1
+        logger.warning("Outbox message %s dead: %s", job["id"], text_)
+
+    def _write(self, job: dict, status: str, text_: str, next_at: datetime) -> None:
         db.session.execute(update(_OUTBOX).where(_OUTBOX.c.id == job["id"])
-                           .values(status=status, last_error=text_, attempts=attempts, next_attempt_at=next_at,
-                                   claimed_at=None))
+                           .values(status=status, last_error=text_, attempts=job["attempts"] + 1,
+                                   next_attempt_at=next_at, claimed_at=None))
         db.session.commit()
         self.result.errors.append(f"#{job['id']} {text_}")
 
@@ -506,21 +719,90 @@ class _Outcomes:
             t = _OUTBOX
             db.session.execute(update(t).where(t.c.id.in_(self.waiting), t.c.status == "sending",
                                                t.c.claimed_at == stamp)
-                               .values(status="pending", next_attempt_at=self.now + backoff(1, self.config),
-                                       claimed_at=None))
+                               .values(status="pending", claimed_at=None))
             db.session.commit()
             self.waiting = []
+
+
+class _Run:
+    """One delivery run: the batches it claims, and the channels' health as it finds them."""
+
+    def __init__(self, now_utc: datetime, config, result: DeliveryResult, board: health.Board, smtp):
+        self.now, self.config, self.result, self.board, self.smtp = now_utc, config, result, board, smtp
+        self.outline = _Outline()
+
+    def delay(self, failures: int) -> timedelta:
+        return backoff(failures, self.config)
+
+    def probe(self, key: str, left: int) -> int:
+        """Try the failing channel ``key`` with its oldest due message; when it goes through, the
+        rest of the probe batch follows. Returns the number of messages claimed."""
+        self.board.probing(key)
+        claimed = 0
+        while claimed < left:
+            rows, stamp = _claim_batch(self.now, min(PROBE_BATCH, left - claimed),
+                                       self.board.claim_filter(_OUTBOX, only=key))
+            if not rows:
+                break
+            claimed += len(rows)
+            if self.batch(rows, stamp):
+                break
+        if key in self.board.failing:  # nothing to probe with, or the probe failed: still down
+            self.board.blocked.add(key)
+        return claimed
+
+    def batch(self, rows, stamp: datetime) -> int:
+        """Prepare and send one claimed batch; the number of messages tried."""
+        claimed = time.monotonic()
+        jobs = _prepare(rows, self.now, self.result, self.outline)
+        outcomes = _Outcomes(self.now, self.config, self.result)
+        ours: set[int] | None = None  # None: every job of the batch is still ours
+        tried = 0
+        for i, job in enumerate(jobs):
+            if time.monotonic() - claimed >= CLAIM_REFRESH.total_seconds():
+                # Measured on this process's clock, so a slow send is noticed whatever ``now`` says.
+                ours, stamp = _refresh_claims(outcomes.waiting + [j["id"] for j in jobs[i:]], stamp)
+                outcomes.waiting = [x for x in outcomes.waiting if x in ours]
+                claimed = time.monotonic()
+            if ours is not None and job["id"] not in ours:
+                continue
+            if job["key"] in self.board.blocked:
+                outcomes.wait(job)
+                continue
+            tried += 1
+            self._send(job, outcomes)
+        outcomes.write_waiting(stamp)
+        return tried
+
+    def _send(self, job: dict, outcomes: _Outcomes) -> None:
+        try:
+            _send(job, self.smtp, self.config)
+        except DeliveryFailure as exc:
+            if health.is_channel_failure(job["channel"], exc):
+                self.board.failed(job["key"], exc.message, self.now, self.delay)
+                outcomes.down(job, exc)
+                return
+            self.board.ok(job["key"], self.now)  # it answered: reachable, only this message failed
+            outcomes.fail(job, exc)
+        except Exception as exc:  # noqa: BLE001 - an unexpected error must not stop the batch
+            logger.exception("Outbox message %s failed unexpectedly", job["id"])
+            outcomes.fail(job, PermanentFailure(f"{type(exc).__name__}: {exc}"))
+        else:
+            self.board.ok(job["key"], self.now)
+            outcomes.ok(job)
 
 
 def deliver(now: datetime | None = None, limit: int = 500, batch_size: int = CLAIM_BATCH) -> DeliveryResult:
     """Send the pending outbox messages that are due at ``now`` (at most ``limit``).
 
-    Messages are claimed ``batch_size`` at a time in one statement; what is stale (the material was
-    submitted, the date moved, the message expired) is cancelled and reminders outside working
-    hours are deferred in bulk; each send's outcome is committed right after it, so a crash sends
-    again at most the one message in flight. Temporary failures are retried later with exponential
-    backoff; permanent ones are marked dead. While the SMTP server cannot be reached, the remaining
-    e-mails of the run wait without using up their tries.
+    First what has expired is ended in bulk (``_expire``). Each failing channel whose probe is due
+    is then tried with its oldest message; a channel still down leaves its messages pending, untried.
+    The rest is claimed ``batch_size`` at a time in one statement; what is stale (the material was
+    submitted, the date moved, a newer reminder exists) is cancelled and reminders outside working
+    hours are deferred in bulk; reminder texts are written from the current facts; each send's
+    outcome is committed right after it, so a crash sends again at most the one message in flight.
+    Temporary failures are retried later with backoff until the message expires; permanent ones are
+    dead. A channel found down in the run is recorded (notify/health.py) and its other messages wait.
     """
     now_utc = as_utc(now).replace(tzinfo=None)
     config = current_app.config
@@ -531,42 +813,21 @@ def deliver(now: datetime | None = None, limit: int = 500, batch_size: int = CLA
                     .where(OutboxMessage.status == "sending", OutboxMessage.claimed_at < utcnow() - stale_claim(config))
                     .values(status="pending", claimed_at=None))
     session.commit()
+    _expire(now_utc, config, result)
+    board = health.Board.load()
     smtp = SmtpSender(config)
-    smtp_unreachable = False
+    run = _Run(now_utc, config, result, board, smtp)
     left = limit
     try:
+        for key in board.take_probes(now_utc, run.delay):
+            if left > 0:
+                left -= run.probe(key, left)
         while left > 0:
-            rows, stamp = _claim_batch(now_utc, min(max(1, batch_size), left))
+            rows, stamp = _claim_batch(now_utc, min(max(1, batch_size), left), board.claim_filter(_OUTBOX))
             if not rows:
                 break
-            claimed = time.monotonic()
             left -= len(rows)
-            jobs = _prepare(rows, now_utc, result)
-            outcomes = _Outcomes(now_utc, config, result)
-            ours: set[int] | None = None  # None: every job of the batch is still ours
-            for i, job in enumerate(jobs):
-                if time.monotonic() - claimed >= CLAIM_REFRESH.total_seconds():
-                    # Measured on this process's clock, so a slow send is noticed whatever ``now`` says.
-                    ours, stamp = _refresh_claims(outcomes.waiting + [j["id"] for j in jobs[i:]], stamp)
-                    outcomes.waiting = [x for x in outcomes.waiting if x in ours]
-                    claimed = time.monotonic()
-                if ours is not None and job["id"] not in ours:
-                    continue
-                if job["channel"] == "email" and smtp_unreachable:
-                    outcomes.wait(job)
-                    continue
-                try:
-                    _send(job, smtp, config)
-                except (TemporaryFailure, PermanentFailure) as exc:
-                    if job["channel"] == "email" and isinstance(exc, Unreachable):
-                        smtp_unreachable = True
-                    outcomes.fail(job, exc)
-                except Exception as exc:  # noqa: BLE001 - an unexpected error must not stop the batch
-                    logger.exception("Outbox message %s failed unexpectedly", job["id"])
-                    outcomes.fail(job, PermanentFailure(f"{type(exc).__name__}: {exc}"))
-                else:
-                    outcomes.ok(job)
-            outcomes.write_waiting(stamp)
+            run.batch(rows, stamp)
     finally:
         smtp.close()
         session.rollback()

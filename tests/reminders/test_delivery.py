@@ -112,20 +112,24 @@ def test_server_down_then_up(factory, db, app):
         server.stop()
 
 
-def test_temporary_failures_end_dead_after_the_last_try(factory, db, app, smtp):
+def test_temporary_failures_never_end_a_message_by_count(factory, db, app, smtp):
+    """No count of tries ends a message: a reminder refused with 451 all day keeps waiting with
+    capped backoff, and ends only when its stage has passed (the due date)."""
     w, row = world_with_one_mail(factory, db, app)
-    app.config["OUTBOX_MAX_ATTEMPTS"] = 3
-    try:
-        smtp.handler.always = "421 4.7.0 Busy"
-        when = T0
-        for _ in range(3):
-            deliver(when)
-            when += timedelta(hours=2)
-        db.session.expire_all()
-        row = db.session.get(OutboxMessage, row.id)
-        assert row.status == "dead" and row.attempts == 3 and "重试3次仍失败" in row.last_error
-    finally:
-        app.config.pop("OUTBOX_MAX_ATTEMPTS")
+    smtp.handler.always = "451 4.3.0 Try again later"
+    when = T0
+    for _ in range(12):
+        deliver(when)
+        when += timedelta(hours=1)  # past the backoff cap (OUTBOX_RETRY_MAX_SECONDS, 1 hour)
+    db.session.expire_all()
+    row = db.session.get(OutboxMessage, row.id)
+    assert row.status == "pending" and row.attempts == 12 and "451" in row.last_error
+    smtp.handler.always = None
+    assert deliver(at(2025, 1, 13, 9, 0)).cancelled == 1  # the due date (10 January) has passed
+    db.session.expire_all()
+    row = db.session.get(OutboxMessage, row.id)
+    assert row.status == "cancelled" and "截止日期已过" in row.last_error
+    assert smtp.messages == []
 
 
 def test_submitted_before_delivery_is_cancelled_not_sent(factory, db, app, smtp):

@@ -173,8 +173,12 @@ def check(db, received, plan, waiting, *, allow_cancelled=False):
     for cid, (entered, decided) in waiting.items():
         # Counted per reminder (each went to one unit head, or to the one reviewer).
         expected = expected_waiting(entered, decided)
-        assert Counter(kind_of(k) for k in sent_keys if k.startswith(f"c{cid}:")) == expected, cid
-        assert Counter({k: v for k, v in got[cid].items() if k in waiting_kinds}) == expected, cid
+        if not allow_cancelled:
+            assert Counter(kind_of(k) for k in sent_keys if k.startswith(f"c{cid}:")) == expected, cid
+            assert Counter({k: v for k, v in got[cid].items() if k in waiting_kinds}) == expected, cid
+        # With failures a reminder still waiting when the next stage's is queued is cancelled as stale
+        # (checked with the other rows below): what arrived is at most what was expected.
+        assert not Counter(kind_of(k) for k in sent_keys if k.startswith(f"c{cid}:")) - expected, cid
         queued = Counter(kind_of(r.key) for r in keys.values() if r.contribution_id == cid)
         assert queued == expected, cid
     for cid, (due, submitted) in plan.items():
