@@ -168,6 +168,7 @@ ACTION_LABELS = {
     "webhook.add": "添加群机器人",
     "webhook.remove": "删除群机器人",
     "outbox.retry": "重发消息",
+    "outbox.retry_refused": "重发消息未执行（已不再适用）",
 }
 
 # Keys of the detail shown with a row; others are shown as stored.

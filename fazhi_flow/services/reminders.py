@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -289,24 +289,50 @@ def remove_webhook(actor, target: WebhookTarget) -> None:
 
 
 def retry_message(actor, message: OutboxMessage, now: datetime | None = None) -> OutboxMessage:
-    """Put a dead (or cancelled) message back in the queue for delivery at once."""
+    """Put a dead (or cancelled) message back in the queue for delivery at once, after checking it
+    against the current state: a reminder whose stage has passed (the material was submitted, the
+    due date moved or passed, a newer reminder exists) is cancelled with the reason instead, so no
+    stale reminder goes out. A reminder keeps its expiry; any other message gets a new
+    OUTBOX_MAX_AGE_HOURS from now (the admin chose to send it). Returns the message; its status
+    says which happened."""
     _require_admin(actor)
     if message.status not in ("dead", "cancelled"):
         raise DomainError(f"该消息当前为“{message.status_label}”，只有发送失败或已取消的消息可以重试。")
-    message.status, message.attempts = "pending", 0
-    message.next_attempt_at = as_utc(now).replace(tzinfo=None)
-    message.expires_at = None
-    record(actor, "outbox.retry", f"outbox:{message.id}", previous_error=message.last_error)
-    db.session.flush()
+    _retry([message], actor, now)
     return message
 
 
-def retry_all_dead(actor, now: datetime | None = None) -> int:
+def retry_all_dead(actor, now: datetime | None = None) -> tuple[int, int]:
+    """Retry every dead message, each re-checked as ``retry_message`` does, in a fixed number of
+    statements; returns (re-queued, cancelled as no longer relevant)."""
     _require_admin(actor)
-    rows = list(db.session.scalars(select(OutboxMessage).where(OutboxMessage.status == "dead")))
-    for row in rows:
-        retry_message(actor, row, now)
-    return len(rows)
+    rows = list(db.session.scalars(select(OutboxMessage).where(OutboxMessage.status == "dead")
+                                   .order_by(OutboxMessage.id)))
+    _retry(rows, actor, now)
+    cancelled = sum(1 for row in rows if row.status == "cancelled")
+    return len(rows) - cancelled, cancelled
+
+
+def _retry(rows: list[OutboxMessage], actor, now: datetime | None) -> None:
+    from flask import current_app
+
+    from ..reminders.jobs import max_age_hours, stale_reasons
+
+    at = as_utc(now).replace(tzinfo=None)
+    stale = stale_reasons(rows, at)
+    renewed = at + timedelta(hours=max_age_hours(current_app.config))
+    for message in rows:
+        previous = message.last_error
+        if message.id in stale:
+            message.status, message.last_error = stale[message.id]
+            record(actor, "outbox.retry_refused", f"outbox:{message.id}", previous_error=previous,
+                   reason=message.last_error)
+            continue
+        message.status, message.attempts, message.next_attempt_at = "pending", 0, at
+        if message.reminder_id is None:
+            message.expires_at = renewed
+        record(actor, "outbox.retry", f"outbox:{message.id}", previous_error=previous)
+    db.session.flush()
 
 
 __all__ = [

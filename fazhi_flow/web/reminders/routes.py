@@ -194,7 +194,10 @@ def outbox():
 def retry(message_id):
     message = db.session.get(OutboxMessage, message_id) or abort(404)
     svc.retry_message(current_user, message)
-    flash("已重新加入待发消息。", "success")
+    if message.status == "pending":
+        flash("已重新加入待发消息。", "success")
+    else:  # re-checked against the current state: no longer worth sending
+        flash(f"该消息已不再适用，未重新发送：{message.last_error}", "warning")
     return redirect(url_for(".outbox", status=request.form.get("status") or None,
                             page=request.form.get("page", type=db_int) or None))
 
@@ -202,8 +205,12 @@ def retry(message_id):
 @bp.post("/outbox/retry-dead")
 @handler("admin.manage")
 def retry_dead():
-    svc.retry_all_dead(current_user)
-    flash("发送失败的消息已重新加入待发消息。", "success")
+    requeued, cancelled = svc.retry_all_dead(current_user)
+    if requeued or not cancelled:
+        flash(f"{requeued}条发送失败的消息已重新加入待发消息。", "success")
+    if cancelled:
+        flash(f"{cancelled}条消息已不再适用（如截止日期已过、材料已提交或已有更新的提醒），已取消，"
+              "原因见“已取消”列表。", "warning")
     return redirect(url_for(".outbox"))
 
 
