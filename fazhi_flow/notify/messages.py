@@ -174,8 +174,9 @@ def unit_review_message(contribution, waited: int) -> Message:
     return Message(subject=head, body=body, short=f"{head}\n{link}", link=link)
 
 
-def digest_message(cycle, day, counts: dict, overdue: list, waiting: int) -> Message:
-    """The daily progress digest for the office's admins."""
+def digest_message(cycle, day, counts: dict, overdue: list, waiting: int, dead: int = 0) -> Message:
+    """The daily progress digest for the office's admins; ``dead``: messages that could not be sent
+    (failed or expired) since the digest before, with a link to the outbox."""
     from ..workflow.states import CONTRIBUTION_STATE_LABELS
 
     total = sum(counts.values())
@@ -194,8 +195,14 @@ def digest_message(cycle, day, counts: dict, overdue: list, waiting: int) -> Mes
             lines.append(f"  ……另有{len(overdue) - 50}份")
     else:
         lines += ["", "目前没有逾期未提交的材料。"]
+    failed = ""
+    if dead:
+        outbox = absolute(_path([("reminders.outbox", {"status": "dead"})], "/reminders/outbox?status=dead"))
+        failed = f"自上次汇总以来有{dead}条消息发送失败或超时未能发出，请查看：{outbox}"
+        lines += ["", failed]
     lines += ["", f"查看进度：{link}", "", FOOTER]
-    short = f"{head}\n共{total}份，已通过{done}份，逾期未交{len(overdue)}份\n{link}"
+    short = f"{head}\n共{total}份，已通过{done}份，逾期未交{len(overdue)}份" + (f"\n{failed}" if failed else "") \
+        + f"\n{link}"
     return Message(subject=head, body="\n".join(lines), short=short, link=link)
 
 

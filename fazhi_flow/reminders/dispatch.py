@@ -444,4 +444,15 @@ def digest_for(cycle, day: date, settings: PolicySettings):
         waiting = session.scalar(select(func.count()).select_from(c).where(
             c.c.cycle_id == cycle.id, c.c.state == "submitted", c.c.submitted_at.is_not(None),
             c.c.submitted_at < bound)) or 0
-    return M.digest_message(cycle, day, counts, _Counted(head, total), waiting)
+    return M.digest_message(cycle, day, counts, _Counted(head, total), waiting, dead_since_last_digest(cycle, day))
+
+
+def dead_since_last_digest(cycle, day: date) -> int:
+    """Outbox messages that stopped as dead (failed, or expired unsent) since this cycle's previous
+    digest (else since the day before): the deliverer stamps next_attempt_at with that moment."""
+    session = db.session
+    previous = session.scalar(select(func.max(Reminder.created_at)).where(
+        Reminder.kind == "digest", Reminder.cycle_id == cycle.id, Reminder.day < day))
+    since = previous or start_of_local_day_utc(day - timedelta(days=1))
+    return session.scalar(select(func.count()).select_from(OutboxMessage).where(
+        OutboxMessage.status == "dead", OutboxMessage.next_attempt_at >= since)) or 0
