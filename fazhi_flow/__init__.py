@@ -171,6 +171,10 @@ def create_app(config=None) -> Flask:
 
     ops.init_app(app)
 
+    from .notify import health
+
+    health.init_app(app)
+
     from .notify import events as notify_events
 
     notify_events.connect()
