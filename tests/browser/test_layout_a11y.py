@@ -315,6 +315,7 @@ def test_signoff_and_public_report_fit(demo, db, visit):
     leader_user = db.session.scalar(select(User).where(User.username == "leader"))
     _approve_everything(db, demo)
     compile_cycle(demo, admin_user)
+    compile_ops.set_appendix(demo, admin_user, True)  # the report ends with its indicator table
     compile_ops.request_signoff(demo, admin_user, comment="请审阅第1稿，重点看第二部分的统计数据。")
     cycle_id = demo.id
     db.session.commit()
