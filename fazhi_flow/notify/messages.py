@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from flask import current_app
+from flask import current_app, has_app_context
 from werkzeug.routing import BuildError
 
 from ..workdays import DueStatus, due_status
@@ -40,7 +40,7 @@ def site_path(link: str | None) -> str | None:
     of this site, the scheme and host off any other; a relative link as it is."""
     if not link:
         return link
-    base = (current_app.config.get("BASE_URL") or "").rstrip("/")
+    base = (current_app.config.get("BASE_URL") or "").rstrip("/") if has_app_context() else ""
     if base and (link == base or link.startswith(base + "/") or link.startswith(base + "?")):
         rest = link[len(base):]
         return rest if rest.startswith("/") else "/" + rest

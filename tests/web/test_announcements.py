@@ -238,3 +238,25 @@ def test_the_admins_note_heads_the_signoff_page(db, office, as_user):
     assert html.index("管理员的提请签发附言") < note < html.index('class="gw-sheet"')
     assert note < html.index("签发第")
     assert html.index("旧附言：第一次提请。") > html.index('class="gw-sheet"')
+
+
+@pytest.mark.parametrize(("stored", "lands"), [
+    ("/tasks/7", "/tasks/7"),
+    ("/dashboard/?cycle=3", "/dashboard/?cycle=3"),
+    # Written before links were stored site-relative: the same page on this site.
+    (f"{BASE}/review/7", "/review/7"),
+    (f"{BASE}/dashboard/?cycle=3", "/dashboard/?cycle=3"),
+    # Never another site.
+    ("https://elsewhere.example/tasks/7", "/tasks/7"),
+    ("//elsewhere.example/tasks/", "/tasks/"),
+    ("/\\elsewhere.example/tasks", "/inbox/"),
+    ("javascript:alert(1)", "/inbox/"),
+])
+def test_the_inbox_follows_a_notice_to_a_page_of_this_site(db, world, as_user, stored, lands):
+    note = Notification(user_id=world.liaison.id, kind="reminder", title="【催报提醒】严格规范执法", link=stored)
+    db.session.add(note)
+    db.session.commit()
+    response = as_user(world.liaison).post(f"/inbox/{note.id}/open")
+    assert response.status_code == 302
+    assert response.headers["Location"] == lands
+    assert db.session.get(Notification, note.id).read_at is not None
