@@ -72,24 +72,28 @@ def contribution(contribution_id: int):
     values = {code: request.form.get(f"value-{code}", "") for code in codes}
     explanations = {key: request.form.get(f"explain-{key}", "") for key in request.form.getlist("explain_keys")}
     typed = {**values, **{f"explain-{k}": v for k, v in explanations.items()}}
-    with on_refusal(lambda: _values_page(contribution, typed)):
-        _, errors = _form_errors(svc.save_figures, contribution, current_user, values, explanations,
-                              stamp=request.form.get("stamp") or None)
-    if errors:
-        flash("填报的数值有误，均未保存，请按提示修改。", "error")
-        return _values_page(contribution, typed, errors), 422
+    with on_refusal(_form_refusal(lambda errors: _values_page(contribution, typed, errors),
+                                  "填报的数值有误，均未保存，请按提示修改。"), status=_form_status, flash=False):
+        svc.save_figures(contribution, current_user, values, explanations, stamp=request.form.get("stamp") or None)
     flash("统计数据已保存。", "success")
     return redirect(url_for("figures.contribution", contribution_id=contribution.id))
 
 
-def _form_errors(operation, *args, **kwargs) -> tuple:
-    """Run ``operation``: (its result, {}), or (None, the fields it refused) on a FigureFormError
-    (nothing written). Those are shown beside the fields with 422, not as a refusal; other
-    DomainErrors go to the handler."""
-    try:
-        return operation(*args, **kwargs), {}
-    except svc.FigureFormError as exc:
-        return None, exc.errors
+def _form_refusal(page, summary: str):
+    """An ``on_refusal`` page for a form of values: the fields a FigureFormError refused are shown
+    beside them (``page(errors)``) under ``summary``; any other refusal is flashed as it is."""
+
+    def render(exc):
+        errors = exc.errors if isinstance(exc, svc.FigureFormError) else {}
+        flash(summary if errors else exc.message, "error")
+        return page(errors)
+
+    return render
+
+
+def _form_status(exc) -> int | None:
+    """422 for refused fields; None leaves any other refusal its own status."""
+    return 422 if isinstance(exc, svc.FigureFormError) else None
 
 
 def _values_page(contribution, typed: dict | None = None, errors: dict | None = None):
@@ -227,11 +231,9 @@ def definitions(cycle_id: int):
         return _definitions_page(cycle)
     form_kind, typed = request.form.get("form"), request.form.to_dict()
     section = db.session.get(Section, request.form.get("section_id", type=db_int) or 0)
-    with on_refusal(lambda: _definitions_page(cycle, typed, form_kind=form_kind)):
-        done, errors = _form_errors(_define, cycle, section, form_kind, typed)
-    if errors:
-        flash("填写有误，未保存，请按提示修改。", "error")
-        return _definitions_page(cycle, typed, errors, form_kind), 422
+    with on_refusal(_form_refusal(lambda errors: _definitions_page(cycle, typed, errors, form_kind),
+                                  "填写有误，未保存，请按提示修改。"), status=_form_status, flash=False):
+        done = _define(cycle, section, form_kind, typed)
     flash(done, "success")
     return redirect(url_for("figures.definitions", cycle_id=cycle.id))
 
