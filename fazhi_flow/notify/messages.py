@@ -312,7 +312,9 @@ def publication_link(publication) -> str:
 
 def _announcement(subject: str, greeting: str, lines: list[str], link_label: str, link: str) -> Message:
     body = "\n".join([greeting, "", *lines, "", f"{link_label}：{link}", "", FOOTER])
-    return Message(subject=subject, body=body, short=f"{subject}\n{link}", link=link)
+    # ``short`` is the inbox notice's text (these go to no robot): what happened, with the note or
+    # reason, so that it is read without opening the page; “查看” opens the link.
+    return Message(subject=subject, body=body, short="\n".join(line for line in lines if line), link=link)
 
 
 def signoff_requested_message(cycle, actor, note: str | None, correcting: bool = False) -> Message:

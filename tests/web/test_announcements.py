@@ -106,6 +106,8 @@ def test_request_signoff_tells_each_leader_once_with_the_note(db, office):
     note = told.notes[0]
     assert note.kind == "signoff" and "请您签发" in note.title
     assert note.link == f"/compile/{w.cycle.id}/signoff"
+    # The notice itself carries the note, so the leader reads it in the inbox too.
+    assert "管理员附言：第二部分执法数据已与司法局核对，请重点审阅。" in note.body and "http" not in note.body
     for mail in told.mails:
         assert mail.cause == "cycle:request_signoff"
         assert "管理员附言：第二部分执法数据已与司法局核对，请重点审阅。" in mail.body
@@ -124,6 +126,7 @@ def test_return_and_sign_tell_the_admins_but_not_the_leader_who_acted(db, office
     assert {n.kind for n in told.notes} == {"returned"}
     assert {n.link for n in told.notes} == {f"/compile/{w.cycle.id}"}
     assert "退回意见：第三部分请补充案卷评查数据。" in told.mails[0].body
+    assert all("退回意见：第三部分请补充案卷评查数据。" in n.body for n in told.notes)
 
     _to_signoff(db, w, note="已补充案卷评查数据。")
     version = svc.latest_version(w.cycle).number
@@ -260,3 +263,17 @@ def test_the_inbox_follows_a_notice_to_a_page_of_this_site(db, world, as_user, s
     assert response.status_code == 302
     assert response.headers["Location"] == lands
     assert db.session.get(Notification, note.id).read_at is not None
+
+
+def test_the_inbox_shows_the_notice_text_line_by_line_without_the_bare_address(db, office, as_user):
+    w = office
+    _compiled(db, w)
+    _to_signoff(db, w, note="第二部分数据已核对。\n第三部分新增案卷评查情况。")
+    db.session.add(Notification(user_id=w.leader.id, kind="reminder", title="【每日进度】旧消息",
+                                body=f"【每日进度】旧消息\n共3份\n{BASE}/dashboard/?cycle={w.cycle.id}",
+                                link=f"/dashboard/?cycle={w.cycle.id}"))
+    db.session.commit()
+
+    html = as_user(w.leader).get("/inbox/").get_data(as_text=True)
+    assert "管理员附言：第二部分数据已核对。<br>第三部分新增案卷评查情况。" in html
+    assert "共3份" in html and f"{BASE}/dashboard" not in html
