@@ -3,7 +3,8 @@ already written out.
 
 A city-sized matrix has 18,000 cells; printing each through the template (attribute lookups, an
 ``url_for`` per link) cost more than loading the data. The cells of a row are written here in one
-pass, escaped with markupsafe, the link built from a prefix made once per page.
+pass, escaped with markupsafe, the link built from a prefix made once per page; and the matrix shows
+one page of units at a time (the figures above it and its totals row count every unit).
 """
 from __future__ import annotations
 
@@ -44,7 +45,25 @@ class DashboardPage:
     cycles: list
     filters: dict
     href: str | None = None  # link prefix of a cell; None: cells are not links
+    pager: str | None = None  # this page's URL less the page number (filters kept)
     _pieces: dict = field(default_factory=dict)
+
+    def page_href(self, number: int) -> str:
+        return f"{self.pager}{number}"
+
+    @property
+    def page_numbers(self) -> list[int | None]:
+        """The pages the pager links: the first, the last and two around the current one (None: a gap)."""
+        dash = self.dash
+        if dash is None or dash.pages <= 1:
+            return []
+        wanted = {1, dash.pages} | set(range(max(1, dash.page - 2), min(dash.pages, dash.page + 2) + 1))
+        out: list[int | None] = []
+        for number in sorted(wanted):
+            if out and number - (out[-1] or 0) > 1:
+                out.append(None)
+            out.append(number)
+        return out
 
     def cells(self, row: UnitRow) -> Markup:
         """The ``<td>`` of every column of ``row``, as the matrix prints them."""
@@ -78,14 +97,23 @@ def _piece(c, overdue: bool) -> tuple[str, str, str, str]:
     return str(escape(c.css)), title, label, str(escape(c.mark))
 
 
-def build_page(cycle, cycles: list, viewer, filters: dict) -> DashboardPage:
-    """The dashboard of ``cycle`` as ``viewer`` may see it (``cycle`` None: no cycle exists yet)."""
+def pager_prefix(cycle, filters: dict) -> str:
+    """The dashboard's URL with ``cycle`` and ``filters``, ending in ``page=``: a page's number is appended."""
+    args = {"cycle": cycle.id, "state": filters.get("state"), "kind": filters.get("unit_kind"),
+            "overdue": "1" if filters.get("overdue_only") else None}
+    return url_for("dashboard.index", **{k: v for k, v in args.items() if v}) + "&page="
+
+
+def build_page(cycle, cycles: list, viewer, filters: dict, page: int | None = None) -> DashboardPage:
+    """The dashboard of ``cycle`` as ``viewer`` may see it (``cycle`` None: no cycle exists yet), its
+    matrix paged by units (``svc.UNITS_PER_PAGE`` rows, or the app's DASHBOARD_UNITS_PER_PAGE)."""
     if viewer.unit is not None:
         # The page header names the viewer's unit: read it now, not while rendering (the login already
         # loads it with the user, so this costs no query then).
         viewer.unit.name  # noqa: B018
     if cycle is None:
         return DashboardPage(None, cycles, filters)
-    dash = svc.build_dashboard(cycle, viewer, **filters)
+    per_page = current_app.config.get("DASHBOARD_UNITS_PER_PAGE", svc.UNITS_PER_PAGE)
+    dash = svc.build_dashboard(cycle, viewer, **filters, page=page, per_page=per_page)
     href = link_prefix(cell_endpoint(viewer, dash.restricted_to_unit))
-    return DashboardPage(dash, cycles, filters, href)
+    return DashboardPage(dash, cycles, filters, href, pager_prefix(cycle, filters))

@@ -1,15 +1,17 @@
 """Progress of a cycle: a matrix of units × sections with states, deadlines and per-unit figures.
 
-Everything is loaded with a fixed number of queries (the cycle's sections, assignments, units,
-contributions and first submission times, each in bulk) and computed in Python, so the cost in
-queries does not grow with the number of units or sections.
+Everything is loaded with a fixed number of queries, so the cost in queries does not grow with the
+number of units or sections. The figures of the whole cycle (counts by state, overdue, per section)
+come from one aggregate query; the units the filters keep are counted and listed in SQL, and the cells
+(assignments, contributions, first submission times) are loaded for the units shown only: the page
+shows a city's hundreds of units UNITS_PER_PAGE at a time, the export all of them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import case, exists, func, literal, select
 
 from .. import policy, xlsx
 from ..extensions import db
@@ -27,6 +29,9 @@ CELL_MARKS = {"pending": "·", "draft": "草", "unit_review": "单", "submitted"
 CELL_CLASSES = {"pending": "state-pending", "draft": "state-draft", "unit_review": "state-unit-review",
                 "submitted": "state-submitted", "returned": "state-returned", "approved": "state-approved"}
 OPEN_STATES = ("pending", "draft", "returned", "unit_review")  # still with the unit
+# States of a contribution that is late once its due date has passed (a pending cell has no contribution).
+LATE_STATES = tuple(s for s in OPEN_STATES if s != "pending")
+UNITS_PER_PAGE = 50  # rows of the matrix on one page
 SEE_ALL_ROLES = policy.SEE_ALL_ROLES
 
 
@@ -93,6 +98,15 @@ class UnitRow:
 
 
 @dataclass
+class ColumnTotal:
+    """One section's cells over every unit counted (not only the page's): how many, how many approved."""
+
+    total: int = 0
+    approved: int = 0
+    overdue: int = 0
+
+
+@dataclass
 class Dashboard:
     cycle: ReportCycle
     today: date
@@ -103,10 +117,20 @@ class Dashboard:
     overdue: int
     restricted_to_unit: bool
     filters: dict
+    column_totals: list[ColumnTotal] = field(default_factory=list)  # aligned with columns
+    unit_count: int = 0  # units the filters keep (rows over every page)
+    page: int = 1
+    pages: int = 1
+    per_page: int | None = None  # None: every row at once (the export)
 
     @property
     def completion(self) -> float | None:
         return self.counts["approved"] / self.total if self.total else None
+
+    @property
+    def first_row(self) -> int:
+        """The number of the page's first row among all rows (1-based)."""
+        return (self.page - 1) * self.per_page + 1 if self.per_page else 1
 
 
 def can_view_dashboard(user) -> bool:
@@ -118,11 +142,13 @@ def sees_all_units(user) -> bool:
 
 
 def build_dashboard(cycle: ReportCycle, viewer, state: str | None = None, unit_kind: str | None = None,
-                    overdue_only: bool = False, today: date | None = None) -> Dashboard:
+                    overdue_only: bool = False, today: date | None = None, page: int | None = None,
+                    per_page: int | None = None) -> Dashboard:
     """Compute the progress matrix of ``cycle`` as ``viewer`` may see it, with the filters applied.
 
     Counts and totals are over the units the viewer may see (after the unit-kind filter); the state
-    and overdue filters then narrow the rows shown.
+    and overdue filters then narrow the rows shown. With ``per_page``, only page ``page`` of those
+    rows is built (the figures still count every unit).
     """
     today = today or local_today()
     restricted = not sees_all_units(viewer)
@@ -130,21 +156,22 @@ def build_dashboard(cycle: ReportCycle, viewer, state: str | None = None, unit_k
     # The same rule as Assignment.effective_due(): the unit's own date, else the section's (inherited).
     section_due = {n.section.id: n.section.effective_due() for n in nodes}
     unit_id = viewer.unit_id if restricted else None
-    loaded = _load(cycle, unit_id, unit_kind)
+    tally = _tally(cycle, unit_id, unit_kind, section_due, today)
+    scope = _Scope(cycle, unit_id, unit_kind, state, overdue_only, section_due, today)
+    unit_count = db.session.scalar(select(func.count()).select_from(scope.unit_ids().subquery())) or 0
+    pages = max(1, -(-unit_count // per_page)) if per_page else 1
+    page = min(max(page or 1, 1), pages)
+    loaded = _load(cycle, scope, page, per_page)
     rows = {u.id: UnitRow(u) for u in loaded.units}
-    tally = _fill_rows(rows, loaded, section_due, today)
+    _fill_rows(rows, loaded, section_due, today)
     columns = [n for n in nodes if n.section.id in tally.used_sections]
-    shown = []
     for row in rows.values():
-        if state and not row.counts.get(state):
-            continue
-        if overdue_only and not row.overdue:
-            continue
         row.line = [row.cells.get(n.section.id) for n in columns]
-        shown.append(row)
-    return Dashboard(cycle=cycle, today=today, columns=columns, rows=shown, counts=tally.counts,
+    return Dashboard(cycle=cycle, today=today, columns=columns, rows=list(rows.values()), counts=tally.counts,
                      total=tally.total, overdue=tally.overdue, restricted_to_unit=restricted,
-                     filters={"state": state, "unit_kind": unit_kind, "overdue_only": overdue_only})
+                     filters={"state": state, "unit_kind": unit_kind, "overdue_only": overdue_only},
+                     column_totals=[tally.columns.get(n.section.id, ColumnTotal()) for n in columns],
+                     unit_count=unit_count, page=page, pages=pages, per_page=per_page)
 
 
 @dataclass(slots=True)
@@ -161,68 +188,130 @@ class _Tally:
     total: int = 0
     overdue: int = 0
     used_sections: set[int] = field(default_factory=set)
+    columns: dict[int, ColumnTotal] = field(default_factory=dict)  # section id -> its cells' figures
 
 
-def _load(cycle: ReportCycle, unit_id: int | None, unit_kind: str | None) -> _Loaded:
-    """The cycle's assignments, units, contributions and first submissions, each in one query
-    (only ``unit_id``'s when given)."""
+def _in_cycle(cycle: ReportCycle):
+    return select(Assignment.id).join(Section, Section.id == Assignment.section_id) \
+        .where(Section.cycle_id == cycle.id)
+
+
+def _tally(cycle: ReportCycle, unit_id: int | None, unit_kind: str | None, section_due: dict,
+           today: date) -> _Tally:
+    """The figures of every cell the viewer may see, from one aggregate query: cells grouped by section,
+    own due date, unit kind and state (a few hundred groups however many units there are)."""
+    cell_state = func.coalesce(Contribution.state, "pending")
+    query = (select(Assignment.section_id, Assignment.due, Unit.kind, cell_state, func.count())
+             .join(Section, Section.id == Assignment.section_id).join(Unit, Unit.id == Assignment.unit_id)
+             .outerjoin(Contribution, Contribution.assignment_id == Assignment.id)
+             .where(Section.cycle_id == cycle.id)
+             .group_by(Assignment.section_id, Assignment.due, Unit.kind, cell_state))
+    if unit_id is not None:
+        query = query.where(Assignment.unit_id == unit_id)
+    tally = _Tally()
+    for section_id, own_due, kind, st, number in db.session.execute(query):
+        tally.used_sections.add(section_id)
+        if unit_kind and kind != unit_kind:
+            continue
+        due = own_due or section_due.get(section_id)
+        late = number if due is not None and due < today and st in LATE_STATES else 0
+        column = tally.columns.setdefault(section_id, ColumnTotal())
+        column.total += number
+        column.approved += number if st == "approved" else 0
+        column.overdue += late
+        tally.counts[st] += number
+        tally.total += number
+        tally.overdue += late
+    return tally
+
+
+@dataclass(slots=True)
+class _Scope:
+    """The units whose rows the filters keep, as SQL."""
+
+    cycle: ReportCycle
+    unit_id: int | None
+    unit_kind: str | None
+    state: str | None
+    overdue_only: bool
+    section_due: dict
+    today: date
+
+    def unit_ids(self):
+        """Ids of the kept units (a subquery: the matrix orders them by sort_order, id)."""
+        query = select(Unit.id).where(Unit.id.in_(
+            select(Assignment.unit_id).where(Assignment.id.in_(_in_cycle(self.cycle)))))
+        if self.unit_id is not None:
+            query = query.where(Unit.id == self.unit_id)
+        if self.unit_kind:
+            query = query.where(Unit.kind == self.unit_kind)
+        if self.state == "pending":
+            query = query.where(exists(self._cells().where(Contribution.id.is_(None))))
+        elif self.state:
+            query = query.where(exists(self._cells().where(Contribution.state == self.state)))
+        if self.overdue_only:
+            query = query.where(exists(self._cells().where(
+                Contribution.state.in_(LATE_STATES), self._due() < self.today)))
+        return query
+
+    def _cells(self):
+        """The unit's cells in the cycle (correlated with the outer Unit)."""
+        return (select(Assignment.id).join(Section, Section.id == Assignment.section_id)
+                .outerjoin(Contribution, Contribution.assignment_id == Assignment.id)
+                .where(Section.cycle_id == self.cycle.id, Assignment.unit_id == Unit.id))
+
+    def _due(self):
+        """A cell's due date: its own, else its section's (inherited; computed from the outline)."""
+        dues = {sid: due for sid, due in self.section_due.items() if due is not None}
+        inherited = case(dues, value=Assignment.section_id) if dues else literal(None)
+        return func.coalesce(Assignment.due, inherited)
+
+
+def _load(cycle: ReportCycle, scope: _Scope, page: int, per_page: int | None) -> _Loaded:
+    """The kept units of page ``page`` (all of them without ``per_page``) with their assignments,
+    contributions and first submissions, each in one query."""
+    u_query = select(Unit).where(Unit.id.in_(scope.unit_ids())).order_by(Unit.sort_order, Unit.id)
+    if per_page:
+        u_query = u_query.limit(per_page).offset((page - 1) * per_page)
+    units = list(db.session.scalars(u_query))
+    shown = [u.id for u in units]
+
     a_query = (select(Assignment.id, Assignment.section_id, Assignment.unit_id, Assignment.role,
                       Assignment.due)
-               .join(Section, Section.id == Assignment.section_id).where(Section.cycle_id == cycle.id))
-    if unit_id is not None:
-        a_query = a_query.where(Assignment.unit_id == unit_id)
-    # Plain rows through the connection: 18,000 of them need no ORM row processing.
+               .where(Assignment.id.in_(_in_cycle(cycle)), Assignment.unit_id.in_(shown)))
+    # Plain rows through the connection: a page's thousands of cells need no ORM row processing.
     conn = db.session.connection()
     assignments = conn.execute(a_query).all()
-
-    unit_ids = select(Assignment.unit_id).join(Section, Section.id == Assignment.section_id) \
-        .where(Section.cycle_id == cycle.id)
-    u_query = select(Unit).where(Unit.id.in_(unit_ids))
-    if unit_id is not None:
-        u_query = u_query.where(Unit.id == unit_id)
-    if unit_kind:
-        u_query = u_query.where(Unit.kind == unit_kind)
-    units = list(db.session.scalars(u_query.order_by(Unit.sort_order, Unit.id)))
-
     c_query = select(Contribution.id, Contribution.assignment_id, Contribution.state) \
-        .where(Contribution.cycle_id == cycle.id)
+        .where(Contribution.cycle_id == cycle.id, Contribution.unit_id.in_(shown))
     first_query = (select(Revision.contribution_id, func.min(Revision.created_at))
                    .join(Contribution, Contribution.id == Revision.contribution_id)
-                   .where(Contribution.cycle_id == cycle.id).group_by(Revision.contribution_id))
-    if unit_id is not None:
-        c_query = c_query.where(Contribution.unit_id == unit_id)
-        first_query = first_query.where(Contribution.unit_id == unit_id)
+                   .where(Contribution.cycle_id == cycle.id, Contribution.unit_id.in_(shown))
+                   .group_by(Revision.contribution_id))
     contributions = {a_id: (c_id, st) for c_id, a_id, st in conn.execute(c_query)}
     local_date = _local_dates(local_zone())
     first_submit = {c_id: local_date(at) for c_id, at in conn.execute(first_query) if at is not None}
     return _Loaded(assignments, units, contributions, first_submit)
 
 
-def _fill_rows(rows: dict[int, UnitRow], loaded: _Loaded, section_due: dict, today: date) -> _Tally:
-    """Put a cell for each assignment into its unit's row; count states and lateness."""
+def _fill_rows(rows: dict[int, UnitRow], loaded: _Loaded, section_due: dict, today: date) -> None:
+    """Put a cell for each assignment into its unit's row."""
     calendar = current_calendar()
     workdays_late: dict[date, int] = {}  # per due date: the count is the same for every cell sharing it
-    tally = _Tally()
     for a_id, section_id, unit_id, role, own_due in loaded.assignments:
         row = rows.get(unit_id)
-        tally.used_sections.add(section_id)
         if row is None:
             continue
         c_id, st = loaded.contributions.get(a_id, (None, "pending"))
         due = own_due or section_due.get(section_id)
         submitted_on = loaded.first_submit.get(c_id) if c_id else None
-        late_days = (today - due).days if due and st in OPEN_STATES and st != "pending" else 0
+        late_days = (today - due).days if due and st in LATE_STATES else 0
         late_work = 0
         if late_days > 0:
             if due not in workdays_late:
                 workdays_late[due] = calendar.working_days_between(due, today)
             late_work = workdays_late[due]
-        cell = Cell(section_id, st, role, due, max(late_days, 0), submitted_on, c_id, late_work)
-        _add_cell(row, cell, today)
-        tally.counts[st] += 1
-        tally.total += 1
-        tally.overdue += cell.overdue
-    return tally
+        _add_cell(row, Cell(section_id, st, role, due, max(late_days, 0), submitted_on, c_id, late_work), today)
 
 
 def _add_cell(row: UnitRow, cell: Cell, today: date) -> None:

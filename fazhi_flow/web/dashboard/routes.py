@@ -57,7 +57,7 @@ def _load(cycles):
 @handler("dashboard.view")
 def index():
     cycles = _cycles()
-    page = build_page(_cycle(cycles), cycles, current_user, _filters())
+    page = build_page(_cycle(cycles), cycles, current_user, _filters(), request.args.get("page", type=db_int))
     return render_template("dashboard/index.html", page=page, dash=page.dash, cycles=cycles, filters=page.filters,
                            CELL_LABELS=svc.CELL_LABELS, CELL_CLASSES=svc.CELL_CLASSES, CELL_MARKS=svc.CELL_MARKS,
                            UNIT_KINDS=UNIT_KINDS, CYCLE_STATE_LABELS=CYCLE_STATE_LABELS, percent=svc.percent,
