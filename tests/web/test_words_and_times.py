@@ -5,9 +5,11 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from fazhi_flow.errors import DomainError
-
+from fazhi_flow.models import Notification
+from fazhi_flow.models.reminder import OutboxMessage
 from fazhi_flow.services import contributions as svc
 from fazhi_flow.services import reminders as reminder_svc
 
@@ -82,6 +84,13 @@ def test_extension_pages_and_refusals_show_dates_in_the_one_format(as_user, worl
     reminder_svc.request_extension(world.assignment, world.liaison, "2025-01-20", "需要补充数据",
                                    today=date(2025, 1, 6))
     db.session.commit()
+    # The admins' messages (e-mail and in-app) say the dates the same way.
+    texts = [m.body for m in db.session.scalars(select(OutboxMessage).where(
+        OutboxMessage.cause == "extension:requested"))]
+    assert texts and all("原截止日期：2025年1月10日" in t and "申请延至：2025年1月20日" in t for t in texts)
+    texts += [f"{n.title}{n.body or ''}" for n in db.session.scalars(
+        select(Notification).where(Notification.user_id == world.admin.id))]
+    assert all("2025年1月20日" in t and not ISO_DATE.search(t) for t in texts), texts
     pages = ((world.liaison, f"/reminders/assignments/{world.assignment.id}/extension"),
              (world.liaison, "/reminders/my-extensions"), (world.admin, "/reminders/extensions"))
     for user, page in pages:
