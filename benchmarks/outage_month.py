@@ -517,6 +517,11 @@ def judge(db, world: World, mail: MailServer, robots: RobotServer, outcome: dict
     email_dups = sum(len(v) - 1 for oid, v in arrivals.items() if by_id[oid].channel == "email")
     held = [oid for oid in expected if oid in in_outage]
     held_arrivals = [min(arrivals[oid]) for oid in held if arrivals.get(oid)]
+    last_by_channel = {}
+    for oid in held:
+        if arrivals.get(oid):
+            channel = by_id[oid].channel
+            last_by_channel[channel] = max(last_by_channel.get(channel, START), min(arrivals[oid]))
     lateness = [min(arrivals[oid]) - first_moment(by_id[oid]) for oid in held if arrivals.get(oid)]
     statuses = Counter((row.channel, row.status) for row in rows)
     lost = Counter((by_id[oid].channel, by_id[oid].status, (by_id[oid].last_error or "")[:40])
@@ -529,7 +534,7 @@ def judge(db, world: World, mail: MailServer, robots: RobotServer, outcome: dict
         "message_id_changes": sum(1 for v in message_ids.values() if len(v) > 1),
         "unwanted": len(unwanted), "unwanted_heads": unwanted_heads, "stale": stale, "arrivals": len(texts),
         "held": len(held), "held_delivered": len(held_arrivals),
-        "last_held": max(held_arrivals) if held_arrivals else None,
+        "last_held": max(held_arrivals) if held_arrivals else None, "last_by_channel": last_by_channel,
         "max_lateness": max(lateness) if lateness else None,
         "statuses": statuses, "lost": lost,
     }
@@ -552,7 +557,9 @@ def report(figures: dict, outcome: dict, dialect: str) -> None:
     if figures["last_held"] is not None:
         delta = figures["last_held"] - back
         print(f"| 服务器恢复到积压消息最后一条送达 | {_minutes(delta)}（{figures['last_held']:%m月%d日 %H:%M}；"
-              f"按最早可发送时间计最晚 {_minutes(figures['max_lateness'])}） |")
+              f"按最早可发送时间计最晚 {_minutes(figures['max_lateness'])}；"
+              + "，".join(f"{'邮件' if c == 'email' else '群机器人'} {_minutes(t - back)}"
+                         for c, t in sorted(figures["last_by_channel"].items())) + "） |")
     else:
         print("| 服务器恢复到积压消息最后一条送达 | 积压消息一条也未送达 |")
     print(f"（墙钟时间 {outcome['seconds']:.0f} 秒；投递记录的失败 {outcome['errors']} 次。）")
