@@ -161,3 +161,23 @@ def test_a_server_that_is_down_is_still_called_unreachable(app):
     finally:
         sender.close()
     assert caught.value.message.startswith("无法连接邮件服务器") and "可能已送达" not in caught.value.message
+
+
+def test_an_admins_retry_of_a_failed_message_keeps_its_message_id(app, db, smtp, factory):
+    """An e-mail marked failed may have reached the server before its answer was lost; the admin's
+    retry sends the same row again, under the same Message-ID."""
+    from fazhi_flow.services import reminders as rsvc
+
+    admin = factory.user("admin", unit=factory.unit("区委依法治区办", kind="party"))
+    db.session.commit()
+    [outbox_id] = queue(db, 1)
+    assert deliver().sent == 1
+    db.session.execute(update(OutboxMessage).where(OutboxMessage.id == outbox_id).values(
+        status="dead", last_error="邮件服务器无应答或连接中断，邮件可能已送达"))
+    db.session.commit()
+    rsvc.retry_message(admin, db.session.get(OutboxMessage, outbox_id))
+    db.session.commit()
+    assert deliver(later(1)).sent == 1
+    first, again = smtp.messages
+    assert first["X-Fazhi-Outbox-Id"] == again["X-Fazhi-Outbox-Id"] == str(outbox_id)
+    assert first["Message-ID"] == again["Message-ID"]
