@@ -29,7 +29,7 @@ def _axe_path() -> Path | None:
     named = os.environ.get(AXE_ENV, "").strip()
     if not named:
         return None
-    path = Path(named)
+    path = Path(named).expanduser()
     if path.is_file():
         return path
     if path.is_dir():
@@ -46,8 +46,9 @@ def _axe_path() -> Path | None:
 def axe_source() -> str:
     path = _axe_path()
     if path is None:
-        reason = (f"axe-core not found: set {AXE_ENV} to axe.min.js or to a folder where "
-                  "`npm install --prefix <folder> axe-core@4` put it")
+        named = os.environ.get(AXE_ENV, "").strip()
+        reason = (f"axe-core not found{f' at {AXE_ENV}={named}' if named else ''}: set {AXE_ENV} to "
+                  "axe.min.js or to a folder where `npm install --prefix <folder> axe-core@4` put it")
         if IN_CI:
             pytest.fail(f"CI=true but the accessibility checks cannot run: {reason}")
         pytest.skip(reason)
@@ -250,6 +251,7 @@ def _awaiting_unit_head(db, cycle) -> int:
 
 def test_liaison_and_unit_head_pages_fit_a_phone(demo, db, visit):
     returned = _contribution(db, demo, "measures.business", "gaj")
+    assignment = db.session.get(Contribution, returned).assignment_id
     awaiting = _awaiting_unit_head(db, demo)
     db.session.commit()
 
@@ -264,6 +266,11 @@ def test_liaison_and_unit_head_pages_fit_a_phone(demo, db, visit):
     gaj.check("confirm", f"/tasks/{returned}/submit", BOTH, actions=["button:has-text('确认提交审核')"])
     gaj.check("history", f"/tasks/{returned}/history", BOTH)
     gaj.check("inbox", "/inbox/", BOTH)
+    gaj.check("word-import", f"/figures/contribution/{returned}/import", BOTH)
+    gaj.check("extension-request", f"/reminders/assignments/{assignment}/extension", BOTH)
+    gaj.check("extensions", "/reminders/my-extensions", BOTH)
+    gaj.check("channels", "/reminders/my-channels", BOTH)
+    gaj.check("password", "/password", BOTH)
     head = visit("sfj_head")
     head.check("unit-queue", "/tasks/unit-queue", BOTH, actions=["tbody a:has-text('审核')"])
     head.check("unit-review", f"/tasks/{awaiting}/unit-review", BOTH,
