@@ -63,10 +63,12 @@ def database_unavailable(exc: BaseException) -> bool:
 
 def _database_error_text(exc: BaseException) -> str:
     """'database unavailable: connection … refused': the driver's first line, without the SQL
-    SQLAlchemy appends."""
+    SQLAlchemy appends. An error the server answered with (a deadlock, a lock timeout: it has an
+    SQLSTATE) is a 'database error' instead."""
     cause = getattr(exc, "orig", None) or exc
     first = next((line.strip() for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
-    return redact(f"database unavailable: {shorten(first, 300)}")
+    answered = getattr(cause, "sqlstate", None) and not getattr(exc, "connection_invalidated", False)
+    return redact(f"{'database error' if answered else 'database unavailable'}: {shorten(first, 300)}")
 
 
 def _status_row(session, name: str) -> JobStatus:

@@ -213,3 +213,23 @@ def test_database_going_away_under_open_connections(database_url, db, app, capsy
         proxy.cut()
         with relayed.app_context():
             _db.engine.dispose()
+
+
+def test_an_error_the_database_answered_is_one_line_named_as_such(app, db, capsys, text_logs):
+    """A deadlock the server reports (SQLSTATE 40P01) is no outage: one line, called a database error."""
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    from fazhi_flow.reminders.scheduler import run_job
+
+    def deadlocked(now):
+        raise OperationalError("UPDATE outbox_message SET status=%(s)s", {"s": "sent"},
+                               psycopg.errors.DeadlockDetected("deadlock detected\nDETAIL: Process 1 waits"))
+
+    db.session.commit()
+    capsys.readouterr()
+    run_job(app, "deliver", deadlocked, lambda result: {})
+    err = capsys.readouterr().err
+    [(_, level, _, what, line)] = parsed(err)
+    assert (level, what, field(line, "ok")) == ("ERROR", "job", "False")
+    assert 'error="database error: deadlock detected"' in line and "UPDATE" not in err
