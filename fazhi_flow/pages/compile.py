@@ -19,7 +19,6 @@ from ..extensions import db
 from ..figures.evaluate import FigureBook, evaluate_cycle
 from ..models import Publication, ReportCycle, ReportDraftVersion, TransitionLog
 from ..publish.document import ReportDocument
-from ..publish.merge import CitedTexts
 from ..services import compile as svc
 
 
@@ -129,7 +128,7 @@ class SectionPage:
 
 
 def build_section_page(cycle: ReportCycle, section, viewer) -> SectionPage:
-    view = svc.section_view(cycle, section, CitedTexts(cycle))
+    view = svc.section_view(cycle, section, svc.SectionTexts(cycle))
     order = [s for top in cycle.top_sections() for s in top.walk()]  # the outline is loaded by now
     at = order.index(section)
     return SectionPage(

@@ -307,6 +307,28 @@ class StoredCitations(CitedTexts):
             self._values_cache.pop(contribution_id, None)
 
 
+class SectionTexts(StoredCitations):
+    """Merges the texts of one section (its page) with the plain-rows figure book: each contribution is
+    asked of the book as the book's own row (the book tells reporters by identity), its text read
+    from the ORM contribution it stands for."""
+
+    def __init__(self, cycle):
+        super().__init__(cycle, plain=True)
+        self._loaded: dict[int, object] = {}
+
+    def raw(self, contribution) -> str:
+        if contribution.id not in self._stored:
+            contribution = self._loaded.get(contribution.id, contribution)
+        return super().raw(contribution)
+
+    def _values(self, contribution) -> dict:
+        own = self.book.contributions.get(contribution.id)
+        if own is None or own is contribution:
+            return super()._values(contribution)
+        self._loaded[contribution.id] = contribution
+        return super()._values(own)
+
+
 def _latest_revisions(cycle: ReportCycle):
     """(contribution id, latest revision number) of the cycle's approved contributions, as a subquery."""
     from ..models import Contribution, Revision

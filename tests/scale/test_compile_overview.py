@@ -111,3 +111,28 @@ def test_the_plain_book_checks_rules_as_the_full_book_does(app, db):
     for cid in list(book.contributions)[:12]:
         keys = ["c0", "sum(c0)", "l0", "l1", "nope"]
         assert numbers.printed(cid, keys) == reference.printed(cid, keys)
+
+
+def test_a_section_merged_with_the_plain_book_is_the_one_the_full_book_gives(app, db):
+    from fazhi_flow.models import ReportCycle, Section
+    from fazhi_flow.publish.merge import CitedTexts
+    from fazhi_flow.services.compile import SectionTexts, section_view
+
+    world = build_world(db, 5, 6, cycle_state="compiling")
+    cycle_id, section_ids = world.cycle.id, list(world.section_ids)
+
+    def views(numbers_for):
+        found = {}
+        for section_id in section_ids:
+            db.session.expunge_all()
+            cycle = db.session.get(ReportCycle, cycle_id)
+            view = section_view(cycle, db.session.get(Section, section_id), numbers_for(cycle))
+            found[section_id] = (view.prefill, {k: [str(p) for p in v] for k, v in view.material.items()},
+                                 view.sources)
+        return found
+
+    plain, full = views(SectionTexts), views(CitedTexts)
+    assert plain == full
+    # The own, the summed, the lead's and the next section's figures are printed, none left unresolved.
+    assert all("{{" not in prefill and "全区合计" in prefill for prefill, _m, _s in plain.values())
+    assert all(s.get("figures") for _p, _m, sources in plain.values() for s in sources)
