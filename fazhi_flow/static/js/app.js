@@ -102,15 +102,16 @@
     });
   });
 
-  // A table too wide for the screen scrolls inside its .table-wrap: make such a wrapper reachable
-  // by keyboard and give it a name, and undo that when it fits again (resizing, rotating a phone).
-  var wraps = document.querySelectorAll(".table-wrap");
+  // A table too wide for the screen scrolls inside its wrapper (.table-wrap, the progress matrix, the
+  // report sheet): make such a wrapper reachable by keyboard and give it a name, and undo that when
+  // it fits again (resizing, rotating a phone).
+  var wraps = document.querySelectorAll(".table-wrap, .matrix-wrap, .gw-sheet");
   function markScrollable() {
     Array.prototype.forEach.call(wraps, function (wrap) {
       if (wrap.scrollWidth > wrap.clientWidth + 1) {
         if (!wrap.hasAttribute("tabindex")) {
           var card = wrap.closest(".card, section");
-          var heading = card && card.querySelector("h1, h2, h3");
+          var heading = (card && card.querySelector("h1, h2, h3")) || document.querySelector("main h1");
           wrap.setAttribute("tabindex", "0");
           wrap.setAttribute("role", "region");
           wrap.setAttribute("aria-label", (heading ? heading.textContent.trim() + "：" : "") + "表格（可左右滚动）");
