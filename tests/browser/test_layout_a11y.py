@@ -266,6 +266,7 @@ def test_liaison_and_unit_head_pages_fit_a_phone(demo, db, visit):
     gaj.check("confirm", f"/tasks/{returned}/submit", BOTH, actions=["button:has-text('确认提交审核')"])
     gaj.check("history", f"/tasks/{returned}/history", BOTH)
     gaj.check("inbox", "/inbox/", BOTH)
+    gaj.check("progress", "/dashboard/", BOTH)  # 本单位填报进度: the matrix may scroll, inside its frame
     gaj.check("word-import", f"/figures/contribution/{returned}/import", BOTH)
     gaj.check("extension-request", f"/reminders/assignments/{assignment}/extension", BOTH)
     gaj.check("extensions", "/reminders/my-extensions", BOTH)
