@@ -402,8 +402,9 @@ def stale_reasons(text: str, day: date, world: World, submitted: dict) -> list[s
     for y, m, d, label in LABEL.findall(text):
         if not label or label.strip() in ("—", ""):
             continue
-        due, truth = date(int(y), int(m), int(d)), due_label(day, date(int(y), int(m), int(d)))
-        if not label.strip().startswith(truth[:6]) or (label.strip() != truth and "节假日" not in truth):
+        due = date(int(y), int(m), int(d))
+        truth = due_label(day, due)
+        if label.strip() != truth:
             wrong.append(f"{label.strip()}（应为{truth}，截止{due}）")
     for _unit_head, n in WAITED.findall(text):
         unit = (UNIT_LINE.findall(text) or HEAD_UNIT.findall(text) or [None])[0]
@@ -424,63 +425,53 @@ def state_at(world: World, cid: int, moment: datetime) -> str:
     return state
 
 
-def judge(db, world: World, mail: MailServer, robots: RobotServer, outcome: dict) -> dict:
-    from sqlalchemy import select
+class Relevance:
+    """Which outbox rows are still worth delivering at the first moment they may go out."""
 
-    from fazhi_flow.models.reminder import OutboxMessage, Reminder
+    def __init__(self, rows, reminders: dict, world: World):
+        self.reminders, self.world = reminders, world
+        self.by_family = defaultdict(list)
+        for row in rows:
+            if self.family(row) is not None:
+                self.by_family[self.family(row)].append(row)
 
-    rows = db.session.scalars(select(OutboxMessage).where(OutboxMessage.channel.in_(("email", "webhook")))
-                              .order_by(OutboxMessage.id)).all()
-    reminders = {r.id: r for r in db.session.scalars(select(Reminder))}
-    back = OUTAGE[1]
-
-    def created(row):
+    @staticmethod
+    def created(row) -> datetime:
         return row.created_at.replace(tzinfo=timezone.utc).astimezone(SH)
 
-    def first_moment(row):
-        base = created(row)
-        if OUTAGE[0] <= base < OUTAGE[1]:
-            base = back
+    def held(self, row) -> bool:
+        return OUTAGE[0] <= self.created(row) < OUTAGE[1]
+
+    def first_moment(self, row) -> datetime:
+        base = OUTAGE[1] if self.held(row) else self.created(row)
         return first_send(base) if row.cause == "reminder" else base
 
-    def family(row):
-        r = reminders.get(row.reminder_id)
+    def family(self, row):
+        r = self.reminders.get(row.reminder_id)
         if r is None:
             return None
         kind = "liaison" if r.kind in ("before_due", "due_today", "overdue", "manual") else r.kind
         return (kind, r.contribution_id, r.cycle_id if r.contribution_id is None else None, row.channel,
                 row.address, row.webhook_id)
 
-    by_family = defaultdict(list)
-    for row in rows:
-        if family(row) is not None:
-            by_family[family(row)].append(row)
-
-    def relevant(row) -> bool:
-        when = first_moment(row)
-        r = reminders.get(row.reminder_id)
+    def relevant(self, row) -> bool:
+        when = self.first_moment(row)
+        r = self.reminders.get(row.reminder_id)
         if r is None:
             return True
         if r.contribution_id is not None:
-            state = state_at(world, r.contribution_id, when)
+            state = state_at(self.world, r.contribution_id, when)
             if r.kind == "backlog" and state != "submitted":
                 return False
             if r.kind != "backlog" and state not in ("draft", "returned"):
                 return False
         # Superseded by a newer one of its kind, queued by the time it may go out.
-        return not any(created(row) < created(o) <= when for o in by_family[family(row)])
+        return not any(self.created(row) < self.created(o) <= when for o in self.by_family[self.family(row)])
 
-    expected = {row.id for row in rows if relevant(row)}
-    in_outage = {row.id for row in rows if OUTAGE[0] <= created(row) < OUTAGE[1] or
-                 (created(row) < OUTAGE[0] and row.cause == "reminder" and first_send(created(row)) >= OUTAGE[0])}
-    by_id = {row.id: row for row in rows}
 
-    # E-mails: by outbox id.
-    arrivals = defaultdict(list)  # outbox id -> [moment]
-    message_ids = defaultdict(set)
-    submitted_day = {}
-    stale = []
-    texts = []  # (moment, text)
+def received(world: World, mail: MailServer, robots: RobotServer, outcome: dict):
+    """({outbox id: [arrival moments]}, {outbox id: {Message-ID}}, [(moment, text)], robot duplicates)."""
+    arrivals, message_ids, texts = defaultdict(list), defaultdict(set), []
     for moment, msg in mail.received:
         oid = int(msg["X-Fazhi-Outbox-Id"])
         arrivals[oid].append(moment)
@@ -488,21 +479,25 @@ def judge(db, world: World, mail: MailServer, robots: RobotServer, outcome: dict
         texts.append((moment, f"{msg['Subject']}\n{msg.get_content()}"))
     # Robots: each delivery run's arrivals on a robot are the robot's rows that run marked sent.
     robot_dups = 0
-    path_of = world.robots
     for moment, newly, lo, hi in outcome["runs"]:
         got = defaultdict(list)
         for _t, path, text in robots.received[lo:hi]:
             got[path].append(text)
             texts.append((moment, text))
         for wid, ids in newly.items():
-            for oid in ids[:len(got[path_of[wid]])]:
+            for oid in ids[:len(got[world.robots[wid]])]:
                 arrivals[oid].append(moment)
         for path, items in got.items():
-            ids = [oid for wid, oids in newly.items() if path_of[wid] == path for oid in oids]
-            robot_dups += max(0, len(items) - len(ids))
-    # The material's last submission before each moment (for 已等待审核N个工作日).
+            sent = sum(len(oids) for wid, oids in newly.items() if world.robots[wid] == path)
+            robot_dups += max(0, len(items) - sent)
+    return arrivals, message_ids, texts, robot_dups
+
+
+def stale_texts(world: World, texts) -> list:
+    stale = []
     for moment, text in texts:
-        submitted_day.clear()
+        # The material's last submission before the moment (for 已等待审核N个工作日).
+        submitted_day = {}
         for cid, line in world.timeline.items():
             subs = [t for t, s in line if s == "submitted" and t <= moment]
             if subs:
@@ -510,33 +505,46 @@ def judge(db, world: World, mail: MailServer, robots: RobotServer, outcome: dict
         reasons = stale_reasons(text, moment.date(), world, submitted_day)
         if reasons:
             stale.append((moment, text.splitlines()[0], reasons))
+    return stale
 
+
+def judge(db, world: World, mail: MailServer, robots: RobotServer, outcome: dict) -> dict:
+    from sqlalchemy import select
+
+    from fazhi_flow.models.reminder import OutboxMessage, Reminder
+
+    rows = db.session.scalars(select(OutboxMessage).where(OutboxMessage.channel.in_(("email", "webhook")))
+                              .order_by(OutboxMessage.id)).all()
+    judged = Relevance(rows, {r.id: r for r in db.session.scalars(select(Reminder))}, world)
+    by_id = {row.id: row for row in rows}
+    expected = {row.id for row in rows if judged.relevant(row)}
+    arrivals, message_ids, texts, robot_dups = received(world, mail, robots, outcome)
     delivered = {oid for oid in expected if arrivals.get(oid)}
     unwanted = {oid for oid in arrivals if oid not in expected}
-    unwanted_heads = Counter((by_id[oid].channel, by_id[oid].subject[:40]) for oid in unwanted)
-    email_dups = sum(len(v) - 1 for oid, v in arrivals.items() if by_id[oid].channel == "email")
-    held = [oid for oid in expected if oid in in_outage]
-    held_arrivals = [min(arrivals[oid]) for oid in held if arrivals.get(oid)]
+    # Held back by the outage: queued while the servers were down, still relevant, and arrived.
+    held = [by_id[oid] for oid in expected if judged.held(by_id[oid])]
+    first = {row.id: min(arrivals[row.id]) for row in held if arrivals.get(row.id)}
     last_by_channel = {}
-    for oid in held:
-        if arrivals.get(oid):
-            channel = by_id[oid].channel
-            last_by_channel[channel] = max(last_by_channel.get(channel, START), min(arrivals[oid]))
-    lateness = [min(arrivals[oid]) - first_moment(by_id[oid]) for oid in held if arrivals.get(oid)]
-    statuses = Counter((row.channel, row.status) for row in rows)
-    lost = Counter((by_id[oid].channel, by_id[oid].status, (by_id[oid].last_error or "")[:40])
-                   for oid in expected - delivered)
+    for row in held:
+        if row.id in first:
+            last_by_channel[row.channel] = max(last_by_channel.get(row.channel, START), first[row.id])
+    lateness = [first[row.id] - judged.first_moment(row) for row in held if row.id in first]
     return {
         "expected": len(expected), "delivered": len(delivered),
         "expected_by_channel": Counter(by_id[o].channel for o in expected),
         "delivered_by_channel": Counter(by_id[o].channel for o in delivered),
-        "email_duplicates": email_dups, "robot_duplicates": robot_dups,
+        "email_duplicates": sum(len(v) - 1 for oid, v in arrivals.items() if by_id[oid].channel == "email"),
+        "robot_duplicates": robot_dups,
         "message_id_changes": sum(1 for v in message_ids.values() if len(v) > 1),
-        "unwanted": len(unwanted), "unwanted_heads": unwanted_heads, "stale": stale, "arrivals": len(texts),
-        "held": len(held), "held_delivered": len(held_arrivals),
-        "last_held": max(held_arrivals) if held_arrivals else None, "last_by_channel": last_by_channel,
+        "unwanted": len(unwanted),
+        "unwanted_heads": Counter((by_id[oid].channel, by_id[oid].subject[:40]) for oid in unwanted),
+        "stale": stale_texts(world, texts), "arrivals": len(texts),
+        "held": len(held), "held_delivered": len(first),
+        "last_held": max(first.values()) if first else None, "last_by_channel": last_by_channel,
         "max_lateness": max(lateness) if lateness else None,
-        "statuses": statuses, "lost": lost,
+        "statuses": Counter((row.channel, row.status) for row in rows),
+        "lost": Counter((by_id[oid].channel, by_id[oid].status, (by_id[oid].last_error or "")[:40])
+                        for oid in expected - delivered),
     }
 
 

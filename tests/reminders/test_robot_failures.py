@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from fazhi_flow.models.reminder import OutboxMessage
-from fazhi_flow.notify import PermanentFailure, TemporaryFailure, Unreachable
+from fazhi_flow.notify import PermanentFailure, Unreachable
 from fazhi_flow.notify import webhook
 from fazhi_flow.reminders.jobs import deliver
 from fazhi_flow.services import reminders as rsvc
