@@ -191,11 +191,6 @@ class _Tally:
     columns: dict[int, ColumnTotal] = field(default_factory=dict)  # section id -> its cells' figures
 
 
-def _in_cycle(cycle: ReportCycle):
-    return select(Assignment.id).join(Section, Section.id == Assignment.section_id) \
-        .where(Section.cycle_id == cycle.id)
-
-
 def _tally(cycle: ReportCycle, unit_id: int | None, unit_kind: str | None, section_due: dict,
            today: date) -> _Tally:
     """The figures of every cell the viewer may see, from one aggregate query: cells grouped by section,
@@ -240,7 +235,8 @@ class _Scope:
     def unit_ids(self):
         """Ids of the kept units (a subquery: the matrix orders them by sort_order, id)."""
         query = select(Unit.id).where(Unit.id.in_(
-            select(Assignment.unit_id).where(Assignment.id.in_(_in_cycle(self.cycle)))))
+            select(Assignment.unit_id).join(Section, Section.id == Assignment.section_id)
+            .where(Section.cycle_id == self.cycle.id)))
         if self.unit_id is not None:
             query = query.where(Unit.id == self.unit_id)
         if self.unit_kind:
@@ -278,7 +274,8 @@ def _load(cycle: ReportCycle, scope: _Scope, page: int, per_page: int | None) ->
 
     a_query = (select(Assignment.id, Assignment.section_id, Assignment.unit_id, Assignment.role,
                       Assignment.due)
-               .where(Assignment.id.in_(_in_cycle(cycle)), Assignment.unit_id.in_(shown)))
+               .join(Section, Section.id == Assignment.section_id)
+               .where(Section.cycle_id == cycle.id, Assignment.unit_id.in_(shown)))
     # Plain rows through the connection: a page's thousands of cells need no ORM row processing.
     conn = db.session.connection()
     assignments = conn.execute(a_query).all()
