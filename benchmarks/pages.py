@@ -11,13 +11,17 @@ save. Prints a table: measured, bare yardstick, ratio, target.
     python benchmarks/pages.py --url postgresql+psycopg://postgres@127.0.0.1:5432/bench_pages
     dropdb -h 127.0.0.1 -U postgres bench_pages
 
-Options: --units, --sections, --clients (4), --seconds per page (10), --workers (2). Without --url
-a temporary SQLite database is used. The database should be empty (a second run adds a second world).
+Options: --units, --sections, --clients (4), --seconds per page (10), --workers (2), --pages (a
+comma-separated subset of tasks, editor, queue, review, compile, dashboard, save; default all). Without
+--url a temporary SQLite database is used. The database should be empty (a second run adds a second
+world) unless --world names a file: the first run writes the world's ids and user names there and later
+runs measure that same world again without building it (e.g. before and after a change).
 """
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import re
 import signal
@@ -259,8 +263,11 @@ def stop_server(process: subprocess.Popen) -> None:
     process.log.close()
 
 
-def measure(port: int, info: dict, n_clients: int, seconds: float) -> list[tuple]:
-    """Every scenario; returns rows (name, result, yardstick result, target kind)."""
+PAGE_KEYS = ("tasks", "editor", "queue", "review", "compile", "dashboard", "save")
+
+
+def measure(port: int, info: dict, n_clients: int, seconds: float, only=PAGE_KEYS) -> list[tuple]:
+    """Every scenario in ``only``; returns rows (name, result, yardstick result, target kind)."""
     def logged_in(username):
         return [Client(port).login(username) for _ in range(n_clients)]
 
@@ -276,14 +283,16 @@ def measure(port: int, info: dict, n_clients: int, seconds: float) -> list[tuple
 
     rows = []
     pages = [
-        ("我的任务 /tasks/", liaisons, "/tasks/"),
-        ("editor /tasks/<id>", liaisons, f"/tasks/{info['editor']}"),
-        ("待审核 /review/", reviewers, "/review/"),
-        ("review page /review/<id>", reviewers, f"/review/{info['review']}"),
-        ("compile page /compile/<id>", admins, f"/compile/{info['cycle']}"),
-        ("dashboard /dashboard/", admins, f"/dashboard/?cycle={info['cycle']}"),
+        ("tasks", "我的任务 /tasks/", liaisons, "/tasks/"),
+        ("editor", "editor /tasks/<id>", liaisons, f"/tasks/{info['editor']}"),
+        ("queue", "待审核 /review/", reviewers, "/review/"),
+        ("review", "review page /review/<id>", reviewers, f"/review/{info['review']}"),
+        ("compile", "compile page /compile/<id>", admins, f"/compile/{info['cycle']}"),
+        ("dashboard", "dashboard /dashboard/", admins, f"/dashboard/?cycle={info['cycle']}"),
     ]
-    for name, clients, path in pages:
+    for key, name, clients, path in pages:
+        if key not in only:
+            continue
         yardstick = bare_select()  # side by side: the same clients, the same moment
         print(f"  {name} …", end="", flush=True)
         settle(port)
@@ -291,6 +300,13 @@ def measure(port: int, info: dict, n_clients: int, seconds: float) -> list[tuple
         print(f" {len(result.times)} ok, {result.errors} errors", flush=True)
         rows.append((name, result, yardstick, "ratio40" if name.startswith("dashboard") else "p95"))
 
+    if "save" in only:
+        rows.append(measure_saves(port, info, n_clients, seconds))
+    return rows
+
+
+def measure_saves(port: int, info: dict, n_clients: int, seconds: float) -> tuple:
+    """Draft saves beside a bare single-row UPDATE."""
     # Draft saves: each client is a different unit's liaison saving its own draft, so no two
     # saves touch the same row (as at a deadline, when many units save at once).
     drafts = info["drafts"][:n_clients]
@@ -319,8 +335,7 @@ def measure(port: int, info: dict, n_clients: int, seconds: float) -> list[tuple
     settle(port)
     result = run("draft save", savers, save, seconds)
     print(f" {len(result.times)} ok, {result.errors} errors", flush=True)
-    rows.append(("draft save POST /tasks/<id>", result, yardstick, "ratio50"))
-    return rows
+    return ("draft save POST /tasks/<id>", result, yardstick, "ratio50")
 
 
 TARGETS = {"p95": "p95 < 300 ms", "ratio40": "≥ 40 % of bare SELECT req/s", "ratio50": "≥ 50 % of bare UPDATE req/s"}
@@ -366,7 +381,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def main() -> int:
+def _arguments():
+    """The parsed options and the pages asked for, or None after printing what is wrong."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=None, help="database URL (default: a temporary SQLite file)")
     parser.add_argument("--units", type=int, default=300)
@@ -374,10 +390,55 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pages", default=",".join(PAGE_KEYS),
+                        help=f"comma-separated subset of {', '.join(PAGE_KEYS)} (default: all)")
+    parser.add_argument("--world", default=None,
+                        help="file keeping the world's ids: written after building, read instead of building")
     args = parser.parse_args()
     if min(args.units, args.sections, args.clients, args.workers) < 1 or args.seconds <= 0:
         print("单位数、章节数、并发数、进程数都至少为 1，测量时间须大于 0。", file=sys.stderr)
+        return None
+    only = [key.strip() for key in args.pages.split(",") if key.strip()]
+    unknown = [key for key in only if key not in PAGE_KEYS]
+    if unknown or not only:
+        print(f"未知的页面：{'、'.join(unknown) or '（空）'}；可选：{'、'.join(PAGE_KEYS)}。", file=sys.stderr)
+        return None
+    if args.world and Path(args.world).exists() and not args.url:
+        print("--world 指向已有的测试数据时，须用 --url 指明它所在的数据库。", file=sys.stderr)
+        return None
+    return args, only
+
+
+def _world(args) -> tuple[dict, str] | None:
+    """The world's ids and how it came (kept or built), or None after printing why it could not be built."""
+    from world import build
+
+    from fazhi_flow import create_app
+    from fazhi_flow.extensions import db
+
+    kept = Path(args.world) if args.world else None
+    if kept is not None and kept.exists():
+        return json.loads(kept.read_text(encoding="utf-8")), f"kept in {kept.name}"
+    app = create_app("development")
+    started = time.perf_counter()
+    try:
+        info = build(app, args.units, args.sections)
+    except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
+        print(f"无法建立测试数据：{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}", file=sys.stderr)
+        return None
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    if kept is not None:
+        kept.write_text(json.dumps(info, ensure_ascii=False), encoding="utf-8")
+    return info, f"built in {time.perf_counter() - started:.1f} s"
+
+
+def main() -> int:
+    parsed = _arguments()
+    if parsed is None:
         return 1
+    args, only = parsed
     try:
         import gunicorn  # noqa: F401
     except ImportError:
@@ -390,30 +451,17 @@ def main() -> int:
                "FAZHI_SECRET_KEY": "benchmark-only-secret-key-0123456789abcdef",
                "FAZHI_SESSION_COOKIE_SECURE": "0", "FAZHI_LOG_LEVEL": "WARNING"}
         os.environ.update({k: env[k] for k in ("FAZHI_DATABASE_URL", "FAZHI_INSTANCE_PATH")})
-        from world import build
-
-        from fazhi_flow import create_app
-        from fazhi_flow.extensions import db
-
-        app = create_app("development")
-        started = time.perf_counter()
-        try:
-            info = build(app, args.units, args.sections)
-        except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
-            print(f"无法建立测试数据：{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}", file=sys.stderr)
+        world = _world(args)
+        if world is None:
             return 1
-        finally:
-            with app.app_context():
-                db.engine.dispose()
-        backend = url.split(":", 1)[0]
-        print(f"world: {args.units} units × {args.sections} sections = {info['contributions']} contributions "
-              f"({backend}), built in {time.perf_counter() - started:.1f} s")
+        info, built = world
+        print(f"world: {info['contributions']} contributions ({url.split(':', 1)[0]}), {built}")
         port = _free_port()
         log_path = Path(tmp) / "gunicorn.log"
         server = start_server(env, port, args.workers, log_path)
         try:
             print(f"gunicorn: {args.workers} workers; {args.clients} concurrent clients, {args.seconds:g} s per page")
-            rows = measure(port, info, args.clients, args.seconds)
+            rows = measure(port, info, args.clients, args.seconds, only)
             rss = worker_rss_mb(server.pid)
         finally:
             stop_server(server)
