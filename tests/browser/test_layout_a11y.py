@@ -21,6 +21,10 @@ pytestmark = pytest.mark.browser
 
 PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1366, "height": 768}
+BOTH = (PHONE, LAPTOP)  # the pages of liaisons, unit heads and the public
+WIDE = (LAPTOP,)        # the others
+# 我的任务: each row's 状态, 截止日期 and 填写/修改/查看 must be in sight.
+TASK_ROW = ["tbody td:nth-child(3) .badge", "tbody td:nth-child(4)", "tbody td:last-child a.btn"]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 AXE_ENV = "FAZHI_AXE_JS"
 
@@ -226,12 +230,6 @@ def _report(visitors) -> None:
     problems = [p for v in visitors for p in v.problems]
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
     assert all(v.checked for v in visitors)
-
-
-BOTH = (PHONE, LAPTOP)
-# 我的任务: each row's 状态, 截止日期 and 填写/修改/查看 must be in sight.
-TASK_ROW = ["tbody td:nth-child(3) .badge", "tbody td:nth-child(4)", "tbody td:last-child a.btn"]
-WIDE = (LAPTOP,)
 
 
 def _awaiting_unit_head(db, cycle) -> int:
