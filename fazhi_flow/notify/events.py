@@ -14,7 +14,6 @@ from collections import defaultdict
 from sqlalchemy import select
 
 from ..extensions import db
-
 from ..workflow.machine import transition_fired
 from . import messages as M
 from .outbox import _with_role, admins, liaisons, queue_webhook, reviewers_of, send_to_users, unit_heads, webhooks_for
