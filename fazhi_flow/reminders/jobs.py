@@ -281,13 +281,13 @@ class DeliveryResult:
 
 def backoff(attempts: int, config) -> timedelta:
     """Delay before the next try after ``attempts`` failures: base × 2^(n-1), capped."""
-    base = int(config.get("OUTBOX_RETRY_BASE_SECONDS", 60))
-    cap = int(config.get("OUTBOX_RETRY_MAX_SECONDS", 3600))
+    base = int(config.get("OUTBOX_RETRY_BASE_SECONDS") or 60)
+    cap = int(config.get("OUTBOX_RETRY_MAX_SECONDS") or 3600)
     return timedelta(seconds=min(cap, base * 2 ** max(0, min(attempts - 1, 30))))
 
 
 def max_age_hours(config) -> int:
-    return int(config.get("OUTBOX_MAX_AGE_HOURS", 48))
+    return int(config.get("OUTBOX_MAX_AGE_HOURS") or 48)
 
 
 # Messages claimed per statement: what a dead deliverer holds back (and may send twice) is bounded
@@ -400,8 +400,8 @@ class _Facts:
             # The batch's reminders and, in the same statement, every reminder about the same
             # material: the newest of each group tells whether a later stage made one void.
             same = select(r.c.contribution_id).where(r.c.id.in_(ids), r.c.contribution_id.is_not(None))
-            for x in session.execute(select(r.c.id, r.c.key, r.c.kind, r.c.occurrence, r.c.due, r.c.cycle_id,
-                                            r.c.contribution_id, r.c.message)
+            for x in session.execute(select(r.c.id, r.c.key, r.c.kind, r.c.occurrence, r.c.due, r.c.day,
+                                            r.c.cycle_id, r.c.contribution_id, r.c.message)
                                      .where(or_(r.c.id.in_(ids), r.c.contribution_id.in_(same)))):
                 if x.id in ids:
                     self.reminders[x.id] = x
@@ -430,8 +430,7 @@ class _Facts:
         if row.expires_at is not None and row.expires_at <= self.now:
             return "cancelled", STALE_TEXT
         if reminder.contribution_id is None:
-            newer = self.newest.get(("cycle", reminder.cycle_id), reminder.id) > reminder.id
-            return ("cancelled", SUPERSEDED_DIGEST_TEXT) if newer and reminder.kind == "digest" else None
+            return self._digest_verdict(reminder)
         contribution = self.contributions.get(reminder.contribution_id)
         if contribution is None:
             return None
@@ -440,6 +439,16 @@ class _Facts:
                                               reminder.id) > reminder.id:
             reason = SUPERSEDED_TEXT
         return ("cancelled", reason) if reason else None
+
+    def _digest_verdict(self, reminder) -> tuple[str, str] | None:
+        """A digest tells one day's progress: void once a newer one exists or its day is over."""
+        if reminder.kind != "digest":
+            return None
+        if self.newest.get(("cycle", reminder.cycle_id), reminder.id) > reminder.id:
+            return "cancelled", SUPERSEDED_DIGEST_TEXT
+        if reminder.day < self.today:
+            return "cancelled", f"已过时：这是{reminder.day.month}月{reminder.day.day}日的每日进度汇总，当天未能发出，不再发送。"
+        return None
 
     def render(self, row, reminder):
         """The reminder's message written from the current facts (remaining working days counted
