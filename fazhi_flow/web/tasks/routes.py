@@ -149,6 +149,11 @@ def edit(contribution_id: int):
         if upload is not None:
             added = attachment_service.add_attachment(contribution, current_user, *upload)
             flash(f"草稿已保存，附件“{added.filename}”已上传。", "success")
+    return _after_save(contribution, upload)
+
+
+def _after_save(contribution: Contribution, upload):
+    """Where a saved draft goes: 确认提交 for 保存并提交, else back to the editor saying what was done."""
     action = request.form.get("action", "save")
     if action == "submit":
         return redirect(url_for("tasks.confirm_submit", contribution_id=contribution.id))
