@@ -227,7 +227,8 @@ def test_correction_publishes_a_new_version_and_keeps_the_old(compiling, db):
 def test_export_draft_and_published_versions(compiling, db):
     cycle = compiling.cycle
     content, name = svc.export_report(cycle, "txt")
-    assert name == "示例区示例区2024年法治政府建设年度报告（草稿）.txt"
+    # The title already names the region: it is not said twice.
+    assert name == "示例区2024年法治政府建设年度报告（草稿）.txt"
     assert content.decode("utf-8").startswith("示例区2024年法治政府建设年度报告\n")
     with pytest.raises(DomainError, match="没有第1版"):
         svc.export_report(cycle, "docx", version=1)
