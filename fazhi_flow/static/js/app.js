@@ -82,9 +82,24 @@
 
   // On a phone (app.css) table rows become cards: each cell shows its column's heading, taken from
   // the table's <thead> (headings that are only for screen readers, e.g. 操作, are not repeated).
-  Array.prototype.forEach.call(document.querySelectorAll("main table"), function (table) {
+  // Explicit roles keep them a table for screen readers once CSS lays them out as blocks.
+  function keepTableRoles(table) {
+    table.setAttribute("role", "table");
+    Array.prototype.forEach.call(table.querySelectorAll(":scope > thead, :scope > tbody, :scope > tfoot"), function (group) {
+      group.setAttribute("role", "rowgroup");
+      Array.prototype.forEach.call(group.rows, function (row) {
+        row.setAttribute("role", "row");
+        Array.prototype.forEach.call(row.cells, function (cell) {
+          if (cell.tagName === "TD") { cell.setAttribute("role", "cell"); }
+          else { cell.setAttribute("role", cell.getAttribute("scope") === "row" || group.tagName !== "THEAD" ? "rowheader" : "columnheader"); }
+        });
+      });
+    });
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("main table:not(.matrix):not(.gw-table):not(.unit-grid):not(.fig-summary)"), function (table) {
     var head = table.tHead && table.tHead.rows[table.tHead.rows.length - 1];
     if (!head) { return; }
+    keepTableRoles(table);
     var labels = [];
     Array.prototype.forEach.call(head.cells, function (th) {
       var shown = th.querySelector(".sr-only") ? "" : th.textContent.replace(/\s+/g, " ").trim();
