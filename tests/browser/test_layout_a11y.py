@@ -284,8 +284,8 @@ def test_reviewer_and_admin_pages_fit_a_laptop(demo, db, visit):
     db.session.commit()
 
     reviewer = visit("reviewer")
-    reviewer.check("queue", "/review/", WIDE, actions=["tbody a:has-text('审核')"])
-    reviewer.check("review", f"/review/{submitted}", WIDE,
+    reviewer.check("queue", "/review/", BOTH, actions=["tbody a:has-text('审核')"])
+    reviewer.check("review", f"/review/{submitted}", BOTH,
                    actions=["button:has-text('通过')", "button:has-text('退回修改')"])
     admin = visit("admin")
     admin.check("dashboard", f"/dashboard/?cycle={cycle_id}", WIDE)
