@@ -117,6 +117,10 @@ def reminder_message(kind: str, contribution, status: DueStatus, note: str | Non
     if kind == "before_due":
         head = f"【催报提醒】“{section}”材料{when}截止"
         ask = "请抓紧撰写并提交审核。"
+    elif kind == "due_today" and status.holiday_ahead:
+        # Sent on the last working day before a deadline that falls on a holiday: not "today".
+        head = f"【催报提醒】“{section}”材料截止日为节假日，今天是截止前最后一个工作日"
+        ask = "截止日为节假日，今天是截止前最后一个工作日，请尽快提交审核。"
     elif kind == "due_today":
         head = f"【催报提醒】“{section}”材料今天截止"
         ask = "今天是截止日期，请尽快提交审核。"
