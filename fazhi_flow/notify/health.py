@@ -14,6 +14,7 @@ for anybody else).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
@@ -27,6 +28,8 @@ from ..models.ops import ChannelHealth
 from ..models.reminder import OutboxMessage, WebhookTarget
 from ..timeutil import utcnow
 from . import DeliveryFailure, Unreachable
+
+logger = logging.getLogger(__name__)
 
 EMAIL = "email"
 ROBOT_PREFIX = "wh:"
@@ -126,6 +129,7 @@ class Board:
                     db.session.add(row)
                 if row.failing_since is None:
                     row.failing_since, row.failures = now, 0
+                    logger.warning("Channel %s unreachable, its messages wait for it: %s", key, error)
                 row.failures = (row.failures or 0) + 1
                 row.last_error = error
                 row.last_probe_at = now
@@ -145,6 +149,7 @@ class Board:
         self.blocked.discard(key)
         if self.failing.pop(key, None) is None:
             return
+        logger.info("Channel %s reachable again", key)
         t = ChannelHealth.__table__
         db.session.execute(update(t).where(t.c.channel == key)
                            .values(failing_since=None, failures=0, next_probe_at=None, last_ok_at=now,
@@ -166,6 +171,11 @@ class Alert:
     waiting: int
     robot: str | None
     last_error: str | None
+    next_probe_at: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        return "邮件服务器" if self.key == EMAIL else f"群机器人“{self.robot or '已删除'}”"
 
     @property
     def text(self) -> str:
@@ -188,11 +198,12 @@ def failing_channels() -> list[Alert]:
             and_(t.c.channel == "webhook", t.c.webhook_id == rid)))
         .scalar_subquery())
     rows = db.session.execute(
-        select(h.c.channel, h.c.failing_since, h.c.last_error, w.c.name, waiting.label("waiting"))
+        select(h.c.channel, h.c.failing_since, h.c.last_error, w.c.name, waiting.label("waiting"),
+               h.c.next_probe_at)
         .select_from(h.outerjoin(w, w.c.id == rid))
         .where(h.c.failing_since.is_not(None), or_(w.c.id.is_(None), w.c.active.is_(True)))
         .order_by(h.c.failing_since, h.c.channel)).all()
-    return [Alert(r.channel, r.failing_since, r.waiting or 0, r.name, r.last_error) for r in rows]
+    return [Alert(r.channel, r.failing_since, r.waiting or 0, r.name, r.last_error, r.next_probe_at) for r in rows]
 
 
 def channel_alerts() -> list[Alert]:

@@ -445,3 +445,17 @@ def test_retry_rechecks_each_message_and_sends_the_current_text(factory, db, app
     reminders = [m for m in mail.up.messages if m["X-Fazhi-Cause"] == "reminder"]
     assert result.sent == 1 and len(reminders) == 1
     assert reminders[0]["Subject"] == "【催报提醒】“二、推进行政复议”材料还剩2个工作日截止（区市场监管局）"
+
+
+def test_outbox_page_lists_the_failing_channels(factory, db, app, mail, robots, as_user):
+    w = outage_world(factory, db, robots)
+    robots[0].down = True
+    sweep(T0)
+    deliver(T0)
+    page = as_user(w.admin).get("/reminders/outbox").get_data(as_text=True)
+    table = page[page.index("<h2>发送渠道故障</h2>"):]
+    table = table[:table.index("</table>")]
+    assert "<td>邮件服务器</td><td>2025年1月7日 09:05</td><td>2条</td>" in table
+    assert "无法连接邮件服务器" in table and "2025年1月7日 09:06" in table  # the next probe, a minute on
+    assert "<td>群机器人“司法局工作群”</td>" in table and "HTTP 503" in table
+    assert "报告编写群" not in table
