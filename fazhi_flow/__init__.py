@@ -102,6 +102,8 @@ RANGES = {
     "SESSION_ABSOLUTE_HOURS": (1, 30 * 24),
     "SCHEDULER_STALE_SECONDS": (30, 7 * 24 * 3600),
     "DEVICE_COOKIE_DAYS": (1, 3650),
+    # Unsent messages (other than reminders) are given up after this many hours: 1 hour to 30 days.
+    "OUTBOX_MAX_AGE_HOURS": (1, 30 * 24),
 }
 
 

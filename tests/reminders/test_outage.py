@@ -459,3 +459,23 @@ def test_outbox_page_lists_the_failing_channels(factory, db, app, mail, robots, 
     assert "无法连接邮件服务器" in table and "2025年1月7日 09:06" in table  # the next probe, a minute on
     assert "<td>群机器人“司法局工作群”</td>" in table and "HTTP 503" in table
     assert "报告编写群" not in table
+
+
+def test_the_age_limit_is_a_setting(factory, db, app, mail, robots, monkeypatch):
+    w = outage_world(factory, db, robots)
+    monkeypatch.setitem(app.config, "OUTBOX_MAX_AGE_HOURS", 6)
+    notices(w, 1, T0)
+    db.session.commit()
+    assert deliver(T0 + timedelta(hours=5, minutes=59)).dead == 0
+    assert deliver(T0 + timedelta(hours=6)).dead == 1
+    [dead] = rows(db, status="dead")
+    assert dead.last_error.startswith("已过期：6小时内未能发出，不再发送。（最后一次错误：无法连接邮件服务器")
+
+
+@pytest.mark.parametrize("value", ["0", "721"])
+def test_an_age_limit_out_of_range_stops_the_start(app, monkeypatch, value):
+    from fazhi_flow import create_app
+
+    monkeypatch.setenv("FAZHI_OUTBOX_MAX_AGE_HOURS", value)
+    with pytest.raises(RuntimeError, match="FAZHI_OUTBOX_MAX_AGE_HOURS"):
+        create_app("testing")
