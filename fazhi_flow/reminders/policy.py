@@ -135,7 +135,8 @@ def contribution_reminders(item: Item, today: date, settings: PolicySettings,
                 out.append(DueReminder("before_due", f"{due}/{min(windows)}", cid, due=due, days=delta))
         return out
     overdue, escalate, tag = -delta, -delta, ""
-    if opened is not None and due < opened:
+    # An open after ``today`` (a clock set back, a simulation) cannot have held anything back.
+    if opened is not None and due < opened <= today:
         # Opened late: count from the open, not from the date that had passed before anyone could act.
         overdue = calendar.working_days_between(opened - timedelta(days=1), today)
         escalate = calendar.working_days_between(opened, today)
