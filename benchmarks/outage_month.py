@@ -22,6 +22,7 @@ return the last message held back by the outage arrived.
   on the (Beijing) day it arrives, counted independently with ``chinese_calendar``.
 
     python benchmarks/outage_month.py                    # temporary SQLite database
+    python benchmarks/outage_month.py --retry-max-seconds 1800   # failing channels probed every run
     python benchmarks/outage_month.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres
     FAZHI_BENCH_DATABASE_URL=postgresql+psycopg://… python benchmarks/outage_month.py
 
@@ -593,34 +594,52 @@ def _minutes(delta: timedelta | None) -> str:
     return f"{minutes // 60}小时{minutes % 60}分" if minutes >= 60 else f"{minutes}分钟"
 
 
+class Database:
+    """A SQLite file in ``tmp``, or a private database created on a PostgreSQL server and dropped after."""
+
+    def __init__(self, server_url: str | None, tmp: str):
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+
+        self.admin = self.name = None
+        if not server_url:
+            self.url = f"sqlite:///{Path(tmp) / 'month.db'}"
+            return
+        try:
+            server = make_url(server_url)
+        except Exception:  # noqa: BLE001 - one clear message for a malformed URL
+            raise SystemExit(f"--database-url 无法解析：{server_url}") from None
+        self.name = f"fazhi_bench_{uuid.uuid4().hex[:8]}"
+        self.admin = create_engine(server, isolation_level="AUTOCOMMIT")
+        try:
+            with self.admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{self.name}"'))
+        except Exception as exc:  # noqa: BLE001
+            raise SystemExit(f"无法在 {server.render_as_string(hide_password=True)} 上创建临时数据库：{exc}") from None
+        self.url = server.set(database=self.name).render_as_string(hide_password=False)
+
+    def drop(self):
+        from sqlalchemy import text
+
+        if self.admin is not None:
+            with self.admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+            self.admin.dispose()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default=os.environ.get("FAZHI_BENCH_DATABASE_URL"),
                         help="a PostgreSQL server (a private database is created on it); default: SQLite")
+    parser.add_argument("--retry-max-seconds", type=int, default=None,
+                        help="OUTBOX_RETRY_MAX_SECONDS for the run (the longest wait between probes of a "
+                             "failing channel); default: the application's setting")
     args = parser.parse_args()
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    import logging
 
     with tempfile.TemporaryDirectory() as tmp:
-        admin = name = None
-        if args.database_url:
-            try:
-                server = make_url(args.database_url)
-            except Exception:  # noqa: BLE001 - one clear message for a malformed URL
-                print(f"--database-url 无法解析：{args.database_url}", file=sys.stderr)
-                return 2
-            name = f"fazhi_bench_{uuid.uuid4().hex[:8]}"
-            admin = create_engine(server, isolation_level="AUTOCOMMIT")
-            try:
-                with admin.connect() as conn:
-                    conn.execute(text(f'CREATE DATABASE "{name}"'))
-            except Exception as exc:  # noqa: BLE001
-                print(f"无法在 {server.render_as_string(hide_password=True)} 上创建临时数据库：{exc}", file=sys.stderr)
-                return 2
-            url = server.set(database=name).render_as_string(hide_password=False)
-        else:
-            url = f"sqlite:///{Path(tmp) / 'month.db'}"
-        os.environ.update(FAZHI_INSTANCE_PATH=tmp, FAZHI_DATABASE_URL=url)
+        database = Database(args.database_url, tmp)
+        os.environ.update(FAZHI_INSTANCE_PATH=tmp, FAZHI_DATABASE_URL=database.url)
         mail, robots = MailServer(free_port()), RobotServer(free_port())
         try:
             from fazhi_flow import create_app
@@ -629,8 +648,8 @@ def main() -> int:
             app = create_app("testing")
             app.config.update(MAIL_HOST="127.0.0.1", MAIL_PORT=mail.port, MAIL_SECURITY="none", MAIL_USERNAME="",
                               MAIL_TIMEOUT=5, WEBHOOK_TIMEOUT=5, BASE_URL="https://fazhi.heshan.example.gov.cn")
-            import logging
-
+            if args.retry_max_seconds is not None:
+                app.config["OUTBOX_RETRY_MAX_SECONDS"] = args.retry_max_seconds
             logging.getLogger("fazhi_flow").setLevel(logging.ERROR)
             with app.app_context():
                 db.create_all()
@@ -638,17 +657,15 @@ def main() -> int:
                 mail.start()
                 robots.start()
                 outcome = run(app, db, world, mail, robots)
-                figures = judge(db, world, mail, robots, outcome)
-                report(figures, outcome, db.engine.dialect.name)
+                report(judge(db, world, mail, robots, outcome), outcome, db.engine.dialect.name)
+                print(f"（OUTBOX_RETRY_MAX_SECONDS = {app.config.get('OUTBOX_RETRY_MAX_SECONDS', 3600)}：故障渠道两次试探"
+                      "之间最长的间隔，也是服务器恢复后最长要等多久才被发现。）")
                 db.session.remove()
                 db.engine.dispose()
         finally:
             mail.stop()
             robots.stop()
-            if admin is not None:
-                with admin.connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                admin.dispose()
+            database.drop()
     return 0
 
 
