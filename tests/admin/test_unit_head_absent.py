@@ -28,6 +28,10 @@ def _log(db, contribution_id):
 def test_admin_agrees_for_the_missing_unit_head(client, factory, db):
     w = _stuck(factory, db)
     login(client, w.admin)
+    # The overview's warning about the unit leads to the material waiting for it.
+    overview = client.get(f"/admin/cycles/{w.cycle.id}").get_data(as_text=True)
+    assert "没有启用的单位负责人账号" in overview and "代单位负责人同意报送或退回修改" in overview
+    assert f"/admin/cycles/{w.cycle.id}/contributions?state=unit_review" in overview
     listing = client.get(f"/admin/cycles/{w.cycle.id}/contributions?state=unit_review").get_data(as_text=True)
     url = f"/admin/contributions/{w.contribution.id}/unit-decision"
     assert url in listing and "代单位负责人处理" in listing
