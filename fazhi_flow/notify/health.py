@@ -175,7 +175,7 @@ class Alert:
 
     @property
     def name(self) -> str:
-        return "邮件服务器" if self.key == EMAIL else f"群机器人“{self.robot or '已删除'}”"
+        return "邮件服务器" if self.key == EMAIL else f"群机器人“{self.robot}”"
 
     @property
     def text(self) -> str:
@@ -184,7 +184,7 @@ class Alert:
         since = cn_datetime_text(self.since)
         if self.key == EMAIL:
             return f"邮件发送异常：自{since}起无法连接邮件服务器，{self.waiting}条消息等待发送。"
-        return f"群机器人发送异常：自{since}起无法送达群机器人“{self.robot or '已删除'}”，{self.waiting}条消息等待发送。"
+        return f"群机器人发送异常：自{since}起无法送达群机器人“{self.robot}”，{self.waiting}条消息等待发送。"
 
 
 def failing_channels() -> list[Alert]:
@@ -201,7 +201,8 @@ def failing_channels() -> list[Alert]:
         select(h.c.channel, h.c.failing_since, h.c.last_error, w.c.name, waiting.label("waiting"),
                h.c.next_probe_at)
         .select_from(h.outerjoin(w, w.c.id == rid))
-        .where(h.c.failing_since.is_not(None), or_(w.c.id.is_(None), w.c.active.is_(True)))
+        # A robot removed since is no concern of the admin's any more (its messages end at its probe).
+        .where(h.c.failing_since.is_not(None), or_(h.c.channel == EMAIL, w.c.active.is_(True)))
         .order_by(h.c.failing_since, h.c.channel)).all()
     return [Alert(r.channel, r.failing_since, r.waiting or 0, r.name, r.last_error, r.next_probe_at) for r in rows]
 

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from fazhi_flow.models import ChannelHealth
-from fazhi_flow.models.reminder import OutboxMessage, ReminderPolicy
+from fazhi_flow.models.reminder import OutboxMessage, ReminderPolicy, WebhookTarget
 from fazhi_flow.notify import outbox as notify_outbox
 from fazhi_flow.notify.messages import Message
 from fazhi_flow.reminders.jobs import as_utc, deliver, sweep
@@ -479,3 +479,18 @@ def test_an_age_limit_out_of_range_stops_the_start(app, monkeypatch, value):
     monkeypatch.setenv("FAZHI_OUTBOX_MAX_AGE_HOURS", value)
     with pytest.raises(RuntimeError, match="FAZHI_OUTBOX_MAX_AGE_HOURS"):
         create_app("testing")
+
+
+def test_a_removed_robot_leaves_the_banner_and_its_messages_end(factory, db, app, mail, robots, as_user):
+    w = outage_world(factory, db, robots)
+    mail.recover()
+    robots[0].down = True
+    sweep(T0)
+    deliver(T0)
+    target = db.session.get(WebhookTarget, rows(db, channel="webhook", status="pending")[0].webhook_id)
+    rsvc.remove_webhook(w.admin, target)
+    db.session.commit()
+    assert banners(as_user(w.admin).get("/reminders/outbox").get_data(as_text=True)) == []
+    deliver(T0 + timedelta(minutes=2))  # the probe finds the robot removed: its message is dead
+    [dead] = rows(db, channel="webhook", status="dead")
+    assert dead.last_error == "群机器人已删除或停用。" and robots[0].hits == 1
