@@ -539,6 +539,18 @@ def latest_version(cycle: ReportCycle) -> ReportDraftVersion | None:
     ).first()
 
 
+def latest_versions(cycles: list[ReportCycle]) -> dict[int, ReportDraftVersion]:
+    """The latest draft version of each of ``cycles`` that has one, by cycle id (one query)."""
+    if not cycles:
+        return {}
+    newest = (select(ReportDraftVersion.cycle_id, func.max(ReportDraftVersion.number).label("number"))
+              .where(ReportDraftVersion.cycle_id.in_([c.id for c in cycles]))
+              .group_by(ReportDraftVersion.cycle_id).subquery())
+    rows = db.session.scalars(select(ReportDraftVersion).join(
+        newest, (newest.c.cycle_id == ReportDraftVersion.cycle_id) & (newest.c.number == ReportDraftVersion.number)))
+    return {row.cycle_id: row for row in rows}
+
+
 def get_version(cycle: ReportCycle, number: int) -> ReportDraftVersion:
     row = db.session.scalars(select(ReportDraftVersion).where(
         ReportDraftVersion.cycle_id == cycle.id, ReportDraftVersion.number == number)).first()

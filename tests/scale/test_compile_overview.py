@@ -136,3 +136,30 @@ def test_a_section_merged_with_the_plain_book_is_the_one_the_full_book_gives(app
     # The own, the summed, the lead's and the next section's figures are printed, none left unresolved.
     assert all("{{" not in prefill and "全区合计" in prefill for prefill, _m, _s in plain.values())
     assert all(s.get("figures") for _p, _m, sources in plain.values() for s in sources)
+
+
+def test_the_compile_index_names_each_cycles_latest_draft_in_fixed_queries(app, db):
+    from datetime import datetime
+
+    from fazhi_flow.models import ReportDraftVersion
+
+    from fazhi_flow.models import User
+
+    counts = {}
+    worlds = []
+    admin_id = None
+    for n in (1, 4):
+        while len(worlds) < n:
+            world = build_world(db, 2, 2, cycle_state="compiling", year=2020 + len(worlds))
+            # Drafts 1..k, k differing per cycle: the page must name each cycle's own latest.
+            for number in range(1, len(worlds) + 3):
+                db.session.add(ReportDraftVersion(cycle_id=world.cycle.id, number=number, reason="测试",
+                                                  text=f"第{number}稿", document={}, created_at=datetime(2025, 1, number)))
+            admin_id = admin_id or world.admin.id
+            db.session.commit()
+            worlds.append(world)
+        client = _client(app, db.session.get(User, admin_id))
+        counts[n], html = _get(client, db, "/compile/")
+        rows = re.findall(r"<tr>\s*<td>(\d{4})</td>.*?第(\d+)稿", html, re.S)
+        assert sorted((int(y), int(k)) for y, k in rows) == [(2020 + i, i + 2) for i in range(n)]
+    assert counts[1] == counts[4], counts

@@ -111,7 +111,7 @@ def index():
             ("compiling", "signoff", "signed", "published", "correcting")))
         .order_by(ReportCycle.year.desc(), ReportCycle.id.desc())
     ))
-    return render_template("compile/index.html", cycles=cycles, svc=svc)
+    return render_template("compile/index.html", cycles=cycles, latest=svc.latest_versions(cycles))
 
 
 @bp.route("/<int:cycle_id>")
