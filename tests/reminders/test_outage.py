@@ -494,3 +494,34 @@ def test_a_removed_robot_leaves_the_banner_and_its_messages_end(factory, db, app
     deliver(T0 + timedelta(minutes=2))  # the probe finds the robot removed: its message is dead
     [dead] = rows(db, channel="webhook", status="dead")
     assert dead.last_error == "群机器人已删除或停用。" and robots[0].hits == 1
+
+
+def test_two_deliverers_probe_a_failing_channel_once(factory, db, app, mail, robots):
+    """Two scheduler processes running at the same moment: the probe is reserved by one of them."""
+    w = outage_world(factory, db, robots)
+    sweep(T0)
+    notices(w, 5, T0)
+    db.session.commit()
+    deliver(T0)
+    assert mail.down.connections == 1
+    db.session.remove()
+    barrier = threading.Barrier(2, timeout=30)
+    results = []
+
+    def run():
+        with app.app_context():
+            try:
+                barrier.wait()
+                results.append(deliver(T0 + timedelta(minutes=5)))
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 2
+    assert mail.down.connections == 2  # one probe between the two
+    assert sum(r.retried for r in results) == 1 and sum(r.dead for r in results) == 0
+    assert health(db, "email").failures == 2
