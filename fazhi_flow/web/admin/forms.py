@@ -12,6 +12,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from ...limits import max_length
 from ...models import ReportCycle, Section, Unit, User
 from ...models.org import ROLE_LABELS, ROLES, UNIT_KINDS
+from ...whole_numbers import optional_int
 from ..fields import IntField
 
 DATE_MSG = "日期格式应为 年-月-日，例如 2025-01-10。"
@@ -78,7 +79,7 @@ def follow_year(form, proposed) -> None:
     the untouched proposal for the year the page proposed it for (``form.title_year``)."""
     year, title = form.year.data, (form.title.data or "").strip()
     raw = (form.title_year.data or "").strip()
-    shown_for = int(raw) if raw.isdigit() and 2000 <= int(raw) <= 2100 else None
+    shown_for = optional_int(raw, 2000, 2100)
     if not title or (shown_for is not None and shown_for != year and title == proposed(shown_for)):
         form.title.data = proposed(year)
     form.title_year.data = str(year)
