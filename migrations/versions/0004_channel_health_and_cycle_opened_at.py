@@ -1,4 +1,4 @@
-"""delivery channel health; when a cycle was opened; in-app links made site-relative
+"""delivery channel health; when a cycle was opened (from the next open on); in-app links made site-relative
 
 Revision ID: 0004
 Revises: 0003
@@ -41,17 +41,15 @@ def upgrade():
     )
     op.add_column('report_cycle', sa.Column('opened_at', sa.DateTime(), nullable=True))
 
+    # opened_at stays empty for cycles already collecting: the reminder policy keys its overdue and
+    # escalation series on the open day when it is known, so filling it in here would start those
+    # series again and resend what was already sent. It is set from the next open or reopen on.
     bind = op.get_bind()
-    # The last "open" (or "reopen" of the cycle) recorded for each cycle.
-    bind.execute(sa.text(
-        "UPDATE report_cycle SET opened_at = (SELECT max(t.created_at) FROM transition_log t "
-        "WHERE t.cycle_id = report_cycle.id AND t.contribution_id IS NULL AND t.event = 'open') "
-        "WHERE state <> 'setup'"))
     rows = bind.execute(sa.text(
         "SELECT id, link FROM notification WHERE link LIKE 'http://%' OR link LIKE 'https://%'")).all()
-    for row in rows:
+    if rows:
         bind.execute(sa.text("UPDATE notification SET link = :link WHERE id = :id"),
-                     {"id": row.id, "link": _relative(row.link)})
+                     [{"id": row.id, "link": _relative(row.link)} for row in rows])
 
 
 def downgrade():
