@@ -4,6 +4,7 @@ sends the outbox. Both are idempotent; APScheduler, the CLI and the tests call t
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -410,8 +411,15 @@ class _Facts:
                     self.newest[key] = max(self.newest.get(key, 0), x.id)
         self.contributions = {}
         contribution_ids = {x.contribution_id for x in self.reminders.values() if x.contribution_id is not None}
+        cycle_ids = {x.cycle_id for x in self.reminders.values()}
+        # Other messages about a material (returned, approved …) have their facts lines refreshed.
+        others = {row.contribution_id for row in rows if row.reminder_id is None and row.contribution_id is not None}
+        if others - contribution_ids:
+            cycle_ids |= set(session.scalars(select(Contribution.cycle_id).where(Contribution.id.in_(others))
+                                             .distinct()))
+        contribution_ids |= others
         if contribution_ids:
-            q, _due = dispatch.facts_select({x.cycle_id for x in self.reminders.values()})
+            q, _due = dispatch.facts_select(cycle_ids)
             c = Contribution.__table__
             self.contributions = {x.id: x for x in session.execute(q.where(c.c.id.in_(contribution_ids)))}
         digest_cycles = {x.cycle_id for x in self.reminders.values() if x.kind == "digest"}
@@ -475,6 +483,22 @@ class _Facts:
             return M.backlog_message(facts, waited)
         return None
 
+    def refresh(self, row) -> str | None:
+        """For a message that is not a reminder, its text with the lines that describe the present
+        (the due date's countdown, the current state) as they are today, or None when unchanged."""
+        contribution = self.contributions.get(row.contribution_id) if row.reminder_id is None else None
+        if contribution is None or not row.body:
+            return None
+        text_ = row.body
+        if _COUNTDOWN_LINE.search(text_):  # the message counted days: count them from today
+            done = contribution.state not in REMINDABLE_STATES
+            status = due_status(contribution.due, today=self.today, done=done, calendar=self.calendar)
+            line = f"截止日期：{status.date_label or '未设定'}" + (f"，{status.label}" if status.label else "")
+            text_ = _DUE_LINE.sub(lambda _m: line, text_, count=1)
+        label = CONTRIBUTION_STATE_LABELS.get(contribution.state, contribution.state)
+        text_ = _STATE_LINE.sub(lambda _m: f"当前状态：{label}", text_, count=1)
+        return text_ if text_ != row.body else None
+
     def _facts(self, row) -> dispatch.Facts:
         outline = self.outline
         if row.section_id not in outline.labels or row.unit_id not in outline.units:
@@ -484,6 +508,13 @@ class _Facts:
                               dispatch._Named(outline.units.get(row.unit_id, "")),
                               dispatch._SectionLabel(outline.labels.get(row.section_id, "")),
                               dispatch._AssignmentFacts(row.role, row.due))
+
+
+# The lines of notify.messages' facts block that describe the present; a message delayed by an
+# outage must not arrive with yesterday's countdown.
+_DUE_LINE = re.compile(r"^截止日期：[^\n]*$", re.M)
+_COUNTDOWN_LINE = re.compile(r"^截止日期：[^\n]*，[^\n]*$", re.M)
+_STATE_LINE = re.compile(r"^当前状态：[^\n]*$", re.M)
 
 
 def _aged(row, now_utc: datetime, hours: int) -> bool:
@@ -622,7 +653,7 @@ def _prepare(rows, now_utc: datetime, result: DeliveryResult, outline: _Outline 
             if later is not None:
                 deferred.setdefault(later, []).append(row.id)
                 continue
-        jobs.append(_job(row, reminder, facts.render(row, reminder), names, targets))
+        jobs.append(_job(row, reminder, facts.render(row, reminder), names, targets, facts.refresh(row)))
     for (status, reason), ids in ended.items():
         _set(ids, status=status, last_error=reason, claimed_at=None, next_attempt_at=now_utc)
         if status == "dead":
@@ -636,7 +667,7 @@ def _prepare(rows, now_utc: datetime, result: DeliveryResult, outline: _Outline 
     return jobs
 
 
-def _job(row, reminder, message, names: dict, targets: dict) -> dict:
+def _job(row, reminder, message, names: dict, targets: dict, refreshed: str | None = None) -> dict:
     job = {
         "id": row.id, "channel": row.channel, "address": row.address, "subject": row.subject,
         "body": row.body, "payload": row.payload or {}, "cause": row.cause,
@@ -644,8 +675,10 @@ def _job(row, reminder, message, names: dict, targets: dict) -> dict:
         "contribution_id": row.contribution_id, "attempts": row.attempts,
         "next_attempt_at": row.next_attempt_at, "created_at": row.created_at,
         "key": health.key_for(row.channel, row.webhook_id),
-        "rendered": message is not None,
+        "rendered": message is not None or refreshed is not None,
     }
+    if refreshed is not None:
+        job["body"] = refreshed
     if message is not None:
         job["subject"] = fit(OutboxMessage.subject, message.subject)
         job["body"] = message.body if row.channel == "email" else message.short

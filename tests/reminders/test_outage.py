@@ -525,3 +525,44 @@ def test_two_deliverers_probe_a_failing_channel_once(factory, db, app, mail, rob
     assert mail.down.connections == 2  # one probe between the two
     assert sum(r.retried for r in results) == 1 and sum(r.dead for r in results) == 0
     assert health(db, "email").failures == 2
+
+
+def test_other_messages_arrive_with_todays_countdown_and_state(factory, db, app, mail, robots):
+    """A notice that is not a reminder (here: material returned) keeps its text, but its lines about
+    the present (the countdown, the current state) are as on the day it arrives."""
+    from fazhi_flow.notify import messages as M
+    from fazhi_flow.workdays import due_status
+
+    w = outage_world(factory, db, robots)
+    w.contribution.state = "returned"
+    status = due_status(w.contribution, today=date(2025, 1, 7))
+    body = "\n".join(["您好：", "", "您单位报送的材料被审核人退回修改，请根据意见修改后重新提交审核。", "",
+                      M._facts(w.contribution, status), "", "意见：请补充数据。"])
+    assert "截止日期：2025年1月10日（星期五），还剩3个工作日" in body and "当前状态：已退回" in body
+    notify_outbox.queue_email(w.liaison, Message(subject="【退回修改】区司法局“严格规范执法”", body=body,
+                                                 short="退回修改", link="/tasks/"),
+                              "transition:return", contribution=w.contribution,
+                              now=as_utc(T0).replace(tzinfo=None))
+    db.session.commit()
+    deliver(T0)  # the mail server is down
+    mail.recover()
+    deliver(at(2025, 1, 8, 10, 0))
+    [msg] = mail.up.messages
+    text = msg.get_content()
+    assert "截止日期：2025年1月10日（星期五），还剩2个工作日" in text and "还剩3个工作日" not in text
+    assert "意见：请补充数据。" in text and "当前状态：已退回" in text
+    # Submitted in between: the countdown is dropped and the state is today's.
+    from fazhi_flow.services import contributions as csvc
+
+    mail.fail()
+    notify_outbox.queue_email(w.liaison, Message(subject="【退回修改】第二次", body=body, short="退回修改", link="/tasks/"),
+                              "transition:return", contribution=w.contribution,
+                              now=as_utc(at(2025, 1, 8, 11, 0)).replace(tzinfo=None))
+    db.session.commit()
+    deliver(at(2025, 1, 8, 11, 0))
+    csvc.submit_contribution(w.contribution, w.liaison)
+    db.session.commit()
+    mail.recover()
+    deliver(at(2025, 1, 8, 12, 0))
+    second = [m for m in mail.up.messages if m["Subject"] == "【退回修改】第二次"][0].get_content()
+    assert "截止日期：2025年1月10日（星期五）\n" in second and "当前状态：待审核" in second
