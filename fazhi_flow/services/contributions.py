@@ -90,7 +90,8 @@ def _simple(event: str, audit: str):
         log = fire(contribution, event, actor, comment=comment, **context)
         if event in ("approve", "return", "unit_return", "reopen"):
             contribution.decided_at = utcnow()
-        record(actor, audit, f"contribution:{contribution.id}", comment=log.comment, **context)
+        # The logged context, not the caller's: it says when an admin acted for a missing unit head.
+        record(actor, audit, f"contribution:{contribution.id}", comment=log.comment, **(log.context or {}))
         _flush_or_conflict()
         return log
 

@@ -97,16 +97,16 @@ def move_past_dues(cycle: ReportCycle, to: date, today: date | None = None) -> l
         raise DomainError(f"顺延后的截止日期（{cn_date_text(to)}）不能早于今天（{cn_date_text(today)}）。")
     moved = []
     if cycle.due is not None and cycle.due < today:
-        moved.append(f"报告截止日期：{cycle.due.isoformat()}")
+        moved.append(f"报告截止日期：{cn_date_text(cycle.due)}")
         cycle.due = to
     for section in db.session.scalars(select(Section).where(Section.cycle_id == cycle.id, Section.due < today)
                                       .order_by(Section.id)):
-        moved.append(f"章节“{section.title}”：{section.due.isoformat()}")
+        moved.append(f"章节“{section.title}”：{cn_date_text(section.due)}")
         section.due = to
     for assignment in db.session.scalars(
             select(Assignment).join(Section).where(Section.cycle_id == cycle.id, Assignment.due < today)
             .order_by(Assignment.id)):
-        moved.append(f"“{assignment.section.title}”（{assignment.unit.name}）：{assignment.due.isoformat()}")
+        moved.append(f"“{assignment.section.title}”（{assignment.unit.name}）：{cn_date_text(assignment.due)}")
         assignment.due = to
     db.session.flush()
     return moved
@@ -122,7 +122,7 @@ def _start_collecting(cycle: ReportCycle, actor, event: str, move_due_to: date |
     cycle.opened_at = log.created_at
     detail = {"comment": log.comment} if log.comment else {}
     if move_due_to is not None:
-        detail.update(due=move_due_to.isoformat(), moved=moved)
+        detail.update(due=cn_date_text(move_due_to), moved=moved)
     return log, detail
 
 

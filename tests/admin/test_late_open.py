@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from fazhi_flow.models import AuditEvent, ReportCycle, TransitionLog
 from fazhi_flow.workdays import WorkCalendar
-from fazhi_flow.timeutil import local_today
+from fazhi_flow.timeutil import cn_date_text, local_today
 
 from .conftest import login
 
@@ -74,12 +74,15 @@ def test_moving_the_past_dates_is_one_audited_action_with_the_open(admin_client,
                                                          TransitionLog.event == "open")).one()
     assert cycle.opened_at == log.created_at
     audit = _audit(db, "cycle.open")
-    assert audit.detail["due"] == target.isoformat()
+    # Dates in the one format of pages and messages (2025年1月6日), never 2025-01-06.
+    assert audit.detail["due"] == cn_date_text(target)
     assert len(audit.detail["moved"]) == 2
-    assert any("报告截止日期" in m for m in audit.detail["moved"])
-    assert any("区市场监管局" in m and (today - timedelta(days=3)).isoformat() in m for m in audit.detail["moved"])
+    assert any(m == f"报告截止日期：{cn_date_text(today - timedelta(days=20))}" for m in audit.detail["moved"])
+    assert any("区市场监管局" in m and m.endswith(cn_date_text(today - timedelta(days=3)))
+               for m in audit.detail["moved"])
+    assert not any("-" in m for m in audit.detail["moved"])
     page = admin_client.get(f"/admin/audit?action=cycle.open").get_data(as_text=True)
-    assert "顺延前的截止日期" in page
+    assert "顺延前的截止日期" in page and target.isoformat() not in page
 
 
 def test_opening_as_is_keeps_the_dates_and_notes_the_moment(admin_client, office, factory, db):

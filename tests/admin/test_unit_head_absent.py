@@ -48,6 +48,9 @@ def test_admin_agrees_for_the_missing_unit_head(client, factory, db):
     assert log.context["on_behalf"] == "单位负责人"
     audit = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "contribution.unit_approve")).one()
     assert audit.actor_id == w.admin.id and audit.detail["comment"].startswith("管理员代单位负责人同意报送")
+    assert audit.detail["on_behalf"] == "单位负责人"
+    trail = client.get("/admin/audit?action=contribution.unit_approve").get_data(as_text=True)
+    assert "代为处理：单位负责人" in trail
     # The reviewer is told, as after the unit head's own decision.
     assert db.session.scalar(select(Notification).where(Notification.user_id == w.reviewer.id))
     # The liaison's history shows who decided and in whose place.
