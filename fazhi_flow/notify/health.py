@@ -7,7 +7,8 @@ ONE message (the oldest due) once ``next_probe_at`` has passed, backing off like
 through the channel is healthy again and its queue drains in the same run.
 
 Keys: ``email`` for the mail server; ``wh:<id>`` for a group robot (webhook target), because robots
-live at different addresses: one robot with a wrong address must not hold back the others.
+live at different addresses: one robot with a wrong address must not hold back the others (the
+column holds 10 characters: robot ids up to 7 digits).
 
 Admins see a banner while a channel is failing (``channel_alerts``, one query per request, none
 for anybody else).
@@ -85,8 +86,8 @@ class Board:
 
     def take_probes(self, now: datetime, delay: Delay) -> list[str]:
         """The failing channels whose probe is due, each reserved for this run (its ``next_probe_at``
-        moved on in one conditional UPDATE), so that two deliverers never probe the same channel at
-        once; oldest failure first is not needed: each channel is probed on its own."""
+        moved on in one conditional UPDATE, committed), so that two deliverers running at the same
+        moment never both probe a channel."""
         taken = []
         for key, state in sorted(self.failing.items()):
             if state.next_probe_at is not None and state.next_probe_at > now:
