@@ -105,7 +105,7 @@ def test_open_cycle_creates_material_and_notifies_liaisons(admin_client, office,
     world_collecting(factory, db, office)
     page = admin_client.get(f"/admin/cycles/{office.cycle.id}/open").get_data(as_text=True)
     assert "2个单位" in page and "区市场监管局" in page  # the unit without a liaison is named
-    response = admin_client.post(f"/admin/cycles/{office.cycle.id}/open")
+    response = admin_client.post(f"/admin/cycles/{office.cycle.id}/open", data={"late": "keep"})
     assert response.status_code == 303
     db.session.expire_all()
     assert office.cycle.state == "collecting"
@@ -115,7 +115,7 @@ def test_open_cycle_creates_material_and_notifies_liaisons(admin_client, office,
 
 def test_reopen_an_approved_contribution_needs_a_reason(admin_client, office, factory, db):
     world_collecting(factory, db, office)
-    admin_client.post(f"/admin/cycles/{office.cycle.id}/open")
+    admin_client.post(f"/admin/cycles/{office.cycle.id}/open", data={"late": "keep"})
     db.session.expire_all()
     contribution = db.session.scalar(select(Contribution).where(Contribution.unit_id == office.units[0].id))
     contribution.body = "全年办理行政复议案件52件。"
@@ -138,7 +138,7 @@ def test_reopen_an_approved_contribution_needs_a_reason(admin_client, office, fa
 
 def test_compile_needs_a_reason_when_material_is_missing(admin_client, office, factory, db):
     world_collecting(factory, db, office)
-    admin_client.post(f"/admin/cycles/{office.cycle.id}/open")
+    admin_client.post(f"/admin/cycles/{office.cycle.id}/open", data={"late": "keep"})
     response = admin_client.post(f"/admin/cycles/{office.cycle.id}/compile", data={"compile-reason": ""})
     page = response.get_data(as_text=True)
     assert response.status_code == 409 and "未通过审核" in page
@@ -150,7 +150,7 @@ def test_compile_needs_a_reason_when_material_is_missing(admin_client, office, f
     db.session.expire_all()
     assert office.cycle.state == "compiling" and len(office.cycle.forced_missing) == 2
     response = admin_client.post(f"/admin/cycles/{office.cycle.id}/reopen-collection",
-                                 data={"reopen-reason": "补充材料"})
+                                 data={"reopen-reason": "补充材料", "late": "keep"})
     db.session.expire_all()
     assert office.cycle.state == "collecting"
 

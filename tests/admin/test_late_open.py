@@ -161,3 +161,36 @@ def test_open_refused_while_a_unit_has_no_unit_head(client, factory, db, runner)
     assert client.post(f"/admin/cycles/{w.cycle.id}/open", data={"late": "keep"}).status_code == 303
     db.session.expire_all()
     assert db.session.get(ReportCycle, w.cycle.id).state == "collecting"
+
+
+def test_a_post_without_the_late_choice_is_refused_while_dates_are_past(admin_client, office, factory, db):
+    """An old tab or a direct request (no 顺延 nor 按原截止日期) must not open late unwarned."""
+    today = _late_office(factory, db, office)
+    response = admin_client.post(f"/admin/cycles/{office.cycle.id}/open", data={"move_to": ""})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "Traceback" not in page
+    assert f"有2项任务的截止日期已过（最早为{cn_date_text(today - timedelta(days=20))}）" in page
+    assert "顺延截止日期并开始征集" in page and "按原截止日期开始征集" in page  # the choice, offered again
+    db.session.expire_all()
+    cycle = db.session.get(ReportCycle, office.cycle.id)
+    assert cycle.state == "setup" and cycle.opened_at is None and _audit(db, "cycle.open") is None
+    # Reopening likewise: the reopen page with the choice and the reason kept, nothing changed.
+    assert admin_client.post(f"/admin/cycles/{office.cycle.id}/open", data={"late": "keep"}).status_code == 303
+    admin_client.post(f"/admin/cycles/{office.cycle.id}/compile", data={"compile-reason": "先行汇总"})
+    response = admin_client.post(f"/admin/cycles/{office.cycle.id}/reopen-collection",
+                                 data={"reopen-reason": "补充复议数据"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "截止日期已过" in page and "顺延截止日期并重新征集" in page
+    assert "补充复议数据" in page
+    db.session.expire_all()
+    assert db.session.get(ReportCycle, office.cycle.id).state == "compiling"
+    assert _audit(db, "cycle.reopen_collection") is None
+
+
+def test_a_post_without_the_late_choice_opens_when_no_date_is_past(admin_client, office, factory, db):
+    office.cycle.due = local_today() + timedelta(days=10)
+    factory.assignment(office.leaf, office.units[0])
+    db.session.commit()
+    assert admin_client.post(f"/admin/cycles/{office.cycle.id}/open").status_code == 303
+    db.session.expire_all()
+    assert db.session.get(ReportCycle, office.cycle.id).state == "collecting"

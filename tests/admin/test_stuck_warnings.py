@@ -118,7 +118,7 @@ def test_opening_anyway_repeats_the_warning(client, db, factory):
     w.section.reviewers = [w.own_unit_reviewer]
     db.session.commit()
     login(client, w.admin)
-    page = client.post(f"/admin/cycles/{w.cycle.id}/open", follow_redirects=True).get_data(as_text=True)
+    page = client.post(f"/admin/cycles/{w.cycle.id}/open", data={"late": "keep"}, follow_redirects=True).get_data(as_text=True)
     assert "已开始征集" in page and "仍有1项材料无人能办理" in page and "不能审核本单位的材料" in page
 
 

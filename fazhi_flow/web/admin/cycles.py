@@ -279,8 +279,26 @@ def _default_move_to() -> date:
     return current_calendar().add_working_days(local_today(), 5)
 
 
-def _move_due_to(form: OpenForm) -> date | None:
+LATE_CHOICES = ("move", "keep")
+
+
+def _late_choice_missing(cycle: ReportCycle) -> str | None:
+    """The refusal when due dates have passed and the request chose neither to move nor to keep them
+    (a page opened before they passed, a direct request): opening then would start late unwarned."""
+    if request.form.get("late") in LATE_CHOICES or cycle.state not in ("setup", "compiling"):
+        return None  # a cycle that cannot open is refused for that
+    past = past_dues(cycle)
+    if not past:
+        return None
+    return (f"有{len(past)}项任务的截止日期已过（最早为{cn_date_text(past[0].due)}），请在下方选择"
+            "顺延截止日期或按原截止日期，再确认。")
+
+
+def _move_due_to(form: OpenForm, cycle: ReportCycle) -> date | None:
     """The date chosen with 顺延截止日期 (the ``late`` button), or None to keep the dates as they are."""
+    missing = _late_choice_missing(cycle)
+    if missing:
+        raise DomainError(missing)
     if request.form.get("late") != "move":
         return None
     if form.move_to.data is None:
@@ -305,7 +323,7 @@ def cycle_open(cycle_id):
         return _open_page(cycle_id, form, 400 if form.move_to.errors else 200)
     # A refusal shows the page again as 200, as it always did.
     with on_refusal(answer(lambda: _open_page(cycle_id, form))):
-        move_to = _move_due_to(form)
+        move_to = _move_due_to(form, cycle)
         open_cycle(cycle, current_user, move_due_to=move_to)
     flash("已开始征集，各单位联络员已收到填报通知。"
           + (f"已过的截止日期已顺延至{cn_date_text(move_to)}。" if move_to else ""), "success")
@@ -349,10 +367,12 @@ def cycle_reopen_collection(cycle_id):
         return _reopen_collection_page(cycle_obj, form)
     if not form.validate_on_submit():
         return _reopen_collection_page(cycle_obj, form, 400)
-    # From the overview's old one-step form a refusal goes back to the overview, as it always did.
-    page = answer(lambda: _reopen_collection_page(cycle_obj, form)) if "late" in request.form else back_to(overview)
+    # From the overview's old one-step form a refusal goes back to the overview, as it always did;
+    # past due dates not yet decided on are shown on this page, with the choice.
+    late_page = "late" in request.form or _late_choice_missing(cycle_obj)
+    page = answer(lambda: _reopen_collection_page(cycle_obj, form)) if late_page else back_to(overview)
     with on_refusal(page):
-        move_to = _move_due_to(form)
+        move_to = _move_due_to(form, cycle_obj)
         reopen_collection(cycle_obj, current_user, comment=form.reason.data, move_due_to=move_to)
     flash("已重新开始征集，各单位可以继续修改材料。"
           + (f"已过的截止日期已顺延至{cn_date_text(move_to)}。" if move_to else ""), "success")
@@ -398,6 +418,7 @@ def contribution_reopen(contribution_id):
 def _reopen_page(contribution_id: int, form: ReasonForm):
     return render_template("admin/contribution_reopen.html", c=get_or_404(Contribution, contribution_id),
                            form=form, active_nav="admin"), (400 if request.method == "POST" else 200)
+
 
 # ------------------------------------------------------------------ acting for a missing unit head
 
