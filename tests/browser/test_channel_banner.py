@@ -1,0 +1,75 @@
+"""The banner an admin sees while the mail server cannot be reached, in the browser: shown to the admin
+on every page (also on a phone, without widening the page), never to a liaison, gone once mail flows."""
+from __future__ import annotations
+
+import socket
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from fazhi_flow.reminders.jobs import deliver, sweep
+
+T0 = datetime(2025, 1, 7, 9, 5, tzinfo=ZoneInfo("Asia/Shanghai"))
+BANNER = ".channel-alert"
+
+
+class Accept:
+    """An SMTP handler that takes every message."""
+
+    def __init__(self):
+        self.count = 0
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+        self.count += 1
+        return "250 OK"
+
+
+@pytest.fixture()
+def mail_port(app):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there: every connection is refused
+    saved = {k: app.config.get(k) for k in ("MAIL_HOST", "MAIL_PORT", "MAIL_SECURITY", "MAIL_USERNAME")}
+    app.config.update(MAIL_HOST="127.0.0.1", MAIL_PORT=port, MAIL_SECURITY="none", MAIL_USERNAME="")
+    yield port
+    app.config.update(saved)
+
+
+def test_banner_for_the_admin_while_mail_fails(factory, db, app, person, mail_port):
+    w = factory.world()
+    db.session.commit()
+    sweep(T0)
+    deliver(T0)  # refused: the mail server is recorded as failing, both e-mails wait
+    admin = person(w.admin)
+    page = admin.login()
+    page.goto("/reminders/outbox")
+    banner = page.locator(BANNER)
+    assert banner.count() == 1
+    assert banner.inner_text().startswith("邮件发送异常：自2025年1月7日 09:05起无法连接邮件服务器，2条消息等待发送。")
+    banner.locator("a").click()
+    page.wait_for_load_state()
+    assert page.url.endswith("/reminders/outbox?status=pending")
+    # On a phone the banner wraps inside the page.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/dashboard/")
+    assert page.locator(BANNER).is_visible()
+    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth,"
+                           " document.querySelector('.channel-alert').getBoundingClientRect().right]")
+    assert widths[0] <= widths[1] and widths[2] <= widths[1], widths
+
+    liaison = person(w.liaison)
+    assert liaison.login().locator(BANNER).count() == 0
+    liaison.page.goto("/tasks/")
+    assert liaison.page.locator(BANNER).count() == 0
+
+    handler = Accept()
+    server = Controller(handler, hostname="127.0.0.1", port=mail_port)
+    server.start()
+    try:
+        assert deliver(T0 + timedelta(minutes=2)).sent == 2 and handler.count == 2
+    finally:
+        server.stop()
+    page.goto("/reminders/outbox")
+    assert page.locator(BANNER).count() == 0
