@@ -91,9 +91,11 @@ class FigureBook:
         for c in contributions:
             by_section.setdefault(c.section_id, []).append(c)
         for ind in indicators:
-            # As Indicator.reports(assignment): every unit of the section, or only its lead unit.
+            # As Indicator.reports(assignment): every unit of the section, or only its lead unit
+            # (the indicator's setting read once, not once per unit).
+            everyone = (ind.reported_by or "all") == "all"
             self.reporters[ind.id] = [c for c in by_section.get(ind.section_id, [])
-                                      if (ind.reported_by or "all") == "all" or self.roles[c.id] == "lead"]
+                                      if everyone or self.roles[c.id] == "lead"]
         # Membership by id and each unit's indicators, so a lookup never scans every reporter.
         self._reporter_ids = {iid: {c.id for c in found} for iid, found in self.reporters.items()}
         self._entered: dict[int, list] = {}
