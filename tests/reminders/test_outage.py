@@ -459,6 +459,9 @@ def test_outbox_page_lists_the_failing_channels(factory, db, app, mail, robots, 
     assert "无法连接邮件服务器" in table and "2025年1月7日 09:06" in table  # the next probe, a minute on
     assert "<td>群机器人“司法局工作群”</td>" in table and "HTTP 503" in table
     assert "报告编写群" not in table
+    # The messages waiting for a failing channel say so instead of a moment already past.
+    listed = page[page.index("<th>编号</th>"):]
+    assert listed.count("等待渠道恢复") == 3  # two e-mails and the unit robot's message
 
 
 def test_the_age_limit_is_a_setting(factory, db, app, mail, robots, monkeypatch):
