@@ -11,6 +11,8 @@ cycle's as ``cycle.<event>``. An unknown action is a programming error, not a "n
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from .errors import PermissionDenied
 from .workflow import states as S
@@ -143,6 +145,39 @@ def is_contribution_reviewer(user, contribution) -> bool:
     return not named or any(r.id == user.id for r in named)
 
 
+# Facts read once for a page of contributions (``unit_decisions_read``); None outside such a block.
+_READ: ContextVar[dict | None] = ContextVar("policy_unit_decisions_read", default=None)
+
+
+@contextmanager
+def unit_decisions_read(contributions):
+    """Inside the block, whether the units of ``contributions`` have an active unit head and who
+    submitted each of them are answered from two statements read here, not one per contribution
+    (a list page asking ``can`` row by row). Only for reading: nothing in the block may change them."""
+    from sqlalchemy import func, select
+
+    from .extensions import db
+    from .models import Revision, User, UserRole
+
+    contributions = list(contributions)
+    unit_ids = {c.unit_id for c in contributions}
+    ids = {c.id for c in contributions}
+    headed = set(db.session.scalars(select(User.unit_id).where(
+        User.unit_id.in_(unit_ids), User.active.is_(True), User.role_rows.any(UserRole.role == "unit_head")))) \
+        if unit_ids else set()
+    latest = (select(Revision.contribution_id, func.max(Revision.number).label("number"))
+              .where(Revision.contribution_id.in_(ids)).group_by(Revision.contribution_id).subquery())
+    submitters = dict(db.session.execute(
+        select(Revision.contribution_id, Revision.author_id).join(
+            latest, (latest.c.contribution_id == Revision.contribution_id) & (latest.c.number == Revision.number))
+    ).all()) if ids else {}
+    token = _READ.set({"units": unit_ids, "headed": headed, "ids": ids, "submitters": submitters})
+    try:
+        yield
+    finally:
+        _READ.reset(token)
+
+
 def unit_has_unit_head(unit_id: int) -> bool:
     """Whether the unit has an active unit head (单位负责人)."""
     from sqlalchemy import exists, select
@@ -150,15 +185,52 @@ def unit_has_unit_head(unit_id: int) -> bool:
     from .extensions import db
     from .models import User, UserRole
 
+    read = _READ.get()
+    if read is not None and unit_id in read["units"]:
+        return unit_id in read["headed"]
     return bool(db.session.scalar(select(exists().where(
         User.unit_id == unit_id, User.active.is_(True), User.role_rows.any(UserRole.role == "unit_head")))))
 
 
+def submitted_by(contribution) -> int | None:
+    """Who submitted the material as it now stands (the author of its latest revision)."""
+    from sqlalchemy import select
+
+    from .extensions import db
+    from .models import Revision
+
+    read = _READ.get()
+    if read is not None and contribution.id in read["ids"]:
+        return read["submitters"].get(contribution.id)
+    return db.session.scalar(select(Revision.author_id).where(Revision.contribution_id == contribution.id)
+                             .order_by(Revision.number.desc()).limit(1))
+
+
+def _own_material(user, contribution) -> str | None:
+    """Why ``user`` may not stand in for the unit head of this material: nobody decides on their own
+    submission, nor on their own unit's material as its liaison (a second pair of eyes)."""
+    if user.has_role("liaison") and user.unit_id == contribution.unit_id:
+        return (f"您是{contribution.unit.name}的联络员，不能代单位负责人审核本单位的材料，"
+                "请由其他管理员处理。")
+    if submitted_by(contribution) == user.id:
+        return "这份材料是您提交的，不能代单位负责人审核自己提交的材料，请由其他管理员处理。"
+    return None
+
+
 def acts_for_unit_head(user, contribution) -> bool:
     """An admin stands in for the unit head of a unit that has none active, so that material waiting
-    in 待单位审核 is never stuck; the workflow logs the decision as made on the unit head's behalf."""
+    in 待单位审核 is never stuck; the workflow logs the decision as made on the unit head's behalf.
+    Never for material the admin submitted or writes as the unit's liaison (``_own_material``)."""
     return user.has_role("admin") and not (user.has_role("unit_head") and user.unit_id == contribution.unit_id) \
-        and not unit_has_unit_head(contribution.unit_id)
+        and not unit_has_unit_head(contribution.unit_id) and _own_material(user, contribution) is None
+
+
+def stand_in_refusal(user, contribution) -> str | None:
+    """The refusal to show an admin who would stand in for a missing unit head but decides on their own
+    material (see ``_own_material``); None when that is not why they may not."""
+    if not user.has_role("admin") or unit_has_unit_head(contribution.unit_id):
+        return None
+    return _own_material(user, contribution)
 
 
 def contribution_actor_allowed(user, contribution, event: str) -> bool:

@@ -20,6 +20,7 @@ from ..policy import (
     contribution_actor_allowed,
     cycle_actor_allowed,
     is_contribution_reviewer,
+    stand_in_refusal,
 )
 from ..timeutil import utcnow
 from . import states as S
@@ -80,7 +81,8 @@ def _check_contribution(contribution, event, actor, comment):
         if S.CONTRIBUTION_EVENT_ACTORS[event] == "section_reviewer" and actor.unit_id == contribution.unit_id \
                 and can(actor, "review.queue"):
             raise PermissionDenied("不能审核本单位报送的材料。")
-        raise PermissionDenied(f"您没有权限对该材料执行“{labels[event]}”。")
+        refusal = stand_in_refusal(actor, contribution) if S.CONTRIBUTION_EVENT_ACTORS[event] == "unit_head" else None
+        raise PermissionDenied(refusal or f"您没有权限对该材料执行“{labels[event]}”。")
     cycle = contribution.cycle
     if cycle.state != "collecting":
         if event == "reopen" and cycle.state in ("published", "correcting"):

@@ -106,3 +106,83 @@ def test_the_unit_heads_own_decision_is_logged_as_before(factory, db):
     db.session.commit()
     log = _log(db, w.contribution.id)
     assert log.comment == "同意" and not (log.context or {}).get("on_behalf")
+
+
+def _headless_submissions(factory, db, w, n):
+    """``n`` more towns without a unit head, each liaison having submitted its material."""
+    from fazhi_flow.services.contributions import submit_contribution
+
+    for i in range(n):
+        town = factory.unit(f"第{i + 1}街道办事处", kind="township")
+        liaison = factory.user("liaison", unit=town, name=f"街道联络员{i + 1}")
+        material = factory.contribution(factory.assignment(w.section, town, role="support"),
+                                        body=f"全年开展法治宣传活动{12 + i}场，覆盖群众{3000 + 150 * i}人次。")
+        submit_contribution(material, liaison)
+    db.session.commit()
+
+
+def test_the_waiting_list_asks_for_unit_heads_once_whatever_its_length(client, factory, db):
+    from fazhi_flow.testing import count_queries
+
+    w = _stuck(factory, db)
+    login(client, w.admin)
+    url = f"/admin/cycles/{w.cycle.id}/contributions?state=unit_review"
+    client.get(url)  # warm: the login's own reads are not the page's
+
+    def measure():
+        with count_queries(db.engine) as statements:
+            page = client.get(url).get_data(as_text=True)
+        return len(statements), page.count("代单位负责人处理…")
+
+    one, links = measure()
+    assert links == 1
+    _headless_submissions(factory, db, w, 20)
+    many, links = measure()
+    assert links == 21
+    assert many == one, f"{one} statements with 1 row, {many} with 21"
+
+
+def test_an_admin_never_agrees_to_own_material_for_the_missing_unit_head(client, factory, db):
+    """An admin who is also the unit's liaison submitted; the unit has no unit head. Not they but
+    another admin decides in the unit head's place; the same after they stop being its liaison."""
+    from fazhi_flow.errors import PermissionDenied
+    from fazhi_flow.services.contributions import submit_contribution
+
+    w = factory.world(state="collecting", unit_head_review=True)
+    w.unit_head.active = False
+    both = factory.user("admin", "liaison", unit=w.unit, name="兼任联络员的管理员")
+    w.contribution.body = "全年办理行政复议案件52件，纠错率8.2%。"
+    submit_contribution(w.contribution, both)
+    db.session.commit()
+    assert w.contribution.state == "unit_review"
+    assert not policy.can(both, "contribution.unit_approve", w.contribution)
+    assert policy.can(w.admin, "contribution.unit_approve", w.contribution)
+    login(client, both)
+    listing = client.get(f"/admin/cycles/{w.cycle.id}/contributions?state=unit_review").get_data(as_text=True)
+    url = f"/admin/contributions/{w.contribution.id}/unit-decision"
+    assert url not in listing
+    page = client.get(url).get_data(as_text=True)
+    assert "不能代单位负责人审核本单位的材料" in page and "代单位负责人同意报送</button>" not in page
+    response = client.post(url, data={"event": "unit_approve", "approve-reason": "同意"})
+    page = response.get_data(as_text=True)
+    assert "不能代单位负责人审核本单位的材料，请由其他管理员处理" in page and "Traceback" not in page
+    db.session.expire_all()
+    assert db.session.get(Contribution, w.contribution.id).state == "unit_review"
+    # No longer the unit's liaison: still the one who submitted this material.
+    both = db.session.get(type(both), both.id)
+    both.set_roles(("admin",))
+    db.session.commit()
+    contribution = db.session.get(Contribution, w.contribution.id)
+    assert not policy.can(both, "contribution.unit_return", contribution)
+    try:
+        unit_approve_contribution(contribution, both, comment="同意")
+    except PermissionDenied as exc:
+        assert "这份材料是您提交的" in exc.message
+    else:
+        raise AssertionError("an admin agreed to their own submission")
+    db.session.rollback()
+    # Another admin may.
+    contribution = db.session.get(Contribution, w.contribution.id)
+    unit_approve_contribution(contribution, w.admin, comment="数据已核对")
+    db.session.commit()
+    assert contribution.state == "submitted"

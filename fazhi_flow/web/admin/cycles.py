@@ -14,6 +14,7 @@ from wtforms.validators import Length, Optional
 
 from ...errors import DomainError
 from ...extensions import db
+from ...policy import unit_decisions_read
 from ...models import Assignment, Contribution, ReportCycle, Section, TransitionLog, User, UserRole
 from ...services import figures as figures_svc
 from ...services import outline as outline_svc
@@ -398,8 +399,10 @@ def contributions(cycle_id):
         select(Contribution).where(Contribution.cycle_id == cycle.id, Contribution.state == state)
         .options(selectinload(Contribution.unit))))
     rows.sort(key=lambda c: (order.get(c.section_id, 0), c.unit.sort_order, c.unit_id))
-    return render_template("admin/contributions.html", cycle=cycle, rows=rows, paths=paths, state=state,
-                           STATE_LABELS=CONTRIBUTION_STATE_LABELS, active_nav="admin")
+    # 代单位负责人处理 asks per row whether the unit has a unit head: read for all rows at once.
+    with unit_decisions_read(c for c in rows if c.state == "unit_review"):
+        return render_template("admin/contributions.html", cycle=cycle, rows=rows, paths=paths, state=state,
+                               STATE_LABELS=CONTRIBUTION_STATE_LABELS, active_nav="admin")
 
 
 @bp.route("/contributions/<int:contribution_id>/reopen", methods=["GET", "POST"])
@@ -448,11 +451,13 @@ def contribution_unit_decision(contribution_id):
 
 
 def _unit_decision_page(contribution_id: int, forms: dict, status: int = 200):
-    from ...policy import can
+    from ...policy import can, stand_in_refusal
     from ...web.loading import transition_logs
 
     c = get_or_404(Contribution, contribution_id)
+    may_act = can(current_user, "contribution.unit_approve", c)
+    refusal = None if may_act or c.state != "unit_review" else stand_in_refusal(current_user, c)
     return render_template("admin/contribution_unit_decision.html", c=c, forms=forms,
-                           may_act=can(current_user, "contribution.unit_approve", c),
+                           may_act=may_act, refusal=refusal,
                            logs=transition_logs(c), STATE_LABELS=CONTRIBUTION_STATE_LABELS,
                            active_nav="admin"), status
