@@ -101,8 +101,8 @@ def _logs(cycle: ReportCycle) -> list:
 def build_edit_page(cycle: ReportCycle, viewer) -> CompilePage:
     tallies = svc.section_tallies(cycle)
     inline = shows_inline(tallies)
-    # A large cycle's page merges no text, so its figure book may hold plain rows (much faster).
-    numbers = svc.StoredCitations(cycle, plain=not inline)
+    # The figure book holds plain rows (much faster than ORM objects for a city's contributions).
+    numbers = svc.PlainBookTexts(cycle)
     summaries = svc.section_summaries(cycle, numbers, tallies)
     views = svc.section_views(cycle, numbers) if inline else []
     book = numbers.book
@@ -128,7 +128,7 @@ class SectionPage:
 
 
 def build_section_page(cycle: ReportCycle, section, viewer) -> SectionPage:
-    view = svc.section_view(cycle, section, svc.SectionTexts(cycle))
+    view = svc.section_view(cycle, section, svc.PlainBookTexts(cycle))
     order = [s for top in cycle.top_sections() for s in top.walk()]  # the outline is loaded by now
     at = order.index(section)
     return SectionPage(

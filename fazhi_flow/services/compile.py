@@ -307,10 +307,10 @@ class StoredCitations(CitedTexts):
             self._values_cache.pop(contribution_id, None)
 
 
-class SectionTexts(StoredCitations):
-    """Merges the texts of one section (its page) with the plain-rows figure book: each contribution is
-    asked of the book as the book's own row (the book tells reporters by identity), its text read
-    from the ORM contribution it stands for."""
+class PlainBookTexts(StoredCitations):
+    """Merges texts (a section's page, or every section of a small cycle's compile page) with the
+    plain-rows figure book: each contribution is asked of the book as the book's own row (the book
+    tells reporters by identity), its text read from the ORM contribution it stands for."""
 
     def __init__(self, cycle):
         super().__init__(cycle, plain=True)

@@ -116,7 +116,7 @@ def test_the_plain_book_checks_rules_as_the_full_book_does(app, db):
 def test_a_section_merged_with_the_plain_book_is_the_one_the_full_book_gives(app, db):
     from fazhi_flow.models import ReportCycle, Section
     from fazhi_flow.publish.merge import CitedTexts
-    from fazhi_flow.services.compile import SectionTexts, section_view
+    from fazhi_flow.services.compile import PlainBookTexts, section_view
 
     world = build_world(db, 5, 6, cycle_state="compiling")
     cycle_id, section_ids = world.cycle.id, list(world.section_ids)
@@ -131,7 +131,7 @@ def test_a_section_merged_with_the_plain_book_is_the_one_the_full_book_gives(app
                                  view.sources)
         return found
 
-    plain, full = views(SectionTexts), views(CitedTexts)
+    plain, full = views(PlainBookTexts), views(CitedTexts)
     assert plain == full
     # The own, the summed, the lead's and the next section's figures are printed, none left unresolved.
     assert all("{{" not in prefill and "全区合计" in prefill for prefill, _m, _s in plain.values())
@@ -163,3 +163,22 @@ def test_the_compile_index_names_each_cycles_latest_draft_in_fixed_queries(app, 
         rows = re.findall(r"<tr>\s*<td>(\d{4})</td>.*?第(\d+)稿", html, re.S)
         assert sorted((int(y), int(k)) for y, k in rows) == [(2020 + i, i + 2) for i in range(n)]
     assert counts[1] == counts[4], counts
+
+
+def test_every_section_merged_with_the_plain_book_is_what_the_full_book_gives(app, db):
+    """The small cycle's compile page merges every section with the plain-rows book (PlainBookTexts)."""
+    from fazhi_flow.models import ReportCycle
+    from fazhi_flow.publish.merge import CitedTexts
+    from fazhi_flow.services.compile import PlainBookTexts, section_views
+
+    world = build_world(db, 4, 5, cycle_state="compiling")
+    cycle_id = world.cycle.id
+
+    def merged(numbers_for):
+        db.session.expunge_all()
+        cycle = db.session.get(ReportCycle, cycle_id)
+        return [(v.section.id, v.prefill, {k: [str(p) for p in m] for k, m in v.material.items()}, v.sources)
+                for v in section_views(cycle, numbers_for(cycle))]
+
+    plain, full = merged(PlainBookTexts), merged(CitedTexts)
+    assert plain == full and any("全区合计" in prefill for _id, prefill, _m, _s in plain)
