@@ -33,6 +33,9 @@ def on_transition(sender, event, from_state, to_state, actor, comment=None, cont
 def _contribution_event(contribution, event, to_state, actor, comment):
     if to_state == "unit_review":
         people = unit_heads(contribution.unit_id)
+        if not people:
+            _to_stand_ins(contribution, actor)
+            return
     elif to_state == "submitted" and event in ("submit", "unit_approve"):
         people = reviewers_of(contribution)
     elif event in ("return", "unit_return", "reopen", "approve"):
@@ -42,6 +45,21 @@ def _contribution_event(contribution, event, to_state, actor, comment):
     people = [u for u in people if u.id != actor.id]
     msg = M.transition_message(event, contribution, actor, comment, to_state)
     send_to_users(people, msg, f"transition:{event}", inapp_kind=None, contribution=contribution)
+
+
+def stand_ins(unit_id: int, admins_: list) -> list:
+    """The admins who may decide for a unit without a unit head: not those writing its material as
+    its liaisons (policy refuses them)."""
+    return [u for u in admins_ if not (u.unit_id == unit_id and u.has_role("liaison"))]
+
+
+def _to_stand_ins(contribution, actor) -> None:
+    """Material submitted into 待单位审核 of a unit with no active unit head would wait for nobody: the
+    admins, who may decide in the unit head's place, are told instead, in-app and by e-mail as each
+    chose (the inbox's own notice goes to unit heads only, so here both channels)."""
+    people = _others(stand_ins(contribution.unit_id, admins()), actor)
+    send_to_users(people, M.unit_review_stand_in_message(contribution, actor), "transition:submit",
+                  inapp_kind="to_unit_review", contribution=contribution)
 
 
 def _cycle_opened(cycle):

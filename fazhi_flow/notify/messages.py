@@ -82,6 +82,19 @@ def unit_review_link(contribution) -> str:
     return absolute(_path([("tasks.unit_review", {"contribution_id": cid})], f"/tasks/{cid}/unit-review"))
 
 
+def unit_decision_link(contribution) -> str:
+    """The admin's page to decide for a unit that has no active unit head (代单位负责人处理)."""
+    cid = contribution.id
+    return absolute(_path([("admin.contribution_unit_decision", {"contribution_id": cid})],
+                          f"/admin/contributions/{cid}/unit-decision"))
+
+
+def stand_in_note(unit: str) -> str:
+    """Why the admins are told of material waiting for a unit head, and what they may do."""
+    return (f"{unit}没有启用的单位负责人账号，这份材料无人能同意报送。您可以代单位负责人同意报送或退回修改"
+            "（流转记录和操作记录中会注明“管理员代单位负责人”），或在“用户”中为该单位添加单位负责人。")
+
+
 def tasks_link() -> str:
     return absolute(_path([("tasks.index", {}), ("tasks.list", {})], "/tasks/"))
 
@@ -164,9 +177,25 @@ def backlog_message(contribution, waited: int) -> Message:
     return Message(subject=head, body=body, short=f"{head}\n{link}", link=link)
 
 
-def unit_review_message(contribution, waited: int) -> Message:
-    """To the unit heads: material their liaison submitted still waits for their decision."""
+def unit_review_message(contribution, waited: int, stand_in: bool | None = None) -> Message:
+    """To the unit heads: material their liaison submitted still waits for their decision. To the
+    admins instead (``stand_in``) when the unit has no active unit head; None: as the unit is now (a
+    text written again at delivery says what is true then)."""
     unit, section = contribution.unit.name, contribution.section.path_label
+    if stand_in is None:
+        from ..policy import unit_has_unit_head
+
+        stand_in = not unit_has_unit_head(contribution.unit_id)
+    if stand_in:
+        link = unit_decision_link(contribution)
+        head = f"【待单位审核提醒】{unit}“{section}”材料已等待单位审核{waited}个工作日（该单位没有单位负责人）"
+        body = "\n".join([
+            "管理员您好：", "",
+            f"{unit}联络员提交的以下材料已等待单位审核{waited}个工作日。{stand_in_note(unit)}", "",
+            _facts(contribution, due_status(contribution, done=True)), "", f"代单位负责人处理：{link}", "",
+            FOOTER,
+        ])
+        return Message(subject=head, body=body, short=f"{head}\n{link}", link=link)
     link = unit_review_link(contribution)
     head = f"【待单位审核提醒】{unit}“{section}”材料已等待单位审核{waited}个工作日"
     body = "\n".join([
@@ -242,6 +271,18 @@ def transition_message(event: str, contribution, actor, comment: str | None, to_
         parts += ["", f"意见：{comment}"]
     parts += ["", f"查看：{link}", "", FOOTER]
     return Message(subject=subject, body="\n".join(parts), short=f"{subject}\n{link}", link=link)
+
+
+def unit_review_stand_in_message(contribution, actor) -> Message:
+    """提交 into 待单位审核 of a unit without an active unit head: to the admins, who may decide for it."""
+    unit, section = contribution.unit.name, contribution.section.path_label
+    link = unit_decision_link(contribution)
+    subject = f"【待单位审核】{unit}“{section}”（该单位没有单位负责人）"
+    body = "\n".join([
+        "管理员您好：", "", f"{unit}联络员{actor.name}提交了材料，等待单位负责人同意报送。{stand_in_note(unit)}", "",
+        _facts(contribution, due_status(contribution, done=True)), "", f"代单位负责人处理：{link}", "", FOOTER,
+    ])
+    return Message(subject=subject, body=body, short=f"{subject}\n{link}", link=link)
 
 
 def cycle_open_message(cycle, user, assignments) -> Message:

@@ -300,7 +300,12 @@ def _messages(rows: _Rows, key: str, kind: str, occurrence: str, cycle, facts: F
     if kind == "backlog":
         waited = calendar.working_days_between(_local_day(facts.submitted_at), day)
         if is_unit_review(kind, occurrence):
-            msg, people = M.unit_review_message(facts, waited), d.unit_heads(facts.unit_id)
+            # A unit without an active unit head: the admins, who may decide in its place, instead.
+            people = d.unit_heads(facts.unit_id)
+            stand_in = not people
+            if stand_in:
+                people = [u for u in d.admins() if not (u.unit_id == facts.unit_id and "liaison" in d.roles[u.id])]
+            msg = M.unit_review_message(facts, waited, stand_in=stand_in)
         else:
             msg, people = M.backlog_message(facts, waited), d.reviewers_of(facts)
         return rows.send_to_users(key, people, msg, facts.id)

@@ -4,6 +4,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from fazhi_flow.models import User, UserRole
 from fazhi_flow.models.reminder import OutboxMessage, Reminder
 from fazhi_flow.workdays import WorkCalendar
 from fazhi_flow.reminders.jobs import deliver, sweep
@@ -103,3 +104,67 @@ def test_returned_by_the_unit_head_stops_and_a_resubmission_starts_afresh(factor
     assert unit_review_keys(db)[-1] == f"c{c.id}:backlog:unit/20250113T030000/1"
     assert db.session.scalar(select(func.count()).select_from(Reminder)
                              .where(Reminder.occurrence.like("unit/%"))) == 2
+
+
+def _headless(factory, db, n=1):
+    """A cycle under unit-head review whose 区司法局 has lost its unit head, with ``n`` materials of
+    such units waiting in 待单位审核 since Monday 6 January; an admin who is also 区司法局's liaison."""
+    w = factory.world(unit_head_review=True)
+    w.unit_head.active = False
+    w.admin2 = factory.user("admin", unit=w.office, name="第二管理员")
+    w.liaison_admin = factory.user("admin", "liaison", unit=w.unit, name="兼任联络员的管理员")
+    w.waiting = [w.contribution]
+    for i in range(n - 1):
+        town = factory.unit(f"第{i + 1}街道办事处", kind="township")
+        factory.user("liaison", unit=town)
+        w.waiting.append(factory.contribution(factory.assignment(w.section, town, role="support"),
+                                              body=f"开展法治宣传活动{10 + i}场。"))
+    for c in w.waiting:
+        c.state, c.submitted_at = "unit_review", ENTERED
+    db.session.commit()
+    return w
+
+
+def test_without_a_unit_head_the_admins_are_reminded_and_may_act(factory, db, app, smtp):
+    w = _headless(factory, db)
+    c = w.contribution
+    sweep(at(2025, 1, 9, 9, 5))
+    key = f"c{c.id}:backlog:unit/20250106T020000/1"
+    reminder = db.session.scalars(select(Reminder).where(Reminder.key == key)).one()
+    to = set(db.session.scalars(select(OutboxMessage.user_id).where(OutboxMessage.reminder_id == reminder.id)))
+    # The admins, not the unit's liaison who is also an admin (it is their own unit's material).
+    assert to == {w.admin.id, w.admin2.id}
+    deliver(at(2025, 1, 9, 9, 6))
+    mails = [m for m in smtp.messages if m["X-Fazhi-Reminder-Key"] == key]
+    assert sorted(m["To"].addresses[0].addr_spec for m in mails) == sorted([w.admin.email, w.admin2.email])
+    body = mails[0].get_content()
+    assert "该单位没有单位负责人" in mails[0]["Subject"] and "已等待单位审核3个工作日" in mails[0]["Subject"]
+    assert "管理员您好" in body and "区司法局没有启用的单位负责人账号" in body and "负责人您好" not in body
+    assert f"/admin/contributions/{c.id}/unit-decision" in body
+
+
+def test_the_sweep_reads_the_unit_heads_once_however_many_units_lack_one(factory, db, app):
+    """1 material of a unit without a unit head due on Thursday, 7 more on Friday (submitted a day
+    later): the sweep's statements do not grow with them."""
+    from fazhi_flow.testing import count_queries
+
+    w = _headless(factory, db, n=8)
+    for c in w.waiting[1:]:
+        c.submitted_at = ENTERED + timedelta(days=1)
+    db.session.commit()
+
+    def swept(day):
+        with count_queries(db.engine) as statements:
+            result = sweep(at(2025, 1, day, 9, 5))
+        return len(statements), len([q for q in result.queued if q.kind_label == "待单位审核提醒"])
+
+    one, n1 = swept(9)
+    seven, n7 = swept(10)
+    assert (n1, n7) == (1, 7)
+    assert seven == one, f"{one} statements for 1 reminder, {seven} for 7"
+    admins = db.session.scalar(select(func.count()).select_from(User).join(UserRole).where(
+        UserRole.role == "admin", User.active.is_(True)))
+    told = db.session.scalar(select(func.count()).select_from(OutboxMessage).join(Reminder).where(
+        Reminder.occurrence.like("unit/%")))
+    # Every admin by e-mail for each material; 区司法局's own liaison-admin not for 区司法局's.
+    assert told == 8 * admins - 1

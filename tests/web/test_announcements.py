@@ -277,3 +277,33 @@ def test_the_inbox_shows_the_notice_text_line_by_line_without_the_bare_address(d
     html = as_user(w.leader).get("/inbox/").get_data(as_text=True)
     assert "管理员附言：第二部分数据已核对。<br>第三部分新增案卷评查情况。" in html
     assert "共3份" in html and f"{BASE}/dashboard" not in html
+
+
+def test_material_for_a_unit_without_a_unit_head_is_announced_to_the_admins(db, factory):
+    """提交 into 待单位审核 when the unit has no active unit head: the admins, who may decide in its
+    place, are told (each on the channels chosen), not the unit's liaison who is also an admin."""
+    w = factory.world(state="collecting", unit_head_review=True)
+    w.unit_head.active = False
+    w.contribution.body = "全年办理行政复议案件52件，纠错率8.2%。"
+    inbox_admin = factory.user("admin", unit=w.office, name="只看站内的管理员")
+    liaison_admin = factory.user("admin", "liaison", unit=w.unit, name="兼任联络员的管理员")
+    db.session.add(UserChannelPreference(user_id=inbox_admin.id, email=False, inapp=True))
+    db.session.commit()
+    told = step(db, lambda: submit_contribution(w.contribution, w.liaison))
+    assert w.contribution.state == "unit_review"
+    _only(told, inapp={w.admin.id, inbox_admin.id}, email={w.admin.id})
+    assert liaison_admin.id not in told.people()
+    url = f"/admin/contributions/{w.contribution.id}/unit-decision"
+    assert {n.link for n in told.notes} == {url}
+    mail = told.mails[0]
+    assert "该单位没有单位负责人" in mail.subject and "区司法局没有启用的单位负责人账号" in mail.body
+    assert f"{BASE}{url}" in mail.body and "联络员提交了材料" in mail.body
+
+    # With a unit head again, the next submission goes to the unit head only, as before.
+    w.unit_head.active = True
+    from fazhi_flow.services.contributions import unit_return_contribution
+
+    unit_return_contribution(w.contribution, w.unit_head, comment="请补充案件分类数据")
+    db.session.commit()
+    told = step(db, lambda: submit_contribution(w.contribution, w.liaison))
+    assert told.people() == {w.unit_head.id}
