@@ -16,7 +16,17 @@ from sqlalchemy import select
 from ..extensions import db
 from ..workflow.machine import transition_fired
 from . import messages as M
-from .outbox import _with_role, admins, liaisons, queue_webhook, reviewers_of, send_to_users, unit_heads, webhooks_for
+from .outbox import (
+    _with_role,
+    admins,
+    liaisons,
+    queue_webhook,
+    reviewers_of,
+    send_to_users,
+    unit_heads,
+    webhooks_for,
+    with_role_in_units,
+)
 
 
 def on_transition(sender, event, from_state, to_state, actor, comment=None, context=None, **_):
@@ -136,10 +146,11 @@ def contributors(cycle) -> list:
     anything submitted) and everyone who reviewed material of it (reviewers and unit heads)."""
     from ..models import Contribution, TransitionLog, User
 
-    units = sorted({unit_id for unit_id, state, body in db.session.execute(
+    units = {unit_id for unit_id, state, body in db.session.execute(
         select(Contribution.unit_id, Contribution.state, Contribution.body)
-        .where(Contribution.cycle_id == cycle.id)) if state != "draft" or (body or "").strip()})
-    people = [user for unit_id in units for user in liaisons(unit_id)]
+        .where(Contribution.cycle_id == cycle.id)) if state != "draft" or (body or "").strip()}
+    # The liaisons of all those units in one statement, however many units contributed.
+    people = with_role_in_units("liaison", units)
     people += db.session.scalars(
         select(User).where(User.active.is_(True), User.id.in_(
             select(TransitionLog.actor_id).join(Contribution, TransitionLog.contribution_id == Contribution.id)

@@ -9,13 +9,14 @@ from ..models.reminder import OutboxMessage, WebhookTarget
 from ..timeutil import utcnow
 from . import inapp
 from .messages import Message
-from .preferences import wants
+from .preferences import preferences_of, wants
 
 
 def queue_email(user, message: Message, cause: str, reminder=None, contribution=None,
-                expires_at=None, now=None) -> OutboxMessage | None:
-    """Queue an e-mail to ``user`` unless they have no address or switched e-mail off."""
-    if not user.active or not wants(user, "email"):
+                expires_at=None, now=None, choices=None) -> OutboxMessage | None:
+    """Queue an e-mail to ``user`` unless they have no address or switched e-mail off (``choices``:
+    the channel choices already read, see ``preferences.preferences_of``)."""
+    if not user.active or not wants(user, "email", choices):
         return None
     row = OutboxMessage(
         channel="email", user_id=user.id, address=user.email.strip(), subject=message.subject,
@@ -47,17 +48,21 @@ def send_to_users(users, message: Message, cause: str, inapp_kind: str | None = 
     """Tell each user once: in-app (when ``inapp_kind`` is given) and by e-mail, as each prefers.
 
     ``now`` (naive UTC) is when the message becomes due; a job passes its own time. Returns the
-    number of users told by at least one channel.
+    number of users told by at least one channel. Everyone's channel choices are read in one
+    statement, so telling many people costs no more statements than telling one.
     """
-    told, seen = 0, set()
+    people, seen = [], set()
     for user in users:
-        if user.id in seen or not user.active:
-            continue
-        seen.add(user.id)
-        note = inapp.notify(user, inapp_kind, message.subject, body=message.short,
-                            link=message.path) if inapp_kind else None
+        if user.id not in seen and user.active:
+            seen.add(user.id)
+            people.append(user)
+    choices = preferences_of(people)
+    told = 0
+    for user in people:
+        note = inapp.notify_user(user, inapp_kind, message.subject, body=message.short, link=message.path) \
+            if inapp_kind and wants(user, "inapp", choices) else None
         mail = queue_email(user, message, cause, reminder=reminder, contribution=contribution,
-                           expires_at=expires_at, now=now)
+                           expires_at=expires_at, now=now, choices=choices)
         told += bool(note or mail)
     return told
 
@@ -85,6 +90,18 @@ def _with_role(role: str, unit_id: int | None = None) -> list[User]:
     if unit_id is not None:
         q = q.where(User.unit_id == unit_id)
     return list(db.session.scalars(q.order_by(User.id)).unique())
+
+
+def with_role_in_units(role: str, unit_ids) -> list[User]:
+    """The active users with ``role`` in any of ``unit_ids``, in one statement (by unit, then id)."""
+    from ..models import UserRole
+
+    unit_ids = set(unit_ids)
+    if not unit_ids:
+        return []
+    return list(db.session.scalars(
+        select(User).join(UserRole).where(UserRole.role == role, User.active.is_(True), User.unit_id.in_(unit_ids))
+        .order_by(User.unit_id, User.id)).unique())
 
 
 def liaisons(unit_id: int) -> list[User]:

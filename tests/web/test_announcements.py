@@ -307,3 +307,41 @@ def test_material_for_a_unit_without_a_unit_head_is_announced_to_the_admins(db, 
     db.session.commit()
     told = step(db, lambda: submit_contribution(w.contribution, w.liaison))
     assert told.people() == {w.unit_head.id}
+
+
+def test_announcing_the_publication_costs_the_same_for_many_contributing_units(db, office, factory):
+    """发布's announcement reads its recipients and their channel choices in a fixed number of
+    statements: 12 more towns that wrote material (and chose channels) cost no more reads."""
+    from fazhi_flow.notify.events import announce_publication
+    from fazhi_flow.testing import count_queries
+
+    w = office
+    _compiled(db, w)
+    _to_signoff(db, w)
+    step(db, lambda: svc.sign_report(w.cycle, w.leader, svc.latest_version(w.cycle).number))
+    step(db, lambda: svc.publish_report(w.cycle, w.admin))
+
+    def announced():
+        db.session.expire_all()  # as a request starts: nothing of the people loaded yet
+        before = _max_id(db, OutboxMessage)
+        with count_queries(db.engine) as statements:
+            announce_publication(w.cycle, w.admin)
+            db.session.flush()
+        mails = db.session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.id > before))
+        db.session.rollback()
+        # The reads; the rows written (one notice and one e-mail a person) are the announcement itself.
+        return len([s for s in statements if s.lstrip().upper().startswith("SELECT")]), mails
+
+    few, few_mails = announced()
+    for i in range(12):
+        town = factory.unit(f"第{i + 1}街道办事处", kind="township")
+        for n in range(2):
+            liaison = factory.user("liaison", unit=town, name=f"街道{i + 1}联络员{n + 1}")
+            if n:
+                db.session.add(UserChannelPreference(user_id=liaison.id, email=bool(i % 2), inapp=True))
+        factory.contribution(factory.assignment(w.section, town, role="support"),
+                             body=f"全年开展法治宣传活动{12 + i}场，覆盖群众{3000 + 150 * i}人次。")
+    db.session.commit()
+    many, many_mails = announced()
+    assert many_mails == few_mails + 12 + 6  # every town's first liaison, half of the second ones
+    assert many == few, f"{few} statements for the first units, {many} with 12 more"
