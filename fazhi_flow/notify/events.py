@@ -36,6 +36,8 @@ def on_transition(sender, event, from_state, to_state, actor, comment=None, cont
         _contribution_event(sender, event, to_state, actor, comment)
     elif isinstance(sender, ReportCycle) and event == "open":
         _cycle_opened(sender)
+    elif isinstance(sender, ReportCycle) and event == "reopen_collection":
+        _collection_reopened(sender, actor, comment, context or {})
     elif isinstance(sender, ReportCycle):
         _signature_event(sender, event, from_state, actor, comment)
 
@@ -87,6 +89,36 @@ def _cycle_opened(cycle):
             queue_webhook(target, unit_msg, "cycle:open")
     for target in webhooks_for(cycle_id=cycle.id):
         queue_webhook(target, M.cycle_open_group_message(cycle), "cycle:open")
+
+
+def _collection_reopened(cycle, actor, comment, context) -> None:
+    """重新征集: the units with material not yet approved are told which sections to finish and their
+    due dates (moved ones said so), in-app and by e-mail as each chose, and on their group robots.
+    Units whose material is all approved have nothing to do and are not told."""
+    from sqlalchemy.orm import selectinload
+
+    from ..models import Assignment, Contribution, Section
+
+    db.session.scalars(select(Section).where(Section.cycle_id == cycle.id)).all()  # the outline, once
+    open_work = list(db.session.scalars(
+        select(Assignment).join(Section).outerjoin(Contribution, Contribution.assignment_id == Assignment.id)
+        .where(Section.cycle_id == cycle.id, db.or_(Contribution.id.is_(None), Contribution.state != "approved"))
+        .options(selectinload(Assignment.unit), selectinload(Assignment.contribution))
+        .order_by(Assignment.id)))
+    by_unit = defaultdict(list)
+    for assignment in open_work:
+        by_unit[assignment.unit_id].append(assignment)
+    people = defaultdict(list)
+    for user in with_role_in_units("liaison", by_unit):
+        people[user.unit_id].append(user)
+    moved_to = context.get("moved_to")
+    for unit_id, assignments in by_unit.items():
+        msg = M.collection_reopened_message(cycle, assignments, comment, moved_to)
+        send_to_users(_others(people[unit_id], actor), msg, "cycle:reopen_collection", inapp_kind="cycle")
+        for target in webhooks_for(unit_id=unit_id):
+            queue_webhook(target, msg, "cycle:reopen_collection")
+    for target in webhooks_for(cycle_id=cycle.id):
+        queue_webhook(target, M.collection_reopened_group_message(cycle, moved_to), "cycle:reopen_collection")
 
 
 def _signed_version_number(cycle) -> int | None:

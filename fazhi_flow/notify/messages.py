@@ -300,6 +300,36 @@ def cycle_open_message(cycle, user, assignments) -> Message:
     return Message(subject=subject, body="\n".join(lines), short=short, link=link)
 
 
+def collection_reopened_message(cycle, assignments, comment: str | None, moved_to: str | None) -> Message:
+    """重新征集: to a unit whose material is collected again, its sections still to finish with their
+    due dates as they now are; ``moved_to``: the date past due dates were moved to, if they were."""
+    link = tasks_link()
+    subject = f"【重新征集】{cycle.title}重新开始征集材料"
+    lines = ["您好：", "", f"{cycle.title}已回到征集中，请您单位继续完成以下章节的材料：", ""]
+    for i, a in enumerate(assignments, 1):
+        st = due_status(a.effective_due())
+        state = a.contribution.state_label if a.contribution is not None else "未开始"
+        lines.append(f"  {i}. {a.section.path_label}（{a.role_label}），当前状态：{state}，"
+                     f"截止日期：{st.date_label or '未设定'}")
+    if moved_to:
+        lines += ["", f"已过的截止日期已顺延至{moved_to}。"]
+    if comment:
+        lines += ["", f"理由：{comment}"]
+    lines += ["", "已通过审核的材料保持不变。", "", f"进入我的任务：{link}", "", FOOTER]
+    short = f"{subject}\n" + "\n".join(
+        f"{a.section.path_label}（{a.role_label}）截止{_d(a.effective_due())}" for a in assignments
+    ) + (f"\n已过的截止日期已顺延至{moved_to}。" if moved_to else "") + f"\n{link}"
+    return Message(subject=subject, body="\n".join(lines), short=short, link=link)
+
+
+def collection_reopened_group_message(cycle, moved_to: str | None) -> Message:
+    link = tasks_link()
+    subject = f"【重新征集】{cycle.title}重新开始征集材料"
+    moved = f"已过的截止日期已顺延至{moved_to}。" if moved_to else ""
+    short = f"{subject}。{moved}请尚未完成的单位联络员登录系统查看本单位任务并按时提交。\n{link}"
+    return Message(subject=subject, body=short, short=short, link=link)
+
+
 def cycle_open_group_message(cycle) -> Message:
     link = tasks_link()
     due = f"，总截止日期{_d(cycle.due)}" if cycle.due else ""

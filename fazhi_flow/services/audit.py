@@ -178,7 +178,7 @@ DETAIL_LABELS = {
     "count": "数量", "version": "版本", "revision": "第几次提交", "chars": "字数", "forced": "强制",
     "paragraph": "段落", "missing": "未报送", "source": "来源", "year": "年度", "code": "代码", "name": "名称",
     "kind": "类型", "cycle": "年度报告", "section": "章节", "unit": "单位", "role": "分工", "due": "截止日期",
-    "moved": "顺延前的截止日期", "on_behalf": "代为处理",
+    "moved": "顺延前的截止日期", "moved_to": "截止日期顺延至", "on_behalf": "代为处理",
 }
 # Objects a target names ("contribution:12"), as shown beside it.
 TARGET_KINDS = {"contribution": "报送材料", "cycle": "年度报告", "user": "用户", "unit": "单位",

@@ -118,7 +118,9 @@ def _start_collecting(cycle: ReportCycle, actor, event: str, move_due_to: date |
     notices of the event already give the new dates), and the moment noted in ``opened_at``, from
     which the reminder policy counts a late open's overdue stages and escalation."""
     moved = move_past_dues(cycle, move_due_to) if move_due_to is not None else []
-    log = fire(cycle, event, actor, comment=comment)
+    # The moved date travels with the event, so its notices can say the dates were moved.
+    context = {"moved_to": cn_date_text(move_due_to)} if move_due_to is not None else {}
+    log = fire(cycle, event, actor, comment=comment, **context)
     cycle.opened_at = log.created_at
     detail = {"comment": log.comment} if log.comment else {}
     if move_due_to is not None:

@@ -345,3 +345,38 @@ def test_announcing_the_publication_costs_the_same_for_many_contributing_units(d
     many, many_mails = announced()
     assert many_mails == few_mails + 12 + 6  # every town's first liaison, half of the second ones
     assert many == few, f"{few} statements for the first units, {many} with 12 more"
+
+
+def test_reopening_collection_tells_the_units_with_work_left_and_the_moved_dates(db, office, factory):
+    """重新征集 after compiling: 区市场监管局 (a draft never submitted) and 区财政局 (nothing written) are
+    told which sections to finish and that the past due dates moved; 区司法局, approved, is not."""
+    from fazhi_flow.models.reminder import WebhookTarget
+    from fazhi_flow.services.cycles import reopen_collection
+    from fazhi_flow.timeutil import cn_date_text
+
+    w = office
+    market_robot = WebhookTarget(unit_id=w.other_unit.id, name="市场监管局工作群", url="http://127.0.0.1:9/hook")
+    justice_robot = WebhookTarget(unit_id=w.unit.id, name="司法局工作群", url="http://127.0.0.1:9/hook2")
+    db.session.add_all([market_robot, justice_robot])
+    _compiled(db, w)
+    target = local_today() + timedelta(days=7)
+    told = step(db, lambda: reopen_collection(w.cycle, w.admin, comment="市场监管局材料需补充", move_due_to=target))
+    assert w.cycle.state == "collecting"
+    still_writing = {w.other_liaison.id, w.finance_liaison.id}
+    assert dict(told.inapp) == {uid: 1 for uid in still_writing}
+    assert dict(told.email) == {uid: 1 for uid in still_writing}
+    assert [r.webhook_id for r in told.robots] == [market_robot.id]
+    assert {n.link for n in told.notes} == {"/tasks/"}
+    mail = next(m for m in told.mails if m.user_id == w.other_liaison.id)
+    assert mail.subject.startswith("【重新征集】") and mail.cause == "cycle:reopen_collection"
+    assert f"已过的截止日期已顺延至{cn_date_text(target)}" in mail.body
+    assert f"严格规范执法（配合），当前状态：起草中，截止日期：{cn_date_text(target)}" in mail.body
+    assert "理由：市场监管局材料需补充" in mail.body and f"{BASE}/tasks/" in mail.body
+    assert f"顺延至{cn_date_text(target)}" in told.robots[0].body
+
+    # Reopened again with the dates as they are: no word of moved dates.
+    compile_cycle(w.cycle, w.admin, force_reason="先行汇总")
+    db.session.commit()
+    told = step(db, lambda: reopen_collection(w.cycle, w.admin))
+    assert told.people() == still_writing
+    assert all("顺延" not in m.body and "理由" not in m.body for m in told.mails)
