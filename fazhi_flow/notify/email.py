@@ -31,19 +31,21 @@ def _sender_domain(sender: str) -> str:
 def outbox_message_id(config, outbox_id: int, created_at: datetime) -> str:
     """The Message-ID of outbox message ``outbox_id``: the same at every sending of that row.
 
-    The row id alone is not enough: a database restored from an older backup, or a fresh one,
+    It is an opaque digest only: recipients see a Message-ID, and the row id or creation time in
+    it would tell them how many messages the site sends and when this one was written. The row id
+    alone is not enough as a seed: a database restored from an older backup, or a fresh one,
     numbers its messages again from where it stands, and a mail client would drop a new message
     that reused an old Message-ID as a duplicate. So the row's creation time (kept to the
     microsecond, the same at every retry) and the site's host (BASE_URL: a test installation
-    sending as the same sender differs) go into a digest beside it. SECRET_KEY is left out on
+    sending as the same sender differs) go into the digest beside it. SECRET_KEY is left out on
     purpose: a digest of it in every e-mail would let a recipient test guesses of it offline.
     """
     host = (urlsplit(str(config.get("BASE_URL") or "")).hostname or "").lower()
-    seed = f"{host}\n{outbox_id}\n{created_at.isoformat()}"
-    digest = hashlib.sha256(seed.encode("utf-8")).hexdigest()[:16]
-    stamp = created_at.strftime("%Y%m%d%H%M%S%f")
+    seed = f"fazhi-outbox\n{host}\n{outbox_id}\n{created_at.isoformat()}"
+    # 128 bits: collisions between rows are out of reach, and the length stays readable.
+    digest = hashlib.sha256(seed.encode("utf-8")).hexdigest()[:32]
     domain = _sender_domain(config.get("MAIL_SENDER") or "fazhi-flow@localhost")
-    return f"<outbox.{outbox_id}.{stamp}.{digest}@{domain}>"
+    return f"<{digest}@{domain}>"
 
 
 def build_message(config, to_addr: str, to_name: str | None, subject: str, body: str,

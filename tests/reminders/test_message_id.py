@@ -1,5 +1,6 @@
 """One Message-ID per outbox row: the same at every sending of the row (a mail client shows a message
-sent twice once), another for every other row, database or site. Real aiosmtpd server."""
+sent twice once), another for every other row, database or site; opaque to its recipient (neither
+the row id nor the row's creation time can be read from it). Real aiosmtpd server."""
 from __future__ import annotations
 
 import asyncio
@@ -16,6 +17,20 @@ from fazhi_flow.reminders.jobs import deliver, stale_claim
 from fazhi_flow.timeutil import utcnow
 
 MESSAGE_ID = re.compile(r"^<[^<>@\s]+@[^<>@\s]+>$")
+# An outbox row's Message-ID: a 128-bit digest and the sender's domain, nothing else.
+OPAQUE_ID = re.compile(r"^<([0-9a-f]{32})@([^<>@\s]+)>$")
+
+
+def assert_opaque(message_id: str, outbox_id: int, created_at: datetime) -> None:
+    """Nothing of the row can be read from ``message_id``: only hex digits before the domain, and
+    none of the ways the row id or its creation time would be written."""
+    found = OPAQUE_ID.match(message_id)
+    assert found, message_id
+    local = found.group(1)
+    for told in (f"outbox.{outbox_id}.", created_at.strftime("%Y%m%d%H%M%S"), created_at.isoformat(),
+                 created_at.strftime("%Y%m%d")):
+        assert told not in message_id, (told, message_id)
+    assert local != format(outbox_id, "032x")
 
 
 def queue(db, n: int, **values) -> list[int]:
@@ -50,7 +65,9 @@ def test_a_message_sent_again_after_a_lost_status_update_keeps_its_message_id(ap
     for outbox_id, message_id in first.items():
         assert MESSAGE_ID.match(message_id), message_id
         assert message_id.endswith("@localhost>")  # the sender's domain (MAIL_SENDER)
-        assert message_id == outbox_message_id(app.config, outbox_id, row(db, outbox_id).created_at)
+        created = row(db, outbox_id).created_at
+        assert message_id == outbox_message_id(app.config, outbox_id, created)
+        assert_opaque(message_id, outbox_id, created)
 
     # What a deliverer that died after the server's 250 leaves behind: the row still "sending",
     # its claim abandoned. The next run releases and sends it again, under the same Message-ID.
@@ -93,6 +110,7 @@ def test_an_id_used_again_by_a_reset_database_gets_another_message_id(app, db, s
     old, new = smtp.messages
     assert old["X-Fazhi-Outbox-Id"] == new["X-Fazhi-Outbox-Id"] == str(outbox_id)
     assert old["Message-ID"] != new["Message-ID"]
+    assert_opaque(new["Message-ID"], outbox_id, row(db, outbox_id).created_at)
 
 
 def test_another_site_or_moment_gives_another_message_id():
@@ -101,9 +119,13 @@ def test_another_site_or_moment_gives_another_message_id():
     one = outbox_message_id(site, 42, created)
     assert one == outbox_message_id(dict(site), 42, created)
     assert one.endswith("@heshan.example.gov.cn>")
+    assert_opaque(one, 42, created)
     assert one != outbox_message_id({**site, "BASE_URL": "https://fazhi-test.heshan.example.gov.cn"}, 42, created)
     assert one != outbox_message_id(site, 42, created + timedelta(microseconds=1))
     assert one != outbox_message_id(site, 43, created)
+    # Rows written in one statement share their creation time: their ids still differ.
+    batch = {outbox_message_id(site, n, created) for n in range(1, 5001)}
+    assert len(batch) == 5000
     # Nothing secret goes into it.
     assert "secret" not in outbox_message_id({**site, "SECRET_KEY": "secret-key-value"}, 42, created)
     assert one == outbox_message_id({**site, "SECRET_KEY": "secret-key-value"}, 42, created)
