@@ -184,7 +184,8 @@ def outbox():
     q = select(OutboxMessage).order_by(OutboxMessage.id.desc())
     if status:
         q = q.where(OutboxMessage.status == status)
-    rows = db.session.scalars(q.limit(OUTBOX_PER_PAGE).offset((page - 1) * OUTBOX_PER_PAGE)).all()
+    # The total is known from the counts per status above: no second count.
+    rows = db.paginate(q, page=page, per_page=OUTBOX_PER_PAGE, error_out=False, count=False).items
     return render_template("reminders/outbox.html", rows=rows, status=status, statuses=OUTBOX_STATUSES,
                            counts=counts, page=page, pages=pages, total=total)
 
