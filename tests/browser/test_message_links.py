@@ -21,7 +21,7 @@ from fazhi_flow.services import compile as svc
 from fazhi_flow.services.assignments import UnitChoice, set_section_assignments
 from fazhi_flow.services.contributions import (approve_contribution, reopen_contribution, return_contribution,
                                                submit_contribution)
-from fazhi_flow.services.cycles import compile_cycle, open_cycle
+from fazhi_flow.services.cycles import compile_cycle, open_cycle, reopen_collection
 from fazhi_flow.services.reminders import decide_extension, request_extension, send_manual_reminder
 from fazhi_flow.timeutil import local_today
 
@@ -127,8 +127,22 @@ def _opening(factory, db, w) -> list[Case]:
     set_section_assignments(section, w.admin, {w.gxj[0].id: UnitChoice("lead"), w.fgj[0].id: UnitChoice("support")},
                             section_due=section.due)
     db.session.commit()
+    compile_cycle(opened, w.admin, force_reason="先行汇总")
+    reopen_collection(opened, w.admin, comment="请补充全年数据。")
+    db.session.commit()
     return [Case(w.gxj[1], "开始征集材料", "【材料征集】", "/tasks/", "我的任务"),
-            Case(w.fgj[1], "新的填报任务", None, "/tasks/", "我的任务")]
+            Case(w.fgj[1], "新的填报任务", None, "/tasks/", "我的任务"),
+            Case(w.gxj[1], "【重新征集】", "【重新征集】", "/tasks/", "我的任务")]
+
+
+def _stand_in(db, w, c_headless) -> list[Case]:
+    """Submitted by a unit without a unit head under unit-head review: the admin may decide for it."""
+    submit_contribution(c_headless, w.scj[1])
+    _back_to(db, c_headless, datetime(2025, 3, 6, 2, 0))
+    db.session.commit()
+    page = f"/admin/contributions/{c_headless.id}/unit-decision"
+    return [Case(w.admin, "【待单位审核】区市场监管局", "【待单位审核】区市场监管局", page, "代单位负责人处理"),
+            Case(w.admin, "【待单位审核提醒】区市场监管局", "【待单位审核提醒】区市场监管局", page, "代单位负责人处理")]
 
 
 def _workflow(db, w, c_waiting, c_unit, c_flow) -> list[Case]:
@@ -189,10 +203,12 @@ def build(factory, db):
     heads = _cycle(factory, "2024年度法治政府建设工作情况报告", year=2024, state="collecting", region="示例县",
                    unit_head_review=True)
     heads.opened_at = main.opened_at
-    c_unit = _material(factory, heads, factory.section(heads, "普法宣传教育", reviewers=[w.reviewer]),
-                       w.wjj[0], due=day + timedelta(days=20))
+    heads_section = factory.section(heads, "普法宣传教育", reviewers=[w.reviewer])
+    c_unit = _material(factory, heads, heads_section, w.wjj[0], due=day + timedelta(days=20))
+    c_headless = _material(factory, heads, heads_section, w.scj[0], due=day + timedelta(days=20))
     db.session.commit()
     cases += _workflow(db, w, c_waiting, c_unit, c_flow)
+    cases += _stand_in(db, w, c_headless)
 
     result = sweep(now=SWEEP_AT)
     assert {q.kind for q in result.queued} >= {"before_due", "due_today", "overdue", "escalation", "backlog",
