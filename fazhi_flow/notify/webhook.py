@@ -10,15 +10,21 @@ the request went out and no answer came (a timeout or a dropped connection after
 message may be in the group already, and a retry may show it twice. Such failures say so
 ("对方可能已收到"); failures before anything was sent (refused, unknown host, no connection within
 the timeout) say "无法连接".
+
+Error texts are for the admin, in Chinese and without exception names or errno; the technical text
+(exception, errno, the robot's own message) goes to the log with the robot's host.
 """
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import hmac
 import http.client
 import json
+import logging
 import socket
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -26,8 +32,46 @@ import urllib.request
 
 from . import PermanentFailure, TemporaryFailure, Unreachable
 
+logger = logging.getLogger(__name__)
+
 # Robot error codes that mean "too many messages, try later".
 RATE_LIMIT_CODES = {45009, 130101}
+
+# What the robots' common error codes mean (WeCom and DingTalk), for the admin.
+ROBOT_ERRORS = {
+    45009: "发送过于频繁，超过了群机器人的限额",
+    130101: "发送过于频繁，超过了群机器人的限额",
+    93000: "地址中的机器人密钥无效，请检查群机器人地址",
+    40008: "消息类型不受支持",
+    44004: "消息内容为空",
+    300001: "地址中的 access_token 无效或不存在，请检查群机器人地址",
+    300005: "地址中的 access_token 无效或不存在，请检查群机器人地址",
+    310000: "群机器人的安全设置拒绝了消息（关键词、加签密钥或 IP 地址不符），请检查机器人的安全设置",
+}
+
+# HTTP statuses a robot endpoint answers with, in words.
+HTTP_STATUSES = {
+    400: "请求格式不对",
+    401: "未获授权，请检查地址中的密钥",
+    403: "拒绝访问，请检查地址中的密钥和机器人的安全设置",
+    404: "地址不存在，请检查群机器人地址",
+    405: "不接受这种请求，请检查群机器人地址",
+    413: "消息过长",
+    429: "发送过于频繁",
+    500: "对方服务器内部错误",
+    502: "对方网关错误",
+    503: "对方服务暂不可用",
+    504: "对方网关超时",
+}
+
+# Connection failures by errno, in words (ECONNREFUSED has its own text below).
+CONNECT_ERRNOS = {
+    errno.ENETUNREACH: "网络不可达",
+    errno.EHOSTUNREACH: "主机不可达",
+    errno.ECONNRESET: "连接被对方重置",
+    errno.ECONNABORTED: "连接被中止",
+    errno.EADDRNOTAVAIL: "本机无法使用该地址",
+}
 
 
 class NoAnswer(Unreachable):
@@ -50,23 +94,68 @@ def _host(url: str) -> str:
     return f"{parts.hostname or ''}{f':{port}' if port else ''}"
 
 
+def _technical(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _not_sent(reason, host: str, timeout: float) -> Unreachable:
     """A failure while connecting (urllib wraps it in URLError): nothing reached the robot."""
+    logger.warning("Robot %s not reached: %s", host, _technical(reason) if isinstance(reason, BaseException)
+                   else reason)
     if _is_timeout(reason):
         return Unreachable(f"无法连接群机器人：{timeout:g} 秒内未能与 {host} 建立连接（消息未发出）。")
     if isinstance(reason, ConnectionRefusedError):
         return Unreachable(f"无法连接群机器人：{host} 拒绝连接（消息未发出）。")
     if isinstance(reason, socket.gaierror):
         return Unreachable(f"无法连接群机器人：找不到主机 {host}（消息未发出），请检查地址和域名解析。")
-    return Unreachable(f"无法连接群机器人：{reason}（消息未发出）。")
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        return Unreachable(f"无法连接群机器人：{host} 的证书未通过校验（消息未发出），请检查地址和服务器证书。")
+    if isinstance(reason, ssl.SSLError):
+        return Unreachable(f"无法连接群机器人：与 {host} 建立加密连接失败（消息未发出）。")
+    said = CONNECT_ERRNOS.get(getattr(reason, "errno", None), "连接失败")
+    return Unreachable(f"无法连接群机器人：与 {host} {said}（消息未发出）。")
 
 
-def _maybe_sent(exc: BaseException, timeout: float) -> NoAnswer:
+def _maybe_sent(exc: BaseException, host: str, timeout: float) -> NoAnswer:
     """A failure after the request went out: the robot may have received it."""
+    logger.warning("Robot %s gave no answer: %s", host, _technical(exc))
     if _is_timeout(exc):
         return NoAnswer(f"连接超时，对方可能已收到：消息已发出，{timeout:g} 秒内没有应答；重试时群里可能重复出现。")
-    return NoAnswer(f"连接中断，对方可能已收到：消息已发出，未收到应答（{type(exc).__name__}）；"
-                    "重试时群里可能重复出现。")
+    if isinstance(exc, http.client.RemoteDisconnected):
+        how = "对方未应答就关闭了连接"
+    elif getattr(exc, "errno", None) == errno.ECONNRESET:
+        how = "连接被对方重置"
+    elif isinstance(exc, http.client.HTTPException):
+        how = "对方的应答格式不对"
+    else:
+        how = "未收到应答"
+    return NoAnswer(f"连接中断，对方可能已收到：消息已发出，{how}；重试时群里可能重复出现。")
+
+
+def _http_failure(code: int, reason, host: str) -> TemporaryFailure | PermanentFailure:
+    logger.warning("Robot %s answered HTTP %s %s", host, code, reason)
+    said = HTTP_STATUSES.get(code) or ("对方服务器出错" if code >= 500 else "请求被拒绝")
+    message = f"群机器人返回 HTTP {code}：{said}。"
+    if code == 429 or code >= 500:
+        return TemporaryFailure(message)
+    return PermanentFailure(message)
+
+
+def _robot_failure(code, answer: dict, host: str) -> TemporaryFailure | PermanentFailure:
+    errmsg = str(answer.get("errmsg") or "")
+    logger.warning("Robot %s answered errcode %s: %s", host, code, errmsg)
+    try:
+        number = int(code)
+    except (TypeError, ValueError):
+        number = None
+    said = ROBOT_ERRORS.get(number)
+    if said is None:
+        # An unknown code: the robot's own words (often Chinese already) help the admin most.
+        said = f"对方说明：{errmsg[:200]}" if errmsg else "对方未说明原因"
+    message = f"群机器人返回错误 {code}：{said}。"
+    if number in RATE_LIMIT_CODES:
+        return TemporaryFailure(message)
+    return PermanentFailure(message)
 
 
 def sign(secret: str, timestamp_ms: int) -> str:
@@ -128,18 +217,21 @@ def post(url: str, secret: str | None, body: dict, timeout: float = 10) -> None:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - URL checked above
             raw = response.read(65536)
     except urllib.error.HTTPError as exc:
-        message = f"HTTP {exc.code} {exc.reason}"
-        if exc.code == 429 or exc.code >= 500:
-            raise TemporaryFailure(message) from None
-        raise PermanentFailure(message) from None
+        try:
+            with exc:  # it holds the connection open
+                said = exc.read(500).decode("utf-8", "replace")
+        except (OSError, http.client.HTTPException):
+            said = ""
+        raise _http_failure(exc.code, f"{exc.reason} {said}".strip(), _host(url)) from None
     except http.client.InvalidURL as exc:
-        raise PermanentFailure(f"群机器人地址格式不对：{exc}") from None
+        logger.warning("Robot address not valid: %s", _technical(exc))
+        raise PermanentFailure("群机器人地址格式不对，请检查主机名和端口。") from None
     except urllib.error.URLError as exc:
         # urllib wraps only what fails while connecting and sending the request.
         raise _not_sent(exc.reason, _host(url), timeout) from None
     except (OSError, http.client.HTTPException) as exc:
         # Waiting for or reading the answer: the request had gone out.
-        raise _maybe_sent(exc, timeout) from None
+        raise _maybe_sent(exc, _host(url), timeout) from None
     try:
         answer = json.loads(raw.decode("utf-8") or "{}")
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -147,7 +239,4 @@ def post(url: str, secret: str | None, body: dict, timeout: float = 10) -> None:
     code = answer.get("errcode", 0) if isinstance(answer, dict) else 0
     if code in (0, None, "0"):
         return
-    message = f"群机器人返回错误 {code}：{answer.get('errmsg', '')}"
-    if code in RATE_LIMIT_CODES:
-        raise TemporaryFailure(message)
-    raise PermanentFailure(message)
+    raise _robot_failure(code, answer, _host(url))
