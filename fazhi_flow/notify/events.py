@@ -3,7 +3,8 @@
 Connected to ``workflow.machine.transition_fired``, so the rows join the transaction of the
 transition. In-app notices for contribution events and 征集 are made by ``services.inbox_events``; for
 those only the other channels (e-mail, group robots) are queued here, so nobody is told twice on one
-channel. The steps around the signature (提请签发, 退回, 签发, 更正) are announced here on both
+channel; the admins standing in for a missing unit head and 重新征集, which the inbox does not cover,
+get both here. The steps around the signature (提请签发, 退回, 签发, 更正) are announced here on both
 channels, each person's choice respected; 发布 is announced by a publish hook, once the publication
 exists (its page is the link).
 """
