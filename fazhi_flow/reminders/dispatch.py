@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, exists, func, or_, select
 
 from ..extensions import db
 from ..limits import fit
@@ -453,11 +453,18 @@ def digest_for(cycle, day: date, settings: PolicySettings):
 
 
 def dead_since_last_digest(cycle, day: date) -> int:
-    """Outbox messages that stopped as dead (failed, or expired unsent) since this cycle's previous
-    digest (else since the day before): the deliverer stamps next_attempt_at with that moment."""
+    """Outbox messages of the whole system (not only this cycle's: the outbox page lists them all)
+    that stopped as dead (failed, or expired unsent) since this cycle's previous digest that was
+    actually delivered (else since the day before): the deliverer stamps next_attempt_at with that
+    moment. A digest cancelled or dead unsent told nobody, so the count goes back past it. A digest
+    counts as delivered when one of its e-mails or robot messages was sent, or it had none (in-app)."""
     session = db.session
+    o = OutboxMessage.__table__
+    delivered = or_(
+        exists().where(o.c.reminder_id == Reminder.id, o.c.status == "sent"),
+        ~exists().where(o.c.reminder_id == Reminder.id))
     previous = session.scalar(select(func.max(Reminder.created_at)).where(
-        Reminder.kind == "digest", Reminder.cycle_id == cycle.id, Reminder.day < day))
+        Reminder.kind == "digest", Reminder.cycle_id == cycle.id, Reminder.day < day, delivered))
     since = previous or start_of_local_day_utc(day - timedelta(days=1))
     return session.scalar(select(func.count()).select_from(OutboxMessage).where(
         OutboxMessage.status == "dead", OutboxMessage.next_attempt_at >= since)) or 0
