@@ -104,6 +104,7 @@ RANGES = {
     "DEVICE_COOKIE_DAYS": (1, 3650),
     # Unsent messages (other than reminders) are given up after this many hours: 1 hour to 30 days.
     "OUTBOX_MAX_AGE_HOURS": (1, 30 * 24),
+    "OUTBOX_PROBE_MAX_SECONDS": (5, 24 * 3600),  # longest wait between two probes of a failing channel
 }
 
 

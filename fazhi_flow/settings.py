@@ -28,6 +28,9 @@ class Config:
     # Hours after which a message that is not a reminder and could not be sent is given up (dead).
     # Reminders end with their stage instead (submitted, due date moved or passed, a newer reminder).
     OUTBOX_MAX_AGE_HOURS = 48
+    # Longest wait between two probes of a failing channel (seconds): by default one probe every
+    # delivery run, so that the queue drains within one run of the server's return.
+    OUTBOX_PROBE_MAX_SECONDS = 30
     # Start APScheduler inside the web process (only the one-process demo does this).
     SCHEDULER_IN_PROCESS = False
     # /readyz fails when no scheduler heartbeat is younger than SCHEDULER_STALE_SECONDS, where a

@@ -273,6 +273,8 @@ class DeliveryResult:
     cancelled: int = 0
     # Not tried in this run: reminders held back to working hours, and messages whose channel is down.
     deferred: int = 0
+    # Of ``dead``: those given up unsent by their age (not a failed attempt of this run).
+    expired: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -287,6 +289,13 @@ def backoff(attempts: int, config) -> timedelta:
     return timedelta(seconds=min(cap, base * 2 ** max(0, min(attempts - 1, 30))))
 
 
+def probe_delay(failures: int, config) -> timedelta:
+    """Delay before the next probe of a channel after ``failures`` failed ones: the message backoff
+    capped by OUTBOX_PROBE_MAX_SECONDS (30 s, the delivery interval: a probe every run)."""
+    cap = timedelta(seconds=int(config.get("OUTBOX_PROBE_MAX_SECONDS") or 30))
+    return min(backoff(failures, config), cap)
+
+
 def max_age_hours(config) -> int:
     return int(config.get("OUTBOX_MAX_AGE_HOURS") or 48)
 
@@ -299,6 +308,7 @@ CLAIM_BATCH = 50
 PROBE_BATCH = 10
 
 STALE_TEXT = "已过时：截止日期已过，不再发送该提醒。"
+INTERNAL_ERROR_TEXT = "内部错误（已记入日志）"
 SUPERSEDED_TEXT = "已过时：已有更新的提醒，不再发送这一条。"
 SUPERSEDED_DIGEST_TEXT = "已过时：已有更新的每日进度汇总，不再发送这一条。"
 
@@ -561,6 +571,7 @@ def _expire(now_utc: datetime, config, result: DeliveryResult) -> None:
     session.commit()
     result.cancelled += len(stale)
     result.dead += len(dead)
+    result.expired += len(dead)
     if dead:
         logger.warning("Outbox messages expired after %d hours: %s", hours,
                        ", ".join(str(r.id) for r in dead[:20]) + (" …" if len(dead) > 20 else ""))
@@ -686,6 +697,8 @@ def _job(row, reminder, message, names: dict, targets: dict, refreshed: str | No
         target = targets.get(row.webhook_id)
         job["webhook"] = None if target is None or not target.active else {
             "url": target.url, "secret": target.secret, "kind": target.kind}
+        # A robot that cannot be connected to marks its host down, not only itself.
+        job["host"] = health.host_key(target.url) if job["webhook"] is not None else None
     return job
 
 
@@ -774,24 +787,63 @@ class _Run:
         self.outline = _Outline()
 
     def delay(self, failures: int) -> timedelta:
-        return backoff(failures, self.config)
+        """When a failing channel is probed next: every run by default (see ``probe_delay``)."""
+        return probe_delay(failures, self.config)
+
+    def probes(self, left: int) -> int:
+        """Probe the failing channels whose probe is due, one at a time, each reserved only when
+        this run has room for it; the probe phase ends after 2 × WEBHOOK_TIMEOUT (a blackholed host
+        takes a whole timeout), the channels not probed then come first in the next run. Returns
+        the number of messages claimed."""
+        budget = 2 * float(self.config.get("WEBHOOK_TIMEOUT") or 10)
+        started, claimed = time.monotonic(), 0
+        for key in self.board.due_probes(self.now):
+            if left - claimed <= 0 or time.monotonic() - started >= budget:
+                break
+            if key.startswith(health.ROBOT_PREFIX) and any(
+                    h in self.board.blocked and health.robot_id(key) in ids for h, ids in self.board.hosts.items()):
+                continue  # its host is down: the host's probe speaks for it
+            if self.board.reserve(key, self.now, self.delay):
+                claimed += self.probe(key, left - claimed)
+        return claimed
 
     def probe(self, key: str, left: int) -> int:
         """Try the failing channel ``key`` with its oldest due message; when it goes through, the
-        rest of the probe batch follows. Returns the number of messages claimed."""
+        rest of the probe batch follows. With no message to try, the connection alone is probed (a
+        robot failing with an error answer is left due for the next run). Returns the number of
+        messages claimed."""
         self.board.probing(key)
-        claimed = 0
+        claimed = tried = 0
         while claimed < left:
             rows, stamp = _claim_batch(self.now, min(PROBE_BATCH, left - claimed),
                                        self.board.claim_filter(_OUTBOX, only=key))
             if not rows:
                 break
             claimed += len(rows)
-            if self.batch(rows, stamp):
+            sent = self.batch(rows, stamp)
+            tried += sent
+            if sent:
                 break
-        if key in self.board.failing:  # nothing to probe with, or the probe failed: still down
+        if not tried and key in self.board.failing:
+            self._probe_connection(key)
+        if key in self.board.failing:  # the probe failed, or could not tell: still down
             self.board.blocked.add(key)
         return claimed
+
+    def _probe_connection(self, key: str) -> None:
+        try:
+            if key == health.EMAIL:
+                self.smtp.check()
+            elif key in self.board.urls:
+                health.probe_host(self.board.urls[key], float(self.config.get("WEBHOOK_TIMEOUT") or 10))
+            else:  # only a message tells whether a robot answers again: due at the next run
+                self.board.unreserve(key, self.now)
+                return
+        except DeliveryFailure as exc:
+            if health.is_channel_failure("email" if key == health.EMAIL else "webhook", exc):
+                self.board.failed(key, exc.message, self.now, self.delay)
+                return
+        self.board.ok(key, self.now)
 
     def batch(self, rows, stamp: datetime) -> int:
         """Prepare and send one claimed batch; the number of messages tried."""
@@ -808,7 +860,7 @@ class _Run:
                 claimed = time.monotonic()
             if ours is not None and job["id"] not in ours:
                 continue
-            if job["key"] in self.board.blocked:
+            if self.board.is_blocked(job):
                 outcomes.wait(job)
                 continue
             tried += 1
@@ -820,17 +872,23 @@ class _Run:
         try:
             _send(job, self.smtp, self.config)
         except DeliveryFailure as exc:
-            if health.is_channel_failure(job["channel"], exc):
-                self.board.failed(job["key"], exc.message, self.now, self.delay)
+            down = health.failing_key(job, exc)
+            if down is not None:
+                self.board.failed(down, exc.message, self.now, self.delay)
+                if down == job["key"]:
+                    self.board.ok(job.get("host"), self.now)  # the host answered (an error answer)
                 outcomes.down(job, exc)
                 return
             self.board.ok(job["key"], self.now)  # it answered: reachable, only this message failed
+            self.board.ok(job.get("host"), self.now)
             outcomes.fail(job, exc)
-        except Exception as exc:  # noqa: BLE001 - an unexpected error must not stop the batch
+        except Exception:  # noqa: BLE001 - an unexpected error must not stop the batch
+            # The admin reads a Chinese reason on the outbox page; the traceback is in the log.
             logger.exception("Outbox message %s failed unexpectedly", job["id"])
-            outcomes.fail(job, PermanentFailure(f"{type(exc).__name__}: {exc}"))
+            outcomes.fail(job, PermanentFailure(INTERNAL_ERROR_TEXT))
         else:
             self.board.ok(job["key"], self.now)
+            self.board.ok(job.get("host"), self.now)
             outcomes.ok(job)
 
 
@@ -861,9 +919,7 @@ def deliver(now: datetime | None = None, limit: int = 500, batch_size: int = CLA
     run = _Run(now_utc, config, result, board, smtp)
     left = limit
     try:
-        for key in board.take_probes(now_utc, run.delay):
-            if left > 0:
-                left -= run.probe(key, left)
+        left -= run.probes(left)
         while left > 0:
             rows, stamp = _claim_batch(now_utc, min(max(1, batch_size), left), board.claim_filter(_OUTBOX))
             if not rows:

@@ -207,8 +207,10 @@ def _failure_reasons(result, failures: list[dict] | None = None) -> tuple[list[s
 def _delivery_summary(result, failures: list[dict] | None = None) -> dict:
     summary = {key: _count(getattr(result, key, 0))
                for key in ("sent", "retried", "dead", "cancelled", "deferred")}
-    # Attempts that failed in this run, whatever became of the message (to be retried, or dead).
-    summary["failed"] = summary["retried"] + summary["dead"]
+    # Attempts that failed in this run, whatever became of the message (to be retried, or dead);
+    # messages given up unsent by their age were not attempted: counted apart as expired.
+    summary["expired"] = _count(getattr(result, "expired", 0))
+    summary["failed"] = summary["retried"] + max(0, summary["dead"] - summary["expired"])
     dead, retry = _failure_reasons(result, failures)
     if dead:
         summary["dead_reasons"] = dead
