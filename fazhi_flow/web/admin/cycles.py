@@ -27,7 +27,7 @@ from ...workflow.states import CONTRIBUTION_STATE_LABELS
 from ..fields import arg_int
 from ..handler import handler, on_refusal
 from . import bp
-from .common import MAX_CYCLE_FILE, answer, back_to, compile_available, get_or_404, on_refusal_with_error
+from .common import MAX_CYCLE_FILE, back_to, compile_available, get_or_404
 from .forms import (DATE_MSG, ActionForm, CycleCloneForm, CycleEditForm, CycleTemplateForm, CycleUploadForm,
                     OptionalReasonForm, ReasonForm, choices, follow_year, template_title)
 
@@ -105,7 +105,7 @@ def cycle_new_template():
     if not form.validate_on_submit():
         return _new_cycle_page(template_form=form, status=400)
     follow_year(form, template_title)
-    with on_refusal_with_error(lambda exc: _new_cycle_page(template_form=form, errors=getattr(exc, "errors", None))):
+    with on_refusal(lambda exc: _new_cycle_page(template_form=form, errors=getattr(exc, "errors", None))):
         cycle = outline_svc.create_cycle_from_template(
             current_user, title=form.title.data, year=form.year.data, region=form.region.data,
             due=form.due.data, unit_head_review=form.unit_head_review.data, issuers=form.issuers.data,
@@ -132,7 +132,7 @@ def cycle_new_file():
     form = CycleUploadForm(prefix="f")
     if not form.validate_on_submit():
         return _new_cycle_page(upload_form=form, status=400)
-    with on_refusal_with_error(lambda exc: _new_cycle_page(upload_form=form, errors=getattr(exc, "errors", None))):
+    with on_refusal(lambda exc: _new_cycle_page(upload_form=form, errors=getattr(exc, "errors", None))):
         result = import_cycle(_cycle_file_text(form.file.data), current_user)
     _flash_imported(result)
     if result.passwords:
@@ -323,7 +323,7 @@ def cycle_open(cycle_id):
     if not form.validate_on_submit():
         return _open_page(cycle_id, form, 400 if form.move_to.errors else 200)
     # A refusal shows the page again as 200, as it always did.
-    with on_refusal(answer(lambda: _open_page(cycle_id, form))):
+    with on_refusal(lambda: _open_page(cycle_id, form), status=200):
         move_to = _move_due_to(form, cycle)
         open_cycle(cycle, current_user, move_due_to=move_to)
     flash("已开始征集，各单位联络员已收到填报通知。"
@@ -350,7 +350,7 @@ def cycle_compile(cycle_id):
     if not form.validate_on_submit():
         return _cycle_page(cycle_id, compile_form=form, status=400)
     # Refused (material not yet approved and no reason given): the overview again, as 409.
-    with on_refusal(answer(lambda: _cycle_page(cycle_id, compile_form=form), 409)):
+    with on_refusal(lambda: _cycle_page(cycle_id, compile_form=form), status=409):
         compile_cycle(cycle_obj, current_user, force_reason=form.reason.data)
     flash("已进入汇总编辑。", "success")
     if compile_available():
@@ -371,8 +371,8 @@ def cycle_reopen_collection(cycle_id):
     # From the overview's old one-step form a refusal goes back to the overview, as it always did;
     # past due dates not yet decided on are shown on this page, with the choice.
     late_page = "late" in request.form or _late_choice_missing(cycle_obj)
-    page = answer(lambda: _reopen_collection_page(cycle_obj, form)) if late_page else back_to(overview)
-    with on_refusal(page):
+    page = (lambda: _reopen_collection_page(cycle_obj, form)) if late_page else back_to(overview)
+    with on_refusal(page, status=200):
         move_to = _move_due_to(form, cycle_obj)
         reopen_collection(cycle_obj, current_user, comment=form.reason.data, move_due_to=move_to)
     flash("已重新开始征集，各单位可以继续修改材料。"
@@ -444,7 +444,7 @@ def contribution_unit_decision(contribution_id):
         return _unit_decision_page(contribution_id, forms, 400)
     prefix, done = _UNIT_DECISIONS[event]
     operation = unit_approve_contribution if event == "unit_approve" else unit_return_contribution
-    with on_refusal(answer(lambda: _unit_decision_page(contribution_id, forms))):
+    with on_refusal(lambda: _unit_decision_page(contribution_id, forms), status=200):
         operation(contribution, current_user, comment=forms[prefix].reason.data)
     flash(done, "success")
     return redirect(url_for(".contributions", cycle_id=contribution.cycle_id, state="unit_review"), code=303)

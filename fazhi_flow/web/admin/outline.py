@@ -16,7 +16,7 @@ from ..fields import db_int
 from ..handler import handler, on_refusal
 from . import bp
 from .assignment_sheet import AssignmentSheet
-from .common import answer, back_to, get_or_404
+from .common import back_to, get_or_404
 from .forms import ActionForm, NewSectionForm, SectionForm, choices
 
 # ------------------------------------------------------------------ outline
@@ -120,7 +120,7 @@ def section_delete(section_id):
     if not form.validate_on_submit():
         return _section_delete_page(section_id, form)
     # A refusal shows the page again as 200, as it always did.
-    with on_refusal(answer(lambda: _section_delete_page(section_id, form))):
+    with on_refusal(lambda: _section_delete_page(section_id, form), status=200):
         outline_svc.delete_section(section, current_user)
     flash("章节已删除。", "success")
     return redirect(url_for(".outline", cycle_id=cycle_id), code=303)
