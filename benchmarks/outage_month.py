@@ -4,34 +4,44 @@ April 2025 (清明 on Friday 4 April, Sunday 27 April a working day), one collec
 (one contribution each, due dates spread over the month, units that submit early, on time, late,
 after a return, or never; a reviewer who approves or returns), the default reminder policy, one
 liaison and one unit head per unit, a robot per unit and one for the whole cycle. The scheduler's
-jobs (``sweep`` then ``deliver``) run with a moving ``now`` every 30 minutes of simulated time
-against a real aiosmtpd server and a real HTTP robot endpoint. Both are stopped (connections
-refused) from Tuesday 15 April 08:30 to Wednesday 16 April 08:30 Beijing time.
+jobs (``sweep`` then ``deliver``) run with a moving ``now`` against a real aiosmtpd server and a
+real HTTP robot endpoint. Both are stopped (connections refused) from Tuesday 15 April 08:30 to
+Wednesday 16 April 08:30 Beijing time.
+
+The runs come at the scheduler's real delivery interval (every 30 seconds) from an hour before the
+servers' return to two hours after it, and every 30 minutes of simulated time elsewhere (the rest
+of the month only needs the sweeps). The 30-second runs fall one second before each half minute of
+the return (08:29:59, 08:30:29 …): the servers come back just after a run, the worst moment, so the
+time until the first run that finds them is a whole interval less one second.
 
 Printed: messages delivered / expected, duplicates, stale texts, and how long after the servers'
-return the last message held back by the outage arrived.
+return (in seconds) the last message held back by the outage arrived, and how long after the
+first moment it could go out (a reminder not before 09:00).
 
 - Expected: every e-mail and robot message queued in the month that is still relevant at the first
-  moment it may go out (the queuing moment, or for a message queued during the outage the servers'
-  return, and for a reminder the next working day's 09:00 at or after that). A reminder to submit is
-  void once the material is submitted, a reminder to review once it is decided, a reminder or digest
-  once a newer one of the same kind about the same material (or cycle) was queued by then.
+  run that may send it (the first run at or after the queuing moment, or for a message queued
+  during the outage the servers' return, and for a reminder the next working day's 09:00 at or
+  after that; a run's sweep comes before its delivery). A reminder to submit is void once the
+  material is submitted, a reminder to review once it is decided, a reminder before or on the due
+  date once that day is over, a digest once its day is over, a reminder or digest once a newer one
+  of the same kind about the same material (or cycle) was queued by then.
 - Duplicates: arrivals beyond the first of one outbox message (e-mails by their outbox id, robot
   messages matched to the robot's rows sent in the same delivery run).
 - Stale: an arrival whose "还剩N个工作日", "今天截止", "已逾期N个工作日" or "已等待审核N个工作日" is wrong
   on the (Beijing) day it arrives, counted independently with ``chinese_calendar``.
 
     python benchmarks/outage_month.py                    # temporary SQLite database
-    python benchmarks/outage_month.py --retry-max-seconds 1800   # failing channels probed every run
+    python benchmarks/outage_month.py --probe-max-seconds 3600   # failing channels probed at most hourly
     python benchmarks/outage_month.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres
     FAZHI_BENCH_DATABASE_URL=postgresql+psycopg://… python benchmarks/outage_month.py
 
 With a PostgreSQL URL a private database is created on that server for the run and dropped after.
-Runs in about a minute or two.
+Runs in a few minutes.
 """
 from __future__ import annotations
 
 import argparse
+import bisect
 import email
 import json
 import os
@@ -57,6 +67,9 @@ START = datetime(2025, 4, 1, 0, 0, tzinfo=SH)
 END = datetime(2025, 5, 1, 0, 0, tzinfo=SH)
 STEP = timedelta(minutes=30)
 OUTAGE = (datetime(2025, 4, 15, 8, 30, tzinfo=SH), datetime(2025, 4, 16, 8, 30, tzinfo=SH))
+# The scheduler's delivery interval, stepped at around the servers' return.
+INTERVAL = timedelta(seconds=30)
+FINE = (OUTAGE[1] - timedelta(hours=1), OUTAGE[1] + timedelta(hours=2))
 SEND_HOUR = 9  # the default policy's send time, 09:00
 
 UNITS = ["区司法局", "区公安分局", "区财政局", "区人社局", "区自然资源局", "区生态环境分局", "区住建局",
@@ -126,6 +139,25 @@ def first_send(moment: datetime) -> datetime:
     if _workday(day):
         return moment
     return at(next_workday(day), SEND_HOUR)
+
+
+def run_moments() -> list[datetime]:
+    """Every 30 minutes, and every delivery interval within FINE (a second before each half minute
+    of the return, so that the servers come back just after a run)."""
+    coarse = []
+    moment = START
+    while moment < END:
+        if not FINE[0] <= moment < FINE[1]:
+            coarse.append(moment)
+        moment += STEP
+    fine = []
+    moment = OUTAGE[1] - timedelta(seconds=1)
+    while moment - INTERVAL >= FINE[0]:
+        moment -= INTERVAL
+    while moment < FINE[1]:
+        fine.append(moment)
+        moment += INTERVAL
+    return sorted(coarse + fine)
 
 
 # ------------------------------------------------------------------ the servers
@@ -359,9 +391,8 @@ def run(app, db, world: World, mail: MailServer, robots: RobotServer) -> dict:
     sent_in_run = []  # (moment, {webhook id: [outbox ids newly sent]}, robot receipts before, after)
     robot_sent = set()
     errors = 0
-    moment = START
     started = time.perf_counter()
-    while moment < END:
+    for moment in run_moments():
         Clock.now = moment
         down = OUTAGE[0] <= moment < OUTAGE[1]
         if down and mail.controller is not None:
@@ -385,7 +416,6 @@ def run(app, db, world: World, mail: MailServer, robots: RobotServer) -> dict:
                 newly[wid].append(oid)
         db.session.rollback()
         sent_in_run.append((moment, newly, before, len(robots.received)))
-        moment += STEP
     return {"runs": sent_in_run, "seconds": time.perf_counter() - started, "errors": errors}
 
 
@@ -427,10 +457,11 @@ def state_at(world: World, cid: int, moment: datetime) -> str:
 
 
 class Relevance:
-    """Which outbox rows are still worth delivering at the first moment they may go out."""
+    """Which outbox rows are still worth delivering at the first run that may send them."""
 
     def __init__(self, rows, reminders: dict, world: World):
         self.reminders, self.world = reminders, world
+        self.runs = run_moments()
         self.by_family = defaultdict(list)
         for row in rows:
             if self.family(row) is not None:
@@ -443,9 +474,16 @@ class Relevance:
     def held(self, row) -> bool:
         return OUTAGE[0] <= self.created(row) < OUTAGE[1]
 
-    def first_moment(self, row) -> datetime:
+    def earliest(self, row) -> datetime:
+        """The first moment ``row`` may go out: its queuing or the servers' return, a reminder not
+        before 09:00 of a working day."""
         base = OUTAGE[1] if self.held(row) else self.created(row)
         return first_send(base) if row.cause == "reminder" else base
+
+    def first_moment(self, row) -> datetime:
+        """The first run at or after ``earliest``."""
+        earliest = self.earliest(row)
+        return self.runs[bisect.bisect_left(self.runs, earliest)] if earliest <= self.runs[-1] else earliest
 
     def family(self, row):
         r = self.reminders.get(row.reminder_id)
@@ -460,6 +498,11 @@ class Relevance:
         r = self.reminders.get(row.reminder_id)
         if r is None:
             return True
+        day = when.astimezone(SH).date()
+        if r.kind == "digest" and r.day < day:
+            return False  # one day's progress, not sent on its day
+        if r.kind in ("before_due", "due_today") and r.due is not None and r.due < day:
+            return False  # its stage has passed
         if r.contribution_id is not None:
             state = state_at(self.world, r.contribution_id, when)
             if r.kind == "backlog" and state != "submitted":
@@ -525,11 +568,20 @@ def judge(db, world: World, mail: MailServer, robots: RobotServer, outcome: dict
     # Held back by the outage: queued while the servers were down, still relevant, and arrived.
     held = [by_id[oid] for oid in expected if judged.held(by_id[oid])]
     first = {row.id: min(arrivals[row.id]) for row in held if arrivals.get(row.id)}
-    last_by_channel = {}
+    # How long each held message waited past the first moment it could go out (the return, or for a
+    # reminder 09:00 of a working day), by channel and by whether it is a reminder.
+    late_by = defaultdict(list)
     for row in held:
         if row.id in first:
-            last_by_channel[row.channel] = max(last_by_channel.get(row.channel, START), first[row.id])
-    lateness = [first[row.id] - judged.first_moment(row) for row in held if row.id in first]
+            late = first[row.id] - judged.earliest(row)
+            late_by[row.channel].append(late)
+            late_by["reminder" if row.cause == "reminder" else "other"].append(late)
+    lateness = [first[row.id] - judged.earliest(row) for row in held if row.id in first]
+    last_by_kind = {}
+    for row in held:
+        if row.id in first:
+            kind = "reminder" if row.cause == "reminder" else "other"
+            last_by_kind[kind] = max(last_by_kind.get(kind, START), first[row.id])
     return {
         "expected": len(expected), "delivered": len(delivered),
         "expected_by_channel": Counter(by_id[o].channel for o in expected),
@@ -541,8 +593,10 @@ def judge(db, world: World, mail: MailServer, robots: RobotServer, outcome: dict
         "unwanted_heads": Counter((by_id[oid].channel, by_id[oid].subject[:40]) for oid in unwanted),
         "stale": stale_texts(world, texts), "arrivals": len(texts),
         "held": len(held), "held_delivered": len(first),
-        "last_held": max(first.values()) if first else None, "last_by_channel": last_by_channel,
+        "last_held": max(first.values()) if first else None, "last_by_kind": last_by_kind,
         "max_lateness": max(lateness) if lateness else None,
+        "max_late_by": {k: max(v) for k, v in late_by.items()},
+        "held_by": Counter("reminder" if row.cause == "reminder" else "other" for row in held),
         "statuses": Counter((row.channel, row.status) for row in rows),
         "lost": Counter((by_id[oid].channel, by_id[oid].status, (by_id[oid].last_error or "")[:40])
                         for oid in expected - delivered),
@@ -552,23 +606,32 @@ def judge(db, world: World, mail: MailServer, robots: RobotServer, outcome: dict
 def report(figures: dict, outcome: dict, dialect: str) -> None:
     back = OUTAGE[1]
     print()
-    print(f"模拟一个月（2025年4月，{len(UNITS)}个单位，每30分钟一次扫描和投递，{dialect}），"
-          f"邮件服务器和群机器人同时中断24小时（{OUTAGE[0]:%m月%d日 %H:%M} 至 {back:%m月%d日 %H:%M}，北京时间）")
+    print(f"模拟一个月（2025年4月，{len(UNITS)}个单位，{dialect}；扫描和投递每30分钟一次，服务器恢复前1小时到"
+          f"恢复后2小时按实际投递间隔每{INTERVAL.seconds}秒一次），邮件服务器和群机器人同时中断24小时"
+          f"（{OUTAGE[0]:%m月%d日 %H:%M} 至 {back:%m月%d日 %H:%M}，北京时间）")
     e, d = figures["expected"], figures["delivered"]
     ec, dc = figures["expected_by_channel"], figures["delivered_by_channel"]
+    held_by = figures["held_by"]
     print("| 指标 | 结果 |\n|---|---|")
     print(f"| 送达/应送达 | {d}/{e}（邮件 {dc['email']}/{ec['email']}，群机器人 {dc['webhook']}/{ec['webhook']}） |")
-    print(f"| 其中中断期间积压的 | {figures['held_delivered']}/{figures['held']} |")
+    print(f"| 其中中断期间积压的 | {figures['held_delivered']}/{figures['held']}"
+          f"（催报提醒和汇总 {held_by['reminder']} 条，其他通知 {held_by['other']} 条） |")
     print(f"| 重复送达 | 邮件 {figures['email_duplicates']}，群机器人 {figures['robot_duplicates']}"
           f"（同一邮件换了邮件编号：{figures['message_id_changes']}） |")
     print(f"| 不应再送达却送达（已提交、已处理或已被新提醒取代） | {figures['unwanted']} |")
     print(f"| 过时文字（送达当天“还剩N个工作日”等不对） | {len(figures['stale'])}/{figures['arrivals']} |")
     if figures["last_held"] is not None:
-        delta = figures["last_held"] - back
-        print(f"| 服务器恢复到积压消息最后一条送达 | {_minutes(delta)}（{figures['last_held']:%m月%d日 %H:%M}；"
-              f"按最早可发送时间计最晚 {_minutes(figures['max_lateness'])}；"
-              + "，".join(f"{'邮件' if c == 'email' else '群机器人'} {_minutes(t - back)}"
-                         for c, t in sorted(figures["last_by_channel"].items())) + "） |")
+        last = figures["last_held"]
+        kinds = figures["last_by_kind"]
+        parts = [f"其他通知 {_seconds(kinds['other'] - back)}" if "other" in kinds else "",
+                 f"催报提醒和汇总 {_seconds(kinds['reminder'] - back)}（09:00 起才发送）" if "reminder" in kinds else ""]
+        print(f"| 服务器恢复到积压消息最后一条送达 | {_seconds(last - back)}（{last:%m月%d日 %H:%M:%S}；"
+              + "，".join(p for p in parts if p) + "） |")
+        by = figures["max_late_by"]
+        print(f"| 积压消息从最早可发送时刻到送达，最长 | {_seconds(figures['max_lateness'])}（"
+              + "，".join(f"{label} {_seconds(by[k])}" for k, label in
+                         (("email", "邮件"), ("webhook", "群机器人"), ("other", "其他通知"), ("reminder", "催报提醒和汇总"))
+                         if k in by) + "） |")
     else:
         print("| 服务器恢复到积压消息最后一条送达 | 积压消息一条也未送达 |")
     print(f"（墙钟时间 {outcome['seconds']:.0f} 秒；投递记录的失败 {outcome['errors']} 次。）")
@@ -587,11 +650,10 @@ def report(figures: dict, outcome: dict, dialect: str) -> None:
     print("\n待发消息最终状态：" + "，".join(f"{c}/{s} {n}" for (c, s), n in sorted(figures["statuses"].items())))
 
 
-def _minutes(delta: timedelta | None) -> str:
+def _seconds(delta: timedelta | None) -> str:
     if delta is None:
         return "—"
-    minutes = int(delta.total_seconds() // 60)
-    return f"{minutes // 60}小时{minutes % 60}分" if minutes >= 60 else f"{minutes}分钟"
+    return f"{int(delta.total_seconds())} 秒"
 
 
 class Database:
@@ -632,7 +694,10 @@ def main() -> int:
     parser.add_argument("--database-url", default=os.environ.get("FAZHI_BENCH_DATABASE_URL"),
                         help="a PostgreSQL server (a private database is created on it); default: SQLite")
     parser.add_argument("--retry-max-seconds", type=int, default=None,
-                        help="OUTBOX_RETRY_MAX_SECONDS for the run (the longest wait between probes of a "
+                        help="OUTBOX_RETRY_MAX_SECONDS for the run (the longest backoff of a message that "
+                             "failed on its own); default: the application's setting")
+    parser.add_argument("--probe-max-seconds", type=int, default=None,
+                        help="OUTBOX_PROBE_MAX_SECONDS for the run (the longest wait between probes of a "
                              "failing channel); default: the application's setting")
     args = parser.parse_args()
     import logging
@@ -650,6 +715,8 @@ def main() -> int:
                               MAIL_TIMEOUT=5, WEBHOOK_TIMEOUT=5, BASE_URL="https://fazhi.heshan.example.gov.cn")
             if args.retry_max_seconds is not None:
                 app.config["OUTBOX_RETRY_MAX_SECONDS"] = args.retry_max_seconds
+            if args.probe_max_seconds is not None:
+                app.config["OUTBOX_PROBE_MAX_SECONDS"] = args.probe_max_seconds
             logging.getLogger("fazhi_flow").setLevel(logging.ERROR)
             with app.app_context():
                 db.create_all()
@@ -658,8 +725,9 @@ def main() -> int:
                 robots.start()
                 outcome = run(app, db, world, mail, robots)
                 report(judge(db, world, mail, robots, outcome), outcome, db.engine.dialect.name)
-                print(f"（OUTBOX_RETRY_MAX_SECONDS = {app.config.get('OUTBOX_RETRY_MAX_SECONDS', 3600)}：故障渠道两次试探"
-                      "之间最长的间隔，也是服务器恢复后最长要等多久才被发现。）")
+                print(f"（OUTBOX_PROBE_MAX_SECONDS = {app.config.get('OUTBOX_PROBE_MAX_SECONDS', '—')}：故障渠道两次"
+                      "试探之间最长的间隔，也是服务器恢复后最长要等多久才被发现；OUTBOX_RETRY_MAX_SECONDS = "
+                      f"{app.config.get('OUTBOX_RETRY_MAX_SECONDS', 3600)}：单条消息失败后最长的重试间隔。）")
                 db.session.remove()
                 db.engine.dispose()
         finally:
