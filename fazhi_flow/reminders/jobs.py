@@ -836,6 +836,8 @@ class _Run:
                 self.smtp.check()
             elif key in self.board.urls:
                 health.probe_host(self.board.urls[key], float(self.config.get("WEBHOOK_TIMEOUT") or 10))
+            elif key.startswith(health.HOST_PREFIX):
+                pass  # no active robot at that host any more: nothing waits for it, it is cleared
             else:  # only a message tells whether a robot answers again: due at the next run
                 self.board.unreserve(key, self.now)
                 return
