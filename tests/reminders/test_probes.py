@@ -416,3 +416,86 @@ def test_expired_messages_are_not_counted_as_failed_attempts(factory, db, app, m
     assert (result.dead, result.expired) == (2, 2)
     summary = scheduler._delivery_summary(result)
     assert summary["failed"] == 0 and summary["expired"] == 2 and summary["dead"] == 2
+
+
+class RawSmtp:
+    """A plain-socket SMTP server that closes the connection at a chosen step without answering:
+    ``"MAIL"`` (nothing of the message was sent) or ``"DATA"`` (after the whole message was sent)."""
+
+    def __init__(self, drop_at: str):
+        self.drop_at = drop_at
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.bodies: list[bytes] = []
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                self._session(conn.makefile("rb"), conn)
+
+    def _session(self, reader, conn):
+        conn.sendall(b"220 mail.example.test ESMTP\r\n")
+        for line in reader:
+            verb = line[:4].upper()
+            if verb in (b"EHLO", b"HELO"):
+                conn.sendall(b"250 mail.example.test\r\n")
+            elif verb == b"MAIL":
+                if self.drop_at == "MAIL":
+                    return
+                conn.sendall(b"250 OK\r\n")
+            elif verb == b"RCPT":
+                conn.sendall(b"250 OK\r\n")
+            elif verb == b"DATA":
+                conn.sendall(b"354 go ahead\r\n")
+                body = b""
+                for data in reader:
+                    if data == b".\r\n":
+                        break
+                    body += data
+                self.bodies.append(body)
+                return  # the message is in; the answer never comes
+            elif verb == b"QUIT":
+                conn.sendall(b"221 bye\r\n")
+                return
+            else:
+                conn.sendall(b"250 OK\r\n")
+
+    def close(self):
+        self.running = False
+        self.thread.join(5)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("drop_at", ["MAIL", "DATA"])
+def test_may_have_arrived_only_when_the_message_was_sent(factory, db, app, drop_at, monkeypatch):
+    server = RawSmtp(drop_at)
+    try:
+        for key, value in {"MAIL_HOST": "127.0.0.1", "MAIL_PORT": server.port, "MAIL_SECURITY": "none",
+                           "MAIL_USERNAME": "", "MAIL_TIMEOUT": 3}.items():
+            monkeypatch.setitem(app.config, key, value)
+        w = factory.world()
+        db.session.commit()
+        notices(w, 1, T0)
+        db.session.commit()
+        deliver(T0)
+    finally:
+        server.close()
+    [m] = rows(db, channel="email")
+    assert m.status == "pending"
+    if drop_at == "DATA":
+        assert len(server.bodies) == 1
+        assert m.last_error == "邮件服务器无应答或连接中断，邮件可能已送达（重发时邮件编号不变）：连接被服务器关闭。"
+    else:
+        assert server.bodies == []
+        assert m.last_error == "无法连接邮件服务器：连接被服务器关闭。"
