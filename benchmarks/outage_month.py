@@ -12,7 +12,9 @@ The runs come at the scheduler's real delivery interval (every 30 seconds) from 
 servers' return to two hours after it, and every 30 minutes of simulated time elsewhere (the rest
 of the month only needs the sweeps). The 30-second runs fall one second before each half minute of
 the return (08:29:59, 08:30:29 …): the servers come back just after a run, the worst moment, so the
-time until the first run that finds them is a whole interval less one second.
+time until the first run that finds them is a whole interval less one second. Within that window
+the sweep runs at its own interval (REMINDER_SWEEP_SECONDS, 300 s) as the scheduler runs it, its
+first after 09:00 at 09:04:59, after the day's first delivery (``--sweep-seconds 0``: every run).
 
 Printed: messages delivered / expected, duplicates, stale texts, and how long after the servers'
 return (in seconds) the last message held back by the outage arrived, and how long after the
@@ -27,6 +29,8 @@ first moment it could go out (a reminder not before 09:00).
   of the same kind about the same material (or cycle) was queued by then.
 - Duplicates: arrivals beyond the first of one outbox message (e-mails by their outbox id, robot
   messages matched to the robot's rows sent in the same delivery run).
+- Repeats: two reminders of one kind about one material reaching the same person or group on one
+  day (an older one held back by the outage, then the next stage's).
 - Stale: an arrival whose "还剩N个工作日", "今天截止", "已逾期N个工作日" or "已等待审核N个工作日" is wrong
   on the (Beijing) day it arrives, counted independently with ``chinese_calendar``.
 
@@ -381,7 +385,17 @@ def act(db, world: World, moment: datetime, cid: int, event: str) -> None:
 # ------------------------------------------------------------------ running the month
 
 
-def run(app, db, world: World, mail: MailServer, robots: RobotServer) -> dict:
+def sweeps_at(moment: datetime, sweep_seconds: int) -> bool:
+    """Whether the run at ``moment`` sweeps too: every run, or with ``sweep_seconds`` (the
+    scheduler's REMINDER_SWEEP_SECONDS) within FINE only every that many seconds, on the runs a
+    whole number of sweep intervals from the one just before the return (08:29:59, 08:34:59 …, so
+    the first sweep after 09:00 comes at 09:04:59, after the first delivery of the day)."""
+    if not sweep_seconds or not FINE[0] <= moment < FINE[1]:
+        return True
+    return int((moment - (OUTAGE[1] - timedelta(seconds=1))).total_seconds()) % sweep_seconds == 0
+
+
+def run(app, db, world: World, mail: MailServer, robots: RobotServer, sweep_seconds: int = 0) -> dict:
     from sqlalchemy import select
 
     from fazhi_flow.models.reminder import OutboxMessage
@@ -404,7 +418,8 @@ def run(app, db, world: World, mail: MailServer, robots: RobotServer) -> dict:
         while events and events[0][0] <= moment:
             _m, cid, event = events.pop(0)
             act(db, world, moment, cid, event)
-        sweep(moment)
+        if sweeps_at(moment, sweep_seconds):
+            sweep(moment)
         before = len(robots.received)
         result = deliver(moment)
         errors += len(result.errors)
@@ -577,6 +592,15 @@ def judge(db, world: World, mail: MailServer, robots: RobotServer, outcome: dict
             late_by[row.channel].append(late)
             late_by["reminder" if row.cause == "reminder" else "other"].append(late)
     lateness = [first[row.id] - judged.earliest(row) for row in held if row.id in first]
+    # Two reminders of one kind about one material reaching the same person or group on one day
+    # (an older one held back, then the next stage's): each is relevant, together they are noise.
+    per_day = Counter((judged.family(by_id[oid]), min(times).astimezone(SH).date())
+                      for oid, times in arrivals.items() if times and judged.family(by_id[oid]) is not None
+                      and by_id[oid].cause == "reminder")
+    repeats = sum(n - 1 for n in per_day.values() if n > 1)
+    repeat_heads = Counter((by_id[oid].channel, by_id[oid].subject[:40], min(times).astimezone(SH).strftime("%m-%d %H:%M:%S"))
+                           for oid, times in arrivals.items() if times and by_id[oid].cause == "reminder"
+                           and per_day.get((judged.family(by_id[oid]), min(times).astimezone(SH).date()), 0) > 1)
     last_by_kind = {}
     for row in held:
         if row.id in first:
@@ -589,7 +613,7 @@ def judge(db, world: World, mail: MailServer, robots: RobotServer, outcome: dict
         "email_duplicates": sum(len(v) - 1 for oid, v in arrivals.items() if by_id[oid].channel == "email"),
         "robot_duplicates": robot_dups,
         "message_id_changes": sum(1 for v in message_ids.values() if len(v) > 1),
-        "unwanted": len(unwanted),
+        "unwanted": len(unwanted), "repeats": repeats, "repeat_heads": repeat_heads,
         "unwanted_heads": Counter((by_id[oid].channel, by_id[oid].subject[:40]) for oid in unwanted),
         "stale": stale_texts(world, texts), "arrivals": len(texts),
         "held": len(held), "held_delivered": len(first),
@@ -603,11 +627,12 @@ def judge(db, world: World, mail: MailServer, robots: RobotServer, outcome: dict
     }
 
 
-def report(figures: dict, outcome: dict, dialect: str) -> None:
+def report(figures: dict, outcome: dict, dialect: str, sweep_seconds: int) -> None:
     back = OUTAGE[1]
     print()
+    swept = f"扫描每{sweep_seconds}秒一次" if sweep_seconds else "每次投递前都扫描"
     print(f"模拟一个月（2025年4月，{len(UNITS)}个单位，{dialect}；扫描和投递每30分钟一次，服务器恢复前1小时到"
-          f"恢复后2小时按实际投递间隔每{INTERVAL.seconds}秒一次），邮件服务器和群机器人同时中断24小时"
+          f"恢复后2小时按实际投递间隔每{INTERVAL.seconds}秒投递一次、{swept}），邮件服务器和群机器人同时中断24小时"
           f"（{OUTAGE[0]:%m月%d日 %H:%M} 至 {back:%m月%d日 %H:%M}，北京时间）")
     e, d = figures["expected"], figures["delivered"]
     ec, dc = figures["expected_by_channel"], figures["delivered_by_channel"]
@@ -620,6 +645,7 @@ def report(figures: dict, outcome: dict, dialect: str) -> None:
           f"（同一邮件换了邮件编号：{figures['message_id_changes']}） |")
     print(f"| 不应再送达却送达（已提交、已处理或已被新提醒取代） | {figures['unwanted']} |")
     print(f"| 过时文字（送达当天“还剩N个工作日”等不对） | {len(figures['stale'])}/{figures['arrivals']} |")
+    print(f"| 同一天就同一材料收到两条同类提醒 | {figures['repeats']} |")
     if figures["last_held"] is not None:
         last = figures["last_held"]
         kinds = figures["last_by_kind"]
@@ -643,6 +669,10 @@ def report(figures: dict, outcome: dict, dialect: str) -> None:
         print("\n不应再送达却送达的消息：")
         for (channel, subject), n in figures["unwanted_heads"].most_common(10):
             print(f"  {n:4d}  {channel} {subject}")
+    if figures["repeats"]:
+        print("\n同一天就同一材料收到两条同类提醒（渠道、标题、送达时刻）：")
+        for (channel, subject, when), n in sorted(figures["repeat_heads"].items(), key=lambda x: (x[0][1], x[0][2]))[:12]:
+            print(f"  {n:4d}  {channel} {when} {subject}")
     if figures["stale"]:
         print("\n过时文字举例：")
         for moment, head, reasons in figures["stale"][:8]:
@@ -696,6 +726,9 @@ def main() -> int:
     parser.add_argument("--retry-max-seconds", type=int, default=None,
                         help="OUTBOX_RETRY_MAX_SECONDS for the run (the longest backoff of a message that "
                              "failed on its own); default: the application's setting")
+    parser.add_argument("--sweep-seconds", type=int, default=None,
+                        help="around the return, sweep only every this many seconds; default: the "
+                             "application's REMINDER_SWEEP_SECONDS (300); 0: every run")
     parser.add_argument("--probe-max-seconds", type=int, default=None,
                         help="OUTBOX_PROBE_MAX_SECONDS for the run (the longest wait between probes of a "
                              "failing channel); default: the application's setting")
@@ -723,8 +756,10 @@ def main() -> int:
                 world = build(db, robots.port)
                 mail.start()
                 robots.start()
-                outcome = run(app, db, world, mail, robots)
-                report(judge(db, world, mail, robots, outcome), outcome, db.engine.dialect.name)
+                sweep_seconds = int(app.config.get("REMINDER_SWEEP_SECONDS", 300)) \
+                    if args.sweep_seconds is None else args.sweep_seconds
+                outcome = run(app, db, world, mail, robots, sweep_seconds)
+                report(judge(db, world, mail, robots, outcome), outcome, db.engine.dialect.name, sweep_seconds)
                 print(f"（OUTBOX_PROBE_MAX_SECONDS = {app.config.get('OUTBOX_PROBE_MAX_SECONDS', '—')}：故障渠道两次"
                       "试探之间最长的间隔，也是服务器恢复后最长要等多久才被发现；OUTBOX_RETRY_MAX_SECONDS = "
                       f"{app.config.get('OUTBOX_RETRY_MAX_SECONDS', 3600)}：单条消息失败后最长的重试间隔。）")
