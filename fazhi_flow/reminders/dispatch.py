@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
 
 from sqlalchemy import and_, exists, func, or_, select
 
@@ -176,6 +177,23 @@ class Directory:
         self.unit_names = dict(session.execute(select(Unit.id, Unit.name)).all())
         self._labels: dict[int, _SectionLabel] = {}
         self._units: dict[int, _Named] = {}
+        # Tens of thousands of reminders share a few due dates and submission days: each count of
+        # working days is made once per sweep, not once per message.
+        self.calendar = current_calendar()
+        self._statuses: dict[tuple, object] = {}
+        self._between: dict[tuple, int] = {}
+
+    def due_status(self, due: date | None, day: date):
+        found = self._statuses.get((due, day))
+        if found is None:
+            found = self._statuses[(due, day)] = due_status(due, today=day, calendar=self.calendar)
+        return found
+
+    def working_days_between(self, start: date, end: date) -> int:
+        found = self._between.get((start, end))
+        if found is None:
+            found = self._between[(start, end)] = self.calendar.working_days_between(start, end)
+        return found
 
     # The same choices as notify.preferences.wants, from the rows read above.
     def wants(self, user, channel: str) -> bool:
@@ -282,9 +300,8 @@ def _messages(rows: _Rows, key: str, kind: str, occurrence: str, cycle, facts: F
               settings: PolicySettings, note: str | None) -> int:
     """Queue the in-app notifications, e-mails and robot messages of one reminder; the count told."""
     d = rows.d
-    calendar = current_calendar()
     if kind in UNIT_KINDS:
-        status = due_status(facts.due, today=day, calendar=calendar)
+        status = d.due_status(facts.due, day)
         msg = M.reminder_message(kind, facts, status, note=note)
         expires = end_of_local_day_utc(status.due) if kind in ("before_due", "due_today") and status.due \
             else None
@@ -295,10 +312,10 @@ def _messages(rows: _Rows, key: str, kind: str, occurrence: str, cycle, facts: F
             told += rows.queue_webhook(key, target, msg, facts.id, mobiles, expires)
         return told
     if kind == "escalation":
-        msg = M.escalation_message(facts, due_status(facts.due, today=day, calendar=calendar))
+        msg = M.escalation_message(facts, d.due_status(facts.due, day))
         return rows.send_to_users(key, d.unit_heads(facts.unit_id) + d.admins(), msg, facts.id)
     if kind == "backlog":
-        waited = calendar.working_days_between(_local_day(facts.submitted_at), day)
+        waited = d.working_days_between(_local_day(facts.submitted_at), day)
         if is_unit_review(kind, occurrence):
             # A unit without an active unit head: the admins, who may decide in its place, instead.
             people = d.unit_heads(facts.unit_id)
@@ -353,6 +370,87 @@ def _insert_new(table, rows: list[dict]) -> dict[str, int]:
     return {key: id_ for id_, key in db.session.execute(stmt, rows)}
 
 
+def _pg_columns(table, skip=("id",)) -> list[tuple[str, str]]:
+    from sqlalchemy.dialects import postgresql
+
+    dialect = postgresql.dialect()
+    return [(c.name, c.type.compile(dialect=dialect)) for c in table.c if c.name not in skip]
+
+
+def _unnest(prefix: str, columns: list[tuple[str, str]]) -> str:
+    """``unnest`` of one typed array parameter per column, in the order given (WITH ORDINALITY)."""
+    arrays = ", ".join(f"%({prefix}{name})b::{type_}[]" for name, type_ in columns)
+    names = ", ".join(f'"{name}"' for name, _ in columns)
+    return f"unnest({arrays}) WITH ORDINALITY AS x({names}, ord)"
+
+
+@lru_cache(maxsize=1)
+def _pg_batch_sql() -> str:
+    """One statement writing a batch on PostgreSQL: the reminders (ON CONFLICT (key) DO NOTHING …
+    RETURNING), then the notifications and outbox rows of the reminders it inserted, joined on the
+    key. Each column travels as one array parameter: no per-row placeholders to parse or bind."""
+    rem = _pg_columns(Reminder.__table__)
+    note = [("rkey", "VARCHAR")] + _pg_columns(Notification.__table__)
+    out = [("rkey", "VARCHAR")] + _pg_columns(OutboxMessage.__table__, skip=("id", "reminder_id"))
+
+    def names(cols, alias=""):
+        return ", ".join(f'{alias}"{n}"' for n, _ in cols if n != "rkey")
+
+    return (
+        f"WITH r AS (INSERT INTO reminder ({names(rem)}) SELECT {names(rem, 'x.')} FROM {_unnest('r_', rem)} "
+        f"ORDER BY x.ord ON CONFLICT (key) DO NOTHING RETURNING id, key), "
+        f"n AS (INSERT INTO notification ({names(note)}) SELECT {names(note, 'x.')} FROM {_unnest('n_', note)} "
+        f"JOIN r ON r.key = x.rkey ORDER BY x.ord), "
+        f"o AS (INSERT INTO outbox_message ({names(out)}, reminder_id) SELECT {names(out, 'x.')}, r.id "
+        f"FROM {_unnest('o_', out)} JOIN r ON r.key = x.rkey ORDER BY x.ord) "
+        f"SELECT id, key FROM r"
+    )
+
+
+def _arrays(prefix: str, columns, rows: list[dict], key=None) -> dict[str, list]:
+    out = {f"{prefix}{name}": [row.get(name) for row in rows] for name, _ in columns if name != "rkey"}
+    if key is not None:
+        out[f"{prefix}rkey"] = key
+    return out
+
+
+def _write_pg(reminders: list[dict], notes: list[tuple[str, dict]], outbox: list[tuple[str, dict]]) -> dict[str, int]:
+    """The batch in one statement (``_pg_batch_sql``); {key: id} of the reminders it inserted."""
+    import json
+
+    reminders = sorted(reminders, key=lambda r: r["key"])  # one lock order for every writer
+    params = _arrays("r_", _pg_columns(Reminder.__table__), reminders)
+    params.update(_arrays("n_", _pg_columns(Notification.__table__), [row for _, row in notes],
+                          key=[k for k, _ in notes]))
+    o_rows = [row for _, row in outbox]
+    params.update(_arrays("o_", _pg_columns(OutboxMessage.__table__, skip=("id", "reminder_id")), o_rows,
+                          key=[k for k, _ in outbox]))
+    params["o_payload"] = [None if p is None else json.dumps(p) for p in params["o_payload"]]
+    result = db.session.connection().exec_driver_sql(_pg_batch_sql(), params)
+    return {key: id_ for id_, key in result}
+
+
+def _write_batch(reminders: list[dict], notes: list[tuple[str, dict]],
+                 outbox: list[tuple[str, dict]]) -> dict[str, int]:
+    """Write a batch's reminders that do not exist yet, and the notifications and outbox rows (each
+    tagged with its reminder's key) of those only; {key: id} of the reminders inserted."""
+    if not reminders:
+        return {}
+    if db.session.get_bind().dialect.name == "postgresql":
+        return _write_pg(reminders, notes, outbox)
+    new = _insert_new(Reminder.__table__, reminders)
+    if not new:
+        return new
+    session = db.session
+    notifications = [row for key, row in notes if key in new]
+    if notifications:
+        session.execute(Notification.__table__.insert(), notifications)
+    rows = [dict(row, reminder_id=new[key]) for key, row in outbox if key in new]
+    if rows:
+        session.execute(OutboxMessage.__table__.insert(), rows)
+    return new
+
+
 def queue(cycle, specs: list[DueReminder], facts: dict[int, Facts], directory: Directory, day: date,
           now_utc: datetime, settings: PolicySettings | None = None, note: str | None = None,
           actor_id: int | None = None, batch_size: int = BATCH_SIZE) -> Queued:
@@ -362,36 +460,30 @@ def queue(cycle, specs: list[DueReminder], facts: dict[int, Facts], directory: D
     """
     settings = settings or PolicySettings()
     out = Queued()
-    session = db.session
     for start in range(0, len(specs), max(1, batch_size)):
         chunk = specs[start:start + batch_size]
+        keys = [spec.key for spec in chunk]  # computed once: a key is a few string operations
         rows = _Rows(directory, now_utc)
         reminders = []
-        for spec in chunk:
+        for spec, key in zip(chunk, keys):
             subject = facts.get(spec.contribution_id) if spec.contribution_id is not None else None
-            told = _messages(rows, spec.key, spec.kind, spec.occurrence, cycle, subject, day, settings, note)
-            reminders.append(dict(key=spec.key, cycle_id=cycle.id, contribution_id=spec.contribution_id,
+            told = _messages(rows, key, spec.kind, spec.occurrence, cycle, subject, day, settings, note)
+            reminders.append(dict(key=key, cycle_id=cycle.id, contribution_id=spec.contribution_id,
                                   kind=spec.kind, occurrence=spec.occurrence, due=spec.due, day=day,
                                   message=note, actor_id=actor_id, recipients=told, created_at=now_utc))
-        new = _insert_new(Reminder.__table__, reminders)
+        new = _write_batch(reminders, rows.notifications, rows.outbox)
         out.skipped += len(chunk) - len(new)
         if not new:
             continue
-        notifications = [row for key, row in rows.notifications if key in new]
-        if notifications:
-            session.execute(Notification.__table__.insert(), notifications)
-        outbox = [dict(row, reminder_id=new[key]) for key, row in rows.outbox if key in new]
-        if outbox:
-            session.execute(OutboxMessage.__table__.insert(), outbox)
-        for spec, row in zip(chunk, reminders):
-            if spec.key not in new:
+        for spec, key, row in zip(chunk, keys, reminders):
+            if key not in new:
                 continue
             subject = facts.get(spec.contribution_id) if spec.contribution_id is not None else None
             label = "待单位审核提醒" if is_unit_review(spec.kind, spec.occurrence) else REMINDER_KINDS[spec.kind]
             out.queued.append(QueuedReminder(
-                key=spec.key, kind=spec.kind, kind_label=label, cycle=cycle.title,
+                key=key, kind=spec.kind, kind_label=label, cycle=cycle.title,
                 unit=subject.unit.name if subject else "", section=subject.section.path_label if subject else "",
-                recipients=row["recipients"], id=new[spec.key]))
+                recipients=row["recipients"], id=new[key]))
     return out
 
 

@@ -174,6 +174,27 @@ def _item(row, zone) -> Item:
     return Item(row.id, row.state, row.due, submitted_on, row.submitted_at)
 
 
+class _Remembered:
+    """The calendar as the policy sees it during one sweep, with each count of working days made
+    once: the tens of thousands of contributions of a cycle share a few dozen due dates."""
+
+    def __init__(self, calendar):
+        self._calendar = calendar
+        self._between: dict[tuple[date, date], int] = {}
+
+    def __getattr__(self, name):
+        return getattr(self._calendar, name)
+
+    def working_days_between(self, start: date, end: date) -> int:
+        found = self._between.get((start, end))
+        if found is None:
+            found = self._between[(start, end)] = self._calendar.working_days_between(start, end)
+        return found
+
+    def signed_working_days(self, today: date, due: date) -> int:
+        return self.working_days_between(today, due) if today <= due else -self.working_days_between(due, today)
+
+
 def sweep(now: datetime | None = None, dry_run: bool = False, use_lock: bool = True,
           batch_size: int = dispatch.BATCH_SIZE) -> SweepResult:
     """Queue every reminder due at ``now`` that has not been queued before; commit once.
@@ -236,10 +257,11 @@ def _sweep_cycle(cycle, today, local_now, now_utc, settings, calendar, zone, res
         return
     directory = dispatch.Directory(cycle)
     step = max(1, batch_size)
+    remembered = _Remembered(calendar)
     for start in range(0, len(rows), step):
         chunk = rows[start:start + step]
         items = [_item(r, zone) for r in chunk]
-        specs = [s for s in due_reminders(cycle.id, items, local_now, settings, calendar, opened)
+        specs = [s for s in due_reminders(cycle.id, items, local_now, settings, remembered, opened)
                  if s.kind != "digest"]
         if not specs:
             continue

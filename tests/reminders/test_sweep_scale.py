@@ -289,7 +289,7 @@ def test_two_bulk_sweeps_racing_queue_each_reminder_once(factory, db, app, tmp_p
                 while time.time() < deadline:
                     waiting = watch.execute(text(
                         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                        "AND wait_event_type = 'Lock' AND query ILIKE 'INSERT INTO reminder%'")).scalar()
+                        "AND wait_event_type = 'Lock' AND query ILIKE '%INSERT INTO reminder%'")).scalar()
                     if waiting >= 2:
                         break
                     time.sleep(0.05)
