@@ -920,7 +920,9 @@ def deliver(now: datetime | None = None, limit: int = 500, batch_size: int = CLA
     """Send the pending outbox messages that are due at ``now`` (at most ``limit``).
 
     First what has expired is ended in bulk (``_expire``). Each failing channel whose probe is due
-    is then tried with its oldest message; a channel still down leaves its messages pending, untried.
+    (every run by default: OUTBOX_PROBE_MAX_SECONDS) is then tried with its oldest message, or by a
+    connection alone when none is due, within a time box (``_Run.probes``); a channel still down
+    leaves its messages pending, untried.
     The rest is claimed ``batch_size`` at a time in one statement; what is stale (the material was
     submitted, the date moved, a newer reminder exists) is cancelled and reminders outside working
     hours are deferred in bulk; reminder texts are written from the current facts; each send's
