@@ -100,7 +100,7 @@ def _technical(exc: BaseException) -> str:
 
 def _not_sent(reason, host: str, timeout: float) -> Unreachable:
     """A failure while connecting (urllib wraps it in URLError): nothing reached the robot."""
-    logger.warning("Robot %s not reached: %s", host, _technical(reason) if isinstance(reason, BaseException)
+    logger.info("Robot %s not reached: %s", host, _technical(reason) if isinstance(reason, BaseException)
                    else reason)
     if _is_timeout(reason):
         return Unreachable(f"无法连接群机器人：{timeout:g} 秒内未能与 {host} 建立连接（消息未发出）。")
@@ -118,7 +118,7 @@ def _not_sent(reason, host: str, timeout: float) -> Unreachable:
 
 def _maybe_sent(exc: BaseException, host: str, timeout: float) -> NoAnswer:
     """A failure after the request went out: the robot may have received it."""
-    logger.warning("Robot %s gave no answer: %s", host, _technical(exc))
+    logger.info("Robot %s gave no answer: %s", host, _technical(exc))
     if _is_timeout(exc):
         return NoAnswer(f"连接超时，对方可能已收到：消息已发出，{timeout:g} 秒内没有应答；重试时群里可能重复出现。")
     if isinstance(exc, http.client.RemoteDisconnected):
@@ -133,7 +133,7 @@ def _maybe_sent(exc: BaseException, host: str, timeout: float) -> NoAnswer:
 
 
 def _http_failure(code: int, reason, host: str) -> TemporaryFailure | PermanentFailure:
-    logger.warning("Robot %s answered HTTP %s %s", host, code, reason)
+    logger.info("Robot %s answered HTTP %s %s", host, code, reason)
     said = HTTP_STATUSES.get(code) or ("对方服务器出错" if code >= 500 else "请求被拒绝")
     message = f"群机器人返回 HTTP {code}：{said}。"
     if code == 429 or code >= 500:
@@ -143,7 +143,7 @@ def _http_failure(code: int, reason, host: str) -> TemporaryFailure | PermanentF
 
 def _robot_failure(code, answer: dict, host: str) -> TemporaryFailure | PermanentFailure:
     errmsg = str(answer.get("errmsg") or "")
-    logger.warning("Robot %s answered errcode %s: %s", host, code, errmsg)
+    logger.info("Robot %s answered errcode %s: %s", host, code, errmsg)
     try:
         number = int(code)
     except (TypeError, ValueError):
@@ -224,7 +224,7 @@ def post(url: str, secret: str | None, body: dict, timeout: float = 10) -> None:
             said = ""
         raise _http_failure(exc.code, f"{exc.reason} {said}".strip(), _host(url)) from None
     except http.client.InvalidURL as exc:
-        logger.warning("Robot address not valid: %s", _technical(exc))
+        logger.info("Robot address not valid: %s", _technical(exc))
         raise PermanentFailure("群机器人地址格式不对，请检查主机名和端口。") from None
     except urllib.error.URLError as exc:
         # urllib wraps only what fails while connecting and sending the request.

@@ -126,7 +126,7 @@ def test_a_connection_dropped_after_sending_may_have_arrived(robot):
 
 def test_a_connection_reset_after_sending_may_have_arrived(robot, caplog):
     robot.reset = True
-    with caplog.at_level(logging.WARNING, logger="fazhi_flow.notify.webhook"):
+    with caplog.at_level(logging.INFO, logger="fazhi_flow.notify.webhook"):
         with pytest.raises(webhook.NoAnswer) as caught:
             webhook.post(robot.url, None, BODY, timeout=2)
     message = caught.value.message
@@ -151,7 +151,7 @@ def test_refused_connection_sent_nothing():
 
 def test_refused_connection_is_logged_with_its_errno(caplog):
     url = f"http://127.0.0.1:{free_port()}/robot/send?access_token=abc"
-    with caplog.at_level(logging.WARNING, logger="fazhi_flow.notify.webhook"):
+    with caplog.at_level(logging.INFO, logger="fazhi_flow.notify.webhook"):
         with pytest.raises(Unreachable) as caught:
             webhook.post(url, None, BODY, timeout=2)
     assert "Errno" not in caught.value.message
@@ -219,7 +219,7 @@ def test_an_http_error_is_told_in_words(robot, status, temporary, said):
 ])
 def test_a_robot_error_code_is_told_in_words(robot, caplog, answer, temporary, said):
     robot.answer = answer
-    with caplog.at_level(logging.WARNING, logger="fazhi_flow.notify.webhook"):
+    with caplog.at_level(logging.INFO, logger="fazhi_flow.notify.webhook"):
         with pytest.raises(DeliveryFailure) as caught:
             webhook.post(robot.url, None, BODY, timeout=2)
     assert caught.value.message.startswith(said)
