@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from flask_migrate import upgrade
+from flask_migrate import downgrade, upgrade
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
@@ -544,9 +544,12 @@ def test_backup_of_an_older_schema_restores_then_upgrades(instance, monkeypatch,
                         lambda password: generate_password_hash(password, method="pbkdf2:sha256:1000"))
     source = instance("source")
     with source.app_context():
-        upgrade(revision="0002")
+        # The models are at head: the district is written at head and the database taken back to 0002.
+        upgrade()
         load_demo()
         db.session.remove()
+        downgrade(revision="0002")
+        db.engine.dispose()
     before = _rows_present(source)
     archive = tmp_path / "old.tar.gz"
     made = _cli(source, "backup", "-o", str(archive))
@@ -561,16 +564,23 @@ def test_backup_of_an_older_schema_restores_then_upgrades(instance, monkeypatch,
         upgrade()
         db.session.remove()
         db.engine.dispose()
-    after = _rows_present(target)
-    assert after.pop("job_status") == [] and after.pop("attachment_blob") == []
+    after = _rows_present(target, skip_columns={("report_cycle", "opened_at")})
+    assert after.pop("job_status") == [] and after.pop("attachment_blob") == [] and after.pop("channel_health") == []
     assert after == before
 
 
-def _rows_present(app) -> dict:
+def _rows_present(app, skip_columns=()) -> dict:
+    """Every row of every table the database has, in the columns it has (less ``skip_columns``, as
+    (table, column) pairs)."""
     with app.app_context():
         with db.engine.connect() as conn:
-            present = set(db.inspect(conn).get_table_names())
-            out = {t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
-                   for t in db.metadata.sorted_tables if t.name in present}
+            inspector = db.inspect(conn)
+            out = {}
+            for t in db.metadata.sorted_tables:
+                if t.name not in inspector.get_table_names():
+                    continue
+                have = {c["name"] for c in inspector.get_columns(t.name)}
+                cols = [c for c in t.columns if c.name in have and (t.name, c.name) not in skip_columns]
+                out[t.name] = [tuple(r) for r in conn.execute(select(*cols).order_by(*t.primary_key.columns))]
         db.engine.dispose()
         return out

@@ -268,7 +268,7 @@ def test_scheduler_process_beats_and_records_its_jobs(migrated_app, fresh_databa
             assert row.started_at <= row.finished_at
         assert rows["sweep"].summary == {"queued": 0, "skipped": 0}
         assert rows["deliver"].summary == {"sent": 0, "retried": 0, "dead": 0, "cancelled": 0, "deferred": 0,
-                                           "failed": 0}
+                                           "failed": 0, "expired": 0}
     finally:
         proc.terminate()
         output = proc.communicate(timeout=20)[0]
