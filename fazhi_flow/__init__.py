@@ -105,6 +105,9 @@ RANGES = {
     # Unsent messages (other than reminders) are given up after this many hours: 1 hour to 30 days.
     "OUTBOX_MAX_AGE_HOURS": (1, 30 * 24),
     "OUTBOX_PROBE_MAX_SECONDS": (5, 24 * 3600),  # longest wait between two probes of a failing channel
+    "COMPILE_INLINE_MAX_CHARS": (0, 100_000_000),
+    "COMPILE_INLINE_MAX_ITEMS": (0, 1_000_000),
+    "DASHBOARD_UNITS_PER_PAGE": (1, 10_000),
 }
 
 

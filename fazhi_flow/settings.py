@@ -31,6 +31,12 @@ class Config:
     # Longest wait between two probes of a failing channel (seconds): by default one probe every
     # delivery run, so that the queue drains within one run of the server's return.
     OUTBOX_PROBE_MAX_SECONDS = 30
+    # Up to how much approved material (characters, contributions) the compile page shows every
+    # section's texts itself; beyond, each section opens on its own page.
+    COMPILE_INLINE_MAX_CHARS = 200_000
+    COMPILE_INLINE_MAX_ITEMS = 400
+    # Units per page of the progress matrix.
+    DASHBOARD_UNITS_PER_PAGE = 50
     # Start APScheduler inside the web process (only the one-process demo does this).
     SCHEDULER_IN_PROCESS = False
     # /readyz fails when no scheduler heartbeat is younger than SCHEDULER_STALE_SECONDS, where a
