@@ -425,7 +425,8 @@ def _write_pg(reminders: list[dict], notes: list[tuple[str, dict]], outbox: list
     o_rows = [row for _, row in outbox]
     params.update(_arrays("o_", _pg_columns(OutboxMessage.__table__, skip=("id", "reminder_id")), o_rows,
                           key=[k for k, _ in outbox]))
-    params["o_payload"] = [None if p is None else json.dumps(p) for p in params["o_payload"]]
+    # As the JSON column type writes it everywhere else (None as JSON null).
+    params["o_payload"] = [json.dumps(p) for p in params["o_payload"]]
     result = db.session.connection().exec_driver_sql(_pg_batch_sql(), params)
     return {key: id_ for id_, key in result}
 
@@ -441,14 +442,27 @@ def _write_batch(reminders: list[dict], notes: list[tuple[str, dict]],
     new = _insert_new(Reminder.__table__, reminders)
     if not new:
         return new
-    session = db.session
-    notifications = [row for key, row in notes if key in new]
-    if notifications:
-        session.execute(Notification.__table__.insert(), notifications)
-    rows = [dict(row, reminder_id=new[key]) for key, row in outbox if key in new]
-    if rows:
-        session.execute(OutboxMessage.__table__.insert(), rows)
+    _executemany(Notification.__table__, [row for key, row in notes if key in new])
+    _executemany(OutboxMessage.__table__, [dict(row, reminder_id=new[key]) for key, row in outbox if key in new])
     return new
+
+
+def _executemany(table, rows: list[dict]) -> None:
+    """INSERT ``rows`` in one executemany of plain tuples, each value converted as the column type
+    would (dates and times, JSON); a sweep queues tens of thousands and SQLAlchemy's per-row parameter
+    handling would cost more than the database."""
+    if not rows:
+        return
+    connection = db.session.connection()
+    dialect = connection.dialect
+    columns = [c for c in table.c if c.name != "id"]
+    convert = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    names = ", ".join(dialect.identifier_preparer.quote(c.name) for c in columns)
+    marks = ", ".join("?" for _ in columns)
+    params = [tuple(row.get(c.name) if f is None else f(row.get(c.name)) for c, f in zip(columns, convert))
+              for row in rows]
+    connection.exec_driver_sql(f"INSERT INTO {dialect.identifier_preparer.quote(table.name)} ({names}) "
+                               f"VALUES ({marks})", params)
 
 
 def queue(cycle, specs: list[DueReminder], facts: dict[int, Facts], directory: Directory, day: date,
