@@ -27,8 +27,8 @@ from . import dispatch
 from ..workdays import current_calendar, due_status
 from .dispatch import QueuedReminder
 from .policy import (
-    REMINDABLE_STATES, Item, PolicySettings, contribution_stages, digest_reminder, due_reminders, is_unit_review,
-    sweep_day, waiting_stages,
+    REMINDABLE_STATES, Item, PolicySettings, contribution_reminders, contribution_stages, digest_reminder,
+    due_reminders, is_unit_review, sweep_day, waiting_stages,
 )
 
 logger = logging.getLogger(__name__)
@@ -333,6 +333,8 @@ STALE_TEXT = "已过时：截止日期已过，不再发送该提醒。"
 INTERNAL_ERROR_TEXT = "内部错误（已记入日志）"
 SUPERSEDED_TEXT = "已过时：已有更新的提醒，不再发送这一条。"
 SUPERSEDED_DIGEST_TEXT = "已过时：已有更新的每日进度汇总，不再发送这一条。"
+# Reminders to a unit about its material's due date: one of them a day.
+UNIT_STAGE_KINDS = ("before_due", "due_today", "overdue")
 
 
 def expired_text(hours: int) -> str:
@@ -454,6 +456,8 @@ class _Facts:
             q, _due = dispatch.facts_select(cycle_ids)
             c = Contribution.__table__
             self.contributions = {x.id: x for x in session.execute(q.where(c.c.id.in_(contribution_ids)))}
+        self._load_policies({x.cycle_id for x in self.reminders.values()
+                             if x.kind in UNIT_STAGE_KINDS and x.day < self.today})
         digest_cycles = {x.cycle_id for x in self.reminders.values() if x.kind == "digest"}
         if digest_cycles:
             self.newest.update({("cycle", cid): top for cid, top in session.execute(
@@ -479,6 +483,37 @@ class _Facts:
                                               reminder.id) > reminder.id:
             reason = SUPERSEDED_TEXT
         return ("cancelled", reason) if reason else None
+
+    def _load_policies(self, cycle_ids: set[int]) -> None:
+        """The reminder settings and open day of the cycles whose held reminders are from an earlier day."""
+        self.policies, self.opened = {}, {}
+        if not cycle_ids:
+            return
+        found = {p.cycle_id: p for p in db.session.scalars(
+            select(ReminderPolicy).where(ReminderPolicy.cycle_id.in_(cycle_ids)))}
+        self.policies = {cid: PolicySettings.from_model(found.get(cid)) for cid in cycle_ids}
+        zone = local_zone()
+        for cid, at in db.session.execute(select(ReportCycle.id, ReportCycle.opened_at)
+                                          .where(ReportCycle.id.in_(cycle_ids))):
+            self.opened[cid] = at.replace(tzinfo=timezone.utc).astimezone(zone).date() if at else None
+
+    def waits_for_todays_own(self, reminder) -> bool:
+        """True for a reminder to the unit held from an earlier day (an outage) when the policy gives
+        today a reminder of its own about the same material that is not queued yet: sending the held
+        one now and today's minutes later would tell the unit the same thing twice (the held one is
+        written with today's countdown). It waits for today's sweep, which makes it void."""
+        if reminder is None or reminder.kind not in UNIT_STAGE_KINDS or reminder.day >= self.today:
+            return False
+        contribution = self.contributions.get(reminder.contribution_id)
+        if contribution is None:
+            return False
+        settings = self.policies.get(reminder.cycle_id)
+        if settings is None or not settings.enabled or not self.calendar.is_working_day(self.today):
+            return False
+        item = Item(contribution.id, contribution.state, contribution.due,
+                    dispatch._local_day(contribution.submitted_at), contribution.submitted_at)
+        today = contribution_reminders(item, self.today, settings, self.calendar, self.opened.get(reminder.cycle_id))
+        return any(r.kind in UNIT_STAGE_KINDS and r.key != reminder.key for r in today)
 
     def _digest_verdict(self, reminder) -> tuple[str, str] | None:
         """A digest tells one day's progress: void once a newer one exists or its day is over."""
@@ -683,6 +718,8 @@ def _prepare(rows, now_utc: datetime, result: DeliveryResult, outline: _Outline 
         reminder = facts.reminders.get(row.reminder_id)
         if row.cause == "reminder" and reminder is not None:
             later = _polite_time(send_times[reminder.cycle_id], now_utc)
+            if later is None and facts.waits_for_todays_own(reminder):
+                later = now_utc + timedelta(seconds=int(current_app.config.get("REMINDER_SWEEP_SECONDS") or 300))
             if later is not None:
                 deferred.setdefault(later, []).append(row.id)
                 continue

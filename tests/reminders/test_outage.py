@@ -277,6 +277,29 @@ def test_a_newer_reminder_replaces_one_still_waiting(factory, db, app, mail, rob
     assert len(tuesday) == 1 and tuesday[0].status == "cancelled" and "已有更新的提醒" in tuesday[0].last_error
 
 
+def test_a_held_reminder_gives_way_to_the_days_own_when_delivery_runs_before_the_sweep(factory, db, app, mail,
+                                                                                       robots):
+    """Down from Tuesday to the due day; the servers are back when Friday's first delivery runs, before
+    Friday's sweep: the held Tuesday reminder (which would now read 今天截止) is not sent, the day's own
+    reminder queued minutes later is, so the unit is told once that day, not twice."""
+    w = outage_world(factory, db, robots)
+    sweep(T0)
+    deliver(T0)
+    mail.recover()
+    deliver(at(2025, 1, 10, 9, 0))  # Friday 09:00: the deliverer runs first; the held reminder waits
+    assert not [m for m in mail.up.messages if m["Subject"].startswith("【催报提醒】")]
+    tuesday = [m for m in rows(db, cause="reminder", channel="email") if "还剩3个工作日" in m.subject]
+    assert len(tuesday) == 1 and tuesday[0].status == "pending" and tuesday[0].attempts <= 1
+    assert [q.kind for q in sweep(at(2025, 1, 10, 9, 4)).queued if q.kind != "digest"] == ["due_today"]
+    deliver(at(2025, 1, 10, 9, 5))
+    tuesday = [m for m in rows(db, cause="reminder", channel="email") if "还剩3个工作日" in m.subject]
+    assert tuesday[0].status == "cancelled" and "已有更新的提醒" in tuesday[0].last_error
+    reminders = [m["Subject"] for m in mail.up.messages if m["Subject"].startswith("【催报提醒】")]
+    assert reminders == [f"【催报提醒】“{w.section.path_label}”材料今天截止（区司法局）"]
+    # The robots likewise: the unit's group hears of it once.
+    assert sum("今天截止" in t for t in robots[0].texts) == 1
+
+
 def test_a_reminder_delayed_to_its_due_day_says_today(factory, db, app, mail, robots):
     w = outage_world(factory, db, robots)
     db.session.add(ReminderPolicy(cycle_id=w.cycle.id, before_due_days="3", on_due_day=False))
