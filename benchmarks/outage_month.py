@@ -26,7 +26,9 @@ first moment it could go out (a reminder not before 09:00).
   after that; a run's sweep comes before its delivery). A reminder to submit is void once the
   material is submitted, a reminder to review once it is decided, a reminder before or on the due
   date once that day is over, a digest once its day is over, a reminder or digest once a newer one
-  of the same kind about the same material (or cycle) was queued by then.
+  of the same kind about the same material (or cycle) was queued by then; a reminder to the unit
+  held from an earlier day also once the day's own reminder about that material is queued that day
+  (delivery lets the held one wait for the day's sweep rather than tell the unit twice).
 - Duplicates: arrivals beyond the first of one outbox message (e-mails by their outbox id, robot
   messages matched to the robot's rows sent in the same delivery run).
 - Repeats: two reminders of one kind about one material reaching the same person or group on one
@@ -524,8 +526,13 @@ class Relevance:
                 return False
             if r.kind != "backlog" and state not in ("draft", "returned"):
                 return False
-        # Superseded by a newer one of its kind, queued by the time it may go out.
-        return not any(self.created(row) < self.created(o) <= when for o in self.by_family[self.family(row)])
+        # Superseded by a newer one of its kind, queued by the time it may go out; a reminder to the
+        # unit held from an earlier day waits for the day's own (the sweep's, minutes later), so one
+        # queued any time that day supersedes it.
+        horizon = when
+        if r.kind in ("before_due", "due_today", "overdue") and r.day < day:
+            horizon = datetime.combine(day, datetime.max.time(), tzinfo=SH)
+        return not any(self.created(row) < self.created(o) <= horizon for o in self.by_family[self.family(row)])
 
 
 def received(world: World, mail: MailServer, robots: RobotServer, outcome: dict):
