@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import String, and_, exists, func, or_, select
 
 from ..extensions import db
 from ..limits import fit
@@ -374,7 +374,10 @@ def _pg_columns(table, skip=("id",)) -> list[tuple[str, str]]:
     from sqlalchemy.dialects import postgresql
 
     dialect = postgresql.dialect()
-    return [(c.name, c.type.compile(dialect=dialect)) for c in table.c if c.name not in skip]
+    # Strings travel as TEXT[]: a cast to VARCHAR(n)[] would cut a longer value silently, where the
+    # assignment to the column refuses it (as every other insert path does).
+    return [(c.name, "TEXT" if isinstance(c.type, String) else c.type.compile(dialect=dialect))
+            for c in table.c if c.name not in skip]
 
 
 def _unnest(prefix: str, columns: list[tuple[str, str]]) -> str:

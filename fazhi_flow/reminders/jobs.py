@@ -335,6 +335,7 @@ SUPERSEDED_TEXT = "已过时：已有更新的提醒，不再发送这一条。"
 SUPERSEDED_DIGEST_TEXT = "已过时：已有更新的每日进度汇总，不再发送这一条。"
 # Reminders to a unit about its material's due date: one of them a day.
 UNIT_STAGE_KINDS = ("before_due", "due_today", "overdue")
+NOT_COLLECTING_TEXT = "已过时：年度报告已停止征集，不再就材料提醒。"
 
 
 def expired_text(hours: int) -> str:
@@ -456,8 +457,7 @@ class _Facts:
             q, _due = dispatch.facts_select(cycle_ids)
             c = Contribution.__table__
             self.contributions = {x.id: x for x in session.execute(q.where(c.c.id.in_(contribution_ids)))}
-        self._load_policies({x.cycle_id for x in self.reminders.values()
-                             if x.kind in UNIT_STAGE_KINDS and x.day < self.today})
+        self._load_policies({x.cycle_id for x in self.reminders.values()})
         digest_cycles = {x.cycle_id for x in self.reminders.values() if x.kind == "digest"}
         if digest_cycles:
             self.newest.update({("cycle", cid): top for cid, top in session.execute(
@@ -478,6 +478,9 @@ class _Facts:
         contribution = self.contributions.get(reminder.contribution_id)
         if contribution is None:
             return None
+        if reminder.cycle_id not in self.collecting:
+            # Material changes only while its cycle collects: once it stopped, chasing it is void.
+            return "cancelled", NOT_COLLECTING_TEXT
         reason = _cancel_reason(reminder, contribution, self.today)
         if reason is None and self.newest.get((reminder.contribution_id, _group(reminder.kind, reminder.occurrence)),
                                               reminder.id) > reminder.id:
@@ -485,17 +488,20 @@ class _Facts:
         return ("cancelled", reason) if reason else None
 
     def _load_policies(self, cycle_ids: set[int]) -> None:
-        """The reminder settings and open day of the cycles whose held reminders are from an earlier day."""
-        self.policies, self.opened = {}, {}
+        """The reminder settings, open day and whether it collects, of the cycles of the batch's
+        reminders, in one statement."""
+        self.policies, self.opened, self.collecting = {}, {}, set()
         if not cycle_ids:
             return
-        found = {p.cycle_id: p for p in db.session.scalars(
-            select(ReminderPolicy).where(ReminderPolicy.cycle_id.in_(cycle_ids)))}
-        self.policies = {cid: PolicySettings.from_model(found.get(cid)) for cid in cycle_ids}
         zone = local_zone()
-        for cid, at in db.session.execute(select(ReportCycle.id, ReportCycle.opened_at)
-                                          .where(ReportCycle.id.in_(cycle_ids))):
+        for cid, at, state, policy in db.session.execute(
+                select(ReportCycle.id, ReportCycle.opened_at, ReportCycle.state, ReminderPolicy)
+                .outerjoin(ReminderPolicy, ReminderPolicy.cycle_id == ReportCycle.id)
+                .where(ReportCycle.id.in_(cycle_ids))):
+            self.policies[cid] = PolicySettings.from_model(policy)
             self.opened[cid] = at.replace(tzinfo=timezone.utc).astimezone(zone).date() if at else None
+            if state == "collecting":
+                self.collecting.add(cid)
 
     def waits_for_todays_own(self, reminder) -> bool:
         """True for a reminder to the unit held from an earlier day (an outage) when the policy gives
@@ -508,7 +514,9 @@ class _Facts:
         if contribution is None:
             return False
         settings = self.policies.get(reminder.cycle_id)
-        if settings is None or not settings.enabled or not self.calendar.is_working_day(self.today):
+        # Only a collecting cycle's sweep queues the day's own reminder that makes the held one void.
+        if settings is None or not settings.enabled or reminder.cycle_id not in self.collecting \
+                or not self.calendar.is_working_day(self.today):
             return False
         item = Item(contribution.id, contribution.state, contribution.due,
                     dispatch._local_day(contribution.submitted_at), contribution.submitted_at)
@@ -696,10 +704,7 @@ def _prepare(rows, now_utc: datetime, result: DeliveryResult, outline: _Outline 
     """
     session = db.session
     facts = _Facts(rows, now_utc, current_app.config, outline)
-    cycle_ids = {x.cycle_id for x in facts.reminders.values()}
-    policies = {p.cycle_id: p for p in session.scalars(
-        select(ReminderPolicy).where(ReminderPolicy.cycle_id.in_(cycle_ids)))} if cycle_ids else {}
-    send_times = {cid: PolicySettings.from_model(policies.get(cid)).send_time for cid in cycle_ids}
+    send_times = {cid: settings.send_time for cid, settings in facts.policies.items()}
     user_ids = {row.user_id for row in rows if row.user_id is not None and row.channel == "email"}
     names = dict(session.execute(select(User.id, User.name).where(User.id.in_(user_ids))).all()) \
         if user_ids else {}

@@ -300,6 +300,23 @@ def test_a_held_reminder_gives_way_to_the_days_own_when_delivery_runs_before_the
     assert sum("今天截止" in t for t in robots[0].texts) == 1
 
 
+def test_a_held_reminder_of_a_cycle_no_longer_collecting_does_not_wait_for_a_sweep(factory, db, app, mail,
+                                                                                  robots):
+    """No sweep queues reminders for a cycle that stopped collecting (汇总 forced with material missing):
+    a held reminder does not wait for the day's own, which will never come; material no longer
+    changes, so it is void and says why."""
+    w = outage_world(factory, db, robots)
+    sweep(T0)
+    deliver(T0)
+    w.cycle.state = "compiling"
+    db.session.commit()
+    mail.recover()
+    deliver(at(2025, 1, 10, 9, 0))
+    [held] = rows(db, cause="reminder", channel="email", contribution_id=w.contribution.id)
+    assert held.status == "cancelled" and "停止征集" in held.last_error
+    assert not [m for m in mail.up.messages if m["Subject"].startswith("【催报提醒】")]
+
+
 def test_a_reminder_delayed_to_its_due_day_says_today(factory, db, app, mail, robots):
     w = outage_world(factory, db, robots)
     db.session.add(ReminderPolicy(cycle_id=w.cycle.id, before_due_days="3", on_due_day=False))
