@@ -185,8 +185,27 @@ def signed_url(url: str, secret: str | None, timestamp_ms: int | None = None) ->
     return f"{url}{'&' if '?' in url else '?'}{query}"
 
 
+# Longest text content a robot accepts, in UTF-8 bytes (WeCom: 2048; DingTalk: 20000).
+TEXT_LIMITS = {"wecom": 2048, "dingtalk": 20000}
+CUT_NOTE = "……（内容较长，完整内容请在系统中查看）"
+
+
+def fit_text(text: str, limit: int) -> str:
+    """``text`` within ``limit`` UTF-8 bytes: a longer one keeps its head and its last line (the
+    link) with a note between, so that the robot accepts it instead of refusing the whole message."""
+    if len(text.encode("utf-8")) <= limit:
+        return text
+    head, _, last = text.rpartition("\n")
+    if not head or len(last.encode("utf-8")) > limit // 2:
+        head, last = text, ""
+    tail = f"{CUT_NOTE}\n{last}" if last else CUT_NOTE
+    room = limit - len(tail.encode("utf-8"))
+    return head.encode("utf-8")[:max(0, room)].decode("utf-8", "ignore") + tail
+
+
 def payload(kind: str, text: str, mobiles: list[str] | None = None) -> dict:
     mobiles = [m for m in (mobiles or []) if m]
+    text = fit_text(text, TEXT_LIMITS.get(kind, 2048))
     if kind == "dingtalk":
         body = {"msgtype": "text", "text": {"content": text}}
         if mobiles:
