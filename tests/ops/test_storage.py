@@ -366,6 +366,7 @@ def test_killed_midway_every_attachment_stays_whole_and_a_second_run_finishes(
     db.session.add_all(rows)
     db.session.commit()
     expected = {r.stored_name: r.sha256 for r in rows}
+    db.session.commit()  # reading the rows began a transaction: on SQLite it would hold the write lock
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAZHI_")}
     env.update(FAZHI_ENV="testing", FAZHI_DATABASE_URL=database_url, FAZHI_INSTANCE_PATH=str(tmp_path),
@@ -374,15 +375,24 @@ def test_killed_midway_every_attachment_stays_whole_and_a_second_run_finishes(
     proc = subprocess.Popen([sys.executable, "-c", "from fazhi_flow.cli import main; main()",
                              "storage", "move", "--to", "database"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # Watched through a plain engine that only reads: the test's own SQLite session begins IMMEDIATE,
+    # and queued for the write lock behind the mover's back-to-back commits it could see nothing
+    # until the move had finished.
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    watcher = create_engine(database_url, poolclass=NullPool)
     try:
         deadline = time.time() + 120
         moved = 0
         while time.time() < deadline and proc.poll() is None and moved < total // 10:
-            moved = _blob_count(db)
-            time.sleep(0.01)
+            with watcher.connect() as conn:
+                moved = conn.scalar(select(func.count()).select_from(AttachmentBlob))
+            time.sleep(0.005)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         output = proc.communicate(timeout=30)[0].decode("utf-8", "replace")
+        watcher.dispose()
     assert proc.returncode == -signal.SIGKILL, output  # it really was killed, not finished
     moved = _blob_count(db)
     assert 0 < moved < total, moved
