@@ -32,6 +32,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from werkzeug.wrappers import Response
 
+from ..proxies import peer_in
 from .logs import ENVIRON_ENDPOINT, event, middleware, shorten
 
 logger = logging.getLogger(__name__)
@@ -194,13 +195,7 @@ def _address_allowed(environ, networks, trusted_proxies: int) -> bool:
     # address, often 127.0.0.1: the address says nothing then, only the token counts.
     if environ.get("HTTP_X_FORWARDED_FOR") and not trusted_proxies:
         return False
-    try:
-        address = ipaddress.ip_address((environ.get("REMOTE_ADDR") or "").split("%", 1)[0])
-    except ValueError:
-        return False
-    if getattr(address, "ipv4_mapped", None):
-        address = address.ipv4_mapped
-    return any(address in network for network in networks)
+    return peer_in(environ, networks)
 
 
 def _token_ok(environ, token: str) -> bool:
