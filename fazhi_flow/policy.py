@@ -157,14 +157,12 @@ def unit_decisions_read(contributions):
     from sqlalchemy import func, select
 
     from .extensions import db
-    from .models import Revision, User, UserRole
+    from .models import Revision
 
     contributions = list(contributions)
     unit_ids = {c.unit_id for c in contributions}
     ids = {c.id for c in contributions}
-    headed = set(db.session.scalars(select(User.unit_id).where(
-        User.unit_id.in_(unit_ids), User.active.is_(True), User.role_rows.any(UserRole.role == "unit_head")))) \
-        if unit_ids else set()
+    headed = units_with_unit_head(unit_ids)
     latest = (select(Revision.contribution_id, func.max(Revision.number).label("number"))
               .where(Revision.contribution_id.in_(ids)).group_by(Revision.contribution_id).subquery())
     submitters = dict(db.session.execute(
@@ -176,6 +174,20 @@ def unit_decisions_read(contributions):
         yield
     finally:
         _READ.reset(token)
+
+
+def units_with_unit_head(unit_ids) -> set[int]:
+    """Of ``unit_ids``, those with an active unit head (单位负责人), in one statement."""
+    from sqlalchemy import select
+
+    from .extensions import db
+    from .models import User, UserRole
+
+    unit_ids = set(unit_ids)
+    if not unit_ids:
+        return set()
+    return set(db.session.scalars(select(User.unit_id).where(
+        User.unit_id.in_(unit_ids), User.active.is_(True), User.role_rows.any(UserRole.role == "unit_head"))))
 
 
 def unit_has_unit_head(unit_id: int) -> bool:

@@ -25,6 +25,7 @@ from ..timeutil import local_zone, utcnow
 from ..workflow.states import CONTRIBUTION_STATE_LABELS
 from . import dispatch
 from ..workdays import current_calendar, due_status
+from ..policy import units_with_unit_head
 from .dispatch import QueuedReminder
 from .policy import (
     REMINDABLE_STATES, Item, PolicySettings, contribution_reminders, contribution_stages, digest_reminder,
@@ -458,6 +459,11 @@ class _Facts:
             c = Contribution.__table__
             self.contributions = {x.id: x for x in session.execute(q.where(c.c.id.in_(contribution_ids)))}
         self._load_policies({x.cycle_id for x in self.reminders.values()})
+        # Whether a unit-review reminder goes to the unit head or to the admins standing in, for the
+        # whole batch in one statement (not one per message written).
+        self.headed = units_with_unit_head(
+            {self.contributions[x.contribution_id].unit_id for x in self.reminders.values()
+             if is_unit_review(x.kind, x.occurrence) and x.contribution_id in self.contributions})
         digest_cycles = {x.cycle_id for x in self.reminders.values() if x.kind == "digest"}
         if digest_cycles:
             self.newest.update({("cycle", cid): top for cid, top in session.execute(
@@ -554,7 +560,7 @@ class _Facts:
             submitted = dispatch._local_day(contribution.submitted_at)
             waited = self.calendar.working_days_between(submitted, self.today) if submitted else 0
             if is_unit_review(kind, reminder.occurrence):
-                return M.unit_review_message(facts, waited)
+                return M.unit_review_message(facts, waited, stand_in=contribution.unit_id not in self.headed)
             return M.backlog_message(facts, waited)
         return None
 
