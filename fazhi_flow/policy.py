@@ -3,6 +3,10 @@
 Routes (``@allow``), services, the CLI, templates (the ``can`` global) and any future API ask
 ``can(user, action, obj)`` or ``require(...)``; a region or a delegation later changes this module only.
 
+Every decision about an object is first a decision about its region (``region_of``): a person acts only
+on their own region's material. The one exception is the oversight role (督导), which reads
+(``OVERSIGHT_READS``) the cycles, dashboards and publications of the regions below its own.
+
 Actions are dotted names. Those without an object ask about a role (``compile.view``: may this person
 open the compile area at all); those with one ask about that object (``contribution.edit``). A
 contribution's workflow events are asked as ``contribution.<event>`` (``contribution.submit``), a
@@ -59,9 +63,44 @@ def can(user, action: str, obj=None) -> bool:
             raise KeyError(f"no policy rule for {action!r}")
     if not logged_in(user):
         return False
+    if obj is not None:
+        region_id = region_of(obj)
+        if region_id is not None and region_id != user.region_id:
+            return action in OVERSIGHT_READS and oversees(user, region_id)
     if decide in (_contribution_event, _cycle_event):
         return decide(user, obj, action.partition(".")[2])
     return bool(decide(user, obj))
+
+
+# What an oversight user may do to the objects of a region below its own: read, never write.
+OVERSIGHT_READS = frozenset({"cycle.view", "cycle.oversee", "publication.view", "region.view"})
+
+
+def region_of(obj) -> int | None:
+    """The id of the region ``obj`` belongs to (a region is its own); None for objects of no region."""
+    from .models import Region, ReportCycle, Unit, User
+
+    if isinstance(obj, Region):
+        return obj.id
+    if isinstance(obj, (ReportCycle, Unit, User)):
+        return obj.region_id
+    for attr in ("cycle", "contribution", "assignment", "section", "unit"):
+        owner = getattr(obj, attr, None)
+        if owner is not None:
+            return region_of(owner)
+    return None
+
+
+def oversees(user, region) -> bool:
+    """An oversight user (督导) over ``region`` (a Region or its id): strictly below the user's own."""
+    from .extensions import db
+    from .models import Region
+
+    if not user.has_role("oversight"):
+        return False
+    if not isinstance(region, Region):
+        region = db.session.get(Region, region)
+    return region is not None and region.is_below(user.region)
 
 
 def require(user, action: str, obj=None, message: str | None = None) -> None:
@@ -131,6 +170,41 @@ def _compile_view(user, _obj) -> bool:
 @rule("extensions.mine")
 def _my_extensions(user, _obj) -> bool:
     return user.has_role("liaison") and user.unit_id is not None
+
+
+@rule("region.manage")
+def _manage_regions(user, _obj) -> bool:
+    """系统管理员: creates regions, sets their parents, names their first admins."""
+    return user.has_role("sysadmin")
+
+
+@rule("oversight.view")
+def _oversight_view(user, _obj) -> bool:
+    """督导: the oversight page listing the regions below."""
+    return user.has_role("oversight")
+
+
+@rule("region.view")
+def _view_region(user, region) -> bool:
+    """A region's own people, and its overseers (the region gate in ``can`` decides those)."""
+    return True
+
+
+@rule("cycle.view")
+def _view_cycle(user, cycle) -> bool:
+    """A cycle's progress (dashboard): its own region's people who see progress at all; overseers."""
+    return _dashboard(user, None) or user.has_role("oversight")
+
+
+@rule("cycle.oversee")
+def _oversee_cycle(user, cycle) -> bool:
+    """Oversight reads of a cycle (a region below, let in by the region gate in ``can``)."""
+    return user.has_role("oversight")
+
+
+@rule("publication.view")
+def _view_publication(user, publication) -> bool:
+    return True
 
 
 # ------------------------------------------------------------------ contributions

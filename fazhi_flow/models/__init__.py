@@ -5,13 +5,13 @@ from .cycle import Assignment, ReportCycle, Section, section_reviewer
 from .indicator import Indicator, Rule
 from .notification import Notification
 from .ops import AttachmentBlob, ChannelHealth, JobStatus  # noqa: F401
-from .org import ROLE_LABELS, ROLES, Unit, User, UserRole
+from .org import ROLE_LABELS, ROLES, Region, Unit, User, UserRole
 from .publication import Publication, ReportDraftVersion, SectionDraft  # noqa: F401
 from .reminder import ExtensionRequest, OutboxMessage, Reminder, ReminderPolicy, UserChannelPreference, WebhookTarget  # noqa: F401
 from .security import LoginThrottle
 
 __all__ = [
     "Assignment", "Attachment", "AuditEvent", "Contribution", "Indicator", "LoginThrottle", "Notification", "ROLES", "ROLE_LABELS",
-    "ReportCycle", "Revision", "Rule", "Section", "TransitionLog", "Unit", "User", "UserRole",
+    "Region", "ReportCycle", "Revision", "Rule", "Section", "TransitionLog", "Unit", "User", "UserRole",
     "section_reviewer",
 ]

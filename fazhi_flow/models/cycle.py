@@ -48,6 +48,8 @@ class ReportCycle(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     year: Mapped[int]
+    # The tenant owning the cycle; ``region`` is the region's name as printed in the report's title.
+    region_id: Mapped[int] = mapped_column(ForeignKey("region.id"), index=True)
     region: Mapped[str] = mapped_column(String(100))
     title: Mapped[str] = mapped_column(String(200))
     due: Mapped[date | None]
@@ -66,13 +68,22 @@ class ReportCycle(db.Model):
     # When the cycle was (last) opened: the reminder policy holds back escalations of stages that
     # had already passed at that moment (a late open sends one notice, not a flood).
     opened_at: Mapped[datetime | None]
+    # The day by which the report is to be published (None: 1 April of the following year).
+    publish_deadline: Mapped[date | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    owner: Mapped[Region] = relationship("Region")
     sections: Mapped[list[Section]] = relationship(
         back_populates="cycle", cascade="all, delete-orphan", order_by="Section.position"
     )
 
     __mapper_args__ = {"version_id_col": version}
+
+    @property
+    def publish_deadline_effective(self) -> date:
+        """The publication deadline: set per cycle, else 1 April of the following year (the 2019
+        督察工作规定: a government publishes its report in the first quarter)."""
+        return self.publish_deadline or date(self.year + 1, 4, 1)
 
     @property
     def issuer_list(self) -> list[str]:

@@ -11,6 +11,7 @@ from ..timeutil import utcnow
 
 INDICATOR_TYPES = {"integer": "整数", "decimal": "小数", "percent": "百分比", "money": "金额"}
 REPORTED_BY = {"all": "章节的每个承办单位", "lead": "仅牵头单位"}
+ROLLUPS = {"sum": "合计", "avg": "平均", "count": "填报地区数", "min": "最小值", "max": "最大值"}
 MEASURE_UNITS = ("件", "人", "次", "名", "个", "家", "项", "场", "份", "期", "条", "万元", "亿元", "%")
 
 
@@ -20,6 +21,7 @@ class Indicator(db.Model):
         UniqueConstraint("cycle_id", "code"),
         CheckConstraint(f"type IN {tuple(INDICATOR_TYPES)}", name="type"),
         CheckConstraint("reported_by IN ('all', 'lead')", name="reported_by"),
+        CheckConstraint(f"rollup IS NULL OR rollup IN {tuple(ROLLUPS)}", name="rollup"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -36,6 +38,9 @@ class Indicator(db.Model):
     position: Mapped[int] = mapped_column(default=0)
     # Who enters the value: every unit assigned to the section ("all") or only the lead unit ("lead").
     reported_by: Mapped[str] = mapped_column(String(10), default="all", server_default="all")
+    # A roll-up figure (city or province cycles): the value is taken from the regions below, from their
+    # same-year cycles' indicator with the same code (sum, avg, count, min, max); nobody enters it.
+    rollup: Mapped[str | None] = mapped_column(String(10))
 
     section = relationship("Section", backref="indicators")
 

@@ -1,12 +1,18 @@
 """The committed migrations build exactly the schema the models declare."""
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.script import ScriptDirectory
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect
 
 from fazhi_flow import create_app
 from fazhi_flow.extensions import db
+
+
+HEAD_REVISION = ScriptDirectory(str(Path(__file__).resolve().parents[2] / "migrations")).get_current_head()
 
 
 def _app(url, tmp_path):
@@ -80,8 +86,9 @@ def test_upgrade_from_0002_keeps_a_working_district_and_adds_ops_tables(fresh_da
     from fazhi_flow.services.attachments import add_attachment
     from fazhi_flow.services.demo import load_demo
 
-    new_tables = {"job_status", "attachment_blob", "channel_health"}
-    new_columns = {("report_cycle", "opened_at")}
+    new_tables = {"job_status", "attachment_blob", "channel_health", "region"}
+    new_columns = {("report_cycle", "opened_at"), ("report_cycle", "publish_deadline"), ("indicator", "rollup"),
+                   ("unit", "region_id"), ("user", "region_id"), ("report_cycle", "region_id")}
     monkeypatch.setattr(org, "generate_password_hash",
                         lambda password: generate_password_hash(password, method="pbkdf2:sha256:1000"))
     monkeypatch.setenv("FAZHI_DATABASE_URL", fresh_database_url)
@@ -131,7 +138,11 @@ def test_upgrade_from_0002_keeps_a_working_district_and_adds_ops_tables(fresh_da
             {n: d for n, d in before.items() if n != "notification"}
         assert len(after["notification"]) == len(before["notification"])
         with db.engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD_REVISION
+            # Everything of the one district now belongs to one region, named as its reports are.
+            assert conn.execute(text("SELECT name FROM region")).scalars().all() == ["益阳市赫山区"]
+            for table in ("unit", '"user"', "report_cycle"):
+                assert conn.execute(text(f"SELECT count(*) FROM {table} WHERE region_id IS NULL")).scalar() == 0
             assert conn.execute(text("SELECT count(*) FROM job_status")).scalar() == 0
             assert conn.execute(text("SELECT count(*) FROM attachment_blob")).scalar() == 0
         # Left empty for cycles already under way: filling it would restart their reminder series.
