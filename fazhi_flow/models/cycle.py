@@ -12,7 +12,7 @@ from ..timeutil import utcnow
 from ..workflow.states import CYCLE_STATES
 
 if TYPE_CHECKING:
-    from .org import User
+    from .org import Region, User
 
 CN_DIGITS = "零一二三四五六七八九"
 
