@@ -5,4 +5,4 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", static_folder="static", static_url_path="/static")
 
-from . import audit, common, cycles, outline, people  # noqa: E402,F401  (register the routes)
+from . import audit, common, cycle_import, cycles, outline, people  # noqa: E402,F401  (register the routes)
