@@ -423,3 +423,12 @@ def _ask_extension(user, assignment) -> bool:
 def _withdraw_extension(user, request) -> bool:
     """Only the person who asked withdraws a request."""
     return request.requested_by_id == user.id
+
+
+# ------------------------------------------------------------------ recipients (notify)
+
+
+def is_unit_liaison(user, unit_id: int) -> bool:
+    """A liaison of ``unit_id``: writes its material, so never stands in for its unit head (the
+    admins told of material waiting in 待单位审核 leave such a person out)."""
+    return user.has_role("liaison") and user.unit_id == unit_id
