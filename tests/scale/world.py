@@ -127,12 +127,14 @@ def build_world(db, units: int = 3, sections: int = 4, *, states=STATES, cycle_s
     session.add_all([cycle, office])
     session.flush()
 
-    unit_ids = _ids(db, Unit, [{"code": f"{tag}-u{i}", "name": f"规模单位{i + 1:03d}",
+    # Core inserts pass no ORM listener: the rows name the region the cycle was given.
+    region_id = cycle.region_id
+    unit_ids = _ids(db, Unit, [{"region_id": region_id, "code": f"{tag}-u{i}", "name": f"规模单位{i + 1:03d}",
                                 "kind": "township" if i % 2 else "government", "sort_order": i}
                                for i in range(units)])
-    people = [{"username": f"{tag}-{role}", "name": label, "unit_id": office.id}
+    people = [{"username": f"{tag}-{role}", "name": label, "unit_id": office.id, "region_id": region_id}
               for role, label in (("admin", "管理员"), ("reviewer", "审核人"), ("leader", "签发领导"))]
-    people += [{"username": f"{tag}-liaison{i}", "name": f"联络员{i + 1}", "unit_id": uid}
+    people += [{"username": f"{tag}-liaison{i}", "name": f"联络员{i + 1}", "unit_id": uid, "region_id": region_id}
                for i, uid in enumerate(unit_ids)]
     for person in people:
         person.update(password_hash=_password_hash(), email=f"{person['username']}@example.test",
