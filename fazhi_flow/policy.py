@@ -425,6 +425,24 @@ def _withdraw_extension(user, request) -> bool:
     return request.requested_by_id == user.id
 
 
+# ------------------------------------------------------------------ accounts and their roles
+
+
+@rule("user.manage")
+def _manage_user(user, target) -> bool:
+    """A region's admin manages its accounts (the region gate in ``can`` keeps other regions out); a
+    system administrator's account only another system administrator (a reset would hand it over)."""
+    if target is not None and target.has_role("sysadmin"):
+        return user.has_role("sysadmin")
+    return user.has_role("admin")
+
+
+@rule("user.grant_sysadmin")
+def _grant_sysadmin(user, _obj) -> bool:
+    """Granting or taking away 系统管理员: a system administrator only."""
+    return user.has_role("sysadmin")
+
+
 # ------------------------------------------------------------------ recipients (notify)
 
 

@@ -3,6 +3,10 @@
 New accounts and password resets get a one-time random password that must be changed at the first
 login. An import is checked completely first (a preview with row-level errors); nothing is written
 unless every row is good.
+
+Everything here happens inside one region (行政区划): new units and accounts get the actor's region
+(or the one named), unit codes and names are unique within a region and looked up only there, and an
+account never belongs to a unit of another region. Usernames are unique over the whole system.
 """
 from __future__ import annotations
 
@@ -15,11 +19,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
-from ..errors import DomainError
+from .. import policy
+from ..errors import DomainError, PermissionDenied
 from ..extensions import db
 from ..limits import column_length
 from ..models import ROLES, Assignment, ReportCycle, Section, Unit, User
-from ..models.org import ROLE_LABELS, UNIT_KINDS
+from ..models.org import ROLE_LABELS, UNIT_KINDS, Region
 from .audit import record
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{2,59}$")
@@ -85,8 +90,44 @@ def _find_user(username: str) -> User | None:
     return db.session.scalar(select(User).where(func.lower(User.username) == username.lower()))
 
 
-def _find_unit(code: str) -> Unit | None:
-    return db.session.scalar(select(Unit).where(func.lower(Unit.code) == code.lower()))
+def _find_unit(code: str, region_id: int | None) -> Unit | None:
+    """The unit with ``code`` (any case) in the region: another region's "gaj" is another unit."""
+    return db.session.scalar(select(Unit).where(func.lower(Unit.code) == code.lower(), Unit.region_id == region_id))
+
+
+def _region_of(actor, region: Region | None = None, unit: Unit | None = None) -> Region | None:
+    """The region a new row goes to: the one named, else the unit's, else the actor's. None (no actor,
+    e.g. a script in a one-region installation) leaves it to the model, which refuses a guess."""
+    if region is not None:
+        return region
+    if unit is not None:
+        return unit.region
+    return getattr(actor, "region", None)
+
+
+def _same_region(obj, region: Region | None) -> bool:
+    return region is None or obj.region_id == region.id
+
+
+def _role_problems(actor, region: Region | None, old: set[str], new: set[str]) -> list[str]:
+    """Who may grant what: 系统管理员 only a system administrator; 督导 only in a region with regions below
+    it (it reads theirs, never its own)."""
+    problems = []
+    if "sysadmin" in old ^ new and actor is not None and not policy.can(actor, "user.grant_sysadmin"):
+        problems.append("只有系统管理员可以授予或取消系统管理员角色")
+    if "oversight" in new - old and region is not None:
+        from .regions import regions_below
+
+        if not regions_below(region):
+            problems.append(f"“{region.name}”没有下级地区，不能设置督导角色（督导查看的是下级地区的报告）")
+    return problems
+
+
+def require_manage(actor, user: User) -> None:
+    """Refuse changing ``user``'s account unless ``actor`` manages it (its region's admin; a system
+    administrator's account: another system administrator)."""
+    if actor is not None and not policy.can(actor, "user.manage", user):
+        raise PermissionDenied("您不能管理这个账号。")
 
 
 def _user_problems(username: str, name: str, roles, unit: Unit | None, email: str, phone: str,
@@ -127,37 +168,49 @@ def _raise(problems: list[str]) -> None:
 
 
 def create_user(actor, username: str, name: str, roles, unit: Unit | None = None,
-                email: str | None = None, phone: str | None = None) -> tuple[User, str]:
-    """Create an account with a one-time password; return the user and that password."""
+                email: str | None = None, phone: str | None = None,
+                region: Region | None = None) -> tuple[User, str]:
+    """Create an account with a one-time password; return the user and that password. The account
+    belongs to ``region`` (default: the actor's); ``unit`` must be of that region."""
     username, name = (username or "").strip(), (name or "").strip()
     email, phone = (email or "").strip(), (phone or "").strip()
     roles = [r for r in ROLES if r in set(roles)]
+    region = _region_of(actor, region)
     problems = _user_problems(username, name, roles, unit, email, phone)
+    if unit is not None and not _same_region(unit, region):
+        problems.append(f"单位“{unit.name}”不属于本地区")
+    problems += _role_problems(actor, region, set(), set(roles))
     if username and _find_user(username):
         problems.append(f"用户名“{username}”已存在")
     _raise(problems)
     password = one_time_password()
     user = User(username=username, name=name, unit=unit, email=email or None, phone=phone or None,
                 must_change_password=True)
+    if region is not None:
+        user.region = region
     user.set_roles(roles)
     user.set_password(password)
     db.session.add(user)
     db.session.flush()
     record(actor, "user.create", f"user:{user.id}", username=username, roles=roles,
-           unit=unit.id if unit else None)
+           unit=unit.id if unit else None, region=user.region_id)
     return user, password
 
 
 def update_user(user: User, actor, name: str, roles, unit: Unit | None, email: str | None,
                 phone: str | None) -> User:
     """Change a user's name, roles, unit and contact details (the username stays)."""
+    require_manage(actor, user)
     name, email, phone = (name or "").strip(), (email or "").strip(), (phone or "").strip()
     roles = [r for r in ROLES if r in set(roles)]
     problems = _user_problems(user.username, name, roles, unit, email, phone, check_username=False)
     if unit is not None and unit is user.unit:
         # Keeping an unchanged (even if since deactivated) unit is not a new problem.
         problems = [p for p in problems if not p.endswith("已停用")]
-    if user.id == getattr(actor, "id", None) and "admin" not in roles:
+    if unit is not None and unit.region_id != user.region_id:
+        problems.append(f"单位“{unit.name}”不属于本地区")
+    problems += _role_problems(actor, user.region, set(user.roles), set(roles))
+    if user.id == getattr(actor, "id", None) and "admin" not in roles and "admin" in user.roles:
         problems.append("不能取消自己的管理员角色")
     _raise(problems)
     before = {"name": user.name, "roles": sorted(user.roles), "unit": user.unit_id,
@@ -175,6 +228,7 @@ def update_user(user: User, actor, name: str, roles, unit: Unit | None, email: s
 
 def deactivate_user(user: User, actor) -> User:
     """Deactivate an account; its session token is rotated so open sessions end at once."""
+    require_manage(actor, user)
     if user.id == getattr(actor, "id", None):
         raise DomainError("不能停用自己的账号。")
     if not user.active:
@@ -187,6 +241,7 @@ def deactivate_user(user: User, actor) -> User:
 
 
 def activate_user(user: User, actor) -> User:
+    require_manage(actor, user)
     if user.active:
         raise DomainError(f"{user.name}的账号已经是启用状态。")
     if user.unit is not None and not user.unit.active:
@@ -200,6 +255,7 @@ def activate_user(user: User, actor) -> User:
 
 def reset_password(user: User, actor) -> str:
     """Give ``user`` a new one-time password (returned) to be changed at the next login."""
+    require_manage(actor, user)
     if not user.active:
         raise DomainError(f"{user.name}的账号已停用，请先启用再重置密码。")
     password = one_time_password()
@@ -231,19 +287,27 @@ def _unit_problems(code: str, name: str, kind: str, parent: Unit | None, check_c
     return problems
 
 
-def create_unit(actor, code: str, name: str, kind: str = "government", parent: Unit | None = None) -> Unit:
+def create_unit(actor, code: str, name: str, kind: str = "government", parent: Unit | None = None,
+                region: Region | None = None) -> Unit:
+    """A unit of ``region`` (default: the actor's, else the parent's); codes and names unique in it."""
     code, name = (code or "").strip(), (name or "").strip()
+    region = _region_of(actor, region, parent)
+    region_id = region.id if region is not None else None
     problems = _unit_problems(code, name, kind, parent)
-    if code and _find_unit(code):
-        problems.append(f"单位代码“{code}”已存在")
-    if name and db.session.scalar(select(Unit.id).where(Unit.name == name)):
-        problems.append(f"已有名为“{name}”的单位")
+    if parent is not None and not _same_region(parent, region):
+        problems.append(f"上级单位“{parent.name}”不属于本地区")
+    if code and _find_unit(code, region_id):
+        problems.append(f"单位代码“{code}”已存在于本地区")
+    if name and db.session.scalar(select(Unit.id).where(Unit.name == name, Unit.region_id == region_id)):
+        problems.append(f"本地区已有名为“{name}”的单位")
     _raise(problems)
-    sort_order = (db.session.scalar(select(func.max(Unit.sort_order))) or 0) + 1
+    sort_order = (db.session.scalar(select(func.max(Unit.sort_order)).where(Unit.region_id == region_id)) or 0) + 1
     unit = Unit(code=code, name=name, kind=kind, parent=parent, sort_order=sort_order)
+    if region is not None:
+        unit.region = region
     db.session.add(unit)
     db.session.flush()
-    record(actor, "unit.create", f"unit:{unit.id}", code=code, name=name, kind=kind)
+    record(actor, "unit.create", f"unit:{unit.id}", code=code, name=name, kind=kind, region=unit.region_id)
     return unit
 
 
@@ -252,8 +316,11 @@ def update_unit(unit: Unit, actor, name: str, kind: str, parent: Unit | None) ->
     name = (name or "").strip()
     problems = _unit_problems(unit.code, name, kind, parent if parent is not unit.parent else None,
                               check_code=False)
-    if name and db.session.scalar(select(Unit.id).where(Unit.name == name, Unit.id != unit.id)):
-        problems.append(f"已有名为“{name}”的单位")
+    if parent is not None and parent.region_id != unit.region_id:
+        problems.append(f"上级单位“{parent.name}”不属于本地区")
+    if name and db.session.scalar(select(Unit.id).where(Unit.name == name, Unit.id != unit.id,
+                                                         Unit.region_id == unit.region_id)):
+        problems.append(f"本地区已有名为“{name}”的单位")
     node = parent
     while node is not None:
         if node.id == unit.id:
@@ -329,6 +396,7 @@ class ImportPreview:
     kind: str
     rows: list[ImportRow] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # problems of the file as a whole
+    region_id: int | None = None  # the region the rows were checked against (and are written to)
 
     @property
     def ok(self) -> bool:
@@ -426,11 +494,24 @@ def _map_header(header: list[str], columns: dict) -> tuple[dict, list[str]]:
     return positions, errors
 
 
-def parse_import(kind: str, filename: str, data: bytes) -> ImportPreview:
-    """Read and check an import file; write nothing. The preview lists every problem by row."""
+def _import_region(region: Region | None) -> Region:
+    """The region an import goes to: the one named, else the installation's only one."""
+    if region is not None:
+        return region
+    regions = list(db.session.scalars(select(Region).limit(2)))
+    if len(regions) != 1:
+        raise DomainError("系统中有多个地区，导入单位或用户时必须指明所属地区。")
+    return regions[0]
+
+
+def parse_import(kind: str, filename: str, data: bytes, actor=None, region: Region | None = None) -> ImportPreview:
+    """Read and check an import file for ``actor`` (an admin: their region) or ``region`` (None for
+    both: the installation's only region); write nothing. The preview lists every problem by row. Unit
+    codes are looked up in that region only."""
     if kind not in IMPORT_KINDS:
         raise DomainError("请选择导入单位还是用户。")
-    preview = ImportPreview(kind=kind)
+    region = _import_region(_region_of(actor, region))
+    preview = ImportPreview(kind=kind, region_id=region.id)
     table = [row for row in _read_table(filename, data)]
     while table and not any(table[-1]):
         table.pop()
@@ -454,17 +535,20 @@ def parse_import(kind: str, filename: str, data: bytes) -> ImportPreview:
     if not preview.rows:
         preview.errors.append("文件中除列名外没有数据行。")
         return preview
-    (_check_unit_rows if kind == "units" else _check_user_rows)(preview.rows)
+    if kind == "units":
+        _check_unit_rows(preview.rows, region)
+    else:
+        _check_user_rows(preview.rows, region, actor)
     return preview
 
 
-def _check_unit_rows(rows: list[ImportRow]) -> None:
-    seen = _check_unit_codes_and_names(rows)
-    _check_unit_row_parents(rows, seen)
+def _check_unit_rows(rows: list[ImportRow], region: Region) -> None:
+    seen = _check_unit_codes_and_names(rows, region.id)
+    _check_unit_row_parents(rows, seen, region.id)
     _check_unit_row_loops(rows)
 
 
-def _check_unit_codes_and_names(rows: list[ImportRow]) -> dict[str, int]:
+def _check_unit_codes_and_names(rows: list[ImportRow], region_id: int) -> dict[str, int]:
     """Each row's own fields, and codes and names unique in the file and new; lower-cased code -> line."""
     seen: dict[str, int] = {}
     names: dict[str, int] = {}
@@ -478,19 +562,19 @@ def _check_unit_codes_and_names(rows: list[ImportRow]) -> dict[str, int]:
         if code:
             if code.lower() in seen:
                 row.errors.append(f"单位代码“{code}”与第{seen[code.lower()]}行重复")
-            elif _find_unit(code):
-                row.errors.append(f"单位代码“{code}”已存在")
+            elif _find_unit(code, region_id):
+                row.errors.append(f"单位代码“{code}”已存在于本地区")
             seen.setdefault(code.lower(), row.line)
         if name:
             if name in names:
                 row.errors.append(f"单位名称“{name}”与第{names[name]}行重复")
-            elif db.session.scalar(select(Unit.id).where(Unit.name == name)):
-                row.errors.append(f"已有名为“{name}”的单位")
+            elif db.session.scalar(select(Unit.id).where(Unit.name == name, Unit.region_id == region_id)):
+                row.errors.append(f"本地区已有名为“{name}”的单位")
             names.setdefault(name, row.line)
     return seen
 
 
-def _check_unit_row_parents(rows: list[ImportRow], seen: dict[str, int]) -> None:
+def _check_unit_row_parents(rows: list[ImportRow], seen: dict[str, int], region_id: int) -> None:
     for row in rows:
         parent = row.values.get("parent", "")
         if not parent:
@@ -498,9 +582,9 @@ def _check_unit_row_parents(rows: list[ImportRow], seen: dict[str, int]) -> None
         if parent.lower() == row.values.get("code", "").lower():
             row.errors.append("上级代码不能是本单位")
         elif parent.lower() not in seen:
-            existing = _find_unit(parent)
+            existing = _find_unit(parent, region_id)
             if existing is None:
-                row.errors.append(f"上级代码“{parent}”既不在文件中，也不是已有单位")
+                row.errors.append(f"上级代码“{parent}”既不在文件中，也不是本地区已有的单位")
             elif not existing.active:
                 row.errors.append(f"上级单位“{existing.name}”已停用")
 
@@ -518,7 +602,7 @@ def _check_unit_row_loops(rows: list[ImportRow]) -> None:
             node, steps = parents.get(node), steps + 1
 
 
-def _check_user_rows(rows: list[ImportRow]) -> None:
+def _check_user_rows(rows: list[ImportRow], region: Region, actor) -> None:
     seen: dict[str, int] = {}
     for row in rows:
         v = row.values
@@ -536,11 +620,13 @@ def _check_user_rows(rows: list[ImportRow]) -> None:
         unit = None
         unit_code = v.get("unit", "")
         if unit_code:
-            unit = _find_unit(unit_code)
+            # Only this region's units: a code that exists elsewhere only is not a unit here.
+            unit = _find_unit(unit_code, region.id)
             if unit is None:
-                row.errors.append(f"单位代码“{unit_code}”不存在（请先导入单位）")
+                row.errors.append(f"单位代码“{unit_code}”不存在于本地区（请先导入单位）")
         problems = _user_problems(username, v.get("name", ""), roles, unit, v.get("email", ""),
                                   v.get("phone", ""))
+        problems += _role_problems(actor, region, set(), set(roles))
         if unit is None and unit_code:
             problems = [p for p in problems if "必须属于某个单位" not in p]
         if unknown:
@@ -562,6 +648,10 @@ def apply_import(actor, preview: ImportPreview) -> dict:
     """
     if not preview.ok:
         raise DomainError("导入文件有错误，未导入任何数据。请修改后重新上传。")
+    region = db.session.get(Region, preview.region_id) if preview.region_id is not None else None
+    if region is None or (actor is not None and actor.region_id != region.id):
+        # A preview is checked against the importing admin's own region and written only there.
+        raise PermissionDenied("导入文件是按其他地区检查的，未导入任何数据。")
     result = {"units": [], "users": [], "passwords": {}}
     if preview.kind == "units":
         by_code: dict[str, Unit] = {}
@@ -574,11 +664,11 @@ def apply_import(actor, preview: ImportPreview) -> dict:
                 parent_code = v.get("parent", "").lower()
                 parent = None
                 if parent_code:
-                    parent = by_code.get(parent_code) or _find_unit(parent_code)
+                    parent = by_code.get(parent_code) or _find_unit(parent_code, region.id)
                     if parent is None:
                         rest.append(row)
                         continue
-                unit = create_unit(actor, v["code"], v["name"], v["kind"], parent)
+                unit = create_unit(actor, v["code"], v["name"], v["kind"], parent, region=region)
                 by_code[unit.code.lower()] = unit
                 result["units"].append(unit.code)
             if len(rest) == len(pending):  # pragma: no cover - loops are refused by the preview
@@ -587,12 +677,12 @@ def apply_import(actor, preview: ImportPreview) -> dict:
     else:
         for row in preview.rows:
             v = row.values
-            unit = _find_unit(v["unit"]) if v.get("unit") else None
+            unit = _find_unit(v["unit"], region.id) if v.get("unit") else None
             user, password = create_user(actor, v["username"], v["name"], v["roles"], unit,
-                                         v.get("email"), v.get("phone"))
+                                         v.get("email"), v.get("phone"), region=region)
             result["users"].append(user.username)
             result["passwords"][user.username] = password
-    record(actor, f"{preview.kind}.import", None, count=len(preview.rows))
+    record(actor, f"{preview.kind}.import", None, count=len(preview.rows), region=region.id)
     return result
 
 
