@@ -18,7 +18,7 @@ from ..extensions import db
 from ..figures.numbers import STORABLE, storable_number
 from ..limits import column_length
 from ..models import Assignment, Indicator, ReportCycle, Rule, Section, Unit, User
-from ..models.indicator import INDICATOR_TYPES, IndicatorValue
+from ..models.indicator import INDICATOR_TYPES, ROLLUPS, IndicatorValue
 from ..models.org import ROLES, UNIT_KINDS
 from .audit import record
 from .users import password_problem
@@ -30,7 +30,7 @@ UNIT_KEYS = {"code", "name", "kind", "parent"}
 USER_KEYS = {"username", "name", "email", "phone", "unit", "roles", "password"}
 NODE_KEYS = {"code", "title", "guidance", "word_limit", "run_in", "due", "lead", "support", "reviewers",
              "indicators", "rules", "children"}
-INDICATOR_KEYS = {"code", "name", "unit", "type", "required", "min", "max", "guidance", "reported_by"}
+INDICATOR_KEYS = {"code", "name", "unit", "type", "required", "min", "max", "guidance", "reported_by", "rollup"}
 RULE_KEYS = {"expr", "severity", "message"}
 CODE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
 INDICATOR_CODE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -438,6 +438,10 @@ class _OutlineChecker:
         reported_by = ind.get("reported_by") or "all"
         if reported_by not in ("all", "lead"):
             c.err(f"{ipath}.reported_by", f"“{reported_by}”无效，可选：all（每个承办单位填报）、lead（仅牵头单位填报）")
+        # A roll-up (sum/avg/count/min/max) is taken from the regions below; absent: units enter it.
+        rollup = ind.get("rollup")
+        if rollup is not None and (not isinstance(rollup, str) or rollup not in ROLLUPS):
+            c.err(f"{ipath}.rollup", f"“{rollup}”无效，可选：{'、'.join(ROLLUPS)}（从下级地区汇总），不写则由单位填报")
         low, high = c.number(ind.get("min"), f"{ipath}.min"), c.number(ind.get("max"), f"{ipath}.max")
         if low is not None and high is not None and low > high:
             c.err(f"{ipath}.max", "最大值不能小于最小值")
@@ -447,7 +451,7 @@ class _OutlineChecker:
             "type": itype, "required": c.boolean(ind.get("required"), f"{ipath}.required"),
             "minimum": low, "maximum": high,
             "guidance": c.text(ind.get("guidance"), f"{ipath}.guidance", max_len=column_length(Indicator.guidance)),
-            "reported_by": reported_by,
+            "reported_by": reported_by, "rollup": rollup if isinstance(rollup, str) and rollup in ROLLUPS else None,
         }
 
     def _rule(self, rule, rpath: str) -> dict | None:
