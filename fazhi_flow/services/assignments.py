@@ -11,7 +11,7 @@ from datetime import date
 from sqlalchemy import select
 
 from .. import policy
-from ..errors import DomainError
+from ..errors import DomainError, NotFound
 from ..extensions import db
 from ..models import Assignment, Contribution, Section, Unit, User, UserRole
 from ..models.cycle import ASSIGNMENT_ROLES
@@ -115,10 +115,12 @@ def _checked_choices(section: Section, choices: dict[int, UnitChoice],
         if choice.role not in ASSIGNMENT_ROLES:
             raise DomainError(f"未知的分工“{choice.role}”，只能是牵头或配合。")
         _check_due(choice.due, section)
-    units = {u.id: u for u in db.session.scalars(select(Unit).where(Unit.id.in_(list(wanted))))} if wanted else {}
+    # Only the cycle's region's units: another region's unit answers as a missing one.
+    units = {u.id: u for u in db.session.scalars(select(Unit).where(
+        Unit.id.in_(list(wanted)), Unit.region_id == section.cycle.region_id))} if wanted else {}
     for uid in wanted:
         if units.get(uid) is None:
-            raise DomainError("所选单位不存在。")
+            raise NotFound("所选单位不存在。")
     return wanted, units
 
 
@@ -140,9 +142,11 @@ def _add_assignment(section: Section, unit: Unit, choice: UnitChoice, actor) -> 
 def set_reviewers(section: Section, actor, reviewer_ids: list[int]) -> int:
     """Name the reviewers of a section (none: its parent's reviewers, or any reviewer, apply)."""
     ids = sorted(set(reviewer_ids))
-    users = list(db.session.scalars(select(User).where(User.id.in_(ids)).order_by(User.id))) if ids else []
+    # Only the cycle's region's people: another region's reviewer answers as a missing one.
+    users = list(db.session.scalars(select(User).where(
+        User.id.in_(ids), User.region_id == section.cycle.region_id).order_by(User.id))) if ids else []
     if len(users) != len(ids):
-        raise DomainError("所选审核人不存在。")
+        raise NotFound("所选审核人不存在。")
     for user in users:
         # Checked first: policy answers no for a disabled account, whatever its roles.
         if not user.active:

@@ -12,7 +12,7 @@ from datetime import date
 from sqlalchemy import select
 
 from .. import policy
-from ..errors import DomainError
+from ..errors import DomainError, NotFound
 from ..extensions import db
 from ..models import Assignment, ReportCycle, Section
 from ..models.indicator import Indicator, Rule
@@ -132,11 +132,16 @@ def check_target(source: ReportCycle, actor, year: int | None) -> int:
     :raise DomainError: the target year is not after the source's or already has a cycle.
     """
     policy.require(actor, "admin.manage", None, "只有管理员可以复制年度报告。")
+    if policy.region_of(source) != actor.region_id:
+        # Another region's cycle is never a source (and its existence is not told).
+        raise NotFound("要复制的年度报告不存在。")
     year = source.year + 1 if year is None else year
     if not isinstance(year, int) or year <= source.year or year > source.year + 10:
         raise DomainError(f"新年度应晚于{source.year}年，且不超过{source.year + 10}年。")
+    # By the printed region name, as the table's constraint is: two regions (with their own names)
+    # may each have their 2025 report.
     exists = db.session.scalar(select(ReportCycle.id).where(ReportCycle.region == source.region,
-                                                            ReportCycle.year == year))
+                                                            ReportCycle.year == year).limit(1))
     if exists:
         raise DomainError(f"{source.region}{year}年度的年度报告已存在，不能重复复制。")
     return year
@@ -151,7 +156,8 @@ def clone_cycle(source: ReportCycle, actor, year: int | None = None, title: str 
     year = check_target(source, actor, year)
     years = year - source.year
     cycle = ReportCycle(
-        year=year, region=source.region, title=new_title(source, year, title), due=shift_year(source.due, years),
+        year=year, region=source.region, region_id=source.region_id, title=new_title(source, year, title),
+        due=shift_year(source.due, years),
         unit_head_review=source.unit_head_review, issuers=source.issuers,
         issue_date=shift_year(source.issue_date, years), state="setup", cloned_from_id=source.id,
         share_approved_figures=source.share_approved_figures,

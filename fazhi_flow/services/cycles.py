@@ -46,7 +46,8 @@ def ensure_contributions(cycle: ReportCycle) -> int:
 def units_without_unit_head(cycle: ReportCycle) -> list[str]:
     """Names of the assigned units that have no active unit head (单位负责人), in unit order."""
     assigned = select(Assignment.unit_id).join(Section).where(Section.cycle_id == cycle.id)
-    head = exists(select(User.id).where(User.unit_id == Unit.id, User.active.is_(True),
+    head = exists(select(User.id).where(User.unit_id == Unit.id, User.region_id == cycle.region_id,
+                                        User.active.is_(True),
                                         User.role_rows.any(UserRole.role == "unit_head")))
     return list(db.session.scalars(select(Unit.name).where(Unit.id.in_(assigned), ~head)
                                    .order_by(Unit.sort_order, Unit.id)))

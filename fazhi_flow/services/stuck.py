@@ -32,9 +32,12 @@ class StuckWarning:
         return f"章节{where}（{self.unit}）：{self.reason}"
 
 
-def _active_with_role(role: str) -> list[User]:
+def _active_with_role(role: str, cycle: ReportCycle) -> list[User]:
+    """Active users with ``role`` in the cycle's region: a reviewer of another region never moves
+    this region's material, so it must not hide a gap."""
     return list(db.session.scalars(
-        select(User).where(User.active.is_(True), User.role_rows.any(UserRole.role == role))
+        select(User).where(User.active.is_(True), User.region_id == cycle.region_id,
+                           User.role_rows.any(UserRole.role == role))
         .options(selectinload(User.role_rows)).order_by(User.id)))
 
 
@@ -74,7 +77,7 @@ def stuck_warnings(cycle: ReportCycle) -> list[StuckWarning]:
                             .options(selectinload(Section.reviewers))))
     order = {sid: i for i, sid in enumerate(labels)}
     assignments = sorted(_assignments(cycle), key=lambda a: (order.get(a.section_id, 0), a.id))
-    reviewers = _active_with_role("reviewer")
+    reviewers = _active_with_role("reviewer", cycle)
     found: list[StuckWarning] = []
     for a in assignments:
         reason = _reviewer_reason(list(a.section.effective_reviewers()), a.unit, reviewers)
@@ -94,7 +97,7 @@ def _unit_gaps(cycle: ReportCycle, assignments: list[Assignment], labels: dict) 
                                     "提交的材料将无人同意报送。请添加单位负责人，或在报告设置中取消单位审核。"))
     found = []
     for role, reason in checks:
-        staffed = {u.unit_id for u in _active_with_role(role)}
+        staffed = {u.unit_id for u in _active_with_role(role, cycle)}
         for unit_id, items in by_unit.items():
             if unit_id not in staffed:
                 sections = tuple(dict.fromkeys(labels[a.section_id] for a in items))

@@ -39,11 +39,13 @@ class AssignmentSheet:
     @classmethod
     def load(cls, section: Section) -> AssignmentSheet:
         existing = {a.unit_id: a for a in section.assignments}
+        region_id = section.cycle.region_id  # units and reviewers are offered from the cycle's region only
         units = list(db.session.scalars(
-            select(Unit).where(Unit.active.is_(True) | Unit.id.in_(list(existing)))
+            select(Unit).where(Unit.region_id == region_id, Unit.active.is_(True) | Unit.id.in_(list(existing)))
             .order_by(Unit.sort_order, Unit.id)))
         reviewers = list(db.session.scalars(
-            select(User).where(User.active.is_(True), User.role_rows.any(UserRole.role == "reviewer"))
+            select(User).where(User.region_id == region_id, User.active.is_(True),
+                               User.role_rows.any(UserRole.role == "reviewer"))
             .order_by(User.name, User.id)))
         typed = {u.id: {"role": existing[u.id].role if u.id in existing else "",
                         "due": existing[u.id].due.isoformat() if u.id in existing and existing[u.id].due else ""}
@@ -53,7 +55,12 @@ class AssignmentSheet:
                    section_due=section.due.isoformat() if section.due else "")
 
     def read(self, form) -> None:
-        """Take what was posted; problems a person can fix go to ``errors``, a forged list is a 400."""
+        """Take what was posted; problems a person can fix go to ``errors``, a forged list is a 400, and
+        a role for a unit the sheet does not offer (another region's) is a 404."""
+        offered = {str(unit.id) for unit in self.units}
+        if any(key.startswith("role-") and key[5:] not in offered and value
+               for key, value in form.items(multi=True)):
+            abort(404)
         for unit in self.units:
             self._read_unit(unit, form.get(f"role-{unit.id}", ""), form.get(f"due-{unit.id}", "").strip())
         self.section_due = form.get("section_due", "").strip()

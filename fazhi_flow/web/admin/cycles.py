@@ -27,7 +27,8 @@ from ...workflow.states import CONTRIBUTION_STATE_LABELS
 from ..fields import arg_int
 from ..handler import handler, on_refusal
 from . import bp
-from .common import back_to, compile_available, get_or_404
+from ..own_region import get_own_or_404, is_own
+from .common import back_to, compile_available
 from .forms import (DATE_MSG, ActionForm, CycleCloneForm, CycleEditForm, CycleTemplateForm, CycleUploadForm,
                     OptionalReasonForm, ReasonForm, choices, follow_year, template_title)
 
@@ -43,19 +44,26 @@ def index():
 @bp.route("/cycles")
 @handler("admin.manage")
 def cycles():
-    rows = list(db.session.scalars(select(ReportCycle).order_by(ReportCycle.year.desc(), ReportCycle.id.desc())))
+    rows = _own_cycles()
+    own = select(ReportCycle.id).where(ReportCycle.region_id == current_user.region_id)
     counts = {}
     for cycle_id, state, n in db.session.execute(
-        select(Contribution.cycle_id, Contribution.state, func.count()).group_by(Contribution.cycle_id,
-                                                                                 Contribution.state)
+        select(Contribution.cycle_id, Contribution.state, func.count()).where(Contribution.cycle_id.in_(own))
+        .group_by(Contribution.cycle_id, Contribution.state)
     ):
         counts.setdefault(cycle_id, {})[state] = n
     assigned = dict(db.session.execute(
         select(Section.cycle_id, func.count(Assignment.id)).join(Assignment, Assignment.section_id == Section.id)
-        .group_by(Section.cycle_id)
+        .where(Section.cycle_id.in_(own)).group_by(Section.cycle_id)
     ).all())
     return render_template("admin/cycles.html", cycles=rows, counts=counts, assigned=assigned,
                            active_nav="admin")
+
+
+def _own_cycles() -> list[ReportCycle]:
+    """The cycles of the admin's region, newest first (another region's never appear, nor count)."""
+    return list(db.session.scalars(select(ReportCycle).where(ReportCycle.region_id == current_user.region_id)
+                                   .order_by(ReportCycle.year.desc(), ReportCycle.id.desc())))
 
 
 def _clone_available() -> bool:
@@ -66,9 +74,11 @@ def _new_cycle_page(template_form=None, upload_form=None, clone_form=None, error
     template_form = template_form or CycleTemplateForm(prefix="t")
     upload_form = upload_form or CycleUploadForm(prefix="f")
     clone_form = clone_form or CycleCloneForm(prefix="c")
-    sources = list(db.session.scalars(select(ReportCycle).order_by(ReportCycle.year.desc(), ReportCycle.id.desc())))
+    sources = _own_cycles()
     clone_form.source.choices = choices([(0, "请选择")] + [(c.id, f"{c.region} {c.year}年 {c.title}") for c in sources])
     if request.method == "GET" and not template_form.year.data:
+        # The printed region name proposed is the region's own; the admin may write it longer.
+        template_form.region.data = template_form.region.data or current_user.region.name
         template_form.year.data = date.today().year - 1
         template_form.title.data = template_title(template_form.year.data)
         template_form.title_year.data = str(template_form.year.data)
@@ -87,7 +97,7 @@ def _clone_form_for(source_id: int | None) -> CycleCloneForm | None:
     """复制为新年度 links on a cycle's pages arrive with ``?source=``: that cycle, the next year and the
     title with its year moved are filled in; the admin still previews every change before saving."""
     source = db.session.get(ReportCycle, source_id) if source_id and _clone_available() else None
-    if source is None:
+    if source is None or not is_own(source):  # another region's cycle is not offered, nor named
         return None
     from ...services.clone import new_title
 
@@ -118,7 +128,9 @@ def cycle_new_template():
 @handler("admin.manage")
 def cycle_new_clone():
     form = CycleCloneForm(prefix="c")
-    form.source.choices = choices((c.id, c.title) for c in db.session.scalars(select(ReportCycle)))
+    form.source.choices = choices((c.id, c.title) for c in _own_cycles())
+    if form.source.data:  # another region's cycle: as if it did not exist, not "not a valid choice"
+        get_own_or_404(ReportCycle, form.source.data)
     if not _clone_available():
         flash("复制往年报告的功能暂不可用。", "error")
         return redirect(url_for(".cycle_new"), code=303)
@@ -126,7 +138,7 @@ def cycle_new_clone():
         return _new_cycle_page(clone_form=form, status=400)
     from ...services.clone import clone_cycle, new_title
 
-    source = get_or_404(ReportCycle, form.source.data)
+    source = get_own_or_404(ReportCycle, form.source.data)
     follow_year(form, lambda year: new_title(source, year, None))
     if request.form.get("confirm") != "1":
         return _clone_preview(source, form)
@@ -172,7 +184,7 @@ def _pending_extensions(cycle: ReportCycle) -> int:
 
 
 def _cycle_page(cycle_id, compile_form=None, status=200):
-    cycle = get_or_404(ReportCycle, cycle_id)
+    cycle = get_own_or_404(ReportCycle, cycle_id)
     n_sections = db.session.scalar(select(func.count(Section.id)).where(Section.cycle_id == cycle.id))
     n_assignments = db.session.scalar(
         select(func.count(Assignment.id)).join(Section).where(Section.cycle_id == cycle.id))
@@ -191,20 +203,21 @@ def _cycle_page(cycle_id, compile_form=None, status=200):
 @bp.route("/cycles/<int:cycle_id>/edit", methods=["GET", "POST"])
 @handler("admin.manage")
 def cycle_edit(cycle_id):
-    cycle = get_or_404(ReportCycle, cycle_id)
+    cycle = get_own_or_404(ReportCycle, cycle_id)
     form = CycleEditForm(obj=cycle)
     if not form.validate_on_submit():
         return _cycle_edit_page(cycle_id, form)
     with on_refusal(lambda: _cycle_edit_page(cycle_id, form)):
         outline_svc.update_cycle_settings(cycle, current_user, form.title.data, form.due.data,
-                                          form.unit_head_review.data, form.issuers.data, form.issue_date.data)
+                                          form.unit_head_review.data, form.issuers.data, form.issue_date.data,
+                                          publish_deadline=form.publish_deadline.data)
         figures_svc.set_share_approved_figures(cycle, current_user, form.share_approved_figures.data)
     flash("报告设置已保存。", "success")
     return redirect(url_for(".cycle", cycle_id=cycle.id), code=303)
 
 
 def _cycle_edit_page(cycle_id: int, form: CycleEditForm):
-    return render_template("admin/cycle_edit.html", cycle=get_or_404(ReportCycle, cycle_id), form=form,
+    return render_template("admin/cycle_edit.html", cycle=get_own_or_404(ReportCycle, cycle_id), form=form,
                            active_nav="admin"), 400 if request.method == "POST" else 200
 
 
@@ -281,7 +294,7 @@ def _late_context(cycle: ReportCycle, form: OpenForm) -> dict:
 @bp.route("/cycles/<int:cycle_id>/open", methods=["GET", "POST"])
 @handler("admin.manage")
 def cycle_open(cycle_id):
-    cycle = get_or_404(ReportCycle, cycle_id)
+    cycle = get_own_or_404(ReportCycle, cycle_id)
     form = OpenForm()
     if not form.validate_on_submit():
         return _open_page(cycle_id, form, 400 if form.move_to.errors else 200)
@@ -298,7 +311,7 @@ def cycle_open(cycle_id):
 
 
 def _open_page(cycle_id: int, form: OpenForm, status: int = 200):
-    cycle = get_or_404(ReportCycle, cycle_id)
+    cycle = get_own_or_404(ReportCycle, cycle_id)
     stuck = stuck_warnings(cycle)
     no_head = cycle.unit_head_review and any(w.kind == "unit_head" for w in stuck)
     return render_template("admin/cycle_open.html", cycle=cycle, form=form, summary=_open_summary(cycle),
@@ -308,7 +321,7 @@ def _open_page(cycle_id: int, form: OpenForm, status: int = 200):
 @bp.route("/cycles/<int:cycle_id>/compile", methods=["POST"])
 @handler("admin.manage")
 def cycle_compile(cycle_id):
-    cycle_obj = get_or_404(ReportCycle, cycle_id)
+    cycle_obj = get_own_or_404(ReportCycle, cycle_id)
     form = OptionalReasonForm(prefix="compile")
     if not form.validate_on_submit():
         return _cycle_page(cycle_id, compile_form=form, status=400)
@@ -324,7 +337,7 @@ def cycle_compile(cycle_id):
 @bp.route("/cycles/<int:cycle_id>/reopen-collection", methods=["GET", "POST"])
 @handler("admin.manage")
 def cycle_reopen_collection(cycle_id):
-    cycle_obj = get_or_404(ReportCycle, cycle_id)
+    cycle_obj = get_own_or_404(ReportCycle, cycle_id)
     form = ReopenForm(prefix="reopen")
     overview = url_for(".cycle", cycle_id=cycle_id)
     if request.method == "GET":
@@ -351,7 +364,7 @@ def _reopen_collection_page(cycle: ReportCycle, form: ReopenForm, status: int = 
 @bp.route("/cycles/<int:cycle_id>/contributions")
 @handler("admin.manage")
 def contributions(cycle_id):
-    cycle = get_or_404(ReportCycle, cycle_id)
+    cycle = get_own_or_404(ReportCycle, cycle_id)
     state = request.args.get("state", "approved")
     if state not in CONTRIBUTION_STATE_LABELS:
         state = "approved"
@@ -371,7 +384,7 @@ def contributions(cycle_id):
 @bp.route("/contributions/<int:contribution_id>/reopen", methods=["GET", "POST"])
 @handler("admin.manage")
 def contribution_reopen(contribution_id):
-    contribution = get_or_404(Contribution, contribution_id)
+    contribution = get_own_or_404(Contribution, contribution_id)
     form = ReasonForm()
     if not form.validate_on_submit():
         return _reopen_page(contribution_id, form)
@@ -382,7 +395,7 @@ def contribution_reopen(contribution_id):
 
 
 def _reopen_page(contribution_id: int, form: ReasonForm):
-    return render_template("admin/contribution_reopen.html", c=get_or_404(Contribution, contribution_id),
+    return render_template("admin/contribution_reopen.html", c=get_own_or_404(Contribution, contribution_id),
                            form=form, active_nav="admin"), (400 if request.method == "POST" else 200)
 
 
@@ -397,7 +410,7 @@ _UNIT_DECISIONS = {"unit_approve": ("approve", "已代单位负责人同意报�
 def contribution_unit_decision(contribution_id):
     """Material waiting in 待单位审核 of a unit that has no active unit head: the admin agrees or
     returns it on the unit head's behalf (the workflow logs it so), so that it is never stuck."""
-    contribution = get_or_404(Contribution, contribution_id)
+    contribution = get_own_or_404(Contribution, contribution_id)
     forms = {"approve": OptionalReasonForm(prefix="approve"), "return": ReasonForm(prefix="return")}
     forms["approve"].reason.label.text, forms["return"].reason.label.text = "意见（选填）", "退回意见"
     if request.method == "GET":
@@ -417,7 +430,7 @@ def _unit_decision_page(contribution_id: int, forms: dict, status: int = 200):
     from ...policy import can, stand_in_refusal
     from ...web.loading import transition_logs
 
-    c = get_or_404(Contribution, contribution_id)
+    c = get_own_or_404(Contribution, contribution_id)
     may_act = can(current_user, "contribution.unit_approve", c)
     refusal = None if may_act or c.state != "unit_review" else stand_in_refusal(current_user, c)
     return render_template("admin/contribution_unit_decision.html", c=c, forms=forms,

@@ -16,7 +16,8 @@ from ..fields import db_int
 from ..handler import handler, on_refusal
 from . import bp
 from .assignment_sheet import AssignmentSheet
-from .common import back_to, get_or_404
+from ..own_region import get_own_or_404
+from .common import back_to
 from .forms import ActionForm, NewSectionForm, SectionForm, choices
 
 # ------------------------------------------------------------------ outline
@@ -34,7 +35,7 @@ def outline(cycle_id):
 
 
 def _outline_page(cycle_id: int, form: NewSectionForm | None = None, status: int = 200):
-    cycle = get_or_404(ReportCycle, cycle_id)
+    cycle = get_own_or_404(ReportCycle, cycle_id)
     nodes = outline_svc.load_outline(cycle)
     if form is None:
         form = NewSectionForm(prefix="new")
@@ -51,7 +52,7 @@ def _outline_page(cycle_id: int, form: NewSectionForm | None = None, status: int
 @bp.route("/cycles/<int:cycle_id>/sections", methods=["POST"])
 @handler("admin.manage")
 def section_add(cycle_id):
-    cycle = get_or_404(ReportCycle, cycle_id)
+    cycle = get_own_or_404(ReportCycle, cycle_id)
     form = NewSectionForm(prefix="new")
     form.parent.choices = _parent_choices(outline_svc.load_outline(cycle))
     if not form.validate_on_submit():
@@ -68,7 +69,7 @@ def section_add(cycle_id):
 @bp.route("/sections/<int:section_id>/edit", methods=["GET", "POST"])
 @handler("admin.manage")
 def section_edit(section_id):
-    section = get_or_404(Section, section_id)
+    section = get_own_or_404(Section, section_id)
     form = SectionForm(obj=section)
     if not form.validate_on_submit():
         return _section_edit_page(section_id, form)
@@ -85,7 +86,7 @@ def _path_label(section: Section) -> str:
 
 
 def _section_edit_page(section_id: int, form: SectionForm):
-    section = get_or_404(Section, section_id)
+    section = get_own_or_404(Section, section_id)
     return render_template("admin/section_edit.html", section=section, path=_path_label(section), form=form,
                            active_nav="admin"), 400 if request.method == "POST" else 200
 
@@ -99,7 +100,7 @@ MOVES = {"up": lambda s, u: outline_svc.move_section(s, u, "up"),
 @bp.route("/sections/<int:section_id>/move", methods=["POST"])
 @handler("admin.manage")
 def section_move(section_id):
-    section = get_or_404(Section, section_id)
+    section = get_own_or_404(Section, section_id)
     form = ActionForm()
     direction = request.form.get("direction", "")
     if direction not in MOVES:
@@ -114,7 +115,7 @@ def section_move(section_id):
 @bp.route("/sections/<int:section_id>/delete", methods=["GET", "POST"])
 @handler("admin.manage")
 def section_delete(section_id):
-    section = get_or_404(Section, section_id)
+    section = get_own_or_404(Section, section_id)
     cycle_id = section.cycle_id
     form = ActionForm()
     if not form.validate_on_submit():
@@ -127,7 +128,7 @@ def section_delete(section_id):
 
 
 def _section_delete_page(section_id: int, form: ActionForm):
-    section = get_or_404(Section, section_id)
+    section = get_own_or_404(Section, section_id)
     nodes = outline_svc.load_outline(section.cycle)
     ids = {section.id}
     below = []
@@ -147,7 +148,7 @@ def _section_delete_page(section_id: int, form: ActionForm):
 @bp.route("/cycles/<int:cycle_id>/assignments")
 @handler("admin.manage")
 def assignments(cycle_id):
-    cycle = get_or_404(ReportCycle, cycle_id)
+    cycle = get_own_or_404(ReportCycle, cycle_id)
     nodes = outline_svc.load_outline(cycle)
     rows = list(db.session.scalars(
         select(Assignment).join(Section).where(Section.cycle_id == cycle.id)
@@ -166,7 +167,7 @@ def assignments(cycle_id):
 @bp.route("/sections/<int:section_id>/assignments", methods=["GET", "POST"])
 @handler("admin.manage")
 def section_assignments(section_id):
-    section = get_or_404(Section, section_id)
+    section = get_own_or_404(Section, section_id)
     form = ActionForm()
     sheet = AssignmentSheet.load(section)
     if request.method == "GET":
@@ -178,7 +179,7 @@ def section_assignments(section_id):
         for e in sheet.errors:
             flash(e, "error")
         return _section_assignments_page(section, sheet, form, 400)
-    with on_refusal(lambda: _section_assignments_page(get_or_404(Section, section_id), sheet, form, 400)):
+    with on_refusal(lambda: _section_assignments_page(get_own_or_404(Section, section_id), sheet, form, 400)):
         counts = assignment_svc.set_section_assignments(section, current_user, sheet.wanted, sheet.due,
                                                         sorted(sheet.chosen_reviewers))
     flash(f"任务分配已保存：新增{counts['added']}个单位，修改{counts['changed']}项，"
