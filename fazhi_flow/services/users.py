@@ -193,7 +193,7 @@ def create_user(actor, username: str, name: str, roles, unit: Unit | None = None
     db.session.add(user)
     db.session.flush()
     record(actor, "user.create", f"user:{user.id}", username=username, roles=roles,
-           unit=unit.id if unit else None, region=user.region_id)
+           unit=unit.id if unit else None, region_id=user.region_id)
     return user, password
 
 
@@ -307,7 +307,7 @@ def create_unit(actor, code: str, name: str, kind: str = "government", parent: U
         unit.region = region
     db.session.add(unit)
     db.session.flush()
-    record(actor, "unit.create", f"unit:{unit.id}", code=code, name=name, kind=kind, region=unit.region_id)
+    record(actor, "unit.create", f"unit:{unit.id}", code=code, name=name, kind=kind, region_id=unit.region_id)
     return unit
 
 
@@ -682,7 +682,7 @@ def apply_import(actor, preview: ImportPreview) -> dict:
                                          v.get("email"), v.get("phone"), region=region)
             result["users"].append(user.username)
             result["passwords"][user.username] = password
-    record(actor, f"{preview.kind}.import", None, count=len(preview.rows), region=region.id)
+    record(actor, f"{preview.kind}.import", None, count=len(preview.rows), region_id=region.id)
     return result
 
 

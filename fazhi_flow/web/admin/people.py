@@ -1,4 +1,7 @@
-"""Admin pages: units, users and their import from CSV or XLSX."""
+"""Admin pages: units, users and their import from CSV or XLSX.
+
+An admin manages their own region only: every list and choice is filtered by it, and an id of another
+region's unit or user (in a URL or a form) answers 404, as a missing one would."""
 from __future__ import annotations
 
 import json
@@ -12,9 +15,12 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from ... import policy
+from ...errors import PermissionDenied
 from ...extensions import db
 from ...models import Unit, User, UserRole
 from ...models.org import ROLE_LABELS, ROLES, UNIT_KINDS
+from ...services.regions import regions_below
 from ...services import users as user_svc
 from ..fields import db_int
 from ..handler import handler, on_refusal
@@ -27,20 +33,56 @@ from .forms import (ActionForm, ImportConfirmForm, ImportForm, UnitEditForm, Uni
 
 
 def _unit_choices(exclude: Unit | None = None):
-    units = db.session.scalars(select(Unit).where(Unit.active.is_(True)).order_by(Unit.sort_order, Unit.id))
+    units = db.session.scalars(select(Unit).where(Unit.active.is_(True), Unit.region_id == current_user.region_id)
+                               .order_by(Unit.sort_order, Unit.id))
     return choices([(0, "（无）")] + [(u.id, u.name) for u in units if exclude is None or u.id != exclude.id])
+
+
+def _posted_unit(field) -> Unit | None:
+    """The unit a form names (0: none); another region's id is 404 before the form is checked, so it
+    never reaches a choice list or a message."""
+    if request.method != "POST" or not field.data:
+        return None
+    return get_or_404(Unit, field.data)
+
+
+def _role_choices(user: User | None = None):
+    """The roles this admin may give in their region, and those ``user`` has already (kept as they are).
+    督导 only where regions lie below; 系统管理员 only by a system administrator. A role posted beyond
+    these reaches the service, which refuses it with its reason."""
+    allowed = {"admin", "reviewer", "liaison", "unit_head", "leader"}
+    if regions_below(current_user.region_id):
+        allowed.add("oversight")
+    if policy.can(current_user, "user.grant_sysadmin"):
+        allowed.add("sysadmin")
+    if user is not None:
+        allowed |= user.roles
+    return choices((r, ROLE_LABELS[r]) for r in ROLES if r in allowed)
+
+
+def _set_role_choices(form, user: User | None = None) -> None:
+    form.roles.choices = _role_choices(user)
+    form.roles.validate_choice = False
+
+
+def _manageable_user_or_404(user_id: int) -> User:
+    user = get_or_404(User, user_id)
+    if not policy.can(current_user, "user.manage", user):
+        raise PermissionDenied("系统管理员的账号只能由系统管理员管理。")
+    return user
 
 
 @bp.route("/units")
 @handler("admin.manage")
 def units():
     show = request.args.get("show", "active")
-    query = select(Unit).order_by(Unit.sort_order, Unit.id)
+    query = select(Unit).where(Unit.region_id == current_user.region_id).order_by(Unit.sort_order, Unit.id)
     if show != "all":
         query = query.where(Unit.active.is_(True))
     rows = list(db.session.scalars(query))
     people = dict(db.session.execute(
-        select(User.unit_id, func.count(User.id)).where(User.active.is_(True)).group_by(User.unit_id)).all())
+        select(User.unit_id, func.count(User.id)).where(User.active.is_(True), User.region_id == current_user.region_id)
+        .group_by(User.unit_id)).all())
     return render_template("admin/units.html", units=rows, people=people, show=show, action_form=ActionForm(),
                            active_nav="admin")
 
@@ -50,11 +92,12 @@ def units():
 def unit_new():
     form = UnitForm()
     form.parent.choices = _unit_choices()
+    parent = _posted_unit(form.parent)
     if not form.validate_on_submit():
         return _unit_new_page(form)
     with on_refusal(lambda: _unit_new_page(form)):
-        parent = db.session.get(Unit, form.parent.data) if form.parent.data else None
-        unit = user_svc.create_unit(current_user, form.code.data, form.name.data, form.kind.data, parent)
+        unit = user_svc.create_unit(current_user, form.code.data, form.name.data, form.kind.data, parent,
+                                    region=current_user.region)
     flash(f"已添加单位“{unit.name}”。", "success")
     return redirect(url_for(".units"), code=303)
 
@@ -72,10 +115,10 @@ def unit_edit(unit_id):
     form.parent.choices = _unit_choices(exclude=unit)
     if unit.parent_id and unit.parent_id not in {c.value for c in form.parent.choices}:
         form.parent.choices += choices([(unit.parent_id, f"{unit.parent.name}（已停用）")])
+    parent = _posted_unit(form.parent)
     if not form.validate_on_submit():
         return _unit_edit_page(unit_id, form)
     with on_refusal(lambda: _unit_edit_page(unit_id, form)):
-        parent = db.session.get(Unit, form.parent.data) if form.parent.data else None
         user_svc.update_unit(unit, current_user, form.name.data, form.kind.data, parent)
     flash("单位信息已保存。", "success")
     return redirect(url_for(".units"), code=303)
@@ -120,7 +163,8 @@ def users():
     role = request.args.get("role", "")
     unit_id = request.args.get("unit", 0, type=db_int)
     show = request.args.get("show", "active")
-    query = select(User).options(selectinload(User.unit)).order_by(User.unit_id, User.id)
+    query = (select(User).options(selectinload(User.unit)).where(User.region_id == current_user.region_id)
+             .order_by(User.unit_id, User.id))
     if q:
         like = f"%{q}%"
         query = query.where(User.username.ilike(like) | User.name.ilike(like))
@@ -131,7 +175,8 @@ def users():
     if show != "all":
         query = query.where(User.active.is_(True))
     rows = list(db.session.scalars(query.limit(1000)))
-    unit_list = list(db.session.scalars(select(Unit).order_by(Unit.sort_order, Unit.id)))
+    unit_list = list(db.session.scalars(select(Unit).where(Unit.region_id == current_user.region_id)
+                                        .order_by(Unit.sort_order, Unit.id)))
     return render_template("admin/users.html", users=rows, q=q, role=role, unit_id=unit_id, show=show,
                            units=unit_list, ROLE_LABELS=ROLE_LABELS, active_nav="admin")
 
@@ -141,14 +186,16 @@ def users():
 def user_new():
     form = UserForm()
     form.unit.choices = _unit_choices()
+    _set_role_choices(form)
     if request.method == "GET":
         form.unit.data = request.args.get("unit", 0, type=db_int)
+    unit = _posted_unit(form.unit)
     if not form.validate_on_submit():
         return _user_new_page(form)
     with on_refusal(lambda: _user_new_page(form)):
-        unit = db.session.get(Unit, form.unit.data) if form.unit.data else None
         user, password = user_svc.create_user(current_user, form.username.data, form.name.data,
-                                              form.roles.data, unit, form.email.data, form.phone.data)
+                                              form.roles.data, unit, form.email.data, form.phone.data,
+                                              region=current_user.region)
     # Shown once, never stored in clear: the user must change it at the first login.
     return render_template("admin/passwords.html", passwords={user.username: password}, created=True,
                            back=url_for(".users"), active_nav="admin")
@@ -162,13 +209,14 @@ def _user_new_page(form: UserForm):
 @bp.route("/users/<int:user_id>/edit", methods=["GET", "POST"])
 @handler("admin.manage")
 def user_edit(user_id):
-    user = get_or_404(User, user_id)
+    user = _manageable_user_or_404(user_id)
     form = UserEditForm(obj=user, unit=user.unit_id or 0, roles=sorted(user.roles))
     form.unit.choices = _user_unit_choices(user.unit)
+    _set_role_choices(form, user)
+    unit = _posted_unit(form.unit)
     if not form.validate_on_submit():
         return _user_edit_page(user_id, form)
     with on_refusal(lambda: _user_edit_page(user_id, form)):
-        unit = db.session.get(Unit, form.unit.data) if form.unit.data else None
         user_svc.update_user(user, current_user, form.name.data, form.roles.data, unit, form.email.data,
                              form.phone.data)
     flash(f"{user.name}的信息已保存。", "success")
@@ -183,7 +231,7 @@ def _user_edit_page(user_id: int, form: UserEditForm):
 @bp.route("/users/<int:user_id>/<any(deactivate, activate):action>", methods=["POST"])
 @handler("admin.manage")
 def user_toggle(user_id, action):
-    user = get_or_404(User, user_id)
+    user = _manageable_user_or_404(user_id)
     back = url_for(".user_edit", user_id=user_id)
     if ActionForm().validate_on_submit():
         with on_refusal(back_to(back)):
@@ -200,7 +248,7 @@ def user_toggle(user_id, action):
 @bp.route("/users/<int:user_id>/reset-password", methods=["POST"])
 @handler("admin.manage")
 def user_reset_password(user_id):
-    user = get_or_404(User, user_id)
+    user = _manageable_user_or_404(user_id)
     if not ActionForm().validate_on_submit():
         abort(400)
     with on_refusal(back_to(url_for(".user_edit", user_id=user_id))):
@@ -267,7 +315,7 @@ def import_people():
     filename = (upload.filename or "").rsplit("/", 1)[-1][:120]
     data = upload.read(user_svc.MAX_IMPORT_BYTES + 1)
     with on_refusal(lambda: _import_page(form)):
-        preview = user_svc.parse_import(form.kind.data, filename, data)
+        preview = user_svc.parse_import(form.kind.data, filename, data, actor=current_user)
     token = _stage(form.kind.data, filename, data) if preview.ok else ""
     confirm = ImportConfirmForm(kind=form.kind.data, filename=filename, payload=token)
     return render_template("admin/import_preview.html", preview=preview, confirm=confirm,
@@ -293,7 +341,7 @@ def import_confirm():
     meta, data, paths = staged
     with on_refusal(back_to(url_for(".import_people"))):
         # Checked again: the database may have changed since the preview.
-        preview = user_svc.parse_import(meta["kind"], meta["filename"], data)
+        preview = user_svc.parse_import(meta["kind"], meta["filename"], data, actor=current_user)
         result = user_svc.apply_import(current_user, preview)
     _unstage_after_commit(paths)
     if meta["kind"] == "units":
