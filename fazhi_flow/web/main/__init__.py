@@ -10,6 +10,7 @@ bp = Blueprint("main", __name__)
 # In order of preference: the first area the user may enter (policy) whose page exists wins.
 AREA_HOMES = (
     ("admin.manage", ("admin.index", "dashboard.index")),
+    ("region.manage", ("admin.regions",)),
     ("review.queue", ("review.queue",)),
     ("unit_queue.view", ("tasks.unit_queue",)),
     ("tasks.view", ("tasks.index",)),
