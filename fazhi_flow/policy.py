@@ -450,3 +450,10 @@ def is_unit_liaison(user, unit_id: int) -> bool:
     """A liaison of ``unit_id``: writes its material, so never stands in for its unit head (the
     admins told of material waiting in 待单位审核 leave such a person out)."""
     return user.has_role("liaison") and user.unit_id == unit_id
+
+
+@rule("audit.view")
+def _view_audit(user, _obj) -> bool:
+    """The audit page: a region's admins (their region's trail) and system administrators (region
+    management); which rows each sees is the page's scope."""
+    return user.has_role("admin", "sysadmin")

@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from flask import current_app, has_request_context, request
 from flask_login import current_user
-from sqlalchemy import (ARRAY, Integer, String, and_, any_, case, cast, func, literal, literal_column, or_, select,
+from sqlalchemy import (ARRAY, Integer, String, and_, any_, case, cast, false, func, literal, literal_column, or_, select,
                         text, union_all)
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -169,7 +169,15 @@ ACTION_LABELS = {
     "webhook.remove": "删除群机器人",
     "outbox.retry": "重发消息",
     "outbox.retry_refused": "重发消息未执行（已不再适用）",
+    "oversight.remind": "督办",
+    "region.create": "新建地区",
+    "region.update": "修改地区",
+    "region.deactivate": "停用地区",
+    "region.activate": "启用地区",
+    "region.first_admin": "设置地区管理员",
 }
+# Actions of the system administrator on the regions themselves: in the system trail, not a region's.
+REGION_ACTION_PREFIX = "region."
 
 # Keys of the detail shown with a row; others are shown as stored.
 DETAIL_LABELS = {
@@ -179,10 +187,12 @@ DETAIL_LABELS = {
     "paragraph": "段落", "missing": "未报送", "source": "来源", "year": "年度", "code": "代码", "name": "名称",
     "kind": "类型", "cycle": "年度报告", "section": "章节", "unit": "单位", "role": "分工", "due": "截止日期",
     "moved": "顺延前的截止日期", "moved_to": "截止日期顺延至", "on_behalf": "代为处理",
+    "region_id": "地区编号", "level": "级别", "parent": "上级", "users": "账号", "user": "用户",
 }
 # Objects a target names ("contribution:12"), as shown beside it.
 TARGET_KINDS = {"contribution": "报送材料", "cycle": "年度报告", "user": "用户", "unit": "单位",
-                "section": "章节", "assignment": "任务分配", "webhook": "群机器人", "outbox": "待发消息"}
+                "section": "章节", "assignment": "任务分配", "webhook": "群机器人", "outbox": "待发消息",
+                "region": "地区"}
 _TARGET_RE = re.compile(r"^([a-z_]+):(\d{1,10})$")
 # Actions whose "user:…" target is what somebody typed into the login form, not a user's id.
 _TYPED_NAME_ACTIONS = frozenset({"auth.login_failed", "auth.login_throttled"})
@@ -252,6 +262,17 @@ class AuditQuery:
     since: date | None = None
     until: date | None = None
     user_id: int | None = None  # one user exactly (the command's --user)
+    # Whose trail (set by the page from the viewer, never from the URL): ``region_id`` the rows of one
+    # region; ``system`` region management (系统管理员); ``unowned`` the rows of nobody's region (a failed
+    # login with an unknown name, a refused anonymous request). None of them: every row (the command
+    # line's operator).
+    region_id: int | None = None
+    system: bool = False
+    unowned: bool = False
+
+    @property
+    def scoped(self) -> bool:
+        return self.region_id is not None or self.system or self.unowned
 
     @classmethod
     def from_args(cls, args) -> AuditQuery:
@@ -380,7 +401,39 @@ def _transition_keys(q: AuditQuery):
     return _common(stmt, q, TransitionLog)
 
 
+def _event_scope(q: AuditQuery):
+    """Which audit rows the viewer's scope holds. A row is a region's when its detail names the region
+    (``region_id``), else when it targets the region ("region:7", e.g. a 督办), else when its actor
+    belongs to the region; region management is the system administrator's."""
+    named = AuditEvent.detail["region_id"].as_integer()
+    region_wide = AuditEvent.action.startswith(REGION_ACTION_PREFIX)
+    parts = []
+    if q.region_id is not None:
+        parts.append(and_(~region_wide, or_(
+            named == q.region_id, AuditEvent.target == f"region:{q.region_id}",
+            and_(named.is_(None), AuditEvent.actor_id.in_(select(User.id).where(User.region_id == q.region_id))))))
+    if q.system:
+        parts.append(region_wide)
+    if q.unowned:
+        parts.append(and_(AuditEvent.actor_id.is_(None), named.is_(None), ~region_wide))
+    return or_(*parts) if len(parts) > 1 else parts[0]
+
+
+def _transition_scope(q: AuditQuery):
+    """Transitions belong to their cycle's region (a contribution's through its cycle); the system trail
+    has none."""
+    from ..models import Contribution, ReportCycle
+
+    if q.region_id is None:
+        return false()
+    cycles = select(ReportCycle.id).where(ReportCycle.region_id == q.region_id)
+    return or_(TransitionLog.cycle_id.in_(cycles),
+               TransitionLog.contribution_id.in_(select(Contribution.id).where(Contribution.cycle_id.in_(cycles))))
+
+
 def _common(stmt, q: AuditQuery, model):
+    if q.scoped:
+        stmt = stmt.where(_event_scope(q) if model is AuditEvent else _transition_scope(q))
     if q.who:
         stmt = stmt.where(model.actor_id.in_(_matching_users(q.who)))
     if q.user_id is not None:

@@ -2,10 +2,13 @@
 has no route that changes or deletes a row."""
 from __future__ import annotations
 
+import dataclasses
 import io
 
 from flask import flash, redirect, render_template, request, send_file, url_for
+from flask_login import current_user
 
+from ... import policy
 from ...services import audit as svc
 from ...timeutil import local_today
 from ...whole_numbers import optional_int
@@ -16,15 +19,22 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _query() -> tuple[svc.AuditQuery, str | None]:
-    """The filters of the request, or none with the reason when one of them cannot be used."""
+    """The filters of the request (or none, with the reason when one cannot be used), always within the
+    viewer's scope: an admin reads their region's trail, a system administrator the system's."""
     try:
-        return svc.AuditQuery.from_args(request.args), None
+        q, problem = svc.AuditQuery.from_args(request.args), None
     except svc.FilterError as exc:
-        return svc.AuditQuery(), exc.message
+        q, problem = svc.AuditQuery(), exc.message
+    admin = policy.can(current_user, "admin.manage")
+    system = policy.can(current_user, "region.manage")
+    # Rows of nobody's region go to the office running the installation: the top region's admins.
+    unowned = system or (admin and current_user.region.parent_id is None)
+    return dataclasses.replace(q, region_id=current_user.region_id if admin else None, system=system,
+                               unowned=unowned), problem
 
 
 @bp.route("/audit")
-@handler("admin.manage")
+@handler("audit.view")
 def audit():
     q, problem = _query()
     if problem:
@@ -40,7 +50,7 @@ def audit():
 
 
 @bp.route("/audit/export.<any(csv, xlsx):fmt>")
-@handler("admin.manage")
+@handler("audit.view")
 def audit_export(fmt):
     q, problem = _query()
     if problem:
