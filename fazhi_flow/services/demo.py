@@ -8,7 +8,7 @@ import yaml
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Assignment, Contribution, ReportCycle, Section, Unit, User
+from ..models import Assignment, Contribution, Region, ReportCycle, Section, Unit, User
 from ..timeutil import local_today
 from . import contributions as svc
 from .cycles import open_cycle
@@ -37,8 +37,7 @@ def demo_accounts() -> list[tuple[str, str]]:
 def load_demo(today=None):
     """Load the demo once; return (cycle, created, accounts). Commits."""
     doc = yaml.safe_load(_data("demo_cycle.yaml"))["cycle"]
-    cycle = db.session.scalar(select(ReportCycle).where(
-        ReportCycle.region == doc["region"], ReportCycle.year == doc["year"]))
+    cycle = _existing_demo_cycle(doc)
     if cycle is not None:
         return cycle, False, demo_accounts()
 
@@ -53,6 +52,16 @@ def load_demo(today=None):
         _play(cycle, item)
     db.session.commit()
     return cycle, True, demo_accounts()
+
+
+def _existing_demo_cycle(doc: dict) -> ReportCycle | None:
+    """The demo's cycle if loaded: in its region (赫山区, 430903), or, in a database upgraded from before
+    regions, the cycle printed with the region's full name."""
+    region = doc["region"]
+    by_region = select(ReportCycle).join(Region, Region.id == ReportCycle.region_id).where(
+        Region.code == region["code"], ReportCycle.year == doc["year"])
+    by_name = select(ReportCycle).where(ReportCycle.region == region["full_name"], ReportCycle.year == doc["year"])
+    return db.session.scalar(by_region) or db.session.scalar(by_name)
 
 
 def _keep_published_passwords() -> None:

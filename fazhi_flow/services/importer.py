@@ -2,6 +2,11 @@
 
 The schema is documented in docs/cycle-file.md. Every problem is reported with the key and position
 (e.g. ``outline[1].children[0].lead``); if there is any, nothing is written.
+
+A file belongs to one region (``cycle.region``, see importer_regions.py): its units, users and
+assignments are looked up and created in that region only, so a file for one district can never change
+another's. Every change is listed (``ImportResult.changes``); ``preview_cycle`` computes the list and
+writes nothing.
 """
 from __future__ import annotations
 
@@ -19,8 +24,9 @@ from ..figures.numbers import STORABLE, storable_number
 from ..limits import column_length
 from ..models import Assignment, Indicator, ReportCycle, Rule, Section, Unit, User
 from ..models.indicator import INDICATOR_TYPES, ROLLUPS, IndicatorValue
-from ..models.org import ROLES, UNIT_KINDS
+from ..models.org import ROLES, UNIT_KINDS, Region
 from .audit import record
+from .importer_regions import apply_region, check_printed_name, resolve_region
 from .users import password_problem
 
 TOP_KEYS = {"cycle", "units", "users", "outline"}
@@ -113,20 +119,89 @@ class CycleFileError(DomainError):
         self.errors = errors
 
 
+# What a file can change, in the order changes are listed, with their Chinese names.
+KIND_LABELS = {"regions": "地区", "cycles": "年度报告", "units": "单位", "users": "用户", "sections": "章节",
+               "assignments": "任务分配", "indicators": "统计指标", "rules": "校验规则"}
+ACTION_LABELS = {"created": "新建", "updated": "修改", "removed": "删除"}
+FIELD_LABELS = {
+    "title": "标题", "year": "年度", "region": "地区名称", "due": "截止日期", "unit_head_review": "单位负责人审核",
+    "issuers": "落款", "issue_date": "成文日期", "name": "名称", "kind": "类型", "parent": "上级", "level": "级别",
+    "sort_order": "顺序", "email": "电子邮箱", "phone": "电话", "unit": "单位", "roles": "角色",
+    "guidance": "填报说明", "word_limit": "字数上限", "run_in": "标题接排", "position": "顺序", "reviewers": "审核人",
+    "measure": "计量单位", "type": "类型", "required": "必填", "minimum": "最小值", "maximum": "最大值",
+    "reported_by": "填报方式", "rollup": "汇总方式", "section": "所属章节", "role": "承办方式", "rules": "规则",
+}
+SHOWN_CHARS = 60  # a long guidance text is cut in the list of changes
+
+
+def _shown(value) -> str:
+    if value is None or value == "" or value == []:
+        return "（空）"
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, (list, tuple)):
+        return "、".join(str(v) for v in value)
+    text = " ".join(str(value).split())
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "…"
+
+
+@dataclass
+class Change:
+    """One object the import creates, updates or removes; ``fields`` are (field, old, new)."""
+
+    kind: str
+    action: str
+    label: str
+    fields: list = field(default_factory=list)
+
+    def line(self) -> str:
+        head = f"{ACTION_LABELS[self.action]}{KIND_LABELS[self.kind]} {self.label}"
+        if self.action == "removed" or not self.fields:
+            return head
+        if self.action == "created":
+            shown = [f"{FIELD_LABELS.get(k, k)} {_shown(new)}" for k, _old, new in self.fields if new not in (None, "", [])]
+            return head + (f"（{'；'.join(shown)}）" if shown else "")
+        return head + "：" + "；".join(f"{FIELD_LABELS.get(k, k)} {_shown(old)} → {_shown(new)}"
+                                      for k, old, new in self.fields)
+
+
+def _counts() -> dict:
+    return {kind: 0 for kind in KIND_LABELS}
+
+
 @dataclass
 class ImportResult:
-    cycle: ReportCycle
-    created: dict = field(default_factory=lambda: {"units": 0, "users": 0, "sections": 0,
-                                                   "assignments": 0, "indicators": 0})
-    updated: dict = field(default_factory=lambda: {"units": 0, "users": 0, "sections": 0, "indicators": 0,
-                                                   "rules": 0})
-    removed: dict = field(default_factory=lambda: {"sections": 0, "assignments": 0, "indicators": 0})
+    cycle: ReportCycle | None = None
+    created: dict = field(default_factory=_counts)
+    updated: dict = field(default_factory=_counts)
+    removed: dict = field(default_factory=_counts)
+    changes: list = field(default_factory=list)  # Change, in the order they were made
     passwords: dict = field(default_factory=dict)  # username -> one-time password of new users
     warnings: list = field(default_factory=list)  # material nobody could move (services.stuck), as sentences
+    title: str = ""  # the cycle's title and region, kept as text for a preview (rolled back)
+    region_label: str = ""
 
     @property
     def changed(self) -> bool:
-        return any(self.created.values()) or any(self.updated.values()) or any(self.removed.values())
+        return bool(self.changes)
+
+    def note(self, kind: str, action: str, label: str, fields=None) -> None:
+        getattr(self, action)[kind] += 1
+        self.changes.append(Change(kind, action, label, list(fields or [])))
+
+    def lines(self) -> list[str]:
+        """Every change, one sentence each: 新建单位 gaj 赫山公安分局（类型 政府部门）…"""
+        return [change.line() for change in self.changes]
+
+    def summary(self) -> str:
+        """新建：单位2个、用户3个；修改：章节1个；删除：任务分配1个 (empty when nothing changes)."""
+        parts = []
+        for action in ("created", "updated", "removed"):
+            counts = getattr(self, action)
+            listed = "、".join(f"{KIND_LABELS[k]}{counts[k]}个" for k in KIND_LABELS if counts[k])
+            if listed:
+                parts.append(f"{ACTION_LABELS[action]}：{listed}")
+        return "；".join(parts)
 
 
 # ------------------------------------------------------------------ validation
@@ -240,22 +315,27 @@ def parse_document(text: str) -> dict:
     return data
 
 
-def validate(data: dict) -> dict:
-    """Check the whole document; return a normalised plan or raise CycleFileError with every problem."""
+def validate(data: dict, actor=None, region: Region | None = None) -> dict:
+    """Check the whole document for ``actor`` (None: the command line's operator), in ``region`` when
+    the caller fixes it; return a normalised plan or raise CycleFileError with every problem."""
     c = _Checker()
     c.mapping(data, TOP, TOP_KEYS, required=("cycle",))
-    plan = {"cycle": _validate_cycle(c, data.get("cycle") or {}), "units": [], "users": [], "outline": []}
-
-    existing_units = {u.code for u in db.session.scalars(select(Unit))}
-    existing_users = {u.username for u in db.session.scalars(select(User))}
+    raw_cycle = data.get("cycle") or {}
+    plan = {"cycle": _validate_cycle(c, raw_cycle), "units": [], "users": [], "outline": []}
+    target = plan["region"] = resolve_region(c, raw_cycle.get("region") if isinstance(raw_cycle, dict) else None,
+                                             actor, region)
+    if target.printed:
+        plan["cycle"]["region"] = target.printed
+    check_printed_name(c, target, plan["cycle"].get("year"))
+    scope = _Scope(target.region_id)
 
     plan["units"] = _validate_units(c, _list_of(c, data, "units"))
-    known_units = {unit["code"] for unit in plan["units"]} | existing_units
-    _check_unit_parents(c, plan["units"], known_units)
-    plan["users"] = _validate_users(c, _list_of(c, data, "users"), known_units)
-    known_users = {user["username"] for user in plan["users"]} | existing_users
+    known_units = {unit["code"] for unit in plan["units"]} | scope.unit_codes
+    _check_unit_parents(c, plan["units"], known_units, scope)
+    plan["users"] = _validate_users(c, _list_of(c, data, "users"), known_units, scope)
+    known_users = {user["username"] for user in plan["users"]} | scope.usernames
 
-    outline = _OutlineChecker(c, known_units, known_users)
+    outline = _OutlineChecker(c, known_units, known_users, scope)
     plan["outline"] = outline.walk(data.get("outline") or [], "outline", "")
     if not plan["outline"] and not c.errors:
         c.err("outline", "至少需要一个章节")
@@ -264,6 +344,31 @@ def validate(data: dict) -> dict:
     if c.errors:
         raise CycleFileError(c.errors)
     return plan
+
+
+class _Scope:
+    """What the target region holds (nothing when the file creates the region), and for messages,
+    which unit codes and usernames exist in other regions."""
+
+    def __init__(self, region_id: int | None):
+        self.region_id = region_id
+        self.unit_codes: set[str] = set()
+        self.usernames: set[str] = set()
+        if region_id is not None:
+            self.unit_codes = set(db.session.scalars(select(Unit.code).where(Unit.region_id == region_id)))
+            self.usernames = set(db.session.scalars(select(User.username).where(User.region_id == region_id)))
+
+    def unknown_unit(self, code) -> str:
+        elsewhere = db.session.scalar(select(Unit.id).where(Unit.code == code).limit(1))
+        if elsewhere is not None:
+            return f"本地区没有单位代码“{code}”（其他地区的同代码单位不能引用；要在本地区新建，请在 units 中列出）"
+        return f"未知的单位代码“{code}”"
+
+    def foreign_user(self, username) -> bool:
+        """The username is taken by a person of another region (usernames are unique system-wide)."""
+        if username in self.usernames:
+            return False
+        return db.session.scalar(select(User.id).where(User.username == username).limit(1)) is not None
 
 
 def _list_of(c: _Checker, data: dict, key: str) -> list:
@@ -281,7 +386,7 @@ def _validate_cycle(c: _Checker, raw_cycle) -> dict:
     cycle = {
         "title": c.text(raw_cycle.get("title"), "cycle.title", required=True, max_len=column_length(ReportCycle.title)),
         "year": c.integer(raw_cycle.get("year"), "cycle.year", 2000, 2100),
-        "region": c.text(raw_cycle.get("region"), "cycle.region", required=True, max_len=column_length(ReportCycle.region)),
+        "region": None,  # read by resolve_region: text, or a mapping defining the region
         "due": c.date(raw_cycle.get("due"), "cycle.due"),
         "unit_head_review": c.boolean(raw_cycle.get("unit_head_review"), "cycle.unit_head_review"),
         "issuers": "\n".join(issuers),
@@ -316,16 +421,16 @@ def _validate_units(c: _Checker, raw_units: list) -> list[dict]:
     return units
 
 
-def _check_unit_parents(c: _Checker, units: list[dict], known_units: set) -> None:
+def _check_unit_parents(c: _Checker, units: list[dict], known_units: set, scope: _Scope) -> None:
     for unit in units:
         if unit["parent"] is not None and unit["parent"] not in known_units:
-            c.err(f"{unit['path']}.parent", f"未知的单位代码“{unit['parent']}”")
+            c.err(f"{unit['path']}.parent", scope.unknown_unit(unit["parent"]))
         if unit["parent"] == unit["code"]:
             c.err(f"{unit['path']}.parent", "上级单位不能是自己")
-    _check_parent_loops(c, units)
+    _check_parent_loops(c, units, scope.region_id)
 
 
-def _validate_users(c: _Checker, raw_users: list, known_units: set) -> list[dict]:
+def _validate_users(c: _Checker, raw_users: list, known_units: set, scope: _Scope) -> list[dict]:
     users = []
     usernames: set[str] = set()
     for i, raw in enumerate(raw_users):
@@ -335,6 +440,8 @@ def _validate_users(c: _Checker, raw_users: list, known_units: set) -> list[dict
         username = c.text(raw.get("username"), f"{path}.username", True, column_length(User.username))
         if username in usernames:
             c.err(f"{path}.username", f"用户名“{username}”重复")
+        elif username and scope.foreign_user(username):
+            c.err(f"{path}.username", f"用户名“{username}”已被其他地区的用户使用（用户名在全系统唯一），请换一个")
         usernames.add(username)
         roles = c.str_list(raw.get("roles"), f"{path}.roles")
         for role in roles:
@@ -342,7 +449,7 @@ def _validate_users(c: _Checker, raw_users: list, known_units: set) -> list[dict
                 c.err(f"{path}.roles", f"角色“{role}”无效，可选：{', '.join(ROLES)}")
         unit = raw.get("unit")
         if unit is not None and unit not in known_units:
-            c.err(f"{path}.unit", f"未知的单位代码“{unit}”")
+            c.err(f"{path}.unit", scope.unknown_unit(unit))
         if {"liaison", "unit_head"} & set(roles) and unit is None:
             c.err(f"{path}.unit", "联络员和单位负责人必须属于一个单位")
         email = c.text(raw.get("email"), f"{path}.email", max_len=column_length(User.email))
@@ -363,10 +470,11 @@ class _OutlineChecker:
     """Walks the outline: sections with their units, reviewers, indicators and rules. Codes must be
     unique across the whole file, and rule expressions are checked once every indicator is known."""
 
-    def __init__(self, c: _Checker, known_units: set, known_users: set):
+    def __init__(self, c: _Checker, known_units: set, known_users: set, scope: _Scope):
         self.c = c
         self.known_units = known_units
         self.known_users = known_users
+        self.scope = scope
         self.section_codes: set[str] = set()
         self.indicator_codes: dict[str, str] = {}
         self.rules_to_check: list[tuple[str, str]] = []
@@ -413,13 +521,14 @@ class _OutlineChecker:
         for key, codes in (("lead", lead), ("support", support)):
             for unit in codes:
                 if unit not in self.known_units:
-                    c.err(f"{npath}.{key}", f"未知的单位代码“{unit}”")
+                    c.err(f"{npath}.{key}", self.scope.unknown_unit(unit))
         for unit in set(lead) & set(support):
             c.err(f"{npath}.support", f"单位“{unit}”不能同时是牵头和配合单位")
         reviewers = c.str_list(raw.get("reviewers"), f"{npath}.reviewers")
         for username in reviewers:
             if username not in self.known_users:
-                c.err(f"{npath}.reviewers", f"未知的用户名“{username}”")
+                c.err(f"{npath}.reviewers", f"用户“{username}”属于其他地区，不能审核本地区的材料"
+                      if self.scope.foreign_user(username) else f"未知的用户名“{username}”")
         return lead, support, reviewers
 
     def _indicator(self, ind, ipath: str) -> dict | None:
@@ -484,9 +593,11 @@ def _validate_expression(expr: str, codes: set[str]) -> list[str]:
 # ------------------------------------------------------------------ writing
 
 
-def import_cycle(text: str, actor=None, strict: bool = False) -> ImportResult:
+def import_cycle(text: str, actor=None, strict: bool = False, region: Region | None = None) -> ImportResult:
     """Validate and write a cycle file; flush only. Re-importing the same file changes nothing.
 
+    ``actor`` None is the command line's operator (may create regions); ``region`` is the region the
+    caller requires (the CLI's ``--region``). ``result.changes`` lists every change made;
     ``result.warnings`` names every section whose material nobody could submit or approve as written;
     with ``strict`` those warnings refuse the file too.
 
@@ -494,34 +605,64 @@ def import_cycle(text: str, actor=None, strict: bool = False) -> ImportResult:
     """
     from .stuck import stuck_messages
 
-    plan = validate(parse_document(text))
+    plan = validate(parse_document(text), actor, region)
     with db.session.no_autoflush:
-        result = _apply(plan)
+        result = _apply(plan, actor)
     db.session.flush()
     result.warnings = stuck_messages(result.cycle)
+    result.title, result.region_label = result.cycle.title, f"{result.cycle.owner.name}（{result.cycle.owner.code}）"
     if strict and result.warnings:
         raise CycleFileError(["（--strict）" + w for w in result.warnings])
     if result.changed:  # re-importing an unchanged file leaves no trace
-        record(actor, "cycle.import", f"cycle:{result.cycle.id}", created=result.created,
-               updated=result.updated, removed=result.removed)
+        record(actor, "cycle.import", f"cycle:{result.cycle.id}", created=_nonzero(result.created),
+               updated=_nonzero(result.updated), removed=_nonzero(result.removed))
     return result
 
 
-def _set(obj, values: dict) -> bool:
-    changed = False
+def preview_cycle(text: str, actor=None, strict: bool = False, region: Region | None = None) -> ImportResult:
+    """What ``import_cycle`` would change, computed by the same code and then rolled back to a
+    savepoint: nothing is written. ``result.cycle`` is not usable afterwards; ``title``,
+    ``region_label`` and ``changes`` are plain text.
+
+    :raise CycleFileError: the file has problems.
+    """
+    savepoint = db.session.begin_nested()
+    try:
+        result = import_cycle(text, actor, strict=strict, region=region)
+    finally:
+        savepoint.rollback()
+    result.cycle = None
+    result.passwords = {name: "" for name in result.passwords}  # never shown: the real import makes new ones
+    return result
+
+
+def _nonzero(counts: dict) -> dict:
+    return {k: v for k, v in counts.items() if v}
+
+
+def _diff(obj, values: dict) -> list[tuple]:
+    """Set ``values`` on ``obj``; the (field, old, new) that changed."""
+    changed = []
     for key, value in values.items():
-        if getattr(obj, key) != value:
+        old = getattr(obj, key)
+        if old != value:
             setattr(obj, key, value)
-            changed = True
+            changed.append((key, old, value))
     return changed
 
 
-def _apply(plan: dict) -> ImportResult:
+def _set(obj, values: dict) -> bool:
+    return bool(_diff(obj, values))
+
+
+def _apply(plan: dict, actor) -> ImportResult:
     extensions = _cycle_extensions()
-    result = _apply_cycle({k: v for k, v in plan["cycle"].items() if k not in extensions})
+    result = ImportResult()
+    region = apply_region(plan["region"], actor, result.note)
+    _apply_cycle({k: v for k, v in plan["cycle"].items() if k not in extensions}, region, result)
     cycle = result.cycle
-    units = _apply_units(plan["units"], result)
-    users = _apply_users(plan["users"], units, result)
+    units = _apply_units(plan["units"], region, result)
+    users = _apply_users(plan["users"], units, region, result)
     _OutlineWriter(cycle, units, users, result).write_all(plan["outline"])
     for key, extension in extensions.items():
         if key in plan["cycle"]:
@@ -533,51 +674,77 @@ def _apply(plan: dict) -> ImportResult:
     return result
 
 
-def _apply_cycle(cinfo: dict) -> ImportResult:
+def _apply_cycle(cinfo: dict, region: Region, result: ImportResult) -> None:
     cycle = db.session.scalar(select(ReportCycle).where(
-        ReportCycle.region == cinfo["region"], ReportCycle.year == cinfo["year"]))
+        ReportCycle.region_id == region.id, ReportCycle.year == cinfo["year"]))
     if cycle is None:
-        cycle = ReportCycle(state="setup", **cinfo)
+        cycle = ReportCycle(state="setup", owner=region, **cinfo)
         db.session.add(cycle)
         db.session.flush()
-        return ImportResult(cycle=cycle)
+        result.cycle = cycle
+        result.note("cycles", "created", cycle.title, [(k, None, v) for k, v in cinfo.items() if k != "title"])
+        return
     if cycle.state in ("signed", "published", "correcting"):
         raise CycleFileError([f"cycle：年度报告当前为“{cycle.state_label}”，不能再修改"])
-    _set(cycle, cinfo)
-    return ImportResult(cycle=cycle)
+    result.cycle = cycle
+    changed = _diff(cycle, cinfo)
+    if changed:
+        result.note("cycles", "updated", cycle.title, changed)
 
 
-def _apply_units(planned: list[dict], result: ImportResult) -> dict[str, Unit]:
-    """Create or update the file's units, then their parents; every unit by code."""
-    units = {u.code: u for u in db.session.scalars(select(Unit))}
+def _apply_units(planned: list[dict], region: Region, result: ImportResult) -> dict[str, Unit]:
+    """Create or update the file's units, then their parents; every unit by code, in ``region`` only."""
+    units = {u.code: u for u in db.session.scalars(select(Unit).where(Unit.region_id == region.id))} \
+        if region.id else {}
+    changes: dict[str, list] = {}
     for i, info in enumerate(planned):
         unit = units.get(info["code"])
         values = {"name": info["name"], "kind": info["kind"], "sort_order": i}
         if unit is None:
-            unit = Unit(code=info["code"], **values)
+            unit = Unit(code=info["code"], region=region, **values)
             db.session.add(unit)
             units[info["code"]] = unit
-            result.created["units"] += 1
-        elif _set(unit, values):
-            result.updated["units"] += 1
+            changes[info["code"]] = None
+        else:
+            changes[info["code"]] = _diff(unit, values)
     for info in planned:
+        unit = units[info["code"]]
         parent = units[info["parent"]] if info["parent"] else None
-        if units[info["code"]].parent is not parent:
-            units[info["code"]].parent = parent
+        if unit.parent is not parent:
+            if changes[info["code"]] is not None:
+                changes[info["code"]].append(("parent", _code(unit.parent), _code(parent)))
+            unit.parent = parent
+    for info in planned:
+        unit, changed = units[info["code"]], changes[info["code"]]
+        label = f"{unit.code} {unit.name}"
+        if changed is None:
+            result.note("units", "created", label, [("kind", None, UNIT_KINDS[unit.kind]),
+                                                    ("parent", None, _code(unit.parent))])
+        elif changed:
+            result.note("units", "updated", label, [(k, UNIT_KINDS.get(o, o) if k == "kind" else o,
+                                                     UNIT_KINDS.get(n, n) if k == "kind" else n)
+                                                    for k, o, n in changed])
     db.session.flush()
     _check_unit_cycles(units.values())
     return units
 
 
-def _apply_users(planned: list[dict], units: dict[str, Unit], result: ImportResult) -> dict[str, User]:
-    """Create or update the file's users; every user by username."""
-    users = {u.username: u for u in db.session.scalars(select(User))}
+def _code(obj) -> str | None:
+    return obj.code if obj is not None else None
+
+
+def _apply_users(planned: list[dict], units: dict[str, Unit], region: Region,
+                 result: ImportResult) -> dict[str, User]:
+    """Create or update the file's users; every user by username, in ``region`` only (validation
+    refused usernames of other regions)."""
+    users = {u.username: u for u in db.session.scalars(select(User).where(User.region_id == region.id))} \
+        if region.id else {}
     for info in planned:
         user = users.get(info["username"])
-        values = {"name": info["name"], "email": info["email"], "phone": info["phone"],
-                  "unit_id": units[info["unit"]].id if info["unit"] else None}
+        unit = units[info["unit"]] if info["unit"] else None
+        values = {"name": info["name"], "email": info["email"], "phone": info["phone"]}
         if user is None:
-            user = User(username=info["username"], **values)
+            user = User(username=info["username"], region=region, unit=unit, **values)
             if info["password"]:
                 user.set_password(info["password"])
                 user.must_change_password = True  # chosen by the file's author, known to others
@@ -589,15 +756,26 @@ def _apply_users(planned: list[dict], units: dict[str, Unit], result: ImportResu
             user.set_roles(info["roles"])
             db.session.add(user)
             users[user.username] = user
-            result.created["users"] += 1
-        else:
-            changed = _set(user, values)
-            if user.roles != set(info["roles"]):
-                user.set_roles(info["roles"])
-                changed = True
-            result.updated["users"] += changed
+            result.note("users", "created", f"{user.username} {user.name}",
+                        [("unit", None, info["unit"]), ("roles", None, _role_names(info["roles"]))])
+            continue
+        changed = _diff(user, values)
+        if user.unit is not unit:
+            changed.append(("unit", _code(user.unit), _code(unit)))
+            user.unit = unit
+        if user.roles != set(info["roles"]):
+            changed.append(("roles", _role_names(user.roles), _role_names(info["roles"])))
+            user.set_roles(info["roles"])
+        if changed:
+            result.note("users", "updated", f"{user.username} {user.name}", changed)
     db.session.flush()
     return users
+
+
+def _role_names(roles) -> list[str]:
+    from ..models.org import ROLE_LABELS
+
+    return [ROLE_LABELS[r] for r in ROLES if r in set(roles)]
 
 
 class _OutlineWriter:
@@ -610,6 +788,8 @@ class _OutlineWriter:
         self.indicator_rows = {i.code: i for i in db.session.scalars(
             select(Indicator).where(Indicator.cycle_id == cycle.id))}
         self.seen_indicators: set[str] = set()
+        self.new_sections: set[int] = set()
+        self.section_changes: dict[int, Change] = {}
 
     def write_all(self, outline: list[dict]) -> None:
         self.write(outline, None)
@@ -633,14 +813,34 @@ class _OutlineWriter:
         for position, node in enumerate(nodes):
             section = self._section(node, parent, position)
             self.seen.add(node["code"])
-            wanted_reviewers = [self.users[name] for name in node["reviewers"]]
+            wanted_reviewers = [self.users.get(name) or self._reviewer(name) for name in node["reviewers"]]
             if [r.id for r in section.reviewers] != [r.id for r in wanted_reviewers]:
+                self._note_section(section, ("reviewers", [r.username for r in section.reviewers],
+                                             [r.username for r in wanted_reviewers]))
                 section.reviewers = wanted_reviewers
             db.session.flush()
             _sync_assignments(section, node, self.units, self.result)
             self._indicators(section, node["indicators"])
             self._rules(section, node["rules"])
             self.write(node["children"], section)
+
+    def _reviewer(self, username: str) -> User:
+        # A reviewer of the region the file does not list (validation checked the region).
+        user = db.session.scalar(select(User).where(User.username == username,
+                                                    User.region_id == self.cycle.region_id))
+        self.users[username] = user
+        return user
+
+    def _note_section(self, section: Section, *changed) -> None:
+        """Fold a section's changes into one entry (fields, then reviewers are found separately)."""
+        if section.id is None or section.id in self.new_sections:
+            return
+        entry = self.section_changes.get(section.id)
+        if entry is None:
+            entry = self.section_changes[section.id] = Change("sections", "updated", _section_label(section))
+            self.result.updated["sections"] += 1
+            self.result.changes.append(entry)
+        entry.fields.extend(changed)
 
     def _section(self, node: dict, parent, position: int) -> Section:
         section = self.existing.get(node["code"])
@@ -649,14 +849,18 @@ class _OutlineWriter:
         if section is None:
             section = Section(cycle_id=self.cycle.id, code=node["code"], parent=parent, **values)
             db.session.add(section)
+            db.session.flush()
+            self.new_sections.add(section.id)
             self.existing[node["code"]] = section
-            self.result.created["sections"] += 1
+            self.result.note("sections", "created", _section_label(section),
+                             [("parent", None, _code(parent)), ("due", None, node["due"])])
         else:
-            changed = _set(section, values)
+            changed = _diff(section, values)
             if section.parent is not parent:
+                changed.append(("parent", _code(section.parent), _code(parent)))
                 section.parent = parent
-                changed = True
-            self.result.updated["sections"] += changed
+            if changed:
+                self._note_section(section, *changed)
         return section
 
     def _indicators(self, section: Section, planned: list[dict]) -> None:
@@ -668,9 +872,17 @@ class _OutlineWriter:
                 row = Indicator(cycle_id=self.cycle.id, code=info["code"], **values)
                 db.session.add(row)
                 self.indicator_rows[info["code"]] = row
-                self.result.created["indicators"] += 1
-            elif _set(row, values):
-                self.result.updated["indicators"] += 1
+                self.result.note("indicators", "created", f"{row.code} {row.name}",
+                                 [("section", None, section.code), ("measure", None, row.measure)])
+                continue
+            old_section = self.sections_by_id().get(row.section_id)
+            changed = [(k, o, n) if k != "section_id" else ("section", _code(old_section), section.code)
+                       for k, o, n in _diff(row, values)]
+            if changed:
+                self.result.note("indicators", "updated", f"{row.code} {row.name}", changed)
+
+    def sections_by_id(self) -> dict:
+        return {s.id: s for s in self.existing.values()}
 
     def _rules(self, section: Section, planned: list[dict]) -> None:
         old_rules = [(r.expression, r.severity, r.message) for r in db.session.scalars(
@@ -678,7 +890,8 @@ class _OutlineWriter:
         new_rules = [(r["expression"], r["severity"], r["message"]) for r in planned]
         if old_rules == new_rules:
             return
-        self.result.updated["rules"] += 1
+        self.result.note("rules", "updated", _section_label(section),
+                         [("rules", [r[0] for r in old_rules], [r[0] for r in new_rules])])
         for rule in db.session.scalars(select(Rule).where(Rule.section_id == section.id)):
             db.session.delete(rule)
         for k, (expression, severity, message) in enumerate(new_rules):
@@ -696,10 +909,11 @@ def _check_unit_cycles(units) -> None:
             node = node.parent
 
 
-def _check_parent_loops(c: _Checker, planned: list[dict]) -> None:
-    """Refuse units whose parents would form a loop, counting the stored parents of units the file
-    does not list (the unit of work cannot even flush such a tree)."""
-    rows = db.session.execute(select(Unit.id, Unit.code, Unit.parent_id)).all()
+def _check_parent_loops(c: _Checker, planned: list[dict], region_id: int | None) -> None:
+    """Refuse units whose parents would form a loop, counting the stored parents of the region's units
+    the file does not list (the unit of work cannot even flush such a tree)."""
+    rows = db.session.execute(select(Unit.id, Unit.code, Unit.parent_id).where(Unit.region_id == region_id)).all() \
+        if region_id else []
     code_of = {uid: code for uid, code, _ in rows}
     parents = {code: code_of.get(parent_id) for _, code, parent_id in rows}
     parents.update({u["code"]: u["parent"] for u in planned if u["code"]})
@@ -724,7 +938,7 @@ def _remove_indicator(indicator, node_paths: dict, result) -> None:
         raise CycleFileError([f"{where}.indicators：指标“{indicator.name}”（{indicator.code}）已有单位填报的数值，"
                               "不能删除"])
     db.session.delete(indicator)
-    result.removed["indicators"] += 1
+    result.note("indicators", "removed", f"{indicator.code} {indicator.name}")
 
 
 def _has_material(assignment) -> bool:
@@ -732,15 +946,21 @@ def _has_material(assignment) -> bool:
     return c is not None and (bool((c.body or "").strip()) or c.state != "draft" or bool(c.revisions))
 
 
+ROLE_NAMES = {"lead": "牵头", "support": "配合"}
+
+
 def _sync_assignments(section, node, units, result) -> None:
     wanted = {code: "lead" for code in node["lead"]} | {code: "support" for code in node["support"]}
     current = {a.unit.code: a for a in section.assignments}
     for code, role in wanted.items():
         assignment = current.get(code)
+        label = f"{section.code} × {code} {units[code].name}"
         if assignment is None:
             section.assignments.append(Assignment(unit=units[code], role=role))
-            result.created["assignments"] += 1
+            result.note("assignments", "created", label, [("role", None, ROLE_NAMES[role])])
         elif assignment.role != role:
+            result.note("assignments", "updated", label,
+                        [("role", ROLE_NAMES.get(assignment.role), ROLE_NAMES[role])])
             assignment.role = role
     for code, assignment in current.items():
         if code not in wanted:
@@ -748,7 +968,7 @@ def _sync_assignments(section, node, units, result) -> None:
                 raise CycleFileError([f"{node['path']}：单位“{code}”已就该章节报送材料，不能取消其任务分配"])
             section.assignments.remove(assignment)
             db.session.delete(assignment)
-            result.removed["assignments"] += 1
+            result.note("assignments", "removed", f"{section.code} × {code} {assignment.unit.name}")
 
 
 def _remove_section(section, result) -> None:
@@ -757,15 +977,22 @@ def _remove_section(section, result) -> None:
             if _has_material(assignment):
                 raise CycleFileError([f"outline：章节“{section.code}”已有报送材料，不能删除"])
     db.session.delete(section)
-    result.removed["sections"] += 1
+    result.note("sections", "removed", _section_label(section))
 
 
-def import_cycle_file(path: str, actor=None, strict: bool = False) -> ImportResult:
+def _section_label(section) -> str:
+    return f"{section.code} {section.title}" if section.title else f"{section.code}（无标题）"
+
+
+def read_cycle_file(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+            return fh.read()
     except UnicodeDecodeError:
         raise CycleFileError([f"文件 {path} 不是 UTF-8 编码：请在编辑器中“另存为”UTF-8 编码后再导入"]) from None
     except OSError as exc:
         raise CycleFileError([f"无法读取文件 {path}：{exc.strerror or exc}"]) from None
-    return import_cycle(text, actor, strict=strict)
+
+
+def import_cycle_file(path: str, actor=None, strict: bool = False, region: Region | None = None) -> ImportResult:
+    return import_cycle(read_cycle_file(path), actor, strict=strict, region=region)
