@@ -13,9 +13,15 @@ from .errors import abort_with
 DECISION_EVENTS = ("return", "approve", "unit_return", "unit_approve", "reopen")
 
 
+def in_own_region(obj, user) -> bool:
+    """Whether ``obj`` belongs to ``user``'s region. Pages answer an object of another region with
+    404, as if it did not exist: a 403 would confirm that the id is in use elsewhere."""
+    return policy.region_of(obj) in (None, user.region_id)
+
+
 def contribution_or_abort(contribution_id: int, user) -> Contribution:
     contribution = db.session.get(Contribution, contribution_id)
-    if contribution is None:
+    if contribution is None or not in_own_region(contribution, user):
         abort_with(404, "这份材料不存在。")
     if not policy.can(user, "contribution.view", contribution):
         abort_with(403, "这份材料属于其他单位，您没有权限查看。")
@@ -24,11 +30,19 @@ def contribution_or_abort(contribution_id: int, user) -> Contribution:
 
 def attachment_or_abort(attachment_id: int, user) -> Attachment:
     attachment = db.session.get(Attachment, attachment_id)
-    if attachment is None:
+    if attachment is None or not in_own_region(attachment, user):
         abort_with(404, "这个附件不存在，可能已被删除。")
     if not policy.can(user, "attachment.download", attachment):
         abort_with(403, "这个附件属于其他单位的材料，您没有权限下载。")
     return attachment
+
+
+def own_cycle_or_abort(cycle_id: int, user) -> ReportCycle:
+    """A cycle of ``user``'s region (drafts, compile, material); any other → 404."""
+    cycle = db.session.get(ReportCycle, cycle_id)
+    if cycle is None or cycle.region_id != user.region_id:
+        abort_with(404, "该年度报告不存在。")
+    return cycle
 
 
 def preload_sections(cycle_ids) -> None:
