@@ -14,13 +14,15 @@ from .editor import contribution_figures, load_contribution
 
 
 def reviewable_submissions(user) -> list[Contribution]:
-    """Every submitted contribution of a collecting cycle that ``user`` may review, oldest first."""
+    """Every submitted contribution of a collecting cycle of ``user``'s region that ``user`` may
+    review, oldest first."""
     from ..workflow.machine import is_contribution_reviewer
 
     rows = list(db.session.scalars(
         select(Contribution).join(ReportCycle, Contribution.cycle_id == ReportCycle.id)
         .join(Assignment, Contribution.assignment_id == Assignment.id)
-        .where(Contribution.state == "submitted", ReportCycle.state == "collecting")
+        .where(Contribution.state == "submitted", ReportCycle.state == "collecting",
+               ReportCycle.region_id == user.region_id)
         .options(contains_eager(Contribution.cycle), contains_eager(Contribution.assignment),
                  selectinload(Contribution.unit), selectinload(Contribution.revisions))
     ))
@@ -48,9 +50,10 @@ PAGE_SIZE = 50  # rows of 待审核 per page
 
 
 def reviewable_refs(user) -> tuple[list, list]:
-    """(id, cycle id, section id, unit id) of every submitted contribution of a collecting cycle that
-    ``user`` may review, oldest first, read as plain rows (a city has thousands, a page shows 50);
-    with the cycles and sections loaded for them, to be kept while the rows are used."""
+    """(id, cycle id, section id, unit id) of every submitted contribution of a collecting cycle of
+    ``user``'s region that ``user`` may review, oldest first, read as plain rows (a city has
+    thousands, a page shows 50); with the cycles and sections loaded for them, to be kept while the
+    rows are used."""
     from types import SimpleNamespace
 
     from ..models import Section
@@ -60,7 +63,10 @@ def reviewable_refs(user) -> tuple[list, list]:
         select(Contribution.id, Contribution.cycle_id, Contribution.section_id, Contribution.unit_id,
                Contribution.submitted_at, Contribution.updated_at)
         .join(ReportCycle, Contribution.cycle_id == ReportCycle.id)
-        .where(Contribution.state == "submitted", ReportCycle.state == "collecting")).all()
+        # Only the reviewer's region: a section naming no reviewer is open to the reviewers of its own
+        # region, never of another (the policy refuses those one by one; the queue's counts must too).
+        .where(Contribution.state == "submitted", ReportCycle.state == "collecting",
+               ReportCycle.region_id == user.region_id)).all()
     kept = preload_sections(r.cycle_id for r in rows)
     # The policy reads the contribution's unit and section only; its answer depends on the section
     # and on whether the unit is the reviewer's own.
