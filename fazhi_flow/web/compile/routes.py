@@ -25,15 +25,14 @@ from ...workflow.states import CYCLE_EVENT_LABELS
 from ..errors import abort_with
 from ..fields import db_int, optional_int
 from ..handler import handler, on_refusal
+from ..loading import own_cycle_or_abort
 from . import bp
 from .forms import ActionForm, AppendixForm, CommentForm, CorrectionForm, ReturnForm, SectionTextForm, SignForm
 
 
 def _cycle_or_404(cycle_id: int) -> ReportCycle:
-    cycle = db.session.get(ReportCycle, cycle_id)
-    if cycle is None:
-        abort_with(404, "该年度报告不存在。")
-    return cycle
+    # Drafts of another region do not exist for this user (overseers included: they read publications).
+    return own_cycle_or_abort(cycle_id, current_user)
 
 
 READER_ONLY = "汇总签发只对管理员和签发领导开放。"
@@ -107,7 +106,7 @@ def _article(document: ReportDocument) -> Markup:
 @handler("compile.view", message=READER_ONLY)
 def index():
     cycles = list(db.session.scalars(
-        select(ReportCycle).where(ReportCycle.state.in_(
+        select(ReportCycle).where(ReportCycle.region_id == current_user.region_id, ReportCycle.state.in_(
             ("compiling", "signoff", "signed", "published", "correcting")))
         .order_by(ReportCycle.year.desc(), ReportCycle.id.desc())
     ))
