@@ -104,9 +104,12 @@ def pager_prefix(cycle, filters: dict) -> str:
     return url_for("dashboard.index", **{k: v for k, v in args.items() if v}) + "&page="
 
 
-def build_page(cycle, cycles: list, viewer, filters: dict, page: int | None = None) -> DashboardPage:
+def build_page(cycle, cycles: list, viewer, filters: dict, page: int | None = None,
+               oversight: bool = False) -> DashboardPage:
     """The dashboard of ``cycle`` as ``viewer`` may see it (``cycle`` None: no cycle exists yet), its
-    matrix paged by units (``svc.UNITS_PER_PAGE`` rows, or the app's DASHBOARD_UNITS_PER_PAGE)."""
+    matrix paged by units (``svc.UNITS_PER_PAGE`` rows, or the app's DASHBOARD_UNITS_PER_PAGE).
+    ``oversight``: an overseer's read (督导) — every unit, and cells that are not links (an overseer
+    never opens a region's material)."""
     if viewer.unit is not None:
         # The page header names the viewer's unit: read it now, not while rendering (the login already
         # loads it with the user, so this costs no query then).
@@ -114,6 +117,6 @@ def build_page(cycle, cycles: list, viewer, filters: dict, page: int | None = No
     if cycle is None:
         return DashboardPage(None, cycles, filters)
     per_page = current_app.config.get("DASHBOARD_UNITS_PER_PAGE", svc.UNITS_PER_PAGE)
-    dash = svc.build_dashboard(cycle, viewer, **filters, page=page, per_page=per_page)
-    href = link_prefix(cell_endpoint(viewer, dash.restricted_to_unit))
+    dash = svc.build_dashboard(cycle, viewer, **filters, page=page, per_page=per_page, all_units=oversight)
+    href = None if oversight else link_prefix(cell_endpoint(viewer, dash.restricted_to_unit))
     return DashboardPage(dash, cycles, filters, href, pager_prefix(cycle, filters))

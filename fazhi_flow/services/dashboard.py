@@ -143,15 +143,16 @@ def sees_all_units(user) -> bool:
 
 def build_dashboard(cycle: ReportCycle, viewer, state: str | None = None, unit_kind: str | None = None,
                     overdue_only: bool = False, today: date | None = None, page: int | None = None,
-                    per_page: int | None = None) -> Dashboard:
-    """Compute the progress matrix of ``cycle`` as ``viewer`` may see it, with the filters applied.
+                    per_page: int | None = None, all_units: bool = False) -> Dashboard:
+    """Compute the progress matrix of ``cycle`` as ``viewer`` may see it, with the filters applied
+    (``all_units``: every unit whatever the viewer's roles — an overseer's read of the whole cycle).
 
     Counts and totals are over the units the viewer may see (after the unit-kind filter); the state
     and overdue filters then narrow the rows shown. With ``per_page``, only page ``page`` of those
     rows is built (the figures still count every unit).
     """
     today = today or local_today()
-    restricted = not sees_all_units(viewer)
+    restricted = not all_units and not sees_all_units(viewer)
     nodes = load_outline(cycle)
     # The same rule as Assignment.effective_due(): the unit's own date, else the section's (inherited).
     section_due = {n.section.id: n.section.effective_due() for n in nodes}

@@ -1,31 +1,68 @@
 """The progress dashboard: admins, reviewers and leaders see every unit; a liaison or unit head
-sees only their own unit's row. Both routes declare ``dashboard.view`` (``@handler``): anonymous users
-go to the login page, others without the right get 403."""
+sees only their own unit's row. Both routes declare ``cycle.view`` (``@handler``: whoever may see the
+progress of a cycle at all); anonymous users go to the login page, others without the right get 403.
+
+The cycles are those of the viewer's region; a cycle of another region is 404, except for an
+oversight user (督导) over that region, who reads its dashboard: every unit, no links into the
+material, nothing to change."""
 from __future__ import annotations
 
 import io
 
-from flask import abort, redirect, render_template, request, send_file, url_for
+from flask import redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 from sqlalchemy import case, select
 
+from ... import policy
 from ...extensions import db
 from ...models import ReportCycle
 from ...models.org import UNIT_KINDS
 from ...pages.dashboard import build_page
 from ...services import dashboard as svc
 from ...workflow.states import CYCLE_STATE_LABELS
+from ..errors import abort_with
 from ..fields import db_int
 from ..handler import handler
 from . import bp
 
+# Who enters the dashboard: those who see progress in their region, and overseers.
+GATE = "cycle.view"
+GATE_MESSAGE = "“填报进度”只对管理员、审核人、签发领导、各单位联络员和单位负责人以及督导开放。"
+NO_CYCLE = "该年度报告不存在。"
 
-def _cycles():
-    # Running cycles first, then the most recent.
+
+def _cycles(region_id: int):
+    # Running cycles first, then the most recent; only the region's own.
     running = case((ReportCycle.state == "collecting", 0), (ReportCycle.state == "setup", 2), else_=1)
     return list(db.session.execute(
         select(ReportCycle.id, ReportCycle.title, ReportCycle.region, ReportCycle.year, ReportCycle.state)
+        .where(ReportCycle.region_id == region_id)
         .order_by(running, ReportCycle.year.desc(), ReportCycle.id.desc())).all())
+
+
+def _wanted():
+    """The cycle named in the URL (``?cycle=``) when the viewer may see its progress, else 404; None
+    when none is named. A cycle of another region is 404 unless the viewer oversees that region."""
+    wanted = request.args.get("cycle", type=db_int)
+    if wanted is None:
+        return None
+    cycle = db.session.get(ReportCycle, wanted)
+    if cycle is None or not policy.can(current_user, "cycle.view", cycle):
+        abort_with(404, NO_CYCLE)
+    return cycle
+
+
+def _choose():
+    """(cycle or None, the cycles of its region to choose from, whether the view is an oversight read)."""
+    cycle = _wanted()
+    region_id = cycle.region_id if cycle is not None else current_user.region_id
+    cycles = _cycles(region_id)
+    if cycle is None and cycles:
+        cycle = db.session.get(ReportCycle, cycles[0].id)
+    # Reading a region below, or without a role that sees progress in the own region: read only,
+    # every unit, no links into material.
+    oversight = region_id != current_user.region_id or not policy.can(current_user, "dashboard.view")
+    return cycle, cycles, oversight
 
 
 def _filters():
@@ -38,37 +75,23 @@ def _filters():
     return {"state": state, "unit_kind": kind, "overdue_only": request.args.get("overdue") == "1"}
 
 
-def _cycle(cycles):
-    wanted = request.args.get("cycle", type=db_int)
-    ids = [c.id for c in cycles]
-    if not ids:
-        return None
-    if wanted is not None and wanted not in ids:
-        abort(404)
-    return db.session.get(ReportCycle, wanted or ids[0])
-
-
-def _load(cycles):
-    cycle = _cycle(cycles)
-    return None if cycle is None else svc.build_dashboard(cycle, current_user, **_filters())
-
-
 @bp.route("/")
-@handler("dashboard.view")
+@handler(GATE, message=GATE_MESSAGE)
 def index():
-    cycles = _cycles()
-    page = build_page(_cycle(cycles), cycles, current_user, _filters(), request.args.get("page", type=db_int))
+    cycle, cycles, oversight = _choose()
+    page = build_page(cycle, cycles, current_user, _filters(), request.args.get("page", type=db_int),
+                      oversight=oversight)
     return render_template("dashboard/index.html", page=page, dash=page.dash, cycles=cycles, filters=page.filters,
                            CELL_LABELS=svc.CELL_LABELS, CELL_CLASSES=svc.CELL_CLASSES, CELL_MARKS=svc.CELL_MARKS,
                            UNIT_KINDS=UNIT_KINDS, CYCLE_STATE_LABELS=CYCLE_STATE_LABELS, percent=svc.percent,
-                           active_nav="dashboard")
+                           oversight=oversight, active_nav="dashboard")
 
 
 @bp.route("/export.xlsx")
-@handler("dashboard.view")
+@handler(GATE, message=GATE_MESSAGE)
 def export():
-    cycles = _cycles()
-    dash = _load(cycles)
+    cycle, _cycles_, oversight = _choose()
+    dash = None if cycle is None else svc.build_dashboard(cycle, current_user, **_filters(), all_units=oversight)
     if dash is None:
         return redirect(url_for(".index"))
     name = f"{dash.cycle.year}年报送进度_{dash.today.isoformat()}.xlsx"
