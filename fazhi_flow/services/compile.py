@@ -34,6 +34,7 @@ from ..errors import Conflict, DomainError, NotFound
 from ..extensions import db
 from ..models import (
     Publication,
+    Region,
     ReportCycle,
     ReportDraftVersion,
     Section,
@@ -969,10 +970,17 @@ def export_report(cycle: ReportCycle, fmt: str, version: int | None = None) -> t
     return render_format(current_document(cycle), fmt), download_name(cycle, fmt, draft=True)
 
 
-def published_by_year() -> list[tuple[int, list[tuple[ReportCycle, list[Publication]]]]]:
-    """Every published report, newest year first, each with all its versions (newest first)."""
-    rows = list(db.session.scalars(select(Publication).order_by(
-        Publication.year.desc(), Publication.region, Publication.version.desc())))
+def published_by_year(region_id: int | None = None) -> list[tuple[int, list[tuple[ReportCycle, list[Publication]]]]]:
+    """Every published report (of one region when ``region_id`` is given), newest year first, each
+    with all its versions (newest first)."""
+    query = select(Publication).order_by(Publication.year.desc(), Publication.region, Publication.version.desc())
+    if region_id is not None:
+        query = query.join(ReportCycle, ReportCycle.id == Publication.cycle_id).where(
+            ReportCycle.region_id == region_id)
+    return _by_year(list(db.session.scalars(query)))
+
+
+def _by_year(rows: list[Publication]) -> list[tuple[int, list[tuple[ReportCycle, list[Publication]]]]]:
     years: dict[int, dict[int, list[Publication]]] = {}
     for row in rows:
         years.setdefault(row.year, {}).setdefault(row.cycle_id, []).append(row)
@@ -980,6 +988,30 @@ def published_by_year() -> list[tuple[int, list[tuple[ReportCycle, list[Publicat
         (year, [(pubs[0].cycle, pubs) for pubs in by_cycle.values()])
         for year, by_cycle in years.items()
     ]
+
+
+def published_by_region(region_id: int | None = None) -> list[tuple[Region, list]]:
+    """Every published report under its region's name: [(region, [(year, [(cycle, versions)])])],
+    regions from the top level down (then by their order and code), in two statements whatever
+    the number of regions; ``region_id``: that region's only. The files themselves are not read."""
+    from sqlalchemy.orm import contains_eager, defer
+
+    from ..models.org import LEVEL_RANK
+
+    query = (select(Publication).join(ReportCycle, ReportCycle.id == Publication.cycle_id)
+             .options(contains_eager(Publication.cycle), *(defer(getattr(Publication, name))
+                                                           for name in ("text", "html", "docx", "pdf")))
+             .order_by(Publication.year.desc(), Publication.region, Publication.version.desc()))
+    if region_id is not None:
+        query = query.where(ReportCycle.region_id == region_id)
+    rows = list(db.session.scalars(query))
+    ids = {row.cycle.region_id for row in rows}
+    regions = sorted(db.session.scalars(select(Region).where(Region.id.in_(ids))) if ids else [],
+                     key=lambda r: (LEVEL_RANK.get(r.level, 9), r.sort_order, r.code))
+    by_region: dict[int, list[Publication]] = {}
+    for row in rows:
+        by_region.setdefault(row.cycle.region_id, []).append(row)
+    return [(region, _by_year(by_region[region.id])) for region in regions]
 
 
 # ------------------------------------------------------------------ wiring

@@ -1,13 +1,15 @@
-"""Public pages: published reports by year, every version, downloads with their SHA-256."""
+"""Public pages: published reports by region and year, every version, downloads with their SHA-256.
+A publication's URL is its id alone, whatever its region: published reports are public."""
 from __future__ import annotations
 
 from urllib.parse import quote
 
 from flask import Response, current_app, render_template, request
 from markupsafe import Markup
+from sqlalchemy import select
 
 from ...extensions import db
-from ...models import Publication
+from ...models import Publication, Region
 from ...publish.html import font_stacks
 from ...publish.html import report_css as build_report_css
 from ...services import compile as svc
@@ -29,7 +31,15 @@ def _publication_or_404(publication_id: int) -> Publication:
 @bp.route("/")
 @public
 def index():
-    return render_template("public/index.html", years=svc.published_by_year(), formats=svc.FORMAT_LABELS)
+    """Each region's published reports under its name; ``?region=CODE``: that region's only."""
+    code = (request.args.get("region") or "").strip()
+    region = None
+    if code:
+        region = db.session.scalar(select(Region).where(Region.code == code))
+        if region is None:
+            abort_with(404, f"没有代码为“{code[:20]}”的地区。")
+    regions = svc.published_by_region(region.id if region is not None else None)
+    return render_template("public/index.html", regions=regions, region=region, formats=svc.FORMAT_LABELS)
 
 
 @bp.route("/report.css")
