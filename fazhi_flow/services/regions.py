@@ -227,13 +227,13 @@ def deactivate_region(region: Region, actor) -> list[int]:
     _require_manager(actor)
     if not region.active:
         raise DomainError(f"地区“{region.name}”已经是停用状态。")
-    if actor is not None and actor.region_id == region.id:
-        raise DomainError("不能停用自己所在的地区。")
     below = db.session.scalars(select(Region.name).where(
         Region.path.startswith(region.path, autoescape=True), Region.id != region.id,
-        Region.active.is_(True)).order_by(Region.path).limit(5)).all()
+        Region.active.is_(True)).order_by(Region.sort_order, Region.code).limit(5)).all()
     if below:
         raise DomainError(f"地区“{region.name}”下还有启用的地区（{'、'.join(below)}），请先停用它们。")
+    if actor is not None and actor.region_id == region.id:
+        raise DomainError("不能停用自己所在的地区。")
     users = list(db.session.scalars(select(User).where(User.region_id == region.id, User.active.is_(True))))
     for user in users:
         user.active = False

@@ -95,13 +95,11 @@ def _find_unit(code: str, region_id: int | None) -> Unit | None:
     return db.session.scalar(select(Unit).where(func.lower(Unit.code) == code.lower(), Unit.region_id == region_id))
 
 
-def _region_of(actor, region: Region | None = None, unit: Unit | None = None) -> Region | None:
-    """The region a new row goes to: the one named, else the unit's, else the actor's. None (no actor,
-    e.g. a script in a one-region installation) leaves it to the model, which refuses a guess."""
+def _region_of(actor, region: Region | None = None) -> Region | None:
+    """The region a new row goes to: the one named, else the actor's. None (no actor, e.g. a script in a
+    one-region installation) leaves it to the model, which refuses a guess."""
     if region is not None:
         return region
-    if unit is not None:
-        return unit.region
     return getattr(actor, "region", None)
 
 
@@ -291,7 +289,7 @@ def create_unit(actor, code: str, name: str, kind: str = "government", parent: U
                 region: Region | None = None) -> Unit:
     """A unit of ``region`` (default: the actor's, else the parent's); codes and names unique in it."""
     code, name = (code or "").strip(), (name or "").strip()
-    region = _region_of(actor, region, parent)
+    region = _region_of(actor, region) or (parent.region if parent is not None else None)
     region_id = region.id if region is not None else None
     problems = _unit_problems(code, name, kind, parent)
     if parent is not None and not _same_region(parent, region):
