@@ -6,14 +6,14 @@ import re
 import uuid
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from .. import policy as access
 from ..database import lock_row
-from ..errors import DomainError
+from ..errors import DomainError, NotFound
 from ..extensions import db
 from ..limits import column_length
-from ..models import Assignment, Contribution, ReportCycle, Section
+from ..models import Assignment, Contribution, ReportCycle, Section, Unit
 from ..models.reminder import (
     WEBHOOK_KINDS,
     ExtensionRequest,
@@ -48,6 +48,8 @@ def update_policy(cycle: ReportCycle, actor, *, enabled: bool, before_due_days: 
                   daily_digest: bool, send_time: str) -> ReminderPolicy:
     """Save the cycle's reminder policy (all fields validated first; nothing changes on error)."""
     _require_admin(actor)
+    if access.region_of(cycle) != actor.region_id:
+        raise NotFound("该年度报告不存在。")
     values = {
         "enabled": bool(enabled),
         "before_due_days": parse_day_list(before_due_days),
@@ -123,8 +125,8 @@ def request_extension(assignment: Assignment, actor, requested_due, reason: str,
     db.session.add(req)
     db.session.flush()
     db.session.refresh(req, ["requested_by"])
-    send_to_users(admins(), M.extension_requested_message(req), "extension:requested",
-                  inapp_kind="other")
+    send_to_users(admins(assignment.section.cycle.region_id), M.extension_requested_message(req),
+                  "extension:requested", inapp_kind="other")
     record(actor, "extension.request", f"assignment:{assignment.id}", requested_due=new_due.isoformat())
     db.session.flush()
     return req
@@ -132,8 +134,11 @@ def request_extension(assignment: Assignment, actor, requested_due, reason: str,
 
 def decide_extension(req: ExtensionRequest, actor, grant: bool, comment: str | None = None,
                      granted_due=None) -> ExtensionRequest:
-    """An admin grants (the assignment's due date moves; reminders follow it) or refuses."""
+    """An admin of the request's region grants (the assignment's due date moves; reminders follow it)
+    or refuses."""
     _require_admin(actor)
+    if access.region_of(req) != actor.region_id:
+        raise NotFound("该延期申请不存在。")
     lock_row(req)  # two admins deciding at once: the second sees the first's decision
     if req.status != "pending":
         raise DomainError(f"该延期申请已处理（{req.status_label}），不能重复审批。")
@@ -207,6 +212,8 @@ def send_manual_reminder(cycle: ReportCycle, actor, unit_ids=None, all_overdue: 
     channel, like the scheduled ones.
     """
     _require_admin(actor)
+    if access.region_of(cycle) != actor.region_id:
+        raise NotFound("该年度报告不存在。")
     if cycle.state != "collecting":
         raise DomainError("只有征集中的年度报告可以催报。")
     note = (note or "").strip() or None
@@ -270,6 +277,10 @@ def add_webhook(actor, name: str, kind: str, url: str, secret: str | None = None
         raise DomainError("加签密钥过长。")
     if (unit_id is None) == (cycle_id is None):
         raise DomainError("群机器人必须属于一个单位或一个年度报告。")
+    owner = db.session.get(Unit, unit_id) if unit_id is not None else db.session.get(ReportCycle, cycle_id)
+    if owner is None or access.region_of(owner) != actor.region_id:
+        # A robot only for the admin's own region's units and cycles; another's is not told apart.
+        raise NotFound("所选单位不存在。" if unit_id is not None else "所选年度报告不存在。")
     target = WebhookTarget(name=name, kind=kind, url=url, secret=secret, unit_id=unit_id,
                            cycle_id=cycle_id, active=True, created_at=utcnow())
     db.session.add(target)
@@ -280,12 +291,37 @@ def add_webhook(actor, name: str, kind: str, url: str, secret: str | None = None
 
 def remove_webhook(actor, target: WebhookTarget) -> None:
     _require_admin(actor)
+    if access.region_of(target) != actor.region_id:
+        raise NotFound("该群机器人不存在。")
     target.active = False
     record(actor, "webhook.remove", f"webhook:{target.id}", name=target.name)
     db.session.flush()
 
 
 # ------------------------------------------------------------------ outbox
+
+
+def outbox_of_region(region_id: int):
+    """The condition on OutboxMessage for messages of ``region_id``: to its people, or by the robots
+    of its units and cycles (one statement, whatever the number of regions)."""
+    from sqlalchemy import or_
+
+    from ..models import User
+
+    people = select(User.id).where(User.region_id == region_id)
+    robots = select(WebhookTarget.id).where(or_(
+        WebhookTarget.unit_id.in_(select(Unit.id).where(Unit.region_id == region_id)),
+        WebhookTarget.cycle_id.in_(select(ReportCycle.id).where(ReportCycle.region_id == region_id))))
+    return or_(OutboxMessage.user_id.in_(people), OutboxMessage.webhook_id.in_(robots))
+
+
+def units_outside(unit_ids, region_id: int) -> bool:
+    """Whether any of ``unit_ids`` is not a unit of ``region_id`` (another region's, or none)."""
+    ids = set(unit_ids)
+    if not ids:
+        return False
+    found = db.session.scalar(select(func.count(Unit.id)).where(Unit.id.in_(ids), Unit.region_id == region_id))
+    return found != len(ids)
 
 
 def retry_message(actor, message: OutboxMessage, now: datetime | None = None) -> OutboxMessage:
@@ -296,6 +332,9 @@ def retry_message(actor, message: OutboxMessage, now: datetime | None = None) ->
     OUTBOX_MAX_AGE_HOURS from now (the admin chose to send it). Returns the message; its status
     says which happened."""
     _require_admin(actor)
+    if not db.session.scalar(select(OutboxMessage.id).where(OutboxMessage.id == message.id,
+                                                            outbox_of_region(actor.region_id))):
+        raise NotFound("该消息不存在。")
     if message.status not in ("dead", "cancelled"):
         raise DomainError(f"该消息当前为“{message.status_label}”，只有发送失败或已取消的消息可以重试。")
     _retry([message], actor, now)
@@ -303,11 +342,11 @@ def retry_message(actor, message: OutboxMessage, now: datetime | None = None) ->
 
 
 def retry_all_dead(actor, now: datetime | None = None) -> tuple[int, int]:
-    """Retry every dead message, each re-checked as ``retry_message`` does, in a fixed number of
-    statements; returns (re-queued, cancelled as no longer relevant)."""
+    """Retry every dead message of the actor's region, each re-checked as ``retry_message`` does, in a
+    fixed number of statements; returns (re-queued, cancelled as no longer relevant)."""
     _require_admin(actor)
-    rows = list(db.session.scalars(select(OutboxMessage).where(OutboxMessage.status == "dead")
-                                   .order_by(OutboxMessage.id)))
+    rows = list(db.session.scalars(select(OutboxMessage).where(
+        OutboxMessage.status == "dead", outbox_of_region(actor.region_id)).order_by(OutboxMessage.id)))
     _retry(rows, actor, now)
     cancelled = sum(1 for row in rows if row.status == "cancelled")
     return len(rows) - cancelled, cancelled

@@ -94,7 +94,8 @@ def test_outbox_pages_by_fifty_with_a_status_filter(web, db):
     w, client, login = web
     # 120 messages, numbered in the order written; every third one dead (40 dead).
     for i in range(1, 121):
-        db.session.add(OutboxMessage(channel="email", address=f"u{i}@example.test", subject=f"测试消息{i:03d}号",
+        db.session.add(OutboxMessage(channel="email", user_id=w.liaison.id, address=f"u{i}@example.test",
+                                     subject=f"测试消息{i:03d}号",
                                      body="正文", cause="reminder", status="dead" if i % 3 == 0 else "sent"))
     db.session.commit()
     login(w.admin)
@@ -122,7 +123,8 @@ def test_outbox_pages_by_fifty_with_a_status_filter(web, db):
     assert dead == list(range(120, 0, -3))[:40] and "第1页" not in html  # 40 dead fit on one page
     assert "发送失败（40）" in html
     for i in range(121, 151):
-        db.session.add(OutboxMessage(channel="email", address="x@example.test", subject=f"测试消息{i:03d}号",
+        db.session.add(OutboxMessage(channel="email", user_id=w.liaison.id, address="x@example.test",
+                                     subject=f"测试消息{i:03d}号",
                                      body="正文", cause="reminder", status="dead"))
     db.session.commit()
     dead2, html = subjects("/reminders/outbox?status=dead&page=2")

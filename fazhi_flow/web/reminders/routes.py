@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from ... import policy as access
 from ...extensions import db
-from ...models import Assignment, Contribution, ReportCycle, Unit
+from ...models import Assignment, Contribution, ReportCycle, Section, Unit
 from ...models.reminder import (
     OUTBOX_STATUSES, WEBHOOK_KINDS, ExtensionRequest, OutboxMessage, Reminder, WebhookTarget,
 )
@@ -18,6 +18,7 @@ from ...workdays import due_status
 from ...services import reminders as svc
 from ..fields import db_int, int_list, optional_int
 from ..handler import handler, on_refusal
+from ..own_region import get_own_or_404
 from . import bp
 
 
@@ -27,10 +28,8 @@ OUTBOX_PER_PAGE = 50
 
 
 def _cycle(cycle_id: int) -> ReportCycle:
-    cycle = db.session.get(ReportCycle, cycle_id)
-    if cycle is None:
-        abort(404)
-    return cycle
+    """A cycle of the admin's region; another region's answers 404 as a missing one."""
+    return get_own_or_404(ReportCycle, cycle_id)
 
 
 @bp.route("/cycles/<int:cycle_id>/policy", methods=["GET", "POST"])
@@ -53,10 +52,14 @@ def policy(cycle_id):
 
 def _policy_page(cycle: ReportCycle):
     """The rules of ``cycle``; after a refused save, with the values as typed."""
+    # The cycle's robots and the robots of its region's units; never another region's.
+    own_units = select(Unit.id).where(Unit.region_id == cycle.region_id)
     webhooks = db.session.scalars(select(WebhookTarget).where(
-        WebhookTarget.active.is_(True), db.or_(WebhookTarget.cycle_id == cycle.id, WebhookTarget.unit_id.isnot(None)))
+        WebhookTarget.active.is_(True),
+        db.or_(WebhookTarget.cycle_id == cycle.id, WebhookTarget.unit_id.in_(own_units)))
         .order_by(WebhookTarget.id)).all()
-    units = db.session.scalars(select(Unit).where(Unit.active.is_(True)).order_by(Unit.sort_order, Unit.id)).all()
+    units = db.session.scalars(select(Unit).where(Unit.active.is_(True), Unit.region_id == cycle.region_id)
+                               .order_by(Unit.sort_order, Unit.id)).all()
     return render_template("reminders/policy.html", cycle=cycle, policy=svc.policy_for(cycle),
                            values=request.form if request.method == "POST" else None, webhooks=webhooks,
                            units=units, kinds=WEBHOOK_KINDS)
@@ -69,6 +72,8 @@ def add_webhook(cycle_id):
     f = request.form
     owner = f.get("owner", "cycle")
     unit_id = optional_int(f.get("unit_id")) if owner == "unit" else None
+    if unit_id is not None:
+        get_own_or_404(Unit, unit_id)  # another region's unit: as if it did not exist
     svc.add_webhook(current_user, f.get("name"), f.get("kind"), f.get("url"), f.get("secret"),
                     unit_id=unit_id, cycle_id=None if owner == "unit" else cycle.id)
     flash("群机器人已添加。", "success")
@@ -78,7 +83,7 @@ def add_webhook(cycle_id):
 @bp.post("/webhooks/<int:webhook_id>/remove")
 @handler("admin.manage")
 def remove_webhook(webhook_id):
-    target = db.session.get(WebhookTarget, webhook_id) or abort(404)
+    target = get_own_or_404(WebhookTarget, webhook_id)
     back = request.form.get("cycle_id", type=db_int)
     svc.remove_webhook(current_user, target)
     flash("群机器人已停用。", "success")
@@ -120,7 +125,7 @@ def my_extensions():
 @bp.post("/extensions/<int:request_id>/withdraw")
 @handler("authenticated")
 def withdraw_extension(request_id):
-    req = db.session.get(ExtensionRequest, request_id) or abort(404)
+    req = get_own_or_404(ExtensionRequest, request_id)
     svc.withdraw_extension(req, current_user)
     flash("延期申请已撤回。", "success")
     return redirect(url_for(".my_extensions"))
@@ -129,15 +134,18 @@ def withdraw_extension(request_id):
 @bp.get("/extensions")
 @handler("admin.manage")
 def extensions():
-    rows = db.session.scalars(select(ExtensionRequest).order_by(
-        (ExtensionRequest.status == "pending").desc(), ExtensionRequest.id.desc()).limit(300)).all()
+    rows = db.session.scalars(
+        select(ExtensionRequest).join(Assignment, ExtensionRequest.assignment_id == Assignment.id)
+        .join(Section, Assignment.section_id == Section.id).join(ReportCycle, Section.cycle_id == ReportCycle.id)
+        .where(ReportCycle.region_id == current_user.region_id)
+        .order_by((ExtensionRequest.status == "pending").desc(), ExtensionRequest.id.desc()).limit(300)).all()
     return render_template("reminders/extensions.html", rows=rows)
 
 
 @bp.post("/extensions/<int:request_id>/decide")
 @handler("admin.manage")
 def decide_extension(request_id):
-    req = db.session.get(ExtensionRequest, request_id) or abort(404)
+    req = get_own_or_404(ExtensionRequest, request_id)
     grant = request.form.get("decision") == "grant"
     svc.decide_extension(req, current_user, grant, request.form.get("comment"),
                          request.form.get("granted_due") or None)
@@ -150,8 +158,11 @@ def decide_extension(request_id):
 def chase(cycle_id):
     cycle = _cycle(cycle_id)
     if request.method == "POST":
+        unit_ids = int_list(request.form.getlist("unit_id"))
+        if svc.units_outside(unit_ids, cycle.region_id):
+            abort(404)  # another region's unit: as if it did not exist
         with on_refusal(lambda: _chase_page(cycle)):
-            sent = svc.send_manual_reminder(cycle, current_user, unit_ids=int_list(request.form.getlist("unit_id")),
+            sent = svc.send_manual_reminder(cycle, current_user, unit_ids=unit_ids,
                                             all_overdue=request.form.get("scope") == "overdue",
                                             note=request.form.get("note"))
         flash("催报已发出。", "success")
@@ -176,12 +187,15 @@ def outbox():
     status = request.args.get("status")
     if status not in OUTBOX_STATUSES:
         status = None  # an unknown filter shows everything rather than failing
-    counts = dict(db.session.execute(select(OutboxMessage.status, db.func.count()).group_by(OutboxMessage.status)).all())
+    # Only messages to the admin's region: its people, its units' and cycles' robots.
+    own = svc.outbox_of_region(current_user.region_id)
+    counts = dict(db.session.execute(select(OutboxMessage.status, db.func.count()).where(own)
+                                     .group_by(OutboxMessage.status)).all())
     total = counts.get(status, 0) if status else sum(counts.values())
     pages = max(1, -(-total // OUTBOX_PER_PAGE))
     # A malformed or out-of-range page shows the nearest real page, never an error.
     page = min(max(1, request.args.get("page", 1, type=db_int) or 1), pages)
-    q = select(OutboxMessage).order_by(OutboxMessage.id.desc())
+    q = select(OutboxMessage).where(own).order_by(OutboxMessage.id.desc())
     if status:
         q = q.where(OutboxMessage.status == status)
     # The total is known from the counts per status above: no second count.
@@ -193,7 +207,8 @@ def outbox():
 @bp.post("/outbox/<int:message_id>/retry")
 @handler("admin.manage")
 def retry(message_id):
-    message = db.session.get(OutboxMessage, message_id) or abort(404)
+    message = db.session.scalar(select(OutboxMessage).where(
+        OutboxMessage.id == message_id, svc.outbox_of_region(current_user.region_id))) or abort(404)
     svc.retry_message(current_user, message)
     if message.status == "pending":
         flash("已重新加入待发消息。", "success")
