@@ -138,10 +138,11 @@ def check_target(source: ReportCycle, actor, year: int | None) -> int:
     year = source.year + 1 if year is None else year
     if not isinstance(year, int) or year <= source.year or year > source.year + 10:
         raise DomainError(f"新年度应晚于{source.year}年，且不超过{source.year + 10}年。")
-    # By the printed region name, as the table's constraint is: two regions (with their own names)
-    # may each have their 2025 report.
-    exists = db.session.scalar(select(ReportCycle.id).where(ReportCycle.region == source.region,
-                                                            ReportCycle.year == year).limit(1))
+    # One report per region and year (two regions may each have their 2025 report); the printed
+    # name too, as the table's constraint is on it.
+    exists = db.session.scalar(select(ReportCycle.id).where(
+        (ReportCycle.region_id == source.region_id) | (ReportCycle.region == source.region),
+        ReportCycle.year == year).limit(1))
     if exists:
         raise DomainError(f"{source.region}{year}年度的年度报告已存在，不能重复复制。")
     return year

@@ -20,6 +20,7 @@ from ..extensions import db
 from ..limits import column_length
 from ..models import Contribution, ReportCycle, Revision, Section
 from ..models.cycle import heading_number
+from ..timeutil import cn_date_text
 from .audit import record
 
 EDITABLE_CYCLE_STATES = ("setup", "collecting")
@@ -320,8 +321,14 @@ def create_cycle_from_template(actor, title: str, year: int, region: str, due: d
     from .importer import import_cycle
 
     region, title = (region or "").strip(), (title or "").strip()
-    if db.session.scalar(select(ReportCycle.id).where(ReportCycle.region == region, ReportCycle.year == year)):
-        raise DomainError(f"{region}{year}年度的报告已经存在，不能重复创建。")
+    # The admin's own region owns the new cycle (one a year); ``region`` is only its printed name,
+    # unique per year as the table's constraint is.
+    owner = getattr(actor, "region", None)
+    same_year = ReportCycle.region == region
+    if owner is not None:
+        same_year = same_year | (ReportCycle.region_id == owner.id)
+    if db.session.scalar(select(ReportCycle.id).where(same_year, ReportCycle.year == year).limit(1)):
+        raise DomainError(f"{region or owner.name}{year}年度的报告已经存在，不能重复创建。")
     document = yaml.safe_load(standard_outline_text())
     document["cycle"] = {
         "title": title, "year": year, "region": region, "due": due, "unit_head_review": bool(unit_head_review),
@@ -329,14 +336,18 @@ def create_cycle_from_template(actor, title: str, year: int, region: str, due: d
         "issue_date": issue_date,
     }
     document["cycle"] = {k: v for k, v in document["cycle"].items() if v not in (None, [])}
-    result = import_cycle(yaml.safe_dump(document, allow_unicode=True, sort_keys=False), actor)
+    result = import_cycle(yaml.safe_dump(document, allow_unicode=True, sort_keys=False), actor, region=owner)
     record(actor, "cycle.create", f"cycle:{result.cycle.id}", source="template")
     return result.cycle
 
 
+_UNCHANGED = object()
+
+
 def update_cycle_settings(cycle: ReportCycle, actor, title: str, due: date | None, unit_head_review: bool,
-                          issuers: str, issue_date: date | None) -> ReportCycle:
-    """Change a cycle's title, due date, unit-head review and closing block."""
+                          issuers: str, issue_date: date | None, publish_deadline=_UNCHANGED) -> ReportCycle:
+    """Change a cycle's title, due date, unit-head review, closing block and (when given) publication
+    deadline (None: 1 April of the following year, ``cycle.publish_deadline_effective``)."""
     if cycle.state in ("published", "correcting"):
         raise DomainError("报告已发布，不能再修改设置。")
     title = (title or "").strip()
@@ -347,6 +358,11 @@ def update_cycle_settings(cycle: ReportCycle, actor, title: str, due: date | Non
     issuers = "\n".join(line.strip() for line in (issuers or "").splitlines() if line.strip())
     values = {"title": title, "due": due, "unit_head_review": bool(unit_head_review), "issuers": issuers,
               "issue_date": issue_date}
+    if publish_deadline is not _UNCHANGED:
+        if publish_deadline is not None and not (cycle.year <= publish_deadline.year <= cycle.year + 2):
+            raise DomainError(f"发布截止日期{cn_date_text(publish_deadline)}与{cycle.year}年度报告不相符，"
+                              "请检查年份；留空则为次年4月1日。")
+        values["publish_deadline"] = publish_deadline
     changed = {k: [_plain(getattr(cycle, k)), _plain(v)] for k, v in values.items() if getattr(cycle, k) != v}
     for key in changed:
         setattr(cycle, key, values[key])

@@ -18,6 +18,16 @@ from ..fields import IntField
 DATE_MSG = "日期格式应为 年-月-日，例如 2025-01-10。"
 
 
+class CnDateField(DateField):
+    """A date whose wrong format is told in Chinese (WTForms says "Not a valid date value")."""
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError:
+            raise ValueError(DATE_MSG) from None
+
+
 def choices(pairs) -> list[SelectChoice]:
     """Select choices from (value, label) pairs."""
     return [SelectChoice(value, label) for value, label in pairs]
@@ -50,10 +60,10 @@ def _year_field():
 class CycleSettingsMixin:
     title = StringField("报告标题", validators=[DataRequired("请填写报告标题。"),
                                              max_length(ReportCycle.title, "标题")])
-    due = DateField("材料截止日期", validators=[Optional()], format="%Y-%m-%d")
+    due = CnDateField("材料截止日期", validators=[Optional()], format="%Y-%m-%d")
     unit_head_review = BooleanField("材料须经单位负责人同意后报送")
     issuers = TextAreaField("落款单位（每行一个）", validators=[Optional(), max_length(ReportCycle.issuers, "落款单位")])
-    issue_date = DateField("成文日期", validators=[Optional()], format="%Y-%m-%d")
+    issue_date = CnDateField("成文日期", validators=[Optional()], format="%Y-%m-%d")
 
 
 def template_title(year: int) -> str:
@@ -95,6 +105,8 @@ class CycleTemplateForm(CycleSettingsMixin, FlaskForm):
 
 class CycleEditForm(CycleSettingsMixin, FlaskForm):
     share_approved_figures = BooleanField("允许联络员查看和引用其他单位已审核通过的统计数据")
+    # Empty: 1 April of the following year (the oversight view counts the days to it).
+    publish_deadline = CnDateField("发布截止日期", validators=[Optional()], format="%Y-%m-%d")
 
 
 class CycleUploadForm(FlaskForm):
@@ -114,7 +126,7 @@ class SectionForm(FlaskForm):
     guidance = TextAreaField("填报说明", validators=[max_length(Section.guidance, "填报说明")])
     word_limit = IntField("字数上限", validators=[Optional(), NumberRange(1, 100000, "字数上限应为1至100000。")])
     run_in = BooleanField("标题与正文同段（如“（一）标题。正文……”）")
-    due = DateField("本章节截止日期（留空则沿用上级或全局截止日期）", validators=[Optional()], format="%Y-%m-%d")
+    due = CnDateField("本章节截止日期（留空则沿用上级或全局截止日期）", validators=[Optional()], format="%Y-%m-%d")
 
 
 class NewSectionForm(SectionForm):
