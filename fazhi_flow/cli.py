@@ -35,8 +35,26 @@ def _fail(message: str, code: int = 1):
     sys.exit(code)
 
 
-def resolve_cycle(value: str):
-    """Find a cycle by id or by year (the year must be unique)."""
+# Every command that reads or writes a region's material takes the region by its code.
+region_option = click.option("--region", "region_code", metavar="地区代码",
+                             help="地区代码（如 430903）：只在该地区中查找年度报告、单位和用户。")
+
+
+def resolve_region(code: str | None):
+    """The region with ``code``, or None when no code is given; an unknown code ends the command (2)."""
+    if code is None:
+        return None
+    from .services.regions import find_region
+
+    region = find_region(code)
+    if region is None:
+        _fail(f"找不到地区代码“{code.strip()[:40]}”。请用行政区划代码（如 430903），系统管理员可在“地区管理”中查看。", 2)
+    return region
+
+
+def resolve_cycle(value: str, region=None):
+    """Find a cycle by id or by year (the year must be unique, within ``region`` when one is given:
+    two regions may both have a 2025 cycle). An id of another region's cycle is not found."""
     from .extensions import db
     from .models import ReportCycle
 
@@ -44,15 +62,37 @@ def resolve_cycle(value: str):
     if number is None:
         _fail(f"年度报告“{value[:40]}”无效：请给出编号或年份。", 2)
     if number >= 1900:
-        cycles = list(db.session.scalars(select(ReportCycle).where(ReportCycle.year == number)))
+        q = select(ReportCycle).where(ReportCycle.year == number).order_by(ReportCycle.id)
+        if region is not None:
+            q = q.where(ReportCycle.region_id == region.id)
+        cycles = list(db.session.scalars(q))
         if len(cycles) == 1:
             return cycles[0]
         if len(cycles) > 1:
-            _fail(f"{number}年有多份年度报告，请改用编号：" + "、".join(f"{c.id}（{c.region}）" for c in cycles), 2)
+            _fail(f"{number}年有多份年度报告，请用 --region 指定地区，或改用编号："
+                  + "、".join(f"{c.id}（{c.owner.name} {c.owner.code}，{c.region}）" for c in cycles), 2)
     cycle = db.session.get(ReportCycle, number)
-    if cycle is None:
-        _fail(f"找不到年度报告“{value}”。", 2)
+    if cycle is None or (region is not None and cycle.region_id != region.id):
+        where = f"地区“{region.name}”中" if region is not None else ""
+        _fail(f"{where}找不到年度报告“{value}”。", 2)
     return cycle
+
+
+def _only_region():
+    """The installation's one region (created when there is none yet); with several, --region is needed."""
+    from .extensions import db
+    from .models import Region
+    from .models.org import DEFAULT_REGION_CODE, DEFAULT_REGION_NAME
+
+    regions = list(db.session.scalars(select(Region).limit(2)))
+    if len(regions) > 1:
+        _fail("系统中有多个地区，请用 --region 指定地区代码（如 --region 430903）。", 2)
+    if regions:
+        return regions[0]
+    region = Region(code=DEFAULT_REGION_CODE, name=DEFAULT_REGION_NAME, level="county")
+    db.session.add(region)
+    db.session.flush()
+    return region
 
 
 def _user(username: str):
@@ -74,69 +114,84 @@ def upgrade_database() -> None:
 
 @fazhi.command("import-cycle")
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--dry-run", is_flag=True, help="只检查文件，不写入数据库。")
+@click.option("--yes", is_flag=True, help="确认写入：先列出全部改动，加上此项才写入数据库。")
+@click.option("--dry-run", is_flag=True, help="只检查文件并列出改动，不写入数据库。")
 @click.option("--strict", is_flag=True, help="有无人可审核、无人填报等警告时也拒绝导入。")
-def import_cycle_command(path, dry_run, strict):
-    """导入（或更新）年度报告定义文件 PATH（YAML）。"""
+@region_option
+@click.option("--as", "username", metavar="用户名", help="以该用户的身份导入（按其权限检查地区）；不写则以系统运维身份导入。")
+def import_cycle_command(path, yes, dry_run, strict, region_code, username):
+    """导入（或更新）年度报告定义文件 PATH（YAML）：先列出将新建、修改、删除的每一项，加 --yes 才写入。"""
     from .extensions import db
-    from .services.importer import CycleFileError, import_cycle_file
+    from .services.importer import import_cycle_file
 
+    region = resolve_region(region_code)
+    actor = _user(username) if username is not None else None
     try:
-        result = import_cycle_file(path, strict=strict)
-    except CycleFileError as exc:
+        result = import_cycle_file(path, actor, strict=strict, region=region)
+    except DomainError as exc:
         db.session.rollback()
         click.secho("导入失败，数据库未作任何修改：", fg="red", err=True)
-        for line in exc.errors:
+        for line in getattr(exc, "errors", None) or [exc.message]:
             click.echo(f"  - {line}", err=True)
         sys.exit(1)
     for line in result.warnings:
         click.secho(f"警告：{line}", fg="yellow", err=True)
-    if dry_run:
+    write = yes and not dry_run
+    _echo_changes(result, written=write)
+    if not write:
         db.session.rollback()
-        click.echo("文件检查通过（未写入）。")
+        if dry_run:
+            click.echo("文件检查通过（试运行，未写入）。")
+            return
+        if result.changed:
+            _fail("以上改动尚未写入数据库：核对无误后，加 --yes 重新运行以导入。", 1)
         return
     db.session.commit()
-    c = result.created
-    click.echo(f"已导入“{result.cycle.title}”（编号 {result.cycle.id}）：新增单位{c['units']}个、用户{c['users']}个、"
-               f"章节{c['sections']}个、任务分配{c['assignments']}项、统计指标{c['indicators']}项；"
-               f"更新单位{result.updated['units']}个、用户{result.updated['users']}个、章节{result.updated['sections']}个。")
-    u, r = result.updated, result.removed
-    if u.get("indicators") or u.get("rules"):
-        click.echo(f"修改统计指标{u.get('indicators', 0)}项、章节的校验规则{u.get('rules', 0)}处。")
-    if any(r.values()):
-        click.echo(f"删除章节{r.get('sections', 0)}个、任务分配{r.get('assignments', 0)}项、"
-                   f"统计指标{r.get('indicators', 0)}项。")
-    if not result.changed:
-        click.echo("文件与数据库一致，没有变化。")
     if result.passwords:
         click.echo("新用户的一次性密码（首次登录后须修改）：")
-        for username, password in result.passwords.items():
-            click.echo(f"  {username}\t{password}")
+        for name, password in result.passwords.items():
+            click.echo(f"  {name}\t{password}")
+
+
+def _echo_changes(result, written: bool) -> None:
+    """Every change, one line each, then the counts; the same list the web preview shows."""
+    cycle = result.title + (f"（编号 {result.cycle.id}）" if written and result.cycle.id else "")
+    if not result.changed:
+        click.echo(f"“{cycle}”（{result.region_label}）：文件与数据库一致，没有变化。")
+        return
+    head = "已导入" if written else "将导入"
+    click.echo(f"{head}“{cycle}”（地区：{result.region_label}），共{len(result.changes)}处改动：")
+    for line in result.lines():
+        click.echo(f"  {line}")
+    click.echo(result.summary() + "。")
 
 
 @fazhi.command("create-user")
 @click.argument("username")
 @click.option("--name", required=True, help="姓名")
 @click.option("--role", "roles", multiple=True, required=True,
-              type=click.Choice(["admin", "reviewer", "liaison", "unit_head", "leader"]), help="角色，可多次给出")
-@click.option("--unit", help="所属单位代码（联络员、单位负责人必填）")
+              type=click.Choice(["admin", "reviewer", "liaison", "unit_head", "leader", "oversight", "sysadmin"]),
+              help="角色，可多次给出")
+@click.option("--unit", help="所属单位代码（联络员、单位负责人必填），在 --region 的地区中查找")
 @click.option("--email", help="电子邮箱")
 @click.option("--password", help="密码；不给出时生成一次性密码，首次登录须修改")
-def create_user_command(username, name, roles, unit, email, password):
-    """创建用户账号。"""
+@region_option
+def create_user_command(username, name, roles, unit, email, password, region_code):
+    """创建用户账号（属于 --region 指定的地区；系统只有一个地区时可不写）。"""
     import secrets
 
     from .extensions import db
     from .models import Unit, User
     from .services.audit import record
 
+    region = resolve_region(region_code) or _only_region()
     if db.session.scalar(select(User).where(User.username == username)):
         _fail(f"用户名“{username}”已存在。", 2)
     unit_row = None
     if unit:
-        unit_row = db.session.scalar(select(Unit).where(Unit.code == unit))
+        unit_row = db.session.scalar(select(Unit).where(Unit.code == unit, Unit.region_id == region.id))
         if unit_row is None:
-            _fail(f"找不到单位代码“{unit}”。", 2)
+            _fail(f"地区“{region.name}”（{region.code}）中找不到单位代码“{unit}”。", 2)
     if {"liaison", "unit_head"} & set(roles) and unit_row is None:
         _fail("联络员和单位负责人必须用 --unit 指定所属单位。", 2)
     if password is not None:
@@ -145,29 +200,30 @@ def create_user_command(username, name, roles, unit, email, password):
         problem = password_problem(password, username)
         if problem:
             _fail(problem, 2)
-    user = User(username=username, name=name, email=email, unit=unit_row)
+    user = User(username=username, name=name, email=email, unit=unit_row, region=region)
     user.set_roles(roles)
     one_time = password is None
     temporary = secrets.token_urlsafe(9) if one_time else None
     user.set_password(password or temporary)
     user.must_change_password = one_time
     db.session.add(user)
-    record(None, "user.create", f"user:{username}", roles=sorted(roles), via="cli")
+    record(None, "user.create", f"user:{username}", roles=sorted(roles), via="cli", region=region.code)
     db.session.commit()
-    click.echo(f"已创建用户 {username}（{user.role_labels}）。")
+    click.echo(f"已在地区“{region.name}”（{region.code}）创建用户 {username}（{user.role_labels}）。")
     if one_time:
         click.echo(f"一次性密码：{temporary}（首次登录后须修改）")
 
 
 @fazhi.command("status")
 @click.argument("cycle")
-def status_command(cycle):
+@region_option
+def status_command(cycle, region_code):
     """在终端显示年度报告 CYCLE（编号或年份）的报送进度。"""
     from .extensions import db
     from .models import Contribution, Section, Unit
     from .workflow.states import CONTRIBUTION_STATE_LABELS, CONTRIBUTION_STATES
 
-    cycle = resolve_cycle(cycle)
+    cycle = resolve_cycle(cycle, resolve_region(region_code))
     click.echo(f"{cycle.title}（编号 {cycle.id}）  状态：{cycle.state_label}")
     rows = db.session.execute(
         select(Unit.name, Contribution.state, func.count())
@@ -200,8 +256,9 @@ def status_command(cycle):
 @click.option("--contribution", "contribution_id", type=WholeNumber(1), help="报送材料编号")
 @click.option("--cycle", "cycle_arg", help="年度报告编号或年份")
 @click.option("--comment", help="意见或理由（退回、重新打开等必填）")
+@region_option
 @click.argument("event")
-def transition_command(username, contribution_id, cycle_arg, comment, event):
+def transition_command(username, contribution_id, cycle_arg, comment, region_code, event):
     """以某用户身份触发一个流程操作 EVENT（如 submit、approve、return、open、compile）。"""
     from .extensions import db
     from .models import Contribution
@@ -211,18 +268,21 @@ def transition_command(username, contribution_id, cycle_arg, comment, event):
 
     if (contribution_id is None) == (cycle_arg is None):
         _fail("请给出 --contribution 或 --cycle 其中之一。", 2)
+    region = resolve_region(region_code)
     actor = _user(username)
+    # The year of --cycle is looked up in --region, else in the acting user's own region.
+    region = region or actor.region
     # No separate check here: fire() asks fazhi_flow.policy who may fire the event, the same rule the
     # web pages use, and its refusal names the reason (state, cycle, actor).
     try:
         if contribution_id is not None:
             target = db.session.get(Contribution, contribution_id)
-            if target is None:
-                _fail(f"找不到报送材料 {contribution_id}。", 2)
+            if target is None or target.cycle.region_id != region.id:
+                _fail(f"地区“{region.name}”中找不到报送材料 {contribution_id}。", 2)
             apply_event(target, event, actor, comment=comment)
             event_label = CONTRIBUTION_EVENT_LABELS.get(event, event)
         else:
-            target = resolve_cycle(cycle_arg)
+            target = resolve_cycle(cycle_arg, region)
             apply_cycle_event(target, event, actor, comment=comment)
             event_label = CYCLE_EVENT_LABELS.get(event, event)
         label = target.state_label
@@ -319,11 +379,12 @@ def demo_server(host: str, port: int, app):
               help="文件格式")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="输出文件路径")
 @click.option("--version", "version", type=WholeNumber(1), help="发布版本号（不写则导出当前合并稿）")
-def export_command(cycle, fmt, output, version):
+@region_option
+def export_command(cycle, fmt, output, version, region_code):
     """导出年度报告 CYCLE（编号，或唯一的年份如 2024）的当前合并稿或某个发布版本。"""
     from .services.compile import export_report
 
-    target = resolve_cycle(cycle)
+    target = resolve_cycle(cycle, resolve_region(region_code))
     try:
         content, _name = export_report(target, fmt, version=version)
     except DomainError as exc:

@@ -37,8 +37,9 @@ def _one_line(value: str) -> str:
 @click.option("--format", "fmt", type=click.Choice(["text", "csv"]), default="text", show_default=True,
               help="text：以制表符分隔的文本；csv：带表头的CSV（UTF-8）。")
 @click.option("--list-actions", is_flag=True, help="列出可用的操作代码及其名称后退出。")
+@click.option("--region", "region_code", metavar="地区代码", help="只看该地区的记录（如 430903）；默认全部地区。")
 @with_appcontext
-def audit_command(since, until, username, action, fmt, list_actions):
+def audit_command(since, until, username, action, fmt, list_actions, region_code):
     """按时间顺序列出审计日志（操作记录和流程流转），每条一行。"""
     from sqlalchemy import select
 
@@ -67,7 +68,16 @@ def audit_command(since, until, username, action, fmt, list_actions):
         user_id = db.session.scalar(select(User.id).where(User.username == username)) if username else None
         if user_id is None:
             _fail(f"找不到用户“{username[:60]}”（请写用户名）。")
-    q = svc.AuditQuery(action=action or "", since=start, until=end, user_id=user_id)
+    region_id = None
+    if region_code is not None:
+        from ..services.regions import find_region
+
+        region = find_region(region_code)
+        if region is None:
+            click.echo(f"找不到地区代码“{region_code.strip()[:40]}”。请用行政区划代码（如 430903）。", err=True)
+            sys.exit(2)
+        region_id = region.id
+    q = svc.AuditQuery(action=action or "", since=start, until=end, user_id=user_id, region_id=region_id)
     rows = svc.iter_rows(q, newest_first=False, release=True)
     if fmt == "csv":
         svc.write_csv(rows, _Echo(), bom=False)

@@ -22,24 +22,49 @@ def _parse_at(value: str | None) -> datetime | None:
 @click.option("--at", "at_", metavar="时间", help="按该时刻执行扫描，如 2025-01-02T09:00+08:00；默认现在。"
               "不带时区时按配置的 TIMEZONE 理解。")
 @click.option("--dry-run", is_flag=True, help="只列出将要发出的提醒，不写入数据库。")
+@click.option("--region", "region_code", metavar="地区代码",
+              help="只列出该地区的提醒（须与 --dry-run 一起使用：扫描总是一次处理所有地区）。")
 @with_appcontext
-def remind_command(at_, dry_run):
-    """执行一次催报提醒扫描，并列出加入待发消息的提醒。"""
+def remind_command(at_, dry_run, region_code):
+    """执行一次催报提醒扫描（所有地区），并列出加入待发消息的提醒。"""
+    from ..cli import resolve_region
     from ..timeutil import cn_datetime_text, zone_label
     from .jobs import sweep
 
+    region = resolve_region(region_code)
+    if region is not None and not dry_run:
+        # One sweep covers every region under one lock and unique keys (each reminder exactly once);
+        # a sweep of one region alone would only make that guarantee harder to keep.
+        click.secho("催报扫描一次处理所有地区，不能只扫描一个地区；--region 只能与 --dry-run 一起使用，"
+                    "列出该地区将发出的提醒。", fg="red", err=True)
+        sys.exit(2)
     moment = _parse_at(at_)
+    titles = _cycle_titles(region) if region is not None else None
     result = sweep(moment, dry_run=dry_run)
     if result.locked_out:
         click.echo("另一个调度进程正在执行扫描，本次跳过。")
         return
     # In the configured zone (TIMEZONE, Beijing time by default), not the server's.
     when = f"{cn_datetime_text(result.at)}（{zone_label()}）"
-    for q in result.queued:
+    queued = [q for q in result.queued if titles is None or q.cycle in titles]
+    for q in queued:
         click.echo(q.line())
     verb = "将加入" if dry_run else "已加入"
-    click.echo(f"{when}：{verb}待发消息的提醒 {len(result.queued)} 条"
-               f"（已发过而跳过 {result.skipped_existing} 条）" + ("；试运行，未写入数据库。" if dry_run else "。"))
+    where = f"地区“{region.name}”" if region is not None else ""
+    skipped = "" if region is not None else f"（已发过而跳过 {result.skipped_existing} 条）"
+    click.echo(f"{when}：{where}{verb}待发消息的提醒 {len(queued)} 条{skipped}"
+               + ("；试运行，未写入数据库。" if dry_run else "。"))
+
+
+def _cycle_titles(region) -> set[str]:
+    """Titles of the region's collecting cycles (the sweep's lines name a cycle by its title)."""
+    from sqlalchemy import select
+
+    from ..extensions import db
+    from ..models import ReportCycle
+
+    return set(db.session.scalars(select(ReportCycle.title).where(
+        ReportCycle.region_id == region.id, ReportCycle.state == "collecting")))
 
 
 @click.command("deliver")

@@ -64,11 +64,11 @@ def test_strict_refuses_and_writes_nothing(db, runner, tmp_path):
 
 
 def test_without_strict_cli_warns_and_imports(db, runner, tmp_path):
-    result = _cli(runner, tmp_path, STUCK_FILE)
+    result = _cli(runner, tmp_path, STUCK_FILE, "--yes")
     assert result.exit_code == 0, result.output
     assert "警告" in result.output and "化解矛盾纠纷" in result.output
     assert db.session.scalar(select(func.count()).select_from(ReportCycle)) == 1
-    assert _cli(runner, tmp_path, CLEAN_FILE, "--strict").exit_code == 0
+    assert _cli(runner, tmp_path, CLEAN_FILE, "--strict", "--yes").exit_code == 0
 
 
 def test_eligible_reviewer_rules(db, factory):

@@ -32,16 +32,31 @@ outline:
 """
 
 
-def test_import_cycle_ok_then_unchanged(runner, db, tmp_path):
-    result = _invoke(runner, "import-cycle", _write(tmp_path, GOOD))
-    assert result.exit_code == 0, result.output
-    assert "已导入" in result.output and "一次性密码" in result.output
+def test_import_cycle_lists_changes_and_writes_only_with_yes(runner, db, tmp_path):
     from fazhi_flow.models import AuditEvent
 
+    listed = _invoke(runner, "import-cycle", _write(tmp_path, GOOD))
+    assert listed.exit_code == 1, listed.output
+    assert "将导入“测试县2025年法治政府建设年度报告”" in listed.output
+    assert "新建单位 sfj 县司法局" in listed.output and "新建用户 lly 联络员" in listed.output
+    assert "加 --yes" in listed.output and "一次性密码" not in listed.output
+    assert db.session.scalar(select(func.count()).select_from(ReportCycle)) == 0
+    assert db.session.scalar(select(func.count()).select_from(AuditEvent)) == 0
+
+    result = _invoke(runner, "import-cycle", "--yes", _write(tmp_path, GOOD))
+    assert result.exit_code == 0, result.output
+    assert "已导入" in result.output and "新建单位 sfj 县司法局" in result.output and "一次性密码" in result.output
     audits = db.session.scalar(select(func.count()).select_from(AuditEvent))
-    again = _invoke(runner, "import-cycle", _write(tmp_path, GOOD))
+    again = _invoke(runner, "import-cycle", "--yes", _write(tmp_path, GOOD))
     assert again.exit_code == 0 and "没有变化" in again.output
     assert db.session.scalar(select(func.count()).select_from(AuditEvent)) == audits
+
+
+def test_import_cycle_dry_run_lists_and_writes_nothing(runner, db, tmp_path):
+    result = _invoke(runner, "import-cycle", "--dry-run", "--yes", _write(tmp_path, GOOD))
+    assert result.exit_code == 0, result.output
+    assert "新建单位 sfj 县司法局" in result.output and "未写入" in result.output
+    assert db.session.scalar(select(func.count()).select_from(User)) == 0
 
 
 def test_import_cycle_rejects_with_message_and_exit_code(runner, db, tmp_path):
@@ -138,7 +153,7 @@ def test_console_script_upgrade_import_status(tmp_path):
 
     upgraded = run("db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
-    imported = run("import-cycle", _write(tmp_path, GOOD))
+    imported = run("import-cycle", "--yes", _write(tmp_path, GOOD))
     assert imported.returncode == 0, imported.stderr
     status = run("status", "2025")
     assert status.returncode == 0 and "测试县2025年法治政府建设年度报告" in status.stdout
