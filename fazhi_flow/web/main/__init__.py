@@ -15,6 +15,7 @@ AREA_HOMES = (
     ("unit_queue.view", ("tasks.unit_queue",)),
     ("tasks.view", ("tasks.index",)),
     ("compile.view", ("compile.index", "dashboard.index")),
+    ("oversight.view", ("oversight.index",)),
 )
 
 
