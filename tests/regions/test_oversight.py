@@ -491,3 +491,69 @@ def test_statement_count_is_the_same_for_2_and_6_regions(app, db, factory):
                 "/oversight/indicators.xlsx?year=2024&per=rk"):
         assert counts[("small", url)] == counts[("large", url)], (url, counts)
         assert counts[("large", url)] <= 14, (url, counts)
+
+
+# ------------------------------------------------------------------ a province over cities that roll up
+
+
+def test_a_province_compares_cities_whose_figures_roll_up_and_shows_shares(db, factory, app):
+    """湖南省 over 长沙市 (its 2024 report sums 行政复议案件 over its districts) and 株洲市 (its own units'
+    values); 纠错案件 over 行政复议案件 (both 件) is a share."""
+    province = Region(code="430000", name="湖南省", level="province")
+    db.session.add(province)
+    db.session.flush()
+    office = Unit(region=province, code="yfzsb", name="省委依法治省办", kind="party")
+    cs = Region(code="430100", name="长沙市", level="city", parent=province, sort_order=1)
+    zz = Region(code="430200", name="株洲市", level="city", parent=province, sort_order=2)
+    db.session.add_all([office, cs, zz])
+    db.session.flush()
+    districts = [Region(code=f"43010{i}", name=name, level="county", parent=cs, sort_order=i)
+                 for i, name in ((2, "芙蓉区"), (3, "天心区"))]
+    db.session.add_all(districts)
+    db.session.flush()
+    overseer = factory.user("oversight", unit=office, username="hn_duban", name="省督导")
+
+    def report(region, xzfy, corrected, rollup=None):
+        gaj = Unit(region=region, code="gaj", name=f"{region.name}公安局")
+        db.session.add(gaj)
+        db.session.flush()
+        built = _cycle(db, region, 2024, "published", date(2025, 1, 10))
+        built.indicators["jz"] = Indicator(
+            cycle_id=built.cycle.id, section_id=built.sections[0].id, code="jz", name="纠错案件", measure="件",
+            type="integer", position=4)
+        db.session.add(built.indicators["jz"])
+        built.indicators["xzfy"].rollup = rollup
+        db.session.flush()
+        values = {"jz": Decimal(corrected)} if rollup else {"xzfy": Decimal(xzfy), "jz": Decimal(corrected)}
+        _cell(db, built, built.sections[0], gaj, "approved", _utc(date(2025, 1, 2), 9), values)
+        return built
+
+    report(districts[0], 40, 4)
+    report(districts[1], 60, 3)
+    report(cs, None, 10, rollup="sum")  # 长沙市's own 行政复议 figure is its districts' sum
+    report(zz, 50, 5)
+    db.session.commit()
+
+    table = svc.comparison(overseer, 2024, per="xzfy")
+    rows = {r.region.name: r for r in table.rows}
+    assert [(r.region.name, r.depth) for r in table.rows] == [
+        ("长沙市", 0), ("芙蓉区", 1), ("天心区", 1), ("株洲市", 0)]
+    assert rows["长沙市"].value("xzfy") == 100 and rows["株洲市"].value("xzfy") == 50
+    jz_column = next(c for c in table.columns if c.code == "jz")
+    assert table.is_share(jz_column)
+    assert rows["长沙市"].ratio("jz", "xzfy") == Decimal("0.1") and rows["芙蓉区"].ratio("jz", "xzfy") == Decimal("0.1")
+    client = _client(app, overseer)
+    page = client.get("/oversight/indicators?year=2024&per=xzfy").get_data(as_text=True)
+    assert "占比" in page and "10.0%" in page and "5.0%" in page  # 天心区 3/60
+    assert 'class="region depth-1"' in page
+
+
+def test_the_overseer_lands_on_the_list_and_reads_a_region_dashboard_from_it(ov, app):
+    client = _client(app, ov.w.oversight)
+    assert client.get("/").headers["Location"].endswith("/oversight/")
+    page = client.get("/oversight/?year=2024").get_data(as_text=True)
+    link = f'/dashboard/?cycle={ov.zy24.cycle.id}'
+    assert f'href="{link}"' in page
+    assert client.get(link).status_code == 200
+    # The sibling city's overseer gets no such read.
+    assert _client(app, ov.cd_oversight).get(link).status_code == 404
