@@ -154,15 +154,29 @@ class Change:
     label: str
     fields: list = field(default_factory=list)
 
-    def line(self) -> str:
-        head = f"{ACTION_LABELS[self.action]}{KIND_LABELS[self.kind]} {self.label}"
-        if self.action == "removed" or not self.fields:
-            return head
+    @property
+    def action_label(self) -> str:
+        return ACTION_LABELS[self.action]
+
+    @property
+    def kind_label(self) -> str:
+        return KIND_LABELS[self.kind]
+
+    def details(self) -> list[str]:
+        """A created object's settings (字段 值), an updated one's changes (字段 旧 → 新)."""
         if self.action == "created":
-            shown = [f"{FIELD_LABELS.get(k, k)} {_shown(new)}" for k, _old, new in self.fields if new not in (None, "", [])]
-            return head + (f"（{'；'.join(shown)}）" if shown else "")
-        return head + "：" + "；".join(f"{FIELD_LABELS.get(k, k)} {_shown(old)} → {_shown(new)}"
-                                      for k, old, new in self.fields)
+            return [f"{FIELD_LABELS.get(k, k)} {_shown(new)}" for k, _old, new in self.fields
+                    if new not in (None, "", [])]
+        if self.action == "updated":
+            return [f"{FIELD_LABELS.get(k, k)} {_shown(old)} → {_shown(new)}" for k, old, new in self.fields]
+        return []
+
+    def line(self) -> str:
+        head = f"{self.action_label}{self.kind_label} {self.label}"
+        details = self.details()
+        if not details:
+            return head
+        return head + (f"（{'；'.join(details)}）" if self.action == "created" else "：" + "；".join(details))
 
 
 def _counts() -> dict:

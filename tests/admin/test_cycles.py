@@ -1,5 +1,6 @@
 """Creating cycles (template, file, clone), opening, reopening material, compiling."""
 import io
+import re
 
 from sqlalchemy import func, select
 
@@ -43,10 +44,18 @@ outline:
       - {code: measures.enforce, title: 严格规范执法, lead: [gaj]}
 """
 
+def _confirm_upload(client, preview):
+    """Confirm on the preview page an upload shows (nothing is written before)."""
+    assert preview.status_code == 200, preview.get_data(as_text=True)[:2000]
+    fields = dict(re.findall(r'name="(f-[a-z_]+)" type="hidden" value="([^"]*)"', preview.get_data(as_text=True)))
+    return client.post("/admin/cycles/new/file/confirm", data=fields, content_type="multipart/form-data")
+
 
 def test_create_from_an_uploaded_file(admin_client, office, db):
-    response = admin_client.post("/admin/cycles/new/file", data={
+    preview = admin_client.post("/admin/cycles/new/file", data={
         "f-file": (io.BytesIO(GOOD_FILE.encode()), "cycle.yaml")}, content_type="multipart/form-data")
+    assert db.session.scalar(select(ReportCycle).where(ReportCycle.region == "上传区")) is None
+    response = _confirm_upload(admin_client, preview)
     assert response.status_code == 303, response.get_data(as_text=True)[:3000]
     cycle = db.session.scalar(select(ReportCycle).where(ReportCycle.region == "上传区"))
     assert sorted(s.code for s in cycle.sections) == ["measures", "measures.enforce"]

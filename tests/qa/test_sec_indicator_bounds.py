@@ -3,6 +3,7 @@ administrator's 最小值/最大值 beyond them (1e300, 19 nines, 1E-999999, NaN
 refused with a Chinese message naming the field, instead of a database error (PostgreSQL) or a stored
 NaN that breaks every later save of the indicator's figures."""
 import io
+import re
 
 import pytest
 from sqlalchemy import func, select
@@ -46,9 +47,16 @@ def test_cycle_file_bound_beyond_the_column_is_refused(admin, as_user, db, key, 
     assert f"outline[0].indicators[0].{key}" in page and STORABLE in page
     assert db.session.scalar(select(func.count()).select_from(ReportCycle)) == 0
 
+def _confirm_upload(client, preview):
+    """Confirm on the preview page an upload shows (nothing is written before)."""
+    assert preview.status_code == 200, preview.get_data(as_text=True)[:2000]
+    fields = dict(re.findall(r'name="(f-[a-z_]+)" type="hidden" value="([^"]*)"', preview.get_data(as_text=True)))
+    return client.post("/admin/cycles/new/file/confirm", data=fields, content_type="multipart/form-data")
+
 
 def test_cycle_file_bound_within_the_column_is_stored(admin, as_user, db):
-    response = _upload(as_user(admin), "min", "-12345.6789")
+    client = as_user(admin)
+    response = _confirm_upload(client, _upload(client, "min", "-12345.6789"))
     assert response.status_code == 303, response.get_data(as_text=True)[:2000]
     assert str(db.session.scalar(select(Indicator.minimum))) == "-12345.6789"
 

@@ -1,6 +1,7 @@
 """Hostile cycle files — deep nesting, a 5,000-digit year, NUL, a non-mapping document, an alias bomb —
 are refused with a Chinese message on the upload page and by ``import-cycle``; nothing is written."""
 import io
+import re
 
 import pytest
 from sqlalchemy import func, select
@@ -49,11 +50,18 @@ def admin_client(factory, db, as_user):
     db.session.commit()
     return as_user(admin)
 
+def _confirm_upload(client, preview):
+    """Confirm on the preview page an upload shows (nothing is written before)."""
+    assert preview.status_code == 200, preview.get_data(as_text=True)[:2000]
+    fields = dict(re.findall(r'name="(f-[a-z_]+)" type="hidden" value="([^"]*)"', preview.get_data(as_text=True)))
+    return client.post("/admin/cycles/new/file/confirm", data=fields, content_type="multipart/form-data")
+
 
 def test_the_good_file_is_accepted(admin_client, db):
     # The hostile variants below differ from this one only in the hostile part.
-    response = admin_client.post("/admin/cycles/new/file", data={
+    preview = admin_client.post("/admin/cycles/new/file", data={
         "f-file": (io.BytesIO(_good().encode()), "cycle.yaml")}, content_type="multipart/form-data")
+    response = _confirm_upload(admin_client, preview)
     assert response.status_code == 303, response.get_data(as_text=True)[:2000]
 
 
