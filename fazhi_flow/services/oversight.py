@@ -201,7 +201,7 @@ def _local_day_sql(column):
 def _section_dues(cycles: dict[int, RegionRow]) -> dict[int, date | None]:
     """Section id -> its effective due date (own, else inherited, else the cycle's), in one statement."""
     rows = db.session.execute(select(Section.id, Section.parent_id, Section.due, Section.cycle_id)
-                              .where(Section.cycle_id.in_(cycles))).all()
+                              .where(Section.cycle_id.in_(list(cycles)))).all()
     own = {sid: (parent, due, cid) for sid, parent, due, cid in rows}
     found: dict[int, date | None] = {}
 
@@ -222,13 +222,13 @@ def _fill_cells(cycles: dict[int, RegionRow], today: date) -> None:
     first = (select(Revision.contribution_id.label("cid"),
                     _local_day_sql(func.min(Revision.created_at)).label("day"))
              .join(Contribution, Contribution.id == Revision.contribution_id)
-             .where(Contribution.cycle_id.in_(cycles)).group_by(Revision.contribution_id).subquery())
+             .where(Contribution.cycle_id.in_(list(cycles))).group_by(Revision.contribution_id).subquery())
     query = (select(Section.cycle_id, Assignment.section_id, Assignment.due, Contribution.state, first.c.day,
                     func.count())
              .select_from(Assignment).join(Section, Section.id == Assignment.section_id)
              .outerjoin(Contribution, Contribution.assignment_id == Assignment.id)
              .outerjoin(first, first.c.cid == Contribution.id)
-             .where(Section.cycle_id.in_(cycles))
+             .where(Section.cycle_id.in_(list(cycles)))
              .group_by(Section.cycle_id, Assignment.section_id, Assignment.due, Contribution.state, first.c.day))
     for cycle_id, section_id, own_due, state, day, number in db.session.execute(query):
         row = cycles[cycle_id]
@@ -245,7 +245,7 @@ def _fill_cells(cycles: dict[int, RegionRow], today: date) -> None:
 def _fill_returns(cycles: dict[int, RegionRow]) -> None:
     query = (select(Contribution.cycle_id, func.count())
              .join(TransitionLog, TransitionLog.contribution_id == Contribution.id)
-             .where(Contribution.cycle_id.in_(cycles), TransitionLog.event.in_(RETURN_EVENTS))
+             .where(Contribution.cycle_id.in_(list(cycles)), TransitionLog.event.in_(RETURN_EVENTS))
              .group_by(Contribution.cycle_id))
     for cycle_id, number in db.session.execute(query):
         cycles[cycle_id].returns = number
@@ -255,7 +255,7 @@ def _fill_publications(cycles: dict[int, RegionRow]) -> None:
     # Columns only: the stored files stay in the database.
     query = (select(Publication.id, Publication.cycle_id, Publication.version, Publication.published_at,
                     Publication.pdf_sha256.is_not(None))
-             .where(Publication.cycle_id.in_(cycles)).order_by(Publication.cycle_id, Publication.version))
+             .where(Publication.cycle_id.in_(list(cycles))).order_by(Publication.cycle_id, Publication.version))
     for pid, cycle_id, version, at, has_pdf in db.session.execute(query):
         cycles[cycle_id].publications.append(PublicationRef(pid, version, at, bool(has_pdf)))
 
@@ -267,7 +267,7 @@ def _target(region_id: int) -> str:
 def _fill_reminders(rows: dict[int, RegionRow]) -> None:
     targets = {_target(rid): row for rid, row in rows.items()}
     query = (select(AuditEvent.target, func.max(AuditEvent.created_at))
-             .where(AuditEvent.action == REMIND_ACTION, AuditEvent.target.in_(targets))
+             .where(AuditEvent.action == REMIND_ACTION, AuditEvent.target.in_(list(targets)))
              .group_by(AuditEvent.target))
     for target, at in db.session.execute(query):
         targets[target].last_reminder = at
@@ -422,7 +422,7 @@ def _definitions(cycles, year: int) -> _Definitions:
     query = (select(Indicator.cycle_id, Indicator.code, Indicator.name, Indicator.measure, Indicator.type,
                     Indicator.rollup)
              .join(Section, Section.id == Indicator.section_id)
-             .where(Indicator.cycle_id.in_(by_id))
+             .where(Indicator.cycle_id.in_(list(by_id)))
              .order_by(Section.position, Indicator.position, Indicator.code, Indicator.cycle_id))
     columns: dict[str, IndicatorColumn] = {}
     defined = _Definitions([], {}, {})

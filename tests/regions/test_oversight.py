@@ -557,3 +557,24 @@ def test_the_overseer_lands_on_the_list_and_reads_a_region_dashboard_from_it(ov,
     assert client.get(link).status_code == 200
     # The sibling city's overseer gets no such read.
     assert _client(app, ov.cd_oversight).get(link).status_code == 404
+
+
+def test_deadline_words():
+    today = date(2025, 3, 30)
+
+    def row(deadline, published=None):
+        cycle = ReportCycle(year=2024, region="赫山区", title="2024年法治政府建设年度报告", state="collecting",
+                            publish_deadline=deadline)
+        r = svc.RegionRow(Region(name="赫山区", code="430903", level="county"), 0, cycle, today)
+        if published is not None:
+            r.publications.append(svc.PublicationRef(1, 1, published, True))
+        return r
+
+    assert row(date(2025, 4, 1)).deadline_text == "还有2天"
+    assert row(today).deadline_text == "今天截止" and not row(today).overdue
+    assert row(date(2025, 3, 1)).deadline_text == "已逾期29天" and row(date(2025, 3, 1)).overdue
+    # Published at 23:30 Beijing time on the deadline: in time; 00:30 the next day: one day late.
+    assert row(today, _utc(today, 23) + timedelta(minutes=30)).deadline_text == "按期发布"
+    late = row(today, _utc(today + timedelta(days=1), 0) + timedelta(minutes=30))
+    assert late.deadline_text == "逾期1天发布" and not late.overdue
+    assert row(None).deadline == date(2025, 4, 1)  # the default: 1 April of the following year
