@@ -18,10 +18,11 @@ from ..extensions import db
 from ..workflow.machine import transition_fired
 from . import messages as M
 from .outbox import (
-    _with_role,
     admins,
+    leaders,
     liaisons,
     queue_webhook,
+    region_id_of,
     reviewers_of,
     send_to_users,
     unit_heads,
@@ -63,14 +64,16 @@ def _contribution_event(contribution, event, to_state, actor, comment):
 def stand_ins(unit_id: int, admins_: list) -> list:
     """The admins who may decide for a unit without a unit head: not those writing its material as
     its liaisons (policy refuses them)."""
-    return [u for u in admins_ if not (u.unit_id == unit_id and u.has_role("liaison"))]
+    from ..policy import is_unit_liaison
+
+    return [u for u in admins_ if not is_unit_liaison(u, unit_id)]
 
 
 def _to_stand_ins(contribution, actor) -> None:
     """Material submitted into 待单位审核 of a unit with no active unit head would wait for nobody: the
     admins, who may decide in the unit head's place, are told instead, in-app and by e-mail as each
     chose (the inbox's own notice goes to unit heads only, so here both channels)."""
-    people = _others(stand_ins(contribution.unit_id, admins()), actor)
+    people = _others(stand_ins(contribution.unit_id, admins(region_id_of(contribution))), actor)
     send_to_users(people, M.unit_review_stand_in_message(contribution, actor), "transition:submit",
                   inapp_kind="to_unit_review", contribution=contribution)
 
@@ -110,7 +113,7 @@ def _collection_reopened(cycle, actor, comment, context) -> None:
     for assignment in open_work:
         by_unit[assignment.unit_id].append(assignment)
     people = defaultdict(list)
-    for user in with_role_in_units("liaison", by_unit):
+    for user in with_role_in_units("liaison", by_unit, cycle.region_id):
         people[user.unit_id].append(user)
     moved_to = context.get("moved_to")
     for unit_id, assignments in by_unit.items():
@@ -131,24 +134,26 @@ def _signed_version_number(cycle) -> int | None:
 
 def _signature_event(cycle, event, from_state, actor, comment):
     """提请签发 and 提请签发更正 to the leaders; 退回 and 签发 to the admins (a signed correction, which is
-    published at once, to the other leaders as well). Nobody is told of their own step.
+    published at once, to the other leaders as well), all of the cycle's own region. Nobody is told of
+    their own step.
 
     Receivers of one signal run in no set order, so these messages name nothing that another listener
     makes for the same step (the draft version of a request, the publication of a correction)."""
     from ..services.compile import correction_note
 
     correcting = from_state == "correcting" or event == "request_correction"
+    region_id = cycle.region_id
     if event in ("request_signoff", "request_correction"):
-        people, kind = leaders(), "signoff"
+        people, kind = leaders(region_id), "signoff"
         msg = M.signoff_requested_message(cycle, actor, comment, correcting)
     elif event == "return":
-        people, kind = admins(), "returned"
+        people, kind = admins(region_id), "returned"
         msg = M.signoff_returned_message(cycle, actor, comment, correcting)
     elif event == "sign" and correcting:
-        people, kind = admins() + leaders(), "cycle"
+        people, kind = admins(region_id) + leaders(region_id), "cycle"
         msg = M.correction_published_message(cycle, actor, correction_note(cycle), comment)
     elif event == "sign":
-        people, kind = admins(), "cycle"
+        people, kind = admins(region_id), "cycle"
         msg = M.signed_message(cycle, actor, comment, _signed_version_number(cycle))
     else:
         return
@@ -166,26 +171,23 @@ def announce_publication(cycle, actor) -> None:
     send_to_users(_others(contributors(cycle), actor), msg, "cycle:publish", inapp_kind="cycle")
 
 
-def leaders() -> list:
-    return _with_role("leader")
-
-
 # Steps by which a reviewer or a unit head decided on material: who did one of them contributed.
 REVIEW_EVENTS = ("approve", "return", "unit_approve", "unit_return")
 
 
 def contributors(cycle) -> list:
     """Who contributed to ``cycle``: the liaisons of units with material in it (text written or
-    anything submitted) and everyone who reviewed material of it (reviewers and unit heads)."""
+    anything submitted) and everyone who reviewed material of it (reviewers and unit heads); people
+    of the cycle's region only."""
     from ..models import Contribution, TransitionLog, User
 
     units = {unit_id for unit_id, state, body in db.session.execute(
         select(Contribution.unit_id, Contribution.state, Contribution.body)
         .where(Contribution.cycle_id == cycle.id)) if state != "draft" or (body or "").strip()}
     # The liaisons of all those units in one statement, however many units contributed.
-    people = with_role_in_units("liaison", units)
+    people = with_role_in_units("liaison", units, cycle.region_id)
     people += db.session.scalars(
-        select(User).where(User.active.is_(True), User.id.in_(
+        select(User).where(User.active.is_(True), User.region_id == cycle.region_id, User.id.in_(
             select(TransitionLog.actor_id).join(Contribution, TransitionLog.contribution_id == Contribution.id)
             .where(Contribution.cycle_id == cycle.id, TransitionLog.event.in_(REVIEW_EVENTS))))
         .order_by(User.id))

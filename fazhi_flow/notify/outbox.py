@@ -81,45 +81,75 @@ def webhooks_for(unit_id: int | None = None, cycle_id: int | None = None) -> lis
 
 
 # ------------------------------------------------------------------ recipients
+#
+# Every selection of people is limited to one region (the region of the material or cycle the
+# message is about): an office's admins, reviewers and leaders act within their region only, so a
+# district's digest, escalations or announcements never reach another district's people.
 
 
-def _with_role(role: str, unit_id: int | None = None) -> list[User]:
+def _with_role(role: str, region_id: int | None = None, unit_id: int | None = None) -> list[User]:
+    """The active users with ``role`` in a region or in a unit (a unit lies in one region, and its
+    people with it: models.org refuses a user of another region's unit). One of the two is required:
+    there is no "everyone with the role" any more."""
     from ..models import UserRole
 
+    if region_id is None and unit_id is None:
+        raise ValueError("a selection of people needs a region or a unit")
     q = select(User).join(UserRole).where(UserRole.role == role, User.active.is_(True))
+    if region_id is not None:
+        q = q.where(User.region_id == region_id)
     if unit_id is not None:
         q = q.where(User.unit_id == unit_id)
     return list(db.session.scalars(q.order_by(User.id)).unique())
 
 
-def with_role_in_units(role: str, unit_ids) -> list[User]:
-    """The active users with ``role`` in any of ``unit_ids``, in one statement (by unit, then id)."""
+def with_role_in_units(role: str, unit_ids, region_id: int) -> list[User]:
+    """The active users of ``region_id`` with ``role`` in any of ``unit_ids``, in one statement (by
+    unit, then id). Units belong to one region; the region is checked too, as a second line."""
     from ..models import UserRole
 
     unit_ids = set(unit_ids)
     if not unit_ids:
         return []
     return list(db.session.scalars(
-        select(User).join(UserRole).where(UserRole.role == role, User.active.is_(True), User.unit_id.in_(unit_ids))
+        select(User).join(UserRole).where(UserRole.role == role, User.active.is_(True), User.unit_id.in_(unit_ids),
+                                          User.region_id == region_id)
         .order_by(User.unit_id, User.id)).unique())
 
 
 def liaisons(unit_id: int) -> list[User]:
-    return _with_role("liaison", unit_id)
+    """The unit's active liaisons (a unit and its people are of one region)."""
+    return _with_role("liaison", unit_id=unit_id)
 
 
 def unit_heads(unit_id: int) -> list[User]:
-    return _with_role("unit_head", unit_id)
+    return _with_role("unit_head", unit_id=unit_id)
 
 
-def admins() -> list[User]:
-    return _with_role("admin")
+def admins(region_id: int) -> list[User]:
+    """The admins of ``region_id`` (never another region's)."""
+    return _with_role("admin", region_id)
+
+
+def leaders(region_id: int) -> list[User]:
+    """The signing leaders (签发领导) of ``region_id``."""
+    return _with_role("leader", region_id)
+
+
+def region_id_of(obj) -> int | None:
+    """The region a contribution, cycle or unit belongs to (policy decides what that is)."""
+    from ..policy import region_of
+
+    return region_of(obj)
 
 
 def reviewers_of(contribution) -> list[User]:
-    """Reviewers who may review ``contribution`` (named for its section, never of its own unit)."""
+    """Reviewers who may review ``contribution``: named for its section, else every reviewer of the
+    cycle's region; never one of its own unit, never one of another region (a reviewer named across
+    regions by mistake is not told about material they may not open)."""
     from ..workflow.machine import is_contribution_reviewer
 
+    region_id = region_id_of(contribution)
     named = contribution.section.effective_reviewers()
-    pool = named if named else _with_role("reviewer")
-    return [u for u in pool if u.active and is_contribution_reviewer(u, contribution)]
+    pool = named if named else _with_role("reviewer", region_id)
+    return [u for u in pool if u.active and u.region_id == region_id and is_contribution_reviewer(u, contribution)]

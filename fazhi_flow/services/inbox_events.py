@@ -25,6 +25,7 @@ def _link(endpoint: str, fallback: str, **values) -> str:
 
 
 def _unit_users(unit_id: int, role: str) -> list[User]:
+    """A unit's active people with ``role`` (a unit and its people lie in one region)."""
     return list(db.session.scalars(
         select(User).join(UserRole).where(User.unit_id == unit_id, User.active.is_(True), UserRole.role == role)
         .order_by(User.id)
@@ -32,14 +33,19 @@ def _unit_users(unit_id: int, role: str) -> list[User]:
 
 
 def section_reviewers(contribution: Contribution) -> list[User]:
-    """The reviewers who may act on ``contribution``: those named for the section, else all reviewers."""
+    """The reviewers who may act on ``contribution``: those named for the section, else every reviewer
+    of the cycle's region; never one of another region (nor of the contribution's own unit)."""
+    from ..policy import region_of
+
+    region_id = region_of(contribution)
     named = [u for u in contribution.section.effective_reviewers() if u.active]
     if not named:
         named = list(db.session.scalars(
-            select(User).join(UserRole).where(UserRole.role == "reviewer", User.active.is_(True))
+            select(User).join(UserRole).where(UserRole.role == "reviewer", User.active.is_(True),
+                                              User.region_id == region_id)
             .order_by(User.id)
         ))
-    return [u for u in named if u.unit_id != contribution.unit_id]
+    return [u for u in named if u.unit_id != contribution.unit_id and u.region_id == region_id]
 
 
 def _where(contribution: Contribution) -> str:
