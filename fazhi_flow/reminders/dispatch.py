@@ -140,43 +140,60 @@ class _Person:
     email: str | None
     phone: str | None
     unit_id: int | None
+    region_id: int | None = None
 
 
 class Directory:
-    """The people, channel choices, robots and outline of one cycle, read once for a whole sweep."""
+    """The people, channel choices, robots and outline of the cycles of a sweep, read once for all of
+    them in a fixed number of statements (however many regions and cycles).
 
-    def __init__(self, cycle):
+    Only the people of the cycles' regions are read, and every selection is made per region: the
+    admins told about a cycle are that cycle's region's, a reviewer of another region is never a
+    reviewer here, whatever a section names."""
+
+    def __init__(self, cycles):
         session = db.session
-        self.cycle = cycle
+        cycles = list(cycles) if isinstance(cycles, (list, tuple, set)) else [cycles]
+        self.cycle = cycles[0] if len(cycles) == 1 else None
+        self.cycle_region = {c.id: c.region_id for c in cycles}
+        regions = sorted(set(self.cycle_region.values()))
+        cycle_ids = sorted(self.cycle_region)
+        people = select(User.id).where(User.active.is_(True), User.region_id.in_(regions))
         roles: dict[int, set[str]] = {}
-        for uid, role in session.execute(select(UserRole.user_id, UserRole.role)):
+        for uid, role in session.execute(select(UserRole.user_id, UserRole.role).where(UserRole.user_id.in_(people))):
             roles.setdefault(uid, set()).add(role)
         users = [_Person(*row) for row in session.execute(
-            select(User.id, User.active, User.email, User.phone, User.unit_id)
-            .where(User.active.is_(True)).order_by(User.id))]
+            select(User.id, User.active, User.email, User.phone, User.unit_id, User.region_id)
+            .where(User.active.is_(True), User.region_id.in_(regions)).order_by(User.id))]
         self.users = {u.id: u for u in users}
         self.roles = {u.id: roles.get(u.id, set()) for u in users}
-        self.by_role: dict[str, list[_Person]] = {}
+        self.by_role: dict[tuple[int, str], list[_Person]] = {}
         self.by_role_unit: dict[tuple[str, int | None], list[_Person]] = {}
         for u in users:
             for role in sorted(self.roles[u.id]):
-                self.by_role.setdefault(role, []).append(u)
+                self.by_role.setdefault((u.region_id, role), []).append(u)
                 self.by_role_unit.setdefault((role, u.unit_id), []).append(u)
-        self.prefs = {p.user_id: (p.email, p.inapp)
-                      for p in session.scalars(select(UserChannelPreference))}
-        self.webhooks = session.scalars(select(WebhookTarget).where(WebhookTarget.active.is_(True))
-                                        .order_by(WebhookTarget.id)).all()
-        sections = session.scalars(select(Section).where(Section.cycle_id == cycle.id)).all()
+        self.prefs = {p.user_id: (p.email, p.inapp) for p in session.scalars(
+            select(UserChannelPreference).where(UserChannelPreference.user_id.in_(people)))}
+        # The robots of the cycles and of their regions' units (a robot belongs to one of them).
+        self.webhooks = session.scalars(select(WebhookTarget).where(
+            WebhookTarget.active.is_(True),
+            or_(WebhookTarget.cycle_id.in_(cycle_ids),
+                WebhookTarget.unit_id.in_(select(Unit.id).where(Unit.region_id.in_(regions)))))
+            .order_by(WebhookTarget.id)).all()
+        sections = session.scalars(select(Section).where(Section.cycle_id.in_(cycle_ids))).all()
         self.sections = {s.id: s for s in sections}
         self.named: dict[int, list[int]] = {}
         for sid, uid in session.execute(
                 select(section_reviewer.c.section_id, section_reviewer.c.user_id)
-                .where(section_reviewer.c.section_id.in_(select(Section.id).where(Section.cycle_id == cycle.id)))
+                .where(section_reviewer.c.section_id.in_(select(Section.id).where(Section.cycle_id.in_(cycle_ids))))
                 .order_by(section_reviewer.c.user_id)):
             self.named.setdefault(sid, []).append(uid)
-        self.unit_names = dict(session.execute(select(Unit.id, Unit.name)).all())
+        self.unit_names = dict(session.execute(select(Unit.id, Unit.name).where(Unit.region_id.in_(regions))).all())
         self._labels: dict[int, _SectionLabel] = {}
         self._units: dict[int, _Named] = {}
+        # Digest messages made for all cycles at once (``load_digests``), by cycle id.
+        self.digests: dict[int, M.Message] = {}
         # Tens of thousands of reminders share a few due dates and submission days: each count of
         # working days is made once per sweep, not once per message.
         self.calendar = current_calendar()
@@ -219,12 +236,14 @@ class Directory:
     def unit_heads(self, unit_id: int) -> list[_Person]:
         return self.by_role_unit.get(("unit_head", unit_id), [])
 
-    def admins(self) -> list[_Person]:
-        return self.by_role.get("admin", [])
+    def admins(self, region_id: int) -> list[_Person]:
+        """The admins of ``region_id`` (a cycle's digest and escalations go to its own region's)."""
+        return self.by_role.get((region_id, "admin"), [])
 
-    def reviewers_of(self, facts: Facts) -> list[_Person]:
+    def reviewers_of(self, facts: Facts, region_id: int) -> list[_Person]:
         """As notify.outbox.reviewers_of: named for the section (or its nearest ancestor naming
-        some), else every reviewer; never one of the contribution's own unit."""
+        some), else every reviewer of the region; never one of the contribution's own unit, never
+        one of another region."""
         named: list[int] = []
         node = self.sections.get(facts.section_id)
         while node is not None:
@@ -232,11 +251,17 @@ class Directory:
             if named:
                 break
             node = self.sections.get(node.parent_id)
-        pool = [self.users[i] for i in named if i in self.users] if named else self.by_role.get("reviewer", [])
-        return [u for u in pool if "reviewer" in self.roles[u.id] and u.unit_id != facts.unit_id]
+        pool = [self.users[i] for i in named if i in self.users] if named \
+            else self.by_role.get((region_id, "reviewer"), [])
+        return [u for u in pool if "reviewer" in self.roles[u.id] and u.unit_id != facts.unit_id
+                and u.region_id == region_id]
 
     def webhooks_for(self, unit_id: int, cycle_id: int) -> list[WebhookTarget]:
         return [t for t in self.webhooks if t.unit_id == unit_id or t.cycle_id == cycle_id]
+
+    def load_digests(self, wanted: list[tuple]) -> None:
+        """Make the digests of ``wanted`` ((cycle, day, settings) …) in one go (``digests_for``)."""
+        self.digests.update(digests_for(wanted, self.sections, self.unit_names))
 
 
 # ------------------------------------------------------------------ rows
@@ -300,6 +325,7 @@ def _messages(rows: _Rows, key: str, kind: str, occurrence: str, cycle, facts: F
               settings: PolicySettings, note: str | None) -> int:
     """Queue the in-app notifications, e-mails and robot messages of one reminder; the count told."""
     d = rows.d
+    region_id = cycle.region_id
     if kind in UNIT_KINDS:
         status = d.due_status(facts.due, day)
         msg = M.reminder_message(kind, facts, status, note=note)
@@ -313,7 +339,7 @@ def _messages(rows: _Rows, key: str, kind: str, occurrence: str, cycle, facts: F
         return told
     if kind == "escalation":
         msg = M.escalation_message(facts, d.due_status(facts.due, day))
-        return rows.send_to_users(key, d.unit_heads(facts.unit_id) + d.admins(), msg, facts.id)
+        return rows.send_to_users(key, d.unit_heads(facts.unit_id) + d.admins(region_id), msg, facts.id)
     if kind == "backlog":
         waited = d.working_days_between(_local_day(facts.submitted_at), day)
         if is_unit_review(kind, occurrence):
@@ -321,13 +347,16 @@ def _messages(rows: _Rows, key: str, kind: str, occurrence: str, cycle, facts: F
             people = d.unit_heads(facts.unit_id)
             stand_in = not people
             if stand_in:
-                people = [u for u in d.admins() if not (u.unit_id == facts.unit_id and "liaison" in d.roles[u.id])]
+                people = [u for u in d.admins(region_id)
+                          if not (u.unit_id == facts.unit_id and "liaison" in d.roles[u.id])]
             msg = M.unit_review_message(facts, waited, stand_in=stand_in)
         else:
-            msg, people = M.backlog_message(facts, waited), d.reviewers_of(facts)
+            msg, people = M.backlog_message(facts, waited), d.reviewers_of(facts, region_id)
         return rows.send_to_users(key, people, msg, facts.id)
     if kind == "digest":
-        return rows.send_to_users(key, d.admins(), digest_for(cycle, day, settings))
+        msg = d.digests.get(cycle.id) or digest_for(cycle, day, settings)
+        # A digest per region: each cycle's to its own region's admins only.
+        return rows.send_to_users(key, d.admins(region_id), msg)
     return 0
 
 
@@ -471,18 +500,31 @@ def _executemany(table, rows: list[dict]) -> None:
 def queue(cycle, specs: list[DueReminder], facts: dict[int, Facts], directory: Directory, day: date,
           now_utc: datetime, settings: PolicySettings | None = None, note: str | None = None,
           actor_id: int | None = None, batch_size: int = BATCH_SIZE) -> Queued:
-    """Write the Reminder rows of ``specs`` that do not exist yet, with their messages; batch by batch.
+    """Write the Reminder rows of ``specs`` (all of ``cycle``) that do not exist yet, with their
+    messages; batch by batch (``queue_many``). Nothing is committed here."""
+    plan = {cycle.id: (day, settings or PolicySettings())}
+    return queue_many([(cycle, spec) for spec in specs], facts, directory, plan, now_utc, note=note,
+                      actor_id=actor_id, batch_size=batch_size)
 
-    ``facts`` holds the contributions the specs are about. Nothing is committed here.
+
+def queue_many(entries: list[tuple], facts: dict[int, Facts], directory: Directory, plan: dict[int, tuple],
+               now_utc: datetime, note: str | None = None, actor_id: int | None = None,
+               batch_size: int = BATCH_SIZE) -> Queued:
+    """Write the Reminder rows of ``entries`` ((cycle, spec) …, of any number of cycles and regions)
+    that do not exist yet, with their messages, ``batch_size`` reminders per statement (a batch may
+    mix cycles: the statements grow with the reminders due, never with the regions).
+
+    ``facts`` holds the contributions the specs are about; ``plan`` maps each cycle id to its
+    (sweep day, PolicySettings). Nothing is committed here.
     """
-    settings = settings or PolicySettings()
     out = Queued()
-    for start in range(0, len(specs), max(1, batch_size)):
-        chunk = specs[start:start + batch_size]
-        keys = [spec.key for spec in chunk]  # computed once: a key is a few string operations
+    for start in range(0, len(entries), max(1, batch_size)):
+        chunk = entries[start:start + batch_size]
+        keys = [spec.key for _cycle, spec in chunk]  # computed once: a key is a few string operations
         rows = _Rows(directory, now_utc)
         reminders = []
-        for spec, key in zip(chunk, keys):
+        for (cycle, spec), key in zip(chunk, keys):
+            day, settings = plan[cycle.id]
             subject = facts.get(spec.contribution_id) if spec.contribution_id is not None else None
             told = _messages(rows, key, spec.kind, spec.occurrence, cycle, subject, day, settings, note)
             reminders.append(dict(key=key, cycle_id=cycle.id, contribution_id=spec.contribution_id,
@@ -492,7 +534,7 @@ def queue(cycle, specs: list[DueReminder], facts: dict[int, Facts], directory: D
         out.skipped += len(chunk) - len(new)
         if not new:
             continue
-        for spec, key, row in zip(chunk, keys, reminders):
+        for (cycle, spec), key, row in zip(chunk, keys, reminders):
             if key not in new:
                 continue
             subject = facts.get(spec.contribution_id) if spec.contribution_id is not None else None
@@ -534,46 +576,121 @@ def _waiting_before(day: date, backlog_days: int, calendar) -> date:
 
 
 def digest_for(cycle, day: date, settings: PolicySettings):
-    """The digest message, counted in SQL (no contribution is loaded): the states, the overdue
-    drafts (the first 50 listed), and the submissions waiting more than ``backlog_days``."""
+    """The digest message of one cycle (``digests_for``)."""
+    return digests_for([(cycle, day, settings)])[cycle.id]
+
+
+def _by_day(pairs) -> dict:
+    """{value: [cycle ids]} of (cycle id, value) pairs: cycles sharing a day (or a bound) share one
+    condition, so a statement stays the same size however many regions sweep the same day."""
+    out: dict = {}
+    for cid, value in pairs:
+        out.setdefault(value, []).append(cid)
+    return out
+
+
+def digests_for(wanted: list[tuple], sections: dict | None = None, unit_names: dict | None = None) -> dict:
+    """{cycle id: digest message} of ``wanted`` ((cycle, day, settings) …), counted in SQL (no
+    contribution is loaded) in a fixed number of statements for any number of cycles: the states,
+    the overdue drafts (the first 50 of each cycle listed), the submissions waiting more than
+    ``backlog_days`` and the messages that stopped since the cycle's previous digest.
+
+    ``sections`` and ``unit_names`` (by id): the outline and names already read (a sweep's
+    ``Directory``); read here when not given."""
+    if not wanted:
+        return {}
     session = db.session
     calendar = current_calendar()
     c = Contribution.__table__
-    counts = dict(session.execute(select(c.c.state, func.count()).where(c.c.cycle_id == cycle.id)
-                                  .group_by(c.c.state)).all())
-    q, due = facts_select([cycle.id])
-    late = and_(c.c.cycle_id == cycle.id, c.c.state.in_(REMINDABLE_STATES), due < day)
-    total = session.scalar(select(func.count()).select_from(q.where(late).subquery()))
-    head = []
-    if total:
-        rows = session.execute(q.where(late).order_by(c.c.id).limit(50)).all()
-        sections = {s.id: s for s in session.scalars(select(Section).where(Section.cycle_id == cycle.id))}
-        units = dict(session.execute(select(Unit.id, Unit.name).where(Unit.id.in_({r.unit_id for r in rows}))).all())
-        for row in rows:
-            st = due_status(row.due, today=day, calendar=calendar)
-            head.append((units.get(row.unit_id, ""), sections[row.section_id].path_label, st.label))
-    waiting = 0
-    if settings.backlog_days:
-        bound = start_of_local_day_utc(_waiting_before(day, settings.backlog_days, calendar) + timedelta(days=1))
-        waiting = session.scalar(select(func.count()).select_from(c).where(
-            c.c.cycle_id == cycle.id, c.c.state == "submitted", c.c.submitted_at.is_not(None),
-            c.c.submitted_at < bound)) or 0
-    return M.digest_message(cycle, day, counts, _Counted(head, total), waiting, dead_since_last_digest(cycle, day))
+    ids = [cycle.id for cycle, _day, _settings in wanted]
+    counts: dict[int, dict] = {cid: {} for cid in ids}
+    for cid, state, n in session.execute(select(c.c.cycle_id, c.c.state, func.count()).where(c.c.cycle_id.in_(ids))
+                                         .group_by(c.c.cycle_id, c.c.state)):
+        counts[cid][state] = n
+    q, due = facts_select(ids)
+    late = and_(c.c.state.in_(REMINDABLE_STATES), or_(*(
+        and_(c.c.cycle_id.in_(cids), due < day) for day, cids in _by_day((cy.id, d) for cy, d, _s in wanted).items())))
+    late_rows = q.where(late).subquery()
+    totals = dict(session.execute(select(late_rows.c.cycle_id, func.count()).group_by(late_rows.c.cycle_id)).all())
+    heads = _late_heads(q, late, totals, calendar, {cy.id: d for cy, d, _s in wanted}, sections, unit_names)
+    waiting = _waiting(wanted, calendar)
+    dead = dead_since_last_digests({cy.id: d for cy, d, _s in wanted})
+    return {cycle.id: M.digest_message(cycle, day, counts[cycle.id], _Counted(heads.get(cycle.id, []),
+                                                                              totals.get(cycle.id, 0)),
+                                       waiting.get(cycle.id, 0), dead.get(cycle.id, 0))
+            for cycle, day, _settings in wanted}
+
+
+def _late_heads(q, late, totals: dict, calendar, days: dict, sections: dict | None,
+                unit_names: dict | None) -> dict[int, list]:
+    """The first 50 overdue drafts of each cycle with any (by id), as (unit, section, label)."""
+    if not any(totals.values()):
+        return {}
+    session = db.session
+    c = Contribution.__table__
+    ranked = q.add_columns(func.row_number().over(partition_by=c.c.cycle_id, order_by=c.c.id).label("rn")) \
+        .where(late).subquery()
+    rows = session.execute(select(ranked).where(ranked.c.rn <= 50).order_by(ranked.c.cycle_id, ranked.c.id)).all()
+    if sections is None or any(r.section_id not in sections for r in rows):
+        sections = {s.id: s for s in session.scalars(select(Section).where(Section.cycle_id.in_(list(totals))))}
+    if unit_names is None or any(r.unit_id not in unit_names for r in rows):
+        unit_names = dict(session.execute(select(Unit.id, Unit.name).where(Unit.id.in_({r.unit_id for r in rows}))))
+    heads: dict[int, list] = {}
+    for row in rows:
+        st = due_status(row.due, today=days[row.cycle_id], calendar=calendar)
+        heads.setdefault(row.cycle_id, []).append(
+            (unit_names.get(row.unit_id, ""), sections[row.section_id].path_label, st.label))
+    return heads
+
+
+def _waiting(wanted: list[tuple], calendar) -> dict[int, int]:
+    """{cycle id: submissions waiting more than the cycle's ``backlog_days``}, in one statement."""
+    c = Contribution.__table__
+    bounds = [(cycle.id, start_of_local_day_utc(_waiting_before(day, settings.backlog_days, calendar)
+                                                + timedelta(days=1)))
+              for cycle, day, settings in wanted if settings.backlog_days]
+    if not bounds:
+        return {}
+    by_bound = _by_day(bounds)
+    return dict(db.session.execute(select(c.c.cycle_id, func.count()).where(
+        c.c.state == "submitted", c.c.submitted_at.is_not(None),
+        or_(*(and_(c.c.cycle_id.in_(cids), c.c.submitted_at < bound) for bound, cids in by_bound.items())))
+        .group_by(c.c.cycle_id)).all())
 
 
 def dead_since_last_digest(cycle, day: date) -> int:
-    """Outbox messages of the whole system (not only this cycle's: the outbox page lists them all)
-    that stopped as dead (failed, or expired unsent) since this cycle's previous digest that was
-    actually delivered (else since the day before): the deliverer stamps next_attempt_at with that
-    moment. A digest cancelled or dead unsent told nobody, so the count goes back past it. A digest
-    counts as delivered when one of its e-mails or robot messages was sent, or it had none (in-app)."""
+    """Outbox messages that stopped as dead since ``cycle``'s previous delivered digest
+    (``dead_since_last_digests``)."""
+    return dead_since_last_digests({cycle.id: day}).get(cycle.id, 0)
+
+
+def dead_since_last_digests(days: dict[int, date]) -> dict[int, int]:
+    """For each cycle id of ``days`` ({cycle id: digest day}): outbox messages of the whole system
+    (not only this cycle's: the outbox page lists them all; the channels are shared) that stopped as
+    dead (failed, or expired unsent) since this cycle's previous digest that was actually delivered
+    (else since the day before): the deliverer stamps next_attempt_at with that moment. A digest
+    cancelled or dead unsent told nobody, so the count goes back past it. A digest counts as
+    delivered when one of its e-mails or robot messages was sent, or it had none (in-app).
+
+    Two statements for any number of cycles: the previous digests, then one count per distinct
+    starting moment (cycles swept together share it)."""
+    if not days:
+        return {}
     session = db.session
     o = OutboxMessage.__table__
     delivered = or_(
         exists().where(o.c.reminder_id == Reminder.id, o.c.status == "sent"),
         ~exists().where(o.c.reminder_id == Reminder.id))
-    previous = session.scalar(select(func.max(Reminder.created_at)).where(
-        Reminder.kind == "digest", Reminder.cycle_id == cycle.id, Reminder.day < day, delivered))
-    since = previous or start_of_local_day_utc(day - timedelta(days=1))
-    return session.scalar(select(func.count()).select_from(OutboxMessage).where(
-        OutboxMessage.status == "dead", OutboxMessage.next_attempt_at >= since)) or 0
+    previous = dict(session.execute(
+        select(Reminder.cycle_id, func.max(Reminder.created_at)).where(
+            Reminder.kind == "digest", delivered,
+            or_(*(and_(Reminder.cycle_id.in_(cids), Reminder.day < day) for day, cids in _by_day(days.items()).items())))
+        .group_by(Reminder.cycle_id)).all())
+    since = {cid: previous.get(cid) or start_of_local_day_utc(day - timedelta(days=1)) for cid, day in days.items()}
+    moments = sorted(set(since.values()))
+    counts = session.execute(select(*(
+        select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.status == "dead", OutboxMessage.next_attempt_at >= moment).scalar_subquery()
+        for moment in moments))).one()
+    found = dict(zip(moments, counts))
+    return {cid: found[moment] or 0 for cid, moment in since.items()}

@@ -34,6 +34,9 @@ from .policy import (
 
 logger = logging.getLogger(__name__)
 
+# Collecting cycles swept together (in a fixed number of statements): a province's 100+ districts
+# in one pass or two, while the rows a pass holds stay bounded.
+CYCLES_PER_PASS = 50
 # pg_try_advisory_xact_lock key: one sweep at a time across all scheduler processes.
 SWEEP_LOCK_KEY = 0x66617A68  # "fazh"
 # How long a sweep waits for a concurrent one to finish before leaving the moment to it.
@@ -117,19 +120,14 @@ def _since(column):
     return func.strftime("%Y%m%dT%H%M%S", column, type_=String)
 
 
-def candidates(cycle_id: int, today: date, settings: PolicySettings, calendar, opened: date | None = None) -> list:
-    """The contributions of a cycle (last opened on the local day ``opened``) that may have a reminder
-    due ``today`` not queued yet, as ``dispatch.facts_select`` rows ordered by id; one statement.
-
-    The due-date and submission-day ranges come from the policy (``contribution_stages``,
-    ``waiting_stages``); a contribution whose reminder for its stage exists is left out by an
-    anti-join on the reminder table. The selection may return more than is due, never less: the
-    policy functions decide on the rows returned and the unique key stops any duplicate.
-    """
+def _stage_conds(due, today: date, settings: PolicySettings, calendar, opened: date | None) -> list:
+    """The conditions of ``candidates`` for cycles swept on ``today`` with ``settings`` and last
+    opened on ``opened`` (``due``: the effective due date of the statement's ``facts_select``):
+    [cheap span pre-test, exact ranges], or [] when nothing can be due."""
     c, r = Contribution.__table__, Reminder.__table__
-    q, due = dispatch.facts_select([cycle_id])
     conds = []
-    for st in contribution_stages(today, settings, calendar, opened):
+    stages = contribution_stages(today, settings, calendar, opened)
+    for st in stages:
         cond = [c.c.state.in_(st.states), due <= st.last if st.first is None else due.between(st.first, st.last)]
         if st.suffix is not None:
             seen = select(r.c.id).where(r.c.contribution_id == c.c.id, r.c.kind == st.kind, r.c.due == due)
@@ -137,7 +135,8 @@ def candidates(cycle_id: int, today: date, settings: PolicySettings, calendar, o
                 seen = seen.where(r.c.occurrence.like(f"%{st.suffix}"))
             cond.append(~exists(seen))
         conds.append(and_(*cond))
-    for st in waiting_stages(today, settings, calendar):
+    waits = waiting_stages(today, settings, calendar)
+    for st in waits:
         cond = [c.c.state.in_(st.states), c.c.submitted_at < dispatch.start_of_local_day_utc(st.last + timedelta(days=1))]
         if st.first is not None:
             cond.append(c.c.submitted_at >= dispatch.start_of_local_day_utc(st.first))
@@ -151,20 +150,50 @@ def candidates(cycle_id: int, today: date, settings: PolicySettings, calendar, o
     # A cheap pre-test first: the whole span of the ranges, so that the many rows outside every
     # range are dropped after a comparison or two instead of being tested range by range.
     spans = []
-    stages = contribution_stages(today, settings, calendar, opened)
     if stages:
         last = max(st.last for st in stages)
         firsts = [st.first for st in stages]
         spans.append(and_(c.c.state.in_(REMINDABLE_STATES),
                           due <= last if None in firsts else due.between(min(firsts), last)))
-    waits = waiting_stages(today, settings, calendar)
     if waits:
         spans.append(and_(c.c.state.in_(sorted({s for st in waits for s in st.states})),
                           c.c.submitted_at >= dispatch.start_of_local_day_utc(min(st.first for st in waits)),
                           c.c.submitted_at < dispatch.start_of_local_day_utc(max(st.last for st in waits)
                                                                              + timedelta(days=1))))
-    return db.session.execute(q.where(c.c.cycle_id == cycle_id, or_(*spans), or_(*conds))
-                              .order_by(c.c.id)).all()
+    return [or_(*spans), or_(*conds)]
+
+
+def candidates_many(plan: list[tuple], calendar) -> list:
+    """The contributions of the cycles of ``plan`` ((cycle id, today, settings, opened) …) that may
+    have a reminder due not queued yet, as ``dispatch.facts_select`` rows ordered by cycle and id;
+    one statement for any number of cycles and regions.
+
+    The due-date and submission-day ranges come from the policy (``contribution_stages``,
+    ``waiting_stages``); a contribution whose reminder for its stage exists is left out by an
+    anti-join on the reminder table. Cycles with the same day, settings and open day share one set of
+    conditions (``cycle_id IN …``), so the statement does not grow with the regions either when they
+    keep the default policy. The selection may return more than is due, never less: the policy
+    functions decide on the rows returned and the unique key stops any duplicate.
+    """
+    c = Contribution.__table__
+    groups: dict[tuple, list[int]] = {}
+    for cycle_id, today, settings, opened in plan:
+        groups.setdefault((today, settings, opened), []).append(cycle_id)
+    q, due = dispatch.facts_select(sorted({p[0] for p in plan}))
+    branches = []
+    for (today, settings, opened), cycle_ids in groups.items():
+        conds = _stage_conds(due, today, settings, calendar, opened)
+        if conds:
+            branches.append(and_(c.c.cycle_id.in_(cycle_ids), *conds))
+    if not branches:
+        return []
+    return db.session.execute(q.where(or_(*branches)).order_by(c.c.cycle_id, c.c.id)).all()
+
+
+def candidates(cycle_id: int, today: date, settings: PolicySettings, calendar, opened: date | None = None) -> list:
+    """The contributions of one cycle (last opened on the local day ``opened``) that may have a
+    reminder due ``today`` not queued yet (``candidates_many``); one statement."""
+    return candidates_many([(cycle_id, today, settings, opened)], calendar)
 
 
 def _item(row, zone) -> Item:
@@ -223,12 +252,17 @@ def sweep(now: datetime | None = None, dry_run: bool = False, use_lock: bool = T
                                  .order_by(ReportCycle.id)).all()
         policies = {p.cycle_id: p for p in session.scalars(
             select(ReminderPolicy).where(ReminderPolicy.cycle_id.in_([c.id for c in cycles])))} if cycles else {}
+        plan = []
         for cycle in cycles:
             settings = PolicySettings.from_model(policies.get(cycle.id))
             today = sweep_day(local_now, settings, calendar)
-            if today is None:
-                continue
-            _sweep_cycle(cycle, today, local_now, now_utc, settings, calendar, zone, result, batch_size)
+            if today is not None:
+                plan.append((cycle, today, settings))
+        # Every region's cycles together, a pass of CYCLES_PER_PASS at a time: the statements of a
+        # pass do not grow with the number of regions or cycles in it.
+        for start in range(0, len(plan), CYCLES_PER_PASS):
+            _sweep_cycles(plan[start:start + CYCLES_PER_PASS], local_now, now_utc, calendar, zone, result,
+                          batch_size)
         session.flush()
         if dry_run:
             session.rollback()
@@ -243,37 +277,56 @@ def sweep(now: datetime | None = None, dry_run: bool = False, use_lock: bool = T
     return result
 
 
-def _sweep_cycle(cycle, today, local_now, now_utc, settings, calendar, zone, result, batch_size) -> None:
+def _sweep_cycles(plan: list[tuple], local_now, now_utc, calendar, zone, result, batch_size) -> None:
+    """Queue what is due in the cycles of ``plan`` ((cycle, today, settings) …, any regions) in a
+    fixed number of statements: the candidates, the digests already queued, the day's reminders
+    queued before, the directory (people of the cycles' regions), the digests' counts, and one
+    write per ``batch_size`` reminders."""
     session = db.session
     # A late open counts its overdue stages from the open (reminders.policy); the local day is enough.
-    opened = cycle.opened_at.replace(tzinfo=timezone.utc).astimezone(zone).date() if cycle.opened_at else None
-    rows = candidates(cycle.id, today, settings, calendar, opened)
+    opened = {cycle.id: cycle.opened_at.replace(tzinfo=timezone.utc).astimezone(zone).date()
+              if cycle.opened_at else None for cycle, _today, _settings in plan}
+    rows = candidates_many([(cycle.id, today, settings, opened[cycle.id]) for cycle, today, settings in plan],
+                           calendar)
     result.candidates += len(rows)
-    digest = digest_reminder(cycle.id, today, settings)
-    if digest is not None and session.scalar(select(Reminder.id).where(Reminder.key == digest.key)):
-        digest = None
+    digests = {cycle.id: d for cycle, today, settings in plan
+               if (d := digest_reminder(cycle.id, today, settings)) is not None}
+    if digests:
+        queued = set(session.scalars(select(Reminder.key).where(Reminder.key.in_([d.key for d in digests.values()]))))
+        digests = {cid: d for cid, d in digests.items() if d.key not in queued}
+    by_day = {}
+    for cycle, today, _settings in plan:
+        by_day.setdefault(today, []).append(cycle.id)
     result.skipped_existing += session.scalar(select(func.count()).select_from(Reminder).where(
-        Reminder.cycle_id == cycle.id, Reminder.day == today, Reminder.kind != "manual")) or 0
-    if not rows and digest is None:
+        Reminder.kind != "manual",
+        or_(*(and_(Reminder.cycle_id.in_(ids), Reminder.day == day) for day, ids in by_day.items())))) or 0
+    if not rows and not digests:
         return
-    directory = dispatch.Directory(cycle)
+    rows_of: dict[int, list] = {}
+    for row in rows:
+        rows_of.setdefault(row.cycle_id, []).append(row)
+    busy = [(cycle, today, settings) for cycle, today, settings in plan if cycle.id in rows_of or cycle.id in digests]
+    directory = dispatch.Directory([cycle for cycle, _today, _settings in busy])
     step = max(1, batch_size)
     remembered = _Remembered(calendar)
-    for start in range(0, len(rows), step):
-        chunk = rows[start:start + step]
-        items = [_item(r, zone) for r in chunk]
-        specs = [s for s in due_reminders(cycle.id, items, local_now, settings, remembered, opened)
-                 if s.kind != "digest"]
-        if not specs:
-            continue
-        facts = {r.id: directory.facts(r) for r in chunk}
-        done = dispatch.queue(cycle, specs, facts, directory, today, now_utc, settings, batch_size=step)
-        result.queued.extend(done.queued)
-        result.skipped_existing += done.skipped
-    if digest is not None:
-        done = dispatch.queue(cycle, [digest], {}, directory, today, now_utc, settings)
-        result.queued.extend(done.queued)
-        result.skipped_existing += done.skipped
+    entries, facts = [], {}
+    for cycle, _today, settings in busy:
+        mine = rows_of.get(cycle.id, [])
+        for start in range(0, len(mine), step):
+            chunk = mine[start:start + step]
+            items = [_item(r, zone) for r in chunk]
+            specs = [s for s in due_reminders(cycle.id, items, local_now, settings, remembered, opened[cycle.id])
+                     if s.kind != "digest"]
+            if specs:
+                facts.update((r.id, directory.facts(r)) for r in chunk)
+                entries += [(cycle, spec) for spec in specs]
+    # Digests last, each cycle's counted for all cycles at once and sent to its own region's admins.
+    directory.load_digests([(cycle, today, settings) for cycle, today, settings in busy if cycle.id in digests])
+    entries += [(cycle, digests[cycle.id]) for cycle, _today, _settings in busy if cycle.id in digests]
+    plan_of = {cycle.id: (today, settings) for cycle, today, settings in busy}
+    done = dispatch.queue_many(entries, facts, directory, plan_of, now_utc, batch_size=step)
+    result.queued.extend(done.queued)
+    result.skipped_existing += done.skipped
 
 
 # ------------------------------------------------------------------ delivery

@@ -129,12 +129,13 @@ def _late_cycle(factory, db, units: int):
     w = factory.world(state="setup")
     w.assignment.due = DUE
     s = db.session
-    s.execute(insert(Unit), [{"code": f"late{i}", "name": f"逾期单位{i:02d}", "kind": "government"}
+    region = w.cycle.region_id  # core inserts: the region is named, as every writer must
+    s.execute(insert(Unit), [{"code": f"late{i}", "name": f"逾期单位{i:02d}", "kind": "government", "region_id": region}
                              for i in range(units - 1)])
     unit_ids = s.scalars(select(Unit.id).where(Unit.code.like("late%")).order_by(Unit.id)).all()
     for role in ("liaison", "unit_head"):
         s.execute(insert(User), [{"username": f"{role}{u}", "name": f"{role}{u}", "email": f"{role}{u}@example.test",
-                                  "unit_id": u} for u in unit_ids])
+                                  "unit_id": u, "region_id": region} for u in unit_ids])
         ids = s.scalars(select(User.id).where(User.username.like(f"{role}%"))).all()
         s.execute(insert(UserRole), [{"user_id": i, "role": role} for i in ids])
     for u in unit_ids:
