@@ -401,6 +401,13 @@ def test_system_administrator_manages_regions_through_the_pages(w, login_as, db)
     # Counts per region: 赫山区 has 2 units and 4 users.
     row = re.search(r"<td[^>]*>赫山区</td>(.*?)</tr>", page, re.S).group(1)
     assert re.findall(r'<td class="num">(\d+)</td>', row) == ["2", "4", "0"]
+    # A system administrator who is no region's admin sees only the regions and the audit log.
+    assert 'href="/admin/users"' not in page and 'href="/admin/audit"' in page
+    form = _page(client.get(f"/admin/regions/new?parent={w.city.id}"))
+    assert re.search(rf'<option selected value="{w.city.id}">益阳市（430900，市）</option>', form), form
+    assert "赫山区（430903" not in form  # a county holds no regions
+    edit = _page(client.get(f"/admin/regions/{w.city.id}/edit"))
+    assert "市管理员（ys_admin）" in edit and 'value="%d"' % w.city.id not in edit.split("上级地区", 1)[1].split("</select>")[0]
     # Create a county under the city.
     response = client.post("/admin/regions/new", data={"code": "430921", "name": "南县", "level": "county",
                                                        "parent": str(w.city.id)})
