@@ -8,9 +8,10 @@ Read by everybody (other modules import these):
   and code) with their depth, one query; under ``root`` (itself included) or the whole installation.
 - ``region_counts(ids)``: units, users and cycles per region, three grouped queries.
 
-Changed only by a system administrator (policy "region.manage"): ``create_region``, ``update_region``
-(name and parent; moving rewrites the path of the region and all below it in one statement),
-``deactivate_region`` / ``activate_region`` and ``create_first_admin``. Every change is audited.
+Changed only by a system administrator (policy "region.manage"; ``actor`` None is the command line's
+operator): ``create_region``, ``update_region`` (name and parent; moving rewrites the path of the region
+and all below it in one statement), ``move_region`` (the parent alone), ``deactivate_region`` /
+``activate_region`` and ``create_first_admin``. Every change is audited.
 """
 from __future__ import annotations
 
@@ -202,6 +203,11 @@ def update_region(region: Region, actor, name: str, parent: Region | None) -> Re
     if changed:
         record(actor, "region.update", f"region:{region.id}", changed=changed)
     return region
+
+
+def move_region(region: Region, actor, parent: Region | None) -> Region:
+    """Move ``region`` (and everything below it) under ``parent``, keeping its name."""
+    return update_region(region, actor, region.name, parent)
 
 
 def _move(region: Region, parent: Region | None) -> None:

@@ -329,7 +329,7 @@ def test_moving_a_region_rewrites_the_paths_below_in_one_statement(w, db):
     assert w.zy.region.path == f"{base}{w.zy.region.id}/" and other_city.path == f"/{province.id}/{other_city.id}/"
     assert set(region_svc.regions_below(province)) == {other_city.id, w.city.id, w.hs.region.id, w.zy.region.id}
     # Moving a county to a sibling city keeps the others.
-    region_svc.update_region(w.hs.region, w.sysadmin, "赫山区", other_city)
+    region_svc.move_region(w.hs.region, w.sysadmin, other_city)
     db.session.commit()
     db.session.expire_all()
     assert w.hs.region.path == f"/{province.id}/{other_city.id}/{w.hs.region.id}/"
