@@ -371,12 +371,20 @@ class Comparison:
     error: str | None = None
     generated: date | None = None
 
+    def has_ratio(self, column: IndicatorColumn) -> bool:
+        """Whether ``column`` gets a ratio to ``per``: not the denominator itself, nor a percentage."""
+        return self.per is not None and column.code != self.per.code and column.type != "percent"
+
+    def ratio_label(self, column: IndicatorColumn) -> str:
+        """'占比', or per capita as '每万人' (the denominator's measure)."""
+        return "占比" if self.is_share(column) else f"每{self.per.measure}"
+
     def is_share(self, column: IndicatorColumn) -> bool:
         """A share (same measure over same measure: shown as a percentage), else a per-capita ratio."""
         return self.per is not None and column.measure == self.per.measure
 
 
-NOTE = ("各地区的数值为该地区本年度年度报告中审核通过的材料（已发布的报告：审核通过时）所填数值之和，"
+NOTE = ("各地区的数值为该地区当年年度报告中审核通过的材料所填数值之和（已发布的报告按审核通过时的数值），"
         "百分比类指标取各单位的平均值；汇总指标（由下级地区汇总）按其汇总方式计算。代码相同的指标视为同一指标。"
         "同比与该地区上一年度年度报告中同一代码的指标相比。")
 
@@ -524,8 +532,8 @@ def export_xlsx(table: Comparison) -> bytes:
     for column in table.columns:
         titles.append(f"{column.name}（{column.code}，{column.measure}）")
         widths.append(16)
-        if table.per is not None and column.code != table.per.code:
-            titles.append(f"{column.name}÷{table.per.name}" + ("（占比）" if table.is_share(column) else ""))
+        if table.has_ratio(column):
+            titles.append(f"{column.name}÷{table.per.name}（{table.ratio_label(column)}）")
             widths.append(14)
         titles.append(f"{column.name}同比")
         widths.append(10)
@@ -536,7 +544,7 @@ def export_xlsx(table: Comparison) -> bytes:
         formats = {}
         for column in table.columns:
             line.append(xlsx.number(row.value(column.code)))
-            if table.per is not None and column.code != table.per.code:
+            if table.has_ratio(column):
                 ratio = row.ratio(column.code, table.per.code)
                 formats[len(line) + 1] = "0.0%" if table.is_share(column) else "0.0000"
                 line.append(None if ratio is None else float(ratio))
@@ -550,7 +558,7 @@ def export_xlsx(table: Comparison) -> bytes:
     notes.column_dimensions["A"].width = 100
     for text in (f"{table.own.name}督导：{table.year}年各地区统计指标对比（导出日期：{cn_date_text(table.generated)}）",
                  NOTE,
-                 f"人均或占比：各指标数值除以“{table.per.name}”（{table.per.code}）的数值。" if table.per else ""):
+                 f"人均或占比：各指标（百分比类除外）的数值除以“{table.per.name}”（{table.per.code}）的数值。" if table.per else ""):
         if text:
             notes.append([text])
     xlsx.keep_text(book)

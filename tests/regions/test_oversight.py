@@ -281,13 +281,16 @@ def test_comparison_values_ratios_and_changes(ov):
     assert zy.ratio("xzfy", "rk") == Decimal(80) / Decimal(60)
     assert hs.change("xzfy") == Decimal("0.5") and zy.change("xzfy") is None  # 资阳区 has no 2023 report
     assert hs.change("rk") == (Decimal("95.5") - 95) / 95
-    assert not table.is_share(table.columns[0])
+    assert not table.is_share(table.columns[0]) and table.ratio_label(table.columns[0]) == "每万人"
+    assert [table.has_ratio(c) for c in table.columns] == [True, False, False]
 
 
 def test_comparison_page_and_bad_per(ov, app):
     client = _client(app, ov.w.oversight)
     page = client.get("/oversight/indicators?year=2024&per=rk").get_data(as_text=True)
-    assert "行政复议案件" in page and "人均" in page and "+50.0%" in page and "1.5707" in page
+    assert "行政复议案件" in page and "每万人" in page and "+50.0%" in page and "1.5707" in page
+    # A percentage gets no ratio: 纠错率 has its value and change only.
+    assert '<th scope="colgroup" colspan="2">纠错率' in page
     assert "审核通过的材料" in page  # the note says which values
     assert "常德" not in page and "武陵" not in page
     bad = client.get("/oversight/indicators?year=2024&per=nosuch")
@@ -307,14 +310,15 @@ def test_comparison_xlsx_cells(ov, app):
     sheet = book["指标对比"]
     header = [c.value for c in sheet[1]]
     assert header[:4] == ["地区", "级别", "年度报告状态", "行政复议案件（xzfy，件）"]
-    assert header[4] == "行政复议案件÷常住人口" and header[5] == "行政复议案件同比"
+    assert header[4] == "行政复议案件÷常住人口（每万人）" and header[5] == "行政复议案件同比"
+    assert header[6:8] == ["纠错率（jzl，%）", "纠错率同比"]
     rows = {r[0].value.strip("　"): [c.value for c in r] for r in sheet.iter_rows(min_row=2)}
     assert set(rows) == {"资阳区", "赫山区", "安化县"}
     hs = rows["赫山区"]
     assert hs[2] == "已发布" and hs[3] == 150 and hs[4] == pytest.approx(150 / 95.5) and hs[5] == pytest.approx(0.5)
     assert rows["资阳区"][3] == 80 and rows["资阳区"][5] is None
     assert rows["安化县"][2] == "未创建" and rows["安化县"][3] is None
-    assert "审核通过" in book["说明"]["A2"].value
+    assert "审核通过" in book["说明"]["A2"].value and "常住人口" in book["说明"]["A3"].value
 
 
 # ------------------------------------------------------------------ 督办
