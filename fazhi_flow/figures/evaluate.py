@@ -52,6 +52,8 @@ class FigureBook:
     faster; code that changes values (``services.figures.save_figures``) uses the default.
     """
 
+    _rollups: dict | None = None  # indicator id -> figures.rollup.Rollup, read on first use
+
     def __init__(self, cycle, readonly: bool = False):
         from ..models import Contribution
         from ..models.indicator import (
@@ -91,6 +93,8 @@ class FigureBook:
         for c in contributions:
             by_section.setdefault(c.section_id, []).append(c)
         for ind in indicators:
+            if ind.rollup:  # taken from the regions below: no unit enters it
+                continue
             # As Indicator.reports(assignment): every unit of the section, or only its lead unit
             # (the indicator's setting read once, not once per unit).
             everyone = (ind.reported_by or "all") == "all"
@@ -139,9 +143,28 @@ class FigureBook:
         return [(c.section_id, self.role(c)) for c in self.contributions.values()
                 if unit_id is not None and c.unit_id == unit_id]
 
+    # ------------------------------------------------ roll-ups (figures taken from the regions below)
+
+    def rollup(self, indicator):
+        """The ``figures.rollup.Rollup`` of a roll-up indicator (value and breakdown), else None.
+        Every roll-up of the cycle is read at the first one asked for, in a fixed number of statements."""
+        if not indicator.rollup:
+            return None
+        if self._rollups is None:
+            from .rollup import load_rollups
+
+            self._rollups = load_rollups(self.cycle, self.by_id.values())
+        return self._rollups.get(indicator.id)
+
+    def rollup_value(self, indicator) -> Decimal | None:
+        found = self.rollup(indicator)
+        return None if found is None else found.value
+
     def visible_total(self, seen, indicator) -> tuple[bool, Decimal | None]:
         """(visible, total) of ``indicator`` for the reader of ``seen`` (a ``Visibility``): shown only
         when every unit's part of it may be seen."""
+        if indicator.rollup:  # made of other regions' approved figures: the same for every reader
+            return True, self.rollup_value(indicator)
         if not seen.restricted:
             return True, self.total(indicator)
         parts = [seen.value(c, indicator) for c in self.reporters[indicator.id]]
@@ -187,6 +210,8 @@ class FigureBook:
         ind = self.indicators.get(code)
         if ind is None:
             raise _Invalid(f"规则引用了未定义的指标“{code}”")
+        if ind.rollup:  # no unit is its source
+            return self.rollup_value(ind), None
         reporters = self.reporters[ind.id]
         if self.reports(contribution, ind):
             return self.value(contribution, ind), contribution
@@ -213,6 +238,8 @@ class FigureBook:
         return values
 
     def total(self, indicator) -> Decimal | None:
+        if indicator.rollup:
+            return self.rollup_value(indicator)
         if indicator.id not in self._totals:
             entered = [self.value(c, indicator) for c in self.reporters[indicator.id]]
             entered = [v for v in entered if v is not None]
@@ -327,7 +354,8 @@ class _Evaluator:
 
     def shown(self, source, ind, value) -> str | None:
         """The number as the reader may see it, or None when it is hidden."""
-        if self.visibility is None or not self.visibility.restricted:
+        if self.visibility is None or not self.visibility.restricted or source is None:
+            # No source unit: a roll-up of the regions below, the same for every reader.
             return format_number(value)
         visible, seen = self.visibility.value(source, ind)
         return format_number(seen) if visible and seen is not None else None
@@ -339,6 +367,8 @@ class _Evaluator:
 
     def ref(self, node) -> _Val:
         """A bare code: this unit's own value, or the one unit's that reports it."""
+        if node.code in self.book.indicators and self.book.indicators[node.code].rollup:
+            return self.rolled_up(self.book.indicators[node.code])
         try:
             value, source = self.book.resolve(node.code, self.contribution)
         except _Ambiguous:
@@ -367,6 +397,8 @@ class _Evaluator:
         ind = self.book.indicators.get(node.code)
         if ind is None:
             raise _Invalid(f"规则引用了未定义的指标“{node.code}”")
+        if ind.rollup:  # already a total, over the regions below
+            return self.rolled_up(ind)
         terms, waiting, entered = [], [], []
         for c in self.book.reporters[ind.id]:
             if not self.counts(c):  # an unsubmitted draft of another unit: not reported yet for this reader
@@ -401,6 +433,13 @@ class _Evaluator:
         else:
             inner = format_number(total)
         return _Val(total, f"各单位{ind.name}合计（{inner}）")
+
+    def rolled_up(self, ind) -> _Val:
+        found = self.book.rollup(ind)
+        if found is None or found.value is None:
+            self.missing.append(f"下级地区的“{ind.name}”")
+            return _Val(None, f"{ind.name}（下级地区尚无审核通过的数值）")
+        return _Val(found.value, f"{ind.name}（下级地区{found.how_label}：{format_number(found.value)}）")
 
     def visit(self, node) -> _Val:
         if isinstance(node, E.Num):

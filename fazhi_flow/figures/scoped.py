@@ -61,6 +61,8 @@ class _Reporters:
 
     def __getitem__(self, indicator_id: int) -> list:
         ind = self.book.by_id[indicator_id]
+        if ind.rollup:  # taken from the regions below: no unit reports it
+            return []
         self.book._load_sections({ind.section_id})
         return [c for c in self.book._in_section(ind.section_id) if self.book._reports_role(c, ind)]
 
@@ -311,7 +313,7 @@ class ScopedFigureBook(FigureBook):
             .join(Assignment, Contribution.assignment_id == Assignment.id)
             .outerjoin(IndicatorValue, and_(IndicatorValue.contribution_id == Contribution.id,
                                             IndicatorValue.indicator_id == Indicator.id))
-            .where(Indicator.cycle_id == self.cycle.id,
+            .where(Indicator.cycle_id == self.cycle.id, Indicator.rollup.is_(None),
                    or_(func.coalesce(Indicator.reported_by, "all") == "all", Assignment.role == "lead"))
             .group_by(Indicator.id, own_col, left_col, approved_col))
         parts: dict[int, list[_Part]] = {iid: [] for iid in self.by_id}
@@ -333,6 +335,8 @@ class ScopedFigureBook(FigureBook):
         return sum(g.reporters for g in self._any_parts().get(indicator.id, []))
 
     def total(self, indicator) -> Decimal | None:
+        if indicator.rollup:
+            return self.rollup_value(indicator)
         if indicator.id not in self._totals:
             groups = self._any_parts().get(indicator.id, [])
             entered = sum(g.entered for g in groups)
@@ -342,6 +346,8 @@ class ScopedFigureBook(FigureBook):
 
     def visible_total(self, seen, indicator) -> tuple[bool, Decimal | None]:
         """As ``FigureBook.visible_total`` (every part visible, else hidden) from the classes of parts."""
+        if indicator.rollup:
+            return True, self.rollup_value(indicator)
         if not seen.restricted:
             return True, self.total(indicator)
         leads = seen.leads(indicator.section_id)
@@ -389,7 +395,7 @@ class ScopedFigureBook(FigureBook):
         return role if role is not None else contribution.assignment.role
 
     def reports(self, contribution, indicator) -> bool:
-        if contribution is None or contribution.section_id != indicator.section_id:
+        if contribution is None or contribution.section_id != indicator.section_id or indicator.rollup:
             return False
         if not self._ensure(contribution) or self.contributions.get(contribution.id) is not contribution:
             return False
@@ -418,6 +424,8 @@ class ScopedFigureBook(FigureBook):
         ind = self.indicators.get(code)
         if ind is None:
             raise _Invalid(f"规则引用了未定义的指标“{code}”")
+        if ind.rollup:
+            return self.rollup_value(ind), None
         if self.reports(contribution, ind):
             return self.value(contribution, ind), contribution
         count = self.reporter_count(ind)

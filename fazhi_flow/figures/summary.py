@@ -20,9 +20,12 @@ class SummaryRow:
     indicator: object
     section: object
     entries: list = field(default_factory=list)  # (contribution, value or None)
+    rollup: object = None  # figures.rollup.Rollup of a figure taken from the regions below
 
     @property
     def total(self) -> Decimal | None:
+        if self.rollup is not None:
+            return self.rollup.value
         values = [v for _, v in self.entries if v is not None]
         return sum(values, Decimal(0)) if values else None
 
@@ -32,7 +35,15 @@ class SummaryRow:
 
     @property
     def reported(self) -> int:
+        """Units (for a roll-up: regions below) with a value."""
+        if self.rollup is not None:
+            return self.rollup.counted
         return len([1 for _, v in self.entries if v is not None])
+
+    @property
+    def expected(self) -> int:
+        """Units that report it (for a roll-up: regions below)."""
+        return len(self.rollup.parts) if self.rollup is not None else len(self.entries)
 
 
 
@@ -47,7 +58,7 @@ def summary_rows(cycle, book: FigureBook | None = None) -> list[SummaryRow]:
     rows = []
     for n, ind in enumerate(indicators, 1):
         entries = [(c, book.value(c, ind)) for c in book.reporters[ind.id]]
-        rows.append(SummaryRow(n, ind, ind.section, entries))
+        rows.append(SummaryRow(n, ind, ind.section, entries, book.rollup(ind)))
     return rows
 
 
@@ -78,7 +89,7 @@ def export_xlsx(cycle, book: FigureBook | None = None) -> bytes:
                            "应填报单位数"], [6, 40, 22, 30, 10, 14, 14, 14])
     for r in rows:
         ws.append([r.number, r.section.path_label, r.indicator.code, r.indicator.name, r.indicator.measure,
-                   xlsx.number(r.total), r.reported, len(r.entries)])
+                   xlsx.number(r.total), r.reported, r.expected])
 
     ws = wb.create_sheet("分单位数值")
     xlsx.sheet_header(ws, ["指标代码", "指标名称", "计量单位", "填报单位", "数值", "材料状态", "说明"],
@@ -89,6 +100,16 @@ def export_xlsx(cycle, book: FigureBook | None = None) -> bytes:
             ws.append([r.indicator.code, r.indicator.name, r.indicator.measure, contribution.unit.name,
                        xlsx.number(value), CONTRIBUTION_STATE_LABELS.get(contribution.state, contribution.state),
                        explanation])
+
+    rolled = [r for r in rows if r.rollup is not None]
+    if rolled:
+        ws = wb.create_sheet("下级地区汇总")
+        xlsx.sheet_header(ws, ["指标代码", "指标名称", "汇总方式", "计量单位", "下级地区", "数值", "年度报告状态",
+                               "说明"], [22, 30, 12, 10, 24, 14, 14, 24])
+        for r in rolled:
+            for part in r.rollup.parts:
+                ws.append([r.indicator.code, r.indicator.name, r.rollup.how_label, r.indicator.measure,
+                           part.region_name, xlsx.number(part.value), part.state_label, part.note])
 
     ws = wb.create_sheet("校验结果")
     xlsx.sheet_header(ws, ["章节", "规则", "级别", "结果", "说明"], [40, 36, 8, 14, 90])
