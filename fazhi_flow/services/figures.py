@@ -106,6 +106,8 @@ class ContributionFigures:
     previous_text: str | None = None
     similarity: float = 0.0
     changes: list = field(default_factory=list)
+    # Roll-ups of the contribution's section (figures.rollup.Rollup): shown, never entered.
+    rollups: list = field(default_factory=list)
 
     @property
     def missing_required(self) -> list:
@@ -212,6 +214,8 @@ def contribution_figures(contribution, viewer=None, book: FigureBook | None = No
         similarity=Y.similarity(text, previous_text) if previous_text else 0.0,
         changes=[ch for ch in changes_after_approval(contribution.cycle, book, seen)
                  if ch.contribution.id == contribution.id or any(s[0].id == contribution.id for s in ch.sentences)],
+        rollups=[book.rollup(ind) for ind in book.indicators.values()
+                 if ind.rollup and ind.section_id == contribution.section_id],
     )
 
 
@@ -254,7 +258,13 @@ def _checked_form(book, indicators, raw_values: dict, explanations: dict) -> tup
     known = {i.code for i in indicators}
     errors: dict[str, str] = {}
     for code in raw_values:
-        if code not in known:
+        if code in known:
+            continue
+        ind = book.indicators.get(code)
+        if ind is not None and ind.rollup:
+            errors[code] = (f"“{ind.name}”（{code}）是汇总指标，数值由下级地区审核通过的数值自动汇总，"
+                            "不能填报。")
+        else:
             errors[code] = f"指标“{code}”不属于本材料，不能填报。"
     parsed = {}
     for ind in indicators:
@@ -575,8 +585,8 @@ def _indicator_bounds(data: dict, errors: dict) -> dict:
 def define_indicator(cycle, actor, section, data: dict):
     """Create or update (by code) an indicator of ``section``.
 
-    ``data``: code, name, measure, type, reported_by, required (bool), minimum, maximum, guidance —
-    strings as typed.
+    ``data``: code, name, measure, type, reported_by, required (bool), minimum, maximum, guidance,
+    rollup (blank: units enter it; sum/avg/count/min/max: taken from the regions below) — strings as typed.
 
     :raise FigureFormError: with a message per field; nothing is written.
     """
@@ -608,20 +618,53 @@ def define_indicator(cycle, actor, section, data: dict):
     existing = db.session.scalar(select(Indicator).where(Indicator.cycle_id == cycle.id, Indicator.code == code))
     if existing is not None and existing.section_id != section.id:
         errors["code"] = f"指标代码“{code}”已在“{existing.section.path_label}”中使用，同一年度内不能重复。"
+    rollup = _rollup_choice(cycle, existing, (data.get("rollup") or "").strip() or None, errors)
     if errors:
         raise FigureFormError(errors)
     indicator = existing or Indicator(cycle_id=cycle.id, section_id=section.id, code=code,
                                       position=len(section.indicators))
     indicator.name, indicator.measure, indicator.type = name, measure, kind
     indicator.reported_by = reported_by
-    indicator.required = bool(data.get("required"))
+    indicator.rollup = rollup
+    # Nobody enters a roll-up, so nobody can be required to.
+    indicator.required = bool(data.get("required")) and rollup is None
     indicator.minimum, indicator.maximum = bounds["minimum"], bounds["maximum"]
     indicator.guidance = (data.get("guidance") or "").strip() or None
     if existing is None:
         db.session.add(indicator)
-    record(actor, "indicator.save", f"cycle:{cycle.id}", code=code, created=existing is None)
+    record(actor, "indicator.save", f"cycle:{cycle.id}", code=code, created=existing is None, rollup=rollup)
     db.session.flush()
     return indicator
+
+
+def _rollup_choice(cycle, existing, rollup: str | None, errors: dict) -> str | None:
+    """The ``rollup`` typed, checked: a known way, a region with regions below, no unit's value lost."""
+    from ..models import Region
+    from ..models.indicator import ROLLUPS
+
+    if rollup is None:
+        return None
+    if rollup not in ROLLUPS:
+        errors["rollup"] = f"汇总方式“{rollup[:20]}”无效，可选：{'、'.join(ROLLUPS.values())}，或留空由单位填报。"
+        return None
+    below = db.session.scalar(select(Region.id).where(Region.parent_id == cycle.region_id,
+                                                      Region.active.is_(True)).limit(1))
+    if below is None:
+        errors["rollup"] = "本地区没有下级地区，不能设置汇总方式；请留空，由单位填报。"
+    elif existing is not None and existing.rollup is None and db.session.scalar(
+            select(IndicatorValue.id).where(IndicatorValue.indicator_id == existing.id,
+                                            IndicatorValue.value.is_not(None)).limit(1)):
+        errors["rollup"] = f"已有单位填报了“{existing.name}”，不能改为汇总指标。"
+    return rollup
+
+
+def cycle_rollups(cycle) -> dict:
+    """Indicator id → ``figures.rollup.Rollup`` of every roll-up of ``cycle`` (definitions page)."""
+    from ..figures.rollup import load_rollups
+    from ..models.indicator import Indicator
+
+    return load_rollups(cycle, db.session.scalars(
+        select(Indicator).where(Indicator.cycle_id == cycle.id, Indicator.rollup.is_not(None))))
 
 
 def delete_indicator(cycle, actor, indicator):

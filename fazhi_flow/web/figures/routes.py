@@ -10,12 +10,14 @@ from markupsafe import Markup
 from ... import policy
 from ...errors import DomainError
 from ...extensions import db
+from ...figures.evaluate import FigureBook
 from ...figures.summary import export_xlsx, summary_rows
-from ...models import ReportCycle, Section
+from ...models import Contribution, ReportCycle, Section
 from ...models.indicator import (
     INDICATOR_TYPES,
     MEASURE_UNITS,
     REPORTED_BY,
+    ROLLUPS,
     Indicator,
     Rule,
 )
@@ -29,6 +31,10 @@ from . import bp
 
 
 def _contribution(contribution_id: int):
+    found = db.session.get(Contribution, contribution_id)
+    if found is not None and policy.region_of(found) != current_user.region_id:
+        # Another region's material does not exist for this user (not even as "not yours").
+        abort_with(404, "这份材料不存在。")
     contribution = contribution_or_abort(contribution_id, current_user)
     if not policy.can(current_user, "figures.view", contribution):
         abort_with(403, "您没有权限查看这份材料的统计数据。")
@@ -42,7 +48,7 @@ def _editable(contribution):
 
 def _cycle(cycle_id: int) -> ReportCycle:
     cycle = db.session.get(ReportCycle, cycle_id)
-    if cycle is None:
+    if cycle is None or cycle.region_id != current_user.region_id:
         abort_with(404, "这个年度报告不存在。")
     return cycle
 
@@ -68,8 +74,12 @@ def contribution(contribution_id: int):
     if request.method == "GET":
         return _values_page(contribution)
     _editable(contribution)
-    codes = [r.indicator.code for r in svc.contribution_figures(contribution, current_user).rows]
+    book = FigureBook(contribution.cycle)
+    codes = [ind.code for ind in book.indicators_for(contribution)]
     values = {code: request.form.get(f"value-{code}", "") for code in codes}
+    # A value posted for a roll-up (nobody enters one) is refused by name, not dropped without a word.
+    values |= {code: request.form[f"value-{code}"] for code, ind in book.indicators.items()
+               if ind.rollup and f"value-{code}" in request.form}
     explanations = {key: request.form.get(f"explain-{key}", "") for key in request.form.getlist("explain_keys")}
     typed = {**values, **{f"explain-{k}": v for k, v in explanations.items()}}
     with on_refusal(_form_refusal(lambda errors: _values_page(contribution, typed, errors),
@@ -98,9 +108,13 @@ def _form_status(exc) -> int | None:
 
 def _values_page(contribution, typed: dict | None = None, errors: dict | None = None):
     report = svc.contribution_figures(contribution, current_user)
+    errors = errors or {}
+    # Refusals of values the form has no field for (a roll-up posted by hand): shown above the form.
+    fields = {r.indicator.code for r in report.rows} | {key for key, _, _ in report.explainable}
     return render_template(
         "figures/contribution.html", contribution=contribution, fig=report,
-        editable=policy.can(current_user, "figures.edit", contribution), typed=typed or {}, errors=errors or {},
+        other_errors=[message for key, message in errors.items() if key not in fields],
+        editable=policy.can(current_user, "figures.edit", contribution), typed=typed or {}, errors=errors,
         stamp=svc.values_stamp(contribution, report.book), editor_url=editor_url(contribution),
         rendered=svc.rendered_for(contribution, report.book, current_user),
     )
@@ -231,6 +245,8 @@ def definitions(cycle_id: int):
         return _definitions_page(cycle)
     form_kind, typed = request.form.get("form"), request.form.to_dict()
     section = db.session.get(Section, request.form.get("section_id", type=db_int) or 0)
+    if section is not None and section.cycle_id != cycle.id and section.cycle.region_id != cycle.region_id:
+        abort_with(404, "这个章节不存在。")
     with on_refusal(_form_refusal(lambda errors: _definitions_page(cycle, typed, errors, form_kind),
                                   "填写有误，未保存，请按提示修改。"), status=_form_status, flash=False):
         done = _define(cycle, section, form_kind, typed)
@@ -270,7 +286,8 @@ def _definitions_page(cycle, typed: dict | None = None, errors: dict | None = No
     sections = [s for top in cycle.top_sections() for s in top.walk()]
     return render_template("figures/definitions.html", cycle=cycle, sections=sections, typed=typed or {},
                            errors=errors or {}, form_kind=form_kind, types=INDICATOR_TYPES,
-                           measures=MEASURE_UNITS, reported_by=REPORTED_BY)
+                           measures=MEASURE_UNITS, reported_by=REPORTED_BY, rollup_ways=ROLLUPS,
+                           rollups=svc.cycle_rollups(cycle))
 
 
 # ---------------------------------------------------------------- summary, XLSX, clone
@@ -283,7 +300,7 @@ CYCLE_READERS_ONLY = "指标汇总只对依法治区办和签发领导开放。"
 @handler("figures.cycle", message=CYCLE_READERS_ONLY)
 def summary(cycle_id: int):
     cycle = _cycle(cycle_id)
-    from ...figures.evaluate import FigureBook, evaluate_cycle
+    from ...figures.evaluate import evaluate_cycle
 
     book = FigureBook(cycle)
     results = evaluate_cycle(book, detail=True)
