@@ -338,7 +338,6 @@ class ComparisonRow:
     cycle: ReportCycle | None
     values: dict[str, Decimal | None] = field(default_factory=dict)
     previous: dict[str, Decimal | None] = field(default_factory=dict)
-    has_previous: bool = False
 
     def value(self, code: str) -> Decimal | None:
         return self.values.get(code)
@@ -403,8 +402,6 @@ def comparison(user, year: int | None = None, per: str | None = None) -> Compari
         return result
     cycles = _cycles_by_region([n.region.id for n in nodes], [year, year - 1])
     result.rows = [ComparisonRow(n.region, n.depth, cycles.get((n.region.id, year))) for n in nodes]
-    for row in result.rows:
-        row.has_previous = (row.region.id, year - 1) in cycles
     if cycles:
         defined = _definitions(cycles.values(), year)
         result.columns = defined.columns
