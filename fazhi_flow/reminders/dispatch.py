@@ -21,7 +21,7 @@ from sqlalchemy import String, and_, exists, func, or_, select
 from ..extensions import db
 from ..limits import fit
 from ..models import Assignment, Contribution, ReportCycle, Section, Unit, User, UserRole
-from ..models.cycle import ASSIGNMENT_ROLES, section_reviewer
+from ..models.cycle import ASSIGNMENT_ROLES
 from ..models.notification import Notification
 from ..models.reminder import REMINDER_KINDS, OutboxMessage, Reminder, UserChannelPreference, WebhookTarget
 from ..notify import messages as M
@@ -181,14 +181,14 @@ class Directory:
             or_(WebhookTarget.cycle_id.in_(cycle_ids),
                 WebhookTarget.unit_id.in_(select(Unit.id).where(Unit.region_id.in_(regions)))))
             .order_by(WebhookTarget.id)).all()
-        sections = session.scalars(select(Section).where(Section.cycle_id.in_(cycle_ids))).all()
-        self.sections = {s.id: s for s in sections}
-        self.named: dict[int, list[int]] = {}
-        for sid, uid in session.execute(
-                select(section_reviewer.c.section_id, section_reviewer.c.user_id)
-                .where(section_reviewer.c.section_id.in_(select(Section.id).where(Section.cycle_id.in_(cycle_ids))))
-                .order_by(section_reviewer.c.user_id)):
-            self.named.setdefault(sid, []).append(uid)
+        # Every cycle's outline with children and named reviewers: path labels (which number a
+        # section among its siblings) then need no query per cycle.
+        from ..pages import preload_sections
+
+        self._outline = preload_sections(cycle_ids)
+        self.sections = {s.id: s for s in self._outline if isinstance(s, Section)}
+        self.named: dict[int, list[int]] = {
+            s.id: sorted(u.id for u in s.reviewers) for s in self.sections.values() if s.reviewers}
         self.unit_names = dict(session.execute(select(Unit.id, Unit.name).where(Unit.region_id.in_(regions))).all())
         self._labels: dict[int, _SectionLabel] = {}
         self._units: dict[int, _Named] = {}
