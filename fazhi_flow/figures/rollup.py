@@ -110,8 +110,7 @@ def load_rollups(cycle, indicators) -> dict[int, Rollup]:
     Nothing is read when none of them is a roll-up; otherwise five statements at most, whatever the
     number of regions below.
     """
-    from ..models import Contribution, Region, ReportCycle
-    from ..models.indicator import Indicator, IndicatorValue
+    from ..models import Region
 
     wanted = [i for i in indicators if i.rollup]
     if not wanted:
@@ -119,35 +118,63 @@ def load_rollups(cycle, indicators) -> dict[int, Rollup]:
     owner = cycle.owner if cycle.owner is not None else db.session.get(Region, cycle.region_id)
     if owner is None or not owner.path:
         return {i.id: Rollup(i, i.rollup, [], combine(i.rollup, [])) for i in wanted}
-    codes = sorted({i.code for i in wanted})
-    below = Region.path.startswith(owner.path, autoescape=True) & (Region.id != owner.id) & Region.active.is_(True)
-    regions = db.session.execute(
-        select(Region.id, Region.parent_id, Region.name, Region.code, Region.path)
-        .where(below).order_by(Region.sort_order, Region.code, Region.id)).all()
-    children: dict[int, list] = {}
-    for row in regions:
-        children.setdefault(row.parent_id, []).append(row)
-    cycles: dict[int, tuple] = {}  # region id -> (cycle id, state)
-    if regions:
+    tree = _Tree(owner, cycle.year, sorted({i.code for i in wanted}))
+    result = {}
+    for ind in wanted:
+        parts = tree.parts_of(owner.id, ind.code)
+        result[ind.id] = Rollup(ind, ind.rollup, parts, combine(ind.rollup, [p.value for p in parts]))
+    return result
+
+
+class _Tree:
+    """The regions below ``owner``, their cycles of ``year`` and the approved sums of ``codes``."""
+
+    def __init__(self, owner, year: int, codes: list[str]):
+        from ..models import Region
+
+        self.year, self.codes = year, codes
+        self.below = (Region.path.startswith(owner.path, autoescape=True) & (Region.id != owner.id)
+                      & Region.active.is_(True))
+        self.children: dict[int, list] = {}
+        for row in db.session.execute(
+                select(Region.id, Region.parent_id, Region.name, Region.code)
+                .where(self.below).order_by(Region.sort_order, Region.code, Region.id)):
+            self.children.setdefault(row.parent_id, []).append(row)
+        self.cycles: dict[int, tuple] = self._cycles() if self.children else {}  # region id -> (cycle id, state)
+        # (cycle id, code) -> the child indicator's own rollup (None: its units enter it)
+        self.found: dict[tuple[int, str], str | None] = {}
+        self.sums: dict[tuple[int, str], Decimal] = {}
+        if self.cycles:
+            self._read_indicators()
+        self.memo: dict[tuple[int, str], list[RollupPart]] = {}
+
+    def _cycles(self) -> dict[int, tuple]:
+        from ..models import Region, ReportCycle
+
+        cycles = {}
         for cid, region_id, state in db.session.execute(
                 select(ReportCycle.id, ReportCycle.region_id, ReportCycle.state)
                 .join(Region, Region.id == ReportCycle.region_id)
-                .where(below, ReportCycle.year == cycle.year).order_by(ReportCycle.id)):
+                .where(self.below, ReportCycle.year == self.year).order_by(ReportCycle.id)):
             # One report per region and year; were there two, the published one, else the latest.
             current = cycles.get(region_id)
             if current is None or state == "published" or current[1] != "published":
                 cycles[region_id] = (cid, state)
-    found: dict[tuple[int, str], str | None] = {}  # (cycle id, code) -> the child indicator's rollup
-    sums: dict[tuple[int, str], Decimal] = {}
-    if cycles:
-        in_tree = and_(below, ReportCycle.year == cycle.year, Indicator.code.in_(codes))
+        return cycles
+
+    def _read_indicators(self) -> None:
+        from ..models import Contribution, Region, ReportCycle
+        from ..models.indicator import Indicator, IndicatorValue
+
+        in_tree = and_(self.below, ReportCycle.year == self.year, Indicator.code.in_(self.codes))
         for cid, code, how in db.session.execute(
                 select(Indicator.cycle_id, Indicator.code, Indicator.rollup)
                 .join(ReportCycle, ReportCycle.id == Indicator.cycle_id)
                 .join(Region, Region.id == ReportCycle.region_id).where(in_tree)):
-            found[(cid, code)] = how
+            self.found[(cid, code)] = how
         approved = Contribution.state == "approved"
-        # The value the reviewer approved; an approved contribution's value cannot have changed since.
+        # The value the reviewer approved (an approved contribution's value cannot have changed since);
+        # in a published report, the value last approved of material reopened after.
         counted = case((approved, func.coalesce(IndicatorValue.approved_value, IndicatorValue.value)),
                        else_=IndicatorValue.approved_value)
         for cid, code, total in db.session.execute(
@@ -156,35 +183,25 @@ def load_rollups(cycle, indicators) -> dict[int, Rollup]:
                 .join(Contribution, Contribution.id == IndicatorValue.contribution_id)
                 .join(ReportCycle, ReportCycle.id == Indicator.cycle_id)
                 .join(Region, Region.id == ReportCycle.region_id)
-                .where(in_tree, Indicator.rollup.is_(None),
-                       or_(approved, ReportCycle.state == "published"))
+                .where(in_tree, Indicator.rollup.is_(None), or_(approved, ReportCycle.state == "published"))
                 .group_by(Indicator.cycle_id, Indicator.code)):
             if total is not None:
-                sums[(cid, code)] = Decimal(total)
+                self.sums[(cid, code)] = Decimal(total)
 
-    memo: dict[tuple[int, str], list[RollupPart]] = {}
-
-    def parts_of(region_id: int, code: str, depth: int = 0) -> list[RollupPart]:
+    def parts_of(self, region_id: int, code: str, depth: int = 0) -> list[RollupPart]:
+        """Each child region of ``region_id`` with its value of ``code``."""
         key = (region_id, code)
-        if key in memo:
-            return memo[key]
-        parts = []
-        for child in children.get(region_id, []):
-            cid, state = cycles.get(child.id, (None, None))
-            value, rolled, defined = None, False, cid is None or (cid, code) in found
-            if cid is not None and defined and found[(cid, code)]:
-                rolled = True
-                # Paths are prefixes, so the tree has no loops; the depth bound is for safety only.
-                if depth < 16:
-                    value = combine(found[(cid, code)], [p.value for p in parts_of(child.id, code, depth + 1)])
-            elif cid is not None and defined:
-                value = sums.get((cid, code))
-            parts.append(RollupPart(child.id, child.name, child.code, cid, state, value, rolled, defined))
-        memo[key] = parts
-        return parts
+        if key not in self.memo:
+            self.memo[key] = [self._part(child, code, depth) for child in self.children.get(region_id, [])]
+        return self.memo[key]
 
-    result = {}
-    for ind in wanted:
-        parts = parts_of(owner.id, ind.code)
-        result[ind.id] = Rollup(ind, ind.rollup, parts, combine(ind.rollup, [p.value for p in parts]))
-    return result
+    def _part(self, child, code: str, depth: int) -> RollupPart:
+        cid, state = self.cycles.get(child.id, (None, None))
+        defined = cid is None or (cid, code) in self.found
+        value, how = None, self.found.get((cid, code)) if cid is not None else None
+        # Paths are prefixes, so the tree has no loops; the depth bound is for safety only.
+        if how and depth < 16:
+            value = combine(how, [p.value for p in self.parts_of(child.id, code, depth + 1)])
+        elif cid is not None and defined and not how:
+            value = self.sums.get((cid, code))
+        return RollupPart(child.id, child.name, child.code, cid, state, value, bool(how), defined)
