@@ -336,8 +336,11 @@ def validate(data: dict, actor=None, region: Region | None = None) -> dict:
     c.mapping(data, TOP, TOP_KEYS, required=("cycle",))
     raw_cycle = data.get("cycle") or {}
     plan = {"cycle": _validate_cycle(c, raw_cycle), "units": [], "users": [], "outline": []}
+    known = len(c.errors)
     target = plan["region"] = resolve_region(c, raw_cycle.get("region") if isinstance(raw_cycle, dict) else None,
                                              actor, region)
+    if len(c.errors) > known:  # units, users and reviewers are looked up in the region: not known yet
+        raise CycleFileError(c.errors)
     if target.printed:
         plan["cycle"]["region"] = target.printed
     check_printed_name(c, target, plan["cycle"].get("year"))
@@ -701,9 +704,10 @@ def _apply_cycle(cinfo: dict, region: Region, result: ImportResult) -> None:
     if cycle.state in ("signed", "published", "correcting"):
         raise CycleFileError([f"cycle：年度报告当前为“{cycle.state_label}”，不能再修改"])
     result.cycle = cycle
+    label = cycle.title
     changed = _diff(cycle, cinfo)
     if changed:
-        result.note("cycles", "updated", cycle.title, changed)
+        result.note("cycles", "updated", label, changed)
 
 
 def _apply_units(planned: list[dict], region: Region, result: ImportResult) -> dict[str, Unit]:
@@ -711,6 +715,7 @@ def _apply_units(planned: list[dict], region: Region, result: ImportResult) -> d
     units = {u.code: u for u in db.session.scalars(select(Unit).where(Unit.region_id == region.id))} \
         if region.id else {}
     changes: dict[str, list] = {}
+    labels = {code: f"{unit.code} {unit.name}" for code, unit in units.items()}
     for i, info in enumerate(planned):
         unit = units.get(info["code"])
         values = {"name": info["name"], "kind": info["kind"], "sort_order": i}
@@ -730,7 +735,7 @@ def _apply_units(planned: list[dict], region: Region, result: ImportResult) -> d
             unit.parent = parent
     for info in planned:
         unit, changed = units[info["code"]], changes[info["code"]]
-        label = f"{unit.code} {unit.name}"
+        label = labels.get(unit.code) or f"{unit.code} {unit.name}"
         if changed is None:
             result.note("units", "created", label, [("kind", None, UNIT_KINDS[unit.kind]),
                                                     ("parent", None, _code(unit.parent))])
@@ -773,6 +778,7 @@ def _apply_users(planned: list[dict], units: dict[str, Unit], region: Region,
             result.note("users", "created", f"{user.username} {user.name}",
                         [("unit", None, info["unit"]), ("roles", None, _role_names(info["roles"]))])
             continue
+        label = f"{user.username} {user.name}"
         changed = _diff(user, values)
         if user.unit is not unit:
             changed.append(("unit", _code(user.unit), _code(unit)))
@@ -781,7 +787,7 @@ def _apply_users(planned: list[dict], units: dict[str, Unit], region: Region,
             changed.append(("roles", _role_names(user.roles), _role_names(info["roles"])))
             user.set_roles(info["roles"])
         if changed:
-            result.note("users", "updated", f"{user.username} {user.name}", changed)
+            result.note("users", "updated", label, changed)
     db.session.flush()
     return users
 
@@ -804,6 +810,7 @@ class _OutlineWriter:
         self.seen_indicators: set[str] = set()
         self.new_sections: set[int] = set()
         self.section_changes: dict[int, Change] = {}
+        self.labels: dict[int, str] = {}  # sections as they were, to name them in the list of changes
 
     def write_all(self, outline: list[dict]) -> None:
         self.write(outline, None)
@@ -851,7 +858,8 @@ class _OutlineWriter:
             return
         entry = self.section_changes.get(section.id)
         if entry is None:
-            entry = self.section_changes[section.id] = Change("sections", "updated", _section_label(section))
+            label = self.labels.get(section.id) or _section_label(section)
+            entry = self.section_changes[section.id] = Change("sections", "updated", label)
             self.result.updated["sections"] += 1
             self.result.changes.append(entry)
         entry.fields.extend(changed)
@@ -869,6 +877,7 @@ class _OutlineWriter:
             self.result.note("sections", "created", _section_label(section),
                              [("parent", None, _code(parent)), ("due", None, node["due"])])
         else:
+            self.labels.setdefault(section.id, _section_label(section))
             changed = _diff(section, values)
             if section.parent is not parent:
                 changed.append(("parent", _code(section.parent), _code(parent)))
@@ -889,11 +898,11 @@ class _OutlineWriter:
                 self.result.note("indicators", "created", f"{row.code} {row.name}",
                                  [("section", None, section.code), ("measure", None, row.measure)])
                 continue
-            old_section = self.sections_by_id().get(row.section_id)
+            old_section, label = self.sections_by_id().get(row.section_id), f"{row.code} {row.name}"
             changed = [(k, o, n) if k != "section_id" else ("section", _code(old_section), section.code)
                        for k, o, n in _diff(row, values)]
             if changed:
-                self.result.note("indicators", "updated", f"{row.code} {row.name}", changed)
+                self.result.note("indicators", "updated", label, changed)
 
     def sections_by_id(self) -> dict:
         return {s.id: s for s in self.existing.values()}
@@ -904,8 +913,12 @@ class _OutlineWriter:
         new_rules = [(r["expression"], r["severity"], r["message"]) for r in planned]
         if old_rules == new_rules:
             return
-        self.result.note("rules", "updated", _section_label(section),
-                         [("rules", [r[0] for r in old_rules], [r[0] for r in new_rules])])
+        label = self.labels.get(section.id) or _section_label(section)
+        if section.id in self.new_sections:
+            self.result.note("rules", "created", label, [("rules", None, [r[0] for r in new_rules])])
+        else:
+            self.result.note("rules", "updated", label,
+                             [("rules", [r[0] for r in old_rules], [r[0] for r in new_rules])])
         for rule in db.session.scalars(select(Rule).where(Rule.section_id == section.id)):
             db.session.delete(rule)
         for k, (expression, severity, message) in enumerate(new_rules):
@@ -990,8 +1003,14 @@ def _remove_section(section, result) -> None:
         for assignment in node.assignments:
             if _has_material(assignment):
                 raise CycleFileError([f"outline：章节“{section.code}”已有报送材料，不能删除"])
-    db.session.delete(section)
     result.note("sections", "removed", _section_label(section))
+    # Its assignments and rules go with it (its subsections are removed, and listed, one by one).
+    for assignment in section.assignments:
+        result.note("assignments", "removed", f"{section.code} × {assignment.unit.code} {assignment.unit.name}")
+    rules = list(db.session.scalars(select(Rule.expression).where(Rule.section_id == section.id)))
+    if rules:
+        result.note("rules", "removed", _section_label(section), [("rules", rules, None)])
+    db.session.delete(section)
 
 
 def _section_label(section) -> str:

@@ -138,9 +138,12 @@ def test_a_dropped_indicator_is_counted_and_printed(db, imported, runner, tmp_pa
     del doc["outline"][1]["children"][0]["indicators"]
     path = tmp_path / "county.yaml"
     path.write_text(_yaml(doc), encoding="utf-8")
-    out = runner.invoke(args=["fazhi", "import-cycle", str(path)])
+    listed = runner.invoke(args=["fazhi", "import-cycle", str(path)])
+    assert listed.exit_code == 1 and "删除统计指标 firms 新增市场主体" in listed.output, listed.output
+    assert db.session.scalar(select(func.count()).select_from(Indicator)) == 1  # listed, not written
+    out = runner.invoke(args=["fazhi", "import-cycle", "--yes", str(path)])
     assert out.exit_code == 0, out.output
-    assert "删除" in out.output and "统计指标1项" in out.output.split("删除")[1]
+    assert "删除统计指标 firms 新增市场主体" in out.output and "删除：统计指标1个" in out.output
     assert "没有变化" not in out.output
     assert db.session.scalar(select(func.count()).select_from(Indicator)) == 0
 
