@@ -446,3 +446,26 @@ def test_a_cycle_file_sets_the_rollup(db):
     assert db.session.scalar(select(Indicator.rollup).where(Indicator.code == "cases")) == "avg"
     import_cycle(_file(None))  # the key left out: units enter it again
     assert db.session.scalar(select(Indicator.rollup).where(Indicator.code == "cases")) is None
+
+
+def test_a_city_entering_the_figure_itself_and_an_inactive_district(db, factory):
+    """A child city whose indicator is entered by its own units counts with their approved sum; a
+    district no longer active is not among the regions below."""
+    from fazhi_flow.figures.evaluate import FigureBook
+    from fazhi_flow.models import Section, Unit
+    from fazhi_flow.models.indicator import IndicatorValue
+
+    w = build(db, factory)
+    w.cs_cases.rollup = None
+    section = db.session.get(Section, w.cs_cases.section_id)
+    unit = Unit(region=w.cities["长沙市"], code="gaj", name="长沙市公安局")
+    db.session.add(unit)
+    db.session.flush()
+    c = _contribution(db, section, unit, "lead", "approved", "市本级办理行政执法案件{{cases}}件。")
+    db.session.add(IndicatorValue(contribution_id=c.id, indicator_id=w.cs_cases.id, value=7, approved_value=7))
+    w.districts["沅江市"].region.active = False
+    db.session.commit()
+    province = FigureBook(w.p_cycle).rollup(w.p_cases)
+    assert [(p.region_name, p.value, p.rolled_up) for p in province.parts] == [
+        ("长沙市", Decimal(7), False), ("益阳市", Decimal(155 + 80), True)]
+    assert province.value == 7 + 155 + 80
