@@ -4,8 +4,8 @@ A unit's material on a section moves only when someone may fire the next event (
 - 提交审核: an active liaison of the unit;
 - 同意报送 (when the cycle asks for unit-head review): an active unit head of the unit;
 - 通过 / 退回修改: an *eligible reviewer* — an active user with the reviewer role who does not belong to
-  the unit, and who is named for the section or its nearest ancestor naming any (any reviewer when no
-  section up the path names one); see ``workflow.machine.is_contribution_reviewer``. Admins cannot approve.
+  the unit, and who is named for the section or its nearest ancestor naming any (any reviewer of the
+  cycle's region when no section up the path names one: another region's never counts); see ``workflow.machine.is_contribution_reviewer``. Admins cannot approve.
 Each gap is reported once, with the section and the reason, for the import, the admin pages and 开始征集.
 """
 from __future__ import annotations
