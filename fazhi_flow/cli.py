@@ -105,6 +105,13 @@ def _user(username: str):
     return user
 
 
+def _same_region(actor, region) -> None:
+    """The workflow checks an actor's role, not the region: a person acts on their own region only."""
+    if actor.region_id != region.id:
+        _fail(f"操作被拒绝：用户“{actor.username}”属于地区“{actor.region.name}”，"
+              f"不能操作地区“{region.name}”的年度报告和材料。", 1)
+
+
 def upgrade_database() -> None:
     """Create or upgrade the schema to the newest migration."""
     from flask_migrate import upgrade
@@ -279,10 +286,12 @@ def transition_command(username, contribution_id, cycle_arg, comment, region_cod
             target = db.session.get(Contribution, contribution_id)
             if target is None or target.cycle.region_id != region.id:
                 _fail(f"地区“{region.name}”中找不到报送材料 {contribution_id}。", 2)
+            _same_region(actor, target.cycle.owner)
             apply_event(target, event, actor, comment=comment)
             event_label = CONTRIBUTION_EVENT_LABELS.get(event, event)
         else:
             target = resolve_cycle(cycle_arg, region)
+            _same_region(actor, target.owner)
             apply_cycle_event(target, event, actor, comment=comment)
             event_label = CYCLE_EVENT_LABELS.get(event, event)
         label = target.state_label
