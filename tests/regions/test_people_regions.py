@@ -488,3 +488,37 @@ def test_audit_page_shows_only_the_viewers_scope(w, login_as, db):
     # region management around it.
     rows = audit_svc.page(audit_svc.AuditQuery(region_id=county.id)).rows
     assert [(r.action, r.actor_username) for r in rows] == [("user.create", "sysadmin")]
+
+
+def test_audit_scope_of_targets_transitions_and_nobodys_rows(w, db):
+    from datetime import date
+
+    from fazhi_flow.models import ReportCycle, TransitionLog
+
+    cycles = {}
+    for county in (w.hs, w.zy):
+        cycle = ReportCycle(year=2025, region=county.region.name, owner=county.region, title="2025年法治政府建设年度报告",
+                            due=date(2026, 1, 10), issuers="x", issue_date=date(2026, 1, 6), state="collecting")
+        db.session.add(cycle)
+        db.session.flush()
+        # Written by the city's overseer (another region): the cycle decides whose row it is.
+        db.session.add(TransitionLog(cycle_id=cycle.id, event="open", from_state="setup", to_state="collecting",
+                                     actor_id=w.oversight.id))
+        cycles[county.region.id] = cycle
+    audit_svc.record(w.oversight, "oversight.remind", f"region:{w.hs.region.id}", note="请按时发布")
+    audit_svc.record(None, "auth.login_failed", "user:nosuchperson", reason="unknown_user")
+    audit_svc.record(w.sysadmin, "region.update", f"region:{w.hs.region.id}", changed={"name": ["a", "b"]})
+    db.session.commit()
+
+    def seen(**scope):
+        return sorted((r.action, r.target) for r in audit_svc.page(audit_svc.AuditQuery(**scope)).rows)
+
+    hs_cycle = f"cycle:{cycles[w.hs.region.id].id}"
+    assert seen(region_id=w.hs.region.id) == [("flow:cycle:open", hs_cycle),
+                                              ("oversight.remind", f"region:{w.hs.region.id}")]
+    assert seen(region_id=w.zy.region.id) == [("flow:cycle:open", f"cycle:{cycles[w.zy.region.id].id}")]
+    # The overseer's own region holds what its people did, not the counties' transitions.
+    assert seen(region_id=w.city.id) == [("oversight.remind", f"region:{w.hs.region.id}")]
+    assert seen(system=True) == [("region.update", f"region:{w.hs.region.id}")]
+    assert seen(unowned=True) == [("auth.login_failed", "user:nosuchperson")]
+    assert len(seen()) == 5  # unscoped: the command line's operator
