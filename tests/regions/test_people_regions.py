@@ -220,14 +220,16 @@ def test_import_looks_up_unit_codes_in_the_admins_region_only(w, login_as, db):
     client = login_as(w.hs.admin)
     before = _dump(db, w.hs.region), _dump(db, w.zy.region)
     # "yfzsb" exists only in the city; "gaj" exists here (and in 资阳区).
-    data = _csv("用户名,姓名,单位代码,角色\nhs_gaj2,李四,gaj,联络员\nhs_x,王五,yfzsb,联络员\nhs_d,赵六,,督导\n")
+    data = _csv("用户名,姓名,单位代码,角色\nhs_gaj2,李四,gaj,联络员\nhs_x,王五,yfzsb,联络员\nhs_d,赵六,,督导\n"
+                "hs_s,孙七,,系统管理员\n")
     page = _page(client.post("/admin/import", data={"kind": "users", "file": (__import__("io").BytesIO(data),
                                                                                "users.csv")},
                              content_type="multipart/form-data"))
     assert "第3行：单位代码“yfzsb”不存在于本地区" in page
     assert "第4行：“赫山区”没有下级地区，不能设置督导角色" in page
+    assert "第5行：只有系统管理员可以授予或取消系统管理员角色" in page
     preview = user_svc.parse_import("users", "users.csv", data, actor=w.hs.admin)
-    assert not preview.ok and [r.line for r in preview.rows if r.errors] == [3, 4]
+    assert not preview.ok and [r.line for r in preview.rows if r.errors] == [3, 4, 5]
     with pytest.raises(DomainError):
         user_svc.apply_import(w.hs.admin, preview)
     db.session.rollback()
