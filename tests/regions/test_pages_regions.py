@@ -362,7 +362,9 @@ def test_the_public_list_reads_a_fixed_number_of_statements(app, counties, db, f
     from fazhi_flow.models import Region, Unit
     from types import SimpleNamespace as NS
 
-    third = Region(code="430921", name="南县", level="county", parent=counties.city)
+    # The longest code and name a region may have (20 and 100 characters).
+    long_name = ("益阳高新技术产业开发区管理委员会" * 7)[:97] + "管委会"
+    third = Region(code="GX-430900-2024-00001", name=long_name, level="county", parent=counties.city)
     db.session.add(third)
     db.session.flush()
     office = Unit(region=third, code="yfzqb", name="南县委依法治县办", kind="party")
@@ -375,8 +377,14 @@ def test_the_public_list_reads_a_fixed_number_of_statements(app, counties, db, f
     db.session.commit()
     with count_queries(db.engine) as three:
         html = _text(client.get("/reports/"))
-    assert "南县2023年法治政府建设年度报告" in html
+    assert len(long_name) == 100 and f"{long_name}2023年法治政府建设年度报告" in html
+    assert f'<a href="/reports/?region=GX-430900-2024-00001">{long_name}</a>' in html
     assert len(three) == len(two), (len(two), len(three))
+    only = _text(client.get("/reports/?region=GX-430900-2024-00001"))
+    assert f"{long_name}2023年" in only and "赫山区2023年" not in only
+    # An over-long code is refused like any unknown one, its echo cut short.
+    refused = client.get("/reports/?region=" + "9" * 5000)
+    assert refused.status_code == 404 and "没有代码为“" + "9" * 20 + "”的地区" in _text(refused)
 
 
 # ---------------------------------------------------------------- menu
