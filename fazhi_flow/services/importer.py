@@ -130,6 +130,7 @@ FIELD_LABELS = {
     "guidance": "填报说明", "word_limit": "字数上限", "run_in": "标题接排", "position": "顺序", "reviewers": "审核人",
     "measure": "计量单位", "type": "类型", "required": "必填", "minimum": "最小值", "maximum": "最大值",
     "reported_by": "填报方式", "rollup": "汇总方式", "section": "所属章节", "role": "承办方式", "rules": "规则",
+    "share_approved_figures": "联络员可查看已通过的统计数据",
 }
 SHOWN_CHARS = 60  # a long guidance text is cut in the list of changes
 
@@ -681,14 +682,42 @@ def _apply(plan: dict, actor) -> ImportResult:
     units = _apply_units(plan["units"], region, result)
     users = _apply_users(plan["users"], units, region, result)
     _OutlineWriter(cycle, units, users, result).write_all(plan["outline"])
+    settings = []
     for key, extension in extensions.items():
         if key in plan["cycle"]:
+            before = _extension_state(cycle, key)
             extension.apply(cycle, plan["cycle"][key])
+            db.session.flush()  # a new settings row is read back below
+            after = _extension_state(cycle, key)
+            settings += [(name, before.get(name), value) for name, value in after.items() if before.get(name) != value]
+    if settings:
+        _note_cycle_settings(result, settings)
     if cycle.state == "collecting":
         from .cycles import ensure_contributions
 
         ensure_contributions(cycle)
     return result
+
+
+def _note_cycle_settings(result: ImportResult, settings: list) -> None:
+    """Settings owned by other features join the cycle's own entry (one line per cycle)."""
+    entry = next((c for c in result.changes if c.kind == "cycles"), None)
+    if entry is None:
+        result.note("cycles", "updated", result.cycle.title, settings)
+    elif entry.action == "created":
+        entry.fields += [(name, None, new) for name, _old, new in settings]
+    else:
+        entry.fields += settings
+
+
+def _extension_state(cycle: ReportCycle, key: str) -> dict:
+    """The settings a cycle key owned by another feature sets, to list what it changes."""
+    if key == "reminder_policy":
+        from ..reminders.settings import DEFAULT_POLICY, policy_for
+
+        policy = policy_for(cycle)
+        return {f"催报设置 {name}": getattr(policy, name) for name in DEFAULT_POLICY}
+    return {key: getattr(cycle, key, None)}
 
 
 def _apply_cycle(cinfo: dict, region: Region, result: ImportResult) -> None:

@@ -417,3 +417,14 @@ def test_web_confirm_with_a_changed_payload_writes_nothing(two_regions, db, as_u
     response = client.post("/admin/cycles/new/file/confirm", data=fields, content_type="multipart/form-data")
     assert response.status_code == 400 and "请重新上传" in response.get_data(as_text=True)
     assert _whole(db) == before
+
+
+def test_settings_of_other_features_are_listed(two_regions, db):
+    world = two_regions
+    import_cycle(_text(_hs_file()), world.hs.admin)
+    db.session.commit()
+    doc = _hs_file(reminder_policy={"send_time": "08:30"}, share_approved_figures=True)
+    lines = preview_cycle(_text(doc), world.hs.admin).lines()
+    cycle_lines = [line for line in lines if line.startswith("修改年度报告")]
+    assert cycle_lines == ["修改年度报告 益阳市赫山区2025年法治政府建设年度报告：催报设置 send_time 09:00 → 08:30；"
+                           "联络员可查看已通过的统计数据 否 → 是"]
