@@ -428,3 +428,24 @@ def test_settings_of_other_features_are_listed(two_regions, db):
     cycle_lines = [line for line in lines if line.startswith("修改年度报告")]
     assert cycle_lines == ["修改年度报告 益阳市赫山区2025年法治政府建设年度报告：催报设置 send_time 09:00 → 08:30；"
                            "联络员可查看已通过的统计数据 否 → 是"]
+
+
+def test_web_large_file_is_chosen_again_to_confirm(two_regions, db, as_user, monkeypatch):
+    from fazhi_flow.web.admin import cycle_import
+
+    monkeypatch.setattr(cycle_import, "MAX_PAYLOAD", 10)  # as if the text were too large for a form field
+    world = two_regions
+    client = as_user(world.hs.admin)
+    text = _text(_hs_file())
+    page = _upload(client, text).get_data(as_text=True)
+    assert "请再次选择同一个文件" in page
+    fields = _hidden(page)
+    assert fields["f-payload"] == ""
+    before = _whole(db)
+    missing = client.post("/admin/cycles/new/file/confirm", data=fields, content_type="multipart/form-data")
+    assert missing.status_code == 400 and "请再次选择同一个年度报告定义文件" in missing.get_data(as_text=True)
+    assert _whole(db) == before
+    chosen = client.post("/admin/cycles/new/file/confirm", content_type="multipart/form-data",
+                         data=fields | {"f-file": (io.BytesIO(text.encode()), "cycle.yaml")})
+    assert chosen.status_code == 200, chosen.get_data(as_text=True)[:2000]
+    assert db.session.scalar(select(ReportCycle.region_id).where(ReportCycle.year == 2025)) == world.hs.region.id
