@@ -191,8 +191,10 @@ def test_an_admins_retry_of_a_failed_message_keeps_its_message_id(app, db, smtp,
     from fazhi_flow.services import reminders as rsvc
 
     admin = factory.user("admin", unit=factory.unit("区委依法治区办", kind="party"))
+    # A message to a person of the admin's region (an admin retries only those).
+    liaison = factory.user("liaison", unit=factory.unit("区司法局", code="sfj"))
     db.session.commit()
-    [outbox_id] = queue(db, 1)
+    [outbox_id] = queue(db, 1, user_id=liaison.id)
     assert deliver().sent == 1
     db.session.execute(update(OutboxMessage).where(OutboxMessage.id == outbox_id).values(
         status="dead", last_error="邮件服务器无应答或连接中断，邮件可能已送达"))
