@@ -18,7 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..errors import DomainError
 from ..extensions import db
 from ..limits import column_length
-from ..models import Contribution, ReportCycle, Revision, Section
+from ..models import Contribution, Region, ReportCycle, Revision, Section
 from ..models.cycle import heading_number
 from ..timeutil import cn_date_text
 from .audit import record
@@ -329,6 +329,15 @@ def create_cycle_from_template(actor, title: str, year: int, region: str, due: d
         same_year = same_year | (ReportCycle.region_id == owner.id)
     if db.session.scalar(select(ReportCycle.id).where(same_year, ReportCycle.year == year).limit(1)):
         raise DomainError(f"{region or owner.name}{year}年度的报告已经存在，不能重复创建。")
+    if owner is not None and region:
+        # A printed name that is another region's name or code (or printed in its reports) would send
+        # the outline to that region.
+        other = db.session.scalar(select(Region.name).where(
+            Region.id != owner.id, (Region.name == region) | (func.lower(Region.code) == region.lower())
+            | Region.id.in_(select(ReportCycle.region_id).where(ReportCycle.region == region))).limit(1))
+        if other is not None:
+            raise DomainError(f"地区名称“{region}”已被其他地区（{other}）使用。新报告属于本地区"
+                              f"（{owner.name}），请填写本地区在报告中的名称，例如“{owner.name}”。")
     document = yaml.safe_load(standard_outline_text())
     document["cycle"] = {
         "title": title, "year": year, "region": region, "due": due, "unit_head_review": bool(unit_head_review),

@@ -340,3 +340,26 @@ def test_own_region_pages_still_work(app, db, world):
                        ).status_code == 302
     assert client.post(f"/reminders/outbox/{world.hs.message.id}/retry").status_code == 302
     assert db.session.get(User, hs.admin.id).region_id == hs.region.id
+
+
+def test_template_cycle_printed_name_defaults_to_the_region_and_never_lands_in_another(app, db, world):
+    hs, zy = world.hs, world.zy
+    client = _client(app, hs.admin)
+    assert client.post("/admin/cycles/new/template", data={"t-year": "2028", "t-region": ""}).status_code == 303
+    made = db.session.scalar(select(ReportCycle).where(ReportCycle.year == 2028))
+    assert (made.region_id, made.region) == (hs.region.id, "赫山区")
+    # Naming the sibling county as the printed name does not make 赫山区's admin write into 资阳区.
+    before = _dump(db, zy.region.id)
+    response = client.post("/admin/cycles/new/template", data={"t-year": "2029", "t-region": "资阳区"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and "地区名称“资阳区”已被其他地区（资阳区）使用" in html
+    for taken in ("430902", "益阳市资阳区"):  # its code; the name its reports print
+        if taken == "益阳市资阳区":
+            zy.c.cycle.region = taken
+            db.session.commit()
+            before = _dump(db, zy.region.id)
+        response = client.post("/admin/cycles/new/template", data={"t-year": "2029", "t-region": taken})
+        assert response.status_code == 400 and "已被其他地区（资阳区）使用" in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count(ReportCycle.id)).where(
+        ReportCycle.year == 2029, ReportCycle.region_id == zy.region.id)) == 0
+    assert _dump(db, zy.region.id) == before

@@ -115,6 +115,7 @@ def cycle_new_template():
     if not form.validate_on_submit():
         return _new_cycle_page(template_form=form, status=400)
     follow_year(form, template_title)
+    form.region.data = (form.region.data or "").strip() or current_user.region.name
     with on_refusal(lambda exc: _new_cycle_page(template_form=form, errors=getattr(exc, "errors", None))):
         cycle = outline_svc.create_cycle_from_template(
             current_user, title=form.title.data, year=form.year.data, region=form.region.data,

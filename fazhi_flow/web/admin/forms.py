@@ -97,8 +97,8 @@ def follow_year(form, proposed) -> None:
 
 class CycleTemplateForm(CycleSettingsMixin, FlaskForm):
     year = _year_field()
-    region = StringField("地区", validators=[DataRequired("请填写地区，例如 某某区。"),
-                                           max_length(ReportCycle.region, "地区")])
+    # The name printed in the report; empty: the region's own name (the route fills it in).
+    region = StringField("地区", validators=[Optional(), max_length(ReportCycle.region, "地区")])
     title = _year_title_field("报告标题")
     title_year = _title_year_field()
 
