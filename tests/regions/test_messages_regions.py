@@ -229,3 +229,17 @@ def test_workflow_announcements_reach_the_acting_districts_people_only(db, distr
         # 发布 → everyone who contributed: the liaisons who wrote, the reviewer and unit head who decided.
         assert told(lambda: compile_svc.publish_report(d.cycle, d.admin)) == {
             "gaj_liaison", "sfj_liaison", "reviewer", "gaj_head"}
+
+
+def test_a_reviewer_named_across_regions_is_never_told(db, districts):
+    """A section of 静海区 naming 赫山区's reviewer (a mistake the importer refuses, here written
+    directly): material submitted in 静海区 reaches 静海区's reviewer only, in-app and by e-mail."""
+    jh, hs = districts.jh, districts.hs
+    submit_contribution(jh.overdue, jh.gaj_liaison)
+    db.session.commit()
+    people = _told(db, lambda: unit_approve_contribution(jh.overdue, jh.gaj_head))
+    assert people == {jh.reviewer.id}
+    assert hs.reviewer.id not in people
+    # The district's other people, and nobody of the other district, hear nothing of it.
+    assert not db.session.scalar(select(func.count()).select_from(Notification)
+                                 .where(Notification.user_id.in_(list(_people(hs)))))
