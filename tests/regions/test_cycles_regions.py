@@ -314,6 +314,7 @@ def test_publish_deadline_on_the_edit_form(app, db, world):
     db.session.expire_all()
     cycle = db.session.get(ReportCycle, hs.c.cycle.id)
     assert cycle.publish_deadline is None and cycle.publish_deadline_effective == date(2026, 4, 1)
+    assert "2026年4月1日（默认：次年4月1日）" in client.get(f"/admin/cycles/{cycle.id}").get_data(as_text=True)
 
 
 def test_own_region_pages_still_work(app, db, world):
