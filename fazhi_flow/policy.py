@@ -213,7 +213,8 @@ def _view_publication(user, publication) -> bool:
 def is_contribution_reviewer(user, contribution) -> bool:
     """May review this contribution: a reviewer named for the section (or any, when none is named),
     never one of its own unit."""
-    if not user.has_role("reviewer") or user.unit_id == contribution.unit_id:
+    if not user.has_role("reviewer") or user.unit_id == contribution.unit_id \
+            or region_of(contribution) != user.region_id:
         return False
     named = contribution.section.effective_reviewers()
     return not named or any(r.id == user.id for r in named)
@@ -320,7 +321,10 @@ def stand_in_refusal(user, contribution) -> str | None:
 
 
 def contribution_actor_allowed(user, contribution, event: str) -> bool:
-    """The actor rule of a contribution event, whatever the states (the machine checks those)."""
+    """The actor rule of a contribution event, whatever the states (the machine checks those).
+    The workflow asks this directly, not through ``can``: the region is checked here too."""
+    if region_of(contribution) != user.region_id:
+        return False
     kind = S.CONTRIBUTION_EVENT_ACTORS[event]
     if kind in ("liaison", "unit_head"):
         if user.has_role(kind) and user.unit_id == contribution.unit_id:
@@ -332,6 +336,8 @@ def contribution_actor_allowed(user, contribution, event: str) -> bool:
 
 
 def cycle_actor_allowed(user, cycle, event: str) -> bool:
+    if region_of(cycle) != user.region_id:
+        return False
     return user.has_role(S.CYCLE_EVENT_ACTORS[event])
 
 
