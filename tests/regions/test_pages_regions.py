@@ -118,6 +118,17 @@ def counties(two_regions, factory, db, monkeypatch):
     return w
 
 
+def _xlsx_text(data: bytes) -> str:
+    """Every cell text of a workbook."""
+    import io
+
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(data), read_only=True)
+    return "\n".join(str(value) for sheet in book.worksheets for row in sheet.iter_rows(values_only=True)
+                     for value in row if value is not None)
+
+
 def _text(response) -> str:
     return response.get_data().decode("utf-8", "replace")  # a file sent by mistake still reads
 
@@ -295,7 +306,10 @@ def test_the_overseer_reads_the_dashboards_below_and_nothing_of_their_material(a
         assert "/review/" not in html and "/tasks/" not in html and other not in html
         assert f'value="{county.pub.cycle.id}"' in html
         export = overseer.get(f"/dashboard/export.xlsx?cycle={county.m.cycle.id}")
-        assert export.status_code == 200 and export.data.startswith(b"PK")
+        assert export.status_code == 200
+        cells = _xlsx_text(export.data)
+        assert f"{county.region.name}2024年法治政府建设年度报告" in cells
+        assert county.gaj.name in cells and county.office.name in cells and other not in cells
         # The published reports are public pages.
         assert overseer.get(f"/reports/{county.pub.publication.id}").status_code == 200
         assert overseer.get(f"/reports/{county.pub.publication.id}/report.docx").status_code == 200
@@ -340,7 +354,7 @@ def test_public_pages_list_each_regions_reports_under_its_name(app, counties, cl
     first, second = sorted([(hs_at, "hs"), (zy_at, "zy")])
     titles = {"hs": hs_title, "zy": zy_title}
     assert first[0] < titles[first[1]] < second[0] < titles[second[1]]
-    assert '<a href="/reports/?region=430903">赫山区</a>' in html
+    assert '<a href="/reports/?region=430903">只看赫山区</a>' in html
     only = client.get("/reports/?region=430902")
     assert only.status_code == 200
     assert "资阳区2023年" in _text(only) and "赫山区2023年" not in _text(only)
@@ -378,7 +392,7 @@ def test_the_public_list_reads_a_fixed_number_of_statements(app, counties, db, f
     with count_queries(db.engine) as three:
         html = _text(client.get("/reports/"))
     assert len(long_name) == 100 and f"{long_name}2023年法治政府建设年度报告" in html
-    assert f'<a href="/reports/?region=GX-430900-2024-00001">{long_name}</a>' in html
+    assert f'<a href="/reports/?region=GX-430900-2024-00001">只看{long_name}</a>' in html
     assert len(three) == len(two), (len(two), len(three))
     only = _text(client.get("/reports/?region=GX-430900-2024-00001"))
     assert f"{long_name}2023年" in only and "赫山区2023年" not in only
