@@ -320,6 +320,11 @@ def test_the_overseer_reads_the_dashboards_below_and_nothing_of_their_material(a
                     f"/compile/{county.pub.cycle.id}/draft.docx", f"/compile/{county.pub.cycle.id}/versions/1"):
             assert overseer.get(url).status_code in (403, 404), url
         assert river not in _text(overseer.get(f"/tasks/{county.m.submitted.id}"))
+    # Without a cycle named: the city's own cycles (none), and the way to the regions below.
+    own = _text(overseer.get("/dashboard/"))
+    assert "还没有任何年度报告" in own and "志溪河" not in own and "桃花江" not in own
+    if "oversight.index" in app.view_functions:
+        assert 'href="/oversight/">督导</a>页面进入' in own
     # The area lists are not the overseer's (role level) and list nothing of the counties anyway.
     for url in ("/compile/", "/review/", "/tasks/"):
         response = overseer.get(url)
