@@ -231,7 +231,7 @@ def digest_message(cycle, day, counts: dict, overdue: list, waiting: int, dead: 
     failed = ""
     if dead:
         outbox = absolute(_path([("reminders.outbox", {"status": "dead"})], "/reminders/outbox?status=dead"))
-        failed = f"自上次汇总以来系统中有{dead}条消息发送失败或超时未能发出，请查看：{outbox}"
+        failed = f"自上次汇总以来本地区有{dead}条消息发送失败或超时未能发出，请查看：{outbox}"
         lines += ["", failed]
     lines += ["", f"查看进度：{link}", "", FOOTER]
     short = f"{head}\n共{total}份，已通过{done}份，逾期未交{len(overdue)}份" + (f"\n{failed}" if failed else "") \

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 
-from sqlalchemy import String, and_, exists, func, or_, select
+from sqlalchemy import String, and_, exists, func, literal, or_, select, union_all
 
 from ..extensions import db
 from ..limits import fit
@@ -614,7 +614,7 @@ def digests_for(wanted: list[tuple], sections: dict | None = None, unit_names: d
     totals = dict(session.execute(select(late_rows.c.cycle_id, func.count()).group_by(late_rows.c.cycle_id)).all())
     heads = _late_heads(q, late, totals, calendar, {cy.id: d for cy, d, _s in wanted}, sections, unit_names)
     waiting = _waiting(wanted, calendar)
-    dead = dead_since_last_digests({cy.id: d for cy, d, _s in wanted})
+    dead = dead_since_last_digests({cy.id: d for cy, d, _s in wanted}, {cy.id: cy.region_id for cy, _d, _s in wanted})
     return {cycle.id: M.digest_message(cycle, day, counts[cycle.id], _Counted(heads.get(cycle.id, []),
                                                                               totals.get(cycle.id, 0)),
                                        waiting.get(cycle.id, 0), dead.get(cycle.id, 0))
@@ -659,21 +659,35 @@ def _waiting(wanted: list[tuple], calendar) -> dict[int, int]:
 
 
 def dead_since_last_digest(cycle, day: date) -> int:
-    """Outbox messages that stopped as dead since ``cycle``'s previous delivered digest
-    (``dead_since_last_digests``)."""
-    return dead_since_last_digests({cycle.id: day}).get(cycle.id, 0)
+    """Outbox messages of the cycle's region that stopped as dead since ``cycle``'s previous
+    delivered digest (``dead_since_last_digests``)."""
+    return dead_since_last_digests({cycle.id: day}, {cycle.id: cycle.region_id}).get(cycle.id, 0)
 
 
-def dead_since_last_digests(days: dict[int, date]) -> dict[int, int]:
-    """For each cycle id of ``days`` ({cycle id: digest day}): outbox messages of the whole system
-    (not only this cycle's: the outbox page lists them all; the channels are shared) that stopped as
-    dead (failed, or expired unsent) since this cycle's previous digest that was actually delivered
-    (else since the day before): the deliverer stamps next_attempt_at with that moment. A digest
-    cancelled or dead unsent told nobody, so the count goes back past it. A digest counts as
-    delivered when one of its e-mails or robot messages was sent, or it had none (in-app).
+def _message_region():
+    """The region an outbox message belongs to, as SQL: its person's, else its robot's unit's or
+    cycle's (the outbox page shows an admin exactly these); None for a bare address."""
+    o = OutboxMessage.__table__
+    person, robot = User.__table__.alias("person"), WebhookTarget.__table__.alias("robot")
+    robot_unit, robot_cycle = Unit.__table__.alias("robot_unit"), ReportCycle.__table__.alias("robot_cycle")
+    region = func.coalesce(person.c.region_id, robot_unit.c.region_id, robot_cycle.c.region_id)
+    joined = (o.outerjoin(person, person.c.id == o.c.user_id).outerjoin(robot, robot.c.id == o.c.webhook_id)
+              .outerjoin(robot_unit, robot_unit.c.id == robot.c.unit_id)
+              .outerjoin(robot_cycle, robot_cycle.c.id == robot.c.cycle_id))
+    return region, joined
 
-    Two statements for any number of cycles: the previous digests, then one count per distinct
-    starting moment (cycles swept together share it)."""
+
+def dead_since_last_digests(days: dict[int, date], regions: dict[int, int]) -> dict[int, int]:
+    """For each cycle id of ``days`` ({cycle id: digest day}; ``regions``: {cycle id: region id}):
+    the outbox messages of the cycle's region (to its people or by its robots: what its admins see
+    on the outbox page; another region's failures are none of theirs) that stopped as dead (failed,
+    or expired unsent) since this cycle's previous digest that was actually delivered (else since
+    the day before): the deliverer stamps next_attempt_at with that moment. A digest cancelled or
+    dead unsent told nobody, so the count goes back past it. A digest counts as delivered when one
+    of its e-mails or robot messages was sent, or it had none (in-app).
+
+    Two statements for any number of cycles and regions: the previous digests, then the dead
+    messages counted by region, once per distinct starting moment (cycles swept together share it)."""
     if not days:
         return {}
     session = db.session
@@ -688,9 +702,12 @@ def dead_since_last_digests(days: dict[int, date]) -> dict[int, int]:
         .group_by(Reminder.cycle_id)).all())
     since = {cid: previous.get(cid) or start_of_local_day_utc(day - timedelta(days=1)) for cid, day in days.items()}
     moments = sorted(set(since.values()))
-    counts = session.execute(select(*(
-        select(func.count()).select_from(OutboxMessage).where(
-            OutboxMessage.status == "dead", OutboxMessage.next_attempt_at >= moment).scalar_subquery()
-        for moment in moments))).one()
-    found = dict(zip(moments, counts))
-    return {cid: found[moment] or 0 for cid, moment in since.items()}
+    region, joined = _message_region()
+    wanted_regions = sorted(set(regions.values()))
+    counted = [select(literal(i).label("moment"), region.label("region_id"), func.count().label("n"))
+               .select_from(joined).where(o.c.status == "dead", o.c.next_attempt_at >= moment,
+                                          region.in_(wanted_regions))
+               .group_by(region) for i, moment in enumerate(moments)]
+    found = {(i, rid): n for i, rid, n in session.execute(union_all(*counted) if len(counted) > 1 else counted[0])}
+    index = {moment: i for i, moment in enumerate(moments)}
+    return {cid: found.get((index[moment], regions[cid]), 0) for cid, moment in since.items()}

@@ -243,3 +243,26 @@ def test_a_reviewer_named_across_regions_is_never_told(db, districts):
     # The district's other people, and nobody of the other district, hear nothing of it.
     assert not db.session.scalar(select(func.count()).select_from(Notification)
                                  .where(Notification.user_id.in_(list(_people(hs)))))
+
+
+def test_each_digest_counts_its_own_districts_failed_messages(db, districts):
+    """The digest's line about messages that could not be sent counts the district's own (to its
+    people or by its robots, as its outbox page lists them), never the other district's."""
+    jh, hs = districts.jh, districts.hs
+    stopped = datetime(2025, 1, 14, 8, 0)  # naive UTC: Tuesday afternoon, after the day-before bound
+    for user, n in ((hs.gaj_liaison, 2), (hs.admin, 1)):
+        for i in range(n):
+            db.session.add(OutboxMessage(channel="email", user_id=user.id, address=user.email,
+                                         subject=f"退回通知{i}", body="材料被退回", cause="transition:return",
+                                         status="dead", attempts=1, next_attempt_at=stopped, created_at=stopped,
+                                         last_error="收件地址不存在"))
+    db.session.add(OutboxMessage(channel="webhook", webhook_id=hs.robot.id, address=hs.robot.name, subject="征集",
+                                 body="征集", cause="cycle:open", status="dead", attempts=1, next_attempt_at=stopped,
+                                 created_at=stopped, last_error="机器人地址无效"))
+    db.session.commit()
+    sweep(SWEPT)
+    bodies = {d.name: db.session.scalar(
+        select(OutboxMessage.body).join(Reminder, Reminder.id == OutboxMessage.reminder_id)
+        .where(Reminder.kind == "digest", Reminder.cycle_id == d.cycle.id)) for d in (jh, hs)}
+    assert "自上次汇总以来本地区有4条消息发送失败或超时未能发出" in bodies["赫山区"]
+    assert "发送失败" not in bodies["静海区"]

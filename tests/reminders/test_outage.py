@@ -406,13 +406,13 @@ def test_digest_counts_the_messages_that_died(factory, db, app, mail, robots):
     sweep(at(2025, 1, 9, 9, 30))
     digest = [m for m in rows(db, channel="email") if m.subject.startswith("【每日进度】") and "1月9日" in m.subject]
     assert len(digest) == 1
-    assert "自上次汇总以来系统中有3条消息发送失败或超时未能发出" in digest[0].body
+    assert "自上次汇总以来本地区有3条消息发送失败或超时未能发出" in digest[0].body
     assert "/reminders/outbox?status=dead" in digest[0].body
     # That digest never went out (the server is down): the next one counts from the last one sent.
     deliver(at(2025, 1, 9, 9, 31))
     sweep(at(2025, 1, 10, 9, 5))
     digest = [m for m in rows(db, channel="email") if m.subject.startswith("【每日进度】") and "1月10日" in m.subject]
-    assert "自上次汇总以来系统中有3条消息发送失败" in digest[0].body
+    assert "自上次汇总以来本地区有3条消息发送失败" in digest[0].body
     mail.recover()
     deliver(at(2025, 1, 10, 9, 6))
     assert [m["Subject"] for m in mail.up.messages if m["Subject"].startswith("【每日进度】")] == [digest[0].subject]
