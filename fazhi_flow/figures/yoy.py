@@ -87,10 +87,12 @@ def previous_cycle(cycle):
 
     if cycle.cloned_from_id:
         found = db.session.get(ReportCycle, cycle.cloned_from_id)
-        if found is not None:
+        if found is not None and found.region_id == cycle.region_id:
             return found
+    # By the owning region, not the printed name: two regions may print the same name.
     return db.session.scalar(select(ReportCycle).where(
-        ReportCycle.region == cycle.region, ReportCycle.year == cycle.year - 1))
+        ReportCycle.region_id == cycle.region_id, ReportCycle.year == cycle.year - 1)
+        .order_by(ReportCycle.id.desc()).limit(1))
 
 
 def previous_contribution(contribution):
