@@ -82,6 +82,8 @@ def _county(db, city, code, name, mark, login):
         sfj_head=_user(db, region, sfj, f"{login}_sfj_head", f"{mark}孙丽", "unit_head"),
         xz_head=_user(db, region, long_unit, f"{login}_xz_head", f"{mark}唐悦", "unit_head"),
         leader=_user(db, region, office, f"{login}_leader", f"{mark}刘建国", "leader"),
+        # A county's own 督导 has no region below: a sibling county is not below it.
+        oversight=_user(db, region, office, f"{login}_oversight", f"{mark}督导", "oversight"),
     )
     return SimpleNamespace(region=region, mark=mark, login=login, office=office, gaj=gaj, sfj=sfj,
                            long_unit=long_unit, units=[office, gaj, sfj, long_unit], people=people)

@@ -29,7 +29,7 @@ from sqlalchemy import select
 from fazhi_flow.models import Attachment, ReportDraftVersion
 from fazhi_flow.testing import FreshUserClient, login
 
-from .isolation_world import A_MARK, B_LOGIN, B_MARK, build_world, region_rows, row_changes
+from .isolation_world import A_MARK, B_LOGIN, B_MARK, PDF, build_world, region_rows, row_changes
 
 # A missing id of every kind: what a refusal that never loads the object answers.
 MISSING = 2_000_000_000
@@ -170,16 +170,21 @@ def _has_ids(rule) -> bool:
 class Walker:
     def __init__(self, app, label, user, skip=lambda rule: False):
         self.app, self.label, self.user, self.skip = app, label, user, skip
+        self.requests = 0
         self.client = FreshUserClient(app, app.response_class, use_cookies=True)
         if user is not None:
             login(self.client, user)
 
     def send(self, method, url, query, form):
+        self.requests += 1
         try:
             if method == "GET":
                 response = self.client.get(url, query_string=query or None)
             else:
-                response = self.client.post(url, data=form)
+                # Every POST also uploads a file (a fresh stream each time): uploads into the other
+                # county's material are tried wherever a form takes one.
+                files = {name: (io.BytesIO(PDF), "执法统计表.pdf") for name in ("file", "f-file")}
+                response = self.client.post(url, data={**form, **files}, content_type="multipart/form-data")
             response.get_data()  # read whole, then close: a download is a file kept open until then
             response.close()
             return response, None
@@ -274,7 +279,7 @@ def _walkers(app, iso) -> list[Walker]:
     a, city = iso.a.people, iso.city_people
     return [Walker(app, "匿名", None)] + [Walker(app, label, user) for label, user in (
         ("A管理员", a.admin), ("A审核人", a.reviewer), ("A联络员", a.liaison), ("A单位负责人", a.unit_head),
-        ("A签发领导", a.leader), ("市管理员", city.admin))] + [
+        ("A签发领导", a.leader), ("A督导", a.oversight), ("市管理员", city.admin))] + [
         Walker(app, "系统管理员", city.sysadmin, skip=_manages_regions)]
 
 
@@ -309,10 +314,12 @@ def test_every_route_refuses_the_other_countys_ids(app, db, iso, capsys):
     for walker in walkers:
         _attack(app, walker, rules, b_contexts, query, form, problems, unmapped)
     changes = row_changes(b_before, region_rows(db, iso.b.region.id))
+    sent = sum(w.requests for w in walkers)
     with capsys.disabled():
-        print(f"\nisolation: {len(rules)} rule/method pairs × {len(walkers)} people with 资阳区's ids\n"
+        print(f"\nisolation: {len(rules)} rule/method pairs × {len(walkers)} people with 资阳区's ids, {sent} requests\n"
               + _table(problems) + ("\nB's rows changed:\n  " + "\n  ".join(changes[:40]) if changes else ""))
     assert not unmapped, f"URL variables this test cannot fill (add them to _contexts): {sorted(unmapped)}"
+    assert sent > len(rules) * len(walkers), sent  # every rule asked, most of them several times
     assert not changes, "\n".join(changes[:40])
     assert not problems, _table(problems)
 
