@@ -517,6 +517,7 @@ def test_cli_commands_refuse_the_other_countys_ids(app, db, iso, tmp_path):
     cycle_file = tmp_path / "zy.yaml"
     cycle_file.write_text(b_cycle_file(b), encoding="utf-8")
     runner = app.test_cli_runner()
+    yes = ["--yes"] if "--yes" in _options(commands.get("import-cycle")) else []
     cases = {
         "status": ["fazhi", "status", str(b.work.cycle.id), *ra],
         "export": ["fazhi", "export", str(b.published.cycle.id), "--format", "txt", "-o", str(tmp_path / "x.txt"), *ra],
@@ -526,13 +527,15 @@ def test_cli_commands_refuse_the_other_countys_ids(app, db, iso, tmp_path):
                                   str(b.work.contributions["submitted"].id), *ra, "approve"],
         "transition (cycle)": ["fazhi", "transition", "--user", a.people.admin.username, "--cycle",
                                str(b.work.cycle.id), *ra, "compile"],
-        "import-cycle": ["fazhi", "import-cycle", str(cycle_file), *ra,
-                         *(["--yes"] if "--yes" in _options(commands.get("import-cycle")) else [])],
+        "import-cycle": ["fazhi", "import-cycle", str(cycle_file), *ra, *yes],
+        "import-cycle --as": ["fazhi", "import-cycle", str(cycle_file), *yes, "--as", a.people.admin.username],
     }
     refused = {}
     for label, args in cases.items():
         if label.split(" ")[0] in without:
             args = [x for x in args if x not in ra]
+        if "--as" in args and "--as" not in _options(commands.get("import-cycle")):
+            continue
         code, output = _run(runner, args)
         refused[label] = (code, output[:200])
     # create-user in A with the code both counties use: the unit must be A's "gaj", never B's.
@@ -555,12 +558,40 @@ def test_cli_commands_refuse_the_other_countys_ids(app, db, iso, tmp_path):
     assert not problems, "\n".join(problems)
 
 
-def test_cli_audit_for_a_region_shows_none_of_the_others_events(app, db, iso):
+# Commands that name an object or a region, and where this file tries them.
+CLI_COVERED = {"import-cycle", "create-user", "status", "transition", "export", "remind", "audit"}
+CLI_ID_PARAMS = {"cycle", "cycle_arg", "contribution_id", "unit", "username", "region_code", "user_id", "region"}
+
+
+def test_cli_outputs_for_a_county_show_none_of_the_others(app, db, iso):
+    """Listing commands with ``--region`` A (and, for the audit log, B's user asked for): nothing of B."""
+    b = iso.b
+    due_eve = (b.work.cycle.due - timedelta(days=1)).isoformat() + "T10:00+08:00"
     runner = app.test_cli_runner()
-    code, output = _run(runner, ["fazhi", "audit", "--region", iso.a.region.code, "--since", "2020-01-01"])
-    assert code == 0, output
-    assert B_LOGIN + "_" not in output and B_MARK not in output, output[:500]
-    assert iso.a.people.admin.username in output
+    cases = {
+        "audit": ["fazhi", "audit", "--region", iso.a.region.code, "--since", "2020-01-01"],
+        "audit --user (B's)": ["fazhi", "audit", "--region", iso.a.region.code, "--since", "2020-01-01",
+                               "--user", b.people.admin.username],
+        "remind --dry-run": ["fazhi", "remind", "--dry-run", "--region", iso.a.region.code, "--at", due_eve],
+    }
+    problems = []
+    for label, args in cases.items():
+        code, output = _run(runner, args)
+        if code not in (0, 1, 2) or "Traceback" in output:
+            problems.append(f"{label}: exit {code}: {output[:300]}")
+        if B_MARK in output or B_LOGIN + "_" in output:
+            problems.append(f"{label}: shows 资阳区's names: {output[:300]}")
+    code, output = _run(runner, cases["audit"])
+    if iso.a.people.admin.username not in output:
+        problems.append(f"audit --region {iso.a.region.code} does not show 赫山区's own events: {output[:300]}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_cli_command_with_an_id_or_a_region_is_tried(app):
+    """A new command taking an id or ``--region`` fails here until this file tries it."""
+    untried = [name for name, command in _cli_commands(app).items() if name not in CLI_COVERED
+               and ({p.name for p in command.params} & CLI_ID_PARAMS or "--region" in _options(command))]
+    assert not untried, f"commands with ids or --region not tried by the isolation tests: {untried}"
 
 
 def test_the_walk_reaches_every_rule(app, iso):
