@@ -401,6 +401,21 @@ def test_the_citys_oversight_reads_the_countys_dashboard_and_reports_and_writes_
             problems.append((url, "GET", walker.label, f"{problem or response.status_code}, not 200"))
         elif url.startswith("/dashboard/") and not leak(response):
             problems.append((url, "GET", walker.label, "200 but not 资阳区's dashboard"))
+    # The oversight pages, where they exist: both counties, 资阳区's 2023 report linked.
+    if "oversight.index" in app.view_functions:
+        response, problem = walker.send("GET", "/oversight/?year=2023", {}, {})
+        page = response.get_data(as_text=True) if response is not None else ""
+        if problem or response.status_code != 200:
+            problems.append(("/oversight/", "GET", walker.label, f"{problem or response.status_code}, not 200"))
+        elif not all(name in page for name in ("赫山区", "资阳区")):
+            problems.append(("/oversight/", "GET", walker.label, "does not list both counties"))
+        elif f"/reports/{b.published.publication.id}" not in page and f"region={b.region.code}" not in page:
+            problems.append(("/oversight/", "GET", walker.label, "no link to 资阳区's published report"))
+    if "oversight.remind" in app.view_functions:
+        response, problem = walker.send("GET", f"/oversight/regions/{b.region.id}/remind", {}, {})
+        if problem or response.status_code != 200:
+            problems.append(("/oversight/regions/<B>/remind", "GET", walker.label,
+                             f"{problem or response.status_code}, not 200"))
 
     def read_ok(rule, method):
         return method == "GET" and rule.endpoint.startswith(OVERSIGHT_READS)
