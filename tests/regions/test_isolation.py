@@ -6,8 +6,9 @@ every rule of the url_map, with every method it takes, with B's ids in the URL, 
 the form. Expected: 404 — or the same refusal a missing id gets (a role refused before any object is
 loaded), or the login page for an anonymous visitor — never a page, a success redirect or a 500; no
 response shows B's names; and afterwards every row of B (and every row pointing at one of B's rows) is
-exactly as before. Then the same people post B's ids in the forms of A's own pages: still nothing of
-B changes and nothing of A comes to point at B.
+exactly as before. The same walk runs the other way round (B's people with A's ids). Then A's people
+post B's ids in the forms of A's own pages: still nothing of B changes and nothing of A comes to point
+at B. Every page A's people see with A's own ids is free of B's names.
 
 The city's oversight user (督导) may read B's dashboard and published reports; every write is refused.
 The public pages list each county's published reports under that county.
@@ -275,16 +276,24 @@ def _manages_regions(rule) -> bool:
     return "region" in rule.endpoint
 
 
-def _walkers(app, iso) -> list[Walker]:
-    a, city = iso.a.people, iso.city_people
-    return [Walker(app, "匿名", None)] + [Walker(app, label, user) for label, user in (
-        ("A管理员", a.admin), ("A审核人", a.reviewer), ("A联络员", a.liaison), ("A单位负责人", a.unit_head),
-        ("A签发领导", a.leader), ("A督导", a.oversight), ("市管理员", city.admin))] + [
-        Walker(app, "系统管理员", city.sysadmin, skip=_manages_regions)]
+def _walkers(app, iso, county=None, short="A") -> list[Walker]:
+    """Everyone who must not reach the other county: an anonymous visitor, each role of ``county``
+    (A unless named), the city's admin and the system administrator."""
+    p, city = (county or iso.a).people, iso.city_people
+    return [Walker(app, "匿名", None)] + [Walker(app, short + label, user) for label, user in (
+        ("管理员", p.admin), ("审核人", p.reviewer), ("联络员", p.liaison), ("单位负责人", p.unit_head),
+        ("签发领导", p.leader), ("督导", p.oversight))] + [
+        Walker(app, "市管理员", city.admin), Walker(app, "系统管理员", city.sysadmin, skip=_manages_regions)]
 
 
-def _attack(app, walker, rules, contexts, query, form, problems, unmapped, is_read_ok=lambda *_: False):
+def _marks(county) -> tuple[str, str]:
+    return county.mark, county.login + "_"
+
+
+def _attack(app, walker, rules, contexts, query, form, problems, unmapped, is_read_ok=lambda *_: False,
+            marks=None):
     """Every rule with the other county's ids; records (rule, method, who, answer) of each wrong answer."""
+    marks = marks or (B_MARK, B_LOGIN + "_")
     for rule, method in rules:
         if walker.skip(rule):
             continue
@@ -295,7 +304,7 @@ def _attack(app, walker, rules, contexts, query, form, problems, unmapped, is_re
                 wrong = problem or ("500" if response.status_code >= 500 else None)
             else:
                 wrong = verdict(walker, rule, method, url, response, problem, query, form)
-                wrong = wrong or (leak(response) if response is not None else None)
+                wrong = wrong or (leak(response, marks) if response is not None else None)
             if wrong:
                 problems.append((rule.rule, method, walker.label, wrong))
 
@@ -303,21 +312,24 @@ def _attack(app, walker, rules, contexts, query, form, problems, unmapped, is_re
 # ---------------------------------------------------------------- the tests
 
 
-def test_every_route_refuses_the_other_countys_ids(app, db, iso, capsys):
-    b_before = region_rows(db, iso.b.region.id)
+@pytest.mark.parametrize("direction", ["赫山区→资阳区", "资阳区→赫山区"])
+def test_every_route_refuses_the_other_countys_ids(app, db, iso, capsys, direction):
+    """Both ways round, so that nothing passes because of which county's ids happen to be smaller."""
+    attacker, target, short = (iso.a, iso.b, "A") if direction.startswith("赫山") else (iso.b, iso.a, "B")
+    before = region_rows(db, target.region.id)
     rules = _rules(app)
-    b_contexts, unmapped, problems = _contexts(iso.b), set(), []
-    query, form = _query(iso.b), _form(iso.b)
-    walkers = _walkers(app, iso)
+    contexts, unmapped, problems = _contexts(target), set(), []
+    query, form = _query(target), _form(target)
+    walkers = _walkers(app, iso, attacker, short)
     # GETs first: a POST may move a cycle on and hide what a page would have shown.
     rules = sorted(rules, key=lambda rm: rm[1] != "GET")
     for walker in walkers:
-        _attack(app, walker, rules, b_contexts, query, form, problems, unmapped)
-    changes = row_changes(b_before, region_rows(db, iso.b.region.id))
+        _attack(app, walker, rules, contexts, query, form, problems, unmapped, marks=_marks(target))
+    changes = row_changes(before, region_rows(db, target.region.id))
     sent = sum(w.requests for w in walkers)
     with capsys.disabled():
-        print(f"\nisolation: {len(rules)} rule/method pairs × {len(walkers)} people with 资阳区's ids, {sent} requests\n"
-              + _table(problems) + ("\nB's rows changed:\n  " + "\n  ".join(changes[:40]) if changes else ""))
+        print(f"\nisolation {direction}: {len(rules)} rule/method pairs × {len(walkers)} people, {sent} requests\n"
+              + _table(problems) + ("\nthe target's rows changed:\n  " + "\n  ".join(changes[:40]) if changes else ""))
     assert not unmapped, f"URL variables this test cannot fill (add them to _contexts): {sorted(unmapped)}"
     assert sent > len(rules) * len(walkers), sent  # every rule asked, most of them several times
     assert not changes, "\n".join(changes[:40])
