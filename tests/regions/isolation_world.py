@@ -299,9 +299,15 @@ def region_rows(db, region_id: int) -> dict[str, dict]:
                 if any(row[col] is not None and (row[col],) in owned[target] for col, target in fks):
                     owned[table.name].add(key)
                     changed = True
-    return {name: {"|".join(map(str, key)): {k: _plain(v) for k, v in contents[name][key].items()}
-                   for key in sorted(keys, key=str)}
-            for name, keys in owned.items() if keys}
+    snapshot = {name: {"|".join(map(str, key)): {k: _plain(v) for k, v in contents[name][key].items()}
+                       for key in sorted(keys, key=str)}
+                for name, keys in owned.items() if keys}
+    # The attachments' bytes live outside the tables (a folder, or the blob table): byte for byte too.
+    from fazhi_flow.services.attachments import read_bytes
+
+    snapshot["attachment bytes"] = {key: {"sha256": _plain(read_bytes(row["stored_name"]))}
+                                    for key, row in snapshot.get("attachment", {}).items()}
+    return snapshot
 
 
 def row_changes(before: dict, after: dict) -> list[str]:
