@@ -721,8 +721,11 @@ def _extension_state(cycle: ReportCycle, key: str) -> dict:
 
 
 def _apply_cycle(cinfo: dict, region: Region, result: ImportResult) -> None:
+    # A cycle is the region's report of the year under its printed name: a database from before
+    # regions may hold several districts' reports of one year in its one region, told apart by name.
     cycle = db.session.scalar(select(ReportCycle).where(
-        ReportCycle.region_id == region.id, ReportCycle.year == cinfo["year"]))
+        ReportCycle.region_id == region.id, ReportCycle.year == cinfo["year"],
+        ReportCycle.region == cinfo["region"]))
     if cycle is None:
         cycle = ReportCycle(state="setup", owner=region, **cinfo)
         db.session.add(cycle)

@@ -10,6 +10,15 @@ from flask_login import current_user
 
 from .. import policy
 from ..extensions import db
+from ..whole_numbers import DB_INT_MAX
+
+
+def row_or_none(model, ident):
+    """The row ``ident`` of ``model``, or None; an id no database column can hold (a form field is
+    not a URL converter) is simply not found rather than an error of the driver."""
+    if isinstance(ident, bool) or not isinstance(ident, int) or not 0 < ident <= DB_INT_MAX:
+        return None
+    return db.session.get(model, ident)
 
 
 def is_own(obj, user=None) -> bool:
@@ -27,4 +36,4 @@ def own_or_404(obj, user=None):
 
 def get_own_or_404(model, ident, user=None):
     """The row ``ident`` of ``model`` in the user's region; 404 when missing or of another region."""
-    return own_or_404(db.session.get(model, ident) if ident is not None else None, user)
+    return own_or_404(row_or_none(model, ident), user)

@@ -279,9 +279,13 @@ def test_group_robots_reachable_unreachable_and_malformed(tmp_path, upgraded, sm
             ("格式不对", f"ftp:/{token}")]
     try:
         with engine.begin() as conn:
-            unit_id = conn.execute(text("INSERT INTO unit (code, name, kind, sort_order, active) "
-                                        "VALUES ('chk', '检查用单位', 'government', 0, :t) RETURNING id"),
-                                   {"t": True}).scalar_one()
+            region_id = conn.execute(text(
+                "INSERT INTO region (code, name, level, path, sort_order, active, created_at) "
+                "VALUES ('430903', '检查区', 'county', '', 0, :t, CURRENT_TIMESTAMP) RETURNING id"),
+                {"t": True}).scalar_one()
+            unit_id = conn.execute(text("INSERT INTO unit (region_id, code, name, kind, sort_order, active) "
+                                        "VALUES (:r, 'chk', '检查用单位', 'government', 0, :t) RETURNING id"),
+                                   {"r": region_id, "t": True}).scalar_one()
             for name, url in rows:
                 conn.execute(text("INSERT INTO webhook_target (unit_id, name, kind, url, active, created_at) "
                                   "VALUES (:u, :n, 'wecom', :url, :t, CURRENT_TIMESTAMP)"),
