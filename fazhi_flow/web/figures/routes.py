@@ -344,3 +344,160 @@ def fig_paragraphs(value) -> Markup:
     """Paragraphs of an already-escaped rendering (Markup), one <p> per line."""
     lines = [line for line in Markup(value).split("\n") if line.strip()]
     return Markup("").join(Markup("<p>{}</p>").format(line) for line in lines)
+
+
+# ---------------------------------------------------------------- figures from Excel (统计表)
+
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _sheet_file(data: bytes, name: str):
+    import io
+
+    return send_file(io.BytesIO(data), as_attachment=True, download_name=clean_filename(name), mimetype=XLSX_MIME)
+
+
+def _uploaded_sheet() -> bytes | None:
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return None
+    return upload.read()
+
+
+def _sheet_refusal(page):
+    """An ``on_refusal`` page for an upload: per-cell errors listed on the page, anything else flashed."""
+    from ...services.figure_sheet import SheetError
+
+    def render(exc):
+        errors = exc.errors if isinstance(exc, SheetError) else []
+        flash("统计表有错误，均未保存，请按下列提示修改后重新上传。" if errors else exc.message, "error")
+        return page(errors)
+
+    return render
+
+
+@bp.route("/contribution/<int:contribution_id>/sheet.xlsx")
+@handler("authenticated")
+def unit_sheet(contribution_id: int):
+    """The unit's indicator sheet of this contribution, to fill in Excel or WPS."""
+    from ...services.figure_sheet import unit_sheet as build
+
+    contribution = _contribution(contribution_id)
+    return _sheet_file(build(contribution), f"{contribution.unit.name}统计表_{contribution.section.path_label}"
+                                            f"_材料{contribution.id}.xlsx")
+
+
+@bp.route("/contribution/<int:contribution_id>/sheet", methods=["GET", "POST"])
+@handler("authenticated")
+def unit_sheet_upload(contribution_id: int):
+    """Upload the filled sheet: a preview of every change, or the errors by cell; nothing written."""
+    from ...services import figure_sheet as sheet
+
+    contribution = _contribution(contribution_id)
+    _editable(contribution)
+
+    def page(errors=None):
+        return render_template("figures/sheet_upload.html", contribution=contribution, section=None,
+                               errors=errors or [])
+
+    if request.method == "GET":
+        return page()
+    data = _uploaded_sheet()
+    if data is None:
+        flash("请选择填写好的统计表（.xlsx 文件）。", "error")
+        return page(), 400
+    with on_refusal(_sheet_refusal(page), flash=False):
+        preview = sheet.preview_unit(contribution, current_user, data)
+    return render_template("figures/sheet_preview.html", contribution=contribution, section=None, preview=preview)
+
+
+@bp.route("/contribution/<int:contribution_id>/sheet/confirm", methods=["POST"])
+@handler("authenticated")
+def unit_sheet_confirm(contribution_id: int):
+    """Write the previewed values through the values form's service (stamp-checked again)."""
+    from ...services import figure_sheet as sheet
+
+    contribution = _contribution(contribution_id)
+    _editable(contribution)
+    book = FigureBook(contribution.cycle)
+    values = {ind.code: request.form[f"value-{ind.code}"] for ind in book.indicators_for(contribution)
+              if f"value-{ind.code}" in request.form}
+    with on_refusal(lambda: redirect(url_for("figures.unit_sheet_upload", contribution_id=contribution.id))):
+        sheet.save_unit(contribution, current_user, values, request.form.get("stamp") or "")
+    flash(f"已按统计表保存{len(values)}项统计数据。", "success")
+    return redirect(url_for("figures.contribution", contribution_id=contribution.id))
+
+
+def _section(cycle, section_id: int) -> Section:
+    section = db.session.get(Section, section_id)
+    if section is None or section.cycle_id != cycle.id:
+        abort_with(404, "这个章节不存在。")
+    return section
+
+
+@bp.route("/cycle/<int:cycle_id>/section/<int:section_id>/sheet.xlsx")
+@handler("admin.manage", message=ADMINS_ONLY)
+def section_sheet(cycle_id: int, section_id: int):
+    """Every unit's indicators of a section in one sheet (one row per unit × indicator)."""
+    from ...services.figure_sheet import section_sheet as build
+
+    cycle = _cycle(cycle_id)
+    section = _section(cycle, section_id)
+    return _sheet_file(build(cycle, section), f"{cycle.year}年统计表_{section.path_label}_全部单位.xlsx")
+
+
+@bp.route("/cycle/<int:cycle_id>/section/<int:section_id>/sheet", methods=["GET", "POST"])
+@handler("admin.manage", message=ADMINS_ONLY)
+def section_sheet_upload(cycle_id: int, section_id: int):
+    from ...services import figure_sheet as sheet
+
+    cycle = _cycle(cycle_id)
+    section = _section(cycle, section_id)
+
+    def page(errors=None):
+        return render_template("figures/sheet_upload.html", contribution=None, cycle=cycle, section=section,
+                               errors=errors or [])
+
+    if request.method == "GET":
+        return page()
+    data = _uploaded_sheet()
+    if data is None:
+        flash("请选择填写好的统计表（.xlsx 文件）。", "error")
+        return page(), 400
+    with on_refusal(_sheet_refusal(page), flash=False):
+        preview = sheet.preview_section(cycle, section, current_user, data)
+    return render_template("figures/sheet_preview.html", contribution=None, cycle=cycle, section=section,
+                           preview=preview)
+
+
+@bp.route("/cycle/<int:cycle_id>/section/<int:section_id>/sheet/confirm", methods=["POST"])
+@handler("admin.manage", message=ADMINS_ONLY)
+def section_sheet_confirm(cycle_id: int, section_id: int):
+    from ...services import figure_sheet as sheet
+
+    cycle = _cycle(cycle_id)
+    section = _section(cycle, section_id)
+    posted = _posted_section_values()
+    with on_refusal(lambda: redirect(url_for("figures.section_sheet_upload", cycle_id=cycle.id,
+                                             section_id=section.id))):
+        written, skipped = sheet.save_section(cycle, section, current_user, posted)
+    note = "；".join(f"{s.contribution.unit.name}未保存（{s.reason}）" for s in skipped)
+    flash(f"已按统计表保存{written}项统计数据。" + (f"{note}。" if note else ""), "success")
+    return redirect(url_for("figures.definitions", cycle_id=cycle.id))
+
+
+def _posted_section_values() -> dict[int, tuple[str, dict]]:
+    """contribution id → (stamp, code → value) from the confirmation form (``stamp-<id>``, ``value-<id>-<code>``)."""
+    from ..fields import optional_int
+
+    posted: dict[int, tuple[str, dict]] = {}
+    for cid in request.form.getlist("contribution", type=db_int)[:1000]:
+        if cid:
+            posted[cid] = (request.form.get(f"stamp-{cid}") or "", {})
+    for key, value in request.form.items():
+        head, _, rest = key.partition("-")
+        cid_text, _, code = rest.partition("-")
+        cid = optional_int(cid_text) if head == "value" else None
+        if cid in posted and code:
+            posted[cid][1][code] = value
+    return posted
