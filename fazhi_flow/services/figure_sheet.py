@@ -134,8 +134,9 @@ def _workbook(book, contributions, kind: str, section_id: int) -> bytes:
     sheet_header(sheet, SECTION_COLUMNS if section else UNIT_COLUMNS, SECTION_WIDTHS if section else UNIT_WIDTHS)
     value_col = _value_column(kind)
     validations: dict[tuple, list[str]] = {}
+    last_year = _last_year_values(book.cycle, section_id)
     for contribution in contributions:
-        previous = Y.previous_values(contribution)
+        previous = last_year.get(contribution.unit_id, {})
         for ind in book.indicators_for(contribution):
             current = book.value(contribution, ind)
             row = [ind.code, ind.name, number(current), ind.measure, ind.type_label, "是" if ind.required else "否",
@@ -153,6 +154,32 @@ def _workbook(book, contributions, kind: str, section_id: int) -> bytes:
     _meta_sheet(wb, book, contributions, kind, section_id)
     keep_text(wb)
     return to_bytes(wb)
+
+
+def _last_year_values(cycle, section_id: int) -> dict[int, dict]:
+    """unit id → {code: value} approved last year in the same section (by code), as ``yoy.previous_values``
+    gives one unit's, read for every unit of the section in one statement."""
+    from sqlalchemy import select
+
+    from ..extensions import db
+    from ..models import Contribution, Section
+    from ..models.indicator import Indicator, IndicatorValue
+
+    prev = Y.previous_cycle(cycle)
+    section = db.session.get(Section, section_id)
+    if prev is None or section is None:
+        return {}
+    rows = db.session.execute(
+        select(Contribution.unit_id, Indicator.code, IndicatorValue.value)
+        .join(IndicatorValue, IndicatorValue.contribution_id == Contribution.id)
+        .join(Indicator, Indicator.id == IndicatorValue.indicator_id)
+        .join(Section, Section.id == Contribution.section_id)
+        .where(Contribution.cycle_id == prev.id, Section.code == section.code, Contribution.state == "approved",
+               IndicatorValue.value.is_not(None)))
+    found: dict[int, dict] = {}
+    for unit_id, code, value in rows:
+        found.setdefault(unit_id, {})[code] = Decimal(value)
+    return found
 
 
 def _meta_sheet(wb, book, contributions, kind: str, section_id: int) -> None:
@@ -257,8 +284,9 @@ def _row(n: int, cells: list, kind: str, value_col: int):
     cid = getattr(cells[0], "value", None) if section else None
     if not code and raw in (None, "") and not formula:
         return None
+    percent = "%" in (getattr(value_cell, "number_format", None) or "")
     return (n, cid, code, raw, f"{get_column_letter(value_col)}{n}", formula,
-            f"{get_column_letter(3 if section else 1)}{n}")
+            f"{get_column_letter(3 if section else 1)}{n}", percent)
 
 
 def _read_meta(meta) -> tuple[str, int | None, dict, list]:
@@ -343,12 +371,9 @@ def preview_section(cycle, section, actor, data: bytes) -> SheetPreview:
     book = FigureBook(cycle)
     mine = {c.id: c for c in book.contributions.values() if c.section_id == section.id}
     preview = SheetPreview(contributions=mine)
-    for cid, stamp in read.stamps.items():
+    for cid in read.stamps:
         if cid not in mine:
             errors.append(f"{META_SHEET}：材料编号{cid}不属于本章节，请重新下载统计表填写。")
-        elif stamp != F.values_stamp(mine[cid], book):
-            c = mine[cid]
-            raise Conflict(f"{c.unit.name}的{CONFLICT}")
     seen: set = set()
     for row in read.rows:
         cid = row[1]
@@ -361,8 +386,12 @@ def preview_section(cycle, section, actor, data: bytes) -> SheetPreview:
             preview.changes.append(change)
     if errors:
         raise SheetError(errors)
-    preview.stamps = {cid: read.stamps[cid] for cid in read.stamps}
+    preview.stamps = dict(read.stamps)
     _split_skipped(preview)
+    # Checked for what will be written: a unit skipped or left unchanged is not held against the sheet.
+    for c in {ch.contribution.id: ch.contribution for ch in preview.changes}.values():
+        if read.stamps[c.id] != F.values_stamp(c, book):
+            raise Conflict(f"{c.unit.name}的{CONFLICT}")
     return preview
 
 
@@ -379,7 +408,7 @@ def _split_skipped(preview: SheetPreview) -> None:
 
 def _check_row(book, contribution, row, seen: set, errors: list) -> Change | None:
     """The change one row makes (None: none); problems appended to ``errors`` by cell."""
-    n, _cid, code, raw, cell, formula, code_cell = row
+    n, _cid, code, raw, cell, formula, code_cell, percent = row
     ind = book.indicators.get(code)
     if not code:
         errors.append(f"{code_cell}：第{n}行没有指标代码，请不要修改或删除指标代码列。")
@@ -398,6 +427,9 @@ def _check_row(book, contribution, row, seen: set, errors: list) -> Change | Non
     if formula:
         errors.append(f"{cell}：“{ind.name}”填写的是公式，请直接填写数字（可复制后“选择性粘贴→数值”）。")
         return None
+    if percent and isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        # "95.5%" typed in Excel is stored as 0.955 in a cell formatted as a percentage.
+        raw = format_number(Decimal(repr(raw)) * 100) if ind.type == "percent" else raw
     text = _raw_text(raw)
     if text is None:
         errors.append(f"{cell}：“{ind.name}”应填写数字，该单元格是日期或是非值，请改为数字。")

@@ -14,7 +14,7 @@ from fazhi_flow.models import AuditEvent, Region, Unit
 from fazhi_flow.models.indicator import Indicator, IndicatorValue
 from fazhi_flow.services.figures import save_figures
 
-from .conftest import good_values, quick_user
+from .conftest import quick_user
 
 BODY = "全区共有人民调解委员会{{med_total}}个，其中村级调委会{{med_village}}个。" + "依法化解矛盾纠纷。" * 300
 
@@ -154,6 +154,14 @@ def test_sheet_of_another_contribution_is_refused(client, login, world, db):
     response = _upload(client, f"/figures/contribution/{govern.id}/sheet", _save(book))
     assert response.status_code == 422
     assert f"系统信息!A3：这份统计表属于另一份材料（材料编号{enforce.id}）" in page(response)
+    # The hidden material number changed by hand to another unit's: refused the same way, nothing written.
+    other = world.contribution_of("town_a", "enforce")
+    book = _download(client, f"/figures/contribution/{govern.id}/sheet.xlsx")
+    book["系统信息"]["A3"].value = other.id
+    book["统计数据"]["C2"].value = 300
+    response = _upload(client, f"/figures/contribution/{govern.id}/sheet", _save(book))
+    assert response.status_code == 422 and f"材料编号{other.id}" in page(response)
+    assert _value(db, govern, "med_total") == 265
 
 
 def test_not_a_workbook_and_a_bomb_are_refused(client, login, world, db):
@@ -205,7 +213,7 @@ def test_change_between_preview_and_confirm_is_a_conflict(client, login, world, 
     c = world.contribution_of("sfj", "govern")
     login(world.liaisons["sfj"])
     book = _download(client, f"/figures/contribution/{c.id}/sheet.xlsx")
-    sheet = book["statistics" if "statistics" in book.sheetnames else "统计数据"]
+    sheet = book["统计数据"]
     sheet.cell(_row_of(sheet, "mediators"), 3).value = 1300
     form = _confirm_form(page(_upload(client, f"/figures/contribution/{c.id}/sheet", _save(book))))
     form.pop("contribution")
@@ -360,5 +368,28 @@ def test_links_on_the_values_and_definitions_pages(client, login, world):
     assert f"/section/{world.sections['enforce'].id}/sheet.xlsx" in html
 
 
-def test_good_values_fixture_is_the_sheets_starting_point():
-    assert good_values()["sfj"]["med_total"] == "265"
+def test_last_years_value_and_a_percentage_typed_with_its_sign(client, login, world, db, factory):
+    """Last year's approved value of the same unit and section (by code) is in the sheet; "95.5%" typed
+    in Excel (stored as 0.955 in a percentage cell) is read as 95.5."""
+    from openpyxl.styles.numbers import FORMAT_PERCENTAGE_00
+
+    c = world.contribution_of("sfj", "govern")
+    last = factory.cycle(state="published", year=2023)
+    section = factory.section(last, "化解社会矛盾", code="govern")
+    old = factory.contribution(factory.assignment(section, world.units["sfj"]), state="approved")
+    ind = Indicator(cycle_id=last.id, section_id=section.id, code="med_total", name="调委会总数", measure="个",
+                    type="integer")
+    db.session.add(ind)
+    db.session.flush()
+    db.session.add(IndicatorValue(contribution_id=old.id, indicator_id=ind.id, value=250))
+    db.session.commit()
+    login(world.liaisons["sfj"])
+    book = _download(client, f"/figures/contribution/{c.id}/sheet.xlsx")
+    sheet = book["统计数据"]
+    r = _row_of(sheet, "med_total")
+    assert sheet.cell(1, 9).value == "上年数值" and sheet.cell(r, 9).value == 250
+    assert sheet.cell(_row_of(sheet, "mediators"), 9).value is None
+    rate = sheet.cell(_row_of(sheet, "appear_rate"), 3)
+    rate.value, rate.number_format = 0.955, FORMAT_PERCENTAGE_00
+    html = page(_upload(client, f"/figures/contribution/{c.id}/sheet", _save(book)))
+    assert "<td>100</td><td>95.5</td>" in html, html
