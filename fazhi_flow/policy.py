@@ -463,3 +463,95 @@ def _view_audit(user, _obj) -> bool:
     """The audit page: a region's admins (their region's trail) and system administrators (region
     management); which rows each sees is the page's scope."""
     return user.has_role("admin", "sysadmin")
+
+
+# ------------------------------------------------------------------ search scopes (SQL)
+# The rules above, written as WHERE clauses so that the search (fazhi_flow/services/search.py) filters
+# in the database instead of loading rows to ask ``can`` one by one. tests/web/test_search.py checks
+# them against ``can`` row by row; a change to a rule above changes its clause here too.
+
+
+@rule("search.people_all")
+def _search_people_all(user, _obj) -> bool:
+    """The search lists every person of the region (names and usernames): the region's admins, who
+    manage those accounts; everyone else finds only the people of their own unit."""
+    return user.has_role("admin")
+
+
+def contribution_view_clause(user):
+    """SQL condition on ``Contribution``: the rows ``can(user, "contribution.view", c)`` allows."""
+    from sqlalchemy import and_, false, or_, select
+
+    from .models import Contribution, ReportCycle
+
+    if not logged_in(user):
+        return false()
+    in_region = Contribution.cycle_id.in_(select(ReportCycle.id).where(ReportCycle.region_id == user.region_id))
+    if user.has_role("admin", "leader"):
+        return in_region
+    ways = []
+    if user.unit_id is not None:
+        ways.append(Contribution.unit_id == user.unit_id)
+    if user.has_role("reviewer"):
+        # Never their own unit's as reviewer: that material they already see as its unit's person.
+        ways.append(Contribution.section_id.in_(_sections_reviewable_by(user)))
+    return and_(in_region, or_(*ways)) if ways else false()
+
+
+def _sections_reviewable_by(user):
+    """SELECT of the ids of the user's region's sections whose effective reviewers (``effective_reviewers``:
+    the nearest section up the tree naming any) include ``user``, or name nobody."""
+    from sqlalchemy import exists, or_, select
+
+    from .models import ReportCycle, Section, section_reviewer
+
+    sec = Section.__table__
+    sr = section_reviewer
+    # Walk up from every section of the region, stopping at the first node that names reviewers.
+    region_cycles = select(ReportCycle.id).where(ReportCycle.region_id == user.region_id)
+    chain = (select(sec.c.id.label("section_id"), sec.c.id.label("node_id"), sec.c.parent_id.label("up_id"))
+             .where(sec.c.cycle_id.in_(region_cycles))
+             .cte("reviewer_chain", recursive=True))
+    up = sec.alias("up_section")
+    chain = chain.union_all(
+        select(chain.c.section_id, up.c.id, up.c.parent_id)
+        .where(up.c.id == chain.c.up_id, ~exists().where(sr.c.section_id == chain.c.node_id)))
+    named, mine = chain.alias("named_node"), chain.alias("my_node")
+    return select(sec.c.id).where(sec.c.cycle_id.in_(region_cycles), or_(
+        ~exists().where(named.c.section_id == sec.c.id,
+                        exists().where(sr.c.section_id == named.c.node_id)),
+        exists().where(mine.c.section_id == sec.c.id,
+                       exists().where(sr.c.section_id == mine.c.node_id, sr.c.user_id == user.id))))
+
+
+def people_search_clause(user):
+    """SQL condition on ``User``: whom the search may show — the region's people for its admins
+    (``search.people_all``), else the people of the user's own unit; nobody without a unit."""
+    from sqlalchemy import and_, false
+
+    from .models import User
+
+    if not logged_in(user):
+        return false()
+    if can(user, "search.people_all"):
+        return User.region_id == user.region_id
+    if user.unit_id is None:
+        return false()
+    return and_(User.region_id == user.region_id, User.unit_id == user.unit_id)
+
+
+def publication_search_clause(user):
+    """SQL condition on ``ReportCycle`` (of a publication): the user's own region, and for an
+    oversight user (督导) the regions below it (as ``publication.view`` through the region gate)."""
+    from sqlalchemy import false, or_, select
+
+    from .models import Region, ReportCycle
+
+    if not logged_in(user):
+        return false()
+    own = ReportCycle.region_id == user.region_id
+    path = user.region.path if user.region is not None else ""
+    if not (user.has_role("oversight") and path):
+        return own
+    below = select(Region.id).where(Region.path.startswith(path, autoescape=True), Region.id != user.region_id)
+    return or_(own, ReportCycle.region_id.in_(below))
