@@ -1,6 +1,8 @@
 """Operations on contributions: save a draft and fire the workflow's events."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy.orm.exc import StaleDataError
 
 from .. import policy
@@ -19,6 +21,12 @@ SUBMIT_CHECKS: list = []
 REVISION_DATA: list = []
 
 MAX_BODY_CHARS = 50_000
+# Autosaves by the same person this close together are one editing session: one audit row.
+AUTOSAVE_SESSION = timedelta(minutes=30)
+
+
+class DraftClosed(Conflict):
+    """An autosave reached a draft that can no longer be edited (submitted, cycle closed since)."""
 
 
 def can_edit(user, contribution) -> bool:
@@ -30,12 +38,47 @@ def save_draft(contribution: Contribution, actor, body: str, expected_version: i
 
     :raise Conflict: the draft changed since ``expected_version`` was loaded; nothing is written.
     """
+    body = _checked_draft(contribution, actor, body, expected_version, refuse=DomainError)
+    if body == (contribution.body or ""):
+        return contribution
+    _write_draft(contribution, actor, body)
+    record(actor, "contribution.save", f"contribution:{contribution.id}", chars=len(body))
+    _flush_or_conflict()
+    return contribution
+
+
+def autosave_draft(contribution: Contribution, actor, body: str, expected_version: int | None) -> bool:
+    """Save the draft while the liaison types (自动保存): the checks of ``save_draft``, no revision, and
+    at most one audit row per editing session, so that saving every few seconds does not fill the
+    audit trail. A session goes on while the same person's writes follow each other within
+    ``AUTOSAVE_SESSION`` (read from the draft's own updated_by/updated_at: no extra query).
+
+    Returns whether anything was written. A state in which the draft cannot be edited (submitted,
+    cycle closed) raises DraftClosed, a Conflict: the page was right when loaded, something changed since.
+    """
+    body = _checked_draft(contribution, actor, body, expected_version, refuse=DraftClosed)
+    if body == (contribution.body or ""):
+        return False
+    now = utcnow()
+    continuing = (contribution.updated_by_id == actor.id and contribution.updated_at is not None
+                  and now - contribution.updated_at < AUTOSAVE_SESSION)
+    _write_draft(contribution, actor, body, now)
+    if not continuing:
+        # The ordinary save's action, so that the trail's filter 保存材料 finds these sessions too.
+        record(actor, "contribution.save", f"contribution:{contribution.id}", chars=len(body), via="自动保存")
+    _flush_or_conflict()
+    return True
+
+
+def _checked_draft(contribution: Contribution, actor, body: str, expected_version: int | None, refuse) -> str:
+    """The normalised text, after the checks every draft write makes; ``refuse`` is the error class of a
+    state that does not allow editing."""
     policy.require(actor, "contribution.write", contribution, "只有本单位联络员可以编辑该材料。")
     lock_row(contribution)  # a colleague's submit or save in flight: check against its result
     if contribution.cycle.state != "collecting":
-        raise DomainError(f"年度报告当前为“{contribution.cycle.state_label}”，材料只能在征集中修改。")
+        raise refuse(f"年度报告当前为“{contribution.cycle.state_label}”，材料只能在征集中修改。")
     if contribution.state not in ("draft", "returned"):
-        raise DomainError(f"材料当前为“{contribution.state_label}”，不能编辑。如需修改，请先撤回。")
+        raise refuse(f"材料当前为“{contribution.state_label}”，不能编辑。如需修改，请先撤回。")
     body = (body or "").replace("\r\n", "\n").strip()
     if len(body) > MAX_BODY_CHARS:
         raise DomainError(f"正文过长（{len(body)}字），最多{MAX_BODY_CHARS}字。")
@@ -43,14 +86,13 @@ def save_draft(contribution: Contribution, actor, body: str, expected_version: i
         who = contribution.updated_by.name if contribution.updated_by else "他人"
         when = contribution.updated_at
         raise Conflict(f"该草稿已被{who}于{_fmt(when)}修改，您的内容尚未保存。请核对后再保存。")
-    if body == (contribution.body or ""):
-        return contribution
+    return body
+
+
+def _write_draft(contribution: Contribution, actor, body: str, now=None) -> None:
     contribution.body = body
-    contribution.updated_at = utcnow()
+    contribution.updated_at = now or utcnow()
     contribution.updated_by_id = actor.id
-    record(actor, "contribution.save", f"contribution:{contribution.id}", chars=len(body))
-    _flush_or_conflict()
-    return contribution
 
 
 def _fmt(value):

@@ -20,6 +20,8 @@
   Array.prototype.forEach.call(guarded, function (form) {
     var dirty = false;
     form.addEventListener("input", function () { dirty = true; });
+    // The server has every typed character (autosave): nothing would be lost by leaving.
+    form.addEventListener("fazhi:autosaved", function () { dirty = false; });
     window.addEventListener("beforeunload", function (event) {
       if (dirty && !form.getAttribute("data-submitting")) {
         event.preventDefault();
@@ -68,6 +70,124 @@
     area.addEventListener("input", function () {
       try { store.setItem(key, area.value); } catch (e) { /* storage full or disabled */ }
     });
+    // The server saved exactly what is in the box: the copy here is no longer needed.
+    area.addEventListener("fazhi:autosaved", function () { store.removeItem(key); });
+  });
+
+  // Autosave (自动保存): a few seconds after typing pauses (at most every ~10 s while typing goes on)
+  // the editor posts the text with the version it was loaded at. The server checks the version: a
+  // colleague's save in between is shown as a conflict and nothing is overwritten; the text stays in
+  // the box and in this browser's copy above. The buttons keep working as before.
+  Array.prototype.forEach.call(document.querySelectorAll("form[data-autosave-url]"), function (form) {
+    var area = form.querySelector("textarea[name=body]");
+    var version = form.querySelector("input[name=version]");
+    var status = document.getElementById(form.getAttribute("data-autosave-status") || "");
+    var alertBox = document.getElementById(form.getAttribute("data-autosave-alert") || "");
+    if (!area || !version || !window.fetch || !window.FormData) { return; }
+    var PAUSE = 3000, LONGEST = 10000, OFFLINE = "自动保存失败，内容已保存在本机浏览器";
+    var timer = null, firstChange = 0, busy = false, pending = false, stopped = false, sent = area.value;
+
+    function say(text, bad) {
+      if (!status) { return; }
+      status.textContent = text;
+      status.classList.toggle("bad", !!bad);
+    }
+    function warn(text) {
+      if (!alertBox) { return; }
+      alertBox.textContent = "";
+      var strong = document.createElement("strong");
+      strong.textContent = "没有自动保存：";
+      alertBox.appendChild(strong);
+      alertBox.appendChild(document.createTextNode(text));
+      alertBox.hidden = false;
+    }
+    function schedule(delay) {
+      if (stopped) { return; }
+      var now = Date.now();
+      if (!firstChange) { firstChange = now; }
+      window.clearTimeout(timer);
+      // Debounced, but never later than LONGEST after the first unsaved change.
+      timer = window.setTimeout(send, Math.max(0, Math.min(delay, firstChange + LONGEST - now)));
+    }
+    function send() {
+      timer = null;
+      if (stopped || form.getAttribute("data-submitting")) { return; }
+      if (busy) { pending = true; return; }
+      var text = area.value;
+      firstChange = 0;
+      if (text === sent) { return; }
+      busy = true;
+      var data = new FormData();
+      data.append("body", text);
+      data.append("version", version.value);
+      var token = form.querySelector("input[name=csrf_token]");
+      if (token) { data.append("csrf_token", token.value); }
+      window.fetch(form.getAttribute("data-autosave-url"), {
+        method: "POST", body: data, credentials: "same-origin", headers: { "Accept": "application/json" }
+      }).then(function (response) {
+        return response.json().then(function (answer) { return { status: response.status, answer: answer }; },
+          function () { return { status: response.status, answer: null }; });
+      }).then(function (result) {
+        busy = false;
+        var answer = result.answer || {};
+        if (result.status === 200 && answer.version) {
+          var old = version.value;
+          // Every form of this page posting the draft's version (保存草稿, 以上年度文字开始起草 …).
+          Array.prototype.forEach.call(document.querySelectorAll("input[name=version]"), function (input) {
+            if (input.value === old) { input.value = String(answer.version); }
+          });
+          sent = text;
+          say(answer.message);
+          if (alertBox && !alertBox.hidden) { alertBox.hidden = true; }
+          if (area.value === text) {
+            area.dispatchEvent(new CustomEvent("fazhi:autosaved"));
+            form.dispatchEvent(new CustomEvent("fazhi:autosaved"));
+          }
+        } else if (answer.message && result.status < 500) {
+          say("没有自动保存", true);
+          if (answer.kind === "conflict") {
+            stopped = true;
+            warn(answer.message + " 您填写的内容仍保留在下面的输入框中，也保存在本机浏览器。点“保存草稿”可以看到对方保存的版本，合并后再保存。");
+          } else if (answer.kind === "invalid") {
+            warn(answer.message + " 您填写的内容仍保留在下面，改正后会再自动保存。");
+            sent = text;  // the same text would be refused again; the next change is tried
+          } else {
+            stopped = true;
+            warn(answer.message + (answer.kind === "state" ? " 您填写的内容仍保留在下面，也保存在本机浏览器。请刷新页面查看材料的状态。" : ""));
+          }
+        } else {
+          say(OFFLINE, true);
+          schedule(LONGEST);  // tried again later, and at the next keystroke
+        }
+        if (release()) { return; }
+        if (pending) { pending = false; schedule(0); }
+      }, function () {
+        busy = false;
+        if (release()) { return; }
+        say(OFFLINE, true);
+        schedule(LONGEST);
+        pending = false;
+      });
+    }
+    // A button pressed while an autosave is on its way waits for its answer, so that the form posts the
+    // version the server has just given (else the liaison would conflict with her own autosave).
+    var held = null;
+    form.addEventListener("submit", function (event) {
+      window.clearTimeout(timer);
+      if (busy) {
+        event.preventDefault();
+        held = { button: event.submitter || null };
+      }
+    });
+    function release() {
+      if (held === null) { return false; }
+      var button = held.button;
+      held = null;
+      if (form.requestSubmit) { form.requestSubmit(button || undefined); } else { form.submit(); }
+      return true;
+    }
+    area.addEventListener("input", function () { schedule(PAUSE); });
+    window.addEventListener("online", function () { if (area.value !== sent) { schedule(0); } });
   });
 
   // A checkbox with data-check-all="<name>" ticks every checkbox of that name.

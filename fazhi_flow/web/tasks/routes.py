@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
@@ -21,12 +21,13 @@ from ...services import attachments as attachment_service
 from ...services import contributions as svc
 from ...services.audit import record_refusal
 from ...services.diffs import has_changes, paragraph_diff
+from ...timeutil import to_local
 from .. import bound_text
 from ..errors import abort_with, csrf_refused
 from ..fields import arg_int, optional_int
 from ..handler import handler, on_refusal
 from ..helpers import has_endpoint
-from ..loading import attachment_or_abort, contribution_or_abort, transition_logs
+from ..loading import attachment_or_abort, contribution_or_abort, in_own_region, transition_logs
 from . import bp
 from .forms import DecisionForm, EditorForm, ReturnForm, VersionForm
 
@@ -96,6 +97,10 @@ def _expired_form(exc):
     A logged-in author gets the editor back with the text and a fresh token; anybody else gets the
     text to copy. Other forms of this area get the ordinary error page.
     """
+    if request.endpoint == "tasks.autosave":
+        db.session.rollback()
+        record_refusal("csrf", exc.description)
+        return _autosave_answer(400, AUTOSAVE_EXPIRED, kind="expired")
     if request.endpoint != "tasks.edit" or request.method != "POST":
         return csrf_refused(exc)
     db.session.rollback()
@@ -179,6 +184,64 @@ def _refused_save(contribution: Contribution, form: EditorForm, typed: str, uplo
         note = "（您选择的附件没有上传，请保存后重新选择。）" if upload else ""
         return _render_editor(contribution, form, conflict=exc.message + note)
     return _render_editor(contribution, form, error=exc.message)
+
+
+# ---------------------------------------------------------------- autosave (自动保存)
+# The editor's script posts the text a few seconds after typing pauses; the answers are JSON for it,
+# errors included (a page or a redirect to the login page would be useless to a script).
+
+AUTOSAVE_LOGGED_OUT = "登录已超时，自动保存没有完成，内容已保存在本机浏览器。请在新窗口重新登录后再点“保存草稿”。"
+AUTOSAVE_EXPIRED = "页面已过期，自动保存没有完成，内容已保存在本机浏览器。请刷新页面，恢复这些文字后再保存。"
+AUTOSAVE_NOT_FOUND = "这份材料不存在，或不由您填写。"
+AUTOSAVE_NO_VERSION = "页面缺少版本信息，请刷新后重试。"
+
+
+def _autosave_answer(status: int, message: str, **extra):
+    return jsonify(message=message, **extra), status
+
+
+def _json_when_logged_out(view):
+    """A lost login answers the script 401 with a message instead of the login page."""
+
+    @functools.wraps(view)
+    def run(contribution_id: int):
+        if not policy.logged_in(current_user):
+            return _autosave_answer(401, AUTOSAVE_LOGGED_OUT, kind="logged_out")
+        return view(contribution_id)
+
+    return run
+
+
+@bp.route("/<int:contribution_id>/autosave", methods=["POST"])
+@_json_when_logged_out
+@handler("authenticated")
+def autosave(contribution_id: int):
+    """Save the typed draft (version-checked) and answer {version, saved_at, message}.
+
+    Whoever may not write this material (another region's, another unit's, not a liaison) gets 404
+    as for an id that does not exist; a draft that can no longer be edited, or was saved by someone
+    else since the page was loaded, gets 409 and keeps its stored text.
+    """
+    contribution = db.session.get(Contribution, contribution_id)
+    if (contribution is None or not in_own_region(contribution, current_user)
+            or not policy.can(current_user, "contribution.write", contribution)):
+        return _autosave_answer(404, AUTOSAVE_NOT_FOUND, kind="not_found")
+    version = arg_int("version", None, source=request.form)
+    body = request.form.get("body")
+    if version is None or body is None:
+        return _autosave_answer(400, AUTOSAVE_NO_VERSION, kind="invalid")
+    try:
+        svc.autosave_draft(contribution, current_user, body, expected_version=version)
+    except DomainError as exc:
+        db.session.rollback()  # nothing of a refused save stays (the handler rolls back a 4xx too)
+        if isinstance(exc, svc.DraftClosed):
+            return _autosave_answer(409, exc.message, kind="state")
+        if isinstance(exc, Conflict):
+            return _autosave_answer(409, exc.message, kind="conflict")
+        return _autosave_answer(400 if exc.status < 500 else exc.status, exc.message, kind="invalid")
+    saved = to_local(contribution.updated_at)
+    return jsonify(version=contribution.version, saved_at=saved.isoformat(timespec="seconds"),
+                   message=f"已自动保存 {saved:%H:%M}")
 
 
 @bp.route("/<int:contribution_id>/submit", methods=["GET", "POST"])
