@@ -214,7 +214,8 @@ def create_user_command(username, name, roles, unit, email, password, region_cod
     user.set_password(password or temporary)
     user.must_change_password = one_time
     db.session.add(user)
-    record(None, "user.create", f"user:{username}", roles=sorted(roles), via="cli", region=region.code)
+    record(None, "user.create", f"user:{username}", roles=sorted(roles), via="cli", region=region.code,
+           region_id=region.id)
     db.session.commit()
     click.echo(f"已在地区“{region.name}”（{region.code}）创建用户 {username}（{user.role_labels}）。")
     if one_time:

@@ -90,9 +90,11 @@ def previous_cycle(cycle):
         if found is not None and found.region_id == cycle.region_id:
             return found
     # By the owning region, not the printed name: two regions may print the same name.
+    # A database from before regions may hold several districts' reports in its one region: the same
+    # printed name first.
     return db.session.scalar(select(ReportCycle).where(
         ReportCycle.region_id == cycle.region_id, ReportCycle.year == cycle.year - 1)
-        .order_by(ReportCycle.id.desc()).limit(1))
+        .order_by((ReportCycle.region == cycle.region).desc(), ReportCycle.id.desc()).limit(1))
 
 
 def previous_contribution(contribution):

@@ -335,20 +335,30 @@ def banner_lines(alerts: list[Alert]) -> list[str]:
     return lines + [f"群机器人发送异常：自{since}起{len(names)}个群机器人无法送达（{where}），{waiting}条消息等待发送。"]
 
 
-def failing_channels() -> list[Alert]:
+def failing_channels(region_id: int | None = None) -> list[Alert]:
     """The failing channels with the number of messages waiting for each: one query when nothing
-    fails, three when robots do."""
+    fails, three when robots do. With ``region_id``, only that region's robots and messages count (an
+    admin is not told the names and errors of another region's group robots)."""
+    from ..models import ReportCycle, Unit, User
+
     h, t, w = ChannelHealth.__table__, OutboxMessage.__table__, WebhookTarget.__table__
     rows = db.session.execute(
         select(h.c.channel, h.c.failing_since, h.c.last_error, h.c.next_probe_at)
         .where(h.c.failing_since.is_not(None)).order_by(h.c.failing_since, h.c.channel)).all()
     if not rows:
         return []
-    waiting = dict(((r.channel, r.webhook_id), r.n) for r in db.session.execute(
-        select(t.c.channel, t.c.webhook_id, func.count().label("n"))
-        .where(t.c.status.in_(("pending", "sending"))).group_by(t.c.channel, t.c.webhook_id)))
-    robots = {r.id: r for r in db.session.execute(select(w.c.id, w.c.name, w.c.url).where(w.c.active.is_(True)))} \
-        if any(r.channel != EMAIL for r in rows) else {}
+    waiting_q = (select(t.c.channel, t.c.webhook_id, func.count().label("n"))
+                 .where(t.c.status.in_(("pending", "sending"))).group_by(t.c.channel, t.c.webhook_id))
+    robots_q = select(w.c.id, w.c.name, w.c.url).where(w.c.active.is_(True))
+    if region_id is not None:
+        own_robot = w.c.unit_id.in_(select(Unit.id).where(Unit.region_id == region_id)) | \
+            w.c.cycle_id.in_(select(ReportCycle.id).where(ReportCycle.region_id == region_id))
+        robots_q = robots_q.where(own_robot)
+        waiting_q = waiting_q.where(
+            t.c.user_id.in_(select(User.id).where(User.region_id == region_id))
+            | t.c.webhook_id.in_(select(w.c.id).where(own_robot)))
+    waiting = dict(((r.channel, r.webhook_id), r.n) for r in db.session.execute(waiting_q))
+    robots = {r.id: r for r in db.session.execute(robots_q)} if any(r.channel != EMAIL for r in rows) else {}
     by_host: dict[str, list[int]] = {}
     for r in robots.values():
         by_host.setdefault(host_key(r.url), []).append(r.id)
@@ -384,12 +394,12 @@ def channel_alerts() -> list[Alert]:
     if not getattr(current_user, "is_authenticated", False) or not policy.can(current_user, "admin.manage"):
         return []
     if not has_request_context():
-        return failing_channels()
+        return failing_channels(current_user.region_id)
     # Kept in the request's environ, not in g: g lives as long as the app context, which may span
     # several requests (tests, the CLI).
     cached = request.environ.get(_CACHE)
     if cached is None:
-        cached = request.environ[_CACHE] = failing_channels()
+        cached = request.environ[_CACHE] = failing_channels(current_user.region_id)
     return cached
 
 

@@ -39,14 +39,14 @@ def remind_command(at_, dry_run, region_code):
                     "列出该地区将发出的提醒。", fg="red", err=True)
         sys.exit(2)
     moment = _parse_at(at_)
-    titles = _cycle_titles(region) if region is not None else None
     result = sweep(moment, dry_run=dry_run)
     if result.locked_out:
         click.echo("另一个调度进程正在执行扫描，本次跳过。")
         return
     # In the configured zone (TIMEZONE, Beijing time by default), not the server's.
     when = f"{cn_datetime_text(result.at)}（{zone_label()}）"
-    queued = [q for q in result.queued if titles is None or q.cycle in titles]
+    # By the cycle's region, not its title: every region's template cycle has the same title.
+    queued = [q for q in result.queued if region is None or q.region_id == region.id]
     for q in queued:
         click.echo(q.line())
     verb = "将加入" if dry_run else "已加入"
@@ -54,17 +54,6 @@ def remind_command(at_, dry_run, region_code):
     skipped = "" if region is not None else f"（已发过而跳过 {result.skipped_existing} 条）"
     click.echo(f"{when}：{where}{verb}待发消息的提醒 {len(queued)} 条{skipped}"
                + ("；试运行，未写入数据库。" if dry_run else "。"))
-
-
-def _cycle_titles(region) -> set[str]:
-    """Titles of the region's collecting cycles (the sweep's lines name a cycle by its title)."""
-    from sqlalchemy import select
-
-    from ..extensions import db
-    from ..models import ReportCycle
-
-    return set(db.session.scalars(select(ReportCycle.title).where(
-        ReportCycle.region_id == region.id, ReportCycle.state == "collecting")))
 
 
 @click.command("deliver")

@@ -370,6 +370,7 @@ class QueuedReminder:
     section: str
     recipients: int
     id: int | None = None
+    region_id: int | None = None
 
     def line(self) -> str:
         where = f"{self.unit} {self.section}".strip() or self.cycle
@@ -542,7 +543,7 @@ def queue_many(entries: list[tuple], facts: dict[int, Facts], directory: Directo
             out.queued.append(QueuedReminder(
                 key=key, kind=spec.kind, kind_label=label, cycle=cycle.title,
                 unit=subject.unit.name if subject else "", section=subject.section.path_label if subject else "",
-                recipients=row["recipients"], id=new[key]))
+                recipients=row["recipients"], id=new[key], region_id=cycle.region_id))
     return out
 
 

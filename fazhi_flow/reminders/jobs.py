@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from ..extensions import db
 from ..limits import fit
-from ..models import Contribution, ReportCycle, Section, Unit, User
+from ..models import Contribution, Region, ReportCycle, Section, Unit, User
 from ..models.reminder import OutboxMessage, Reminder, ReminderPolicy, WebhookTarget
 from ..notify import DeliveryFailure, PermanentFailure, health
 from ..notify import messages as M
@@ -248,7 +248,9 @@ def sweep(now: datetime | None = None, dry_run: bool = False, use_lock: bool = T
             result.locked_out = True
             session.rollback()
             return result
-        cycles = session.scalars(select(ReportCycle).where(ReportCycle.state == "collecting")
+        # A deactivated region's people are deactivated too: nobody is reminded there.
+        cycles = session.scalars(select(ReportCycle).join(Region, Region.id == ReportCycle.region_id)
+                                 .where(ReportCycle.state == "collecting", Region.active.is_(True))
                                  .order_by(ReportCycle.id)).all()
         policies = {p.cycle_id: p for p in session.scalars(
             select(ReminderPolicy).where(ReminderPolicy.cycle_id.in_([c.id for c in cycles])))} if cycles else {}

@@ -18,6 +18,7 @@ from datetime import date, datetime
 import yaml
 from sqlalchemy import select
 
+from .. import policy
 from ..errors import DomainError
 from ..extensions import db
 from ..figures.numbers import STORABLE, storable_number
@@ -480,7 +481,7 @@ def _validate_users(c: _Checker, raw_users: list, known_units: set, scope: _Scop
                 c.err(f"{path}.password", problem)
         users.append({"username": username, "name": c.text(raw.get("name"), f"{path}.name", True, column_length(User.name)),
                       "email": email, "phone": c.text(raw.get("phone"), f"{path}.phone", max_len=column_length(User.phone)),
-                      "unit": unit, "roles": roles, "password": password})
+                      "unit": unit, "roles": roles, "password": password, "path": path})
     return users
 
 
@@ -632,8 +633,10 @@ def import_cycle(text: str, actor=None, strict: bool = False, region: Region | N
     if strict and result.warnings:
         raise CycleFileError(["（--strict）" + w for w in result.warnings])
     if result.changed:  # re-importing an unchanged file leaves no trace
+        # region_id files the row in the region's audit trail also when no person imported (the CLI).
         record(actor, "cycle.import", f"cycle:{result.cycle.id}", created=_nonzero(result.created),
-               updated=_nonzero(result.updated), removed=_nonzero(result.removed))
+               updated=_nonzero(result.updated), removed=_nonzero(result.removed),
+               region_id=result.cycle.region_id)
     return result
 
 
@@ -680,7 +683,7 @@ def _apply(plan: dict, actor) -> ImportResult:
     _apply_cycle({k: v for k, v in plan["cycle"].items() if k not in extensions}, region, result)
     cycle = result.cycle
     units = _apply_units(plan["units"], region, result)
-    users = _apply_users(plan["users"], units, region, result)
+    users = _apply_users(plan["users"], units, region, result, actor)
     _OutlineWriter(cycle, units, users, result).write_all(plan["outline"])
     settings = []
     for key, extension in extensions.items():
@@ -784,12 +787,26 @@ def _code(obj) -> str | None:
     return obj.code if obj is not None else None
 
 
+def _grant_problems(actor, region: Region, user: User | None, info: dict) -> list[str]:
+    """A file grants roles as the person importing it could on the users page: no 系统管理员 from a
+    region admin, no 督导 without regions below, no change to an account the actor does not manage."""
+    from .users import _role_problems
+
+    if user is not None and actor is not None and not policy.can(actor, "user.manage", user):
+        return [f"{info['path']}.username：您不能修改账号“{user.username}”"]
+    old = user.roles if user is not None else set()
+    return [f"{info['path']}.roles：{p}" for p in _role_problems(actor, region, old, set(info["roles"]))]
+
+
 def _apply_users(planned: list[dict], units: dict[str, Unit], region: Region,
-                 result: ImportResult) -> dict[str, User]:
+                 result: ImportResult, actor=None) -> dict[str, User]:
     """Create or update the file's users; every user by username, in ``region`` only (validation
     refused usernames of other regions)."""
     users = {u.username: u for u in db.session.scalars(select(User).where(User.region_id == region.id))} \
         if region.id else {}
+    problems = [p for info in planned for p in _grant_problems(actor, region, users.get(info["username"]), info)]
+    if problems:
+        raise CycleFileError(problems)
     for info in planned:
         user = users.get(info["username"])
         unit = units[info["unit"]] if info["unit"] else None

@@ -336,8 +336,10 @@ def create_cycle_from_template(actor, title: str, year: int, region: str, due: d
             Region.id != owner.id, (Region.name == region) | (func.lower(Region.code) == region.lower())
             | Region.id.in_(select(ReportCycle.region_id).where(ReportCycle.region == region))).limit(1))
         if other is not None:
+            from .regions import printed_name
+
             raise DomainError(f"地区名称“{region}”已被其他地区（{other}）使用。新报告属于本地区"
-                              f"（{owner.name}），请填写本地区在报告中的名称，例如“{owner.name}”。")
+                              f"（{owner.name}），请填写本地区在报告中的名称，例如“{printed_name(owner)}”。")
     document = yaml.safe_load(standard_outline_text())
     document["cycle"] = {
         "title": title, "year": year, "region": region, "due": due, "unit_head_review": bool(unit_head_review),

@@ -290,3 +290,12 @@ def create_first_admin(actor, region: Region, username: str, name: str, email: s
     user, password = user_svc.create_user(actor, username, name, ["admin"], None, email, phone, region=region)
     record(actor, "region.first_admin", f"region:{region.id}", user=user.id, username=user.username)
     return user, password
+
+
+def printed_name(region: Region) -> str:
+    """The name a region's reports print by default: its own name, or with its parent's in front when
+    another region has the same name (河北 has three 桥西区), so that the printed names stay apart."""
+    shared = db.session.scalar(select(Region.id).where(Region.name == region.name, Region.id != region.id).limit(1))
+    if shared is not None and region.parent is not None:
+        return f"{region.parent.name}{region.name}"
+    return region.name

@@ -19,6 +19,7 @@ from ...models import Assignment, Contribution, ReportCycle, Section, Transition
 from ...services import figures as figures_svc
 from ...services import outline as outline_svc
 from ...services.contributions import reopen_contribution, unit_approve_contribution, unit_return_contribution
+from ...services.regions import printed_name
 from ...workdays import current_calendar
 from ...services.cycles import compile_cycle, open_cycle, past_dues, reopen_collection
 from ...services.stuck import stuck_warnings
@@ -78,7 +79,7 @@ def _new_cycle_page(template_form=None, upload_form=None, clone_form=None, error
     clone_form.source.choices = choices([(0, "请选择")] + [(c.id, f"{c.region} {c.year}年 {c.title}") for c in sources])
     if request.method == "GET" and not template_form.year.data:
         # The printed region name proposed is the region's own; the admin may write it longer.
-        template_form.region.data = template_form.region.data or current_user.region.name
+        template_form.region.data = template_form.region.data or printed_name(current_user.region)
         template_form.year.data = date.today().year - 1
         template_form.title.data = template_title(template_form.year.data)
         template_form.title_year.data = str(template_form.year.data)
@@ -115,7 +116,7 @@ def cycle_new_template():
     if not form.validate_on_submit():
         return _new_cycle_page(template_form=form, status=400)
     follow_year(form, template_title)
-    form.region.data = (form.region.data or "").strip() or current_user.region.name
+    form.region.data = (form.region.data or "").strip() or printed_name(current_user.region)
     with on_refusal(lambda exc: _new_cycle_page(template_form=form, errors=getattr(exc, "errors", None))):
         cycle = outline_svc.create_cycle_from_template(
             current_user, title=form.title.data, year=form.year.data, region=form.region.data,
