@@ -140,6 +140,14 @@ def test_a_colleagues_save_in_between_is_shown_and_nothing_is_overwritten(world,
     page.wait_for_load_state()
     assert "同事小王保存的版本" in page.content() and page.input_value("#body") == TYPED + "\n再写一段"
     assert _stored(db, cid).body == "同事先保存的内容"
+    # Merging on that page is not autosaved: only 保存草稿 replaces the colleague's version.
+    page.fill("#body", "合并中的文字")
+    page.wait_for_timeout(4000)
+    assert _stored(db, cid).body == "同事先保存的内容"
+    assert "合并完成前不会自动保存" in page.locator("#autosave-status").inner_text()
+    page.click("button[name=action][value=save]")
+    page.wait_for_load_state()
+    assert _stored(db, cid).body == "合并中的文字"
 
 
 def test_save_pressed_while_an_autosave_is_on_its_way_waits_for_it(world, db, person):

@@ -6,6 +6,7 @@ row per editing session; everything it refuses leaves the stored text as it was.
 from __future__ import annotations
 
 import importlib.util
+import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -152,6 +153,14 @@ def test_a_colleagues_save_in_between_is_a_conflict_and_keeps_the_stored_text(as
     assert page.status_code == 409 and answer["message"] in page.get_data(as_text=True)
     assert _stored(db, cid).body == "同事先保存的内容{{xzfy_cases}}"
     db.session.commit()
+    # That page holds the colleague's version: only a deliberate 保存草稿 replaces it, never an autosave.
+    assert "data-autosave-url" not in page.get_data(as_text=True)
+    assert "合并完成前不会自动保存" in page.get_data(as_text=True)
+    # It carries the stored version, so that 保存草稿 there replaces the colleague's text as it says.
+    assert re.search(rf'<input[^>]*name="version"[^>]*value="{loaded + 1}"', page.get_data(as_text=True))
+    again = client.post(f"/tasks/{cid}", data={"body": "合并后的内容", "version": loaded + 1, "action": "save"})
+    assert again.status_code == 302 and _stored(db, cid).body == "合并后的内容"
+    db.session.commit()
 
 
 def test_only_the_units_liaison_reaches_the_draft(as_user, world, db):
@@ -253,11 +262,11 @@ def test_over_long_text_is_refused_with_the_editors_message(as_user, world, db):
 def test_missing_or_malformed_fields_are_refused_in_chinese(as_user, world, db):
     cid, version, before = world.contribution.id, world.contribution.version, world.contribution.body
     client = as_user(world.liaison)
-    for data in ({"body": "没有版本"}, {"body": "版本不是数", "version": "１２"}, {"version": str(version)},
-                 {"body": "版本太大", "version": "9" * 40}):
+    for data, message in (({"body": "没有版本"}, "页面缺少版本信息"), ({"body": "版本不是数", "version": "１２"}, "页面缺少版本信息"),
+                          ({"version": str(version)}, "没有收到正文"), ({"body": "版本太大", "version": "9" * 40}, "")):
         r = client.post(f"/tasks/{cid}/autosave", data=data)
         assert r.status_code in (400, 409), data
-        assert r.is_json and r.get_json()["message"], data
+        assert r.is_json and message in r.get_json()["message"] and r.get_json()["message"], data
     assert _stored(db, cid).body == before
     db.session.commit()
     assert client.get(f"/tasks/{cid}/autosave").status_code == 405

@@ -144,7 +144,7 @@ def edit(contribution_id: int):
         return _render_editor(contribution, form)
     if not form.validate():
         # Keep what was typed; only the hidden version can be missing or malformed here.
-        form.version.data = contribution.version
+        _show_version(form, contribution)
         return _render_editor(contribution, form, error="页面信息不完整，请核对后再保存。", status=400)
     upload = _read_upload(request.files.get("file"))
     typed = form.body.data or ""
@@ -172,6 +172,14 @@ def _save_status(exc: DomainError) -> int:
     return 409 if isinstance(exc, Conflict) else 400
 
 
+def _show_version(form: EditorForm, contribution: Contribution) -> None:
+    """Give the re-shown editor the version now stored. An integer field prints what was posted
+    (raw_data) before its data, so that is replaced too: else the page would post the stale version
+    again and 保存草稿 after a conflict would conflict for ever."""
+    form.version.data = contribution.version
+    form.version.raw_data = [str(contribution.version)]
+
+
 def _refused_save(contribution: Contribution, form: EditorForm, typed: str, upload, exc: DomainError):
     """The editor showing why a save was refused, inside the form (not flashed), with what was typed.
 
@@ -179,7 +187,7 @@ def _refused_save(contribution: Contribution, form: EditorForm, typed: str, uplo
     then a deliberate choice to replace.
     """
     form.body.data = typed
-    form.version.data = contribution.version
+    _show_version(form, contribution)
     if isinstance(exc, Conflict):
         note = "（您选择的附件没有上传，请保存后重新选择。）" if upload else ""
         return _render_editor(contribution, form, conflict=exc.message + note)
@@ -194,6 +202,7 @@ AUTOSAVE_LOGGED_OUT = "登录已超时，自动保存没有完成，内容已保
 AUTOSAVE_EXPIRED = "页面已过期，自动保存没有完成，内容已保存在本机浏览器。请刷新页面，恢复这些文字后再保存。"
 AUTOSAVE_NOT_FOUND = "这份材料不存在，或不由您填写。"
 AUTOSAVE_NO_VERSION = "页面缺少版本信息，请刷新后重试。"
+AUTOSAVE_NO_BODY = "没有收到正文，内容没有保存。请刷新后重试。"
 
 
 def _autosave_answer(status: int, message: str, **extra):
@@ -228,8 +237,10 @@ def autosave(contribution_id: int):
         return _autosave_answer(404, AUTOSAVE_NOT_FOUND, kind="not_found")
     version = arg_int("version", None, source=request.form)
     body = request.form.get("body")
-    if version is None or body is None:
+    if version is None:
         return _autosave_answer(400, AUTOSAVE_NO_VERSION, kind="invalid")
+    if body is None:
+        return _autosave_answer(400, AUTOSAVE_NO_BODY, kind="invalid")
     try:
         svc.autosave_draft(contribution, current_user, body, expected_version=version)
     except DomainError as exc:
