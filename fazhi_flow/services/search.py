@@ -103,14 +103,18 @@ def like_pattern(query: str) -> str:
 
 
 def _matches(column, pattern: str):
+    if pattern.lower() == pattern.upper():
+        # Nothing in the query has a case (Chinese, digits): lowering every text would only cost time.
+        return column.like(literal(pattern), escape=ESCAPE)
     return func.lower(column).like(func.lower(literal(pattern)), escape=ESCAPE)
 
 
 def snippet(text: str | None, query: str, context: int = CONTEXT) -> Snippet | None:
     """The first hit of ``query`` in ``text`` (case-insensitive) with ``context`` characters around it,
     on one line; None when the text does not contain it (the database matched another field)."""
+    # On one line: runs of spaces and line breaks (in the text and the query alike) read as one space.
     text = " ".join((text or "").split())
-    found = re.search(re.escape(query), text, re.IGNORECASE)
+    found = re.search(re.escape(" ".join(query.split())), text, re.IGNORECASE)
     if found is None:
         return None
     start, end = found.span()
@@ -190,16 +194,27 @@ def _material(user, query, pattern, group: Group) -> None:
                        _matches(TransitionLog.comment, pattern))
     first_comment = (select(TransitionLog.comment).where(comment_hit).order_by(TransitionLog.id).limit(1)
                      .correlate(Contribution).scalar_subquery())
+    # The matching rows are counted and ordered narrow (ids and sort keys); texts, names and the
+    # first matching comment are read for the page's rows only.
+    first = (select(Contribution.id, ReportCycle.year, Section.position, Section.id.label("section_id"),
+                    Unit.sort_order, func.count().over().label("total"))
+             .join(Unit, Unit.id == Contribution.unit_id)
+             .join(Section, Section.id == Contribution.section_id)
+             .join(ReportCycle, ReportCycle.id == Contribution.cycle_id)
+             .where(policy.contribution_view_clause(user),
+                    or_(_matches(Contribution.body, pattern), exists().where(comment_hit)))
+             .order_by(ReportCycle.year.desc(), Section.position, Section.id, Unit.sort_order, Contribution.id)
+             .limit(LIMIT).subquery("hit"))
     stmt = (select(Contribution.id, Contribution.unit_id, Contribution.body, Contribution.state,
-                   Unit.name.label("unit_name"), Section.title.label("section_title"),
-                   ReportCycle.year, first_comment.label("comment"))
+                   Unit.name.label("unit_name"), Section.title.label("section_title"), first.c.year,
+                   first_comment.label("comment"), first.c.total)
+            .select_from(first)
+            .join(Contribution, Contribution.id == first.c.id)
             .join(Unit, Unit.id == Contribution.unit_id)
             .join(Section, Section.id == Contribution.section_id)
-            .join(ReportCycle, ReportCycle.id == Contribution.cycle_id)
-            .where(policy.contribution_view_clause(user),
-                   or_(_matches(Contribution.body, pattern), exists().where(comment_hit)))
-            .order_by(ReportCycle.year.desc(), Section.position, Section.id, Unit.sort_order, Contribution.id))
-    rows, group.total = _rows(stmt)
+            .order_by(first.c.year.desc(), first.c.position, first.c.section_id, first.c.sort_order, first.c.id))
+    rows = db.session.execute(stmt).all()
+    group.total = rows[0].total if rows else 0
     reads_all = policy.can(user, "contribution.read_all")
     for row in rows:
         own = user.unit_id is not None and row.unit_id == user.unit_id
