@@ -493,7 +493,7 @@ def contribution_view_clause(user):
     if user.unit_id is not None:
         ways.append(Contribution.unit_id == user.unit_id)
     if user.has_role("reviewer"):
-        # Never their own unit's as reviewer: that material they already see as its unit's person.
+        # The rule's "not their own unit" needs no term here: they see that unit's material as its member.
         ways.append(Contribution.section_id.in_(_sections_reviewable_by(user)))
     return and_(in_region, or_(*ways)) if ways else false()
 
