@@ -340,3 +340,27 @@ def test_one_autosave_takes_a_constant_number_of_queries_no_more_than_a_save(app
                      {"body": "普通保存", "version": _stored(db, cid).version, "action": "save"})
     db.session.commit()
     assert first <= saved and large <= saved
+
+
+def test_a_refused_save_from_a_stale_page_never_lets_autosave_replace_a_colleagues_draft(as_user, world, factory, db):
+    """保存草稿 refused for another reason (too long) from a page loaded before a colleague saved: the page
+    keeps the version its text is based on, so the next autosave meets the conflict instead of silently
+    replacing the colleague's text. A page whose version is missing is shown without autosave."""
+    colleague = factory.user("liaison", unit=world.unit, name="同事小王")
+    db.session.commit()
+    cid, loaded = world.contribution.id, world.contribution.version
+    client = as_user(world.liaison)
+    svc.save_draft(world.contribution, colleague, "同事先保存的内容", expected_version=loaded)
+    db.session.commit()
+    page = client.post(f"/tasks/{cid}", data={"body": _longest() + "多", "version": loaded, "action": "save"})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 400 and "正文过长" in html
+    shown = int(re.search(r'<input[^>]*name="version"[^>]*value="(\d+)"', html).group(1))
+    assert shown == loaded
+    answer = _autosave(client, cid, "我自己的文字", shown)
+    assert answer.status_code == 409 and "同事小王" in answer.get_json()["message"]
+    assert _stored(db, cid).body == "同事先保存的内容"
+
+    page = client.post(f"/tasks/{cid}", data={"body": "我自己的文字", "action": "save"})
+    assert page.status_code == 400 and "data-autosave-url" not in page.get_data(as_text=True)
+    assert _stored(db, cid).body == "同事先保存的内容"

@@ -48,11 +48,12 @@ def index():
 
 
 def _render_editor(contribution: Contribution, form: EditorForm, *, conflict: str | None = None,
-                   error: str | None = None, status: int = 200):
+                   error: str | None = None, status: int = 200, autosave: bool = True):
     page = EditorPage.build(current_user, contribution, figures=has_endpoint("figures.contribution"),
                             extensions=has_endpoint("reminders.request_extension"))
     return render_template(
         "tasks/edit.html", form=form, conflict=conflict, error=error, version_form=VersionForm(),
+        autosave=autosave and not conflict,
         allowed_files=attachment_service.ALLOWED_TEXT,
         max_file=attachment_service.human_size(attachment_service.max_bytes()), **page.context(),
     ), status
@@ -143,9 +144,11 @@ def edit(contribution_id: int):
         form.version.data = contribution.version
         return _render_editor(contribution, form)
     if not form.validate():
-        # Keep what was typed; only the hidden version can be missing or malformed here.
+        # Keep what was typed; only the hidden version can be missing or malformed here. Which version
+        # the text was based on is unknown, so nothing saves it by itself: only a deliberate 保存草稿.
         _show_version(form, contribution)
-        return _render_editor(contribution, form, error="页面信息不完整，请核对后再保存。", status=400)
+        return _render_editor(contribution, form, error="页面信息不完整，请核对后再保存。", status=400,
+                              autosave=False)
     upload = _read_upload(request.files.get("file"))
     typed = form.body.data or ""
     with on_refusal(lambda exc: _refused_save(contribution, form, typed, upload, exc), status=_save_status,
@@ -183,12 +186,14 @@ def _show_version(form: EditorForm, contribution: Contribution) -> None:
 def _refused_save(contribution: Contribution, form: EditorForm, typed: str, upload, exc: DomainError):
     """The editor showing why a save was refused, inside the form (not flashed), with what was typed.
 
-    Built after the rollback, so the form is given the version now in the database: saving again is
-    then a deliberate choice to replace.
+    After a conflict the form is given the version now in the database (saving again is then a
+    deliberate choice to replace) and autosave stays off. Any other refusal (too long …) keeps the
+    version that was posted: the text is still based on it, so a colleague's newer save is met by a
+    conflict, never silently replaced by an autosave.
     """
     form.body.data = typed
-    _show_version(form, contribution)
     if isinstance(exc, Conflict):
+        _show_version(form, contribution)
         note = "（您选择的附件没有上传，请保存后重新选择。）" if upload else ""
         return _render_editor(contribution, form, conflict=exc.message + note)
     return _render_editor(contribution, form, error=exc.message)
