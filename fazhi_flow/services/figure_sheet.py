@@ -13,6 +13,7 @@ values form's rules) and saved by ``services.figures`` (the form's service, audi
 from __future__ import annotations
 
 import io
+import math
 import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -267,6 +268,10 @@ def _read(data: bytes) -> _Read:
             cells = list(line) + [None] * MAX_SHEET_COLUMNS
             rows.append(_row(n, cells, kind, value_col))
         return _Read(kind, section_id, stamps, [r for r in rows if r is not None], errors)
+    except DomainError:
+        raise
+    except Exception:  # noqa: BLE001 - read-only openpyxl parses each sheet while iterating it
+        raise DomainError("无法读取该Excel文件，文件可能已损坏。") from None
     finally:
         wb.close()
 
@@ -426,6 +431,9 @@ def _check_row(book, contribution, row, seen: set, errors: list) -> Change | Non
     seen.add((contribution.id, code))
     if formula:
         errors.append(f"{cell}：“{ind.name}”填写的是公式，请直接填写数字（可复制后“选择性粘贴→数值”）。")
+        return None
+    if isinstance(raw, float) and not math.isfinite(raw):
+        errors.append(f"{cell}：“{ind.name}”应填写数字，该单元格的数值无法读取，请改为数字。")
         return None
     if percent and isinstance(raw, (int, float)) and not isinstance(raw, bool):
         # "95.5%" typed in Excel is stored as 0.955 in a cell formatted as a percentage.

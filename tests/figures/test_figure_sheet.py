@@ -406,3 +406,56 @@ def test_names_starting_with_an_equals_sign_stay_text(client, login, world, db):
     sheet = _download(client, f"/figures/contribution/{c.id}/sheet.xlsx")["统计数据"]
     cell = sheet.cell(_row_of(sheet, "mediators"), 2)
     assert cell.value == payload and cell.data_type == "s"
+
+
+def _rezip(data: bytes, name: str, change) -> bytes:
+    """The workbook with one of its XML parts changed (as a damaged or hand-edited file would be)."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            content = source.read(item.filename)
+            target.writestr(item, change(content) if item.filename == name else content)
+    return out.getvalue()
+
+
+def _stored_values(db):
+    return sorted((v.contribution_id, v.indicator_id, v.value) for v in db.session.scalars(select(IndicatorValue)))
+
+
+@pytest.mark.parametrize("part", ["xl/worksheets/sheet1.xml", "xl/worksheets/sheet2.xml"])
+def test_a_damaged_sheet_inside_the_file_is_refused_not_an_error(client, login, world, db, part):
+    """openpyxl reads a read-only workbook's sheets lazily: a sheet cut short fails while its rows are
+    read, after the file opened fine. The data sheet and the hidden system sheet alike."""
+    c = world.contribution_of("sfj", "govern")
+    login(world.liaisons["sfj"])
+    data = _save(_download(client, f"/figures/contribution/{c.id}/sheet.xlsx"))
+    before = _stored_values(db)
+    response = _upload(client, f"/figures/contribution/{c.id}/sheet", _rezip(data, part, lambda b: b[: len(b) // 2]))
+    assert response.status_code == 400 and "文件可能已损坏" in page(response)
+    assert _stored_values(db) == before
+
+    login(world.admin)
+    section = world.sections["enforce"]
+    base = f"/figures/cycle/{world.cycle.id}/section/{section.id}/sheet"
+    data = _save(_download(client, base + ".xlsx"))
+    response = _upload(client, base, _rezip(data, part, lambda b: b[: len(b) // 2]))
+    assert response.status_code == 400 and "文件可能已损坏" in page(response)
+    assert _stored_values(db) == before
+
+
+def test_an_infinite_number_in_a_percent_cell_is_a_cell_error(client, login, world, db):
+    c = world.contribution_of("sfj", "govern")
+    login(world.liaisons["sfj"])
+    book = _download(client, f"/figures/contribution/{c.id}/sheet.xlsx")
+    sheet = book["统计数据"]
+    row = _row_of(sheet, "appear_rate")
+    sheet.cell(row, 3).value = 0.123456789
+    sheet.cell(row, 3).number_format = "0.0%"
+    data = _save(book)
+    bad = _rezip(data, "xl/worksheets/sheet1.xml", lambda b: b.replace(b"<v>0.123456789</v>", b"<v>1e999</v>"))
+    assert bad != data
+    before = _stored_values(db)
+    response = _upload(client, f"/figures/contribution/{c.id}/sheet", bad)
+    assert response.status_code in (400, 422) and f"C{row}：" in page(response) and "应填写数字" in page(response)
+    assert _stored_values(db) == before
