@@ -470,7 +470,17 @@ def save_section(cycle, section, actor, posted: dict[int, tuple[str, dict]]) -> 
     :raise Conflict: a unit's values changed since the sheet was checked.
     :raise FigureFormError: a value is malformed.
     """
+    from sqlalchemy import select
+
+    from ..extensions import db
+    from ..models import Contribution
+
     policy.require(actor, "admin.manage", None, "只有管理员可以为全部单位上传统计表。")
+    # Every unit's row is locked before the values are read, so a liaison's save committed between
+    # the read and the write cannot go unseen by the fingerprint check (as in save_figures).
+    for contribution in db.session.scalars(select(Contribution).where(
+            Contribution.id.in_(sorted(posted)), Contribution.section_id == section.id).order_by(Contribution.id)):
+        lock_row(contribution)
     book = FigureBook(cycle)
     mine = {c.id: c for c in book.contributions.values() if c.section_id == section.id}
     written, skipped = 0, []
@@ -478,7 +488,6 @@ def save_section(cycle, section, actor, posted: dict[int, tuple[str, dict]]) -> 
         contribution = mine.get(cid)
         if contribution is None:
             raise DomainError("统计表中的材料不属于本章节，请重新下载统计表填写。")
-        lock_row(contribution)
         reason = editable(contribution)
         if reason is not None:
             skipped.append(Skipped(contribution, reason))
