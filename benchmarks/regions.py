@@ -30,13 +30,16 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+
+# The same busy morning (a week from today, 09:05) and helpers as the one-region sweep benchmark.
+from sweep import BUSY, _back, _peak_rss_mb  # noqa: E402
 
 SH = ZoneInfo("Asia/Shanghai")
 PASSWORD = "bench-Pass1"
@@ -56,29 +59,6 @@ class Size:
 
 FULL = Size(cities=10, districts=10, units=60, sections=40)
 SMALL = Size(cities=2, districts=2, units=10, sections=5)
-
-
-def _working_day_from(day: date) -> date:
-    from fazhi_flow.workdays import WorkCalendar
-
-    cal = WorkCalendar()
-    while not cal.is_working_day(day):
-        day += timedelta(days=1)
-    return day
-
-
-# The busy morning a week from the real today (the messages count working days from today).
-_TODAY = datetime.now(SH).date()
-BUSY = datetime.combine(_working_day_from(_TODAY + timedelta(days=7)), datetime.min.time().replace(hour=9, minute=5),
-                        tzinfo=SH)
-
-
-def _back(calendar, day: date, n: int) -> date:
-    d, count = day, 0
-    while count < n:
-        count += calendar.is_working_day(d)
-        d -= timedelta(days=1)
-    return d
 
 
 def _plan():
@@ -268,14 +248,6 @@ def measure_page(app, engine, username: str, url: str, runs: int) -> dict:
 
 
 # ------------------------------------------------------------------ the sweep, in its own process
-
-
-def _peak_rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def run_sweep() -> dict:

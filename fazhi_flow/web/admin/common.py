@@ -9,23 +9,12 @@ import re
 from collections.abc import Callable
 
 from flask import abort, current_app, redirect
-from flask_login import current_user
 
-from ... import policy
 from ..own_region import row_or_none
 
 MAX_CYCLE_FILE = 1024 * 1024
 STAGING_TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{20,60}$")
 STAGING_MAX_AGE = 24 * 3600
-
-
-def get_or_404(model, ident):
-    """The row ``ident`` of ``model`` in the current user's region: a row of another region answers as a
-    missing one (404, not 403), so an id does not tell one region that another's row exists."""
-    obj = row_or_none(model, ident)
-    if obj is None or policy.region_of(obj) not in (None, current_user.region_id):
-        abort(404)
-    return obj
 
 
 def get_any_or_404(model, ident):

@@ -25,7 +25,8 @@ from ...services import users as user_svc
 from ..fields import db_int
 from ..handler import handler, on_refusal
 from . import bp
-from .common import STAGING_MAX_AGE, STAGING_TOKEN_RE, back_to, get_or_404
+from ..own_region import get_own_or_404
+from .common import STAGING_MAX_AGE, STAGING_TOKEN_RE, back_to
 from .forms import (ActionForm, ImportConfirmForm, ImportForm, UnitEditForm, UnitForm, UserEditForm,
                     UserForm, choices)
 
@@ -43,7 +44,7 @@ def _posted_unit(field) -> Unit | None:
     never reaches a choice list or a message."""
     if request.method != "POST" or not field.data:
         return None
-    return get_or_404(Unit, field.data)
+    return get_own_or_404(Unit, field.data)
 
 
 def _role_choices(user: User | None = None):
@@ -66,7 +67,7 @@ def _set_role_choices(form, user: User | None = None) -> None:
 
 
 def _manageable_user_or_404(user_id: int) -> User:
-    user = get_or_404(User, user_id)
+    user = get_own_or_404(User, user_id)
     if not policy.can(current_user, "user.manage", user):
         raise PermissionDenied("系统管理员的账号只能由系统管理员管理。")
     return user
@@ -110,7 +111,7 @@ def _unit_new_page(form: UnitForm):
 @bp.route("/units/<int:unit_id>/edit", methods=["GET", "POST"])
 @handler("admin.manage")
 def unit_edit(unit_id):
-    unit = get_or_404(Unit, unit_id)
+    unit = get_own_or_404(Unit, unit_id)
     form = UnitEditForm(obj=unit, parent=unit.parent_id or 0)
     form.parent.choices = _unit_choices(exclude=unit)
     if unit.parent_id and unit.parent_id not in {c.value for c in form.parent.choices}:
@@ -125,14 +126,14 @@ def unit_edit(unit_id):
 
 
 def _unit_edit_page(unit_id: int, form: UnitEditForm):
-    return render_template("admin/unit_form.html", form=form, unit=get_or_404(Unit, unit_id),
+    return render_template("admin/unit_form.html", form=form, unit=get_own_or_404(Unit, unit_id),
                            action_form=ActionForm(), active_nav="admin"), (400 if request.method == "POST" else 200)
 
 
 @bp.route("/units/<int:unit_id>/<any(deactivate, activate):action>", methods=["POST"])
 @handler("admin.manage")
 def unit_toggle(unit_id, action):
-    unit = get_or_404(Unit, unit_id)
+    unit = get_own_or_404(Unit, unit_id)
     back = url_for(".unit_edit", unit_id=unit_id)
     if ActionForm().validate_on_submit():
         with on_refusal(back_to(back)):
@@ -224,7 +225,7 @@ def user_edit(user_id):
 
 
 def _user_edit_page(user_id: int, form: UserEditForm):
-    return render_template("admin/user_form.html", form=form, user=get_or_404(User, user_id),
+    return render_template("admin/user_form.html", form=form, user=get_own_or_404(User, user_id),
                            action_form=ActionForm(), active_nav="admin"), (400 if request.method == "POST" else 200)
 
 

@@ -376,6 +376,23 @@ def _sheet_refusal(page):
     return render
 
 
+def _sheet_upload(preview, **context):
+    """The upload page of a sheet (GET), or its preview after an upload (POST): ``preview(data)`` reads
+    the file; per-cell errors come back on the upload page, nothing is written."""
+    def page(errors=None):
+        return render_template("figures/sheet_upload.html", errors=errors or [], **context)
+
+    if request.method == "GET":
+        return page()
+    data = _uploaded_sheet()
+    if data is None:
+        flash("请选择填写好的统计表（.xlsx 文件）。", "error")
+        return page(), 400
+    with on_refusal(_sheet_refusal(page), flash=False):
+        result = preview(data)
+    return render_template("figures/sheet_preview.html", preview=result, **context)
+
+
 @bp.route("/contribution/<int:contribution_id>/sheet.xlsx")
 @handler("authenticated")
 def unit_sheet(contribution_id: int):
@@ -395,20 +412,8 @@ def unit_sheet_upload(contribution_id: int):
 
     contribution = _contribution(contribution_id)
     _editable(contribution)
-
-    def page(errors=None):
-        return render_template("figures/sheet_upload.html", contribution=contribution, section=None,
-                               errors=errors or [])
-
-    if request.method == "GET":
-        return page()
-    data = _uploaded_sheet()
-    if data is None:
-        flash("请选择填写好的统计表（.xlsx 文件）。", "error")
-        return page(), 400
-    with on_refusal(_sheet_refusal(page), flash=False):
-        preview = sheet.preview_unit(contribution, current_user, data)
-    return render_template("figures/sheet_preview.html", contribution=contribution, section=None, preview=preview)
+    return _sheet_upload(lambda data: sheet.preview_unit(contribution, current_user, data),
+                         contribution=contribution, section=None)
 
 
 @bp.route("/contribution/<int:contribution_id>/sheet/confirm", methods=["POST"])
@@ -453,21 +458,8 @@ def section_sheet_upload(cycle_id: int, section_id: int):
 
     cycle = _cycle(cycle_id)
     section = _section(cycle, section_id)
-
-    def page(errors=None):
-        return render_template("figures/sheet_upload.html", contribution=None, cycle=cycle, section=section,
-                               errors=errors or [])
-
-    if request.method == "GET":
-        return page()
-    data = _uploaded_sheet()
-    if data is None:
-        flash("请选择填写好的统计表（.xlsx 文件）。", "error")
-        return page(), 400
-    with on_refusal(_sheet_refusal(page), flash=False):
-        preview = sheet.preview_section(cycle, section, current_user, data)
-    return render_template("figures/sheet_preview.html", contribution=None, cycle=cycle, section=section,
-                           preview=preview)
+    return _sheet_upload(lambda data: sheet.preview_section(cycle, section, current_user, data),
+                         contribution=None, cycle=cycle, section=section)
 
 
 @bp.route("/cycle/<int:cycle_id>/section/<int:section_id>/sheet/confirm", methods=["POST"])
