@@ -335,6 +335,16 @@ def contribution_actor_allowed(user, contribution, event: str) -> bool:
     return user.has_role(kind)
 
 
+def principal_for(user, contribution, event: str):
+    """Whose authority ``user`` fires ``event`` with: ``user`` itself when the actor rule allows them,
+    else (委托) a person who delegated their work to ``user`` and whom the rule allows; None when
+    nobody's. The workflow records a principal other than the actor as "actor 代 principal"; a
+    countersign approval (会签) counts as the principal's."""
+    if contribution_actor_allowed(user, contribution, event):
+        return user
+    return None
+
+
 def cycle_actor_allowed(user, cycle, event: str) -> bool:
     if region_of(cycle) != user.region_id:
         return False

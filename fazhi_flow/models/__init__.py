@@ -1,6 +1,7 @@
 """All models, imported here so that metadata and migrations see every table."""
+from .access import TOKEN_SCOPES, ApiToken, Delegation  # noqa: F401
 from .audit import AuditEvent, TransitionLog
-from .contribution import Attachment, Contribution, Revision
+from .contribution import Attachment, Contribution, ContributionApproval, Revision  # noqa: F401
 from .cycle import Assignment, ReportCycle, Section, section_reviewer
 from .indicator import Indicator, Rule
 from .notification import Notification

@@ -58,6 +58,28 @@ class Contribution(db.Model):
         return f"<Contribution {self.id} {self.state}>"
 
 
+class ContributionApproval(db.Model):
+    """One reviewer's approval of one submitted revision, for sections approved by all their named
+    reviewers (会签). The material is approved when the last required approval arrives; approvals of
+    an earlier revision do not count after a return (the next submission is a new revision)."""
+
+    __tablename__ = "contribution_approval"
+    __table_args__ = (UniqueConstraint("contribution_id", "revision_number", "reviewer_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contribution_id: Mapped[int] = mapped_column(ForeignKey("contribution.id", ondelete="CASCADE"), index=True)
+    revision_number: Mapped[int]
+    # Whose approval this counts as (a named reviewer); ``actor`` is who gave it (a substitute, 委托).
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    contribution = relationship("Contribution")
+    reviewer = relationship("User", foreign_keys=[reviewer_id])
+    actor = relationship("User", foreign_keys=[actor_id])
+
+
 class Revision(db.Model):
     """An immutable snapshot of a contribution, taken at each submit."""
 

@@ -114,7 +114,8 @@ class Section(db.Model):
     """A node of the report outline. ``title`` may be empty (an opening paragraph has no heading)."""
 
     __tablename__ = "section"
-    __table_args__ = (UniqueConstraint("cycle_id", "code"),)
+    __table_args__ = (UniqueConstraint("cycle_id", "code"),
+                      CheckConstraint("review_mode IN ('any', 'all')", name="review_mode"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     cycle_id: Mapped[int] = mapped_column(ForeignKey("report_cycle.id", ondelete="CASCADE"), index=True)
@@ -128,6 +129,8 @@ class Section(db.Model):
     # A run-in heading: the heading and the text share one paragraph (as level-two parts often do).
     run_in: Mapped[bool] = mapped_column(default=False)
     due: Mapped[date | None]
+    # Who must approve a unit's material: "any" one of the section's reviewers, or "all" of them (会签).
+    review_mode: Mapped[str] = mapped_column(String(10), default="any")
 
     cycle: Mapped[ReportCycle] = relationship(back_populates="sections")
     parent: Mapped[Section | None] = relationship(remote_side=[id], back_populates="children")

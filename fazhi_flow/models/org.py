@@ -132,6 +132,10 @@ class User(UserMixin, db.Model):
     session_token: Mapped[str] = mapped_column(String(64), default=lambda: secrets.token_hex(16))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Single sign-on: the password form is refused for this person (they log in through SSO only),
+    # and the identity provider's subject (OIDC "sub") once an SSO login has matched them.
+    password_login_disabled: Mapped[bool] = mapped_column(default=False)
+    sso_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
 
     unit: Mapped[Unit | None] = relationship()
     region: Mapped[Region] = relationship()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, UniqueConstraint, event
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, LargeBinary, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -75,7 +75,8 @@ class Publication(db.Model):
     """
 
     __tablename__ = "publication"
-    __table_args__ = (UniqueConstraint("cycle_id", "version"),)
+    __table_args__ = (UniqueConstraint("cycle_id", "version"),
+                      CheckConstraint("pdf_status IN ('pending', 'done', 'failed', 'none')", name="pdf_status"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     cycle_id: Mapped[int] = mapped_column(ForeignKey("report_cycle.id"), index=True)
@@ -94,6 +95,10 @@ class Publication(db.Model):
     html_sha256: Mapped[str] = mapped_column(String(64))
     docx_sha256: Mapped[str] = mapped_column(String(64))
     pdf_sha256: Mapped[str | None] = mapped_column(String(64))
+    # The PDF is rendered after the publish request by a job: "pending" until it is stored (with its
+    # hash, at completion), "done", "failed" (retried by the job), or "none" (no PDF renderer here).
+    pdf_status: Mapped[str] = mapped_column(String(10), default="done")
+    pdf_completed_at: Mapped[datetime | None]
     published_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     published_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -86,9 +86,13 @@ def test_upgrade_from_0002_keeps_a_working_district_and_adds_ops_tables(fresh_da
     from fazhi_flow.services.attachments import add_attachment
     from fazhi_flow.services.demo import load_demo
 
-    new_tables = {"job_status", "attachment_blob", "channel_health", "region"}
+    new_tables = {"job_status", "attachment_blob", "channel_health", "region", "api_token", "delegation",
+                  "contribution_approval"}
     new_columns = {("report_cycle", "opened_at"), ("report_cycle", "publish_deadline"), ("indicator", "rollup"),
-                   ("unit", "region_id"), ("user", "region_id"), ("report_cycle", "region_id")}
+                   ("unit", "region_id"), ("user", "region_id"), ("report_cycle", "region_id"),
+                   ("user", "password_login_disabled"), ("user", "sso_subject"), ("section", "review_mode"),
+                   ("transition_log", "on_behalf_of_id"), ("audit_event", "on_behalf_of_id"),
+                   ("publication", "pdf_status"), ("publication", "pdf_completed_at")}
     monkeypatch.setattr(org, "generate_password_hash",
                         lambda password: generate_password_hash(password, method="pbkdf2:sha256:1000"))
     monkeypatch.setenv("FAZHI_DATABASE_URL", fresh_database_url)
