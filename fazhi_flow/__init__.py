@@ -108,6 +108,8 @@ RANGES = {
     "COMPILE_INLINE_MAX_CHARS": (0, 100_000_000),
     "COMPILE_INLINE_MAX_ITEMS": (0, 1_000_000),
     "DASHBOARD_UNITS_PER_PAGE": (1, 10_000),
+    "OIDC_TIMEOUT": (1, 120),  # seconds per request to the single sign-on provider
+    "LDAP_TIMEOUT": (1, 120),
 }
 
 
@@ -172,6 +174,10 @@ def create_app(config=None) -> Flask:
     from .web import register_web
 
     register_web(app)
+
+    from .api import init_app as init_api
+
+    init_api(app)  # the REST API under /api/v1 and its token page
 
     from . import ops
 

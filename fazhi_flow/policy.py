@@ -52,6 +52,13 @@ def rule(*actions: str):
 
 def can(user, action: str, obj=None) -> bool:
     """True when ``user`` may do ``action`` (to ``obj``). Anonymous users may do nothing here."""
+    return acting_as(user, action, obj) is not None
+
+
+def acting_as(user, action: str, obj=None):
+    """Whose authority ``user`` does ``action`` (to ``obj``) with: ``user`` when they may themselves,
+    else (委托) a delegator of theirs — seen with their delegable roles only — who may; None when
+    nobody's. Services record a delegator returned here as "user 代 delegator"."""
     decide = RULES.get(action)
     if decide is None:
         prefix, _, event = action.partition(".")
@@ -62,7 +69,15 @@ def can(user, action: str, obj=None) -> bool:
         else:
             raise KeyError(f"no policy rule for {action!r}")
     if not logged_in(user):
-        return False
+        return None
+    if _decide(user, action, obj, decide):
+        return user
+    if action.startswith(NOT_DELEGATED_PREFIXES):
+        return None
+    return next((p.user for p in acting_for(user) if _decide(p, action, obj, decide)), None)
+
+
+def _decide(user, action: str, obj, decide) -> bool:
     if obj is not None:
         region_id = region_of(obj)
         if region_id is not None and region_id != user.region_id:
@@ -70,6 +85,99 @@ def can(user, action: str, obj=None) -> bool:
     if decide in (_contribution_event, _cycle_event):
         return decide(user, obj, action.partition(".")[2])
     return bool(decide(user, obj))
+
+
+# ------------------------------------------------------------------ delegation (委托)
+
+# The roles whose work may be delegated; an admin's, a system administrator's or an overseer's never.
+DELEGABLE_ROLES = frozenset({"liaison", "unit_head", "reviewer", "leader"})
+# Actions a substitute never takes for the delegator: delegating again (no chains) or managing them.
+NOT_DELEGATED_PREFIXES = ("delegation.",)
+
+
+class Principal:
+    """The delegator as a substitute acts for them: their id, unit and region, but only their
+    delegable roles, so that a delegator's admin role never passes to the substitute."""
+
+    is_authenticated = True
+    is_anonymous = False
+
+    def __init__(self, delegator, roles, substitute):
+        self.user = delegator
+        self.substitute = substitute
+        self.roles = set(roles) & DELEGABLE_ROLES
+
+    def has_role(self, *roles: str) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    def __getattr__(self, name):
+        return getattr(self.user, name)
+
+
+def acting_for(user) -> list[Principal]:
+    """The people ``user`` now stands in for (active delegations to them, same region, active
+    delegators), read once per request. A substitute's own substitutes are not asked: no chains."""
+    if isinstance(user, Principal) or not logged_in(user):
+        return []
+    from .services.delegations import principals_of
+
+    return principals_of(user)
+
+
+def principal_for(user, contribution, event: str):
+    """Whose authority ``user`` fires ``event`` with: ``user`` itself when the actor rule allows them,
+    else (委托) a person who delegated their work to ``user`` and whom the rule allows; None when
+    nobody's. The workflow records a principal other than the actor as "actor 代 principal"; a
+    countersign approval (会签) counts as the principal's."""
+    if contribution_actor_allowed(user, contribution, event):
+        return user
+    for principal in acting_for(user):
+        if contribution_actor_allowed(principal, contribution, event):
+            return principal.user
+    return None
+
+
+def _substitute_conflict(user, contribution) -> bool:
+    """A substitute decides for a reviewer or unit head neither on their own unit's material (as a
+    reviewer) nor on material they submitted themselves: the second pair of eyes stays a second."""
+    if not isinstance(user, Principal):
+        return False
+    substitute = user.substitute
+    if user.has_role("reviewer") and substitute.unit_id == contribution.unit_id:
+        return True
+    # A queue's stand-in row carries no id: the submitter is then checked when the decision is made.
+    return getattr(contribution, "id", None) is not None and submitted_by(contribution) == substitute.id
+
+
+def cycle_principal_for(user, cycle, event: str):
+    """As ``principal_for`` for a cycle event (a leader's 签发 by their substitute)."""
+    if cycle_actor_allowed(user, cycle, event):
+        return user
+    for principal in acting_for(user):
+        if cycle_actor_allowed(principal, cycle, event):
+            return principal.user
+    return None
+
+
+@rule("delegation.create")
+def _create_delegation(user, delegator) -> bool:
+    """A person with a delegable role names their own substitute; a region's admin names one for
+    someone absent (the region gate in ``can`` keeps other regions' people out)."""
+    if delegator is None:
+        return bool(user.roles & DELEGABLE_ROLES) or user.has_role("admin")
+    return user.has_role("admin") or delegator.id == user.id
+
+
+@rule("delegation.revoke")
+def _revoke_delegation(user, delegation) -> bool:
+    """The delegator, whoever set it up, and the region's admins end a delegation early."""
+    return user.has_role("admin") or user.id in (delegation.delegator_id, delegation.created_by_id)
+
+
+@rule("delegation.view")
+def _view_delegations(user, _obj) -> bool:
+    """The 委托 page: anyone with a delegable role, anyone who may be a substitute, and admins."""
+    return True
 
 
 # What an oversight user may do to the objects of a region below its own: read, never write.
@@ -84,7 +192,7 @@ def region_of(obj) -> int | None:
         return obj.id
     if isinstance(obj, (ReportCycle, Unit, User)):
         return obj.region_id
-    for attr in ("cycle", "contribution", "assignment", "section", "unit"):
+    for attr in ("cycle", "contribution", "assignment", "section", "unit", "delegator"):
         owner = getattr(obj, attr, None)
         if owner is not None:
             return region_of(owner)
@@ -143,6 +251,12 @@ def _unit_queue(user, _obj) -> bool:
 def _tasks_write(user, _obj) -> bool:
     """Writes a unit's material (the 我的任务 count of drafts to write): a liaison of a unit."""
     return user.has_role("liaison") and user.unit_id is not None
+
+
+@rule("contribution.unit_review")
+def _unit_review(user, contribution) -> bool:
+    """The unit head's review page of their own unit's material (待单位审核)."""
+    return user.has_role("unit_head") and user.unit_id == contribution.unit_id
 
 
 @rule("review.queue")
@@ -214,7 +328,7 @@ def is_contribution_reviewer(user, contribution) -> bool:
     """May review this contribution: a reviewer named for the section (or any, when none is named),
     never one of its own unit."""
     if not user.has_role("reviewer") or user.unit_id == contribution.unit_id \
-            or region_of(contribution) != user.region_id:
+            or region_of(contribution) != user.region_id or _substitute_conflict(user, contribution):
         return False
     named = contribution.section.effective_reviewers()
     return not named or any(r.id == user.id for r in named)
@@ -326,6 +440,8 @@ def contribution_actor_allowed(user, contribution, event: str) -> bool:
     if region_of(contribution) != user.region_id:
         return False
     kind = S.CONTRIBUTION_EVENT_ACTORS[event]
+    if kind == "unit_head" and _substitute_conflict(user, contribution):
+        return False
     if kind in ("liaison", "unit_head"):
         if user.has_role(kind) and user.unit_id == contribution.unit_id:
             return True
@@ -335,13 +451,70 @@ def contribution_actor_allowed(user, contribution, event: str) -> bool:
     return user.has_role(kind)
 
 
-def principal_for(user, contribution, event: str):
-    """Whose authority ``user`` fires ``event`` with: ``user`` itself when the actor rule allows them,
-    else (委托) a person who delegated their work to ``user`` and whom the rule allows; None when
-    nobody's. The workflow records a principal other than the actor as "actor 代 principal"; a
-    countersign approval (会签) counts as the principal's."""
-    if contribution_actor_allowed(user, contribution, event):
-        return user
+# ------------------------------------------------------------------ countersign (会签)
+
+
+def countersign_required(contribution) -> list:
+    """The reviewers who all have to approve the material (会签): in a section set to 'all', its
+    effective named reviewers that are active and not of the contribution's own unit, read as they
+    are now (one removed or deactivated while the material waits no longer holds it up; one added
+    must approve too). Empty in 'any' mode or when nobody is named: one approval then decides."""
+    section = contribution.section
+    if section.review_mode != "all":
+        return []
+    return [u for u in section.effective_reviewers() if u.active and u.unit_id != contribution.unit_id]
+
+
+def current_revision_number(contribution) -> int:
+    """The number of the revision under review (each 提交审核 makes one); 0 before any."""
+    from sqlalchemy import func, select
+
+    from .extensions import db
+    from .models import Revision
+
+    loaded = contribution.__dict__.get("revisions")
+    if loaded is not None:
+        return max((r.number for r in loaded), default=0)
+    return db.session.scalar(select(func.coalesce(func.max(Revision.number), 0))
+                             .where(Revision.contribution_id == contribution.id))
+
+
+def countersign_approvals(contribution) -> list:
+    """The approvals (ContributionApproval) given to the revision under review, oldest first;
+    approvals of an earlier revision (before a return or a recall) do not count."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import selectinload
+
+    from .extensions import db
+    from .models import ContributionApproval as A
+
+    return list(db.session.scalars(
+        select(A).where(A.contribution_id == contribution.id,
+                        A.revision_number == current_revision_number(contribution))
+        .options(selectinload(A.reviewer), selectinload(A.actor)).order_by(A.created_at, A.id)))
+
+
+def pending_approvers(contribution, approved_ids=None) -> list:
+    """The required reviewers (``countersign_required``) who have not approved the revision under
+    review; ``approved_ids`` when the caller has read the approvals already."""
+    required = countersign_required(contribution)
+    if not required:
+        return []
+    if approved_ids is None:
+        approved_ids = {a.reviewer_id for a in countersign_approvals(contribution)}
+    return [u for u in required if u.id not in approved_ids]
+
+
+def countersign_refusal(user, contribution) -> str | None:
+    """Why ``user`` may not approve the material again: whose approval they give (themselves, or who
+    delegated to them) has approved this revision already. None otherwise."""
+    principal = principal_for(user, contribution, "approve")
+    if principal is None or not countersign_required(contribution):
+        return None
+    if any(a.reviewer_id == principal.id for a in countersign_approvals(contribution)):
+        whose = "您" if principal.id == user.id else principal.name
+        return (f"{whose}已会签同意这一版材料，正在等待其他审核人，不能重复同意；"
+                "如果发现问题，可以退回修改。")
     return None
 
 
@@ -356,7 +529,9 @@ def _contribution_event(user, contribution, event: str) -> bool:
     if contribution.cycle.state != "collecting":
         return False
     sources = {src for row in S.CONTRIBUTION_TRANSITIONS if row["trigger"] == event for src in row["source"]}
-    return contribution.state in sources and contribution_actor_allowed(user, contribution, event)
+    if not (contribution.state in sources and contribution_actor_allowed(user, contribution, event)):
+        return False
+    return event != "approve" or countersign_refusal(user, contribution) is None
 
 
 def _cycle_event(user, cycle, event: str) -> bool:
@@ -459,6 +634,22 @@ def _grant_sysadmin(user, _obj) -> bool:
     return user.has_role("sysadmin")
 
 
+# ------------------------------------------------------------------ sign-in methods
+
+
+def password_login_allowed(user) -> bool:
+    """Whether the local password may log ``user`` in (the login form's own check; LDAP is another
+    matter): not for an account an administrator has sent to single sign-on (统一身份认证) only."""
+    return not user.password_login_disabled
+
+
+@rule("password.change")
+def _change_password(user, _obj) -> bool:
+    """The password-change page: a person with a local password to use. A password is one's own:
+    a substitute (委托) never gets the page through the person they stand in for."""
+    return not isinstance(user, Principal) and password_login_allowed(user)
+
+
 # ------------------------------------------------------------------ recipients (notify)
 
 
@@ -466,6 +657,12 @@ def is_unit_liaison(user, unit_id: int) -> bool:
     """A liaison of ``unit_id``: writes its material, so never stands in for its unit head (the
     admins told of material waiting in 待单位审核 leave such a person out)."""
     return user.has_role("liaison") and user.unit_id == unit_id
+
+
+@rule("api_token.manage")
+def _manage_api_token(user, owner) -> bool:
+    """Personal access tokens (个人访问令牌): each person makes and revokes their own, nobody another's."""
+    return owner is not None and owner.id == user.id
 
 
 @rule("audit.view")

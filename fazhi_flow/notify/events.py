@@ -52,7 +52,8 @@ def _contribution_event(contribution, event, to_state, actor, comment):
             return
     elif to_state == "submitted" and event in ("submit", "unit_approve"):
         people = reviewers_of(contribution)
-    elif event in ("return", "unit_return", "reopen", "approve"):
+    elif event in ("return", "unit_return", "reopen", "approve") and to_state != "submitted":
+        # (A 会签同意 leaving the material waiting for other reviewers is no news for the unit.)
         people = liaisons(contribution.unit_id)
     else:
         return

@@ -130,7 +130,8 @@ def submit_contribution(contribution: Contribution, actor) -> Revision:
 def _simple(event: str, audit: str):
     def operation(contribution: Contribution, actor, comment: str | None = None, **context):
         log = fire(contribution, event, actor, comment=comment, **context)
-        if event in ("approve", "return", "unit_return", "reopen"):
+        # A 会签同意 that leaves the material waiting for other reviewers is not yet a decision.
+        if event in ("approve", "return", "unit_return", "reopen") and log.to_state != "submitted":
             contribution.decided_at = utcnow()
         # The logged context, not the caller's: it says when an admin acted for a missing unit head.
         record(actor, audit, f"contribution:{contribution.id}", comment=log.comment, **(log.context or {}))

@@ -374,7 +374,7 @@ def _on_transition(sender, event=None, **_):
     """At 通过 (approve) remember each value, so a later change can name the sentences it affects."""
     from ..models import Contribution
 
-    if event != "approve" or not isinstance(sender, Contribution):
+    if event != "approve" or not isinstance(sender, Contribution) or sender.state != "approved":
         return
     for row in db.session.scalars(select(IndicatorValue).where(IndicatorValue.contribution_id == sender.id)):
         row.approved_value = row.value

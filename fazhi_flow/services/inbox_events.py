@@ -61,7 +61,7 @@ def _others(users, actor) -> list[User]:
 def _on_contribution(c: Contribution, event: str, to_state: str, actor, comment: str | None, context):
     where = _where(c)
     task_link = _link("tasks.edit", f"/tasks/{c.id}", contribution_id=c.id)
-    if to_state == "submitted":
+    if to_state == "submitted" and event != "approve":  # (a 会签同意 leaves it waiting: no news)
         link = _link("review.show", f"/review/{c.id}", contribution_id=c.id)
         for user in _others(section_reviewers(c), actor):
             notify(user, "to_review", f"有新材料待审核：{c.unit.name}", where, link)

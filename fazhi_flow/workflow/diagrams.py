@@ -5,7 +5,9 @@ ACTOR_LABELS = {
     "liaison": "联络员", "unit_head": "单位负责人", "section_reviewer": "审核人",
     "admin": "管理员", "leader": "签发领导",
 }
-CONDITION_LABELS = {"unit_head_review": "需单位审核", "no_unit_head_review": "无需单位审核"}
+CONDITION_LABELS = {"unit_head_review": "需单位审核", "no_unit_head_review": "无需单位审核",
+                    "countersign_pending": "会签未齐",
+                    "countersign_complete": "任一审核人通过，或会签的最后一人"}
 
 
 def _diagram(states, labels, transitions, event_labels, actors, comment_required, initial) -> str:
@@ -14,7 +16,7 @@ def _diagram(states, labels, transitions, event_labels, actors, comment_required
         lines.append(f"    {state}: {state} {labels[state]}")
     for row in transitions:
         event = row["trigger"]
-        note = f"{event} {event_labels[event]}（{ACTOR_LABELS[actors[event]]}"
+        note = f"{event} {row.get('label') or event_labels[event]}（{ACTOR_LABELS[actors[event]]}"
         if event in comment_required:
             note += "，须填意见"
         if "if" in row:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 
 from blinker import Namespace
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 from transitions import Machine
 
@@ -18,8 +20,12 @@ from ..policy import (
     acts_for_unit_head,
     can,
     contribution_actor_allowed,
+    countersign_refusal,
+    countersign_required,
     cycle_actor_allowed,
     is_contribution_reviewer,
+    pending_approvers,
+    principal_for,
     stand_in_refusal,
 )
 from ..timeutil import utcnow
@@ -38,13 +44,16 @@ transition_fired = _signals.signal("transition-fired")
 _CONDITIONS = {
     "unit_head_review": lambda ev: bool(ev.model.cycle.unit_head_review),
     "no_unit_head_review": lambda ev: not ev.model.cycle.unit_head_review,
+    # Read after this approval is recorded (``_countersign``), with the reviewers as they are now.
+    "countersign_pending": lambda ev: bool(pending_approvers(ev.model)),
+    "countersign_complete": lambda ev: not pending_approvers(ev.model),
 }
 
 
 def _build(states, table) -> Machine:
     transitions = []
     for row in table:
-        spec = {k: v for k, v in row.items() if k != "if"}
+        spec = {k: v for k, v in row.items() if k not in ("if", "label")}
         if "if" in row:
             spec["conditions"] = [_CONDITIONS[row["if"]]]
         transitions.append(spec)
@@ -105,6 +114,30 @@ def _on_behalf(contribution, event, actor, comment, context):
     return comment, {**context, "on_behalf": "单位负责人"}
 
 
+def _countersign(contribution, actor, comment):
+    """Record an approval of a section approved by all its reviewers (会签) as the principal's (whose
+    approval the click counts as), once per revision, before the machine decides whether it was the
+    last one required."""
+    from ..models import ContributionApproval
+    from ..policy import current_revision_number
+
+    if not countersign_required(contribution):
+        return
+    refusal = countersign_refusal(actor, contribution)
+    if refusal:
+        raise DomainError(refusal)
+    principal = principal_for(actor, contribution, "approve")
+    db.session.add(ContributionApproval(
+        contribution_id=contribution.id, revision_number=current_revision_number(contribution),
+        reviewer_id=principal.id, actor_id=actor.id, comment=(comment or "").strip() or None,
+        created_at=utcnow()))
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # The same approval given twice at once (a double click in two tabs): the other one stands.
+        raise Conflict("这份材料的会签刚被处理过，请刷新页面后查看最新状态。") from None
+
+
 def _check_cycle(cycle, event, actor, comment):
     labels = S.CYCLE_EVENT_LABELS
     if event not in labels:
@@ -128,6 +161,8 @@ def fire(obj, event: str, actor, comment: str | None = None, **context):
     if isinstance(obj, Contribution):
         _check_contribution(obj, event, actor, comment)
         comment, context = _on_behalf(obj, event, actor, comment, context)
+        if event == "approve":
+            _countersign(obj, actor, comment)
         machine, subject = contribution_machine, {"contribution_id": obj.id}
     elif isinstance(obj, ReportCycle):
         _check_cycle(obj, event, actor, comment)
@@ -138,6 +173,10 @@ def fire(obj, event: str, actor, comment: str | None = None, **context):
     before = obj.state
     if not machine.events[event].trigger(obj):
         raise DomainError("该操作当前不可执行。")
+    if obj.state == before:
+        # A transition back to the same state (会签同意) still updates the row and its version, so
+        # that of the last two approvers racing one wins and the other gets a Conflict.
+        flag_modified(obj, "state")
     try:
         # The conditional UPDATE (… WHERE id = ? AND version = ?): a lost race matches no row.
         db.session.flush()

@@ -22,7 +22,9 @@ CONTRIBUTION_EVENT_LABELS = {
     "reopen": "重新打开",
 }
 
-# "if" names a condition on the contribution's cycle: the unit head's approval is required or not.
+# "if" names a condition: on the contribution's cycle (the unit head's approval is required or not) or
+# on its countersign (other required reviewers still to approve or not). "label" names a row whose
+# event reads differently in the diagrams.
 CONTRIBUTION_TRANSITIONS = [
     {"trigger": "submit", "source": ["draft", "returned"], "dest": "unit_review",
      "if": "unit_head_review"},
@@ -31,7 +33,12 @@ CONTRIBUTION_TRANSITIONS = [
     {"trigger": "unit_approve", "source": ["unit_review"], "dest": "submitted"},
     {"trigger": "unit_return", "source": ["unit_review"], "dest": "returned"},
     {"trigger": "recall", "source": ["unit_review", "submitted"], "dest": "draft"},
-    {"trigger": "approve", "source": ["submitted"], "dest": "approved"},
+    # 会签: in a section approved by all its named reviewers ('all'), an approval while others are
+    # still required stays in submitted (recorded as ContributionApproval); the last one approves.
+    # A section approved by any one reviewer ('any') has nobody pending: one approval decides.
+    {"trigger": "approve", "source": ["submitted"], "dest": "submitted", "if": "countersign_pending",
+     "label": "会签同意"},
+    {"trigger": "approve", "source": ["submitted"], "dest": "approved", "if": "countersign_complete"},
     {"trigger": "return", "source": ["submitted"], "dest": "returned"},
     {"trigger": "reopen", "source": ["approved"], "dest": "returned"},
 ]
@@ -49,6 +56,9 @@ CONTRIBUTION_EVENT_ACTORS = {
     "reopen": "admin",
 }
 CONTRIBUTION_COMMENT_REQUIRED = {"unit_return", "return", "reopen"}
+
+# How a section's material is approved (Section.review_mode).
+REVIEW_MODE_LABELS = {"any": "任一审核人通过", "all": "全部审核人会签"}
 
 CYCLE_STATE_LABELS = {
     "setup": "筹备中",

@@ -1,0 +1,62 @@
+"""The REST API under /api/v1 (JSON; OpenAPI 3.1 at /api/v1/openapi.json, readable at /api/v1/docs)
+and the page where a person makes and revokes personal access tokens (/account/tokens).
+
+The API is reached with a token only: its requests are not CSRF-checked, and they neither read nor
+write the login session, so a browser's session cannot be used from another site against the API.
+"""
+from __future__ import annotations
+
+from flask import g, request
+from flask.sessions import SessionInterface
+
+from .registry import PREFIX
+
+
+def is_api_request() -> bool:
+    path = request.path
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
+class _NoSessionForApi(SessionInterface):
+    """The app's session interface, except that API requests get an empty session that is never saved."""
+
+    def __init__(self, inner: SessionInterface):
+        self.inner = inner
+
+    def open_session(self, app, request_):
+        if request_.path == PREFIX or request_.path.startswith(PREFIX + "/"):
+            # A fresh session of the app's kind: usable (nothing fails writing to it), never saved.
+            return getattr(self.inner, "session_class", dict)()
+        return self.inner.open_session(app, request_)
+
+    def save_session(self, app, session, response):
+        if is_api_request():
+            return None
+        return self.inner.save_session(app, session, response)
+
+    def make_null_session(self, app):
+        return self.inner.make_null_session(app)
+
+    def is_null_session(self, obj) -> bool:
+        return self.inner.is_null_session(obj)
+
+
+def _no_login_from_cookies():
+    """Before any other guard: an API request has nobody logged in until its token says who."""
+    if is_api_request():
+        from flask import current_app
+
+        g._login_user = current_app.login_manager.anonymous_user()
+
+
+def init_app(app) -> None:
+    from ..extensions import csrf
+    from . import contributions, cycles, openapi, publications, values  # noqa: F401 (register operations)
+    from .account import bp as account_bp
+    from .registry import bp
+
+    csrf.exempt(bp)
+    app.register_blueprint(bp)
+    app.register_blueprint(account_bp)
+    app.session_interface = _NoSessionForApi(app.session_interface)
+    app.before_request_funcs.setdefault(None, []).insert(0, _no_login_from_cookies)
