@@ -72,6 +72,33 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True
+    # Single sign-on (统一身份认证), both optional; docs/sso.md explains them. OpenID Connect is on when
+    # OIDC_ISSUER and OIDC_CLIENT_ID are set: the provider's address, from which
+    # /.well-known/openid-configuration is read.
+    OIDC_ISSUER = ""
+    OIDC_CLIENT_ID = ""
+    OIDC_CLIENT_SECRET = ""  # empty: a public client (PKCE only)
+    OIDC_SCOPES = "openid profile email"
+    # The claim naming the local username; a person is matched by it, else by a verified e-mail.
+    OIDC_USERNAME_CLAIM = "preferred_username"
+    OIDC_BUTTON_LABEL = "统一身份认证登录"
+    # Empty: <this site>/login/oidc/callback as the request reaches it (behind a proxy: see TRUSTED_PROXIES).
+    OIDC_REDIRECT_URI = ""
+    OIDC_TIMEOUT = 10  # seconds for each request to the provider
+    # LDAP is on when LDAP_URL is set (ldap://host:389 or ldaps://host:636). Either LDAP_USER_DN, a
+    # template such as "uid={username},ou=people,dc=example,dc=org", or a service account that searches
+    # (LDAP_BIND_DN, LDAP_BIND_PASSWORD, LDAP_SEARCH_BASE, LDAP_SEARCH_FILTER with {username}).
+    LDAP_URL = ""
+    LDAP_START_TLS = False
+    LDAP_CA_FILE = ""  # CA certificates for ldaps:// or StartTLS; empty: the system's
+    LDAP_USER_DN = ""
+    LDAP_BIND_DN = ""
+    LDAP_BIND_PASSWORD = ""
+    LDAP_SEARCH_BASE = ""
+    LDAP_SEARCH_FILTER = "(uid={username})"
+    LDAP_USERNAME_ATTRIBUTE = "uid"
+    LDAP_MAIL_ATTRIBUTE = "mail"
+    LDAP_TIMEOUT = 5  # seconds to connect and for each answer
     # Fonts named in DOCX (present on office PCs) and used for server-side PDF (open fonts).
     DOCX_FONTS = {
         "title": "方正小标宋简体",

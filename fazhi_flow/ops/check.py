@@ -536,6 +536,17 @@ def _check_base_url(report: Report, app, env_name: str) -> None:
         report.add(OK, name, f"{raw}。")
 
 
+# ---------------------------------------------------------------- single sign-on
+
+
+def _check_sso(report: Report, app, env_name: str, timeout: int) -> None:
+    from ..sso.checks import check_ldap, check_oidc
+
+    levels = (OK, WARNING, ERROR)
+    check_oidc(report.add, levels, app.config, env_name, timeout)
+    check_ldap(report.add, levels, app.config, env_name, timeout)
+
+
 # ---------------------------------------------------------------- the command
 
 
@@ -571,6 +582,7 @@ def run_checks(timeout: int = DEFAULT_TIMEOUT) -> Report:
         _check_pdf(report, app)
         _check_base_url(report, app, env_name)
         _check_extras(report, app)
+        _check_sso(report, app, env_name, timeout)
         db.engine.dispose()
     return report
 
@@ -579,7 +591,7 @@ def run_checks(timeout: int = DEFAULT_TIMEOUT) -> Report:
 @click.option("--timeout", default=DEFAULT_TIMEOUT, show_default=True, type=click.IntRange(1, 60),
               help="连接数据库、邮件服务器、群机器人时最多等待的秒数")
 def check_command(timeout):
-    """检查配置：密钥、数据库及其结构、上传目录、邮件服务器、群机器人、PDF 字体、网址、可选组件。
+    """检查配置：密钥、数据库及其结构、上传目录、邮件服务器、群机器人、PDF 字体、网址、可选组件、统一身份认证。
 
     每项一行（OK / 警告 / 错误）并说明如何处理；有任何错误时以状态 1 退出。
     """

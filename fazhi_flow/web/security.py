@@ -5,6 +5,8 @@ from flask import flash, g, redirect, request, session, url_for
 from flask_login import current_user, logout_user
 
 from ..auth_loader import EXPIRED_MESSAGE, request_user_logged_in, session_expired, touch_session
+from ..policy import can
+from ..sso import LOGIN_METHOD_KEY
 
 HSTS = "max-age=31536000; includeSubDomains"
 CSP = (
@@ -40,6 +42,9 @@ def register(app) -> None:
             current_user.is_authenticated
             and current_user.must_change_password
             and request.endpoint not in _PASSWORD_CHANGE_EXEMPT
+            # Not after a single sign-on login, nor for an account without a local password to use.
+            and session.get(LOGIN_METHOD_KEY, "password") == "password"
+            and can(current_user, "password.change")
         ):
             return redirect(url_for("auth.change_password"))
         return None

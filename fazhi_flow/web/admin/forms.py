@@ -162,6 +162,8 @@ class UserForm(FlaskForm):
 
 class UserEditForm(UserForm):
     username = None
+    password_login_disabled = BooleanField("停用本地密码登录（只能通过统一身份认证登录）")
+    unbind_sso = BooleanField("解除与统一身份认证账号的关联")
 
 
 class ImportForm(FlaskForm):

@@ -15,13 +15,14 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from ... import policy
+from ... import policy, sso
 from ...errors import PermissionDenied
 from ...extensions import db
 from ...models import Unit, User, UserRole
 from ...models.org import ROLE_LABELS, ROLES, UNIT_KINDS
 from ...services.regions import regions_below
 from ...services import users as user_svc
+from ...sso import accounts as sso_accounts
 from ..fields import db_int
 from ..handler import handler, on_refusal
 from . import bp
@@ -220,13 +221,15 @@ def user_edit(user_id):
     with on_refusal(lambda: _user_edit_page(user_id, form)):
         user_svc.update_user(user, current_user, form.name.data, form.roles.data, unit, form.email.data,
                              form.phone.data)
+        sso_accounts.apply_settings(user, current_user, form.password_login_disabled.data, form.unbind_sso.data)
     flash(f"{user.name}的信息已保存。", "success")
     return redirect(url_for(".users"), code=303)
 
 
 def _user_edit_page(user_id: int, form: UserEditForm):
     return render_template("admin/user_form.html", form=form, user=get_own_or_404(User, user_id),
-                           action_form=ActionForm(), active_nav="admin"), (400 if request.method == "POST" else 200)
+                           action_form=ActionForm(), sso_configured=sso.any_enabled(current_app.config),
+                           active_nav="admin"), (400 if request.method == "POST" else 200)
 
 
 @bp.route("/users/<int:user_id>/<any(deactivate, activate):action>", methods=["POST"])

@@ -1,6 +1,6 @@
-"""Login, logout and password change."""
+"""Login (password, LDAP, OpenID Connect), logout and password change."""
 from flask import Blueprint
 
 bp = Blueprint("auth", __name__)
 
-from . import routes  # noqa: F401
+from . import oidc, routes  # noqa: F401
