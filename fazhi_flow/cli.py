@@ -408,6 +408,10 @@ from .reminders.cli import register as _register_reminder_commands
 
 _register_reminder_commands(fazhi)
 
+from .publish.cli import register as _register_publish_commands
+
+_register_publish_commands(fazhi)
+
 from .ops import register_commands as _register_ops_commands
 
 _register_ops_commands(fazhi)

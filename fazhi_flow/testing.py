@@ -122,3 +122,12 @@ def no_lazy_loads_while_rendering(app, session):
         event.remove(session, "do_orm_execute", check)
         before_render_template.disconnect(started, app)
         template_rendered.disconnect(finished, app)
+
+
+def finish_pdfs():
+    """Commit, then run the PDF job as the scheduler would after a publish; returns its run (the
+    publish request itself leaves the PDF pending)."""
+    from .publish.pdf_job import render_pending_pdfs
+
+    db.session.commit()
+    return render_pending_pdfs()

@@ -6,7 +6,7 @@ import hashlib
 from datetime import datetime
 
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, LargeBinary, String, Text, UniqueConstraint, event
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from ..extensions import db
 from ..limits import fitted
@@ -129,8 +129,16 @@ class Publication(db.Model):
         return {"txt": self.text_sha256, "html": self.html_sha256, "docx": self.docx_sha256,
                 "pdf": self.pdf_sha256}[fmt]
 
+    @property
+    def pdf_ready(self) -> bool:
+        return self.pdf_status == "done" and self.pdf is not None
+
     def verify(self) -> bool:
-        """True when every stored file still matches its recorded hash."""
+        """True when every stored file still matches its recorded hash. A PDF not rendered yet
+        (pending, failed, none) is not there: neither bytes nor a hash may be stored for it."""
+        if self.pdf_status != "done":
+            return (self.pdf is None and self.pdf_sha256 is None
+                    and all(sha256_hex(self.content(f)) == self.digest(f) for f in self.FORMATS if f != "pdf"))
         return all(sha256_hex(self.content(f)) == self.digest(f) for f in self.FORMATS)
 
 
@@ -147,3 +155,24 @@ def _publication_is_immutable(mapper, connection, target):
 @event.listens_for(Publication, "before_delete")
 def _publication_is_permanent(mapper, connection, target):
     raise RuntimeError("a published report cannot be deleted")
+
+
+# The one change a publication ever sees: the PDF job's completion (or its failure mark), a single
+# conditional UPDATE carrying this execution option and setting only these columns; its WHERE keeps a
+# finished row ("done") out of reach. Any other UPDATE or DELETE of the table through a session fails.
+PDF_COMPLETION = "publication_pdf_completion"
+PDF_COMPLETION_COLUMNS = frozenset({"pdf", "pdf_sha256", "pdf_status", "pdf_completed_at"})
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _publication_statements_are_refused(state):
+    if not (state.is_update or state.is_delete):
+        return
+    table = getattr(state.statement, "table", None)
+    if getattr(table, "name", None) != Publication.__tablename__:
+        return
+    if state.is_delete:
+        raise RuntimeError("a published report cannot be deleted")
+    columns = {getattr(key, "key", key) for key in (state.statement._values or {})}
+    if not state.execution_options.get(PDF_COMPLETION) or not columns <= PDF_COMPLETION_COLUMNS:
+        raise RuntimeError("a published report is immutable")

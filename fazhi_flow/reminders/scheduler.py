@@ -1,5 +1,5 @@
-"""APScheduler (3.x) set-up. The jobs only call ``sweep``, ``deliver`` and ``prune_login_throttle``
-with the current time.
+"""APScheduler (3.x) set-up. The jobs only call ``sweep``, ``deliver``, ``prune_login_throttle`` and
+the publications' PDF rendering (``render_pdfs``) with the current time.
 
 Production runs ``fazhi-flow scheduler``, a dedicated blocking process; web workers never start a
 scheduler. The one-process demo calls ``start_in_process_scheduler(app)`` (when
@@ -291,6 +291,24 @@ def run_prune_login_throttle(app) -> None:
     run_job(app, "prune", prune_login_throttle, lambda removed: {"removed": _count(removed)})
 
 
+def render_pdfs(now: datetime | None = None):
+    from ..publish.pdf_job import render_pending_pdfs
+
+    return render_pending_pdfs(now)
+
+
+def _pdf_summary(run) -> dict:
+    summary = run.summary()
+    if run.errors:
+        summary["errors"] = [shorten(redact(line), 300) for line in run.errors[:5]]
+    return summary
+
+
+def run_render_pdfs(app) -> None:
+    """The PDFs of new publications (publish/pdf_job.py): rendered here, never in the publish request."""
+    run_job(app, "pdf", render_pdfs, _pdf_summary)
+
+
 def build_scheduler(app, blocking: bool = False):
     """A scheduler with the sweep and delivery jobs (intervals from REMINDER_SWEEP_SECONDS and
     OUTBOX_DELIVER_SECONDS). The sweep runs often: it is cheap, idempotent, and sends nothing before
@@ -308,6 +326,8 @@ def build_scheduler(app, blocking: bool = False):
     scheduler.add_job(run_prune_login_throttle, "interval", args=[app], id="login_throttle.prune",
                       name="清理过期登录限制记录",
                       seconds=int(app.config.get("LOGIN_THROTTLE_PRUNE_SECONDS", 3600)), next_run_time=now)
+    scheduler.add_job(run_render_pdfs, "interval", args=[app], id="publication.pdf", name="生成发布版本 PDF",
+                      seconds=int(app.config.get("PDF_RENDER_SECONDS", 60)), next_run_time=now)
     scheduler.add_job(beat, "interval", args=[app], id="scheduler.heartbeat", name="调度器心跳",
                       seconds=HEARTBEAT_SECONDS)  # the first beat is written at start
     return scheduler

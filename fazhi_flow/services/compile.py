@@ -56,7 +56,7 @@ from ..publish.merge import (
     section_sources,
 )
 from ..publish.numbers import ApprovedFigureBook
-from ..publish.pdf import PdfUnavailable, render_pdf
+from ..publish.pdf import PdfUnavailable, pdf_available, render_pdf
 from ..publish.text import render_text
 from ..timeutil import utcnow
 from ..whole_numbers import optional_int
@@ -798,15 +798,17 @@ def plain_text_sha256(document: ReportDocument) -> str:
 def _freeze(cycle: ReportCycle, actor, version: ReportDraftVersion, note: str | None) -> Publication:
     document = ReportDocument.from_dict(version.document)
     published_at = utcnow()
-    outputs = render_outputs(document, published_at=published_at)
+    # The PDF takes seconds: the job in publish/pdf_job.py renders it from this snapshot afterwards.
+    outputs = render_outputs(document, with_pdf=False, published_at=published_at)
     number = (db.session.scalar(
         select(func.max(Publication.version)).where(Publication.cycle_id == cycle.id)) or 0) + 1
     publication = Publication(
         cycle_id=cycle.id, version=number, draft_version_id=version.id, year=cycle.year,
         region=cycle.region, title=document.title, correction_note=note,
-        text=outputs["txt"], html=outputs["html"], docx=outputs["docx"], pdf=outputs["pdf"],
+        text=outputs["txt"], html=outputs["html"], docx=outputs["docx"], pdf=None,
         text_sha256=plain_text_sha256(document), html_sha256=sha256_hex(outputs["html"]),
-        docx_sha256=sha256_hex(outputs["docx"]), pdf_sha256=sha256_hex(outputs["pdf"]),
+        docx_sha256=sha256_hex(outputs["docx"]), pdf_sha256=None,
+        pdf_status="pending" if pdf_available() else "none",
         published_by_id=getattr(actor, "id", None), published_at=published_at,
     )
     db.session.add(publication)
@@ -954,9 +956,11 @@ def download_name(cycle_or_pub, fmt: str, draft: bool = False) -> str:
 def published_content(publication: Publication, fmt: str) -> bytes:
     if fmt not in FORMATS:
         raise DomainError(f"不支持的格式“{fmt}”，可选：{'、'.join(FORMATS)}。")
+    if fmt == "pdf" and publication.pdf_status in ("pending", "failed"):
+        raise Conflict("该版本的 PDF 正在生成，请稍后刷新再下载。Word、网页和纯文本已可下载。")
     content = publication.content(fmt)
     if content is None:
-        raise PdfUnavailable("pdf missing at publication time")
+        raise NotFound("该版本没有 PDF：发布时服务器未安装 PDF 组件。请下载 Word、网页或纯文本版。")
     return content
 
 

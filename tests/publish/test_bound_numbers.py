@@ -15,6 +15,7 @@ from fazhi_flow.services import compile as svc
 from fazhi_flow.services import contributions as C
 from fazhi_flow.services import cycles as cycle_ops
 from fazhi_flow.services import figures as F
+from fazhi_flow.testing import finish_pdfs
 
 # Written for these tests; the figures follow a published district report.
 ENFORCEMENT = ("一是落实柔性执法清单。全年柔性执法共{{lenient_total}}次，不予处罚的有{{lenient_no_penalty}}次。\n"
@@ -87,6 +88,9 @@ def test_cited_values_are_printed_in_the_draft_every_export_and_the_snapshot(cit
     assert sentence in publication.html and "{{" not in publication.text + publication.html
     assert sentence in docx_text(publication.docx)
     if pdf_available():  # the PDF tests say why when it is not
+        # Rendered by the job after the publish request, from the snapshot.
+        assert finish_pdfs().done == [publication.id]
+        db.session.refresh(publication)
         text = subprocess.run(["pdftotext", "-", "-"], input=publication.pdf, capture_output=True,
                               check=True).stdout.decode("utf-8")
         assert "175" in "".join(text.split()) and "{{" not in text

@@ -1,5 +1,6 @@
 """Compile, sign-off, publish and correct: versions kept, only approved material published, snapshots
 immutable."""
+import hashlib
 import io
 
 import pytest
@@ -7,10 +8,12 @@ from docx import Document
 
 from fazhi_flow.errors import Conflict, DomainError, PermissionDenied
 from fazhi_flow.models import Publication, ReportDraftVersion, SectionDraft
+from fazhi_flow.publish.pdf import pdf_available
 from fazhi_flow.services.diffs import diff_texts
 from fazhi_flow.services import compile as svc
 from fazhi_flow.services import contributions as contribution_ops
 from fazhi_flow.services import cycles as cycle_ops
+from fazhi_flow.testing import finish_pdfs
 
 
 def signed(report, db):
@@ -117,8 +120,18 @@ def test_return_with_comment_then_sign_latest_version_and_publish(compiling, db)
     doc = Document(io.BytesIO(publication.docx))
     assert doc.paragraphs[0].text == "示例区2024年法治政府建设年度报告"
     assert publication.html.startswith("<!DOCTYPE html>")
-    if publication.pdf is not None:
-        assert publication.pdf.startswith(b"%PDF") and publication.pdf_sha256
+    # The PDF is not rendered in the publish request: pending (none without WeasyPrint) until the job.
+    assert publication.pdf is None and publication.pdf_sha256 is None
+    assert publication.pdf_status == ("pending" if pdf_available() else "none")
+    run = finish_pdfs()
+    db.session.expire_all()
+    publication = db.session.get(Publication, publication.id)
+    if pdf_available():
+        assert run.done == [publication.id] and publication.pdf_status == "done"
+        assert publication.pdf.startswith(b"%PDF") and publication.pdf_sha256 == hashlib.sha256(publication.pdf).hexdigest()
+    else:
+        assert run.done == [] and publication.pdf_status == "none" and publication.pdf is None
+    assert publication.verify()
 
 
 def test_publish_fired_directly_still_freezes_snapshot(compiling, db):

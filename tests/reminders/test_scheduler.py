@@ -14,7 +14,7 @@ def test_in_process_scheduler_delivers_the_outbox(factory, db, app, smtp):
     scheduler = start_in_process_scheduler(app)
     try:
         assert start_in_process_scheduler(app) is scheduler  # once per app
-        assert {j.id for j in scheduler.get_jobs()} == {"reminders.sweep", "outbox.deliver",
+        assert {j.id for j in scheduler.get_jobs()} == {"reminders.sweep", "outbox.deliver", "publication.pdf",
                                                         "login_throttle.prune", "scheduler.heartbeat"}
         deadline = time.time() + 15
         while not any(m["X-Fazhi-Cause"] == "transition:submit" for m in smtp.messages) \
@@ -35,4 +35,5 @@ def test_blocking_scheduler_is_built_with_all_jobs(app):
     scheduler = build_scheduler(app, blocking=True)
     assert isinstance(scheduler, BlockingScheduler)
     assert sorted(j.id for j in scheduler.get_jobs()) == ["login_throttle.prune", "outbox.deliver",
-                                                          "reminders.sweep", "scheduler.heartbeat"]
+                                                          "publication.pdf", "reminders.sweep",
+                                                          "scheduler.heartbeat"]

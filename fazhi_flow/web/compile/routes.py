@@ -261,6 +261,8 @@ def sign(cycle_id: int):
     if correcting:
         publication = svc.latest_publication(cycle)
         flash(f"已签发更正，第{publication.version}版已发布。SHA-256：{publication.sha256}", "success")
+        if publication.pdf_status == "pending":
+            flash("更正版本的 PDF 正在后台生成，约一两分钟后可下载。", "info")
     else:
         flash("已签发。管理员发布后，报告将在公开页面上线。", "success")
     return _to_signoff(cycle)
@@ -319,7 +321,9 @@ def publish(cycle_id: int):
     if ActionForm().validate_on_submit():
         publication = svc.publish_report(cycle, current_user)
         flash(f"已发布。SHA-256：{publication.sha256}", "success")
-        if publication.pdf is None:
+        if publication.pdf_status == "pending":
+            flash("PDF 正在后台生成，约一两分钟后可在发布版本中下载；Word、网页和纯文本已可下载。", "info")
+        elif publication.pdf_status == "none":
             flash("PDF 未生成：" + svc.PdfUnavailable().message, "warning")
     return _to_edit(cycle)
 
