@@ -30,10 +30,14 @@ REFUSAL_KINDS = {"forbidden": "无权访问被拒绝", "csrf": "安全校验失�
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def record(actor, action: str, target: str | None = None, **detail) -> AuditEvent:
-    """Add an audit row to the session (committed with the operation it describes)."""
+def record(actor, action: str, target: str | None = None, on_behalf_of=None, **detail) -> AuditEvent:
+    """Add an audit row to the session (committed with the operation it describes). ``on_behalf_of``:
+    the person (or their id) whose work ``actor`` did as their substitute (委托), shown as
+    "actor 代 on_behalf_of"."""
     ip = request.remote_addr if has_request_context() else None
+    behalf_id = on_behalf_of if isinstance(on_behalf_of, int) else getattr(on_behalf_of, "id", None)
     row = AuditEvent(actor_id=getattr(actor, "id", None), action=action, target=target,
+                     on_behalf_of_id=behalf_id if behalf_id != getattr(actor, "id", None) else None,
                      detail=detail or None, ip=ip, created_at=utcnow())
     db.session.add(row)
     return row
@@ -175,6 +179,8 @@ ACTION_LABELS = {
     "region.deactivate": "停用地区",
     "region.activate": "启用地区",
     "region.first_admin": "设置地区管理员",
+    "delegation.create": "设置委托",
+    "delegation.revoke": "撤销委托",
 }
 # Actions of the system administrator on the regions themselves: in the system trail, not a region's.
 REGION_ACTION_PREFIX = "region."
@@ -188,6 +194,7 @@ DETAIL_LABELS = {
     "kind": "类型", "cycle": "年度报告", "section": "章节", "unit": "单位", "role": "分工", "due": "截止日期",
     "moved": "顺延前的截止日期", "moved_to": "截止日期顺延至", "on_behalf": "代为处理",
     "region_id": "地区编号", "level": "级别", "parent": "上级", "users": "账号", "user": "用户",
+    "delegation": "委托编号", "starts_at": "委托开始", "ends_at": "委托结束", "for_absent": "管理员代设",
 }
 # Objects a target names ("contribution:12"), as shown beside it.
 TARGET_KINDS = {"contribution": "报送材料", "cycle": "年度报告", "user": "用户", "unit": "单位",
@@ -551,7 +558,8 @@ def _load(keys) -> list[AuditRow]:
             wanted.setdefault("contribution", set()).add(t.contribution_id)
         else:
             wanted.setdefault("cycle", set()).add(t.cycle_id)
-    actor_ids = {r.actor_id for r in (*events.values(), *transitions.values()) if r.actor_id is not None}
+    actor_ids = {i for r in (*events.values(), *transitions.values())
+                 for i in (r.actor_id, r.on_behalf_of_id) if i is not None}
     user_ids = actor_ids | wanted.get("user", set())
     users = {u.id: u for u in db.session.scalars(select(User).where(_among(User.id, user_ids)))} if user_ids else {}
     names = _object_names(wanted, users)
@@ -564,7 +572,8 @@ def _load(keys) -> list[AuditRow]:
                 continue
             ref = _target_ref(e)
             rows.append(AuditRow(
-                kind=EVENT, id=e.id, created_at=e.created_at, **_actor(users.get(e.actor_id)), action=e.action,
+                kind=EVENT, id=e.id, created_at=e.created_at,
+                **_actor(users.get(e.actor_id), users.get(e.on_behalf_of_id)), action=e.action,
                 target=e.target or "", target_label=_object_label(ref, names),
                 detail=_detail_text(e.detail), ip=e.ip or ""))
         else:
@@ -573,7 +582,8 @@ def _load(keys) -> list[AuditRow]:
                 continue
             ref = ("contribution", t.contribution_id) if t.contribution_id is not None else ("cycle", t.cycle_id)
             rows.append(AuditRow(
-                kind=TRANSITION, id=t.id, created_at=t.created_at, **_actor(users.get(t.actor_id)),
+                kind=TRANSITION, id=t.id, created_at=t.created_at,
+                **_actor(users.get(t.actor_id), users.get(t.on_behalf_of_id)),
                 action=flow_key(ref[0], t.event), target=f"{ref[0]}:{ref[1]}", target_label=_object_label(ref, names),
                 detail=_transition_text(t), ip=""))
     return rows
@@ -599,8 +609,12 @@ def _object_label(ref: tuple[str, int] | None, names: dict) -> str:
     return f"{TARGET_KINDS[ref[0]]}：{name}" if name else TARGET_KINDS[ref[0]]
 
 
-def _actor(user) -> dict[str, str]:
-    return {"actor_name": user.name if user else "", "actor_username": user.username if user else ""}
+def _actor(user, behalf=None) -> dict[str, str]:
+    """The actor's name, as "李四 代 张三" when they acted as ``behalf``'s substitute (委托)."""
+    name = user.name if user else ""
+    if user is not None and behalf is not None:
+        name = f"{user.name} 代 {behalf.name}"
+    return {"actor_name": name, "actor_username": user.username if user else ""}
 
 
 def _target_ref(e) -> tuple[str, int] | None:

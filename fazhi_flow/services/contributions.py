@@ -42,7 +42,8 @@ def save_draft(contribution: Contribution, actor, body: str, expected_version: i
     if body == (contribution.body or ""):
         return contribution
     _write_draft(contribution, actor, body)
-    record(actor, "contribution.save", f"contribution:{contribution.id}", chars=len(body))
+    record(actor, "contribution.save", f"contribution:{contribution.id}", chars=len(body),
+           on_behalf_of=policy.acting_as(actor, "contribution.write", contribution))
     _flush_or_conflict()
     return contribution
 
@@ -65,7 +66,8 @@ def autosave_draft(contribution: Contribution, actor, body: str, expected_versio
     _write_draft(contribution, actor, body, now)
     if not continuing:
         # The ordinary save's action, so that the trail's filter 保存材料 finds these sessions too.
-        record(actor, "contribution.save", f"contribution:{contribution.id}", chars=len(body), via="自动保存")
+        record(actor, "contribution.save", f"contribution:{contribution.id}", chars=len(body), via="自动保存",
+               on_behalf_of=policy.acting_as(actor, "contribution.write", contribution))
     _flush_or_conflict()
     return True
 
@@ -113,7 +115,7 @@ def submit_contribution(contribution: Contribution, actor) -> Revision:
     lock_row(contribution)
     for check in SUBMIT_CHECKS:
         check(contribution, actor)
-    fire(contribution, "submit", actor)
+    log = fire(contribution, "submit", actor)
     number = len(contribution.revisions) + 1
     data = {}
     for fn in REVISION_DATA:
@@ -122,7 +124,8 @@ def submit_contribution(contribution: Contribution, actor) -> Revision:
                         data=data or None, author_id=actor.id, created_at=utcnow())
     db.session.add(revision)
     contribution.submitted_at = utcnow()
-    record(actor, "contribution.submit", f"contribution:{contribution.id}", revision=number)
+    record(actor, "contribution.submit", f"contribution:{contribution.id}", revision=number,
+           on_behalf_of=log.on_behalf_of_id)
     _flush_or_conflict()
     return revision
 
@@ -134,7 +137,8 @@ def _simple(event: str, audit: str):
         if event in ("approve", "return", "unit_return", "reopen") and log.to_state != "submitted":
             contribution.decided_at = utcnow()
         # The logged context, not the caller's: it says when an admin acted for a missing unit head.
-        record(actor, audit, f"contribution:{contribution.id}", comment=log.comment, **(log.context or {}))
+        record(actor, audit, f"contribution:{contribution.id}", comment=log.comment,
+               on_behalf_of=log.on_behalf_of_id, **(log.context or {}))
         _flush_or_conflict()
         return log
 

@@ -194,7 +194,8 @@ def _simple(event: str):
         if event == "publish":
             for hook in PUBLISH_HOOKS:
                 hook(cycle, actor)
-        record(actor, f"cycle.{event}", f"cycle:{cycle.id}", comment=log.comment)
+        record(actor, f"cycle.{event}", f"cycle:{cycle.id}", comment=log.comment,
+               on_behalf_of=log.on_behalf_of_id)
         db.session.flush()
         return log
 

@@ -67,7 +67,7 @@ def latest_comments(contribution_ids) -> dict[int, TransitionLog]:
         select(TransitionLog)
         .where(TransitionLog.contribution_id.in_(ids), TransitionLog.comment.is_not(None),
                TransitionLog.event.in_(DECISION_EVENTS))
-        .options(selectinload(TransitionLog.actor))
+        .options(selectinload(TransitionLog.actor), selectinload(TransitionLog.on_behalf_of))
         .order_by(TransitionLog.created_at.desc(), TransitionLog.id.desc())
     )
     latest: dict[int, TransitionLog] = {}
@@ -79,7 +79,7 @@ def latest_comments(contribution_ids) -> dict[int, TransitionLog]:
 def transition_logs(contribution: Contribution) -> list[TransitionLog]:
     return list(db.session.scalars(
         select(TransitionLog).where(TransitionLog.contribution_id == contribution.id)
-        .options(selectinload(TransitionLog.actor))
+        .options(selectinload(TransitionLog.actor), selectinload(TransitionLog.on_behalf_of))
         .order_by(TransitionLog.created_at, TransitionLog.id)
     ))
 

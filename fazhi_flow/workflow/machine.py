@@ -23,6 +23,7 @@ from ..policy import (
     countersign_refusal,
     countersign_required,
     cycle_actor_allowed,
+    cycle_principal_for,
     is_contribution_reviewer,
     pending_approvers,
     principal_for,
@@ -86,7 +87,8 @@ def _check_contribution(contribution, event, actor, comment):
         raise DomainError(f"未知的操作“{event}”。")
     if contribution.state not in _sources(S.CONTRIBUTION_TRANSITIONS, event):
         _refuse_state(S.CONTRIBUTION_STATE_LABELS[contribution.state], labels[event])
-    if not contribution_actor_allowed(actor, contribution, event):
+    principal = principal_for(actor, contribution, event)
+    if principal is None:
         if S.CONTRIBUTION_EVENT_ACTORS[event] == "section_reviewer" and actor.unit_id == contribution.unit_id \
                 and can(actor, "review.queue"):
             raise PermissionDenied("不能审核本单位报送的材料。")
@@ -101,6 +103,7 @@ def _check_contribution(contribution, event, actor, comment):
         raise DomainError(f"“{labels[event]}”必须填写意见或理由。")
     if event == "submit" and not (contribution.body or "").strip():
         raise DomainError("材料内容为空，不能提交审核。请先填写正文。")
+    return principal
 
 
 def _on_behalf(contribution, event, actor, comment, context):
@@ -119,7 +122,7 @@ def _countersign(contribution, actor, comment):
     approval the click counts as), once per revision, before the machine decides whether it was the
     last one required."""
     from ..models import ContributionApproval
-    from ..policy import current_revision_number
+    from ..policy import countersign_approvals, current_revision_number
 
     if not countersign_required(contribution):
         return
@@ -127,6 +130,8 @@ def _countersign(contribution, actor, comment):
     if refusal:
         raise DomainError(refusal)
     principal = principal_for(actor, contribution, "approve")
+    if any(a.reviewer_id == principal.id for a in countersign_approvals(contribution)):
+        return  # given already, and nobody else is pending any more: this click settles it
     db.session.add(ContributionApproval(
         contribution_id=contribution.id, revision_number=current_revision_number(contribution),
         reviewer_id=principal.id, actor_id=actor.id, comment=(comment or "").strip() or None,
@@ -144,10 +149,12 @@ def _check_cycle(cycle, event, actor, comment):
         raise DomainError(f"未知的操作“{event}”。")
     if cycle.state not in _sources(S.CYCLE_TRANSITIONS, event):
         _refuse_state(cycle.state_label, labels[event])
-    if not cycle_actor_allowed(actor, cycle, event):
+    principal = cycle_principal_for(actor, cycle, event)
+    if principal is None:
         raise PermissionDenied(f"您没有权限对年度报告执行“{labels[event]}”。")
     if event in S.CYCLE_COMMENT_REQUIRED and not (comment or "").strip():
         raise DomainError(f"“{labels[event]}”必须填写意见。")
+    return principal
 
 
 def fire(obj, event: str, actor, comment: str | None = None, **context):
@@ -159,13 +166,13 @@ def fire(obj, event: str, actor, comment: str | None = None, **context):
     from ..models import Contribution, ReportCycle, TransitionLog
 
     if isinstance(obj, Contribution):
-        _check_contribution(obj, event, actor, comment)
+        principal = _check_contribution(obj, event, actor, comment)
         comment, context = _on_behalf(obj, event, actor, comment, context)
         if event == "approve":
             _countersign(obj, actor, comment)
         machine, subject = contribution_machine, {"contribution_id": obj.id}
     elif isinstance(obj, ReportCycle):
-        _check_cycle(obj, event, actor, comment)
+        principal = _check_cycle(obj, event, actor, comment)
         machine, subject = cycle_machine, {"cycle_id": obj.id}
     else:  # pragma: no cover - programming error
         raise TypeError(f"no workflow for {type(obj).__name__}")
@@ -184,6 +191,8 @@ def fire(obj, event: str, actor, comment: str | None = None, **context):
         raise Conflict("该内容刚被他人处理过，请刷新页面后查看最新状态。") from None
     log = TransitionLog(
         event=event, from_state=before, to_state=obj.state, actor_id=actor.id,
+        # 委托: a substitute's action is logged as theirs on behalf of the delegator.
+        on_behalf_of_id=principal.id if principal.id != actor.id else None,
         comment=(comment or "").strip() or None, context=context or None, created_at=utcnow(),
         **subject,
     )
