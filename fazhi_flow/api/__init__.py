@@ -41,12 +41,24 @@ class _NoSessionForApi(SessionInterface):
         return self.inner.is_null_session(obj)
 
 
-def _no_login_from_cookies():
-    """Before any other guard: an API request has nobody logged in until its token says who."""
-    if is_api_request():
-        from flask import current_app
+def _api_request_start():
+    """Before any other guard: an API request has nobody logged in until its token says who, and an
+    address the routing refused (an id no column holds, say) is answered as a problem, not a page."""
+    if not is_api_request():
+        return None
+    from flask import current_app
 
-        g._login_user = current_app.login_manager.anonymous_user()
+    g._login_user = current_app.login_manager.anonymous_user()
+    refused = request.routing_exception
+    if refused is None:
+        return None
+    from .problems import problem_response
+
+    methods = sorted(getattr(refused, "valid_methods", None) or [])
+    if getattr(refused, "code", None) == 405 and methods:
+        return problem_response(405, f"该地址不支持 {request.method[:10]} 请求，可用：{'、'.join(methods)}。",
+                                headers={"Allow": ", ".join(methods)})
+    return problem_response(404, "API 中没有这个地址。可用的地址见 /api/v1/openapi.json。")
 
 
 def init_app(app) -> None:
@@ -59,4 +71,4 @@ def init_app(app) -> None:
     app.register_blueprint(bp)
     app.register_blueprint(account_bp)
     app.session_interface = _NoSessionForApi(app.session_interface)
-    app.before_request_funcs.setdefault(None, []).insert(0, _no_login_from_cookies)
+    app.before_request_funcs.setdefault(None, []).insert(0, _api_request_start)

@@ -9,7 +9,8 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import RadioField, StringField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, ValidationError
 
 from ..timeutil import utcnow
 from ..web.fields import IntField
@@ -20,11 +21,20 @@ from .registry import PREFIX
 bp = Blueprint("api_tokens", __name__, url_prefix="/account/tokens")
 
 
+class ScopeField(RadioField):
+    """A radio choice whose refusal of a value not offered is in Chinese."""
+
+    def pre_validate(self, form):
+        if self.data not in {c.value for c in self.choices}:
+            raise ValidationError("权限只能是“只读”或“读写”。")
+
+
 class TokenForm(FlaskForm):
     name = StringField("名称（用途）", validators=[
         DataRequired("请填写令牌名称（例如用途），以便日后识别。"),
         Length(max=tokens.NAME_MAX, message=f"令牌名称最多{tokens.NAME_MAX}字。")])
-    scope = RadioField("权限", choices=[("read", "只读：只能读取"), ("write", "读写：可以保存、提交和审核")],
+    scope = ScopeField("权限", choices=[SelectChoice("read", "只读：只能读取"),
+                                         SelectChoice("write", "读写：可以保存、提交和审核")],
                        default="read", validators=[InputRequired("请选择权限。")])
     days = IntField("有效期（天）", default=tokens.DEFAULT_DAYS, validators=[
         InputRequired("请填写有效期（天）。"),
