@@ -15,6 +15,7 @@ from collections import defaultdict
 from sqlalchemy import select
 
 from ..extensions import db
+from ..services.delegations import with_substitutes
 from ..workflow.machine import transition_fired
 from . import messages as M
 from .outbox import (
@@ -57,7 +58,8 @@ def _contribution_event(contribution, event, to_state, actor, comment):
         people = liaisons(contribution.unit_id)
     else:
         return
-    people = [u for u in people if u.id != actor.id]
+    # 委托: the delegators' active substitutes are told too (each once; not the one who acted).
+    people = [u for u in with_substitutes(people) if u.id != actor.id]
     msg = M.transition_message(event, contribution, actor, comment, to_state)
     send_to_users(people, msg, f"transition:{event}", inapp_kind=None, contribution=contribution)
 
@@ -145,7 +147,7 @@ def _signature_event(cycle, event, from_state, actor, comment):
     correcting = from_state == "correcting" or event == "request_correction"
     region_id = cycle.region_id
     if event in ("request_signoff", "request_correction"):
-        people, kind = leaders(region_id), "signoff"
+        people, kind = with_substitutes(leaders(region_id)), "signoff"
         msg = M.signoff_requested_message(cycle, actor, comment, correcting)
     elif event == "return":
         people, kind = admins(region_id), "returned"

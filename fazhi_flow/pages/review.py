@@ -27,9 +27,17 @@ def reviewable_submissions(user) -> list[Contribution]:
                  selectinload(Contribution.unit), selectinload(Contribution.revisions))
     ))
     preload_sections(c.cycle_id for c in rows)
-    rows = [c for c in rows if is_contribution_reviewer(user, c)]
+    viewers = reviewing_as(user)
+    rows = [c for c in rows if any(is_contribution_reviewer(v, c) for v in viewers)]
     rows.sort(key=lambda c: (c.submitted_at or c.updated_at, c.id))
     return rows
+
+
+def reviewing_as(user) -> list:
+    """The viewer, then the reviewers they stand in for (委托): whose queue 待审核 shows."""
+    from .. import policy
+
+    return [user, *(p for p in policy.acting_for(user) if p.has_role("reviewer"))]
 
 
 @dataclass
@@ -72,13 +80,16 @@ def reviewable_refs(user) -> tuple[list, list]:
     # and on whether the unit is the reviewer's own.
     allowed: dict[tuple, bool] = {}
     chosen = []
+    viewers = reviewing_as(user)
     for r in rows:
-        key = (r.section_id, r.unit_id == user.unit_id)
-        if key not in allowed:
-            stand_in = SimpleNamespace(unit_id=r.unit_id, section=db.session.get(Section, r.section_id))
-            allowed[key] = is_contribution_reviewer(user, stand_in)
-        if allowed[key]:
-            chosen.append(r)
+        for v in viewers:
+            key = (id(v), r.section_id, r.unit_id == v.unit_id, r.unit_id == user.unit_id)
+            if key not in allowed:
+                stand_in = SimpleNamespace(unit_id=r.unit_id, section=db.session.get(Section, r.section_id))
+                allowed[key] = is_contribution_reviewer(v, stand_in)
+            if allowed[key]:
+                chosen.append(r)
+                break
     chosen.sort(key=lambda r: (r.submitted_at or r.updated_at, r.id))
     return chosen, kept
 
@@ -95,6 +106,7 @@ class PendingReviewPage:
     number: int = 1  # this page's number
     pages: int = 1  # how many pages the filtered list has
     matching: int = 0  # rows matching the filters
+    on_behalf: tuple = ()  # names of the reviewers the viewer stands in for (委托)
 
     def link_args(self, number: int) -> dict:
         """Query arguments of page ``number`` with the current filters."""
@@ -165,7 +177,8 @@ class PendingReviewPage:
                    cycles=[(cy.id, cy.title) for cy in cycles],
                    sections=[(s.id, s.path_label) for s in sections],
                    units=[(u.id, u.name) for u in units], now=utcnow(),
-                   number=number, pages=pages, matching=len(chosen))
+                   number=number, pages=pages, matching=len(chosen),
+                   on_behalf=tuple(v.name for v in reviewing_as(user)[1:]))
 
 
 def diff_base(revisions, logs):

@@ -151,7 +151,8 @@ class Directory:
     admins told about a cycle are that cycle's region's, a reviewer of another region is never a
     reviewer here, whatever a section names."""
 
-    def __init__(self, cycles):
+    def __init__(self, cycles, now: datetime | None = None):
+        """``now`` (naive UTC): the sweep's moment, at which delegations (委托) are in force or not."""
         session = db.session
         cycles = list(cycles) if isinstance(cycles, (list, tuple, set)) else [cycles]
         self.cycle = cycles[0] if len(cycles) == 1 else None
@@ -173,6 +174,17 @@ class Directory:
             for role in sorted(self.roles[u.id]):
                 self.by_role.setdefault((u.region_id, role), []).append(u)
                 self.by_role_unit.setdefault((role, u.unit_id), []).append(u)
+        # 委托: an active delegation's substitute is told what their delegator is told (of the
+        # delegable work: a liaison's, unit head's or reviewer's, not an admin's digest).
+        from ..models import Delegation
+        from ..services.delegations import active_clause
+
+        self.substitutes: dict[int, list[_Person]] = {}
+        for delegator_id, substitute_id in session.execute(
+                select(Delegation.delegator_id, Delegation.substitute_id)
+                .where(Delegation.delegator_id.in_(people), active_clause(now)).order_by(Delegation.id)):
+            if substitute_id in self.users:
+                self.substitutes.setdefault(delegator_id, []).append(self.users[substitute_id])
         self.prefs = {p.user_id: (p.email, p.inapp) for p in session.scalars(
             select(UserChannelPreference).where(UserChannelPreference.user_id.in_(people)))}
         # The robots of the cycles and of their regions' units (a robot belongs to one of them).
@@ -231,10 +243,16 @@ class Directory:
                      _AssignmentFacts(row.role, row.due))
 
     def liaisons(self, unit_id: int) -> list[_Person]:
-        return self.by_role_unit.get(("liaison", unit_id), [])
+        return self.with_substitutes(self.by_role_unit.get(("liaison", unit_id), []))
 
     def unit_heads(self, unit_id: int) -> list[_Person]:
-        return self.by_role_unit.get(("unit_head", unit_id), [])
+        return self.with_substitutes(self.by_role_unit.get(("unit_head", unit_id), []))
+
+    def with_substitutes(self, people: list[_Person]) -> list[_Person]:
+        """``people`` and after each their active substitutes (委托); repeats are dropped by the sender."""
+        if not self.substitutes:
+            return people
+        return [p for person in people for p in (person, *self.substitutes.get(person.id, ()))]
 
     def admins(self, region_id: int) -> list[_Person]:
         """The admins of ``region_id`` (a cycle's digest and escalations go to its own region's)."""
@@ -253,8 +271,8 @@ class Directory:
             node = self.sections.get(node.parent_id)
         pool = [self.users[i] for i in named if i in self.users] if named \
             else self.by_role.get((region_id, "reviewer"), [])
-        return [u for u in pool if "reviewer" in self.roles[u.id] and u.unit_id != facts.unit_id
-                and u.region_id == region_id]
+        return self.with_substitutes([u for u in pool if "reviewer" in self.roles[u.id]
+                                      and u.unit_id != facts.unit_id and u.region_id == region_id])
 
     def webhooks_for(self, unit_id: int, cycle_id: int) -> list[WebhookTarget]:
         return [t for t in self.webhooks if t.unit_id == unit_id or t.cycle_id == cycle_id]

@@ -308,7 +308,7 @@ def _sweep_cycles(plan: list[tuple], local_now, now_utc, calendar, zone, result,
     for row in rows:
         rows_of.setdefault(row.cycle_id, []).append(row)
     busy = [(cycle, today, settings) for cycle, today, settings in plan if cycle.id in rows_of or cycle.id in digests]
-    directory = dispatch.Directory([cycle for cycle, _today, _settings in busy])
+    directory = dispatch.Directory([cycle for cycle, _today, _settings in busy], now=now_utc)
     step = max(1, batch_size)
     remembered = _Remembered(calendar)
     entries, facts = [], {}

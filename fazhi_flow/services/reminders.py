@@ -234,7 +234,7 @@ def send_manual_reminder(cycle: ReportCycle, actor, unit_ids=None, all_overdue: 
             raise DomainError("所选单位没有需要催报的材料（都已提交）。")
     batch = uuid.uuid4().hex[:12]
     now_utc = now_aware.replace(tzinfo=None)
-    directory = dispatch.Directory(cycle)
+    directory = dispatch.Directory(cycle, now=now_utc)
     facts = {row.id: directory.facts(row) for row in targets}
     specs = [DueReminder("manual", f"{now_utc:%Y%m%dT%H%M%S}/{batch}", row.id, due=row.due) for row in targets]
     done = dispatch.queue(cycle, specs, facts, directory, today, now_utc, note=note, actor_id=actor.id)

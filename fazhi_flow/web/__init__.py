@@ -12,7 +12,8 @@ import logging
 logger = logging.getLogger(__name__)
 
 CORE_AREAS = ("main", "auth", "tasks", "review", "inbox")
-OPTIONAL_AREAS = ("admin", "dashboard", "reminders", "compile", "public", "figures", "oversight", "search")
+OPTIONAL_AREAS = ("admin", "dashboard", "reminders", "compile", "public", "figures", "oversight", "search",
+                  "delegations")
 
 
 def _import_blueprint(name: str, optional: bool):

@@ -79,7 +79,7 @@ def _valid(form) -> bool:
 def _signing_cycle(cycle_id: int) -> ReportCycle:
     """The cycle, for a leader while a draft (or a correction) awaits signing."""
     cycle = _cycle_or_404(cycle_id)
-    if not policy.cycle_actor_allowed(current_user, cycle, "sign"):
+    if policy.cycle_principal_for(current_user, cycle, "sign") is None:
         raise PermissionDenied("只有签发领导可以签发或退回待签发的年度报告。")
     if not policy.can(current_user, "cycle.sign", cycle):
         # E.g. the same form submitted twice: the first submission already decided.

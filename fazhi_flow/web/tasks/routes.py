@@ -397,16 +397,19 @@ def history(contribution_id: int):
 @bp.route("/unit-queue")
 @handler("unit_queue.view", message=UNIT_HEADS_ONLY)
 def unit_queue():
-    rows = _unit_contributions(current_user.unit_id, states=("unit_review",))
+    # A unit head's own unit, and the units whose unit head delegated to the viewer (委托).
+    units = [current_user.unit_id] if current_user.has_role("unit_head") else []
+    units += [p.unit_id for p in policy.acting_for(current_user) if p.has_role("unit_head")]
+    rows = _unit_contributions(units, states=("unit_review",))
     rows.sort(key=lambda c: (c.submitted_at or c.updated_at, c.id))
-    return render_template("tasks/unit_queue.html", rows=rows)
+    return render_template("tasks/unit_queue.html", rows=rows, own_unit_id=current_user.unit_id)
 
 
 @bp.route("/<int:contribution_id>/unit-review")
 @handler("unit_queue.view", message=UNIT_HEADS_ONLY)
 def unit_review(contribution_id: int):
     contribution = contribution_or_abort(contribution_id, current_user)
-    if contribution.unit_id != current_user.unit_id:
+    if not policy.can(current_user, "contribution.unit_review", contribution):
         abort_with(403, "只能审核本单位的材料。")
     approve_form, return_form = DecisionForm(), ReturnForm()
     approve_form.version.data = return_form.version.data = contribution.version
