@@ -507,11 +507,14 @@ def pending_approvers(contribution, approved_ids=None) -> list:
 
 def countersign_refusal(user, contribution) -> str | None:
     """Why ``user`` may not approve the material again: whose approval they give (themselves, or who
-    delegated to them) has approved this revision already. None otherwise."""
+    delegated to them) has approved this revision already and others are still pending. None
+    otherwise; also when nobody is pending any more (a required reviewer was removed meanwhile):
+    then an approval by one who gave theirs settles it, so that the material never hangs."""
     principal = principal_for(user, contribution, "approve")
     if principal is None or not countersign_required(contribution):
         return None
-    if any(a.reviewer_id == principal.id for a in countersign_approvals(contribution)):
+    given = {a.reviewer_id for a in countersign_approvals(contribution)}
+    if principal.id in given and pending_approvers(contribution, given):
         whose = "您" if principal.id == user.id else principal.name
         return (f"{whose}已会签同意这一版材料，正在等待其他审核人，不能重复同意；"
                 "如果发现问题，可以退回修改。")

@@ -100,6 +100,13 @@ def extension_state(user, contribution: Contribution, enabled: bool) -> dict | N
             "pending": reminder_service.pending_extension(contribution.assignment)}
 
 
+def round_comments(logs, latest) -> list:
+    """The reviewers' comments since the latest submission other than ``latest`` (the decision shown)."""
+    start = max((i for i, log in enumerate(logs) if log.event == "submit"), default=-1) + 1
+    return [log for log in logs[start:]
+            if log.comment and log.event in ("approve", "return") and log is not latest]
+
+
 @dataclass
 class EditorPage:
     c: Contribution
@@ -115,6 +122,9 @@ class EditorPage:
     others: list
     last_year: list
     paragraphs: list = field(default_factory=list)  # the displayed text when it is not editable
+    # The other reviewers' comments of the round that ended in the latest decision (会签同意 and
+    # returns), so that a return shows the liaison every comment, not only the returning one.
+    round_comments: list = field(default_factory=list)
 
     @classmethod
     def build(cls, user, contribution: Contribution, *, figures: bool = True, extensions: bool = True) -> EditorPage:
@@ -137,6 +147,7 @@ class EditorPage:
             extension=extension_state(user, c, extensions), others=other_units_on_section(c),
             last_year=last_year_items(c),
             paragraphs=[] if editable else bound_text.current().paragraphs(c),
+            round_comments=round_comments(logs, latest),
         )
 
     def context(self) -> dict:
@@ -145,4 +156,4 @@ class EditorPage:
                 "can_recall": self.can_recall, "due": self.due, "logs": self.logs,
                 "latest_decision": self.latest_decision, "quoted": self.quoted, "fig": self.fig,
                 "extension": self.extension, "others": self.others, "last_year": self.last_year,
-                "paragraphs": self.paragraphs}
+                "paragraphs": self.paragraphs, "round_comments": self.round_comments}

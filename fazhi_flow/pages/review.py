@@ -29,8 +29,45 @@ def reviewable_submissions(user) -> list[Contribution]:
     preload_sections(c.cycle_id for c in rows)
     viewers = reviewing_as(user)
     rows = [c for c in rows if any(is_contribution_reviewer(v, c) for v in viewers)]
+    # 会签: what the viewer approved already waits for the others, not for another approval.
+    signed = countersign_states(user, rows)
+    rows = [c for c in rows if not (c.id in signed and signed[c.id].mine)]
     rows.sort(key=lambda c: (c.submitted_at or c.updated_at, c.id))
     return rows
+
+
+@dataclass
+class Countersign:
+    """The countersign (会签) of one contribution's revision under review."""
+
+    approved_ids: set  # whose approvals (reviewer ids) it has
+    required: list  # the reviewers who all have to approve (policy.countersign_required)
+    pending: list  # of those, who has not yet
+    mine: bool  # the viewer's approval (their own, or their delegator's) is among them
+
+
+def countersign_states(user, contributions) -> dict:
+    """Countersign of each of ``contributions`` in a section set to 'all' (others are left out), the
+    approvals read in one statement; sections, reviewers and revisions must be loaded already."""
+    from .. import policy
+    from ..models import ContributionApproval as A
+
+    counted = {c.id: c for c in contributions if policy.countersign_required(c)}
+    if not counted:
+        return {}
+    given: dict[int, set] = {cid: set() for cid in counted}
+    for cid, number, reviewer_id in db.session.execute(
+            select(A.contribution_id, A.revision_number, A.reviewer_id).where(A.contribution_id.in_(counted))):
+        if number == policy.current_revision_number(counted[cid]):
+            given[cid].add(reviewer_id)
+    states = {}
+    for cid, c in counted.items():
+        principal = policy.principal_for(user, c, "approve") or user
+        pending = policy.pending_approvers(c, given[cid])
+        # (Nobody pending any more: one who approved may settle it, so it is theirs to do again.)
+        states[cid] = Countersign(given[cid], policy.countersign_required(c), pending,
+                                  principal.id in given[cid] and bool(pending))
+    return states
 
 
 def reviewing_as(user) -> list:
@@ -52,6 +89,7 @@ class QueueRow:
     overdue: bool  # submitted after the due date
     submitted_at: object
     revision_count: int
+    countersign: Countersign | None = None  # in a section approved by all its reviewers (会签)
 
 
 PAGE_SIZE = 50  # rows of 待审核 per page
@@ -157,6 +195,7 @@ class PendingReviewPage:
         prepare_figures(shown)
         renderer = bound_text.current()
         rows = []
+        signed = countersign_states(user, shown)
         for c in shown:
             due = due_status(c, done=True)
             submitted = to_local(c.submitted_at)
@@ -164,7 +203,7 @@ class PendingReviewPage:
                 c.id, c.unit.name, c.assignment.role, c.assignment.role_label, c.section.path_label,
                 renderer.preview(c), due,
                 bool(due.due and submitted and submitted.strftime("%Y-%m-%d") > due.due.isoformat()),
-                c.submitted_at, len(c.revisions)))
+                c.submitted_at, len(c.revisions), signed.get(c.id)))
         # The choices of the filters come from every reviewable row (cycles and sections are loaded).
         cycles = sorted({db.session.get(ReportCycle, r.cycle_id) for r in everything},
                         key=lambda cy: (-cy.year, cy.id))
@@ -200,6 +239,18 @@ def diff_base(revisions, logs):
     return revisions[-2]
 
 
+def _countersign_facts(c) -> dict:
+    """Who approved the material under review and who still has to, in a section set to 'all'."""
+    from .. import policy
+
+    required = policy.countersign_required(c)
+    if not required:
+        return {}
+    approvals = policy.countersign_approvals(c)
+    pending = policy.pending_approvers(c, {a.reviewer_id for a in approvals})
+    return {"countersign": True, "approvals": tuple(approvals), "pending": tuple(pending)}
+
+
 @dataclass
 class ReviewPage:
     c: Contribution
@@ -213,6 +264,10 @@ class ReviewPage:
     paragraphs: list
     fig: object  # services.figures.ContributionFigures for the figures panel, or None
     show_figures: bool
+    can_approve: bool = False  # can_decide, and not approved by the viewer already (会签)
+    approvals: tuple = ()  # 会签: the approvals (ContributionApproval) of the revision under review
+    pending: tuple = ()  # 会签: the required reviewers who have not approved it
+    countersign: bool = False  # the section is approved by all its named reviewers
 
     @classmethod
     def build(cls, user, contribution: Contribution, *, figures: bool = True) -> ReviewPage:
@@ -234,8 +289,11 @@ class ReviewPage:
             diff = paragraph_diff(renderer.revision(base), renderer.revision(revisions[-1]))
         fig = contribution_figures(user, c, figures)
         shown = fig is not None and bool(fig.rows or fig.results or fig.literals or fig.mostly_unchanged)
+        # Deciding is returning or approving; one who approved already (会签) may still return it.
         return cls(c=c, logs=logs, revisions=revisions, diff=diff, base=base,
-                   changed=diff is not None and has_changes(diff), can_decide=policy.can(user, "contribution.approve", c),
+                   changed=diff is not None and has_changes(diff),
+                   can_decide=policy.can(user, "contribution.return", c),
+                   can_approve=policy.can(user, "contribution.approve", c), **_countersign_facts(c),
                    due=due_of(c), paragraphs=renderer.paragraphs(c), fig=fig, show_figures=shown)
 
     def context(self) -> dict:

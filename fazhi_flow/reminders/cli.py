@@ -75,12 +75,13 @@ def deliver_command(at_):
 @click.command("scheduler")
 @with_appcontext
 def scheduler_command():
-    """作为独立进程运行调度器：定时扫描催报提醒并投递待发消息（按 Ctrl+C 停止）。"""
+    """作为独立进程运行调度器：定时扫描催报提醒、投递待发消息、生成发布版本的 PDF（按 Ctrl+C 停止）。"""
     from .scheduler import run_blocking_scheduler
 
     app = current_app._get_current_object()
     click.echo(f"调度器已启动：每{app.config.get('REMINDER_SWEEP_SECONDS', 300)}秒扫描提醒，"
-               f"每{app.config.get('OUTBOX_DELIVER_SECONDS', 30)}秒投递待发消息。按 Ctrl+C 停止。")
+               f"每{app.config.get('OUTBOX_DELIVER_SECONDS', 30)}秒投递待发消息，"
+               f"每{app.config.get('PDF_RENDER_SECONDS', 60)}秒生成新发布版本的 PDF。按 Ctrl+C 停止。")
     run_blocking_scheduler(app)
 
 

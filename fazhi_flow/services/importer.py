@@ -36,7 +36,7 @@ CYCLE_KEYS = {"title", "year", "region", "due", "unit_head_review", "issuers", "
 UNIT_KEYS = {"code", "name", "kind", "parent"}
 USER_KEYS = {"username", "name", "email", "phone", "unit", "roles", "password"}
 NODE_KEYS = {"code", "title", "guidance", "word_limit", "run_in", "due", "lead", "support", "reviewers",
-             "indicators", "rules", "children"}
+             "review_mode", "indicators", "rules", "children"}
 INDICATOR_KEYS = {"code", "name", "unit", "type", "required", "min", "max", "guidance", "reported_by", "rollup"}
 RULE_KEYS = {"expr", "severity", "message"}
 CODE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
@@ -129,6 +129,7 @@ FIELD_LABELS = {
     "issuers": "落款", "issue_date": "成文日期", "name": "名称", "kind": "类型", "parent": "上级", "level": "级别",
     "sort_order": "顺序", "email": "电子邮箱", "phone": "电话", "unit": "单位", "roles": "角色",
     "guidance": "填报说明", "word_limit": "字数上限", "run_in": "标题接排", "position": "顺序", "reviewers": "审核人",
+    "review_mode": "审核方式",
     "measure": "计量单位", "type": "类型", "required": "必填", "minimum": "最小值", "maximum": "最大值",
     "reported_by": "填报方式", "rollup": "汇总方式", "section": "所属章节", "role": "承办方式", "rules": "规则",
     "share_approved_figures": "联络员可查看已通过的统计数据",
@@ -497,6 +498,8 @@ class _OutlineChecker:
         self.section_codes: set[str] = set()
         self.indicator_codes: dict[str, str] = {}
         self.rules_to_check: list[tuple[str, str]] = []
+        # Whether the sections being walked have reviewers named on them or above (会签 needs some).
+        self.named_above = [False]
 
     def walk(self, nodes, path: str, prefix: str) -> list[dict]:
         if not isinstance(nodes, list):
@@ -522,16 +525,30 @@ class _OutlineChecker:
         rules = [rule for j, raw_rule in enumerate(raw.get("rules") or [])
                  if (rule := self._rule(raw_rule, f"{npath}.rules[{j}]")) is not None]
         title = c.text(raw.get("title"), f"{npath}.title", max_len=column_length(Section.title)) or None
+        review_mode = self._review_mode(raw.get("review_mode"), f"{npath}.review_mode", bool(reviewers))
+        self.named_above.append(self.named_above[-1] or bool(reviewers))
+        children = self.walk(raw.get("children") or [], f"{npath}.children", f"{code}.")
+        self.named_above.pop()
         return {
             "code": code, "title": title, "path": npath,
             "guidance": c.text(raw.get("guidance"), f"{npath}.guidance", max_len=column_length(Section.guidance)),
             "word_limit": c.integer(raw.get("word_limit"), f"{npath}.word_limit", 1, 100000),
             "run_in": c.boolean(raw.get("run_in"), f"{npath}.run_in"),
             "due": c.date(raw.get("due"), f"{npath}.due"),
-            "lead": lead, "support": support, "reviewers": reviewers,
-            "indicators": indicators, "rules": rules,
-            "children": self.walk(raw.get("children") or [], f"{npath}.children", f"{code}."),
+            "lead": lead, "support": support, "reviewers": reviewers, "review_mode": review_mode,
+            "indicators": indicators, "rules": rules, "children": children,
         }
+
+    def _review_mode(self, value, path: str, named_here: bool) -> str:
+        """any (任一审核人通过, the default) or all (全部审核人会签, needing reviewers named here or above)."""
+        if value is None:
+            return "any"
+        if value not in ("any", "all"):
+            self.c.err(path, f"“{str(value)[:20]}”应为 any（任一审核人通过）或 all（全部审核人会签）")
+            return "any"
+        if value == "all" and not (named_here or self.named_above[-1]):
+            self.c.err(path, "设为 all（全部审核人会签）的章节须在本章节或上级章节用 reviewers 指定审核人")
+        return value
 
     def _people(self, raw: dict, npath: str) -> tuple[list, list, list]:
         c = self.c
@@ -916,7 +933,8 @@ class _OutlineWriter:
     def _section(self, node: dict, parent, position: int) -> Section:
         section = self.existing.get(node["code"])
         values = {"title": node["title"], "guidance": node["guidance"], "word_limit": node["word_limit"],
-                  "run_in": node["run_in"], "due": node["due"], "position": position}
+                  "run_in": node["run_in"], "due": node["due"], "position": position,
+                  "review_mode": node["review_mode"]}
         if section is None:
             section = Section(cycle_id=self.cycle.id, code=node["code"], parent=parent, **values)
             db.session.add(section)

@@ -183,11 +183,16 @@ def add_section(cycle: ReportCycle, actor, title: str | None, parent: Section | 
 
 
 def update_section(section: Section, actor, title: str | None, guidance: str | None,
-                   word_limit: int | None, run_in: bool = False, due: date | None = None) -> Section:
-    """Change a section's title (rename), guidance, word limit, run-in heading and due date."""
+                   word_limit: int | None, run_in: bool = False, due: date | None = None,
+                   review_mode: str | None = None) -> Section:
+    """Change a section's title (rename), guidance, word limit, run-in heading, due date and (when
+    given) review mode (审核方式)."""
     _check_editable(section.cycle)
     fields = _clean_fields(title, guidance, word_limit)
     fields.update(run_in=bool(run_in), due=due)
+    if review_mode is not None:
+        check_review_mode(section, review_mode)
+        fields["review_mode"] = review_mode
     changed = {k: v for k, v in fields.items() if getattr(section, k) != v}
     if not changed:
         return section
@@ -198,6 +203,18 @@ def update_section(section: Section, actor, title: str | None, guidance: str | N
     record(actor, "section.update", f"section:{section.id}",
            changed={k: [_plain(before[k]), _plain(v)] for k, v in changed.items()})
     return section
+
+
+def check_review_mode(section: Section, review_mode: str) -> None:
+    """会签 ('all') needs reviewers named for the section or a section above it: with nobody named
+    every reviewer may approve, and "all of them" would mean nothing the office meant."""
+    from ..workflow.states import REVIEW_MODE_LABELS
+
+    if review_mode not in REVIEW_MODE_LABELS:
+        raise DomainError("审核方式只能是“任一审核人通过”或“全部审核人会签”。")
+    if review_mode == "all" and not section.effective_reviewers():
+        raise DomainError(f"“{section.title or '开篇段落'}”及其上级章节都没有指定审核人，不能设为“全部审核人会签”。"
+                          "请先在“任务分配”页面为章节指定审核人。")
 
 
 def _plain(value):

@@ -13,6 +13,7 @@ from ...limits import max_length
 from ...models import ReportCycle, Section, Unit, User
 from ...models.org import ROLE_LABELS, ROLES, UNIT_KINDS
 from ...whole_numbers import optional_int
+from ...workflow.states import REVIEW_MODE_LABELS
 from ..fields import IntField
 
 DATE_MSG = "日期格式应为 年-月-日，例如 2025-01-10。"
@@ -120,6 +121,14 @@ class CycleCloneForm(FlaskForm):
     title_year = _title_year_field()
 
 
+class ReviewModeField(RadioField):
+    """任一审核人通过 / 全部审核人会签, a wrong value told in Chinese."""
+
+    def pre_validate(self, form):
+        if self.data not in REVIEW_MODE_LABELS:
+            raise ValidationError("请选择审核方式：任一审核人通过，或全部审核人会签。")
+
+
 class SectionForm(FlaskForm):
     title = StringField("章节标题", validators=[max_length(Section.title, "标题")],
                         description="开篇段落可以不写标题。")
@@ -127,9 +136,13 @@ class SectionForm(FlaskForm):
     word_limit = IntField("字数上限", validators=[Optional(), NumberRange(1, 100000, "字数上限应为1至100000。")])
     run_in = BooleanField("标题与正文同段（如“（一）标题。正文……”）")
     due = CnDateField("本章节截止日期（留空则沿用上级或全局截止日期）", validators=[Optional()], format="%Y-%m-%d")
+    review_mode = ReviewModeField("审核方式", choices=choices(REVIEW_MODE_LABELS.items()), default="any",
+                                  description="“全部审核人会签”：本章节（或上级章节）指定的审核人都同意后，材料才算通过；"
+                                              "任何一位退回，材料即退回修改。")
 
 
 class NewSectionForm(SectionForm):
+    review_mode = None  # a new section names no reviewers yet: set on its edit page later
     parent = SelectField("上级章节", coerce=int, default=0)
     code = StringField("章节代码（可留空自动生成）", validators=[Optional(), max_length(Section.code, "章节代码", "个字符")])
 

@@ -75,7 +75,8 @@ def section_edit(section_id):
         return _section_edit_page(section_id, form)
     with on_refusal(lambda: _section_edit_page(section_id, form)):
         outline_svc.update_section(section, current_user, form.title.data, form.guidance.data,
-                                   form.word_limit.data, form.run_in.data, form.due.data)
+                                   form.word_limit.data, form.run_in.data, form.due.data,
+                                   review_mode=form.review_mode.data)
     flash("章节已保存。", "success")
     return redirect(url_for(".outline", cycle_id=section.cycle_id) + f"#s{section.id}", code=303)
 

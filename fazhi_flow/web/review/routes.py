@@ -74,6 +74,11 @@ def _decide(contribution_id: int, event: str):
         context["paragraph"] = form.paragraph.data
     operation = svc.approve_contribution if event == "approve" else svc.return_contribution
     operation(contribution, current_user, comment=form.comment.data, **context)
+    if event == "approve" and contribution.state == "submitted":
+        waiting = "、".join(u.name for u in policy.pending_approvers(contribution))
+        flash(f"已会签同意：{contribution.unit.name}“{contribution.section.numbered_title}”，"
+              f"还需{waiting}会签后才算通过。", "success")
+        return redirect(url_for("review.queue"))
     flash(f"已通过：{contribution.unit.name}“{contribution.section.numbered_title}”。" if event == "approve"
           else f"已退回修改：{contribution.unit.name}“{contribution.section.numbered_title}”，联络员会收到您的意见。",
           "success")
@@ -115,7 +120,9 @@ def bulk():
     else:
         for c in rows:
             svc.approve_contribution(c, current_user, bulk=True)
-        flash(f"已通过{len(rows)}份材料。", "success")
+        waiting = sum(1 for c in rows if c.state == "submitted")
+        flash(f"已通过{len(rows) - waiting}份材料" + (f"，会签同意{waiting}份（还需其他审核人会签）" if waiting else "")
+              + "。", "success")
     return redirect(url_for("review.queue"))
 
 
