@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import logging
 import ssl
+import warnings
 
 from flask import current_app
-from ldap3 import BASE, NONE, SIMPLE, SUBTREE, Connection, Server, Tls
-from ldap3.core.exceptions import LDAPException
-from ldap3.utils.conv import escape_filter_chars
-from ldap3.utils.dn import escape_rdn
+
+with warnings.catch_warnings():
+    # ldap3 2.9 imports pyasn1's old names (tagMap, typeMap), deprecated since pyasn1 0.6.1; the
+    # warning is about ldap3's code, not ours, and would only fill the log.
+    warnings.filterwarnings("ignore", r"\w+ is deprecated\. Please use \w+ instead\.", DeprecationWarning)
+    from ldap3 import BASE, NONE, SIMPLE, SUBTREE, Connection, Server, Tls
+    from ldap3.core.exceptions import LDAPException
+    from ldap3.utils.conv import escape_filter_chars
+    from ldap3.utils.dn import escape_rdn
 
 from .matching import Identity
 
@@ -46,7 +52,13 @@ def _connect(server: Server, dn: str, password: str) -> Connection:
     conn = Connection(server, user=dn, password=password, authentication=SIMPLE, auto_bind=False,
                       read_only=True, raise_exceptions=False,
                       receive_timeout=int(current_app.config.get("LDAP_TIMEOUT") or 5))
-    conn.open()
+    try:
+        conn.open()
+    except LDAPException:
+        # ldap3 leaves the socket of a refused connection open; closed here, not by the collector.
+        if getattr(conn, "socket", None) is not None:
+            conn.socket.close()
+        raise
     if current_app.config.get("LDAP_START_TLS") and not conn.start_tls():
         conn.unbind()
         raise LdapUnavailable("starttls refused")
