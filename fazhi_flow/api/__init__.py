@@ -55,10 +55,25 @@ def _api_request_start():
     from .problems import problem_response
 
     methods = sorted(getattr(refused, "valid_methods", None) or [])
-    if getattr(refused, "code", None) == 405 and methods:
+    if getattr(refused, "code", None) == 405 and methods and _exists_for(methods):
         return problem_response(405, f"该地址不支持 {request.method[:10]} 请求，可用：{'、'.join(methods)}。",
                                 headers={"Allow": ", ".join(methods)})
     return problem_response(404, "API 中没有这个地址。可用的地址见 /api/v1/openapi.json。")
+
+
+def _exists_for(methods) -> bool:
+    """Whether the path itself is served (for one of ``methods``): werkzeug reports 405 for an id its
+    converter refused when another method's rule shares the path, though no id there would match."""
+    from flask import current_app
+    from werkzeug.exceptions import HTTPException
+
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    probe = next((m for m in methods if m not in ("HEAD", "OPTIONS")), methods[0])
+    try:
+        adapter.match(method=probe)
+    except HTTPException:
+        return False
+    return True
 
 
 def init_app(app) -> None:

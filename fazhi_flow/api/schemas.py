@@ -2,16 +2,24 @@
 document's schemas. Limits match what the database holds (int32 ids, column lengths)."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ..services.contributions import MAX_BODY_CHARS
 from ..services.figures import MAX_EXPLANATION_CHARS
 from ..web.tasks.forms import COMMENT_MAX
 from ..whole_numbers import DB_INT_MAX
 
+
+
+def _utc(value: datetime) -> datetime:
+    """Stored times are UTC without a zone; the API says so (RFC 3339 needs the offset)."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+Utc = Annotated[datetime, AfterValidator(_utc)]
 Id = Annotated[int, Field(ge=1, le=DB_INT_MAX)]
 Version = Annotated[int, Field(ge=1, le=DB_INT_MAX, description="读取时的版本号；与当前版本不同时返回 409")]
 ContributionState = Literal["draft", "unit_review", "submitted", "returned", "approved"]
@@ -58,7 +66,7 @@ class Me(Out):
     unit_name: str | None
     region_id: int
     token_scope: Literal["read", "write"]
-    token_expires_at: datetime
+    token_expires_at: Utc
 
 
 class Cycle(Out):
@@ -152,8 +160,8 @@ class ContributionSummary(Out):
     state: str
     state_label: str
     version: int
-    updated_at: datetime
-    submitted_at: datetime | None
+    updated_at: Utc
+    submitted_at: Utc | None
 
 
 class ContributionPage(Out):
@@ -174,7 +182,7 @@ class ContributionQuery(BaseModel):
 class RevisionInfo(Out):
     number: int
     author: str | None
-    created_at: datetime
+    created_at: Utc
 
 
 class CommentInfo(Out):
@@ -183,7 +191,7 @@ class CommentInfo(Out):
     to_state: str
     actor: str | None
     comment: str | None
-    created_at: datetime
+    created_at: Utc
 
 
 class ContributionDetail(ContributionSummary):
@@ -271,7 +279,7 @@ class PublicationItem(Out):
     region: str
     title: str
     version: int
-    published_at: datetime
+    published_at: Utc
     correction_note: str | None
     pdf_status: str
 
