@@ -295,3 +295,35 @@ def test_admin_sets_a_delegation_for_someone_absent(factory, db):
         dsvc.create(w.admin, outsider, helper, _period(start_offset=timedelta(days=30)))
     with pytest.raises(PermissionDenied):
         dsvc.create(w.other_liaison, w.liaison, helper, _period())
+
+
+def test_two_overlapping_delegations_set_at_once_leave_one(app, factory, db, is_postgres):
+    """The delegator's own form and an admin's, posted at the same moment: exactly one stands."""
+    from fazhi_flow.extensions import db as _db
+    from fazhi_flow.models import User
+    from fazhi_flow.testing import race
+
+    w = factory.world()
+    first = factory.user("liaison", unit=w.office, username="sub_a", name="甲")
+    second = factory.user("liaison", unit=w.office, username="sub_b", name="乙")
+    db.session.commit()
+    names = {"reviewer": w.reviewer.username, "admin": w.admin.username}
+    period = _period(days=10)
+    db.session.commit()  # end the reading transaction: on SQLite it holds the write lock
+
+    def job(actor_name, substitute_name):
+        def run(barrier):
+            by_name = {u.username: u for u in _db.session.scalars(select(User).where(
+                User.username.in_([actor_name, names["reviewer"], substitute_name])))}
+            if barrier:
+                barrier.wait()
+            dsvc.create(by_name[actor_name], by_name[names["reviewer"]], by_name[substitute_name], period)
+        return run
+
+    outcomes = race(app, is_postgres, [job(names["reviewer"], "sub_a"), job(names["admin"], "sub_b")])
+    assert outcomes.count("ok") == 1, outcomes
+    assert "同一时间只能有一位受托人" in outcomes[1 - outcomes.index("ok")]
+    db.session.expire_all()
+    rows = db.session.scalars(select(Delegation)).all()
+    assert len(rows) == 1
+    assert rows[0].substitute_id == (first.id if outcomes[0] == "ok" else second.id)
