@@ -100,12 +100,12 @@ def _ldap_settings_problem(config, url: str) -> str | None:
 
 def _ldap_probe_problem(config, url: str, timeout: int) -> str | None:
     """Connect (and StartTLS); with a service account, bind as it."""
-    from ldap3.core.exceptions import LDAPException
-
-    from .ldap import LdapUnavailable, _connect, _server
+    # Through .ldap, which imports ldap3 with its deprecation warning silenced.
+    from .ldap import LDAPException, LdapUnavailable, connect, directory_server
 
     try:
-        conn = _connect(_server(), str(config.get("LDAP_BIND_DN") or ""), str(config.get("LDAP_BIND_PASSWORD") or ""))
+        conn = connect(directory_server(config), str(config.get("LDAP_BIND_DN") or ""),
+                        str(config.get("LDAP_BIND_PASSWORD") or ""), config)
     except (LDAPException, LdapUnavailable) as exc:
         return f"无法连接 {url}（{type(exc).__name__}）：检查地址、端口、防火墙和证书（FAZHI_LDAP_CA_FILE）。"
     try:

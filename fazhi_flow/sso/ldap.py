@@ -37,21 +37,22 @@ def _config(name: str) -> str:
     return str(current_app.config.get(name) or "").strip()
 
 
-def _server() -> Server:
-    url = _config("LDAP_URL")
-    timeout = int(current_app.config.get("LDAP_TIMEOUT") or 5)
+def directory_server(config=None) -> Server:
+    config = current_app.config if config is None else config
+    url = str(config.get("LDAP_URL") or "").strip()
+    timeout = int(config.get("LDAP_TIMEOUT") or 5)
     tls = None
-    if url.lower().startswith("ldaps://") or current_app.config.get("LDAP_START_TLS"):
-        tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=_config("LDAP_CA_FILE") or None,
+    if url.lower().startswith("ldaps://") or config.get("LDAP_START_TLS"):
+        tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=str(config.get("LDAP_CA_FILE") or "").strip() or None,
                   version=ssl.PROTOCOL_TLS_CLIENT)
     return Server(url, get_info=NONE, tls=tls, connect_timeout=timeout)
 
 
-def _connect(server: Server, dn: str, password: str) -> Connection:
+def connect(server: Server, dn: str, password: str, config=None) -> Connection:
     """An open connection (StartTLS done when configured), not yet bound."""
+    config = current_app.config if config is None else config
     conn = Connection(server, user=dn, password=password, authentication=SIMPLE, auto_bind=False,
-                      read_only=True, raise_exceptions=False,
-                      receive_timeout=int(current_app.config.get("LDAP_TIMEOUT") or 5))
+                      read_only=True, raise_exceptions=False, receive_timeout=int(config.get("LDAP_TIMEOUT") or 5))
     try:
         conn.open()
     except LDAPException:
@@ -59,7 +60,7 @@ def _connect(server: Server, dn: str, password: str) -> Connection:
         if getattr(conn, "socket", None) is not None:
             conn.socket.close()
         raise
-    if current_app.config.get("LDAP_START_TLS") and not conn.start_tls():
+    if config.get("LDAP_START_TLS") and not conn.start_tls():
         conn.unbind()
         raise LdapUnavailable("starttls refused")
     return conn
@@ -79,7 +80,7 @@ def _first(entry: dict, name: str) -> str | None:
 
 def _find_dn(server: Server, username: str) -> str | None:
     """With a service account: the DN of the one entry the filter finds (none or several: None)."""
-    conn = _connect(server, _config("LDAP_BIND_DN"), str(current_app.config.get("LDAP_BIND_PASSWORD") or ""))
+    conn = connect(server, _config("LDAP_BIND_DN"), str(current_app.config.get("LDAP_BIND_PASSWORD") or ""))
     try:
         if not conn.bind():
             logger.warning("ldap service bind refused: %s", conn.result.get("description"))
@@ -99,13 +100,13 @@ def authenticate(username: str, password: str) -> Identity | None:
     username = (username or "").strip()
     if not username or not password:
         return None
-    server = _server()
+    server = directory_server()
     try:
         template = _config("LDAP_USER_DN")
         dn = template.replace("{username}", escape_rdn(username)) if template else _find_dn(server, username)
         if dn is None:
             return None
-        conn = _connect(server, dn, password)
+        conn = connect(server, dn, password)
         try:
             if not conn.bind():
                 return None
