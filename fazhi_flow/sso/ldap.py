@@ -55,14 +55,14 @@ def connect(server: Server, dn: str, password: str, config=None) -> Connection:
                       read_only=True, raise_exceptions=False, receive_timeout=int(config.get("LDAP_TIMEOUT") or 5))
     try:
         conn.open()
-    except LDAPException:
-        # ldap3 leaves the socket of a refused connection open; closed here, not by the collector.
+        if config.get("LDAP_START_TLS") and not conn.start_tls():
+            raise LdapUnavailable("starttls refused")
+    except (LDAPException, LdapUnavailable):
+        # ldap3 leaves the socket of a refused connection or handshake open; closed here, not by
+        # the garbage collector.
         if getattr(conn, "socket", None) is not None:
             conn.socket.close()
         raise
-    if config.get("LDAP_START_TLS") and not conn.start_tls():
-        conn.unbind()
-        raise LdapUnavailable("starttls refused")
     return conn
 
 

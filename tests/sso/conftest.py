@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from .servers import Provider, ProviderServer, slapd_missing, start_slapd
+from .servers import Provider, ProviderServer, make_certificates, slapd_missing, start_slapd
 
 CLIENT_ID = "fazhi-flow-hs"
 CALLBACK = "http://localhost/login/oidc/callback"  # the test client's host
@@ -20,6 +20,20 @@ def directory(tmp_path_factory):
         # tests/conftest.py turns this skip into a failure in CI.
         pytest.skip(f"the LDAP tests need OpenLDAP's slapd: {missing}")
     started = start_slapd(tmp_path_factory.mktemp("slapd"))
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_directory(tmp_path_factory):
+    """A second slapd with a certificate from a private CA: StartTLS on ldap://, and ldaps://."""
+    missing = slapd_missing()
+    if missing:
+        pytest.skip(f"the LDAP tests need OpenLDAP's slapd: {missing}")
+    folder = tmp_path_factory.mktemp("slapd-tls")
+    files = make_certificates(folder)
+    started = start_slapd(folder, tls=files)
+    started.ca_file = str(files["ca"])
     yield started
     started.stop()
 

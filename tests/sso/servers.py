@@ -60,6 +60,7 @@ class Directory:
     reader_password: str
     process: subprocess.Popen
     folder: Path
+    ldaps_url: str | None = None
 
     def add(self, ldif: str) -> None:
         path = self.folder / f"add-{secrets.token_hex(4)}.ldif"
@@ -77,7 +78,50 @@ class Directory:
             self.process.wait(timeout=10)
 
 
-def start_slapd(folder: Path) -> Directory:
+def make_certificates(folder: Path) -> dict:
+    """A private CA and a server certificate for 127.0.0.1 signed by it (PEM files in ``folder``)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "赫山区测试根证书")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    server = (x509.CertificateBuilder()
+              .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+              .issuer_name(ca_name).public_key(server_key.public_key())
+              .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+              .not_valid_after(now + datetime.timedelta(days=1))
+              .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                             critical=False)
+              .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+              .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+              .sign(ca_key, hashes.SHA256()))
+    files = {"ca": folder / "ca.pem", "cert": folder / "server.pem", "key": folder / "server.key"}
+    files["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files["cert"].write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    files["key"].write_bytes(server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                      serialization.NoEncryption()))
+    files["key"].chmod(0o600)
+    return files
+
+
+def start_slapd(folder: Path, tls: dict | None = None) -> Directory:
+    """slapd on a free port; with ``tls`` (make_certificates) StartTLS on ldap:// and ldaps:// on
+    another port (``Directory.ldaps_url``)."""
     db_dir = folder / "db"
     db_dir.mkdir()
     root_password, reader_password = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
@@ -97,11 +141,15 @@ def start_slapd(folder: Path) -> Directory:
         # Passwords are only ever compared by a bind, never read; everything else is readable.
         "access to attrs=userPassword by self write by anonymous auth by * none",
         "access to * by * read",
+        *([f"TLSCACertificateFile {tls['ca']}", f"TLSCertificateFile {tls['cert']}",
+           f"TLSCertificateKeyFile {tls['key']}"] if tls else []),
         "",
     ]), encoding="utf-8")
     url = f"ldap://127.0.0.1:{free_port()}"
+    ldaps_url = f"ldaps://127.0.0.1:{free_port()}" if tls else None
+    listen = f"{url}/ {ldaps_url}/" if tls else f"{url}/"
     log = open(folder / "slapd.log", "w")  # noqa: SIM115 - closed with the process below
-    process = subprocess.Popen([SLAPD, "-f", str(conf), "-h", f"{url}/", "-d", "0"], stdout=log, stderr=log)
+    process = subprocess.Popen([SLAPD, "-f", str(conf), "-h", listen, "-d", "0"], stdout=log, stderr=log)
     log.close()
     deadline = time.monotonic() + 15
     host, port = "127.0.0.1", int(url.rsplit(":", 1)[1])
@@ -116,7 +164,7 @@ def start_slapd(folder: Path) -> Directory:
                 process.kill()
                 raise RuntimeError("slapd did not open its port") from None
             time.sleep(0.1)
-    directory = Directory(url, root_password, reader_password, process, folder)
+    directory = Directory(url, root_password, reader_password, process, folder, ldaps_url)
     directory.add(f"""dn: {SUFFIX}
 objectClass: dcObject
 objectClass: organization
