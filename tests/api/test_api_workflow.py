@@ -305,3 +305,12 @@ def test_an_unexpected_error_is_a_500_problem_without_trace(world, client, db, m
     assert "internal detail" not in answer.get_data(as_text=True)
     assert "没有保存任何改动" in body["detail"]
     assert any("internal detail" in (r.exc_text or "") or r.exc_info for r in caplog.records)
+
+
+def test_an_oversized_body_is_a_413_problem(world, client, db, app, monkeypatch):
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 4096)
+    liaison = api_for(client, db, world.liaison)
+    c = world.contribution
+    answer = liaison.put(f"/contributions/{c.id}/draft", {"body": "字" * 3000, "version": c.version})
+    assert_problem(answer, 413)
+    assert fresh(db, c).body == "本单位今年开展了依法行政培训3次。"
