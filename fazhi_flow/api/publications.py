@@ -54,7 +54,7 @@ def get_publication(user, publication_id: int):
 
 
 @operation("GET", "/publications/<int:publication_id>/files/<fmt>", summary="下载发布的文件", tags=(TAG,),
-           path_schemas={"fmt": FORMAT_SCHEMA},
+           path_schemas={"fmt": FORMAT_SCHEMA}, errors=(409,),
            files={content_type: f"{compile_svc.FORMAT_LABELS[fmt]}文件" for fmt, (content_type, _)
                   in compile_svc.FORMATS.items()},
            description="响应头 X-Content-SHA256 是文件的 SHA-256，与发布时记录的相同。PDF 尚未生成时返回 409。")

@@ -54,6 +54,9 @@ def test_a_pending_pdf_is_a_409_problem(client, db):
     pdf = {f["format"]: f for f in api.get(f"/publications/{publication.id}").json["files"]}["pdf"]
     assert pdf == {**pdf, "ready": False, "sha256": None}
     assert "尚未生成" in assert_problem(api.get(f"/publications/{publication.id}/files/pdf"), 409)["detail"]
+    # The document declares that answer for the operation.
+    spec = client.get("/api/v1/openapi.json").json
+    assert "409" in spec["paths"]["/api/v1/publications/{publication_id}/files/{fmt}"]["get"]["responses"]
 
 
 def test_the_city_oversight_reads_both_counties(client, db):
