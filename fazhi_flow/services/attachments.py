@@ -242,7 +242,8 @@ def add_attachment(contribution: Contribution, actor, filename: str | None, data
         uploaded_by_id=actor.id, created_at=utcnow(),
     )
     db.session.add(attachment)
-    record(actor, "attachment.add", f"contribution:{contribution.id}", filename=name, size=len(data))
+    record(actor, "attachment.add", f"contribution:{contribution.id}", filename=name, size=len(data),
+           on_behalf_of=policy.acting_as(actor, "contribution.attach", contribution))
     db.session.flush()
     return attachment
 
@@ -253,7 +254,8 @@ def remove_attachment(attachment: Attachment, actor) -> str:
     contribution = attachment.contribution
     policy.require(actor, "contribution.attach", contribution, "只有本单位联络员在材料起草中或已退回时可以删除附件。")
     stored = attachment.stored_name
-    record(actor, "attachment.remove", f"contribution:{contribution.id}", filename=attachment.filename)
+    record(actor, "attachment.remove", f"contribution:{contribution.id}", filename=attachment.filename,
+           on_behalf_of=policy.acting_as(actor, "contribution.attach", contribution))
     contribution.attachments.remove(attachment)
     db.session.delete(attachment)
     db.session.flush()

@@ -248,7 +248,8 @@ def save_figures(contribution, actor, raw_values: dict, explanations: dict | Non
     changed = _write_values(book, contribution, actor, indicators, parsed, now)
     changed |= _write_explanations(contribution, actor, cleaned, now)
     if changed:
-        record(actor, "figures.save", f"contribution:{contribution.id}", changed=changed)
+        record(actor, "figures.save", f"contribution:{contribution.id}", changed=changed,
+               on_behalf_of=policy.acting_as(actor, "figures.edit", contribution))
     db.session.flush()
     return contribution_figures(contribution, actor)
 
@@ -514,7 +515,8 @@ def replace_draft(contribution, actor, new_body: str, confirm: bool = False,
     if current and current != (new_body or "").strip() and not confirm:
         raise NeedsConfirmation(f"当前草稿已有{len(current)}字内容，{source}后将被替换。请确认后再继续。")
     C.save_draft(contribution, actor, new_body, expected_version=expected_version)
-    record(actor, "contribution.replace_text", f"contribution:{contribution.id}", source=source)
+    record(actor, "contribution.replace_text", f"contribution:{contribution.id}", source=source,
+           on_behalf_of=policy.acting_as(actor, "contribution.write", contribution))
     return contribution
 
 

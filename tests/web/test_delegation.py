@@ -301,3 +301,22 @@ def test_reminders_go_to_the_delegator_and_the_substitute_once(factory, db, smtp
     assert w.leader.email not in mailed
     told = db.session.scalars(select(Notification.user_id).where(Notification.kind == "reminder")).all()
     assert sorted(told) == sorted([w.liaison.id, second.id, both.id, helper.id, w.other_liaison.id, w.admin.id])
+
+
+def test_a_substitutes_evidence_file_is_recorded_for_the_delegator(app, world, factory, db):
+    from fazhi_flow.services import attachments
+
+    from .files import pdf
+
+    helper = factory.user("reviewer", unit=world.office, name="李四")
+    db.session.commit()
+    _delegate(db, world.liaison, helper)
+    added = attachments.add_attachment(world.contribution, helper, "执法检查记录.pdf", pdf())
+    db.session.commit()
+    assert added.uploaded_by_id == helper.id
+    attachments.remove_attachment(added, helper)
+    db.session.commit()
+    rows = db.session.execute(select(AuditEvent.action, AuditEvent.actor_id, AuditEvent.on_behalf_of_id)
+                              .where(AuditEvent.action.like("attachment.%")).order_by(AuditEvent.id)).all()
+    assert [tuple(r) for r in rows] == [("attachment.add", helper.id, world.liaison.id),
+                                        ("attachment.remove", helper.id, world.liaison.id)]
