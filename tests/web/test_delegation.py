@@ -171,6 +171,7 @@ def test_admin_sets_and_revokes_a_delegation_for_someone_absent(app, world, fact
     helper = factory.user("liaison", unit=world.office, name="帮手")
     db.session.commit()
     admin = _client(app, world.admin)
+    assert "为外出人员设置委托" in admin.get("/admin/users").get_data(as_text=True)
     start = utcnow().replace(second=0, microsecond=0)
     r = admin.post("/delegations/new", data={"delegator": world.leader.id, "substitute": helper.id,
                                              "starts_at": _local(start), "ends_at": _local(start + timedelta(days=5))})
