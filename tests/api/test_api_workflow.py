@@ -314,3 +314,28 @@ def test_an_oversized_body_is_a_413_problem(world, client, db, app, monkeypatch)
     answer = liaison.put(f"/contributions/{c.id}/draft", {"body": "字" * 3000, "version": c.version})
     assert_problem(answer, 413)
     assert fresh(db, c).body == "本单位今年开展了依法行政培训3次。"
+
+
+def test_unit_head_approves_or_returns_before_the_office(factory, client, db):
+    w = factory.world(unit_head_review=True)
+    db.session.commit()
+    liaison, head = api_for(client, db, w.liaison), api_for(client, db, w.unit_head)
+    c = w.contribution
+    version = liaison.post(f"/contributions/{c.id}/submit", {"version": c.version}).json["version"]
+    assert fresh(db, c).state == "unit_review"
+    # The office's reviewer cannot decide in the unit's place.
+    assert api_for(client, db, w.reviewer).post(f"/contributions/{c.id}/approve", {"version": version}).status_code \
+        in (403, 409)
+    returned = head.post(f"/contributions/{c.id}/unit-return", {"version": version, "comment": "请补充数据来源。"})
+    assert returned.status_code == 200 and returned.json["state"] == "returned"
+    version = liaison.post(f"/contributions/{c.id}/submit", {"version": returned.json["version"]}).json["version"]
+    approved = head.post(f"/contributions/{c.id}/unit-approve", {"version": version})
+    assert approved.status_code == 200 and approved.json["state"] == "submitted"
+    events = [x["event"] for x in approved.json["comments"]]
+    assert events == ["submit", "unit_return", "submit", "unit_approve"]
+
+
+def test_the_token_page_needs_a_login_and_the_header_links_it(world, client, as_user):
+    assert client.get("/account/tokens/").status_code == 302
+    as_user(world.liaison)
+    assert 'href="/account/tokens/"' in client.get("/account/tokens/").get_data(as_text=True)
