@@ -29,6 +29,7 @@ from ..models.org import ROLES, UNIT_KINDS, Region
 from .audit import record
 from .importer_regions import apply_region, check_printed_name, resolve_region
 from .users import password_problem
+from ..workflow.states import REVIEW_MODE_LABELS
 
 TOP_KEYS = {"cycle", "units", "users", "outline"}
 CYCLE_KEYS = {"title", "year", "region", "due", "unit_head_review", "issuers", "issue_date",
@@ -136,6 +137,9 @@ FIELD_LABELS = {
 }
 SHOWN_CHARS = 60  # a long guidance text is cut in the list of changes
 
+# Fields whose stored values are codes, shown by their Chinese names.
+VALUE_LABELS = {"review_mode": REVIEW_MODE_LABELS}
+
 
 def _shown(value) -> str:
     if value is None or value == "" or value == []:
@@ -171,7 +175,8 @@ class Change:
             return [f"{FIELD_LABELS.get(k, k)} {_shown(new)}" for k, _old, new in self.fields
                     if new not in (None, "", [])]
         if self.action == "updated":
-            return [f"{FIELD_LABELS.get(k, k)} {_shown(old)} → {_shown(new)}" for k, old, new in self.fields]
+            return [f"{FIELD_LABELS.get(k, k)} {_shown(VALUE_LABELS.get(k, {}).get(old, old))} → "
+                    f"{_shown(VALUE_LABELS.get(k, {}).get(new, new))}" for k, old, new in self.fields]
         return []
 
     def line(self) -> str:
