@@ -12,7 +12,7 @@ from fazhi_flow.models import AuditEvent, Delegation, Region, TransitionLog, Uni
 from fazhi_flow.services import contributions as svc
 from fazhi_flow.services import delegations as dsvc
 from fazhi_flow.testing import FreshUserClient, count_queries, login, no_lazy_loads_while_rendering
-from fazhi_flow.timeutil import local_zone, utcnow
+from fazhi_flow.timeutil import cn_datetime_text, local_zone, utcnow
 
 
 def _client(app, user):
@@ -65,6 +65,7 @@ def test_a_liaison_names_a_substitute_on_the_page(app, world, factory, db):
         world.liaison.id, colleague.id, start, end, reason)
     page = client.get("/delegations/").get_data(as_text=True)
     assert "李四" in page and "未开始" in page
+    assert f"{cn_datetime_text(start)} 至 {cn_datetime_text(end)}" in page  # shown in Beijing time
     assert "委托已设置" in _client(app, world.liaison).get("/inbox/").get_data(as_text=True)
 
 
