@@ -181,6 +181,8 @@ ACTION_LABELS = {
     "region.first_admin": "设置地区管理员",
     "delegation.create": "设置委托",
     "delegation.revoke": "撤销委托",
+    "api_token.create": "创建 API 令牌",
+    "api_token.revoke": "撤销 API 令牌",
 }
 # Actions of the system administrator on the regions themselves: in the system trail, not a region's.
 REGION_ACTION_PREFIX = "region."
@@ -195,11 +197,12 @@ DETAIL_LABELS = {
     "moved": "顺延前的截止日期", "moved_to": "截止日期顺延至", "on_behalf": "代为处理",
     "region_id": "地区编号", "level": "级别", "parent": "上级", "users": "账号", "user": "用户",
     "delegation": "委托编号", "starts_at": "委托开始", "ends_at": "委托结束", "for_absent": "管理员代设",
+    "scope": "权限", "prefix": "令牌开头", "expires_at": "有效期至",
 }
 # Objects a target names ("contribution:12"), as shown beside it.
 TARGET_KINDS = {"contribution": "报送材料", "cycle": "年度报告", "user": "用户", "unit": "单位",
                 "section": "章节", "assignment": "任务分配", "webhook": "群机器人", "outbox": "待发消息",
-                "region": "地区"}
+                "region": "地区", "api_token": "API 令牌"}
 _TARGET_RE = re.compile(r"^([a-z_]+):(\d{1,10})$")
 # Actions whose "user:…" target is what somebody typed into the login form, not a user's id.
 _TYPED_NAME_ACTIONS = frozenset({"auth.login_failed", "auth.login_throttled"})
