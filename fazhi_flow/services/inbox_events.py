@@ -76,9 +76,24 @@ def _on_contribution(c: Contribution, event: str, to_state: str, actor, comment:
         title = "材料已被重新打开，请修改" if event == "reopen" else "材料被退回修改"
         for user in _others(_unit_users(c.unit_id, "liaison"), actor):
             notify(user, "returned", title, body, task_link)
+        if event == "return":
+            _tell_countersigners(c, actor, body)
     elif to_state == "approved":
         for user in _others(_unit_users(c.unit_id, "liaison"), actor):
             notify(user, "approved", "材料已通过审核", where, task_link)
+
+
+def _tell_countersigners(c: Contribution, actor, body: str) -> None:
+    """会签: the reviewers who approved the returned revision learn that it went back (their approval
+    no longer counts; the resubmitted material waits for them again)."""
+    from ..policy import countersign_approvals, countersign_required
+
+    if not countersign_required(c):
+        return
+    link = _link("review.show", f"/review/{c.id}", contribution_id=c.id)
+    for approval in countersign_approvals(c):
+        if approval.reviewer_id != actor.id:
+            notify(approval.reviewer, "returned", "您会签同意的材料已被其他审核人退回修改", body, link)
 
 
 def _on_cycle(cycle: ReportCycle, event: str, actor):

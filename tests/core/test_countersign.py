@@ -228,6 +228,18 @@ def test_all_with_nobody_named_behaves_as_any(factory, db):
     assert _count(db, ContributionApproval) == 0
 
 
+def test_who_approved_hears_of_a_return(factory, db):
+    from fazhi_flow.models import Notification
+
+    world = countersign_world(factory, db)
+    _approve(world, world.reviewer, "同意。")
+    svc.return_contribution(world.contribution, world.reviewer2, comment="第二段需补充。")
+    told = db.session.execute(select(Notification.user_id, Notification.kind, Notification.body)
+                              .where(Notification.title == "您会签同意的材料已被其他审核人退回修改")).all()
+    assert [(uid, kind) for uid, kind, _ in told] == [(world.reviewer.id, "returned")]
+    assert "第二段需补充。" in told[0][2]
+
+
 def test_a_return_keeps_every_comment_of_the_round(factory, db):
     world = countersign_world(factory, db)
     c = world.contribution

@@ -207,3 +207,33 @@ def test_queue_and_review_page_queries_do_not_grow(as_user, world, factory, db):
     _queries(client, f"/review/{signed[1].id}")
     more, page = _queries(client, f"/review/{signed[1].id}")
     assert page.count("已会签同意") >= 3 and more == one
+
+
+def test_a_substitute_approves_as_the_delegator(as_user, world, factory, db):
+    """委托: the substitute's approval counts as the delegator's, is shown as "X 代", and the delegator
+    has then approved (no second approval of their own)."""
+    from datetime import timedelta
+
+    from fazhi_flow.models import TransitionLog
+    from fazhi_flow.services import delegations as dsvc
+    from fazhi_flow.timeutil import utcnow
+
+    c = _world(factory, db, world)
+    substitute = factory.user("reviewer", unit=world.office, name="代理审核人")
+    start = utcnow().replace(microsecond=0) - timedelta(minutes=1)
+    dsvc.create(world.reviewer2, world.reviewer2, substitute, dsvc.Period(start, start + timedelta(days=7)))
+    db.session.commit()
+    client = as_user(substitute)
+    assert f"/review/{c.id}" in client.get("/review/").get_data(as_text=True)
+    r = client.post(f"/review/{c.id}/approve", data={"version": c.version, "comment": "代为同意。"})
+    assert r.status_code == 302
+    approval = db.session.scalar(select(ContributionApproval).where(ContributionApproval.contribution_id == c.id))
+    assert (approval.reviewer_id, approval.actor_id) == (world.reviewer2.id, substitute.id)
+    log = db.session.scalars(select(TransitionLog).where(TransitionLog.contribution_id == c.id)
+                             .order_by(TransitionLog.id.desc())).first()
+    assert (log.to_state, log.actor_id, log.on_behalf_of_id) == ("submitted", substitute.id, world.reviewer2.id)
+    page = as_user(world.reviewer2).get(f"/review/{c.id}").get_data(as_text=True)
+    assert "第二审核人</strong>（代理审核人 代） 已会签同意" in page
+    assert f"/review/{c.id}/approve" not in page
+    r = as_user(world.reviewer).post(f"/review/{c.id}/approve", data={"version": _fresh(db, c.id).version})
+    assert r.status_code == 302 and _fresh(db, c.id).state == "approved"
