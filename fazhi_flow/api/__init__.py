@@ -17,8 +17,9 @@ def is_api_request() -> bool:
     return path == PREFIX or path.startswith(PREFIX + "/")
 
 
-class _NoSessionForApi(SessionInterface):
-    """The app's session interface, except that API requests get an empty session that is never saved."""
+class _NoSessionForApi:
+    """The app's session interface, except that API requests get an empty session that is never saved
+    (not a subclass: whatever else the wrapped interface offers is reached through ``__getattr__``)."""
 
     def __init__(self, inner: SessionInterface):
         self.inner = inner
@@ -39,6 +40,10 @@ class _NoSessionForApi(SessionInterface):
 
     def is_null_session(self, obj) -> bool:
         return self.inner.is_null_session(obj)
+
+    def __getattr__(self, name):
+        # Everything else (the signing serializer, the cookie's settings) is the wrapped interface's.
+        return getattr(self.inner, name)
 
 
 def _api_request_start():
