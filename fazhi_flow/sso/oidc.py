@@ -14,7 +14,11 @@ import requests
 from authlib.integrations.base_client.errors import MismatchingStateError, OAuthError
 from authlib.integrations.flask_client import OAuth
 from flask import current_app, request, url_for
-from joserfc.errors import JoseError
+
+try:  # recent Authlib releases verify tokens with joserfc
+    from joserfc.errors import JoseError
+except ImportError:  # older ones with their own authlib.jose
+    from authlib.jose.errors import JoseError
 
 from .matching import Identity, SsoRefused
 

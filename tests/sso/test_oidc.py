@@ -220,3 +220,14 @@ def test_longest_username_and_subject(client, db, provider, district):
     client.post("/logout")
     provider.account = {"sub": sub + "x", "preferred_username": username}
     assert NO_MATCH in follow_message(client, oidc_login(client, provider))
+
+
+def test_a_token_request_refused_by_the_provider(client, db, provider, district, app, monkeypatch):
+    """A wrong client secret in the settings: the provider refuses the code exchange."""
+    _zhang(db, district)
+    monkeypatch.setitem(app.config, "OIDC_CLIENT_SECRET", "not-the-secret")
+    provider.account = {"sub": SUB, "preferred_username": "zhangwei"}
+    page = follow_message(client, oidc_login(client, provider))
+    assert oidc.BAD_TOKEN in page
+    assert provider.token_requests[-1]["client"] is False
+    assert logged_in_id(client) is None
