@@ -123,4 +123,5 @@ def openapi_json():
 @public
 def docs():
     spec = build()
-    return render_template("api/docs.html", spec=spec, prefix=PREFIX, schemas=spec["components"]["schemas"])
+    return render_template("api/docs.html", spec=spec, prefix=PREFIX, schemas=spec["components"]["schemas"],
+                           problem_titles=TITLES, problem_details=DETAILS)

@@ -14,6 +14,7 @@ from ..errors import DomainError
 logger = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "application/problem+json"
+PROBLEM_DOCS = "/api/v1/docs"
 
 # The title of each status (short, Chinese); ``detail`` says what happened this time.
 TITLES = {
@@ -57,7 +58,8 @@ class ApiProblem(Exception):
 def problem_response(status: int, detail: str | None = None, errors: list[dict] | None = None,
                      headers: dict | None = None) -> Response:
     body = {
-        "type": "about:blank",
+        # A relative URI reference (RFC 9457 §3.1.1): the readable page's explanation of this status.
+        "type": f"{PROBLEM_DOCS}#problem-{status}",
         "title": TITLES.get(status, TITLES[500] if status >= 500 else TITLES[400]),
         "status": status,
         "detail": detail or DETAILS.get(status, DETAILS[400]),

@@ -121,3 +121,6 @@ def test_readable_page_lists_every_operation_in_chinese(client, db):
     assert "http://" not in html.split("<main", 1)[0] and "https://" not in html.split("<main", 1)[0]
     for op in OPERATIONS:
         assert op.openapi_path in html and op.summary in html
+    # Each problem's "type" points at its row.
+    for status in (400, 401, 403, 404, 405, 409, 413, 415, 422, 500):
+        assert f'id="problem-{status}"' in html

@@ -49,6 +49,7 @@ def assert_problem(answer, status, field=None):
     assert answer.mimetype == PROBLEM
     body = answer.json
     assert body["status"] == status and body["title"] and body["detail"]
+    assert body["type"] == f"/api/v1/docs#problem-{status}"
     # The message is Chinese, and no traceback or exception name leaks.
     assert any("\u4e00" <= ch <= "\u9fff" for ch in body["detail"])
     assert "Traceback" not in answer.get_data(as_text=True)
