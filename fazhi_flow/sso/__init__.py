@@ -20,5 +20,9 @@ def ldap_enabled(config) -> bool:
     return bool(str(config.get("LDAP_URL") or "").strip())
 
 
+def oidc_button_label(config) -> str:
+    return str(config.get("OIDC_BUTTON_LABEL") or "").strip() or "统一身份认证登录"
+
+
 def any_enabled(config) -> bool:
     return oidc_enabled(config) or ldap_enabled(config)

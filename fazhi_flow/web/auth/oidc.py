@@ -16,10 +16,6 @@ from .routes import _safe_next, complete_login
 _NEXT_KEY = "_sso_next"
 
 
-def _label() -> str:
-    return str(current_app.config.get("OIDC_BUTTON_LABEL") or "").strip() or "统一身份认证登录"
-
-
 def _enabled_or_404() -> None:
     if not sso.oidc_enabled(current_app.config):
         abort(404)
@@ -64,7 +60,7 @@ def oidc_callback():
     next_url = _safe_next(session.pop(_NEXT_KEY, None))
     identity = None
     try:
-        identity = oidc.finish(_label())
+        identity = oidc.finish(sso.oidc_button_label(current_app.config))
         user = match_user(identity)
     except SsoRefused as exc:
         db.session.rollback()  # a half-made binding never stays

@@ -76,8 +76,7 @@ def login_page(form=None, status: int = 200):
     """The login page, with the single sign-on button when OpenID Connect is configured."""
     config = current_app.config
     return render_template("auth/login.html", form=form or LoginForm(), ldap_login=sso.ldap_enabled(config),
-                           oidc_label=(str(config.get("OIDC_BUTTON_LABEL") or "").strip() or "统一身份认证登录")
-                           if sso.oidc_enabled(config) else None,
+                           oidc_label=sso.oidc_button_label(config) if sso.oidc_enabled(config) else None,
                            next_url=_safe_next(request.args.get("next"))), status
 
 
@@ -116,9 +115,8 @@ def _sso_only_message(ldap_down: bool) -> str:
         return LDAP_DOWN_MESSAGE
     if sso.ldap_enabled(config):
         return "用户名或密码不正确。该账号不能使用本地密码，请输入统一身份认证（LDAP）的密码。"
-    label = str(config.get("OIDC_BUTTON_LABEL") or "").strip() or "统一身份认证登录"
     if sso.oidc_enabled(config):
-        return f"该账号不能使用密码登录，请点击“{label}”，通过统一身份认证登录。"
+        return f"该账号不能使用密码登录，请点击“{sso.oidc_button_label(config)}”，通过统一身份认证登录。"
     return "该账号只能通过统一身份认证登录，但本系统尚未配置统一身份认证，请联系管理员。"
 
 
