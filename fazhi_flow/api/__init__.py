@@ -54,6 +54,8 @@ def _api_request_start():
     from flask import current_app
 
     g._login_user = current_app.login_manager.anonymous_user()
+    if request.method == "OPTIONS":
+        return _options()
     refused = request.routing_exception
     if refused is None:
         return None
@@ -64,6 +66,19 @@ def _api_request_start():
         return problem_response(405, f"该地址不支持 {request.method[:10]} 请求，可用：{'、'.join(methods)}。",
                                 headers={"Allow": ", ".join(methods)})
     return problem_response(404, "API 中没有这个地址。可用的地址见 /api/v1/openapi.json。")
+
+
+def _options():
+    """OPTIONS names what the path takes (Flask's own answer would add the catch-all's methods)."""
+    from flask import Response
+
+    from .problems import problem_response
+    from .registry import allowed_methods
+
+    allowed = allowed_methods()
+    if not allowed:
+        return problem_response(404, "API 中没有这个地址。可用的地址见 /api/v1/openapi.json。")
+    return Response(status=204, headers={"Allow": ", ".join(allowed)})
 
 
 def _exists_for(methods) -> bool:

@@ -202,7 +202,7 @@ def _parse_query(model: type[BaseModel]):
 @bp.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def not_found(rest: str):
     """Any other address under /api/v1: 405 naming the methods when the path exists, else 404."""
-    allowed = _allowed_methods()
+    allowed = allowed_methods()
     if allowed:
         return problem_response(405, f"该地址不支持 {request.method[:10]} 请求，可用：{'、'.join(allowed)}。",
                                 headers={"Allow": ", ".join(allowed)})
@@ -212,7 +212,8 @@ def not_found(rest: str):
 setattr(not_found, POLICY_ATTR, PUBLIC)
 
 
-def _allowed_methods() -> list[str]:
+def allowed_methods() -> list[str]:
+    """The methods the request's path takes (the catch-all below aside); empty when none."""
     adapter = current_app.url_map.bind_to_environ(request.environ)
     allowed = []
     for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
@@ -223,8 +224,8 @@ def _allowed_methods() -> list[str]:
         if endpoint != "api.not_found":
             allowed.append(method)
     if "GET" in allowed:
-        allowed += ["HEAD", "OPTIONS"]
-    return allowed
+        allowed.append("HEAD")
+    return allowed + ["OPTIONS"] if allowed else []
 
 
 @bp.errorhandler(HTTPException)

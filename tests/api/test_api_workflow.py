@@ -291,6 +291,10 @@ def test_bad_requests_are_problems_naming_the_field(world, client, db):
     gone = assert_problem(liaison("DELETE", f"/contributions/{c.id}"), 405)
     assert "GET" in liaison("DELETE", f"/contributions/{c.id}").headers["Allow"]
     assert gone["instance"] == f"/api/v1/contributions/{c.id}"
+    # OPTIONS names exactly what a path takes, as the 405 does.
+    assert liaison("OPTIONS", "/cycles").headers["Allow"] == "GET, HEAD, OPTIONS"
+    assert set(liaison("OPTIONS", path).headers["Allow"].split(", ")) == {"PUT", "OPTIONS"}
+    assert_problem(liaison("OPTIONS", "/no/such/thing"), 404)
 
 
 def test_an_unexpected_error_is_a_500_problem_without_trace(world, client, db, monkeypatch, caplog):
