@@ -13,7 +13,7 @@ import logging
 import requests
 from authlib.integrations.base_client.errors import MismatchingStateError, OAuthError
 from authlib.integrations.flask_client import OAuth
-from flask import current_app, request, url_for
+from flask import current_app, request, session, url_for
 
 try:  # recent Authlib releases verify tokens with joserfc
     from joserfc.errors import JoseError
@@ -80,6 +80,10 @@ def redirect_uri() -> str:
 def start():
     """The redirect to the provider's authorization page (state, nonce, PKCE kept in the session)."""
     remote = client()
+    # Only the newest attempt counts: every abandoned one would otherwise stay in the session cookie
+    # (state, nonce, verifier) until the cookie grew past what browsers keep.
+    for key in [k for k in session if k.startswith(f"_state_{_NAME}_")]:
+        session.pop(key)
     try:
         _load_metadata(remote)
         return remote.authorize_redirect(redirect_uri())

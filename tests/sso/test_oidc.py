@@ -231,3 +231,21 @@ def test_a_token_request_refused_by_the_provider(client, db, provider, district,
     assert oidc.BAD_TOKEN in page
     assert provider.token_requests[-1]["client"] is False
     assert logged_in_id(client) is None
+
+
+def test_only_the_newest_attempt_is_kept_in_the_session(client, db, provider, district):
+    """Clicking the button again and again must not grow the session cookie past what browsers keep."""
+    user = _zhang(db, district)
+    provider.account = {"sub": SUB, "preferred_username": "zhangwei"}
+    first = client.get("/login/oidc").headers["Location"]
+    for _ in range(30):
+        client.get("/login/oidc")
+    with client.session_transaction() as session:
+        assert len([k for k in session if k.startswith("_state_")]) == 1
+    cookie = client.get_cookie("session")
+    assert cookie is not None and len(cookie.value) < 1500
+    # An abandoned attempt no longer completes; the newest does.
+    stale = urlsplit(requests.get(first, allow_redirects=False, timeout=10).headers["Location"])
+    assert "登录请求已失效" in follow_message(client, client.get(f"{stale.path}?{stale.query}"))
+    assert oidc_login(client, provider).headers["Location"] == "/"
+    assert logged_in_id(client) == user.id
