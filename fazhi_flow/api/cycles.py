@@ -1,7 +1,7 @@
 """Read operations on cycles: the list, one cycle, its outline, its assignments and its progress."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import selectinload
 
 from .. import policy
@@ -55,26 +55,33 @@ def get_outline(user, cycle_id: int):
 
 
 @operation("GET", "/cycles/<int:cycle_id>/assignments", summary="任务分配", tags=(TAG,),
-           response=S.AssignmentList,
-           description="管理员、审核人和签发领导看到全部单位；联络员和单位负责人只看到本单位的任务。")
-def list_assignments(user, cycle_id: int):
+           response=S.AssignmentList, query=S.AssignmentQuery,
+           description="按提纲顺序，分页。管理员、审核人和签发领导看到全部单位；联络员和单位负责人只看到本单位的任务。")
+def list_assignments(user, cycle_id: int, query: S.AssignmentQuery):
     cycle = cycle_or_404(user, cycle_id)
     nodes = {n.section.id: n for n in load_outline(cycle)}
-    query = (select(Assignment).join(Section, Section.id == Assignment.section_id)
-             .where(Section.cycle_id == cycle.id)
-             .options(selectinload(Assignment.unit), selectinload(Assignment.contribution))
-             .order_by(Section.position, Section.id, Assignment.id))
+    # The outline's reading order (a tree walk), as a sort key the database can page by.
+    reading = case({sid: i for i, sid in enumerate(nodes)}, value=Assignment.section_id, else_=len(nodes)) \
+        if nodes else Assignment.section_id
+    where = [Section.cycle_id == cycle.id]
     if not policy.can(user, "dashboard.all_units"):
-        query = query.where(Assignment.unit_id == (user.unit_id or 0))
+        where.append(Assignment.unit_id == (user.unit_id or 0))
+    total = db.session.scalar(select(func.count()).select_from(Assignment)
+                              .join(Section, Section.id == Assignment.section_id).where(*where)) or 0
+    offset = (query.page - 1) * query.per_page
+    rows = [] if offset >= total else db.session.scalars(
+        select(Assignment).join(Section, Section.id == Assignment.section_id).where(*where)
+        .options(selectinload(Assignment.unit), selectinload(Assignment.contribution))
+        .order_by(reading, Assignment.id).offset(offset).limit(query.per_page))
     items = []
-    for a in db.session.scalars(query):
+    for a in rows:
         node = nodes[a.section_id]
         items.append(S.AssignmentItem(
             id=a.id, section_id=a.section_id, section_title=node.numbered_title, unit_id=a.unit_id,
             unit_name=a.unit.name, role=a.role, due=a.due or node.section.effective_due(),
             contribution_id=a.contribution.id if a.contribution else None,
             state=a.contribution.state if a.contribution else "pending"))
-    return S.AssignmentList(cycle_id=cycle.id, items=items)
+    return S.AssignmentList(cycle_id=cycle.id, items=items, page=query.page, per_page=query.per_page, total=total)
 
 
 @operation("GET", "/cycles/<int:cycle_id>/status", summary="填报进度（与“填报进度”页相同的统计）", tags=(TAG,),

@@ -116,6 +116,14 @@ class AssignmentItem(Out):
 class AssignmentList(Out):
     cycle_id: int
     items: list[AssignmentItem]
+    page: int
+    per_page: int
+    total: int
+
+
+class AssignmentQuery(BaseModel):
+    page: Annotated[int, Field(ge=1, le=DB_INT_MAX)] = 1
+    per_page: Annotated[int, Field(ge=1, le=500)] = 200
 
 
 class UnitStatus(Out):

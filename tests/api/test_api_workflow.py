@@ -222,6 +222,13 @@ def test_list_filters_and_pages(world, client, db, factory):
     pages = [api.get(f"/contributions?per_page=4&page={n}").json for n in (1, 2, 3)]
     assert [x["id"] for p in pages for x in p["items"]] == ids
     assert pages[2]["items"] == [] and pages[0]["total"] == 6
+    # Assignments page in the outline's reading order (a subsection right after its parent).
+    child = factory.section(cycle, "（一）子节", parent=world.section, position=99)
+    factory.contribution(factory.assignment(child, world.unit))
+    db.session.commit()
+    outline = [s["id"] for s in api.get(f"/cycles/{cycle.id}/outline").json["sections"]]
+    assigned = [api.get(f"/cycles/{cycle.id}/assignments?per_page=3&page={n}").json for n in (1, 2, 3)]
+    assert [a["section_id"] for p in assigned for a in p["items"]] == outline and assigned[0]["total"] == 7
     assert_problem(api.get("/contributions?per_page=101"), 422, "per_page")
     assert_problem(api.get("/contributions?state=lost"), 422, "state")
     assert_problem(api.get("/contributions?cycle=99999999999"), 422, "cycle")
