@@ -28,6 +28,16 @@ def make_token(db, user, scope: str, name: str = "接口测试") -> str:
     return text
 
 
+def revoked_token(db, user) -> str:
+    """A token of ``user`` revoked through the service the token page uses; returns its text."""
+    from fazhi_flow.api.tokens import create_token, revoke_token
+
+    row, text = create_token(user, "已撤销的令牌", "write", 30)
+    revoke_token(user, row.id)
+    db.session.commit()
+    return text
+
+
 def county_tokens(db, county) -> dict[str, str]:
     """{label: token text} for every role of ``county``."""
     return {label: make_token(db, getattr(county.people, attr), scope) for label, attr, scope in COUNTY_ROLES}

@@ -25,7 +25,7 @@ from werkzeug.test import Client
 from fazhi_flow.models import Attachment, Contribution, Revision
 from tests.regions.isolation_world import A_MARK, B_LOGIN, B_MARK, region_rows, row_changes
 
-from .api_world import build_api_world, per_request_context
+from .api_world import build_api_world, per_request_context, revoked_token
 
 PREFIX = "/api/v1"
 # A missing id of every kind (inside int32, so it is a valid id that names nothing).
@@ -222,14 +222,19 @@ def _is_integer(schema) -> bool:
 
 
 class Caller:
-    def __init__(self, app, label, token):
-        self.label, self.token = label, token
+    """A client with one token (``None``: no Authorization header); ``only`` is the one status it may
+    ever get (401 for no token or a revoked one), None when any refusal is judged by ``verdict``."""
+
+    def __init__(self, app, label, token, only=None):
+        self.label, self.token, self.only = label, token, only
         self.client = Client(per_request_context(app), response_wrapper=app.response_class)
         self.sent = 0
 
     def send(self, method, url, query, body):
         self.sent += 1
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        headers = {"Accept": "application/json"}
+        if self.token is not None:
+            headers["Authorization"] = f"Bearer {self.token}"
         try:
             url = url if url.startswith(PREFIX + "/") else PREFIX + url
             response = self.client.open(url, method=method, query_string=query or None, headers=headers,
@@ -329,6 +334,9 @@ def walk(app, doc, callers, filler, marks, problems, check_refusal=True) -> int:
                 url, query, body, used = built
                 response, problem = caller.send(op["method"], url, query, body)
                 wrong = problem or ("500" if response.status_code >= 500 else None)
+                if not wrong and caller.only and (response.status_code, response.mimetype) != (
+                        caller.only, "application/problem+json"):
+                    wrong = f"{response.status_code} {response.mimetype} (expected {caller.only} problem)"
                 if not wrong and check_refusal and used:
                     wrong = verdict(caller, filler, op, index, response, problem, used)
                 wrong = wrong or leak(response, marks)
@@ -356,6 +364,8 @@ def api_iso(app, db):
         db.session.execute(update(table).where(key.in_(others)).values(body=f"{UNIT_MARK}：本单位开展执法监督检查。"))
     db.session.commit()
     world.a.other_unit_contributions = others
+    for county in (world.a, world.b):
+        county.revoked_token = revoked_token(db, county.people.admin)
     return world
 
 
@@ -370,8 +380,11 @@ def doc(app, api_iso):
 
 
 def _callers(app, world, county, short):
+    """Every role's token of ``county``, the city's admin and system administrator, no token at all,
+    and a revoked token of the county's admin."""
     return [Caller(app, short + label, token) for label, token in county.tokens.items()] + [
-        Caller(app, label, token) for label, token in world.city_tokens.items()]
+        Caller(app, label, token) for label, token in world.city_tokens.items()] + [
+        Caller(app, "无令牌", None, only=401), Caller(app, short + "已撤销令牌", county.revoked_token, only=401)]
 
 
 # ---------------------------------------------------------------- the tests
@@ -389,7 +402,7 @@ def test_every_operation_refuses_the_other_countys_ids(app, db, api_iso, doc, ca
     sent = walk(app, doc, callers, filler, marks, problems)
     changes = row_changes(before, region_rows(db, target.region.id))
     with capsys.disabled():
-        print(f"\nAPI isolation {direction}: {len(operations(doc))} operations × {len(callers)} tokens, "
+        print(f"\nAPI isolation {direction}: {len(operations(doc))} operations × {len(callers)} callers, "
               f"{sent} requests\n" + _table(problems)
               + ("\nthe target's rows changed:\n  " + "\n  ".join(changes[:40]) if changes else ""))
     assert not unmapped, f"parameters this test cannot fill (add their kind): {sorted(unmapped)}"
