@@ -1,6 +1,8 @@
 """``fazhi-flow check``'s single sign-on lines, against the real provider and slapd of these tests."""
 from __future__ import annotations
 
+import pytest
+
 from fazhi_flow.sso.checks import LDAP_NAME, OIDC_NAME, check_ldap, check_oidc
 
 from .conftest import CLIENT_ID
@@ -52,3 +54,16 @@ def test_ldap_lines(app, directory):
         assert level == "错误" and "无法连接" in text
         level, _, text = _run(check_ldap, {**template, "LDAP_URL": "http://127.0.0.1:389"})
         assert level == "错误" and "ldap://" in text
+
+
+@pytest.mark.filterwarnings(r"ignore:ssl.match_hostname\(\) is deprecated:DeprecationWarning")
+def test_ldap_tls_lines(app, tls_directory):
+    with app.app_context():
+        config = {"LDAP_URL": tls_directory.url, "LDAP_USER_DN": f"uid={{username}},{PEOPLE}", "LDAP_TIMEOUT": 3,
+                  "LDAP_START_TLS": True, "LDAP_CA_FILE": tls_directory.ca_file}
+        level, _, text = _run(check_ldap, config)
+        assert level == "OK" and "StartTLS" in text
+        assert _run(check_ldap, {**config, "LDAP_URL": tls_directory.ldaps_url, "LDAP_START_TLS": False})[0] == "OK"
+        # The server's certificate is not trusted without the private CA.
+        level, _, text = _run(check_ldap, {**config, "LDAP_CA_FILE": ""})
+        assert level == "错误" and "证书" in text
