@@ -472,6 +472,7 @@ def current_revision_number(contribution) -> int:
     from .extensions import db
     from .models import Revision
 
+    # Revisions a page loaded already answer without a statement (a queue asks this row by row).
     loaded = contribution.__dict__.get("revisions")
     if loaded is not None:
         return max((r.number for r in loaded), default=0)
@@ -505,15 +506,27 @@ def pending_approvers(contribution, approved_ids=None) -> list:
     return [u for u in required if u.id not in approved_ids]
 
 
+def countersign_principal(user, contribution, given=None):
+    """Whose approval ``user``'s click gives in a countersign: their own while it is still wanted,
+    else that of a reviewer who delegated to them (委托) whose approval is still wanted; otherwise as
+    ``principal_for``. ``given``: the reviewer ids that approved, when the caller read them."""
+    if given is None:
+        given = {a.reviewer_id for a in countersign_approvals(contribution)}
+    for person in (user, *acting_for(user)):
+        if person.id not in given and contribution_actor_allowed(person, contribution, "approve"):
+            return person.user if isinstance(person, Principal) else person
+    return principal_for(user, contribution, "approve")
+
+
 def countersign_refusal(user, contribution) -> str | None:
     """Why ``user`` may not approve the material again: whose approval they give (themselves, or who
     delegated to them) has approved this revision already and others are still pending. None
     otherwise; also when nobody is pending any more (a required reviewer was removed meanwhile):
     then an approval by one who gave theirs settles it, so that the material never hangs."""
-    principal = principal_for(user, contribution, "approve")
-    if principal is None or not countersign_required(contribution):
+    if principal_for(user, contribution, "approve") is None or not countersign_required(contribution):
         return None
     given = {a.reviewer_id for a in countersign_approvals(contribution)}
+    principal = countersign_principal(user, contribution, given)
     if principal.id in given and pending_approvers(contribution, given):
         whose = "您" if principal.id == user.id else principal.name
         return (f"{whose}已会签同意这一版材料，正在等待其他审核人，不能重复同意；"

@@ -62,7 +62,7 @@ def countersign_states(user, contributions) -> dict:
             given[cid].add(reviewer_id)
     states = {}
     for cid, c in counted.items():
-        principal = policy.principal_for(user, c, "approve") or user
+        principal = policy.countersign_principal(user, c, given[cid]) or user
         pending = policy.pending_approvers(c, given[cid])
         # (Nobody pending any more: one who approved may settle it, so it is theirs to do again.)
         states[cid] = Countersign(given[cid], policy.countersign_required(c), pending,

@@ -119,19 +119,19 @@ def _on_behalf(contribution, event, actor, comment, context):
 
 def _countersign(contribution, actor, comment):
     """Record an approval of a section approved by all its reviewers (会签) as the principal's (whose
-    approval the click counts as), once per revision, before the machine decides whether it was the
-    last one required."""
+    approval the click counts as: ``countersign_principal``), once per revision, before the machine
+    decides whether it was the last one required. Returns that principal (None outside 会签)."""
     from ..models import ContributionApproval
-    from ..policy import countersign_approvals, current_revision_number
+    from ..policy import countersign_approvals, countersign_principal, current_revision_number
 
     if not countersign_required(contribution):
-        return
+        return None
     refusal = countersign_refusal(actor, contribution)
     if refusal:
         raise DomainError(refusal)
-    principal = principal_for(actor, contribution, "approve")
+    principal = countersign_principal(actor, contribution)
     if any(a.reviewer_id == principal.id for a in countersign_approvals(contribution)):
-        return  # given already, and nobody else is pending any more: this click settles it
+        return principal  # given already, and nobody else is pending any more: this click settles it
     db.session.add(ContributionApproval(
         contribution_id=contribution.id, revision_number=current_revision_number(contribution),
         reviewer_id=principal.id, actor_id=actor.id, comment=(comment or "").strip() or None,
@@ -141,6 +141,7 @@ def _countersign(contribution, actor, comment):
     except IntegrityError:
         # The same approval given twice at once (a double click in two tabs): the other one stands.
         raise Conflict("这份材料的会签刚被处理过，请刷新页面后查看最新状态。") from None
+    return principal
 
 
 def _check_cycle(cycle, event, actor, comment):
@@ -169,7 +170,9 @@ def fire(obj, event: str, actor, comment: str | None = None, **context):
         principal = _check_contribution(obj, event, actor, comment)
         comment, context = _on_behalf(obj, event, actor, comment, context)
         if event == "approve":
-            _countersign(obj, actor, comment)
+            # A reviewer standing in for another required reviewer gives their own approval first,
+            # then the other's: the log names whose it was.
+            principal = _countersign(obj, actor, comment) or principal
         machine, subject = contribution_machine, {"contribution_id": obj.id}
     elif isinstance(obj, ReportCycle):
         principal = _check_cycle(obj, event, actor, comment)

@@ -237,3 +237,35 @@ def test_a_substitute_approves_as_the_delegator(as_user, world, factory, db):
     assert f"/review/{c.id}/approve" not in page
     r = as_user(world.reviewer).post(f"/review/{c.id}/approve", data={"version": _fresh(db, c.id).version})
     assert r.status_code == 302 and _fresh(db, c.id).state == "approved"
+
+
+def test_a_required_reviewer_standing_in_for_another_gives_both_approvals(as_user, world, factory, db):
+    """The second reviewer stands in for the first: their first click is their own approval, the
+    second one the first reviewer's (logged "代"), and the material is approved."""
+    from datetime import timedelta
+
+    from fazhi_flow.models import TransitionLog
+    from fazhi_flow.services import delegations as dsvc
+    from fazhi_flow.timeutil import utcnow
+
+    c = _world(factory, db, world)
+    start = utcnow().replace(microsecond=0) - timedelta(minutes=1)
+    dsvc.create(world.reviewer, world.reviewer, world.reviewer2, dsvc.Period(start, start + timedelta(days=7)))
+    db.session.commit()
+    client = as_user(world.reviewer2)
+    assert client.post(f"/review/{c.id}/approve", data={"version": c.version, "comment": "本人同意。"}).status_code == 302
+    c = _fresh(db, c.id)
+    assert c.state == "submitted"
+    queue = client.get("/review/").get_data(as_text=True).split("<tbody>")[1]
+    assert "已会签" not in queue and f'name="ids" value="{c.id}"' in queue  # the first reviewer's is still wanted
+    page = client.get(f"/review/{c.id}").get_data(as_text=True)
+    assert f"/review/{c.id}/approve" in page
+    assert client.post(f"/review/{c.id}/approve", data={"version": c.version, "comment": "代为同意。"}).status_code == 302
+    assert _fresh(db, c.id).state == "approved"
+    rows = db.session.execute(select(ContributionApproval.reviewer_id, ContributionApproval.actor_id)
+                              .where(ContributionApproval.contribution_id == c.id)
+                              .order_by(ContributionApproval.id)).all()
+    assert rows == [(world.reviewer2.id, world.reviewer2.id), (world.reviewer.id, world.reviewer2.id)]
+    logs = db.session.execute(select(TransitionLog.to_state, TransitionLog.on_behalf_of_id)
+                              .where(TransitionLog.event == "approve").order_by(TransitionLog.id)).all()
+    assert logs == [("submitted", None), ("approved", world.reviewer.id)]
