@@ -62,6 +62,7 @@ def test_dn_template_login_binds_the_entry_and_keeps_local_passwords(client, db,
     client.post("/logout")
     # The local password still works while it is not switched off...
     assert _post(client, uid, PASSWORD).status_code == 302 and logged_in_id(client) == user.id
+    assert last_audit(db, "auth.login").detail == {"method": "password"}
     client.post("/logout")
     user.password_login_disabled = True
     db.session.commit()
