@@ -1,6 +1,7 @@
 """The API against its own OpenAPI document: schemathesis generates requests for every operation of
 /api/v1/openapi.json (the document's examples, its boundary and negative cases, then random ones) and
-sends them with real tokens of several roles over the two-county world.
+sends them with real tokens of several roles over the two-county world; then chains of operations
+(stateful phase: an answer's values, such as a version, feed the next request).
 
 Every answer must be no server error, with a status, a content type and a body the document declares
 for that operation. Nothing is excluded: a check that fails here is a bug of the API or its document.
@@ -33,7 +34,10 @@ OTHER_CHECKS = ("response_headers_conformance", "positive_data_acceptance", "neg
                 "object_level_authorization", "unsupported_method", "allow_header_conformance")
 SEED = 20241231
 # Random examples per operation and phase (the examples and coverage phases add their own bounded cases).
-MAX_EXAMPLES = 20
+MAX_EXAMPLES = 15
+# The stateful phase chains operations (read a contribution, then save or submit it with the version read);
+# steps per scenario.
+STATEFUL_STEPS = 10
 # Whose token: the role's county person (赫山区) and the token's scope. The read-only token is a liaison's.
 ROLES = {
     "联络员": ("liaison", "write"),
@@ -58,7 +62,7 @@ def _config(world, token: str) -> SchemathesisConfig:
             "mode": "all", "max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none",
             "dictionaries": {"integer": {"dictionary": "ids", "probability": 0.5}},
         },
-        "phases": {"stateful": {"enabled": False}},
+        "phases": {"stateful": {"enabled": True, "max-steps": STATEFUL_STEPS}},
     })
 
 
