@@ -152,6 +152,8 @@ def test_outline_admin_sets_countersign_only_with_named_reviewers(as_user, world
     db.session.expire_all()
     assert db.session.get(Section, child.id).review_mode == "all"
     assert db.session.get(Section, world.section.id).review_mode == "all"
+    outline = client.get(f"/admin/cycles/{world.cycle.id}/outline").get_data(as_text=True)
+    assert outline.count("全部审核人会签 · ") == 2
     assert _edit(client, world.section, review_mode="any").status_code == 303
     db.session.expire_all()
     assert db.session.get(Section, world.section.id).review_mode == "any"
