@@ -30,7 +30,7 @@ def cycle_out(cycle: ReportCycle) -> S.Cycle:
 
 
 @operation("GET", "/cycles", summary="年度报告列表", tags=(TAG,), response=S.CycleList,
-           description="本地区中您可以查看的年度报告，新的在前。筹备中的年度报告只有管理员可见。")
+           description="本地区中您可以查看进度的年度报告（与“填报进度”页相同），新的在前。")
 def list_cycles(user):
     cycles = db.session.scalars(select(ReportCycle).where(ReportCycle.region_id == user.region_id)
                                 .order_by(ReportCycle.year.desc(), ReportCycle.id.desc()))
