@@ -45,10 +45,20 @@ def _query_parameters(op, schemas: dict) -> list[dict]:
     required = set(resolved.get("required", []))
     params = []
     for name, schema in resolved.get("properties", {}).items():
-        schema = {k: v for k, v in schema.items() if k != "title"}
+        schema = _without_null({k: v for k, v in schema.items()
+                                if k != "title" and not (k == "default" and v is None)})
         params.append({"name": name, "in": "query", "required": name in required, "schema": schema})
     schemas.update(resolved.get("$defs", {}))
     return params
+
+
+def _without_null(schema: dict) -> dict:
+    """A query parameter is given or left out; it cannot be null (pydantic's ``int | None`` says null)."""
+    options = [o for o in schema.get("anyOf", []) if o.get("type") != "null"]
+    if len(options) == 1:
+        rest = {k: v for k, v in schema.items() if k != "anyOf"}
+        return {**options[0], **rest}
+    return schema
 
 
 def _success(op, refs: dict) -> dict:
