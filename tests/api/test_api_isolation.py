@@ -2,8 +2,9 @@
 /api/v1/openapi.json (the document is walked, so a new operation is covered without touching this file,
 and a parameter this test cannot fill fails it).
 
-Each role's token of one county (and the city's admin and the system administrator) calls every
-operation with the other county's ids in the path, the query and the body. Expected: 404 problem+json,
+Each role's token of one county (and the city's admin and the system administrator; no token and a
+revoked token, which get 401 everywhere) calls every operation with the other county's ids in the path,
+the query and the body. Expected: 404 problem+json,
 or exactly the answer the same request gets with missing ids (a refusal that never loads the object,
 such as a read-only token's 403 on a write); never a 500; no response shows the other county's names;
 and afterwards every row of the other county is as before. The same inside one county: a unit's liaison
@@ -41,8 +42,6 @@ PLURALS = {"cycles": "cycle", "contributions": "contribution", "publications": "
            "tokens": "token", "versions": "version"}
 # Another unit's material (A's 司法局 and the township's): a mark only their contributions carry.
 UNIT_MARK = "司法局专有材料"
-# The kinds that belong to a unit; in the cross-unit walk every other kind is the walker's own county's.
-UNIT_KINDS = ("contribution", "assignment", "attachment", "revision", "unit")
 MAX_CONTEXTS = 16  # every contribution of a county (13) is named once
 
 
