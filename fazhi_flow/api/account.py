@@ -13,6 +13,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, ValidationError
 
 from ..timeutil import utcnow
+from ..web.errors import abort_with
 from ..web.fields import IntField
 from ..web.handler import handler, on_refusal
 from . import tokens
@@ -71,6 +72,9 @@ def revoke(token_id: int):
     if not form.validate_on_submit():
         flash("页面已过期，请刷新后重试。", "error")
         return redirect(url_for(".index"), code=303)
+    # Another person's token (of any region) is not found, as a missing id.
+    if not tokens.is_own(current_user, token_id):
+        abort_with(404, "这个令牌不存在。")
     with on_refusal(lambda: redirect(url_for(".index"), code=303)):
         row = tokens.revoke_token(current_user, token_id)
     flash(f"令牌“{row.name}”（{row.prefix}…）已撤销，使用它的程序将无法再访问。", "success")

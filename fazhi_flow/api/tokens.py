@@ -20,6 +20,7 @@ from ..models import ApiToken
 from ..models.access import TOKEN_SCOPES
 from ..timeutil import utcnow
 from ..services.audit import record
+from ..web.own_region import row_or_none
 
 TOKEN_PREFIX = "ffp_"
 NAME_MAX = 60  # ApiToken.name
@@ -68,10 +69,22 @@ def create_token(user, name: str, scope: str, days: int) -> tuple[ApiToken, str]
     return row, text
 
 
+def _own_row(user, token_id) -> ApiToken | None:
+    row = row_or_none(ApiToken, token_id)
+    if row is None or row.user_id != user.id or not policy.can(user, "api_token.manage", row.user):
+        return None
+    return row
+
+
+def is_own(user, token_id) -> bool:
+    """Whether ``token_id`` is one of ``user``'s tokens (policy: each person manages their own)."""
+    return _own_row(user, token_id) is not None
+
+
 def revoke_token(user, token_id: int) -> ApiToken:
     """Revoke one of ``user``'s own tokens (another person's id is not found)."""
-    row = db.session.get(ApiToken, token_id) if isinstance(token_id, int) else None
-    if row is None or row.user_id != user.id or not policy.can(user, "api_token.manage", row.user):
+    row = _own_row(user, token_id)
+    if row is None:
         raise NotFound("这个令牌不存在。")
     if row.revoked_at is None:
         row.revoked_at = utcnow()

@@ -231,8 +231,12 @@ def _aux(db, county, work):
                                payload={"msgtype": "text"}, cause="reminder", status="dead", attempts=5)
     db.session.add_all([dead, robot_dead])
     db.session.flush()
+    from fazhi_flow.api.tokens import create_token
+
+    # A personal access token of the liaison: the token page's revoke takes its id.
+    token, _ = create_token(p.liaison, f"{county.mark}台账同步", "read", 30)
     return SimpleNamespace(unit_robot=unit_robot, cycle_robot=cycle_robot, request=request, notice=notice,
-                           outbox=dead, robot_outbox=robot_dead)
+                           outbox=dead, robot_outbox=robot_dead, token=token)
 
 
 def build_world(db):

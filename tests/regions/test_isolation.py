@@ -63,7 +63,7 @@ def _contexts(county) -> list[dict]:
         "webhook_id": aux.unit_robot.id, "target_id": aux.unit_robot.id, "request_id": aux.request.id,
         "message_id": aux.outbox.id, "notification_id": aux.notice.id, "publication_id": pub.publication.id,
         "number": 1, "version": 1, "version_id": versions[0].id, "draft_version_id": versions[0].id,
-        "year": 2024,
+        "year": 2024, "token_id": aux.token.id, "rest": "cycles",
     }
     out = []
     for state, contribution in w.contributions.items():
@@ -249,7 +249,8 @@ def verdict(walker, rule, method, url, response, problem, query, form) -> str | 
         return None  # no id in the URL: what it shows is checked for 资阳区's names, the rows after the walk
     if status == 404:
         return None
-    if status in (400, 403):
+    # 401: the API answers a browser session (no token) so, whatever the id.
+    if status in (400, 401, 403):
         probe, _ = walker.send(method, _missing_url(rule, url), query, form)
         if probe is not None and probe.status_code == status:
             return None  # refused before any object was loaded: the id told nothing
