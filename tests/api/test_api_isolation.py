@@ -411,34 +411,63 @@ def test_every_operation_refuses_the_other_countys_ids(app, db, api_iso, doc, ca
     assert not problems, _table(problems)
 
 
-def test_a_liaison_gets_nothing_of_another_unit(app, db, api_iso, doc, capsys):
-    """A's 公安分局 people with A's 司法局 and township material (same county, other units): the other
-    units' contributions, assignments, attachments, revisions and the units themselves are aimed at;
-    everything else (the cycle, its sections …) is their own county's."""
-    a = api_iso.a
-    others = set(a.other_unit_contributions)
-    other = {
-        "contribution": sorted(others),
-        "assignment": list(db.session.scalars(select(Contribution.assignment_id).where(Contribution.id.in_(others)))),
-        "attachment": list(db.session.scalars(select(Attachment.id).where(Attachment.contribution_id.in_(others)))),
-        "revision": list(db.session.scalars(select(Revision.id).where(Revision.contribution_id.in_(others)))),
-        "unit": [a.sfj.id, a.long_unit.id],
+def _inside_county(app, db, doc, capsys, world, title, callers, contributions, units, marks):
+    """``callers`` of A with the ``contributions`` (their assignments, attachments and revisions too) and
+    ``units`` of A they may not see; every other id is A's own. Expected: refused as missing ids are,
+    nothing of A changes, no answer shows ``marks``."""
+    a = world.a
+    contributions = sorted(set(contributions))
+    aimed = {
+        "contribution": contributions,
+        "assignment": list(db.session.scalars(select(Contribution.assignment_id)
+                                              .where(Contribution.id.in_(contributions)))),
+        "attachment": list(db.session.scalars(select(Attachment.id)
+                                              .where(Attachment.contribution_id.in_(contributions)))),
+        "revision": list(db.session.scalars(select(Revision.id).where(Revision.contribution_id.in_(contributions)))),
+        "unit": units,
     }
     db.session.commit()
     before = region_rows(db, a.region.id)
     unmapped, problems = set(), []
-    filler = Filler(doc, other, _versions(db), unmapped, fixed=a.ids)
-    callers = [Caller(app, label, a.tokens[label]) for label in ("联络员", "单位负责人", "联络员只读")]
-    sent = walk(app, doc, callers, filler, (UNIT_MARK, B_MARK, B_LOGIN + "_"), problems)
+    filler = Filler(doc, {k: v for k, v in aimed.items() if v}, _versions(db), unmapped, fixed=a.ids)
+    sent = walk(app, doc, callers, filler, marks, problems)
     # The walkers' own tokens are touched, and refusals are written to the audit trail: nothing else.
     changes = [c for c in row_changes(before, region_rows(db, a.region.id))
                if c.split(" ", 1)[0] not in ("api_token", "audit_event")]
     with capsys.disabled():
-        print(f"\nAPI isolation between units: {sent} requests\n" + _table(problems)
+        print(f"\nAPI isolation, {title}: {sent} requests\n" + _table(problems)
               + ("\nrows changed:\n  " + "\n  ".join(changes[:40]) if changes else ""))
     assert not unmapped, sorted(unmapped)
+    assert sent > len(operations(doc)) * len(callers), sent
     assert not changes, "\n".join(changes[:40])
     assert not problems, _table(problems)
+
+
+def test_a_liaison_gets_nothing_of_another_unit(app, db, api_iso, doc, capsys):
+    """A's 公安分局 people with A's 司法局 and township material (same county, other units)."""
+    a = api_iso.a
+    callers = [Caller(app, label, a.tokens[label]) for label in ("联络员", "单位负责人", "联络员只读")]
+    _inside_county(app, db, doc, capsys, api_iso, "between units", callers, a.other_unit_contributions,
+                   [a.sfj.id, a.long_unit.id], (UNIT_MARK, B_MARK, B_LOGIN + "_"))
+
+
+def test_a_reviewer_gets_nothing_of_sections_others_review(app, db, api_iso, doc, capsys):
+    """A reviewer of A's office whom no section names: every section of A names its reviewer, so the
+    other reviewer sees no unit's material of the year (their own office's last year's material aside)."""
+    from fazhi_flow.models import ReportCycle
+
+    from .api_world import make_token
+    from tests.regions.isolation_world import _user
+
+    a = api_iso.a
+    outsider = _user(db, a.region, a.office, "hsdy_reviewer2", f"{a.mark}王芳", "reviewer")
+    db.session.commit()
+    token = make_token(db, outsider, "write")
+    unseen = list(db.session.scalars(select(Contribution.id).join(ReportCycle, Contribution.cycle_id == ReportCycle.id)
+                                     .where(ReportCycle.region_id == a.region.id, Contribution.unit_id != a.office.id)))
+    db.session.commit()
+    _inside_county(app, db, doc, capsys, api_iso, "a reviewer no section names", [Caller(app, "A其他审核人", token)],
+                   unseen, [], (UNIT_MARK, "全年办理行政案件", "请补充执法数据的来源", B_MARK, B_LOGIN + "_"))
 
 
 def test_own_objects_with_the_other_countys_ids_in_query_and_body(app, db, api_iso, doc, capsys):
