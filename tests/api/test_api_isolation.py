@@ -24,10 +24,10 @@ import pytest
 from sqlalchemy import select, update
 from werkzeug.test import Client
 
-from fazhi_flow.models import Attachment, Contribution, Revision
-from tests.regions.isolation_world import A_MARK, B_LOGIN, B_MARK, region_rows, row_changes
+from fazhi_flow.models import Attachment, Contribution, ReportCycle, Revision
+from tests.regions.isolation_world import A_MARK, B_LOGIN, B_MARK, _user, region_rows, row_changes
 
-from .api_world import build_api_world, per_request_context, revoked_token
+from .api_world import build_api_world, make_token, per_request_context, revoked_token
 
 PREFIX = "/api/v1"
 # A missing id of every kind (inside int32, so it is a valid id that names nothing).
@@ -454,13 +454,8 @@ def test_a_liaison_gets_nothing_of_another_unit(app, db, api_iso, doc, capsys):
 def test_a_reviewer_gets_nothing_of_sections_others_review(app, db, api_iso, doc, capsys):
     """A reviewer of A's office whom no section names: every section of A names its reviewer, so the
     other reviewer sees no unit's material of the year (their own office's last year's material aside)."""
-    from fazhi_flow.models import ReportCycle
-
-    from .api_world import make_token
-    from tests.regions.isolation_world import _user
-
     a = api_iso.a
-    outsider = _user(db, a.region, a.office, "hsdy_reviewer2", f"{a.mark}王芳", "reviewer")
+    outsider = _user(db, a.region, a.office, f"{a.login}_reviewer2", f"{a.mark}王芳", "reviewer")
     db.session.commit()
     token = make_token(db, outsider, "write")
     unseen = list(db.session.scalars(select(Contribution.id).join(ReportCycle, Contribution.cycle_id == ReportCycle.id)
