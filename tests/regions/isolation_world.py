@@ -235,8 +235,19 @@ def _aux(db, county, work):
 
     # A personal access token of the liaison: the token page's revoke takes its id.
     token, _ = create_token(p.liaison, f"{county.mark}台账同步", "read", 30)
+    # A delegation (委托) of the reviewer, starting later (so it changes nobody's rights here): the
+    # delegation page's revoke takes its id.
+    from fazhi_flow.models import Delegation
+    from fazhi_flow.timeutil import utcnow
+
+    starts = utcnow().replace(microsecond=0) + timedelta(days=20)
+    delegation = Delegation(delegator_id=p.reviewer.id, substitute_id=p.leader.id, starts_at=starts,
+                            ends_at=starts + timedelta(days=10), reason=f"{county.mark}外出学习",
+                            created_by_id=p.reviewer.id)
+    db.session.add(delegation)
+    db.session.flush()
     return SimpleNamespace(unit_robot=unit_robot, cycle_robot=cycle_robot, request=request, notice=notice,
-                           outbox=dead, robot_outbox=robot_dead, token=token)
+                           outbox=dead, robot_outbox=robot_dead, token=token, delegation=delegation)
 
 
 def build_world(db):

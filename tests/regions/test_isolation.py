@@ -64,6 +64,7 @@ def _contexts(county) -> list[dict]:
         "message_id": aux.outbox.id, "notification_id": aux.notice.id, "publication_id": pub.publication.id,
         "number": 1, "version": 1, "version_id": versions[0].id, "draft_version_id": versions[0].id,
         "year": 2024, "token_id": aux.token.id, "rest": "cycles",
+        "delegation_id": aux.delegation.id,
     }
     out = []
     for state, contribution in w.contributions.items():

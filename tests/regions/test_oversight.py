@@ -494,7 +494,9 @@ def test_statement_count_is_the_same_for_2_and_6_regions(app, db, factory):
     for url in ("/oversight/?year=2024", "/oversight/indicators?year=2024&per=rk",
                 "/oversight/indicators.xlsx?year=2024&per=rk"):
         assert counts[("small", url)] == counts[("large", url)], (url, counts)
-        assert counts[("large", url)] <= 14, (url, counts)
+        # 15: the page's 14, and the one statement per request reading the viewer's delegations (委托),
+        # asked when a menu entry is not the viewer's own.
+        assert counts[("large", url)] <= 15, (url, counts)
 
 
 # ------------------------------------------------------------------ a province over cities that roll up
