@@ -20,6 +20,11 @@ NO_MATCH = "没有与统一身份认证账号对应的用户，请联系管理�
 INACTIVE = "您的账号已停用，不能登录，请联系管理员。"
 OTHER_SUBJECT = ("该用户已与另一个统一身份认证账号关联，不能登录。如统一身份认证账号确有变更，"
                  "请联系管理员解除原关联。")
+PRIVILEGED_UNVERIFIED = ("该账号有管理权限，首次通过统一身份认证登录时，统一身份认证平台核实的电子邮箱须与账号的"
+                         "电子邮箱一致。请联系管理员核对账号的电子邮箱。")
+# Accounts whose first OpenID Connect link must not rest on a username alone: at many providers a
+# person can choose or change their preferred_username, and these accounts manage everybody else.
+PRIVILEGED_ROLES = ("admin", "sysadmin", "oversight")
 SUBJECT_MAX = 255  # User.sso_subject
 USERNAME_MAX = 60  # User.username
 
@@ -54,11 +59,19 @@ def match_user(identity: Identity) -> User:
             raise SsoRefused(NO_MATCH, "no_match")
         if user.sso_subject is not None and user.sso_subject != subject:
             raise SsoRefused(OTHER_SUBJECT, "subject_mismatch")
+        if identity.method == "oidc" and user.has_role(*PRIVILEGED_ROLES) and not _email_vouched(identity, user):
+            raise SsoRefused(PRIVILEGED_UNVERIFIED, "privileged_unverified")
     if not user.active:
         raise SsoRefused(INACTIVE, "inactive")
     if user.sso_subject is None:
         _bind(user, subject)
     return user
+
+
+def _email_vouched(identity: Identity, user: User) -> bool:
+    """The provider vouches for an e-mail address that is the account's own."""
+    return bool(identity.email_verified and identity.email and user.email
+                and identity.email.strip().lower() == user.email.strip().lower())
 
 
 def _bind(user: User, subject: str) -> None:

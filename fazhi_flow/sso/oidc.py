@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 UNREACHABLE = "暂时无法连接统一身份认证服务，请稍后再试；如持续出现，请联系管理员。"
 STATE_LOST = "登录请求已失效或不是从本系统发起的，请重新点击“{label}”。"
 BAD_TOKEN = "统一身份认证返回的登录凭据未通过校验，未能登录。请重新登录；如反复出现，请联系管理员。"
-DENIED = "统一身份认证未完成登录（{reason}），请重新登录。"
+DENIED = "统一身份认证未完成登录（您取消了登录，或统一身份认证平台拒绝了这次登录），请重新登录。"
 LEEWAY_SECONDS = 60  # clock difference tolerated between this server and the provider
 _NAME = "fazhi"
 
@@ -110,8 +110,16 @@ def finish(label: str) -> Identity:
     """Check the callback, exchange the code and verify the ID token; the identity it names."""
     error = request.args.get("error")
     if error:
-        reason = (request.args.get("error_description") or error)[:100]
-        raise SsoRefused(DENIED.format(reason=reason), "provider_error")
+        # Only an answer to this browser's own attempt is the provider's; anyone can craft a link with
+        # error_description, so its words are logged, never shown (a fixed message is).
+        state = request.args.get("state") or ""
+        if not state or f"_state_{_NAME}_{state}" not in session:
+            raise SsoRefused(STATE_LOST.format(label=label), "state_mismatch")
+        for key in [k for k in session if k.startswith(f"_state_{_NAME}_")]:
+            session.pop(key, None)
+        logger.info("oidc provider answered %s: %s", str(error)[:60],
+                    str(request.args.get("error_description") or "")[:200])
+        raise SsoRefused(DENIED, "provider_error")
     remote = client()
     claims_options = {
         "iss": {"essential": True, "values": [issuer(), issuer() + "/"]},

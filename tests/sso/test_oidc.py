@@ -156,8 +156,48 @@ def test_a_bad_id_token_is_refused(client, db, provider, district, tamper):
 def test_a_refusal_by_the_provider_is_shown(client, db, provider, district):
     provider.tamper = {"denied": "用户取消了授权"}
     page = follow_message(client, oidc_login(client, provider))
-    assert "统一身份认证未完成登录（用户取消了授权）" in page
+    assert oidc.DENIED in page
+    # The provider's own words are logged, not shown: anyone can put words into a callback link.
+    assert "用户取消了授权" not in page
     assert provider.token_requests == []
+
+
+def test_a_crafted_error_callback_shows_none_of_its_words(client, db, provider, district):
+    """A link to the callback with an error but no attempt of this browser behind it: the fixed
+    "request expired" message, not the link's text (phishing words on the system's own page)."""
+    for query in ("error=x&error_description=请拨打010-12345678联系管理员",
+                  "error=x&error_description=请拨打010-12345678联系管理员&state=guessed"):
+        response = client.get(f"/login/oidc/callback?{query}")
+        page = follow_message(client, response)
+        assert "010-12345678" not in page and "登录请求已失效" in page
+    assert logged_in_id(client) is None
+
+
+def test_an_admin_account_is_not_linked_by_username_alone(client, db, provider, district):
+    """At a provider where people choose their preferred_username, a username alone must not hand
+    over an admin's account: its first link needs the provider's verified e-mail to be the account's."""
+    from fazhi_flow.sso.matching import PRIVILEGED_UNVERIFIED
+
+    admin = _zhang(db, district)
+    admin.set_roles(["admin"])
+    db.session.commit()
+    for account in ({"sub": "attacker-1", "preferred_username": "zhangwei", "email": "a@evil.example",
+                     "email_verified": False},
+                    {"sub": "attacker-2", "preferred_username": "zhangwei", "email": "zhangwei@zy.example.gov.cn",
+                     "email_verified": False},
+                    {"sub": "attacker-3", "preferred_username": "zhangwei", "email": "a@evil.example",
+                     "email_verified": True}):
+        provider.account = account
+        page = follow_message(client, oidc_login(client, provider))
+        assert PRIVILEGED_UNVERIFIED in page and logged_in_id(client) is None
+        db.session.expire_all()
+        assert admin.sso_subject is None
+    provider.account = {"sub": SUB, "preferred_username": "zhangwei", "email": "ZhangWei@zy.example.gov.cn",
+                        "email_verified": True}
+    assert oidc_login(client, provider).headers["Location"] == "/"
+    assert logged_in_id(client) == admin.id
+    db.session.expire_all()
+    assert admin.sso_subject == SUB
 
 
 def test_an_unreachable_provider_gives_a_message(client, db, provider, district, app, monkeypatch):
