@@ -51,6 +51,12 @@ TOP = "文件"
 MAX_DEPTH = 40
 
 
+def _value_label(key, value):
+    """The Chinese name of a coded value (审核方式 any → 任一审核人通过); lists and others as they are."""
+    labels = VALUE_LABELS.get(key)
+    return labels.get(value, value) if labels and isinstance(value, str) else value
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader that leaves an impossible date (2026-02-30) as text, so the checker can name its key;
     refuses aliases, deep nesting, NUL characters and numbers no column can hold."""
@@ -175,8 +181,8 @@ class Change:
             return [f"{FIELD_LABELS.get(k, k)} {_shown(new)}" for k, _old, new in self.fields
                     if new not in (None, "", [])]
         if self.action == "updated":
-            return [f"{FIELD_LABELS.get(k, k)} {_shown(VALUE_LABELS.get(k, {}).get(old, old))} → "
-                    f"{_shown(VALUE_LABELS.get(k, {}).get(new, new))}" for k, old, new in self.fields]
+            return [f"{FIELD_LABELS.get(k, k)} {_shown(_value_label(k, old))} → "
+                    f"{_shown(_value_label(k, new))}" for k, old, new in self.fields]
         return []
 
     def line(self) -> str:
