@@ -149,6 +149,25 @@ def _substitute_conflict(user, contribution) -> bool:
     return getattr(contribution, "id", None) is not None and submitted_by(contribution) == substitute.id
 
 
+def own_submission_refusal(user, contribution, event: str) -> str | None:
+    """Why ``user`` may not decide, as reviewer or unit head, on material they submitted themselves
+    (perhaps as a liaison's substitute, 委托, and deciding now in their own name): the second pair of
+    eyes stays a second. A unit's own liaison who is also its unit head decides on their unit's
+    material as before. Asked by the workflow when a decision is made (one statement), not by list
+    pages: a page may still offer the button, and the click gets this answer."""
+    kind = S.CONTRIBUTION_EVENT_ACTORS[event]
+    if kind not in ("unit_head", "section_reviewer") or getattr(contribution, "id", None) is None:
+        return None
+    actor = user.substitute if isinstance(user, Principal) else user
+    if not isinstance(user, Principal) and kind == "unit_head" and is_unit_liaison(actor, contribution.unit_id):
+        return None
+    if not actor.has_role("reviewer", "unit_head") and not isinstance(user, Principal):
+        return None
+    if submitted_by(contribution) != actor.id:
+        return None
+    return "这份材料是您提交的（代联络员提交的也算），不能由您审核或同意报送，请由其他人处理。"
+
+
 def cycle_principal_for(user, cycle, event: str):
     """As ``principal_for`` for a cycle event (a leader's 签发 by their substitute)."""
     if cycle_actor_allowed(user, cycle, event):
@@ -531,7 +550,17 @@ def countersign_refusal(user, contribution) -> str | None:
         whose = "您" if principal.id == user.id else principal.name
         return (f"{whose}已会签同意这一版材料，正在等待其他审核人，不能重复同意；"
                 "如果发现问题，可以退回修改。")
+    if principal.id not in given and user.id in _approving_people(contribution):
+        # 会签 means several people: one who approved this revision (in their own name or as a
+        # substitute) does not give a second required approval in someone else's name.
+        return (f"会签须由不同的人分别同意：您已同意过这一版材料，不能再代{principal.name}同意。"
+                "请由其他人代理，或请管理员调整本章节的审核人。")
     return None
+
+
+def _approving_people(contribution) -> set[int]:
+    """The people who clicked an approval of the revision under review (会签), whoever's it counts as."""
+    return {a.actor_id or a.reviewer_id for a in countersign_approvals(contribution)}
 
 
 def cycle_actor_allowed(user, cycle, event: str) -> bool:
@@ -710,14 +739,18 @@ def contribution_view_clause(user):
     if not logged_in(user):
         return false()
     in_region = Contribution.cycle_id.in_(select(ReportCycle.id).where(ReportCycle.region_id == user.region_id))
-    if user.has_role("admin", "leader"):
-        return in_region
+    # The person themselves, then (委托) those they stand in for, seen with their delegable roles, as
+    # ``can`` falls back to them.
     ways = []
-    if user.unit_id is not None:
-        ways.append(Contribution.unit_id == user.unit_id)
-    if user.has_role("reviewer"):
-        # The rule's "not their own unit" needs no term here: they see that unit's material as its member.
-        ways.append(Contribution.section_id.in_(_sections_reviewable_by(user)))
+    for person in (user, *acting_for(user)):
+        if person.has_role("admin", "leader"):
+            return in_region
+        if person.unit_id is not None:
+            ways.append(Contribution.unit_id == person.unit_id)
+        if person.has_role("reviewer"):
+            # The rule's "not their own unit" needs no term here: they see that unit's material as its
+            # member (a substitute reviewing for another sees their own unit's material as its member).
+            ways.append(Contribution.section_id.in_(_sections_reviewable_by(person)))
     return and_(in_region, or_(*ways)) if ways else false()
 
 

@@ -25,6 +25,7 @@ from ..policy import (
     cycle_actor_allowed,
     cycle_principal_for,
     is_contribution_reviewer,
+    own_submission_refusal,
     pending_approvers,
     principal_for,
     stand_in_refusal,
@@ -94,6 +95,9 @@ def _check_contribution(contribution, event, actor, comment):
             raise PermissionDenied("不能审核本单位报送的材料。")
         refusal = stand_in_refusal(actor, contribution) if S.CONTRIBUTION_EVENT_ACTORS[event] == "unit_head" else None
         raise PermissionDenied(refusal or f"您没有权限对该材料执行“{labels[event]}”。")
+    own = own_submission_refusal(actor, contribution, event)
+    if own:
+        raise PermissionDenied(own)
     cycle = contribution.cycle
     if cycle.state != "collecting":
         if event == "reopen" and cycle.state in ("published", "correcting"):

@@ -188,6 +188,40 @@ def test_the_substitute_does_not_approve_what_they_submitted(factory, db):
         svc.unit_approve_contribution(w.contribution, w.liaison)
 
 
+def test_a_reviewer_does_not_approve_what_they_submitted_as_the_liaisons_substitute(factory, db):
+    """The liaison delegates to the section's reviewer (another unit): the reviewer may write and
+    submit for the liaison, but deciding on it in their own name is refused, after the delegation too."""
+    w = factory.world()
+    _delegate(db, w.liaison, w.reviewer)
+    svc.save_draft(w.contribution, w.reviewer, "审核人代写的正文。")
+    svc.submit_contribution(w.contribution, w.reviewer)
+    db.session.commit()
+    version = w.contribution.version
+    with pytest.raises(PermissionDenied, match="这份材料是您提交的"):
+        svc.approve_contribution(w.contribution, w.reviewer, comment="同意")
+    db.session.rollback()
+    assert db.session.get(type(w.contribution), w.contribution.id).state == "submitted"
+    assert w.contribution.version == version
+    # Someone else (another reviewer) still decides.
+    other = factory.user("reviewer", unit=w.office, name="另一审核人")
+    w.section.reviewers = [w.reviewer, other]
+    svc.approve_contribution(w.contribution, other)
+    db.session.commit()
+    assert w.contribution.state == "approved"
+
+
+def test_a_unit_head_does_not_approve_what_they_submitted_as_the_liaisons_substitute(factory, db):
+    w = factory.world(unit_head_review=True)
+    _delegate(db, w.liaison, w.unit_head)
+    svc.submit_contribution(w.contribution, w.unit_head)
+    db.session.commit()
+    assert w.contribution.state == "unit_review"
+    with pytest.raises(PermissionDenied, match="这份材料是您提交的"):
+        svc.unit_approve_contribution(w.contribution, w.unit_head, comment="同意")
+    db.session.rollback()
+    assert db.session.get(type(w.contribution), w.contribution.id).state == "unit_review"
+
+
 @pytest.mark.parametrize("case, message", [
     ("self", "不能委托给自己"),
     ("other_region", "请选择本地区的一位受托人"),
@@ -327,3 +361,24 @@ def test_two_overlapping_delegations_set_at_once_leave_one(app, factory, db, is_
     rows = db.session.scalars(select(Delegation)).all()
     assert len(rows) == 1
     assert rows[0].substitute_id == (first.id if outcomes[0] == "ok" else second.id)
+
+
+def test_the_sql_scope_of_what_a_substitute_may_read_agrees_with_can(factory, db):
+    """The list and search scope (``contribution_view_clause``) includes the delegator's material as
+    ``can`` does: compared for every contribution, for a liaison's and a reviewer's substitute."""
+    from fazhi_flow.models import Contribution
+
+    w = factory.world()
+    for unit in (w.other_unit, factory.unit("第三单位")):
+        factory.contribution(factory.assignment(w.section, unit))
+    liaison_sub = factory.user("liaison", unit=w.office, name="代联络员")
+    reviewer_sub = factory.user("liaison", unit=w.other_unit, name="代审核人")
+    _delegate(db, w.liaison, liaison_sub)
+    _delegate(db, w.reviewer, reviewer_sub)
+    everything = db.session.scalars(select(Contribution)).all()
+    assert len(everything) == 3
+    for person in (liaison_sub, reviewer_sub):
+        scoped = set(db.session.scalars(select(Contribution.id).where(policy.contribution_view_clause(person))))
+        allowed = {c.id for c in everything if policy.can(person, "contribution.view", c)}
+        assert scoped == allowed
+        assert w.contribution.id in scoped
