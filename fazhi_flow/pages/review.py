@@ -56,17 +56,21 @@ def countersign_states(user, contributions) -> dict:
     if not counted:
         return {}
     given: dict[int, set] = {cid: set() for cid in counted}
-    for cid, number, reviewer_id in db.session.execute(
-            select(A.contribution_id, A.revision_number, A.reviewer_id).where(A.contribution_id.in_(counted))):
+    clicked: dict[int, set] = {cid: set() for cid in counted}
+    for cid, number, reviewer_id, actor_id in db.session.execute(
+            select(A.contribution_id, A.revision_number, A.reviewer_id, A.actor_id)
+            .where(A.contribution_id.in_(counted))):
         if number == policy.current_revision_number(counted[cid]):
             given[cid].add(reviewer_id)
+            clicked[cid].add(actor_id or reviewer_id)
     states = {}
     for cid, c in counted.items():
         principal = policy.countersign_principal(user, c, given[cid]) or user
         pending = policy.pending_approvers(c, given[cid])
         # (Nobody pending any more: one who approved may settle it, so it is theirs to do again.)
-        states[cid] = Countersign(given[cid], policy.countersign_required(c), pending,
-                                  principal.id in given[cid] and bool(pending))
+        # One person gives one approval of a revision, in whoever's name (会签 means several people).
+        done = principal.id in given[cid] or user.id in clicked[cid]
+        states[cid] = Countersign(given[cid], policy.countersign_required(c), pending, done and bool(pending))
     return states
 
 

@@ -241,9 +241,10 @@ def test_a_substitute_approves_as_the_delegator(as_user, world, factory, db):
     assert r.status_code == 302 and _fresh(db, c.id).state == "approved"
 
 
-def test_a_required_reviewer_standing_in_for_another_gives_both_approvals(as_user, world, factory, db):
-    """The second reviewer stands in for the first: their first click is their own approval, the
-    second one the first reviewer's (logged "代"), and the material is approved."""
+def test_a_required_reviewer_standing_in_for_another_gives_only_their_own_approval(as_user, world, factory, db):
+    """会签 means several people: the second reviewer, standing in for the first (委托), gives their own
+    approval and is then refused the first reviewer's, with the reason; the material waits for
+    someone else, and the queue and page show it as done for them."""
     from datetime import timedelta
 
     from fazhi_flow.models import TransitionLog
@@ -259,15 +260,19 @@ def test_a_required_reviewer_standing_in_for_another_gives_both_approvals(as_use
     c = _fresh(db, c.id)
     assert c.state == "submitted"
     queue = client.get("/review/").get_data(as_text=True).split("<tbody>")[1]
-    assert "已会签" not in queue and f'name="ids" value="{c.id}"' in queue  # the first reviewer's is still wanted
-    page = client.get(f"/review/{c.id}").get_data(as_text=True)
-    assert f"/review/{c.id}/approve" in page
-    assert client.post(f"/review/{c.id}/approve", data={"version": c.version, "comment": "代为同意。"}).status_code == 302
-    assert _fresh(db, c.id).state == "approved"
+    assert "已会签" in queue and f'name="ids" value="{c.id}"' not in queue
+    r = client.post(f"/review/{c.id}/approve", data={"version": c.version, "comment": "代为同意。"},
+                    follow_redirects=True)
+    assert "会签须由不同的人分别同意" in r.get_data(as_text=True)
+    assert _fresh(db, c.id).state == "submitted"
     rows = db.session.execute(select(ContributionApproval.reviewer_id, ContributionApproval.actor_id)
                               .where(ContributionApproval.contribution_id == c.id)
                               .order_by(ContributionApproval.id)).all()
-    assert rows == [(world.reviewer2.id, world.reviewer2.id), (world.reviewer.id, world.reviewer2.id)]
+    assert rows == [(world.reviewer2.id, world.reviewer2.id)]
+    # The first reviewer, back, gives theirs: approved, in their own name.
+    r = as_user(world.reviewer).post(f"/review/{c.id}/approve", data={"version": _fresh(db, c.id).version})
+    assert r.status_code == 302 and _fresh(db, c.id).state == "approved"
     logs = db.session.execute(select(TransitionLog.to_state, TransitionLog.on_behalf_of_id)
                               .where(TransitionLog.event == "approve").order_by(TransitionLog.id)).all()
-    assert logs == [("submitted", None), ("approved", world.reviewer.id)]
+    assert logs == [("submitted", None), ("approved", None)]
+
