@@ -308,3 +308,23 @@ def demo(app, db, monkeypatch):
                         lambda password: generate_password_hash(password, method="pbkdf2:sha256:1000"))
     cycle, _, _ = load_demo()
     return cycle
+
+
+# ---------------------------------------------------------------- one browser for the whole run
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright, shared by every browser test of the run (tests/browser,
+    tests/api, tests/sso): Playwright's sync API allows one running instance per thread, so a second
+    one started while this is alive fails ("Sync API inside the asyncio loop")."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.conftest import ARGS, CHROMIUM
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from fazhi_flow.api import tokens as token_svc
 from fazhi_flow.models import User
-from tests.browser.conftest import _unavailable, browser, live_server  # noqa: F401 (fixtures)
+from tests.browser.conftest import _unavailable, live_server  # noqa: F401 (fixtures)
 from tests.browser.test_layout_a11y import BOTH, _report, axe_source, visit  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser

@@ -66,16 +66,8 @@ def live_server(app, db):
         db.session.remove()
 
 
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
+# The session's one Chromium (``browser``) is in tests/conftest.py: Playwright's sync API runs one
+# instance per thread at a time, so tests in other folders (tests/api, tests/sso) must share it.
 
 
 class Person:
