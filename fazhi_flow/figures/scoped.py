@@ -24,11 +24,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import and_, case, false, func, literal, or_, select, true
+from sqlalchemy import and_, case, func, literal, or_, select, true
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from . import expr as E
+from .cache import cached
 from .evaluate import FigureBook, ValueRow, _Ambiguous, _Invalid
 from .visibility import LEFT_THE_UNIT
 
@@ -38,6 +39,12 @@ ON_DEMAND_LIMIT = 4
 LAST = (float("inf"), 0)  # the place of a contribution a caller added without loading it
 # Up to this many contributions, their values are read by id (index); beyond, by the batch's condition.
 MAX_ID_LIST = 2000
+
+
+def _minus(whole: Decimal | None, part: Decimal | None) -> Decimal | None:
+    if whole is None:
+        return None
+    return whole - (part or 0)
 
 
 @dataclass(slots=True)
@@ -201,7 +208,7 @@ class ScopedFigureBook(FigureBook):
         """The contributions that alone report an indicator (a lead unit's figure, a one-unit section)."""
         from ..models import Assignment, Contribution
 
-        parts = self._parts_for(self._reader)
+        parts = self._all_parts()  # reporters per indicator: the same for every reader
         whole, leads = set(), set()
         for iid, groups in parts.items():
             if sum(g.reporters for g in groups) == 1:
@@ -249,6 +256,8 @@ class ScopedFigureBook(FigureBook):
             singles = self._singles_condition()
             if singles is not None:
                 conditions.append(singles)
+        if self._reader is not None:
+            self._parts_for(self._reader)  # the reader's own parts, which visible totals read
         if not self._changes_loaded:
             changed = self._changed_condition()
             if changed is not None:
@@ -293,19 +302,16 @@ class ScopedFigureBook(FigureBook):
 
     # ---------------------------------------------------------------- totals by aggregate
 
-    def _parts_for(self, unit_id) -> dict[int, list[_Part]]:
-        """Indicator id → its parts by class, from one GROUP BY over the reporting contributions."""
+    def _parts_query(self, unit_id=None):
+        """Indicator id, left, approved → reporters, entered and sums over the reporting
+        contributions (of ``unit_id`` only, when given)."""
         from ..models import Assignment, Contribution
         from ..models.indicator import Indicator, IndicatorValue
 
-        if unit_id in self._parts:
-            return self._parts[unit_id]
-        own = (Contribution.unit_id == unit_id) if unit_id is not None else false()
-        own_col = case((own, literal(1)), else_=literal(0))
         left_col = case((Contribution.state.in_(LEFT_THE_UNIT), literal(1)), else_=literal(0))
         approved_col = case((IndicatorValue.approved_value.is_not(None), literal(1)), else_=literal(0))
         query = (
-            select(Indicator.id, own_col, left_col, approved_col, func.count(Contribution.id),
+            select(Indicator.id, left_col, approved_col, func.count(Contribution.id),
                    func.count(IndicatorValue.value), func.sum(IndicatorValue.value),
                    func.sum(IndicatorValue.approved_value))
             .select_from(Indicator)
@@ -315,21 +321,55 @@ class ScopedFigureBook(FigureBook):
                                             IndicatorValue.indicator_id == Indicator.id))
             .where(Indicator.cycle_id == self.cycle.id, Indicator.rollup.is_(None),
                    or_(func.coalesce(Indicator.reported_by, "all") == "all", Assignment.role == "lead"))
-            .group_by(Indicator.id, own_col, left_col, approved_col))
-        parts: dict[int, list[_Part]] = {iid: [] for iid in self.by_id}
-        for iid, is_own, is_left, is_approved, n, entered, value_sum, approved_sum in db.session.execute(query):
+            .group_by(Indicator.id, left_col, approved_col))
+        if unit_id is not None:
+            query = query.where(Contribution.unit_id == unit_id)
+        parts: dict[int, list[_Part]] = {}
+        for iid, is_left, is_approved, n, entered, value_sum, approved_sum in db.session.execute(query):
             parts.setdefault(iid, []).append(_Part(
-                bool(is_own), bool(is_left), bool(is_approved), int(n), int(entered),
+                unit_id is not None, bool(is_left), bool(is_approved), int(n), int(entered),
                 None if value_sum is None else Decimal(value_sum),
                 None if approved_sum is None else Decimal(approved_sum)))
+        return parts
+
+    def _all_parts(self) -> dict[int, list[_Part]]:
+        """Every unit's parts, none marked own: the same for every reader, so kept across requests
+        under the cycle's figures token (``figures.cache``). Never changed in place."""
+        if None not in self._parts:
+            self._parts[None] = cached("scoped-parts", self.cycle.id, self._parts_query)
+        return self._parts[None]
+
+    def _parts_for(self, unit_id) -> dict[int, list[_Part]]:
+        """Indicator id → its parts by class; for a reader's unit, its own parts apart (one small
+        query by the unit's contributions) and the other units' parts as the rest of each class."""
+        if unit_id in self._parts:
+            return self._parts[unit_id]
+        everyone = self._all_parts()
+        if unit_id is None:
+            return everyone
+        own = self._parts_query(unit_id)
+        parts: dict[int, list[_Part]] = {}
+        for iid in set(everyone) | set(own):
+            mine = {(g.left, g.approved): g for g in own.get(iid, [])}
+            groups = []
+            for g in everyone.get(iid, []):
+                o = mine.get((g.left, g.approved))
+                if o is None:
+                    groups.append(g)
+                    continue
+                rest = _Part(False, g.left, g.approved, g.reporters - o.reporters, g.entered - o.entered,
+                             _minus(g.value_sum, o.value_sum), _minus(g.approved_sum, o.approved_sum))
+                if rest.reporters:
+                    if not rest.entered:
+                        rest.value_sum = None
+                    groups.append(rest)
+            parts[iid] = groups + list(mine.values())
         self._parts[unit_id] = parts
         return parts
 
     def _any_parts(self) -> dict[int, list[_Part]]:
         """Parts by class of any reader: totals and counts of reporters are the same for all."""
-        if self._parts:
-            return next(iter(self._parts.values()))
-        return self._parts_for(self._reader)
+        return self._all_parts()
 
     def reporter_count(self, indicator) -> int:
         return sum(g.reporters for g in self._any_parts().get(indicator.id, []))

@@ -3,6 +3,7 @@ from .access import TOKEN_SCOPES, ApiToken, Delegation  # noqa: F401
 from .audit import AuditEvent, TransitionLog
 from .contribution import Attachment, Contribution, ContributionApproval, Revision  # noqa: F401
 from .cycle import Assignment, ReportCycle, Section, section_reviewer
+from .figures_version import FiguresVersion  # noqa: F401
 from .indicator import Indicator, Rule
 from .notification import Notification
 from .ops import AttachmentBlob, ChannelHealth, JobStatus  # noqa: F401

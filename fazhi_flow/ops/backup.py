@@ -676,7 +676,18 @@ def _drop_all_tables() -> None:
         for (name,) in conn.execute(text("SELECT sequence_name FROM information_schema.sequences"
                                          " WHERE sequence_schema = current_schema()")):
             conn.execute(text(f'DROP SEQUENCE IF EXISTS "{name}" CASCADE'))
+        _drop_functions(conn)
     db.engine.dispose()
+
+
+def _drop_functions(conn) -> None:
+    """The trigger functions stay when their tables are dropped, and pg_restore, which creates
+    them again from the dump, fails on one that exists. Extensions' functions are left alone."""
+    for (signature,) in conn.execute(text(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+            " WHERE n.nspname = current_schema() AND NOT EXISTS"
+            " (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')")):
+        conn.execute(text(f"DROP FUNCTION IF EXISTS {signature} CASCADE"))
 
 
 _PG_EMPTY = ("数据库中现在没有任何表（恢复前的空表结构也已删除）：可修正后重新恢复，"
@@ -710,6 +721,7 @@ def _restore_postgres(url, work: Path, member: str, manifest: dict):
         # the dump recreates exactly its own tables and migration revision.
         for name in names:
             conn.execute(text(f'DROP TABLE IF EXISTS "{name}" CASCADE'))
+        _drop_functions(conn)
     db.engine.dispose()
     uri, env = _pg_env(url)
     command = [pg_restore, "--single-transaction", "--exit-on-error", "--no-owner", "--no-privileges",

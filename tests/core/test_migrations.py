@@ -87,7 +87,7 @@ def test_upgrade_from_0002_keeps_a_working_district_and_adds_ops_tables(fresh_da
     from fazhi_flow.services.demo import load_demo
 
     new_tables = {"job_status", "attachment_blob", "channel_health", "region", "api_token", "delegation",
-                  "contribution_approval"}
+                  "contribution_approval", "figures_version"}
     new_columns = {("report_cycle", "opened_at"), ("report_cycle", "publish_deadline"), ("indicator", "rollup"),
                    ("unit", "region_id"), ("user", "region_id"), ("report_cycle", "region_id"),
                    ("user", "password_login_disabled"), ("user", "sso_subject"), ("section", "review_mode"),
@@ -148,6 +148,13 @@ def test_upgrade_from_0002_keeps_a_working_district_and_adds_ops_tables(fresh_da
             for table in ("unit", '"user"', "report_cycle"):
                 assert conn.execute(text(f"SELECT count(*) FROM {table} WHERE region_id IS NULL")).scalar() == 0
             assert conn.execute(text("SELECT count(*) FROM job_status")).scalar() == 0
+            # Every cycle has a figures token at once, and the triggers change it.
+            tokens = dict(conn.execute(text("SELECT cycle_id, token FROM figures_version")).all())
+            assert set(tokens) == set(conn.execute(text("SELECT id FROM report_cycle")).scalars())
+        with db.engine.begin() as conn:
+            conn.execute(text("UPDATE indicator_value SET value = value + 1"))
+            assert dict(conn.execute(text("SELECT cycle_id, token FROM figures_version")).all()) != tokens
+            conn.execute(text("UPDATE indicator_value SET value = value - 1"))
             assert conn.execute(text("SELECT count(*) FROM attachment_blob")).scalar() == 0
         # Left empty for cycles already under way: filling it would restart their reminder series.
         assert [c.opened_at for c in db.session.scalars(select(ReportCycle))] == [None] * len(before["report_cycle"])

@@ -1,0 +1,75 @@
+"""Per-process cache of a cycle's figure aggregates, under the cycle's figures token.
+
+The token (``models.figures_version``) is changed by database triggers by every write the aggregates
+depend on, so an entry is found only while the data it was computed from is unchanged: nothing is
+ever invalidated by hand, and a stale entry simply stops being asked for. The token is read before
+the aggregate is computed, so what is stored under a token is at least as new as the token.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from sqlalchemy import select
+
+from ..extensions import db
+
+# Entries are small (an indicator's totals by class); the compile page's book is larger and keeps
+# fewer (see ``BOOKS``).
+MAX_ENTRIES = 256
+
+
+class _Lru:
+    def __init__(self, size: int):
+        self.size = size
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+AGGREGATES = _Lru(MAX_ENTRIES)
+
+
+def figures_token(cycle_id: int) -> int | None:
+    """The cycle's current token as this transaction sees it (its own uncommitted writes included);
+    None when the cycle never changed since the table was made, and then nothing is cached."""
+    from ..models.figures_version import FiguresVersion
+
+    return db.session.scalar(select(FiguresVersion.token).where(FiguresVersion.cycle_id == cycle_id))
+
+
+def cache_key(kind: str, cycle_id: int, token: int | None):
+    """None (do not cache) without a token; else a key that also names the database, so two
+    applications of one process (tests, a second region's database) never share entries."""
+    if token is None:
+        return None
+    return (kind, str(db.engine.url), cycle_id, token)
+
+
+def cached(kind: str, cycle_id: int, compute):
+    """``compute()``, or what it returned before under the cycle's current token."""
+    key = cache_key(kind, cycle_id, figures_token(cycle_id))
+    if key is None:
+        return compute()
+    value = AGGREGATES.get(key)
+    if value is None:
+        value = compute()
+        AGGREGATES.put(key, value)
+    return value

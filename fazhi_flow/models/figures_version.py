@@ -1,0 +1,123 @@
+"""A token per report cycle that changes whenever anything its figures are computed from changes.
+
+Pages of a city's cycle spend most of their time on the same aggregates (each indicator's total and
+reporters, the approved figures the rules check), which change far less often than they are read.
+``figures.cache`` keeps them per process under this token. The token is written by database triggers,
+not by application code, so no write path can forget it: a value or approved value, a contribution's
+state, section, unit or assignment, an assignment's role, an indicator or a rule, by the ORM, a bulk
+statement or a migration.
+
+The token is random, not a counter: a transaction that changed something and was rolled back may
+already have cached what it saw under its own token, and a counter would give that number again to
+different data. A random 53-bit value is never seen twice in practice. A cycle that never changed has
+no row, and nothing of it is cached.
+
+No foreign key: triggers fire while a cycle is deleted with its contributions (ON DELETE CASCADE),
+when a row for it could not be written; the ``EXISTS`` keeps rows for deleted cycles from being made,
+and a trigger on the cycle removes its row.
+"""
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, DDL, event
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+
+
+class FiguresVersion(db.Model):
+    __tablename__ = "figures_version"
+
+    cycle_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    token: Mapped[int] = mapped_column(BigInteger)
+
+
+# (trigger name, table, event, cycle expression, PostgreSQL WHEN for updates)
+_CYCLE_OF_VALUE = "(SELECT cycle_id FROM contribution WHERE id = {row}.contribution_id)"
+_CYCLE_OF_ASSIGNMENT = "(SELECT cycle_id FROM section WHERE id = {row}.section_id)"
+_WATCHED = (
+    ("indicator_value", _CYCLE_OF_VALUE, ("value", "approved_value", "contribution_id", "indicator_id")),
+    ("contribution", "{row}.cycle_id", ("state", "section_id", "unit_id", "assignment_id", "cycle_id")),
+    ("assignment", _CYCLE_OF_ASSIGNMENT, ("role", "section_id", "unit_id")),
+    ("indicator", "{row}.cycle_id", None),
+    ("rule", "{row}.cycle_id", None),
+)
+
+
+def _sqlite_statements() -> list[str]:
+    out = []
+    for table, cycle, columns in _WATCHED:
+        for when, row in (("INSERT", "NEW"), ("DELETE", "OLD"), ("UPDATE", "NEW"), ("UPDATE", "OLD")):
+            name = f"fv_{table}_{when.lower()}" + ("_old" if when == "UPDATE" and row == "OLD" else "")
+            of = changed = ""
+            if when == "UPDATE" and columns:  # only a real change: "SET state = state" is none
+                of = f" OF {', '.join(columns)}"
+                changed = " WHEN " + " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in columns)
+            # SQLite's random() is 64 bits; an upsert needs a WHERE after a SELECT (parser rule).
+            out.append(
+                f"CREATE TRIGGER {name} AFTER {when}{of} ON {table}{changed} BEGIN "
+                f"INSERT INTO figures_version (cycle_id, token) "
+                f"SELECT id, random() FROM report_cycle WHERE id = {cycle.format(row=row)} "
+                f"ON CONFLICT (cycle_id) DO UPDATE SET token = excluded.token; END")
+    out.append("CREATE TRIGGER fv_report_cycle_delete AFTER DELETE ON report_cycle BEGIN "
+               "DELETE FROM figures_version WHERE cycle_id = OLD.id; END")
+    return out
+
+
+_PG_FUNCTION = """
+CREATE OR REPLACE FUNCTION figures_version_bump(cycle integer) RETURNS void AS $$
+BEGIN
+    IF cycle IS NOT NULL AND EXISTS (SELECT 1 FROM report_cycle WHERE id = cycle) THEN
+        INSERT INTO figures_version (cycle_id, token)
+        VALUES (cycle, floor(random() * 9007199254740991)::bigint)
+        ON CONFLICT (cycle_id) DO UPDATE SET token = EXCLUDED.token;
+    END IF;
+END $$ LANGUAGE plpgsql
+"""
+
+
+def _postgresql_statements() -> list[str]:
+    out = [_PG_FUNCTION]
+    for table, cycle, columns in _WATCHED:
+        # One function per table: it knows how to find the cycle of the old and the new row.
+        out.append(f"""
+CREATE OR REPLACE FUNCTION fv_{table}_changed() RETURNS trigger AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' THEN PERFORM figures_version_bump({cycle.format(row='OLD')}); END IF;
+    IF TG_OP <> 'DELETE' THEN PERFORM figures_version_bump({cycle.format(row='NEW')}); END IF;
+    RETURN NULL;
+END $$ LANGUAGE plpgsql""")
+        of = f" OF {', '.join(columns)}" if columns else ""
+        out.append(f'CREATE TRIGGER fv_{table}_insert_delete AFTER INSERT OR DELETE ON "{table}" '
+                   f"FOR EACH ROW EXECUTE FUNCTION fv_{table}_changed()")
+        changed = ""
+        if columns:
+            changed = " WHEN (" + " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in columns) + ")"
+        out.append(f'CREATE TRIGGER fv_{table}_update AFTER UPDATE{of} ON "{table}" '
+                   f"FOR EACH ROW{changed} EXECUTE FUNCTION fv_{table}_changed()")
+    out.append("""
+CREATE OR REPLACE FUNCTION fv_report_cycle_deleted() RETURNS trigger AS $$
+BEGIN
+    DELETE FROM figures_version WHERE cycle_id = OLD.id;
+    RETURN NULL;
+END $$ LANGUAGE plpgsql""")
+    out.append("CREATE TRIGGER fv_report_cycle_delete AFTER DELETE ON report_cycle "
+               "FOR EACH ROW EXECUTE FUNCTION fv_report_cycle_deleted()")
+    return out
+
+
+def trigger_statements(dialect: str) -> list[str]:
+    """The DDL creating the triggers on ``dialect`` (also what migration 0007 ran)."""
+    if dialect == "postgresql":
+        return _postgresql_statements()
+    if dialect == "sqlite":
+        return _sqlite_statements()
+    return []
+
+
+def _create_triggers(target, connection, **_kw) -> None:
+    for statement in trigger_statements(connection.dialect.name):
+        connection.execute(DDL(statement))
+
+
+# After every table exists (``create_all`` in tests and ``fazhi-flow init-db``; migrations run their own copy).
+event.listen(db.metadata, "after_create", _create_triggers)

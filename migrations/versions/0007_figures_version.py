@@ -1,0 +1,51 @@
+"""figures version: a token per report cycle, changed by triggers whenever anything its figures are
+computed from changes (pages cache their aggregates under it)
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-30 22:00:00
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+from fazhi_flow.models.figures_version import _WATCHED, trigger_statements
+
+
+revision = '0007'
+down_revision = '0006'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table('figures_version',
+    sa.Column('cycle_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('token', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('cycle_id', name=op.f('pk_figures_version'))
+    )
+    bind = op.get_bind()
+    # Changing the trigger text later needs a migration of its own that drops and recreates them.
+    for statement in trigger_statements(bind.dialect.name):
+        op.execute(statement)
+    token = "floor(random() * 9007199254740991)::bigint" if bind.dialect.name == "postgresql" else "random()"
+    op.execute(f"INSERT INTO figures_version (cycle_id, token) SELECT id, {token} FROM report_cycle")
+
+
+def downgrade():
+    bind = op.get_bind()
+    for table, _cycle, _columns in _WATCHED:
+        if bind.dialect.name == "postgresql":
+            op.execute(f'DROP TRIGGER IF EXISTS fv_{table}_insert_delete ON "{table}"')
+            op.execute(f'DROP TRIGGER IF EXISTS fv_{table}_update ON "{table}"')
+            op.execute(f"DROP FUNCTION IF EXISTS fv_{table}_changed()")
+        else:
+            for suffix in ("insert", "delete", "update", "update_old"):
+                op.execute(f"DROP TRIGGER IF EXISTS fv_{table}_{suffix}")
+    if bind.dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS fv_report_cycle_delete ON report_cycle")
+        op.execute("DROP FUNCTION IF EXISTS fv_report_cycle_deleted()")
+        op.execute("DROP FUNCTION IF EXISTS figures_version_bump(integer)")
+    else:
+        op.execute("DROP TRIGGER IF EXISTS fv_report_cycle_delete")
+    op.drop_table('figures_version')

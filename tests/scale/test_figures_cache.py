@@ -1,0 +1,157 @@
+"""The figures token (database triggers) and the aggregates cached under it.
+
+Every kind of write the aggregates depend on changes the token, by the ORM or by plain SQL that the
+application never sees; a draft's text does not. A page read after any such write gives what a book
+computed from scratch gives, although the earlier answer sits in the cache; a rolled-back change leaves
+nothing behind that a later reader could be given.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select, text
+
+from fazhi_flow.figures import cache
+from fazhi_flow.figures.evaluate import FigureBook
+from fazhi_flow.figures.scoped import ScopedFigureBook
+from fazhi_flow.figures.visibility import Visibility
+
+from .test_page_queries import count_queries
+from .world import build_world
+
+UNITS, SECTIONS = 4, 4
+
+
+@pytest.fixture
+def world(db):
+    return build_world(db, UNITS, SECTIONS)
+
+
+def _token(db, w):
+    db.session.expire_all()
+    return cache.figures_token(w.cycle.id)
+
+
+def _totals(w, reader=None) -> dict:
+    """Each indicator's total and a reader's visible total, by the scoped book (cached aggregates)."""
+    book = ScopedFigureBook(w.cycle)
+    if reader is None:
+        return {code: book.total(ind) for code, ind in book.indicators.items()}
+    seen = Visibility(book, reader)
+    return {code: seen.total(ind) for code, ind in book.indicators.items()}
+
+
+def _expected(w, reader=None) -> dict:
+    book = FigureBook(w.cycle, readonly=True)
+    if reader is None:
+        return {code: book.total(ind) for code, ind in book.indicators.items()}
+    seen = Visibility(book, reader)
+    return {code: seen.total(ind) for code, ind in book.indicators.items()}
+
+
+def _a_value(db, w, state="approved"):
+    from fazhi_flow.models.indicator import IndicatorValue
+
+    return db.session.scalar(select(IndicatorValue).where(
+        IndicatorValue.contribution_id == w.first(state), IndicatorValue.value.is_not(None)))
+
+
+def test_a_world_built_by_bulk_inserts_has_a_token(db, world):
+    assert _token(db, world) is not None
+
+
+@pytest.mark.parametrize("change", [
+    "value", "approved_value", "new_value", "deleted_value", "state", "role", "indicator", "rule",
+    "deleted_contribution"])
+def test_every_write_the_figures_depend_on_changes_the_token(db, world, change):
+    """Plain SQL: no application code is asked to remember the token."""
+    before = _token(db, world)
+    cid = world.first("approved")
+    statements = {
+        "value": "UPDATE indicator_value SET value = value + 1 WHERE contribution_id = :c",
+        "approved_value": "UPDATE indicator_value SET approved_value = approved_value + 1 WHERE contribution_id = :c",
+        "new_value": None,
+        "deleted_value": "DELETE FROM indicator_value WHERE contribution_id = :c",
+        "state": "UPDATE contribution SET state = 'returned' WHERE id = :c",
+        "role": "UPDATE assignment SET role = CASE WHEN role = 'lead' THEN 'support' ELSE 'lead' END"
+                " WHERE id = (SELECT assignment_id FROM contribution WHERE id = :c)",
+        "indicator": "UPDATE indicator SET reported_by = 'lead' WHERE id = (SELECT min(id) FROM indicator)",
+        "rule": "DELETE FROM rule WHERE id = (SELECT min(id) FROM rule)",
+        "deleted_contribution": "DELETE FROM contribution WHERE id = :c",
+    }
+    if change == "new_value":
+        from fazhi_flow.models.indicator import IndicatorValue
+
+        row = _a_value(db, world)
+        where = {"contribution_id": row.contribution_id, "indicator_id": row.indicator_id}
+        db.session.execute(text("DELETE FROM indicator_value WHERE id = :i"), {"i": row.id})
+        db.session.commit()
+        before = _token(db, world)
+        db.session.add(IndicatorValue(**where, value=Decimal(7)))
+    else:
+        db.session.execute(text(statements[change]), {"c": cid})
+    db.session.commit()
+    after = _token(db, world)
+    assert after is not None and after != before
+
+
+def test_a_draft_text_or_an_unchanged_state_leaves_the_token(db, world):
+    from fazhi_flow.models import Contribution
+
+    before = _token(db, world)
+    draft = db.session.get(Contribution, world.first("draft"))
+    draft.body = draft.body + "补充一句。"
+    db.session.execute(text("UPDATE contribution SET state = state, updated_at = CURRENT_TIMESTAMP WHERE id = :c"),
+                       {"c": world.first("draft")})
+    db.session.commit()
+    assert _token(db, world) == before
+
+
+def test_totals_after_writes_are_the_fresh_ones_though_the_old_are_cached(db, world):
+    cache.AGGREGATES.clear()
+    readers = (None, world.reviewer, world.liaison(0), world.liaison(1))
+    for reader in readers:
+        assert _totals(world, reader) == _expected(world, reader)
+    cached_once = len(cache.AGGREGATES._items)
+    assert cached_once == 1  # one entry for every reader: the readers' own parts are not cached
+    # A second read of an unchanged cycle runs no aggregate.
+    with count_queries(db.engine) as statements:
+        _totals(world)
+    assert not [s for s in statements if "GROUP BY" in s], statements
+    # Behind the application's back: a value, a state (what a restricted reader sees), a role.
+    row = _a_value(db, world)
+    db.session.execute(text("UPDATE indicator_value SET value = value + 1000 WHERE id = :i"), {"i": row.id})
+    db.session.execute(text("UPDATE contribution SET state = 'draft' WHERE id = :c"), {"c": world.first("submitted")})
+    db.session.commit()
+    db.session.expire_all()
+    for reader in readers:
+        assert _totals(world, reader) == _expected(world, reader), reader
+    assert len(cache.AGGREGATES._items) == cached_once + 1
+
+
+def test_what_a_rolled_back_transaction_saw_is_never_given_to_another(db, world):
+    cache.AGGREGATES.clear()
+    before = _totals(world)
+    row = _a_value(db, world)
+    db.session.execute(text("UPDATE indicator_value SET value = value + 1000 WHERE id = :i"), {"i": row.id})
+    inside = _totals(world)  # computed and cached under this transaction's own token
+    assert inside != before
+    db.session.rollback()
+    db.session.expire_all()
+    assert _totals(world) == before == _expected(world)
+
+
+def test_a_cycle_is_deleted_with_its_contributions(db, world):
+    """The triggers fire while the cycle goes; no row for a deleted cycle is left or refused."""
+    from fazhi_flow.models import ReportCycle
+    from fazhi_flow.models.figures_version import FiguresVersion
+
+    cycle_id = world.cycle.id
+    db.session.execute(text("DELETE FROM figures_version"))
+    db.session.commit()
+    for table in ("indicator_value", "figure_explanation", "revision", "contribution", "rule", "indicator"):
+        db.session.execute(text(f"DELETE FROM {table}"))
+    db.session.delete(db.session.get(ReportCycle, cycle_id))
+    db.session.commit()
+    assert db.session.scalar(select(FiguresVersion).where(FiguresVersion.cycle_id == cycle_id)) is None
