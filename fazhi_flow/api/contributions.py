@@ -89,8 +89,6 @@ def save_draft(user, contribution_id: int, body: S.DraftIn):
 def submit(user, contribution_id: int, body: S.VersionIn):
     c = contribution_or_404(user, contribution_id)
     _same_version(c, body.version)
-    if policy.can(user, "contribution.submit", c) and not c.paragraphs:
-        raise ApiProblem(409, "材料内容为空，不能提交审核。请先填写正文并保存草稿。")
     svc.submit_contribution(c, user)
     return detail(c)
 

@@ -21,6 +21,7 @@ SUBMIT_CHECKS: list = []
 REVISION_DATA: list = []
 
 MAX_BODY_CHARS = 50_000
+EMPTY_BODY = "材料内容为空，不能提交审核。请先填写正文并保存草稿。"
 # Autosaves by the same person this close together are one editing session: one audit row.
 AUTOSAVE_SESSION = timedelta(minutes=30)
 
@@ -108,11 +109,23 @@ def _flush_or_conflict():
         raise Conflict("该内容刚被他人修改，请刷新页面后再试。") from None
 
 
+def refuse_empty_submission(contribution: Contribution, actor) -> None:
+    """Refuse to submit material without text, before any other check of the submission (a figure's
+    problem is beside the point while there is no text). Only for whoever may submit it: anyone else
+    is told by the workflow why they may not.
+
+    :raise DomainError: with EMPTY_BODY.
+    """
+    if policy.can(actor, "contribution.submit", contribution) and not contribution.paragraphs:
+        raise DomainError(EMPTY_BODY)
+
+
 def submit_contribution(contribution: Contribution, actor) -> Revision:
     """Submit (提交审核): fire ``submit`` and snapshot the text as a new revision."""
     # Figures or files saved by a colleague at this moment either land before the snapshot or are
     # refused after it; the checks below then see exactly what the revision will hold.
     lock_row(contribution)
+    refuse_empty_submission(contribution, actor)
     for check in SUBMIT_CHECKS:
         check(contribution, actor)
     log = fire(contribution, "submit", actor)

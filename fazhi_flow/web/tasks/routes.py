@@ -268,8 +268,11 @@ def confirm_submit(contribution_id: int):
     if not policy.can(current_user, "contribution.submit", contribution):
         flash(f"材料当前为“{contribution.state_label}”，不能提交审核。", "warning")
         return redirect(url_for("tasks.edit", contribution_id=contribution.id))
-    if not contribution.paragraphs:
-        flash("材料内容为空，不能提交审核。请先填写正文并保存草稿。", "error")
+    # Asked before the page is shown, not only when 确认 is pressed: empty material goes back to the editor.
+    try:
+        svc.refuse_empty_submission(contribution, current_user)
+    except DomainError as exc:
+        flash(exc.message, "error")
         return redirect(url_for("tasks.edit", contribution_id=contribution.id))
     if request.method == "POST" and form.validate_on_submit():
         if form.version.data != contribution.version:
