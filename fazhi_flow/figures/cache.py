@@ -45,6 +45,8 @@ class _Lru:
 
 
 AGGREGATES = _Lru(MAX_ENTRIES)
+# A city's approved figures (18,000 contributions, 30,000 values: ~10 MB): the latest two only.
+BOOKS = _Lru(2)
 
 
 def figures_token(cycle_id: int) -> int | None:
@@ -63,13 +65,14 @@ def cache_key(kind: str, cycle_id: int, token: int | None):
     return (kind, str(db.engine.url), cycle_id, token)
 
 
-def cached(kind: str, cycle_id: int, compute):
-    """``compute()``, or what it returned before under the cycle's current token."""
+def cached(kind: str, cycle_id: int, compute, store: _Lru = AGGREGATES):
+    """``compute()``, or what it returned before under the cycle's current token. What is stored is
+    shared by every request of the process: callers never change it."""
     key = cache_key(kind, cycle_id, figures_token(cycle_id))
     if key is None:
         return compute()
-    value = AGGREGATES.get(key)
+    value = store.get(key)
     if value is None:
         value = compute()
-        AGGREGATES.put(key, value)
+        store.put(key, value)
     return value

@@ -43,6 +43,17 @@ class ValueRow:
     updated_at: object
 
 
+def plain_values(cycle_id: int) -> dict[tuple[int, int], ValueRow]:
+    """Every value of the cycle as a plain row, by (contribution id, indicator id)."""
+    from ..models import Contribution
+    from ..models.indicator import IndicatorValue
+
+    return {(row[0], row[1]): ValueRow(*row) for row in db.session.execute(
+        select(IndicatorValue.contribution_id, IndicatorValue.indicator_id, IndicatorValue.value,
+               IndicatorValue.approved_value, IndicatorValue.updated_at)
+        .join(Contribution).where(Contribution.cycle_id == cycle_id))}
+
+
 class FigureBook:
     """Everything needed to check one cycle's figures, loaded with a handful of queries.
 
@@ -59,7 +70,6 @@ class FigureBook:
         from ..models.indicator import (
             FigureExplanation,
             Indicator,
-            IndicatorValue,
             Rule,
         )
 
@@ -71,19 +81,8 @@ class FigureBook:
         self.by_id = {i.id: i for i in indicators}
         self.rules = list(db.session.scalars(
             select(Rule).where(Rule.cycle_id == cycle.id).order_by(Rule.section_id, Rule.position, Rule.id)))
-        contributions, self.roles = self._load_contributions(cycle)
+        contributions, self.roles, self.values = self._load_entries(cycle, readonly)
         self.contributions = {c.id: c for c in contributions}
-        self.values = {}
-        if contributions and readonly:
-            for row in db.session.execute(
-                    select(IndicatorValue.contribution_id, IndicatorValue.indicator_id, IndicatorValue.value,
-                           IndicatorValue.approved_value, IndicatorValue.updated_at)
-                    .join(Contribution).where(Contribution.cycle_id == cycle.id)):
-                self.values[(row[0], row[1])] = ValueRow(*row)
-        elif contributions:
-            for row in db.session.scalars(select(IndicatorValue).join(Contribution).where(
-                    Contribution.cycle_id == cycle.id)):
-                self.values[(row.contribution_id, row.indicator_id)] = row
         self.explanations = {}
         for row in db.session.scalars(select(FigureExplanation).join(Contribution).where(
                 Contribution.cycle_id == cycle.id)):
@@ -108,6 +107,21 @@ class FigureBook:
                 self._entered.setdefault(c.id, []).append(ind)
         self._totals: dict[int, Decimal | None] = {}
         self._trees: dict[str, object] = {}
+
+    def _load_entries(self, cycle, readonly: bool) -> tuple[list, dict[int, str], dict]:
+        """The contributions, their roles by id and the values by (contribution id, indicator id)."""
+        from ..models import Contribution
+        from ..models.indicator import IndicatorValue
+
+        contributions, roles = self._load_contributions(cycle)
+        values = {}
+        if contributions and readonly:
+            values = plain_values(cycle.id)
+        elif contributions:
+            for row in db.session.scalars(select(IndicatorValue).join(Contribution).where(
+                    Contribution.cycle_id == cycle.id)):
+                values[(row.contribution_id, row.indicator_id)] = row
+        return contributions, roles, values
 
     def _load_contributions(self, cycle) -> tuple[list, dict[int, str]]:
         """The cycle's contributions in outline order, each with its unit, and their roles by id."""

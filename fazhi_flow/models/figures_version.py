@@ -4,7 +4,8 @@ Pages of a city's cycle spend most of their time on the same aggregates (each in
 reporters, the approved figures the rules check), which change far less often than they are read.
 ``figures.cache`` keeps them per process under this token. The token is written by database triggers,
 not by application code, so no write path can forget it: a value or approved value, a contribution's
-state, section, unit or assignment, an assignment's role, an indicator or a rule, by the ORM, a bulk
+state, section, unit or assignment, an assignment's role, an indicator, a rule, an explanation of a
+flagged figure or a revision, by the ORM, a bulk
 statement or a migration.
 
 The token is random, not a counter: a transaction that changed something and was rolled back may
@@ -40,6 +41,9 @@ _WATCHED = (
     ("assignment", _CYCLE_OF_ASSIGNMENT, ("role", "section_id", "unit_id")),
     ("indicator", "{row}.cycle_id", None),
     ("rule", "{row}.cycle_id", None),
+    # Rule results carry the liaison's explanation; revisions hold the figures a reviewer approved.
+    ("figure_explanation", _CYCLE_OF_VALUE, None),
+    ("revision", _CYCLE_OF_VALUE, None),
 )
 
 

@@ -36,13 +36,15 @@ class ApprovedFigureBook(FigureBook):
     indicator summary all read approved figures."""
 
     def __init__(self, cycle, readonly: bool = False):
+        super().__init__(cycle, readonly)
+        self.revision_figures = self._load_revision_figures(cycle)
+
+    def _load_revision_figures(self, cycle) -> dict[int, dict]:
+        """The figures of the latest revision of each approved contribution: what the reviewer approved."""
         from ..models import Contribution, Revision
 
-        super().__init__(cycle, readonly)
-        # The figures of the latest revision of each approved contribution: what the reviewer approved.
-        self.revision_figures: dict[int, dict] = {}
-        approved = [cid for cid, c in self.contributions.items() if c.state == "approved"]
-        if approved:
+        found: dict[int, dict] = {}
+        if any(c.state == "approved" for c in self.contributions.values()):
             rows = db.session.execute(
                 select(Revision.contribution_id, Revision.data)
                 .join(Contribution, Contribution.id == Revision.contribution_id)
@@ -50,7 +52,8 @@ class ApprovedFigureBook(FigureBook):
                 .order_by(Revision.contribution_id, Revision.number))
             for cid, data in rows:
                 # Ordered by number: the last one seen is the latest revision.
-                self.revision_figures[cid] = (data or {}).get("figures")
+                found[cid] = (data or {}).get("figures")
+        return found
 
     def value(self, contribution, indicator) -> Decimal | None:
         figures = self.revision_figures.get(contribution.id) if contribution.state == "approved" else None

@@ -250,24 +250,74 @@ class PlainApprovedFigureBook(ApprovedFigureBook):
     def __init__(self, cycle):
         super().__init__(cycle, readonly=True)
 
-    def _load_contributions(self, cycle) -> tuple[list, dict[int, str]]:
-        from ..models import Assignment, Contribution, Unit
+    def _load_entries(self, cycle, readonly: bool) -> tuple[list, dict[int, str], dict]:
+        # The rows, roles, values and approved revisions' figures are kept per process under the
+        # cycle's figures token; unit names are read afresh (a rename does not change the token).
+        from ..figures.cache import BOOKS, cached
+        from ..models import Contribution, Unit
 
-        units: dict[int, _PlainUnit] = {}
-        contributions, roles = [], {}
-        rows = db.session.execute(
-            select(Contribution.id, Contribution.section_id, Contribution.unit_id, Contribution.assignment_id,
-                   Contribution.state, Assignment.role, Unit.name)
-            .join(Assignment, Contribution.assignment_id == Assignment.id)
-            .join(Section, Assignment.section_id == Section.id).join(Unit, Unit.id == Contribution.unit_id)
-            .where(Contribution.cycle_id == cycle.id).order_by(Section.position, Assignment.id))
-        for cid, section_id, unit_id, assignment_id, state, role, unit_name in rows:
-            unit = units.get(unit_id)
-            if unit is None:
-                unit = units[unit_id] = _PlainUnit(unit_id, unit_name)
-            contributions.append(_PlainContribution(cid, section_id, unit_id, assignment_id, state, unit))
+        rows, roles, values, self._revision_figures = cached(
+            "approved-book", cycle.id, lambda: self._entries(cycle), BOOKS)
+        units = self._units = {uid: _PlainUnit(uid, name) for uid, name in db.session.execute(
+            select(Unit.id, Unit.name).where(Unit.id.in_(
+                select(Contribution.unit_id).where(Contribution.cycle_id == cycle.id))))}
+        return [_PlainContribution(*row, units[row[2]]) for row in rows], roles, values
+
+    def _load_revision_figures(self, cycle) -> dict[int, dict]:
+        return self._revision_figures
+
+    def failed_rules(self) -> list:
+        """The rules failing on the approved figures, as (rule, full message, explanation, blocking),
+        kept under the figures token with what else the messages read: the cycle's state and the units'
+        names. Not kept when an indicator is taken from the regions below (their data has tokens of
+        their own)."""
+        from ..figures.cache import cached
+        from ..figures.evaluate import evaluate_cycle
+
+        def compute():
+            return [(r.rule.id, r.full_message, r.explanation, r.blocking)
+                    for r in evaluate_cycle(self, detail=True) if r.failed]
+
+        if any(ind.rollup for ind in self.indicators.values()):
+            found = compute()
+        else:
+            names = hash(tuple(sorted((u.id, u.name) for u in self._units.values())))
+            found = cached(f"failed-rules:{self.cycle.state}:{names}", self.cycle.id, compute)
+        rules = {rule.id: rule for rule in self.rules}
+        return [_Failed(rules[rid], message, explanation, blocking) for rid, message, explanation, blocking in found]
+
+
+    def _entries(self, cycle) -> tuple[list, dict[int, str], dict, dict]:
+        from ..figures.evaluate import plain_values
+        from ..models import Assignment, Contribution, Revision
+
+        rows, roles = [], {}
+        for cid, section_id, unit_id, assignment_id, state, role in db.session.execute(
+                select(Contribution.id, Contribution.section_id, Contribution.unit_id, Contribution.assignment_id,
+                       Contribution.state, Assignment.role)
+                .join(Assignment, Contribution.assignment_id == Assignment.id)
+                .join(Section, Assignment.section_id == Section.id)
+                .where(Contribution.cycle_id == cycle.id).order_by(Section.position, Assignment.id)):
+            rows.append((cid, section_id, unit_id, assignment_id, state))
             roles[cid] = role
-        return contributions, roles
+        revision_figures: dict[int, dict] = {}
+        for cid, data in db.session.execute(
+                select(Revision.contribution_id, Revision.data)
+                .join(Contribution, Contribution.id == Revision.contribution_id)
+                .where(Contribution.cycle_id == cycle.id, Contribution.state == "approved")
+                .order_by(Revision.contribution_id, Revision.number)):
+            revision_figures[cid] = (data or {}).get("figures")  # the last one seen is the latest
+        return rows, roles, plain_values(cycle.id) if rows else {}, revision_figures
+
+
+@dataclass(slots=True, eq=False)
+class _Failed:
+    """What the signature checks show of a failing rule."""
+
+    rule: object
+    full_message: str
+    explanation: str | None
+    blocking: bool
 
 
 class StoredCitations(CitedTexts):

@@ -155,3 +155,48 @@ def test_a_cycle_is_deleted_with_its_contributions(db, world):
     db.session.delete(db.session.get(ReportCycle, cycle_id))
     db.session.commit()
     assert db.session.scalar(select(FiguresVersion).where(FiguresVersion.cycle_id == cycle_id)) is None
+
+
+def _failing(book) -> list:
+    from fazhi_flow.figures.evaluate import evaluate_cycle
+
+    return sorted((r.rule.id, r.full_message, r.explanation, r.blocking)
+                  for r in evaluate_cycle(book, detail=True) if r.failed)
+
+
+def _cached_failing(w) -> list:
+    from fazhi_flow.services.compile import PlainApprovedFigureBook
+
+    return sorted((f.rule.id, f.full_message, f.explanation, f.blocking)
+                  for f in PlainApprovedFigureBook(w.cycle).failed_rules())
+
+
+def test_the_compile_pages_rule_checks_follow_every_change(db, world):
+    """The failing rules kept under the token are what a fresh evaluation of the approved figures gives,
+    after approved values change behind the application's back and after a unit is renamed."""
+    from fazhi_flow.models import Unit
+    from fazhi_flow.publish.numbers import ApprovedFigureBook
+
+    cache.BOOKS.clear()
+    cache.AGGREGATES.clear()
+    assert _cached_failing(world) == _failing(ApprovedFigureBook(world.cycle, readonly=True))
+    # Everything approved, and each section's rule l<s> <= sum(c<s>) broken by a lead figure far
+    # above the units' sum.
+    db.session.execute(text("UPDATE contribution SET state = 'approved'"))
+    db.session.execute(text("UPDATE indicator_value SET approved_value = COALESCE(value, 1)"))
+    db.session.execute(text("UPDATE indicator_value SET approved_value = 99999999 WHERE indicator_id IN"
+                            " (SELECT id FROM indicator WHERE code LIKE 'l%')"))
+    db.session.execute(text("UPDATE revision SET data = NULL"))  # the approved figures are the values
+    db.session.commit()
+    db.session.expire_all()
+    after = _cached_failing(world)
+    assert after  # the rules now fail, with messages naming units and figures
+    assert after == _failing(ApprovedFigureBook(world.cycle, readonly=True))
+    unit = db.session.get(Unit, world.liaison(1).unit_id)
+    unit.name = unit.name + "（更名）"
+    db.session.commit()
+    db.session.expire_all()
+    renamed = _cached_failing(world)
+    assert renamed == _failing(ApprovedFigureBook(world.cycle, readonly=True))
+    if any(world.liaison(1).unit.name in message for _, message, _, _ in renamed):
+        assert renamed != after
