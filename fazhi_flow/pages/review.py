@@ -122,10 +122,12 @@ def reviewable_refs(user) -> tuple[list, list]:
     # and on whether the unit is the reviewer's own.
     allowed: dict[tuple, bool] = {}
     chosen = []
-    viewers = reviewing_as(user)
+    # Plain values read once: ``user`` is often the request's proxy, and a city has thousands of rows.
+    own_unit = user.unit_id
+    viewers = [(v, v.unit_id) for v in reviewing_as(user)]
     for r in rows:
-        for v in viewers:
-            key = (id(v), r.section_id, r.unit_id == v.unit_id, r.unit_id == user.unit_id)
+        for at, (v, unit_id) in enumerate(viewers):
+            key = (at, r.section_id, r.unit_id == unit_id, r.unit_id == own_unit)
             if key not in allowed:
                 stand_in = SimpleNamespace(unit_id=r.unit_id, section=db.session.get(Section, r.section_id))
                 allowed[key] = is_contribution_reviewer(v, stand_in)
@@ -209,10 +211,10 @@ class PendingReviewPage:
                 bool(due.due and submitted and submitted.strftime("%Y-%m-%d") > due.due.isoformat()),
                 c.submitted_at, len(c.revisions), signed.get(c.id)))
         # The choices of the filters come from every reviewable row (cycles and sections are loaded).
-        cycles = sorted({db.session.get(ReportCycle, r.cycle_id) for r in everything},
+        cycles = sorted((db.session.get(ReportCycle, i) for i in {r.cycle_id for r in everything}),
                         key=lambda cy: (-cy.year, cy.id))
-        sections = in_outline_order({db.session.get(Section, r.section_id) for r in everything
-                                     if filters["cycle"] in (None, r.cycle_id)})
+        sections = in_outline_order({db.session.get(Section, i) for i in {
+            r.section_id for r in everything if filters["cycle"] in (None, r.cycle_id)}})
         unit_ids = sorted({r.unit_id for r in everything})
         units = sorted(db.session.scalars(select(Unit).where(Unit.id.in_(unit_ids))) if unit_ids else [],
                        key=lambda u: (u.sort_order, u.name))
