@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from .people import person, two_regions
 from .servers import Provider, ProviderServer, make_certificates, slapd_missing, start_slapd
 
 CLIENT_ID = "fazhi-flow-hs"
@@ -89,3 +90,19 @@ def follow_message(client, response) -> str:
     """The page a refused login lands on (the login page with the flashed message)."""
     assert response.status_code in (302, 303), response.status_code
     return client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+@pytest.fixture()
+def district(db):
+    """赫山区 and 资阳区 with their 司法局, committed."""
+    hs, zy, units = two_regions(db)
+    db.session.commit()
+    return {"hs": hs, "zy": zy, "units": units}
+
+
+def zhang(db, district, **columns):
+    """张伟, a liaison of 资阳区司法局 (committed): the account both OpenID providers' logins match."""
+    user = person(db, district["zy"], district["units"]["430902"], "zhangwei", "张伟",
+                  email="zhangwei@zy.example.gov.cn", **columns)
+    db.session.commit()
+    return user

@@ -11,29 +11,15 @@ from joserfc.jwk import RSAKey
 from fazhi_flow.sso import oidc
 from fazhi_flow.sso.matching import INACTIVE, NO_MATCH, OTHER_SUBJECT
 
-from .conftest import CLIENT_ID, follow_message, oidc_login
-from .people import last_audit, logged_in_id, person, two_regions, user_count
+from .conftest import CLIENT_ID, follow_message, oidc_login, zhang
+from .people import last_audit, logged_in_id, person, user_count
 from .servers import free_port
 
 SUB = "8f1c2e0a-hs-ids-000123"
 
 
-@pytest.fixture()
-def district(db):
-    hs, zy, units = two_regions(db)
-    db.session.commit()
-    return {"hs": hs, "zy": zy, "units": units}
-
-
-def _zhang(db, district, **columns):
-    user = person(db, district["zy"], district["units"]["430902"], "zhangwei", "张伟",
-                  email="zhangwei@zy.example.gov.cn", **columns)
-    db.session.commit()
-    return user
-
-
 def test_first_login_binds_the_subject_and_later_logins_match_by_it(client, db, provider, district):
-    user = _zhang(db, district)
+    user = zhang(db, district)
     provider.account = {"sub": SUB, "preferred_username": "ZhangWei", "email": "other@example.org",
                         "email_verified": True}
     response = oidc_login(client, provider)
@@ -56,7 +42,7 @@ def test_first_login_binds_the_subject_and_later_logins_match_by_it(client, db, 
 
 
 def test_another_subject_with_the_same_username_is_refused(client, db, provider, district):
-    user = _zhang(db, district, sso_subject=SUB)
+    user = zhang(db, district, sso_subject=SUB)
     provider.account = {"sub": "someone-else-777", "preferred_username": "zhangwei",
                         "email": user.email, "email_verified": True}
     page = follow_message(client, oidc_login(client, provider))
@@ -68,7 +54,7 @@ def test_another_subject_with_the_same_username_is_refused(client, db, provider,
 
 
 def test_a_person_without_an_account_is_not_created(client, db, provider, district):
-    _zhang(db, district)
+    zhang(db, district)
     before = user_count(db)
     provider.account = {"sub": "new-person-1", "preferred_username": "liuyang", "email": "liuyang@example.org",
                         "email_verified": True}
@@ -79,7 +65,7 @@ def test_a_person_without_an_account_is_not_created(client, db, provider, distri
 
 
 def test_an_inactive_account_is_refused(client, db, provider, district):
-    user = _zhang(db, district, active=False)
+    user = zhang(db, district, active=False)
     provider.account = {"sub": SUB, "preferred_username": "zhangwei"}
     assert INACTIVE in follow_message(client, oidc_login(client, provider))
     assert logged_in_id(client) is None
@@ -108,7 +94,7 @@ def test_email_matches_only_when_verified_and_unique(client, db, provider, distr
 
 
 def test_a_wrong_state_is_refused_before_any_token_request(client, db, provider, district):
-    _zhang(db, district)
+    zhang(db, district)
     provider.account = {"sub": SUB, "preferred_username": "zhangwei"}
     authorize = client.get("/login/oidc").headers["Location"]
     callback = urlsplit(requests.get(authorize, allow_redirects=False, timeout=10).headers["Location"])
@@ -120,7 +106,7 @@ def test_a_wrong_state_is_refused_before_any_token_request(client, db, provider,
 
 
 def test_a_callback_cannot_be_replayed(client, db, provider, district):
-    _zhang(db, district)
+    zhang(db, district)
     provider.account = {"sub": SUB, "preferred_username": "zhangwei"}
     authorize = client.get("/login/oidc").headers["Location"]
     callback = urlsplit(requests.get(authorize, allow_redirects=False, timeout=10).headers["Location"])
@@ -140,7 +126,7 @@ def test_a_callback_cannot_be_replayed(client, db, provider, district):
     {"no_id_token": True},
 ], ids=["nonce", "signature", "audience", "issuer", "expired", "no-id-token"])
 def test_a_bad_id_token_is_refused(client, db, provider, district, tamper):
-    user = _zhang(db, district)
+    user = zhang(db, district)
     provider.account = {"sub": SUB, "preferred_username": "zhangwei"}
     if tamper.get("key") == "other":
         tamper = {"key": RSAKey.generate_key(2048, parameters={"kid": provider.key.kid})}
@@ -178,7 +164,7 @@ def test_an_admin_account_is_not_linked_by_username_alone(client, db, provider, 
     over an admin's account: its first link needs the provider's verified e-mail to be the account's."""
     from fazhi_flow.sso.matching import PRIVILEGED_UNVERIFIED
 
-    admin = _zhang(db, district)
+    admin = zhang(db, district)
     admin.set_roles(["admin"])
     db.session.commit()
     for account in ({"sub": "attacker-1", "preferred_username": "zhangwei", "email": "a@evil.example",
@@ -220,7 +206,7 @@ def test_the_button_and_routes_exist_only_when_configured(client, db, provider, 
 
 
 def test_the_page_asked_for_is_reached_and_a_foreign_one_is_not(client, db, provider, district):
-    _zhang(db, district)
+    zhang(db, district)
     provider.account = {"sub": SUB, "preferred_username": "zhangwei"}
     assert 'href="/login/oidc?next=/inbox/"' in client.get("/login?next=/inbox/").get_data(as_text=True)
     assert oidc_login(client, provider, start="/login/oidc?next=/inbox/").headers["Location"] == "/inbox/"
@@ -229,7 +215,7 @@ def test_the_page_asked_for_is_reached_and_a_foreign_one_is_not(client, db, prov
 
 
 def test_sso_login_is_not_sent_to_change_the_password(client, db, provider, district):
-    user = _zhang(db, district, must_change_password=True)
+    user = zhang(db, district, must_change_password=True)
     provider.account = {"sub": SUB, "preferred_username": "zhangwei"}
     assert oidc_login(client, provider).headers["Location"] == "/"
     assert client.get("/").headers["Location"] == "/tasks/"
@@ -237,7 +223,7 @@ def test_sso_login_is_not_sent_to_change_the_password(client, db, provider, dist
 
 
 def test_password_login_disabled_points_to_single_sign_on(client, db, provider, district):
-    user = _zhang(db, district, password_login_disabled=True)
+    user = zhang(db, district, password_login_disabled=True)
     page = client.post("/login", data={"username": "zhangwei", "password": "secret-Pass1"}).get_data(as_text=True)
     assert "该账号不能使用密码登录，请点击“统一身份认证登录”" in page
     assert logged_in_id(client) is None
@@ -264,7 +250,7 @@ def test_longest_username_and_subject(client, db, provider, district):
 
 def test_a_token_request_refused_by_the_provider(client, db, provider, district, app, monkeypatch):
     """A wrong client secret in the settings: the provider refuses the code exchange."""
-    _zhang(db, district)
+    zhang(db, district)
     monkeypatch.setitem(app.config, "OIDC_CLIENT_SECRET", "not-the-secret")
     provider.account = {"sub": SUB, "preferred_username": "zhangwei"}
     page = follow_message(client, oidc_login(client, provider))
@@ -275,7 +261,7 @@ def test_a_token_request_refused_by_the_provider(client, db, provider, district,
 
 def test_only_the_newest_attempt_is_kept_in_the_session(client, db, provider, district):
     """Clicking the button again and again must not grow the session cookie past what browsers keep."""
-    user = _zhang(db, district)
+    user = zhang(db, district)
     provider.account = {"sub": SUB, "preferred_username": "zhangwei"}
     first = client.get("/login/oidc").headers["Location"]
     for _ in range(30):

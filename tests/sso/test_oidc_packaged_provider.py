@@ -24,8 +24,8 @@ import requests
 from fazhi_flow.sso import oidc
 from fazhi_flow.sso.matching import NO_MATCH, OTHER_SUBJECT
 
-from .conftest import CALLBACK, follow_message
-from .people import last_audit, logged_in_id, person, two_regions, user_count
+from .conftest import CALLBACK, follow_message, zhang
+from .people import last_audit, logged_in_id, person, user_count
 
 oidc_provider_mock = pytest.importorskip(
     "oidc_provider_mock", reason="the packaged-provider tests need oidc-provider-mock (the `test` extra)")
@@ -66,20 +66,6 @@ def packaged(_packaged_server, app, monkeypatch):
         assert answer.status_code == 204, answer.text
 
     return {**_packaged_server, "put_user": put_user}
-
-
-@pytest.fixture()
-def district(db):
-    hs, zy, units = two_regions(db)
-    db.session.commit()
-    return {"hs": hs, "zy": zy, "units": units}
-
-
-def _zhang(db, district, **columns):
-    user = person(db, district["zy"], district["units"]["430902"], "zhangwei", "张伟",
-                  email="zhangwei@zy.example.gov.cn", **columns)
-    db.session.commit()
-    return user
 
 
 def _authorize_url(client) -> str:
@@ -135,7 +121,7 @@ def test_discovery_and_the_authorization_request(client, db, packaged, district)
 
 
 def test_first_login_by_username_binds_the_subject_then_the_subject_is_used(client, db, packaged, district):
-    user = _zhang(db, district)
+    user = zhang(db, district)
     packaged["put_user"](SUB, preferred_username="ZhangWei", email="someone@example.org", email_verified=False)
     response = packaged_login(client, packaged, SUB)
     assert response.status_code == 302 and response.headers["Location"] == "/"
@@ -168,7 +154,7 @@ def test_a_verified_email_matches_an_unverified_one_does_not(client, db, package
 
 
 def test_another_subject_with_the_same_username_is_refused(client, db, packaged, district):
-    user = _zhang(db, district, sso_subject=SUB)
+    user = zhang(db, district, sso_subject=SUB)
     packaged["put_user"]("newcomer-1", preferred_username="zhangwei", email=user.email, email_verified=True)
     page = follow_message(client, packaged_login(client, packaged, "newcomer-1"))
     assert OTHER_SUBJECT in page
@@ -179,7 +165,7 @@ def test_another_subject_with_the_same_username_is_refused(client, db, packaged,
 
 
 def test_an_unknown_person_gets_the_message_and_nobody_is_created(client, db, packaged, district):
-    _zhang(db, district)
+    zhang(db, district)
     before = user_count(db)
     packaged["put_user"]("liuyang-1", preferred_username="liuyang", email="liuyang@example.org",
                          email_verified=True)
@@ -194,7 +180,7 @@ def test_an_unknown_person_gets_the_message_and_nobody_is_created(client, db, pa
 def test_a_nonce_other_than_the_one_sent_is_refused(client, db, packaged, district):
     """The provider's genuinely signed ID token carries the nonce of the request; an attempt that
     expects another one (a token injected into someone else's login) is refused."""
-    user = _zhang(db, district)
+    user = zhang(db, district)
     packaged["put_user"](SUB, preferred_username="zhangwei")
     answer = _on_the_form(_authorize_url(client), {"sub": SUB})
     with client.session_transaction() as session:
@@ -212,7 +198,7 @@ def test_a_nonce_other_than_the_one_sent_is_refused(client, db, packaged, distri
 def test_a_token_request_refused_by_the_provider(client, db, packaged, district, app, monkeypatch):
     """The provider checks the registered client's secret at its token endpoint: a wrong one is
     answered invalid_client, which the app shows as a Chinese message, not a server error."""
-    user = _zhang(db, district)
+    user = zhang(db, district)
     packaged["put_user"](SUB, preferred_username="zhangwei")
     monkeypatch.setitem(app.config, "OIDC_CLIENT_SECRET", packaged["client_secret"] + "-wrong")
     response = packaged_login(client, packaged, SUB)
@@ -230,7 +216,7 @@ def test_access_denied_on_the_providers_form(client, db, packaged, district):
     This provider leaves the state out of its error redirect (RFC 6749 §4.1.2.1 asks for it), so the
     app cannot tell the answer from a crafted link and asks the person to start again (STATE_LOST);
     a provider that returns the state gets DENIED (test_oidc.py)."""
-    user = _zhang(db, district)
+    user = zhang(db, district)
     answer = _on_the_form(_authorize_url(client), {"action": "deny"})
     returned = parse_qs(urlsplit(answer.headers["Location"]).query)
     assert returned["error"] == ["access_denied"]
