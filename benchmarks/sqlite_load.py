@@ -36,6 +36,7 @@ from pages import (  # noqa: E402 - the benchmark's own helpers, next to this fi
     Client,
     Result,
     _free_port,
+    _ms,
     _world,
     start_server,
     stop_server,
@@ -153,10 +154,6 @@ def work(users: list[User], info: dict, seconds: float, think: float, seed: int)
     if failures:
         print("errors: " + ", ".join(f"{k} × {n}" for k, n in sorted(failures.items())))
     return results, elapsed
-
-
-def _ms(value) -> str:
-    return "—" if value is None else f"{value * 1000:,.0f}"
 
 
 def print_tables(results: dict, elapsed: float) -> None:
