@@ -84,11 +84,19 @@ def transition_logs(contribution: Contribution) -> list[TransitionLog]:
     ))
 
 
-def other_units_on_section(contribution: Contribution) -> list[Contribution]:
-    """The other contributions of the same section (their unit, role and state, not their text)."""
-    return list(db.session.scalars(
-        select(Contribution).where(Contribution.section_id == contribution.section_id,
-                                   Contribution.id != contribution.id)
-        .options(selectinload(Contribution.unit), selectinload(Contribution.assignment))
-        .order_by(Contribution.id)
-    ))
+def other_units_on_section(contribution: Contribution) -> list:
+    """The other contributions of the same section: their unit's name, role and state, as plain rows
+    (a city's section has hundreds; their texts and objects are not needed)."""
+    from types import SimpleNamespace
+
+    from ..models import Assignment, Unit
+    from ..models.cycle import ASSIGNMENT_ROLES
+
+    rows = db.session.execute(
+        select(Unit.name, Assignment.role, Contribution.state)
+        .join(Assignment, Contribution.assignment_id == Assignment.id).join(Unit, Unit.id == Contribution.unit_id)
+        .where(Contribution.section_id == contribution.section_id, Contribution.id != contribution.id)
+        .order_by(Contribution.id))
+    return [SimpleNamespace(unit=SimpleNamespace(name=name), state=state,
+                            assignment=SimpleNamespace(role=role, role_label=ASSIGNMENT_ROLES[role]))
+            for name, role, state in rows]
