@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..extensions import db
 
@@ -50,11 +50,20 @@ BOOKS = _Lru(2)
 
 
 def figures_token(cycle_id: int) -> int | None:
-    """The cycle's current token as this transaction sees it (its own uncommitted writes included);
-    None when the cycle never changed since the table was made, and then nothing is cached."""
+    """The cycle's current token as this transaction sees it; None, and then nothing is cached, when
+    the cycle never changed since the table was made, or (PostgreSQL) when this transaction changed
+    it: the token changes once per transaction, so a later write of the same transaction would not
+    change it again."""
     from ..models.figures_version import FiguresVersion
 
-    return db.session.scalar(select(FiguresVersion.token).where(FiguresVersion.cycle_id == cycle_id))
+    if db.session.get_bind().dialect.name != "postgresql":  # SQLite changes it on every row written
+        return db.session.scalar(select(FiguresVersion.token).where(FiguresVersion.cycle_id == cycle_id))
+    row = db.session.execute(
+        select(FiguresVersion.token, FiguresVersion.txid == func.txid_current_if_assigned())
+        .where(FiguresVersion.cycle_id == cycle_id)).first()
+    if row is None or row[1]:
+        return None
+    return row[0]
 
 
 def cache_key(kind: str, cycle_id: int, token: int | None):

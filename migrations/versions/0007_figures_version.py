@@ -22,6 +22,7 @@ def upgrade():
     op.create_table('figures_version',
     sa.Column('cycle_id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('token', sa.BigInteger(), nullable=False),
+    sa.Column('txid', sa.BigInteger(), nullable=True),
     sa.PrimaryKeyConstraint('cycle_id', name=op.f('pk_figures_version'))
     )
     bind = op.get_bind()

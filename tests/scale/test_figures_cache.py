@@ -200,3 +200,29 @@ def test_the_compile_pages_rule_checks_follow_every_change(db, world):
     assert renamed == _failing(ApprovedFigureBook(world.cycle, readonly=True))
     if any(world.liaison(1).unit.name in message for _, message, _, _ in renamed):
         assert renamed != after
+
+
+def test_a_transaction_reading_between_two_writes_leaves_no_stale_entry(db, world):
+    """On PostgreSQL the token changes once per transaction (at its first write), so what the
+    transaction reads in between must not be kept: after the commit, readers get the final figures."""
+    cache.AGGREGATES.clear()
+    row = _a_value(db, world)
+    db.session.execute(text("UPDATE indicator_value SET value = value + 1000 WHERE id = :i"), {"i": row.id})
+    between = _totals(world)
+    db.session.execute(text("UPDATE indicator_value SET value = value + 1000 WHERE id = :i"), {"i": row.id})
+    db.session.commit()
+    db.session.expire_all()
+    final = _totals(world)
+    assert final != between and final == _expected(world)
+
+
+def test_a_bulk_insert_changes_the_token_once_per_transaction(db, world):
+    """Thousands of rows in one statement: one token for the transaction (PostgreSQL rewrites the
+    cycle's row once, not once per row), a new one for the next."""
+    before = _token(db, world)
+    db.session.execute(text("UPDATE indicator_value SET value = value + 1"))
+    db.session.commit()
+    first = _token(db, world)
+    db.session.execute(text("UPDATE indicator_value SET value = value + 1"))
+    db.session.commit()
+    assert len({before, first, _token(db, world)}) == 3
