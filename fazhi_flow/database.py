@@ -3,6 +3,7 @@ import logging
 
 from flask import g, has_request_context, request
 from sqlalchemy import event
+from sqlalchemy import inspect as sa_inspect
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +78,13 @@ def in_read_transaction(session) -> bool:
     return bool(session.connection().info.get(_DEFERRED))
 
 
-def lock_row(obj) -> None:
+def lock_row(obj, columns_only: bool = False) -> None:
     """Re-read ``obj`` under a row lock (SELECT … FOR UPDATE) before checking and changing it.
+
+    ``columns_only``: re-read the row's own columns and leave its relationships as loaded (else they
+    are expired and, the related objects being held only weakly, read again: a second query for the
+    cycle on every draft save). For callers that read no collection or related object that another
+    transaction could have changed.
 
     A check made after this holds until the transaction ends, so two requests deciding the same
     thing at once are serialised on PostgreSQL. (On SQLite a writing transaction already holds the
@@ -91,4 +97,5 @@ def lock_row(obj) -> None:
     if has_request_context() and in_read_transaction(db.session):
         raise RuntimeError("lock_row in a read-only request: call require_write_lock() first")
     db.session.flush()
-    db.session.refresh(obj, with_for_update=True)
+    names = [attr.key for attr in sa_inspect(obj).mapper.column_attrs] if columns_only else None
+    db.session.refresh(obj, attribute_names=names, with_for_update=True)

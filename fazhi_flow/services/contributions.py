@@ -9,7 +9,7 @@ from .. import policy
 from ..database import lock_row
 from ..errors import Conflict, DomainError
 from ..extensions import db
-from ..models import Contribution, Revision
+from ..models import Contribution, Revision, User
 from ..timeutil import cn_datetime_text, utcnow
 from ..workflow.machine import fire
 from .audit import record
@@ -77,7 +77,9 @@ def _checked_draft(contribution: Contribution, actor, body: str, expected_versio
     """The normalised text, after the checks every draft write makes; ``refuse`` is the error class of a
     state that does not allow editing."""
     policy.require(actor, "contribution.write", contribution, "只有本单位联络员可以编辑该材料。")
-    lock_row(contribution)  # a colleague's submit or save in flight: check against its result
+    # A colleague's submit or save in flight: check against its result (the row's columns; the
+    # cycle's state is read as loaded by this request).
+    lock_row(contribution, columns_only=True)
     if contribution.cycle.state != "collecting":
         raise refuse(f"年度报告当前为“{contribution.cycle.state_label}”，材料只能在征集中修改。")
     if contribution.state not in ("draft", "returned"):
@@ -86,7 +88,9 @@ def _checked_draft(contribution: Contribution, actor, body: str, expected_versio
     if len(body) > MAX_BODY_CHARS:
         raise DomainError(f"正文过长（{len(body)}字），最多{MAX_BODY_CHARS}字。")
     if expected_version is not None and expected_version != contribution.version:
-        who = contribution.updated_by.name if contribution.updated_by else "他人"
+        # By id: the relationship still holds whoever was loaded before the row was re-read.
+        editor = db.session.get(User, contribution.updated_by_id) if contribution.updated_by_id else None
+        who = editor.name if editor else "他人"
         when = contribution.updated_at
         raise Conflict(f"该草稿已被{who}于{_fmt(when)}修改，您的内容尚未保存。请核对后再保存。")
     return body
