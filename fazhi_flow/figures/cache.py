@@ -74,10 +74,11 @@ def cache_key(kind: str, cycle_id: int, token: int | None):
     return (kind, str(db.engine.url), cycle_id, token)
 
 
-def cached(kind: str, cycle_id: int, compute, store: _Lru = AGGREGATES):
-    """``compute()``, or what it returned before under the cycle's current token. What is stored is
-    shared by every request of the process: callers never change it."""
-    key = cache_key(kind, cycle_id, figures_token(cycle_id))
+def cached(kind: str, cycle_id: int, compute, store: _Lru = AGGREGATES, token=...):
+    """``compute()``, or what it returned before under the cycle's current token (or under ``token``:
+    the one read when the data ``compute`` uses was loaded). What is stored is shared by every
+    request of the process: callers never change it."""
+    key = cache_key(kind, cycle_id, figures_token(cycle_id) if token is ... else token)
     if key is None:
         return compute()
     value = store.get(key)

@@ -253,11 +253,14 @@ class PlainApprovedFigureBook(ApprovedFigureBook):
     def _load_entries(self, cycle, readonly: bool) -> tuple[list, dict[int, str], dict]:
         # The rows, roles, values and approved revisions' figures are kept per process under the
         # cycle's figures token; unit names are read afresh (a rename does not change the token).
-        from ..figures.cache import BOOKS, cached
+        from ..figures.cache import BOOKS, cached, figures_token
         from ..models import Contribution, Unit
 
+        # Read once: the failing rules are kept under the token this book's data was loaded under,
+        # not under one read later in the request (a decision committed meanwhile).
+        self._token = figures_token(cycle.id)
         rows, roles, values, self._revision_figures = cached(
-            "approved-book", cycle.id, lambda: self._entries(cycle), BOOKS)
+            "approved-book", cycle.id, lambda: self._entries(cycle), BOOKS, token=self._token)
         units = self._units = {uid: _PlainUnit(uid, name) for uid, name in db.session.execute(
             select(Unit.id, Unit.name).where(Unit.id.in_(
                 select(Contribution.unit_id).where(Contribution.cycle_id == cycle.id))))}
@@ -282,9 +285,10 @@ class PlainApprovedFigureBook(ApprovedFigureBook):
             found = compute()
         else:
             names = hash(tuple(sorted((u.id, u.name) for u in self._units.values())))
-            found = cached(f"failed-rules:{self.cycle.state}:{names}", self.cycle.id, compute)
+            found = cached(f"failed-rules:{self.cycle.state}:{names}", self.cycle.id, compute, token=self._token)
         rules = {rule.id: rule for rule in self.rules}
-        return [_Failed(rules[rid], message, explanation, blocking) for rid, message, explanation, blocking in found]
+        return [_Failed(rules[rid], message, explanation, blocking)
+                for rid, message, explanation, blocking in found if rid in rules]
 
 
     def _entries(self, cycle) -> tuple[list, dict[int, str], dict, dict]:
