@@ -730,12 +730,25 @@ def _restore_postgres(url, work: Path, member: str, manifest: dict):
     if done.returncode != 0:
         raise BackupError(f"pg_restore 失败，已整体撤销，没有恢复任何数据；{_PG_EMPTY}。"
                           f"pg_restore 的输出：{done.stderr.strip()[-500:]}")
+    _fresh_figures_tokens()
 
     def undo() -> str:
         _drop_all_tables()
         return "恢复写入的表已全部删除，" + _PG_EMPTY
 
     return undo
+
+
+def _fresh_figures_tokens() -> None:
+    """The restored figures tokens carry transaction ids of the dumped cluster; a transaction of this
+    cluster with the same id would then leave its cycle's token unchanged. New tokens without ids."""
+    from ..extensions import db
+
+    with db.engine.connect() as conn, conn.begin():
+        if conn.execute(text("SELECT to_regclass('figures_version')")).scalar() is not None:
+            conn.execute(text("UPDATE figures_version SET txid = NULL,"
+                              " token = floor(random() * 9007199254740991)::bigint"))
+    db.engine.dispose()
 
 
 def _target_files_present(folder: Path) -> bool:
