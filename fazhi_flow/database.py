@@ -78,6 +78,20 @@ def in_read_transaction(session) -> bool:
     return bool(session.connection().info.get(_DEFERRED))
 
 
+def _lock_figures_token(session, obj, columns_only: bool) -> None:
+    """PostgreSQL: before a contribution's row, lock its cycle's figures token row (the triggers of
+    any figure or state write take it). Taken in this order by every decision, two requests deciding
+    two contributions in opposite order wait for each other instead of deadlocking. Draft saves
+    (``columns_only``) write no figures and do not queue here."""
+    from sqlalchemy import text
+
+    from .models import Contribution
+
+    if columns_only or not isinstance(obj, Contribution) or session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(text("SELECT 1 FROM figures_version WHERE cycle_id = :c FOR UPDATE"), {"c": obj.cycle_id})
+
+
 def lock_row(obj, columns_only: bool = False) -> None:
     """Re-read ``obj`` under a row lock (SELECT … FOR UPDATE) before checking and changing it.
 
@@ -97,5 +111,6 @@ def lock_row(obj, columns_only: bool = False) -> None:
     if has_request_context() and in_read_transaction(db.session):
         raise RuntimeError("lock_row in a read-only request: call require_write_lock() first")
     db.session.flush()
+    _lock_figures_token(db.session, obj, columns_only)
     names = [attr.key for attr in sa_inspect(obj).mapper.column_attrs] if columns_only else None
     db.session.refresh(obj, attribute_names=names, with_for_update=True)

@@ -226,3 +226,28 @@ def test_a_bulk_insert_changes_the_token_once_per_transaction(db, world):
     db.session.execute(text("UPDATE indicator_value SET value = value + 1"))
     db.session.commit()
     assert len({before, first, _token(db, world)}) == 3
+
+
+def test_a_decision_locks_the_cycles_token_row_before_the_contribution(db, world, is_postgres):
+    """PostgreSQL: every decision takes the token row first, so two requests deciding two contributions
+    in opposite order (a bulk approve and a single one) queue instead of deadlocking; a draft save
+    (no figures) does not queue there."""
+    from sqlalchemy.exc import OperationalError
+
+    from fazhi_flow.database import lock_row
+    from fazhi_flow.models import Contribution
+
+    if not is_postgres:
+        pytest.skip("PostgreSQL only: a SQLite writer holds the whole database from BEGIN IMMEDIATE")
+    c = db.session.get(Contribution, world.first("submitted"))
+    probe = text("SELECT 1 FROM figures_version WHERE cycle_id = :c FOR UPDATE NOWAIT")
+    lock_row(c)
+    with db.engine.connect() as other:
+        with pytest.raises(OperationalError):
+            other.execute(probe, {"c": c.cycle_id})
+    db.session.rollback()
+    lock_row(c, columns_only=True)
+    with db.engine.connect() as other:
+        assert other.execute(probe, {"c": c.cycle_id}).scalar() == 1
+        other.rollback()
+    db.session.rollback()
