@@ -2,7 +2,7 @@
 import logging
 
 from flask import g, has_request_context, request
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy import inspect as sa_inspect
 
 logger = logging.getLogger(__name__)
@@ -83,8 +83,6 @@ def _lock_figures_token(session, obj, columns_only: bool) -> None:
     any figure or state write take it). Taken in this order by every decision, two requests deciding
     two contributions in opposite order wait for each other instead of deadlocking. Draft saves
     (``columns_only``) write no figures and do not queue here."""
-    from sqlalchemy import text
-
     from .models import Contribution
 
     if columns_only or not isinstance(obj, Contribution) or session.get_bind().dialect.name != "postgresql":

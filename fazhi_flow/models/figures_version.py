@@ -5,8 +5,7 @@ reporters, the approved figures the rules check), which change far less often th
 ``figures.cache`` keeps them per process under this token. The token is written by database triggers,
 not by application code, so no write path can forget it: a value or approved value, a contribution's
 state, section, unit or assignment, an assignment's role, an indicator, a rule, an explanation of a
-flagged figure or a revision, by the ORM, a bulk
-statement or a migration.
+flagged figure or a revision, by the ORM, a bulk statement or a migration.
 
 The token is random, not a counter: a transaction that changed something and was rolled back may
 already have cached what it saw under its own token, and a counter would give that number again to
@@ -36,7 +35,7 @@ class FiguresVersion(db.Model):
     txid: Mapped[int | None] = mapped_column(BigInteger)
 
 
-# (trigger name, table, event, cycle expression, PostgreSQL WHEN for updates)
+# (table, the changed row's cycle as SQL, the columns whose update changes the token: None for all)
 _CYCLE_OF_VALUE = "(SELECT cycle_id FROM contribution WHERE id = {row}.contribution_id)"
 _CYCLE_OF_ASSIGNMENT = "(SELECT cycle_id FROM section WHERE id = {row}.section_id)"
 _WATCHED = (
@@ -120,6 +119,24 @@ def trigger_statements(dialect: str) -> list[str]:
         return _postgresql_statements()
     if dialect == "sqlite":
         return _sqlite_statements()
+    return []
+
+
+def drop_trigger_statements(dialect: str) -> list[str]:
+    """The DDL removing what ``trigger_statements`` created (migration 0007's downgrade)."""
+    if dialect == "postgresql":
+        out = []
+        for table, _cycle, _columns in _WATCHED:
+            out += [f'DROP TRIGGER IF EXISTS fv_{table}_insert_delete ON "{table}"',
+                    f'DROP TRIGGER IF EXISTS fv_{table}_update ON "{table}"',
+                    f"DROP FUNCTION IF EXISTS fv_{table}_changed()"]
+        return out + ["DROP TRIGGER IF EXISTS fv_report_cycle_delete ON report_cycle",
+                      "DROP FUNCTION IF EXISTS fv_report_cycle_deleted()",
+                      "DROP FUNCTION IF EXISTS figures_version_bump(integer)"]
+    if dialect == "sqlite":
+        return [f"DROP TRIGGER IF EXISTS fv_{table}_{suffix}" for table, _cycle, _columns in _WATCHED
+                for suffix in ("insert", "delete", "update", "update_old")] + \
+            ["DROP TRIGGER IF EXISTS fv_report_cycle_delete"]
     return []
 
 

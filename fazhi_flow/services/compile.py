@@ -290,7 +290,6 @@ class PlainApprovedFigureBook(ApprovedFigureBook):
         return [_Failed(rules[rid], message, explanation, blocking)
                 for rid, message, explanation, blocking in found if rid in rules]
 
-
     def _entries(self, cycle) -> tuple[list, dict[int, str], dict, dict]:
         from ..figures.evaluate import plain_values
         from ..models import Assignment, Contribution, Revision

@@ -9,7 +9,7 @@ Create Date: 2026-11-30 22:00:00
 from alembic import op
 import sqlalchemy as sa
 
-from fazhi_flow.models.figures_version import _WATCHED, trigger_statements
+from fazhi_flow.models.figures_version import drop_trigger_statements, trigger_statements
 
 
 revision = '0007'
@@ -34,19 +34,6 @@ def upgrade():
 
 
 def downgrade():
-    bind = op.get_bind()
-    for table, _cycle, _columns in _WATCHED:
-        if bind.dialect.name == "postgresql":
-            op.execute(f'DROP TRIGGER IF EXISTS fv_{table}_insert_delete ON "{table}"')
-            op.execute(f'DROP TRIGGER IF EXISTS fv_{table}_update ON "{table}"')
-            op.execute(f"DROP FUNCTION IF EXISTS fv_{table}_changed()")
-        else:
-            for suffix in ("insert", "delete", "update", "update_old"):
-                op.execute(f"DROP TRIGGER IF EXISTS fv_{table}_{suffix}")
-    if bind.dialect.name == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS fv_report_cycle_delete ON report_cycle")
-        op.execute("DROP FUNCTION IF EXISTS fv_report_cycle_deleted()")
-        op.execute("DROP FUNCTION IF EXISTS figures_version_bump(integer)")
-    else:
-        op.execute("DROP TRIGGER IF EXISTS fv_report_cycle_delete")
+    for statement in drop_trigger_statements(op.get_bind().dialect.name):
+        op.execute(statement)
     op.drop_table('figures_version')
