@@ -3,6 +3,7 @@ units of the section, attachments and the history — one figure book for all of
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
@@ -10,6 +11,9 @@ from sqlalchemy.orm import joinedload, selectinload
 from ..extensions import db
 from ..models import Attachment, Contribution
 from . import due_of, load_viewer, prepare_figures, preload_sections
+
+if TYPE_CHECKING:
+    from ..web.loading import OtherUnits
 
 # Decisions whose comment the editor shows above the text.
 DECISION_EVENTS = ("return", "unit_return", "reopen", "approve", "unit_approve")
@@ -119,7 +123,7 @@ class EditorPage:
     quoted: str | None
     fig: object
     extension: dict | None
-    others: list
+    others: OtherUnits  # the other units of the section: a few listed, all counted by state
     last_year: list
     paragraphs: list = field(default_factory=list)  # the displayed text when it is not editable
     # The other reviewers' comments of the round that ended in the latest decision (会签同意 and

@@ -1,7 +1,9 @@
 """Loading helpers shared by the task and review pages: permission-checked fetches, batch preloads."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass
+
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import selectinload
 
 from .. import policy
@@ -84,19 +86,51 @@ def transition_logs(contribution: Contribution) -> list[TransitionLog]:
     ))
 
 
-def other_units_on_section(contribution: Contribution) -> list:
-    """The other contributions of the same section: their unit's name, role and state, as plain rows
-    (a city's section has hundreds; their texts and objects are not needed)."""
+# The editor lists at most this many of the other units of a section (lead units first): a
+# province's section has thousands; the rest are only counted, by state.
+OTHER_UNITS_LISTED = 30
+
+
+@dataclass
+class OtherUnits:
+    """The other units of a contribution's section, as the editor shows them."""
+    rows: list  # at most OTHER_UNITS_LISTED plain rows: unit name, role, state
+    counts: dict[str, int]  # state -> the other units' contributions in it (states with none left out)
+    total: int
+
+    @property
+    def hidden(self) -> int:
+        """How many other units are counted but not listed."""
+        return self.total - len(self.rows)
+
+    @property
+    def summary(self) -> list[tuple[str, int]]:
+        """(state label, count) in the workflow's order of states."""
+        from ..workflow.states import CONTRIBUTION_STATE_LABELS
+
+        return [(label, self.counts[state]) for state, label in CONTRIBUTION_STATE_LABELS.items()
+                if state in self.counts]
+
+
+def other_units_on_section(contribution: Contribution, limit: int = OTHER_UNITS_LISTED) -> OtherUnits:
+    """The other contributions of the same section in two queries whatever their number: their count
+    by state, and the first ``limit`` of them (lead units first, then by contribution id) as plain rows
+    with their unit's name, role and state (their texts and objects are not needed)."""
     from types import SimpleNamespace
 
     from ..models import Assignment, Unit
     from ..models.cycle import ASSIGNMENT_ROLES
 
+    others = (Contribution.section_id == contribution.section_id, Contribution.id != contribution.id)
+    counts = dict(db.session.execute(
+        select(Contribution.state, func.count()).where(*others).group_by(Contribution.state)).all())
     rows = db.session.execute(
         select(Unit.name, Assignment.role, Contribution.state)
         .join(Assignment, Contribution.assignment_id == Assignment.id).join(Unit, Unit.id == Contribution.unit_id)
-        .where(Contribution.section_id == contribution.section_id, Contribution.id != contribution.id)
-        .order_by(Contribution.id))
-    return [SimpleNamespace(unit=SimpleNamespace(name=name), state=state,
-                            assignment=SimpleNamespace(role=role, role_label=ASSIGNMENT_ROLES[role]))
-            for name, role, state in rows]
+        .where(*others)
+        .order_by(case((Assignment.role == "lead", 0), else_=1), Contribution.id)
+        .limit(limit))
+    listed = [SimpleNamespace(unit=SimpleNamespace(name=name), state=state,
+                              assignment=SimpleNamespace(role=role, role_label=ASSIGNMENT_ROLES[role]))
+              for name, role, state in rows]
+    return OtherUnits(rows=listed, counts=counts, total=sum(counts.values()))
