@@ -140,8 +140,98 @@ def drop_trigger_statements(dialect: str) -> list[str]:
     return []
 
 
+# Migration 0008: what the progress dashboard shows besides the figures, so that it too can be kept
+# under the token: the outline (titles, order, due dates), an assignment's own due date, the cycle's
+# title, state and due date, and the units (name, kind, order; a unit belongs to every cycle of its
+# region). Rare administrative writes: a new token for them costs the figure caches nothing of note.
+# (name, table, events, columns watched by an update (None: all), SQLite: the cycles as a WHERE on
+# report_cycle, PostgreSQL: the same as a WHERE on report_cycle)
+_OUTLINE_WATCHED = (
+    ("fv_assignment_due", "assignment", ("UPDATE",), ("due",), "id = (SELECT cycle_id FROM section WHERE id = {row}.section_id)"),
+    ("fv_section", "section", ("INSERT", "DELETE", "UPDATE"), None, "id = {row}.cycle_id"),
+    ("fv_cycle_shown", "report_cycle", ("UPDATE",), ("title", "region", "due", "state"), "id = {row}.id"),
+    ("fv_unit", "unit", ("INSERT", "DELETE", "UPDATE"), None, "region_id = {row}.region_id"),
+)
+
+
+def _rows_of(events) -> list[tuple[str, str]]:
+    """(event, NEW or OLD) pairs: an update concerns the cycles of the old and of the new row."""
+    out = []
+    for when in events:
+        out += [(when, "OLD"), (when, "NEW")] if when == "UPDATE" else [(when, "NEW" if when == "INSERT" else "OLD")]
+    return out
+
+
+def _outline_sqlite_statements() -> list[str]:
+    out = []
+    for name, table, events, columns, where in _OUTLINE_WATCHED:
+        for when, row in _rows_of(events):
+            of = changed = ""
+            if when == "UPDATE" and columns:
+                of = f" OF {', '.join(columns)}"
+                changed = " WHEN " + " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in columns)
+            out.append(
+                f"CREATE TRIGGER {name}_{when.lower()}_{row.lower()} AFTER {when}{of} ON {table}{changed} BEGIN "
+                f"INSERT INTO figures_version (cycle_id, token) "
+                f"SELECT id, random() FROM report_cycle WHERE {where.format(row=row)} "
+                f"ON CONFLICT (cycle_id) DO UPDATE SET token = excluded.token; END")
+    return out
+
+
+def _outline_postgresql_statements() -> list[str]:
+    out = []
+    for name, table, events, columns, where in _OUTLINE_WATCHED:
+        body = []
+        if "DELETE" in events or "UPDATE" in events:
+            body.append(f"IF TG_OP <> 'INSERT' THEN PERFORM figures_version_bump(id) FROM report_cycle "
+                        f"WHERE {where.format(row='OLD')}; END IF;")
+        if "INSERT" in events or "UPDATE" in events:
+            body.append(f"IF TG_OP <> 'DELETE' THEN PERFORM figures_version_bump(id) FROM report_cycle "
+                        f"WHERE {where.format(row='NEW')}; END IF;")
+        out.append(f"""
+CREATE OR REPLACE FUNCTION {name}_changed() RETURNS trigger AS $$
+BEGIN
+    {' '.join(body)}
+    RETURN NULL;
+END $$ LANGUAGE plpgsql""")
+        of = f" OF {', '.join(columns)}" if columns else ""
+        changed = ""
+        if columns:
+            changed = " WHEN (" + " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in columns) + ")"
+        for when in events:
+            if when == "UPDATE":
+                out.append(f'CREATE TRIGGER {name}_update AFTER UPDATE{of} ON "{table}" '
+                           f"FOR EACH ROW{changed} EXECUTE FUNCTION {name}_changed()")
+            else:
+                out.append(f'CREATE TRIGGER {name}_{when.lower()} AFTER {when} ON "{table}" '
+                           f"FOR EACH ROW EXECUTE FUNCTION {name}_changed()")
+    return out
+
+
+def outline_trigger_statements(dialect: str) -> list[str]:
+    """The DDL of migration 0008's triggers (the outline, the units, the cycle's shown fields)."""
+    if dialect == "postgresql":
+        return _outline_postgresql_statements()
+    if dialect == "sqlite":
+        return _outline_sqlite_statements()
+    return []
+
+
+def drop_outline_trigger_statements(dialect: str) -> list[str]:
+    """The DDL removing what ``outline_trigger_statements`` created (migration 0008's downgrade)."""
+    out = []
+    for name, table, events, _columns, _where in _OUTLINE_WATCHED:
+        if dialect == "postgresql":
+            out += [f'DROP TRIGGER IF EXISTS {name}_{when.lower()} ON "{table}"' for when in events]
+            out.append(f"DROP FUNCTION IF EXISTS {name}_changed()")
+        elif dialect == "sqlite":
+            out += [f"DROP TRIGGER IF EXISTS {name}_{when.lower()}_{row.lower()}" for when, row in _rows_of(events)]
+    return out
+
+
 def _create_triggers(target, connection, **_kw) -> None:
-    for statement in trigger_statements(connection.dialect.name):
+    dialect = connection.dialect.name
+    for statement in trigger_statements(dialect) + outline_trigger_statements(dialect):
         connection.execute(DDL(statement))
 
 

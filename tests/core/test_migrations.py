@@ -156,6 +156,17 @@ def test_upgrade_from_0002_keeps_a_working_district_and_adds_ops_tables(fresh_da
             assert dict(conn.execute(text("SELECT cycle_id, token FROM figures_version")).all()) != tokens
             conn.execute(text("UPDATE indicator_value SET value = value - 1"))
             assert conn.execute(text("SELECT count(*) FROM attachment_blob")).scalar() == 0
+        # Migration 0008: the outline and the units too (the dashboard is kept under the token). One
+        # transaction each: on PostgreSQL the token changes once per transaction.
+        for change, undo in (("UPDATE section SET title = title || '（改）'", "UPDATE section SET title = replace(title, '（改）', '')"),
+                             ("UPDATE unit SET name = name || '（改）'", "UPDATE unit SET name = replace(name, '（改）', '')")):
+            with db.engine.begin() as conn:
+                tokens = dict(conn.execute(text("SELECT cycle_id, token FROM figures_version")).all())
+                conn.execute(text(change))
+                changed = dict(conn.execute(text("SELECT cycle_id, token FROM figures_version")).all())
+                assert all(changed[c] != tokens[c] for c in tokens), change
+            with db.engine.begin() as conn:
+                conn.execute(text(undo))
         # Left empty for cycles already under way: filling it would restart their reminder series.
         assert [c.opened_at for c in db.session.scalars(select(ReportCycle))] == [None] * len(before["report_cycle"])
 
