@@ -47,6 +47,8 @@ class _Lru:
 AGGREGATES = _Lru(MAX_ENTRIES)
 # A city's approved figures (18,000 contributions, 30,000 values: ~10 MB): the latest two only.
 BOOKS = _Lru(2)
+# Rendered page parts (the dashboard's matrix: ~50-300 KB for a page of a city's units).
+PAGES = _Lru(48)
 
 
 def figures_token(cycle_id: int) -> int | None:

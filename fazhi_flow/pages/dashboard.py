@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flask import current_app, url_for
+from datetime import date
+
+from flask import current_app, render_template, url_for
 from markupsafe import Markup, escape
 
 from .. import policy
+from ..figures.cache import PAGES, cached
 from ..services import dashboard as svc
 from ..services.dashboard import Dashboard, UnitRow
+from ..timeutil import local_today
 
 
 def cell_endpoint(viewer, restricted: bool) -> str | None:
@@ -41,9 +45,13 @@ def link_prefix(endpoint: str | None) -> str | None:
 
 @dataclass
 class DashboardPage:
-    dash: Dashboard | None
+    cycle: object | None  # None: no cycle exists yet
     cycles: list
     filters: dict
+    today: date | None = None
+    restricted: bool = False  # only the viewer's own unit's row
+    matrix: Markup | None = None  # the figures, the matrix and its pager, rendered (kept per token)
+    dash: Dashboard | None = None  # only while the matrix is rendered
     href: str | None = None  # link prefix of a cell; None: cells are not links
     pager: str | None = None  # this page's URL less the page number (filters kept)
     _pieces: dict = field(default_factory=dict)
@@ -109,7 +117,13 @@ def build_page(cycle, cycles: list, viewer, filters: dict, page: int | None = No
     """The dashboard of ``cycle`` as ``viewer`` may see it (``cycle`` None: no cycle exists yet), its
     matrix paged by units (``svc.UNITS_PER_PAGE`` rows, or the app's DASHBOARD_UNITS_PER_PAGE).
     ``oversight``: an overseer's read (督导) — every unit, and cells that are not links (an overseer
-    never opens a region's material)."""
+    never opens a region's material).
+
+    The rendered matrix is kept per process under the cycle's figures token, which the database
+    changes with everything the matrix shows (states, submissions, assignments and their due dates,
+    the outline, the units, the cycle's due date), and under what else it depends on: the day, the
+    rows the viewer may see, where cells link, the filters and the page. Each request reads the token,
+    so a change is seen at once, by every process."""
     if viewer.unit is not None:
         # The page header names the viewer's unit: read it now, not while rendering (the login already
         # loads it with the user, so this costs no query then).
@@ -117,6 +131,22 @@ def build_page(cycle, cycles: list, viewer, filters: dict, page: int | None = No
     if cycle is None:
         return DashboardPage(None, cycles, filters)
     per_page = current_app.config.get("DASHBOARD_UNITS_PER_PAGE", svc.UNITS_PER_PAGE)
-    dash = svc.build_dashboard(cycle, viewer, **filters, page=page, per_page=per_page, all_units=oversight)
-    href = None if oversight else link_prefix(cell_endpoint(viewer, dash.restricted_to_unit))
-    return DashboardPage(dash, cycles, filters, href, pager_prefix(cycle, filters))
+    restricted = not oversight and not svc.sees_all_units(viewer)
+    href = None if oversight else link_prefix(cell_endpoint(viewer, restricted))
+    today = local_today()
+    out = DashboardPage(cycle, cycles, filters, today, restricted, href=href, pager=pager_prefix(cycle, filters))
+
+    def render() -> Markup:
+        out.dash = svc.build_dashboard(cycle, viewer, **filters, today=today, page=page, per_page=per_page,
+                                       all_units=oversight)
+        try:
+            return Markup(render_template("dashboard/_matrix.html", page=out, dash=out.dash,
+                                          CELL_LABELS=svc.CELL_LABELS, CELL_CLASSES=svc.CELL_CLASSES,
+                                          CELL_MARKS=svc.CELL_MARKS, percent=svc.percent))
+        finally:
+            out.dash = None  # the rows hold ORM objects: nothing of them outlives the request
+
+    kind = ("dashboard", viewer.unit_id if restricted else None, oversight, href,
+            tuple(sorted(filters.items())), page, per_page, today)
+    out.matrix = cached(kind, cycle.id, render, PAGES)
+    return out

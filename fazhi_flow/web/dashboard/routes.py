@@ -81,9 +81,8 @@ def index():
     cycle, cycles, oversight = _choose()
     page = build_page(cycle, cycles, current_user, _filters(), request.args.get("page", type=db_int),
                       oversight=oversight)
-    return render_template("dashboard/index.html", page=page, dash=page.dash, cycles=cycles, filters=page.filters,
-                           CELL_LABELS=svc.CELL_LABELS, CELL_CLASSES=svc.CELL_CLASSES, CELL_MARKS=svc.CELL_MARKS,
-                           UNIT_KINDS=UNIT_KINDS, CYCLE_STATE_LABELS=CYCLE_STATE_LABELS, percent=svc.percent,
+    return render_template("dashboard/index.html", page=page, cycles=cycles, filters=page.filters,
+                           CELL_LABELS=svc.CELL_LABELS, UNIT_KINDS=UNIT_KINDS, CYCLE_STATE_LABELS=CYCLE_STATE_LABELS,
                            oversight=oversight, active_nav="dashboard")
 
 
