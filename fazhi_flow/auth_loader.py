@@ -8,6 +8,7 @@ import time
 
 from flask import current_app, flash, g, redirect, request, session
 from flask_login import login_url
+from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from .extensions import db
@@ -79,10 +80,17 @@ def init_login(login_manager) -> None:
         user_id = optional_int(raw_id)
         if user_id is None or not token or session_expired():
             return None
-        # The unit comes in the same query: every page's header names it.
-        user = db.session.get(User, user_id, options=[joinedload(User.unit)])
+        # The unit comes in the same query: every page's header names it. So does whether anyone has
+        # delegated work to the user now: most have nobody, and then no page needs to ask again.
+        from .services.delegations import any_delegation_to, no_principals_this_request
+
+        row = db.session.execute(select(User, any_delegation_to(User.id)).where(User.id == user_id)
+                                 .options(joinedload(User.unit))).first()
+        user = row[0] if row is not None else None
         if user is None or not user.active or user.session_token != token:
             return None
+        if not row[1]:
+            no_principals_this_request(user)
         return user
 
     @login_manager.unauthorized_handler

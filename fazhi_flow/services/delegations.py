@@ -32,6 +32,22 @@ def active_clause(now: datetime | None = None):
     return (Delegation.starts_at <= now) & (Delegation.ends_at > now) & Delegation.revoked_at.is_(None)
 
 
+def any_delegation_to(user_id):
+    """SQL: whether a delegation to ``user_id`` is in force (a column the login's user query carries;
+    looser than ``principals_of``, which also asks that the delegator be active and of the region)."""
+    return select(Delegation.id).where(Delegation.substitute_id == user_id, active_clause()).exists()
+
+
+def no_principals_this_request(user) -> None:
+    """Record that ``user`` stands in for nobody during this request (no delegation is in force)."""
+    if has_request_context():
+        cache = getattr(request, _CACHE_ATTR, None)
+        if cache is None:
+            cache = {}
+            setattr(request, _CACHE_ATTR, cache)
+        cache[user.id] = []
+
+
 def principals_of(user) -> list[policy.Principal]:
     """Whom ``user`` now stands in for, as ``policy.Principal`` views (delegable roles only); two
     statements, read once per request (kept on the request object: ``g`` may outlive a request)."""
