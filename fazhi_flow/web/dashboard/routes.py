@@ -31,34 +31,31 @@ GATE_MESSAGE = "“填报进度”只对管理员、审核人、签发领导、�
 NO_CYCLE = "该年度报告不存在。"
 
 
-def _cycles(region_id: int):
-    # Running cycles first, then the most recent; only the region's own.
+def _cycles(region_id: int) -> list[ReportCycle]:
+    # Running cycles first, then the most recent; only the region's own (a handful: one a year).
     running = case((ReportCycle.state == "collecting", 0), (ReportCycle.state == "setup", 2), else_=1)
-    return list(db.session.execute(
-        select(ReportCycle.id, ReportCycle.title, ReportCycle.region, ReportCycle.year, ReportCycle.state)
-        .where(ReportCycle.region_id == region_id)
-        .order_by(running, ReportCycle.year.desc(), ReportCycle.id.desc())).all())
-
-
-def _wanted():
-    """The cycle named in the URL (``?cycle=``) when the viewer may see its progress, else 404; None
-    when none is named. A cycle of another region is 404 unless the viewer oversees that region."""
-    wanted = request.args.get("cycle", type=db_int)
-    if wanted is None:
-        return None
-    cycle = db.session.get(ReportCycle, wanted)
-    if cycle is None or not policy.can(current_user, "cycle.view", cycle):
-        abort_with(404, NO_CYCLE)
-    return cycle
+    return list(db.session.scalars(
+        select(ReportCycle).where(ReportCycle.region_id == region_id)
+        .order_by(running, ReportCycle.year.desc(), ReportCycle.id.desc())))
 
 
 def _choose():
-    """(cycle or None, the cycles of its region to choose from, whether the view is an oversight read)."""
-    cycle = _wanted()
+    """(cycle or None, the cycles of its region to choose from, whether the view is an oversight read).
+
+    The cycle is the one named in the URL (``?cycle=``) when the viewer may see its progress, else 404;
+    without one, the first of the viewer's region. A cycle of another region is 404 unless the viewer
+    oversees that region. The own region's cycles are read at once: the named one is usually among them."""
+    wanted = request.args.get("cycle", type=db_int)
+    cycles = _cycles(current_user.region_id)
+    if wanted is None:
+        cycle = cycles[0] if cycles else None
+    else:
+        cycle = next((c for c in cycles if c.id == wanted), None) or db.session.get(ReportCycle, wanted)
+        if cycle is None or not policy.can(current_user, "cycle.view", cycle):
+            abort_with(404, NO_CYCLE)
+        if cycle.region_id != current_user.region_id:
+            cycles = _cycles(cycle.region_id)
     region_id = cycle.region_id if cycle is not None else current_user.region_id
-    cycles = _cycles(region_id)
-    if cycle is None and cycles:
-        cycle = db.session.get(ReportCycle, cycles[0].id)
     # Reading a region below, or without a role that sees progress in the own region: read only,
     # every unit, no links into material.
     oversight = region_id != current_user.region_id or not policy.can(current_user, "dashboard.view")
