@@ -4,6 +4,7 @@ import logging
 from flask import g, has_request_context, request
 from sqlalchemy import event, text
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import scoped_session
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,35 @@ def _lock_figures_token(session, obj, columns_only: bool) -> None:
     session.execute(text("SELECT 1 FROM figures_version WHERE cycle_id = :c FOR UPDATE"), {"c": obj.cycle_id})
 
 
+def _locked_rows(session) -> set:
+    """Identity keys of the rows this transaction has locked (``get_locked``): the set of another
+    transaction is never returned, its locks having ended with it."""
+    session = session() if isinstance(session, scoped_session) else session
+    transaction = session.get_transaction()
+    held = session.info.get("_fazhi_locked_rows")
+    if held is None or held[0] is not transaction:
+        held = session.info["_fazhi_locked_rows"] = (transaction, set())
+    return held[1]
+
+
+def get_locked(model, ident, options=()):
+    """``model`` ``ident`` read with SELECT … FOR UPDATE OF its own table (other tables joined by
+    ``options`` are not locked), or None. The row is then current and stays so until the transaction
+    ends, so ``lock_row(obj, columns_only=True)`` reads nothing again: a draft save's one read.
+
+    Only for a request that will take no other lock before this one: a decision (``lock_row`` without
+    ``columns_only``) first locks the cycle's figures token row, and taking the contribution's first
+    would invert that order."""
+    from .extensions import db
+
+    # FOR UPDATE always reads the row; an object this session already holds with another version_id
+    # raises StaleDataError rather than keep old values (routes call this before loading it otherwise).
+    obj = db.session.get(model, ident, options=options, with_for_update={"of": model})
+    if obj is not None:
+        _locked_rows(db.session).add(sa_inspect(obj).identity_key)
+    return obj
+
+
 def lock_row(obj, columns_only: bool = False) -> None:
     """Re-read ``obj`` under a row lock (SELECT … FOR UPDATE) before checking and changing it.
 
@@ -109,6 +139,8 @@ def lock_row(obj, columns_only: bool = False) -> None:
     if has_request_context() and in_read_transaction(db.session):
         raise RuntimeError("lock_row in a read-only request: call require_write_lock() first")
     db.session.flush()
+    if columns_only and sa_inspect(obj).identity_key in _locked_rows(db.session):
+        return  # read under this transaction's lock already (get_locked)
     _lock_figures_token(db.session, obj, columns_only)
     names = [attr.key for attr in sa_inspect(obj).mapper.column_attrs] if columns_only else None
     db.session.refresh(obj, attribute_names=names, with_for_update=True)

@@ -4,9 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import case, func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from .. import policy
+from ..database import get_locked
 from ..extensions import db
 from ..models import Attachment, Contribution, ReportCycle, Section, TransitionLog
 from .errors import abort_with
@@ -21,8 +22,15 @@ def in_own_region(obj, user) -> bool:
     return policy.region_of(obj) in (None, user.region_id)
 
 
-def contribution_or_abort(contribution_id: int, user) -> Contribution:
-    contribution = db.session.get(Contribution, contribution_id)
+def contribution_or_abort(contribution_id: int, user, for_draft_save: bool = False) -> Contribution:
+    """The contribution with its cycle (one query), when ``user`` may see it; else 404 (another
+    region, or none) or 403. ``for_draft_save``: read under a row lock, which the save then keeps
+    (``database.get_locked``): the request must lock nothing else first, nor decide anything after."""
+    options = [joinedload(Contribution.cycle)]
+    if for_draft_save:
+        contribution = get_locked(Contribution, contribution_id, options)
+    else:
+        contribution = db.session.get(Contribution, contribution_id, options=options)
     if contribution is None or not in_own_region(contribution, user):
         abort_with(404, "这份材料不存在。")
     if not policy.can(user, "contribution.view", contribution):

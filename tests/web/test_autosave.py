@@ -364,3 +364,30 @@ def test_a_refused_save_from_a_stale_page_never_lets_autosave_replace_a_colleagu
     page = client.post(f"/tasks/{cid}", data={"body": "我自己的文字", "action": "save"})
     assert page.status_code == 400 and "data-autosave-url" not in page.get_data(as_text=True)
     assert _stored(db, cid).body == "同事先保存的内容"
+
+
+def test_a_draft_save_reads_the_draft_once_under_its_lock(app, as_user, factory, db, is_postgres):
+    """Draft save at city scale (issue 11): the login's user and roles, ONE read of the draft with its
+    cycle (locked: FOR UPDATE on PostgreSQL), one audit row and one conditional UPDATE — no second
+    read of the row before the check."""
+    w = factory.world()
+    db.session.commit()
+    client = as_user(w.liaison)
+    cid = w.contribution.id
+    for url, data in ((f"/tasks/{cid}", {"body": "第一次保存", "action": "save"}),
+                      (f"/tasks/{cid}/autosave", {"body": "自动保存的内容"})):
+        data["version"] = _stored(db, cid).version
+        db.session.close()  # the request starts with an empty session, as in a web worker
+        with count_queries(_db.engine) as statements:
+            response = client.post(url, data=data)
+        assert response.status_code in (200, 302), response.get_data(as_text=True)[:300]
+        sql = [str(s) for s in statements if not str(s).startswith("BEGIN")]
+        reads = [s for s in sql if s.lstrip().startswith("SELECT") and "FROM contribution" in s]
+        assert len(reads) == 1, sql
+        assert "report_cycle" in reads[0]  # the cycle in the same query
+        assert ("FOR UPDATE OF contribution" in reads[0]) == is_postgres, reads[0]
+        assert sum(s.lstrip().startswith("UPDATE contribution") for s in sql) == 1
+        assert "contribution.version" in next(s for s in sql if s.lstrip().startswith("UPDATE contribution"))
+        assert len(sql) <= 5, sql
+        db.session.commit()
+        assert _stored(db, cid).body == data["body"]

@@ -10,8 +10,10 @@ import functools
 from flask import flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.orm import joinedload
 
 from ... import policy
+from ...database import get_locked
 from ...errors import Conflict, DomainError
 from ...extensions import db
 from ...models import Contribution
@@ -137,7 +139,9 @@ def _keep_text_when_logged_out(view):
 @_keep_text_when_logged_out
 @handler("authenticated")
 def edit(contribution_id: int):
-    contribution = contribution_or_abort(contribution_id, current_user)
+    # A save without a file is read once, locked (an upload takes the locks of a decision, in their order).
+    draft_save = request.method == "POST" and not getattr(request.files.get("file"), "filename", "")
+    contribution = contribution_or_abort(contribution_id, current_user, for_draft_save=draft_save)
     form = EditorForm()
     if request.method == "GET":
         form.body.data = contribution.body
@@ -236,7 +240,7 @@ def autosave(contribution_id: int):
     as for an id that does not exist; a draft that can no longer be edited, or was saved by someone
     else since the page was loaded, gets 409 and keeps its stored text.
     """
-    contribution = db.session.get(Contribution, contribution_id)
+    contribution = get_locked(Contribution, contribution_id, [joinedload(Contribution.cycle)])
     if (contribution is None or not in_own_region(contribution, current_user)
             or not policy.can(current_user, "contribution.write", contribution)):
         return _autosave_answer(404, AUTOSAVE_NOT_FOUND, kind="not_found")
