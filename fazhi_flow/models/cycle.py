@@ -98,6 +98,25 @@ class ReportCycle(db.Model):
     def top_sections(self) -> list[Section]:
         return [s for s in self.sections if s.parent_id is None]
 
+    def path_labels(self) -> dict[int, str]:
+        """Section id → ``Section.path_label``, for every section in one walk of the outline (a list of
+        many rows asks each section's label; each one alone would number its siblings again)."""
+        labels: dict[int, str] = {}
+
+        def walk(nodes, depth: int, prefix: str) -> None:
+            headed = 0
+            for node in nodes:
+                if node.title:
+                    headed += 1
+                    own = f"{heading_number(depth, headed)}{node.title}"
+                else:
+                    own = "（开篇段落）"
+                labels[node.id] = f"{prefix} › {own}" if prefix else own
+                walk(node.children, depth + 1, labels[node.id])
+
+        walk(self.top_sections(), 1, "")
+        return labels
+
     def __repr__(self) -> str:
         return f"<ReportCycle {self.region} {self.year}>"
 

@@ -92,9 +92,10 @@ def _groups(user, rows, comments, renderer) -> list[TaskGroup]:
     groups = []
     for cycle in cycles:
         order = section_order(cycle)
+        labels = cycle.path_labels()
         items = sorted(by_cycle[cycle.id], key=lambda c: (order.get(c.section_id, 0), c.id))
         groups.append(TaskGroup(cycle.title, cycle.state_label, [
-            TaskRow(c.id, c.section.path_label, c.assignment.role, c.assignment.role_label, c.state,
+            TaskRow(c.id, labels[c.section_id], c.assignment.role, c.assignment.role_label, c.state,
                     due_of(c), comments.get(c.id), renderer.preview(c),
                     bool(user.is_authenticated and can_edit(user, c)))
             for c in items]))
