@@ -205,7 +205,16 @@ class ScopedFigureBook(FigureBook):
         return (indicator.reported_by or "all") == "all" or self.roles.get(contribution.id) == "lead"
 
     def _singles_condition(self):
-        """The contributions that alone report an indicator (a lead unit's figure, a one-unit section)."""
+        """The contributions that alone report an indicator (a lead unit's figure, a one-unit section),
+        by id: which they are depends only on what the figures token covers, so the ids are kept under
+        it, and the batch reads them by primary key (as a condition on sections and roles the planner
+        scanned every contribution of a city's cycle)."""
+        from ..models import Contribution
+
+        ids = cached("scoped-singles", self.cycle.id, self._single_ids)
+        return Contribution.id.in_(ids) if ids else None
+
+    def _single_ids(self) -> list[int]:
         from ..models import Assignment, Contribution
 
         parts = self._all_parts()  # reporters per indicator: the same for every reader
@@ -219,23 +228,34 @@ class ScopedFigureBook(FigureBook):
             conditions.append(Contribution.section_id.in_(sorted(whole)))
         if leads - whole:
             conditions.append(and_(Contribution.section_id.in_(sorted(leads - whole)), Assignment.role == "lead"))
-        return or_(*conditions) if conditions else None
+        if not conditions:
+            return []
+        return sorted(db.session.scalars(
+            select(Contribution.id).join(Assignment, Contribution.assignment_id == Assignment.id)
+            .where(Contribution.cycle_id == self.cycle.id, or_(*conditions))))
 
     def _changed_condition(self):
-        """Values that differ from their approved value, and the texts citing their indicators."""
+        """Values that differ from their approved value, and the texts citing their indicators. Which
+        values differ is kept under the figures token; which texts cite them is read each time (a
+        draft's text is not in the token)."""
         from ..models import Contribution
-        from ..models.indicator import IndicatorValue
 
-        changed = db.session.execute(
-            select(IndicatorValue.contribution_id, IndicatorValue.indicator_id)
-            .join(Contribution, IndicatorValue.contribution_id == Contribution.id)
-            .where(Contribution.cycle_id == self.cycle.id, IndicatorValue.approved_value.is_not(None),
-                   or_(IndicatorValue.value.is_(None), IndicatorValue.value != IndicatorValue.approved_value))).all()
+        changed = cached("scoped-changed", self.cycle.id, self._changed_values)
         if not changed:
             return None
         codes = sorted({self.by_id[iid].code for _, iid in changed if iid in self.by_id})
         return or_(Contribution.id.in_(sorted({cid for cid, _ in changed})),
                    *(Contribution.body.contains(code, autoescape=True) for code in codes))
+
+    def _changed_values(self) -> list[tuple[int, int]]:
+        from ..models import Contribution
+        from ..models.indicator import IndicatorValue
+
+        return [tuple(row) for row in db.session.execute(
+            select(IndicatorValue.contribution_id, IndicatorValue.indicator_id)
+            .join(Contribution, IndicatorValue.contribution_id == Contribution.id)
+            .where(Contribution.cycle_id == self.cycle.id, IndicatorValue.approved_value.is_not(None),
+                   or_(IndicatorValue.value.is_(None), IndicatorValue.value != IndicatorValue.approved_value)))]
 
     def prepare(self, contributions=(), rules: bool = False) -> None:
         """Load in one batch ``contributions``, the single reporters of indicators, the values changed

@@ -251,3 +251,64 @@ def test_a_decision_locks_the_cycles_token_row_before_the_contribution(db, world
         assert other.execute(probe, {"c": c.cycle_id}).scalar() == 1
         other.rollback()
     db.session.rollback()
+
+
+def _cited(world, reader, fresh: bool) -> dict:
+    """What each of ``reader``'s texts prints of its citations: by a prepared scoped book (kept single
+    reporters and changed values) or by a full book computed afresh."""
+    from fazhi_flow.models import Contribution
+
+    rows = list(db_session(world).scalars(select(Contribution).where(
+        Contribution.cycle_id == world.cycle.id, Contribution.unit_id == reader.unit_id).order_by(Contribution.id)))
+    if fresh:
+        book = FigureBook(world.cycle, readonly=True)
+    else:
+        book = ScopedFigureBook(world.cycle)
+        book.note_reader(reader.unit_id)
+        book.prepare(rows)
+    seen = Visibility(book, reader)
+    seen.known_codes  # noqa: B018 - the reader's own sections (one query of its own, not a batch)
+    with count_queries(db_session(world).get_bind()) as statements:
+        printed = {c.id: seen.values_for_text(c, c.body) for c in rows}
+    # Prepared: the single reporters and changed values were loaded in the batch, none on demand.
+    assert fresh or not statements, statements
+    return printed
+
+
+def db_session(world):
+    from fazhi_flow.extensions import db as _db
+
+    return _db.session
+
+
+def test_single_reporters_and_changed_values_kept_under_the_token_follow_every_change(db, world):
+    """The scoped book keeps which contributions alone report an indicator and which values changed
+    after approval; after a lead changes hands or an approved value changes (plain SQL), what a text
+    prints equals a fresh book's, for a lead and a supporting unit."""
+    cache.AGGREGATES.clear()
+    readers = (world.liaison(0), world.liaison(1))
+    for reader in readers:
+        assert _cited(world, reader, fresh=False) == _cited(world, reader, fresh=True)
+    # The section led by unit 1 (reader 0's text in the section before cites its lead's figure) hands
+    # the lead to unit 2, which enters that figure; then an approved value is changed.
+    section, indicator = db.session.execute(text(
+        "SELECT a.section_id, i.id FROM assignment a JOIN indicator i ON i.section_id = a.section_id "
+        "WHERE a.unit_id = :u AND a.role = 'lead' AND i.reported_by = 'lead' ORDER BY a.section_id LIMIT 1"),
+        {"u": world.unit_ids[1]}).first()
+    new_lead = db.session.execute(text("SELECT id FROM contribution WHERE section_id = :s AND unit_id = :u"),
+                                  {"s": section, "u": world.unit_ids[2]}).scalar()
+    db.session.execute(text("UPDATE assignment SET role = 'support' WHERE section_id = :s"), {"s": section})
+    db.session.execute(text("UPDATE assignment SET role = 'lead' WHERE section_id = :s AND unit_id = :u"),
+                       {"s": section, "u": world.unit_ids[2]})
+    db.session.execute(text("DELETE FROM indicator_value WHERE indicator_id = :i"), {"i": indicator})
+    db.session.execute(text("INSERT INTO indicator_value (contribution_id, indicator_id, value, updated_at) "
+                       "VALUES (:c, :i, 41, CURRENT_TIMESTAMP)"),
+                       {"c": new_lead, "i": indicator})
+    db.session.commit()
+    approved = db.session.execute(text(
+        "SELECT id FROM indicator_value WHERE approved_value IS NOT NULL ORDER BY id LIMIT 1")).scalar()
+    db.session.execute(text("UPDATE indicator_value SET value = approved_value + 7 WHERE id = :i"), {"i": approved})
+    db.session.commit()
+    db.session.expire_all()
+    for reader in readers:
+        assert _cited(world, reader, fresh=False) == _cited(world, reader, fresh=True), reader
