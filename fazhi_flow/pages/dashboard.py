@@ -16,7 +16,8 @@ from flask import current_app, render_template, url_for
 from markupsafe import Markup, escape
 
 from .. import policy
-from ..figures.cache import PAGES, cached
+from ..extensions import db
+from ..figures.cache import PAGES, cache_key, figures_token
 from ..services import dashboard as svc
 from ..services.dashboard import Dashboard, UnitRow
 from ..timeutil import local_today
@@ -136,17 +137,30 @@ def build_page(cycle, cycles: list, viewer, filters: dict, page: int | None = No
     today = local_today()
     out = DashboardPage(cycle, cycles, filters, today, restricted, href=href, pager=pager_prefix(cycle, filters))
 
-    def render() -> Markup:
+    def render() -> tuple[Markup, int]:
+        """The matrix and the number of the page it shows. The cycle was read before the token: its
+        due date (which sections without one inherit) is read again."""
+        db.session.refresh(cycle, ["due"])
         out.dash = svc.build_dashboard(cycle, viewer, **filters, today=today, page=page, per_page=per_page,
                                        all_units=oversight)
         try:
             return Markup(render_template("dashboard/_matrix.html", page=out, dash=out.dash,
                                           CELL_LABELS=svc.CELL_LABELS, CELL_CLASSES=svc.CELL_CLASSES,
-                                          CELL_MARKS=svc.CELL_MARKS, percent=svc.percent))
+                                          CELL_MARKS=svc.CELL_MARKS, percent=svc.percent)), out.dash.page
         finally:
             out.dash = None  # the rows hold ORM objects: nothing of them outlives the request
 
-    kind = ("dashboard", viewer.unit_id if restricted else None, oversight, href,
-            tuple(sorted(filters.items())), page, per_page, today)
-    out.matrix = cached(kind, cycle.id, render, PAGES)
+    def key(number):
+        return cache_key(("dashboard", svc.restricted_units(viewer) if restricted else None, oversight, href,
+                          tuple(sorted(filters.items())), number, per_page, today), cycle.id, token)
+
+    token = figures_token(cycle.id)
+    wanted = max(page or 1, 1)
+    out.matrix = PAGES.get(key(wanted)) if token is not None else None
+    if out.matrix is None:
+        out.matrix, shown_page = render()
+        # Kept under the page shown: a number past the last page is clamped by the service, and
+        # keeping it under each such number would let any URL push real pages out of the cache.
+        if token is not None and shown_page == wanted:
+            PAGES.put(key(wanted), out.matrix)
     return out

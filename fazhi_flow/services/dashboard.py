@@ -141,6 +141,14 @@ def sees_all_units(user) -> bool:
     return policy.can(user, "dashboard.all_units")
 
 
+def restricted_units(viewer) -> tuple[int, ...]:
+    """The units whose rows a viewer who may not see every unit sees: their own unit's; without a unit
+    of their own, those of the people they now stand in for (委托); else none."""
+    if viewer.unit_id is not None:
+        return (viewer.unit_id,)
+    return tuple(sorted({p.unit_id for p in policy.acting_for(viewer) if p.unit_id is not None}))
+
+
 def build_dashboard(cycle: ReportCycle, viewer, state: str | None = None, unit_kind: str | None = None,
                     overdue_only: bool = False, today: date | None = None, page: int | None = None,
                     per_page: int | None = None, all_units: bool = False) -> Dashboard:
@@ -156,9 +164,9 @@ def build_dashboard(cycle: ReportCycle, viewer, state: str | None = None, unit_k
     nodes = load_outline(cycle)
     # The same rule as Assignment.effective_due(): the unit's own date, else the section's (inherited).
     section_due = {n.section.id: n.section.effective_due() for n in nodes}
-    unit_id = viewer.unit_id if restricted else None
-    tally = _tally(cycle, unit_id, unit_kind, section_due, today)
-    scope = _Scope(cycle, unit_id, unit_kind, state, overdue_only, section_due, today)
+    unit_ids = restricted_units(viewer) if restricted else None
+    tally = _tally(cycle, unit_ids, unit_kind, section_due, today)
+    scope = _Scope(cycle, unit_ids, unit_kind, state, overdue_only, section_due, today)
     unit_count = db.session.scalar(select(func.count()).select_from(scope.unit_ids().subquery())) or 0
     pages = max(1, -(-unit_count // per_page)) if per_page else 1
     page = min(max(page or 1, 1), pages)
@@ -192,7 +200,7 @@ class _Tally:
     columns: dict[int, ColumnTotal] = field(default_factory=dict)  # section id -> its cells' figures
 
 
-def _tally(cycle: ReportCycle, unit_id: int | None, unit_kind: str | None, section_due: dict,
+def _tally(cycle: ReportCycle, unit_ids: tuple | None, unit_kind: str | None, section_due: dict,
            today: date) -> _Tally:
     """The figures of every cell the viewer may see, from one aggregate query: cells grouped by section,
     own due date, unit kind and state (a few hundred groups however many units there are)."""
@@ -202,8 +210,8 @@ def _tally(cycle: ReportCycle, unit_id: int | None, unit_kind: str | None, secti
              .outerjoin(Contribution, Contribution.assignment_id == Assignment.id)
              .where(Section.cycle_id == cycle.id)
              .group_by(Assignment.section_id, Assignment.due, Unit.kind, cell_state))
-    if unit_id is not None:
-        query = query.where(Assignment.unit_id == unit_id)
+    if unit_ids is not None:
+        query = query.where(Assignment.unit_id.in_(unit_ids))
     tally = _Tally()
     for section_id, own_due, kind, st, number in db.session.execute(query):
         tally.used_sections.add(section_id)
@@ -226,7 +234,7 @@ class _Scope:
     """The units whose rows the filters keep, as SQL."""
 
     cycle: ReportCycle
-    unit_id: int | None
+    units: tuple | None  # the restricted viewer's units; None: every unit
     unit_kind: str | None
     state: str | None
     overdue_only: bool
@@ -238,8 +246,8 @@ class _Scope:
         query = select(Unit.id).where(Unit.id.in_(
             select(Assignment.unit_id).join(Section, Section.id == Assignment.section_id)
             .where(Section.cycle_id == self.cycle.id)))
-        if self.unit_id is not None:
-            query = query.where(Unit.id == self.unit_id)
+        if self.units is not None:
+            query = query.where(Unit.id.in_(self.units))
         if self.unit_kind:
             query = query.where(Unit.kind == self.unit_kind)
         if self.state == "pending":

@@ -149,3 +149,34 @@ def test_what_one_viewer_was_shown_is_not_shown_to_another(db, factory, login_as
             assert others and set(others) <= own
     # The admin's cells link to the review page, a liaison's to the own material: never swapped.
     assert "/review/" in login_as(admin).get(url).get_data(as_text=True)
+
+
+def test_a_substitute_without_a_unit_sees_only_the_units_they_stand_in_for(db, factory, login_as):
+    from datetime import timedelta as _td
+
+    from fazhi_flow.services import delegations as dsvc
+    from fazhi_flow.timeutil import utcnow
+
+    cycle = bulk_cycle(db, n_units=4, n_sections=2)
+    units = list(db.session.scalars(select(Unit).where(Unit.code.like("b4u%")).order_by(Unit.sort_order)))
+    delegator = factory.user("liaison", unit=units[2])
+    substitute = factory.user("liaison")  # no unit of their own
+    db.session.commit()
+    client = login_as(substitute)
+    url = f"/dashboard/?cycle={cycle.id}"
+    PAGES.clear()
+    assert ROW.findall(client.get(url).get_data(as_text=True)) == []  # nobody's rows, not everybody's
+    start = utcnow().replace(microsecond=0) - _td(minutes=1)
+    dsvc.create(delegator, delegator, substitute, dsvc.Period(start, start + _td(days=7)))
+    db.session.commit()
+    for _ in range(2):  # computed, then kept
+        assert ROW.findall(client.get(url).get_data(as_text=True)) == [units[2].name]
+
+
+def test_a_page_past_the_last_is_shown_as_the_last_and_not_kept(db, kept):
+    _client, cycle, page = kept
+    PAGES.clear()
+    last = page()
+    assert page(query="&page=999") == last
+    assert page(query="&page=-3") == last
+    assert len(PAGES._items) == 1
