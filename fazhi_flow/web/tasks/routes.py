@@ -13,7 +13,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.orm import joinedload
 
 from ... import policy
-from ...database import get_locked
+from ...database import get_locked, lock_row
 from ...errors import Conflict, DomainError
 from ...extensions import db
 from ...models import Contribution
@@ -139,9 +139,13 @@ def _keep_text_when_logged_out(view):
 @_keep_text_when_logged_out
 @handler("authenticated")
 def edit(contribution_id: int):
-    # A save without a file is read once, locked (an upload takes the locks of a decision, in their order).
+    # A save without a file reads the draft once, locked. With a file, the attachment takes a
+    # decision's locks (the cycle's figures token row, then the contribution's): taken before the
+    # draft's own, so that they come in that order.
     draft_save = request.method == "POST" and not getattr(request.files.get("file"), "filename", "")
     contribution = contribution_or_abort(contribution_id, current_user, for_draft_save=draft_save)
+    if request.method == "POST" and not draft_save:
+        lock_row(contribution)
     form = EditorForm()
     if request.method == "GET":
         form.body.data = contribution.body
