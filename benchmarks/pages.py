@@ -423,6 +423,10 @@ def _world(args) -> tuple[dict, str] | None:
     started = time.perf_counter()
     try:
         info = build(app, args.units, args.sections)
+        with app.app_context(), db.engine.connect() as conn:
+            # Statistics, as autovacuum gathers them soon after a bulk load: without them PostgreSQL
+            # plans a city's queries for an empty table.
+            conn.exec_driver_sql("ANALYZE")
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
         print(f"无法建立测试数据：{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}", file=sys.stderr)
         return None
