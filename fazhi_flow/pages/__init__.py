@@ -13,11 +13,11 @@ def load_viewer(user) -> None:
         _ = user.unit
 
 
-def preload_sections(cycle_ids) -> list:
-    """Every section of the cycles with its children and reviewers, so numbering and path labels
-    need no further query (``Section.path_label`` walks parents and siblings). Returns the cycles and
-    sections: the session holds loaded objects weakly, so a page that keeps no other reference to them
-    (plain rows) keeps these."""
+def preload_sections(cycle_ids, reviewers: bool = True) -> list:
+    """Every section of the cycles with its children (and, with ``reviewers``, its reviewers), so
+    numbering and path labels need no further query (``Section.path_label`` walks parents and
+    siblings). Returns the cycles and sections: the session holds loaded objects weakly, so a page that
+    keeps no other reference to them (plain rows) keeps these."""
     from sqlalchemy import select
     from sqlalchemy.orm import selectinload
 
@@ -31,7 +31,7 @@ def preload_sections(cycle_ids) -> list:
         select(ReportCycle).where(ReportCycle.id.in_(ids)).options(selectinload(ReportCycle.sections))))
     sections = list(db.session.scalars(
         select(Section).where(Section.cycle_id.in_(ids))
-        .options(selectinload(Section.children), selectinload(Section.reviewers))))
+        .options(selectinload(Section.children), *([selectinload(Section.reviewers)] if reviewers else []))))
     return cycles + sections
 
 

@@ -39,7 +39,7 @@ def unit_contributions(unit_id, states=None) -> list[Contribution]:
     if states:
         query = query.where(Contribution.state.in_(states))
     rows = list(db.session.scalars(query))
-    preload_sections(c.cycle_id for c in rows)
+    preload_sections((c.cycle_id for c in rows), reviewers=False)  # a unit's list names no reviewer
     return rows
 
 
