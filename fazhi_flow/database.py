@@ -143,4 +143,6 @@ def lock_row(obj, columns_only: bool = False) -> None:
         return  # read under this transaction's lock already (get_locked)
     _lock_figures_token(db.session, obj, columns_only)
     names = [attr.key for attr in sa_inspect(obj).mapper.column_attrs] if columns_only else None
-    db.session.refresh(obj, attribute_names=names, with_for_update=True)
+    # OF its own table: an object loaded with a joined relationship (get_locked's cycle) would otherwise
+    # ask PostgreSQL to lock the nullable side of an outer join, which it refuses.
+    db.session.refresh(obj, attribute_names=names, with_for_update={"of": sa_inspect(obj).mapper.class_})

@@ -23,14 +23,13 @@ def in_own_region(obj, user) -> bool:
 
 
 def contribution_or_abort(contribution_id: int, user, for_draft_save: bool = False) -> Contribution:
-    """The contribution with its cycle (one query), when ``user`` may see it; else 404 (another
-    region, or none) or 403. ``for_draft_save``: read under a row lock, which the save then keeps
+    """The contribution, when ``user`` may see it; else 404 (another region, or none) or 403.
+    ``for_draft_save``: read with its cycle in one query under a row lock, which the save then keeps
     (``database.get_locked``): the request must lock nothing else first, nor decide anything after."""
-    options = [joinedload(Contribution.cycle)]
     if for_draft_save:
-        contribution = get_locked(Contribution, contribution_id, options)
+        contribution = get_locked(Contribution, contribution_id, [joinedload(Contribution.cycle)])
     else:
-        contribution = db.session.get(Contribution, contribution_id, options=options)
+        contribution = db.session.get(Contribution, contribution_id)
     if contribution is None or not in_own_region(contribution, user):
         abort_with(404, "这份材料不存在。")
     if not policy.can(user, "contribution.view", contribution):

@@ -391,3 +391,21 @@ def test_a_draft_save_reads_the_draft_once_under_its_lock(app, as_user, factory,
         assert len(sql) <= 5, sql
         db.session.commit()
         assert _stored(db, cid).body == data["body"]
+
+
+def test_a_row_read_with_its_cycle_joined_can_be_locked_again(factory, db):
+    """lock_row after get_locked (cycle joined): FOR UPDATE OF the contribution only — PostgreSQL refuses
+    to lock the nullable side of an outer join (a submit after such a read was a 500)."""
+    from sqlalchemy.orm import joinedload
+
+    from fazhi_flow.database import get_locked, lock_row
+
+    w = factory.world()
+    db.session.commit()
+    cid, cycle_id = w.contribution.id, w.contribution.cycle_id
+    db.session.close()  # loaded afresh, with the joined option, as in a request
+    c = get_locked(Contribution, cid, [joinedload(Contribution.cycle)])
+    lock_row(c)
+    lock_row(c, columns_only=True)
+    assert c.cycle.id == cycle_id
+    db.session.rollback()
