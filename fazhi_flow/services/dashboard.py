@@ -142,11 +142,12 @@ def sees_all_units(user) -> bool:
 
 
 def restricted_units(viewer) -> tuple[int, ...]:
-    """The units whose rows a viewer who may not see every unit sees: their own unit's; without a unit
-    of their own, those of the people they now stand in for (委托); else none."""
+    """The units whose rows a viewer who may not see every unit sees: their own unit's and those of
+    the people they now stand in for (委托); none for a viewer with neither."""
+    units = {p.unit_id for p in policy.acting_for(viewer) if p.unit_id is not None}
     if viewer.unit_id is not None:
-        return (viewer.unit_id,)
-    return tuple(sorted({p.unit_id for p in policy.acting_for(viewer) if p.unit_id is not None}))
+        units.add(viewer.unit_id)
+    return tuple(sorted(units))
 
 
 def build_dashboard(cycle: ReportCycle, viewer, state: str | None = None, unit_kind: str | None = None,

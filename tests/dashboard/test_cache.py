@@ -173,6 +173,34 @@ def test_a_substitute_without_a_unit_sees_only_the_units_they_stand_in_for(db, f
         assert ROW.findall(client.get(url).get_data(as_text=True)) == [units[2].name]
 
 
+def test_a_substitute_with_a_unit_sees_their_own_and_the_delegators_rows(db, factory, login_as):
+    from datetime import timedelta as _td
+
+    from fazhi_flow.services import delegations as dsvc
+    from fazhi_flow.timeutil import utcnow
+
+    cycle = bulk_cycle(db, n_units=4, n_sections=2)
+    units = list(db.session.scalars(select(Unit).where(Unit.code.like("b4u%")).order_by(Unit.sort_order)))
+    delegator = factory.user("liaison", unit=units[2])
+    substitute = factory.user("liaison", unit=units[0])
+    db.session.commit()
+    client = login_as(substitute)
+    url = f"/dashboard/?cycle={cycle.id}"
+    PAGES.clear()
+    assert ROW.findall(client.get(url).get_data(as_text=True)) == [units[0].name]
+    start = utcnow().replace(microsecond=0) - _td(minutes=1)
+    dsvc.create(delegator, delegator, substitute, dsvc.Period(start, start + _td(days=7)))
+    db.session.commit()
+    for _ in range(2):  # computed, then kept
+        html = client.get(url).get_data(as_text=True)
+        assert ROW.findall(html) == [units[0].name, units[2].name]
+        linked = set(re.findall(r'href="/tasks/(\d+)"', html))
+        allowed = {str(i) for i in db.session.scalars(select(Contribution.id).where(
+            Contribution.cycle_id == cycle.id, Contribution.unit_id.in_([units[0].id, units[2].id])))}
+        assert linked and linked <= allowed
+    assert ROW.findall(login_as(delegator).get(url).get_data(as_text=True)) == [units[2].name]
+
+
 def test_a_page_past_the_last_is_shown_as_the_last_and_not_kept(db, kept):
     _client, cycle, page = kept
     PAGES.clear()
