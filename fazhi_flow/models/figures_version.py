@@ -18,8 +18,8 @@ and a trigger on the cycle removes its row.
 """
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, DDL, event
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, DDL, bindparam, event, inspect, text
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ..extensions import db
 
@@ -237,3 +237,57 @@ def _create_triggers(target, connection, **_kw) -> None:
 
 # After every table exists (``create_all`` in tests and ``fazhi-flow init-db``; migrations run their own copy).
 event.listen(db.metadata, "after_create", _create_triggers)
+
+
+# PostgreSQL: the triggers lock a cycle's token row while the written row is locked already, and a
+# unit's write locks the tokens of all its region's cycles in no set order. Two administrators editing
+# one outline (two sections each, in opposite order), or two units of a region, would then deadlock.
+# Before an administrative flush, the tokens it will change are locked first, in cycle order, as
+# decisions lock theirs first (database.lock_row); the second writer then waits instead of failing.
+_ADMIN_TABLES = frozenset({"section", "assignment", "report_cycle", "unit", "indicator", "rule"})
+
+
+def _old_and_new(obj, name, relationship) -> set:
+    """The row's old and new ``name`` (a foreign key), or its related object's id while still unset."""
+    history = inspect(obj).attrs[name].history
+    found = {v for v in (*history.deleted, getattr(obj, name)) if v is not None}
+    if getattr(obj, name) is None and getattr(obj, relationship, None) is not None:
+        found.add(getattr(obj, relationship).id)
+    return found - {None}
+
+
+def _tokens_touched(session) -> tuple[set, set, set]:
+    """(cycle ids, section ids, region ids) that this flush's administrative rows belong to."""
+    cycles, sections, regions = set(), set(), set()
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        table = getattr(obj, "__tablename__", None)
+        if table not in _ADMIN_TABLES:
+            continue
+        if table == "report_cycle":
+            if obj not in session.new:
+                cycles.add(obj.id)
+        elif table == "unit":
+            regions |= _old_and_new(obj, "region_id", "region")
+        elif table == "assignment":
+            sections |= _old_and_new(obj, "section_id", "section")
+        else:
+            cycles |= _old_and_new(obj, "cycle_id", "cycle")
+    return cycles, sections, regions
+
+
+@event.listens_for(Session, "before_flush")
+def _lock_tokens_first(session, _flush_context, _instances) -> None:
+    if session.get_bind().dialect.name != "postgresql":
+        return  # SQLite: a writing transaction holds the write lock from its BEGIN
+    cycles, sections, regions = _tokens_touched(session)
+    if not (cycles or sections or regions):
+        return
+    session.connection().execute(
+        text("SELECT 1 FROM figures_version WHERE cycle_id IN :cycles "
+             "OR cycle_id IN (SELECT cycle_id FROM section WHERE id IN :sections) "
+             "OR cycle_id IN (SELECT id FROM report_cycle WHERE region_id IN :regions) "
+             "ORDER BY cycle_id FOR UPDATE").bindparams(
+            bindparam("cycles", expanding=True), bindparam("sections", expanding=True),
+            bindparam("regions", expanding=True)),
+        {"cycles": sorted(cycles) or [-1], "sections": sorted(sections) or [-1],
+         "regions": sorted(regions) or [-1]})

@@ -2,11 +2,14 @@
 
 Each thread has its own application context, session and database connection, as two web requests do.
 """
+import threading
+import time
+
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from fazhi_flow.extensions import db as _db
-from fazhi_flow.models import Contribution, TransitionLog, User
+from fazhi_flow.models import Contribution, Section, TransitionLog, Unit, User
 from fazhi_flow.services import contributions as svc
 from fazhi_flow.testing import race
 
@@ -105,3 +108,73 @@ def test_many_concurrent_submits_make_one_revision(app, factory, db, is_postgres
     count = db.session.scalar(select(func.count()).select_from(TransitionLog)
                               .where(TransitionLog.contribution_id == cid))
     assert count == 1
+
+
+def _waiting_on_a_lock(engine) -> bool:
+    with engine.connect() as conn:  # a new transaction each time: pg_stat_activity is a snapshot
+        return bool(conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'")).scalar())
+
+
+@pytest.mark.parametrize("kind", ["section", "unit"])
+def test_two_admins_editing_two_rows_in_opposite_order_do_not_deadlock(app, factory, db, is_postgres, kind):
+    """A edits row 1, B edits row 2, then A edits row 2: B must wait for A at its first write.
+
+    The figures-token triggers lock a cycle's token after the written row (a unit's, every cycle of
+    its region); without taking the tokens first, B would hold row 2 while waiting for A's token, A
+    would wait for row 2, and PostgreSQL would end one of them with a deadlock error."""
+    if not is_postgres:
+        pytest.skip("row locks are a PostgreSQL matter: on SQLite a writer holds the write lock from BEGIN")
+    cycles = [factory.cycle(year=2024), factory.cycle(year=2025)]
+    model = Section if kind == "section" else Unit
+    rows = ([factory.section(cycles[0], title="一"), factory.section(cycles[0], title="二")] if kind == "section"
+            else [factory.unit("甲局"), factory.unit("乙局")])
+    factory.section(cycles[1], title="三")  # every cycle has its token row
+    db.session.commit()
+    first, second = rows[0].id, rows[1].id
+    column = "title" if kind == "section" else "name"
+    a_wrote_first, a_may_go_on = threading.Event(), threading.Event()
+    errors = []
+
+    def write(ident, value):
+        row = _db.session.get(model, ident)
+        setattr(row, column, value)
+        _db.session.flush()
+
+    def admin_a():
+        write(first, "A 改一")
+        a_wrote_first.set()
+        a_may_go_on.wait(30)
+        write(second, "A 改二")
+
+    def admin_b():
+        a_wrote_first.wait(30)
+        write(second, "B 改二")
+
+    def run(job):
+        with app.app_context():
+            try:
+                job()
+                _db.session.commit()
+            except Exception as exc:  # noqa: BLE001 - a deadlock error is what this test looks for
+                errors.append(exc)
+                _db.session.rollback()
+            finally:
+                _db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in (admin_a, admin_b)]
+    for t in threads:
+        t.start()
+    a_wrote_first.wait(30)
+    for _ in range(100):  # until B queues behind A (on the token with the fix, on row 2's trigger without)
+        if _waiting_on_a_lock(_db.engine):
+            break
+        time.sleep(0.05)
+    a_may_go_on.set()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    db.session.expire_all()
+    assert getattr(db.session.get(model, first), column) == "A 改一"
+    assert getattr(db.session.get(model, second), column) == "B 改二"  # B went on after A committed
