@@ -251,20 +251,26 @@ class PlainApprovedFigureBook(ApprovedFigureBook):
         super().__init__(cycle, readonly=True)
 
     def _load_entries(self, cycle, readonly: bool) -> tuple[list, dict[int, str], dict]:
-        # The rows, roles, values and approved revisions' figures are kept per process under the
-        # cycle's figures token; unit names are read afresh (a rename does not change the token).
+        # The plain rows with their units' names, roles, values and approved revisions' figures are
+        # kept per process under the cycle's figures token (a unit's rename changes it: migration
+        # 0008). Shared by every request: nothing here changes them.
         from ..figures.cache import BOOKS, cached, figures_token
-        from ..models import Contribution, Unit
 
         # Read once: the failing rules are kept under the token this book's data was loaded under,
         # not under one read later in the request (a decision committed meanwhile).
         self._token = figures_token(cycle.id)
-        rows, roles, values, self._revision_figures = cached(
-            "approved-book", cycle.id, lambda: self._entries(cycle), BOOKS, token=self._token)
-        units = self._units = {uid: _PlainUnit(uid, name) for uid, name in db.session.execute(
+        contributions, self._units, roles, values, self._revision_figures = cached(
+            "approved-book", cycle.id, lambda: self._plain_entries(cycle), BOOKS, token=self._token)
+        return contributions, roles, values
+
+    def _plain_entries(self, cycle):
+        from ..models import Contribution, Unit
+
+        rows, roles, values, revision_figures = self._entries(cycle)
+        units = {uid: _PlainUnit(uid, name) for uid, name in db.session.execute(
             select(Unit.id, Unit.name).where(Unit.id.in_(
                 select(Contribution.unit_id).where(Contribution.cycle_id == cycle.id))))}
-        return [_PlainContribution(*row, units[row[2]]) for row in rows], roles, values
+        return [_PlainContribution(*row, units[row[2]]) for row in rows], units, roles, values, revision_figures
 
     def _load_revision_figures(self, cycle) -> dict[int, dict]:
         return self._revision_figures
@@ -394,9 +400,18 @@ def _latest_revisions(cycle: ReportCycle):
 
 
 def section_tallies(cycle: ReportCycle) -> tuple[dict, dict]:
-    """Per section: contributions by state, and the characters of the approved texts (two queries).
+    """Per section: contributions by state, and the characters of the approved texts (two queries),
+    kept under the figures token: states, sections and revisions change it, and an approved
+    contribution's body is never written (only drafts and returned material are edited).
 
-    The approved text is that of the latest revision, else the body (``merge.approved_text``)."""
+    The approved text is that of the latest revision, else the body (``merge.approved_text``).
+    Callers never change what is returned (it is shared)."""
+    from ..figures.cache import cached
+
+    return cached("section-tallies", cycle.id, lambda: _section_tallies(cycle))
+
+
+def _section_tallies(cycle: ReportCycle) -> tuple[dict, dict]:
     from sqlalchemy import and_, case
 
     from ..models import Contribution, Revision

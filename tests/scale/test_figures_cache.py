@@ -202,6 +202,30 @@ def test_the_compile_pages_rule_checks_follow_every_change(db, world):
         assert renamed != after
 
 
+def test_the_compile_pages_tallies_kept_under_the_token_follow_every_change(db, world):
+    """Counts by state and approved characters per section: kept, and after each kind of write behind
+    the application's back (a state, a revision's text, a contribution moved to another section) what a
+    fresh count gives."""
+    from fazhi_flow.services import compile as svc
+
+    cache.AGGREGATES.clear()
+    before = svc.section_tallies(world.cycle)
+    assert before == svc._section_tallies(world.cycle)
+    assert svc.section_tallies(world.cycle) is before  # kept, not counted again
+    draft, approved = world.first("draft"), world.first("approved")
+    for statement in (f"UPDATE contribution SET state = 'approved' WHERE id = {draft}",
+                      f"UPDATE revision SET body = body || '追加的文字' WHERE contribution_id = {approved}",
+                      f"UPDATE contribution SET section_id = (SELECT min(id) FROM section WHERE id <> "
+                      f"contribution.section_id AND cycle_id = contribution.cycle_id) WHERE id = {approved}"):
+        db.session.execute(text(statement))
+        db.session.commit()
+        db.session.expire_all()
+        after = svc.section_tallies(world.cycle)
+        assert after == svc._section_tallies(world.cycle), statement
+        assert after != before, statement  # the write did change what is counted
+        before = after
+
+
 def test_a_transaction_reading_between_two_writes_leaves_no_stale_entry(db, world):
     """On PostgreSQL the token changes once per transaction (at its first write), so what the
     transaction reads in between must not be kept: after the commit, readers get the final figures."""
