@@ -202,25 +202,28 @@ class PendingReviewPage:
         renderer = bound_text.current()
         rows = []
         signed = countersign_states(user, shown)
+        # Each cycle's labels in one walk of its outline (loaded by reviewable_refs): a label asked
+        # section by section numbers its siblings again for every row and every filter choice.
+        cycles = {db.session.get(ReportCycle, i) for i in {r.cycle_id for r in everything}}
+        labels = {sid: label for cy in cycles for sid, label in cy.path_labels().items()}
         for c in shown:
             due = due_status(c, done=True)
             submitted = to_local(c.submitted_at)
             rows.append(QueueRow(
-                c.id, c.unit.name, c.assignment.role, c.assignment.role_label, c.section.path_label,
+                c.id, c.unit.name, c.assignment.role, c.assignment.role_label, labels[c.section_id],
                 renderer.preview(c), due,
                 bool(due.due and submitted and submitted.strftime("%Y-%m-%d") > due.due.isoformat()),
                 c.submitted_at, len(c.revisions), signed.get(c.id)))
         # The choices of the filters come from every reviewable row (cycles and sections are loaded).
-        cycles = sorted((db.session.get(ReportCycle, i) for i in {r.cycle_id for r in everything}),
-                        key=lambda cy: (-cy.year, cy.id))
+        cycles = sorted(cycles, key=lambda cy: (-cy.year, cy.id))
         sections = in_outline_order({db.session.get(Section, i) for i in {
             r.section_id for r in everything if filters["cycle"] in (None, r.cycle_id)}})
         unit_ids = sorted({r.unit_id for r in everything})
-        units = sorted(db.session.scalars(select(Unit).where(Unit.id.in_(unit_ids))) if unit_ids else [],
-                       key=lambda u: (u.sort_order, u.name))
+        units = sorted(db.session.execute(select(Unit.id, Unit.name, Unit.sort_order).where(Unit.id.in_(unit_ids)))
+                       if unit_ids else [], key=lambda u: (u.sort_order, u.name))
         return cls(rows=rows, total=len(everything), filters=filters,
                    cycles=[(cy.id, cy.title) for cy in cycles],
-                   sections=[(s.id, s.path_label) for s in sections],
+                   sections=[(s.id, labels[s.id]) for s in sections],
                    units=[(u.id, u.name) for u in units], now=utcnow(),
                    number=number, pages=pages, matching=len(chosen),
                    on_behalf=tuple(v.name for v in reviewing_as(user)[1:]))
