@@ -80,15 +80,23 @@ def in_read_transaction(session) -> bool:
 
 
 def _lock_figures_token(session, obj, columns_only: bool) -> None:
-    """PostgreSQL: before a contribution's row, lock its cycle's figures token row (the triggers of
-    any figure or state write take it). Taken in this order by every decision, two requests deciding
-    two contributions in opposite order wait for each other instead of deadlocking. Draft saves
-    (``columns_only``) write no figures and do not queue here."""
-    from .models import Contribution
+    """PostgreSQL: before a contribution's or a cycle's row, lock the cycle's figures token row (the
+    triggers of any figure or state write take it, and administrative flushes take it first:
+    ``models.figures_version``). Taken in this order by every decision, two requests deciding two
+    contributions in opposite order wait for each other instead of deadlocking; a cycle locked to be
+    signed does not deadlock with a section being added (token, then the cycle row for its foreign
+    key). Draft saves (``columns_only``) write no figures and do not queue here."""
+    from .models import Contribution, ReportCycle
 
-    if columns_only or not isinstance(obj, Contribution) or session.get_bind().dialect.name != "postgresql":
+    if columns_only or session.get_bind().dialect.name != "postgresql":
         return
-    session.execute(text("SELECT 1 FROM figures_version WHERE cycle_id = :c FOR UPDATE"), {"c": obj.cycle_id})
+    if isinstance(obj, Contribution):
+        cycle_id = obj.cycle_id
+    elif isinstance(obj, ReportCycle):
+        cycle_id = obj.id
+    else:
+        return
+    session.execute(text("SELECT 1 FROM figures_version WHERE cycle_id = :c FOR UPDATE"), {"c": cycle_id})
 
 
 def _locked_rows(session) -> set:

@@ -178,3 +178,61 @@ def test_two_admins_editing_two_rows_in_opposite_order_do_not_deadlock(app, fact
     db.session.expire_all()
     assert getattr(db.session.get(model, first), column) == "A 改一"
     assert getattr(db.session.get(model, second), column) == "B 改二"  # B went on after A committed
+
+
+def test_a_cycle_locked_for_a_transition_and_a_section_added_meanwhile_do_not_deadlock(app, factory, db, is_postgres):
+    """A locks the cycle (as signing does), B adds a section to it, A changes the cycle's state.
+
+    B's insert takes the figures token first and then a key-share lock on the cycle row (its foreign
+    key); had A locked the cycle row before the token, each would wait for the other."""
+    if not is_postgres:
+        pytest.skip("row locks are a PostgreSQL matter: on SQLite a writer holds the write lock from BEGIN")
+    from fazhi_flow.database import lock_row
+    from fazhi_flow.models import ReportCycle
+
+    cycle = factory.cycle(year=2024)
+    factory.section(cycle, title="一")  # the cycle has its token row
+    db.session.commit()
+    cycle_id = cycle.id
+    a_locked, a_may_go_on = threading.Event(), threading.Event()
+    errors = []
+
+    def admin_a():
+        row = _db.session.get(ReportCycle, cycle_id)
+        lock_row(row)
+        a_locked.set()
+        a_may_go_on.wait(30)
+        row.title = row.title + "（改）"  # a watched column, as a state change is
+        _db.session.flush()
+
+    def admin_b():
+        a_locked.wait(30)
+        _db.session.add(Section(cycle_id=cycle_id, title="新增章节", code="new", position=9))
+        _db.session.flush()
+
+    def run(job):
+        with app.app_context():
+            try:
+                job()
+                _db.session.commit()
+            except Exception as exc:  # noqa: BLE001 - a deadlock error is what this test looks for
+                errors.append(exc)
+                _db.session.rollback()
+            finally:
+                _db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in (admin_a, admin_b)]
+    for t in threads:
+        t.start()
+    a_locked.wait(30)
+    for _ in range(100):
+        if _waiting_on_a_lock(_db.engine):
+            break
+        time.sleep(0.05)
+    a_may_go_on.set()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    db.session.expire_all()
+    assert db.session.get(ReportCycle, cycle_id).title.endswith("（改）")
+    assert db.session.scalar(select(func.count(Section.id)).where(Section.cycle_id == cycle_id)) == 2
