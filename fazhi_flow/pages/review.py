@@ -203,14 +203,16 @@ class PendingReviewPage:
         rows = []
         signed = countersign_states(user, shown)
         # Each cycle's labels in one walk of its outline (loaded by reviewable_refs): a label asked
-        # section by section numbers its siblings again for every row and every filter choice.
+        # section by section numbers its siblings again for every row and every filter choice. (A
+        # section added since that load is labelled on its own.)
         cycles = {db.session.get(ReportCycle, i) for i in {r.cycle_id for r in everything}}
         labels = {sid: label for cy in cycles for sid, label in cy.path_labels().items()}
         for c in shown:
             due = due_status(c, done=True)
             submitted = to_local(c.submitted_at)
             rows.append(QueueRow(
-                c.id, c.unit.name, c.assignment.role, c.assignment.role_label, labels[c.section_id],
+                c.id, c.unit.name, c.assignment.role, c.assignment.role_label,
+                labels.get(c.section_id) or c.section.path_label,
                 renderer.preview(c), due,
                 bool(due.due and submitted and submitted.strftime("%Y-%m-%d") > due.due.isoformat()),
                 c.submitted_at, len(c.revisions), signed.get(c.id)))
@@ -223,7 +225,7 @@ class PendingReviewPage:
                        if unit_ids else [], key=lambda u: (u.sort_order, u.name))
         return cls(rows=rows, total=len(everything), filters=filters,
                    cycles=[(cy.id, cy.title) for cy in cycles],
-                   sections=[(s.id, labels[s.id]) for s in sections],
+                   sections=[(s.id, labels.get(s.id) or s.path_label) for s in sections],
                    units=[(u.id, u.name) for u in units], now=utcnow(),
                    number=number, pages=pages, matching=len(chosen),
                    on_behalf=tuple(v.name for v in reviewing_as(user)[1:]))
