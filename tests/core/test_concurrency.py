@@ -110,6 +110,37 @@ def test_many_concurrent_submits_make_one_revision(app, factory, db, is_postgres
     assert count == 1
 
 
+def _a_then_b(app, admin_a, admin_b, a_took_its_lock, a_may_go_on) -> list:
+    """Run two administrators' transactions in their own threads: A until it sets
+    ``a_took_its_lock``, then B until it queues behind a lock, then A on. The errors raised (a
+    deadlock is what these tests look for)."""
+    errors = []
+
+    def run(job):
+        with app.app_context():
+            try:
+                job()
+                _db.session.commit()
+            except Exception as exc:  # noqa: BLE001 - a deadlock error is what the callers look for
+                errors.append(exc)
+                _db.session.rollback()
+            finally:
+                _db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in (admin_a, admin_b)]
+    for t in threads:
+        t.start()
+    a_took_its_lock.wait(30)
+    for _ in range(100):  # until B queues behind A (on the token with the fix, on a row's lock without)
+        if _waiting_on_a_lock(_db.engine):
+            break
+        time.sleep(0.05)
+    a_may_go_on.set()
+    for t in threads:
+        t.join(60)
+    return errors
+
+
 def _waiting_on_a_lock(engine) -> bool:
     with engine.connect() as conn:  # a new transaction each time: pg_stat_activity is a snapshot
         return bool(conn.execute(text(
@@ -135,7 +166,6 @@ def test_two_admins_editing_two_rows_in_opposite_order_do_not_deadlock(app, fact
     first, second = rows[0].id, rows[1].id
     column = "title" if kind == "section" else "name"
     a_wrote_first, a_may_go_on = threading.Event(), threading.Event()
-    errors = []
 
     def write(ident, value):
         row = _db.session.get(model, ident)
@@ -152,29 +182,7 @@ def test_two_admins_editing_two_rows_in_opposite_order_do_not_deadlock(app, fact
         a_wrote_first.wait(30)
         write(second, "B 改二")
 
-    def run(job):
-        with app.app_context():
-            try:
-                job()
-                _db.session.commit()
-            except Exception as exc:  # noqa: BLE001 - a deadlock error is what this test looks for
-                errors.append(exc)
-                _db.session.rollback()
-            finally:
-                _db.session.remove()
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in (admin_a, admin_b)]
-    for t in threads:
-        t.start()
-    a_wrote_first.wait(30)
-    for _ in range(100):  # until B queues behind A (on the token with the fix, on row 2's trigger without)
-        if _waiting_on_a_lock(_db.engine):
-            break
-        time.sleep(0.05)
-    a_may_go_on.set()
-    for t in threads:
-        t.join(60)
-    assert not errors, errors
+    assert not _a_then_b(app, admin_a, admin_b, a_wrote_first, a_may_go_on)
     db.session.expire_all()
     assert getattr(db.session.get(model, first), column) == "A 改一"
     assert getattr(db.session.get(model, second), column) == "B 改二"  # B went on after A committed
@@ -195,7 +203,6 @@ def test_a_cycle_locked_for_a_transition_and_a_section_added_meanwhile_do_not_de
     db.session.commit()
     cycle_id = cycle.id
     a_locked, a_may_go_on = threading.Event(), threading.Event()
-    errors = []
 
     def admin_a():
         row = _db.session.get(ReportCycle, cycle_id)
@@ -210,29 +217,7 @@ def test_a_cycle_locked_for_a_transition_and_a_section_added_meanwhile_do_not_de
         _db.session.add(Section(cycle_id=cycle_id, title="新增章节", code="new", position=9))
         _db.session.flush()
 
-    def run(job):
-        with app.app_context():
-            try:
-                job()
-                _db.session.commit()
-            except Exception as exc:  # noqa: BLE001 - a deadlock error is what this test looks for
-                errors.append(exc)
-                _db.session.rollback()
-            finally:
-                _db.session.remove()
-
-    threads = [threading.Thread(target=run, args=(job,)) for job in (admin_a, admin_b)]
-    for t in threads:
-        t.start()
-    a_locked.wait(30)
-    for _ in range(100):
-        if _waiting_on_a_lock(_db.engine):
-            break
-        time.sleep(0.05)
-    a_may_go_on.set()
-    for t in threads:
-        t.join(60)
-    assert not errors, errors
+    assert not _a_then_b(app, admin_a, admin_b, a_locked, a_may_go_on)
     db.session.expire_all()
     assert db.session.get(ReportCycle, cycle_id).title.endswith("（改）")
     assert db.session.scalar(select(func.count(Section.id)).where(Section.cycle_id == cycle_id)) == 2
