@@ -150,6 +150,9 @@ def create_app(config=None) -> Flask:
     )
     load_config(app, config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    from .database import SessionScope
+
+    app.wsgi_app = SessionScope(app.wsgi_app)
     proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
     if proxies:
         from .proxies import TrustedProxyFix

@@ -1,7 +1,7 @@
 """Engine set-up: SQLite pragmas; IMMEDIATE transactions for writers, DEFERRED ones for page reads."""
 import logging
 
-from flask import g, has_request_context, request
+from flask import g, has_app_context, has_request_context, request
 from sqlalchemy import event, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import scoped_session
@@ -34,6 +34,28 @@ def require_write_lock() -> None:
     """
     if has_request_context():
         setattr(g, _WRITE_LOCK_FLAG, True)
+
+
+# WSGI environ key: True when the request came without an application context around it (a real
+# server), so the request's database session is discarded with it.
+_SESSION_ENDS = "fazhi.session_ends_with_request"
+
+
+class SessionScope:
+    """WSGI wrapper noting whether the request's session ends with the request. It does unless the
+    caller already holds an application context (a test working with the same session around its
+    requests), which the request then shares."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        environ[_SESSION_ENDS] = not has_app_context()
+        return self.wsgi_app(environ, start_response)
+
+
+def session_ends_with_request() -> bool:
+    return has_request_context() and bool(request.environ.get(_SESSION_ENDS))
 
 
 def configure_engine(engine) -> None:

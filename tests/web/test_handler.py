@@ -251,3 +251,39 @@ def test_gate_message_is_the_403_page_text(probe, factory):
     assert "这里只对管理员开放。" in response.get_data(as_text=True)
     assert getattr(probe.view_functions["handler_probe.gated"], POLICY_ATTR) == "admin.manage"
     assert _client(probe).get("/probe/gated").status_code == 302  # anonymous: to the login page
+
+
+def test_the_last_commit_expires_nothing_only_when_the_session_ends_with_the_request(probe, factory):
+    """A real server's request has a session of its own, dropped with it: expiring what it loaded at
+    the last commit is wasted work. A session that outlives the request (a test's, around its requests)
+    is expired as before, so what its holder reads afterwards comes from the database."""
+    import threading
+
+    from sqlalchemy import event
+
+    client = _admin_client(probe, factory)
+    expired, answers, made = [], [], []
+
+    def note(_state, _keys):
+        expired.append(1)
+
+    def hold(target, _args, _kwargs):
+        made.append(target)  # the session holds objects weakly: keep them to see what happens to them
+
+    event.listen(Unit, "expire", note)
+    event.listen(Unit, "init", hold)
+    try:
+        # A thread starts with no application context: the request pushes its own, as under gunicorn.
+        worker = threading.Thread(target=lambda: answers.append(
+            client.post("/probe/ok", data={"code": "own-session"}).status_code))
+        worker.start()
+        worker.join()
+        assert answers == [200] and _units("own-session") == 1
+        assert len(made) == 1 and expired == []
+        # Inside the test's application context the request shares the test's session.
+        assert client.post("/probe/ok", data={"code": "shared-session"}).status_code == 200
+        assert _units("shared-session") == 1
+        assert len(made) == 2 and expired
+    finally:
+        event.remove(Unit, "expire", note)
+        event.remove(Unit, "init", hold)
