@@ -162,9 +162,9 @@ def _rows_of(events) -> list[tuple[str, str]]:
     return out
 
 
-def _outline_sqlite_statements() -> list[str]:
+def _outline_sqlite_statements(watched) -> list[str]:
     out = []
-    for name, table, events, columns, where in _OUTLINE_WATCHED:
+    for name, table, events, columns, where in watched:
         for when, row in _rows_of(events):
             of = changed = ""
             if when == "UPDATE" and columns:
@@ -178,9 +178,9 @@ def _outline_sqlite_statements() -> list[str]:
     return out
 
 
-def _outline_postgresql_statements() -> list[str]:
+def _outline_postgresql_statements(watched) -> list[str]:
     out = []
-    for name, table, events, columns, where in _OUTLINE_WATCHED:
+    for name, table, events, columns, where in watched:
         body = []
         if "DELETE" in events or "UPDATE" in events:
             body.append(f"IF TG_OP <> 'INSERT' THEN PERFORM figures_version_bump(id) FROM report_cycle "
@@ -208,19 +208,20 @@ END $$ LANGUAGE plpgsql""")
     return out
 
 
-def outline_trigger_statements(dialect: str) -> list[str]:
-    """The DDL of migration 0008's triggers (the outline, the units, the cycle's shown fields)."""
+def outline_trigger_statements(dialect: str, watched=_OUTLINE_WATCHED) -> list[str]:
+    """The DDL of migration 0008's triggers (the outline, the units, the cycle's shown fields), or of
+    another set of the same shape (``watched``)."""
     if dialect == "postgresql":
-        return _outline_postgresql_statements()
+        return _outline_postgresql_statements(watched)
     if dialect == "sqlite":
-        return _outline_sqlite_statements()
+        return _outline_sqlite_statements(watched)
     return []
 
 
-def drop_outline_trigger_statements(dialect: str) -> list[str]:
+def drop_outline_trigger_statements(dialect: str, watched=_OUTLINE_WATCHED) -> list[str]:
     """The DDL removing what ``outline_trigger_statements`` created (migration 0008's downgrade)."""
     out = []
-    for name, table, events, _columns, _where in _OUTLINE_WATCHED:
+    for name, table, events, _columns, _where in watched:
         if dialect == "postgresql":
             out += [f'DROP TRIGGER IF EXISTS {name}_{when.lower()} ON "{table}"' for when in events]
             out.append(f"DROP FUNCTION IF EXISTS {name}_changed()")
@@ -229,9 +230,17 @@ def drop_outline_trigger_statements(dialect: str) -> list[str]:
     return out
 
 
+# Migration 0009: who reviews a section (the reviewer's queue 待审核 is kept under the token).
+REVIEWERS_WATCHED = (
+    ("fv_section_reviewer", "section_reviewer", ("INSERT", "DELETE", "UPDATE"), None,
+     "id = (SELECT cycle_id FROM section WHERE id = {row}.section_id)"),
+)
+
+
 def _create_triggers(target, connection, **_kw) -> None:
     dialect = connection.dialect.name
-    for statement in trigger_statements(dialect) + outline_trigger_statements(dialect):
+    for statement in (trigger_statements(dialect) + outline_trigger_statements(dialect)
+                      + outline_trigger_statements(dialect, REVIEWERS_WATCHED)):
         connection.execute(DDL(statement))
 
 

@@ -167,6 +167,22 @@ def test_upgrade_from_0002_keeps_a_working_district_and_adds_ops_tables(fresh_da
                 assert all(changed[c] != tokens[c] for c in tokens), change
             with db.engine.begin() as conn:
                 conn.execute(text(undo))
+        # Migration 0009: naming or removing a section's reviewer changes that section's cycle's token
+        # (the reviewer's queue is kept under it), and no other cycle's.
+        with db.engine.connect() as conn:
+            section_id, cycle_id = conn.execute(text("SELECT id, cycle_id FROM section ORDER BY id")).first()
+            user_id = conn.execute(text(
+                'SELECT id FROM "user" WHERE id NOT IN (SELECT user_id FROM section_reviewer WHERE section_id = :s) '
+                "ORDER BY id"), {"s": section_id}).scalar()
+        for change in ("INSERT INTO section_reviewer (section_id, user_id) VALUES (:s, :u)",
+                       "DELETE FROM section_reviewer WHERE section_id = :s AND user_id = :u"):
+            with db.engine.begin() as conn:
+                tokens = dict(conn.execute(text("SELECT cycle_id, token FROM figures_version")).all())
+                conn.execute(text(change), {"s": section_id, "u": user_id})
+                changed = dict(conn.execute(text("SELECT cycle_id, token FROM figures_version")).all())
+                assert changed[cycle_id] != tokens[cycle_id], change
+                assert {c: t for c, t in changed.items() if c != cycle_id} == \
+                    {c: t for c, t in tokens.items() if c != cycle_id}, change
         # Left empty for cycles already under way: filling it would restart their reminder series.
         assert [c.opened_at for c in db.session.scalars(select(ReportCycle))] == [None] * len(before["report_cycle"])
 
