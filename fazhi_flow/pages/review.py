@@ -138,6 +138,69 @@ def reviewable_refs(user) -> tuple[list, list]:
     return chosen, kept
 
 
+@dataclass(frozen=True)
+class ReviewQueue:
+    """What 待审核 shows of every row a reviewer may review, before paging: kept per reviewer while
+    the tokens of the region's collecting cycles hold (they change with a contribution's state, the
+    outline, a section's reviewers, the units), so a page of a city's queue reads 50 rows, not 4,500."""
+
+    refs: tuple  # (contribution id, cycle id, section id, unit id), oldest submission first
+    labels: dict  # section id -> path label, for every section of the cycles with rows
+    cycles: tuple  # (id, title) of the cycles with rows, newest year first
+    sections: tuple  # (id, path label, cycle id) of the sections with rows, in outline order
+    units: tuple  # (id, name) of the units with rows, in the units' order
+
+
+def _reviewer_key(user) -> tuple:
+    """Everything of the viewer, and of those they stand in for, that decides which rows are theirs
+    (``is_contribution_reviewer``): ids, the reviewer role, units, regions, a substitute's unit."""
+    out = [(user.id, user.unit_id, user.region_id)]
+    for v in reviewing_as(user):
+        substitute = getattr(v, "substitute", None)
+        out.append((type(v).__name__, v.id, v.has_role("reviewer"), v.unit_id, v.region_id,
+                    None if substitute is None else (substitute.id, substitute.unit_id)))
+    return tuple(out)
+
+
+def review_queue(user) -> tuple[ReviewQueue, list]:
+    """``user``'s queue, and the cycles and sections loaded to make it (empty when it was kept: the
+    caller loads what its page needs)."""
+    from ..figures.cache import QUEUES, cycle_tokens
+
+    # Read before the rows, so what is kept under these tokens is at least as new as they are.
+    tokens = cycle_tokens(ReportCycle.region_id == user.region_id, ReportCycle.state == "collecting")
+    key = None if tokens is None else ("review-queue", str(db.engine.url), tokens, _reviewer_key(user))
+    found = QUEUES.get(key) if key is not None else None
+    if found is not None:
+        return found, []
+    found, kept = _make_queue(user)
+    if key is not None:
+        QUEUES.put(key, found)
+    return found, kept
+
+
+def _make_queue(user) -> tuple[ReviewQueue, list]:
+    from ..models import Section, Unit
+    from ..web.outline_order import in_outline_order
+
+    refs, kept = reviewable_refs(user)
+    # Each cycle's labels in one walk of its outline (loaded by reviewable_refs): a label asked
+    # section by section numbers its siblings again for every row and every filter choice.
+    cycles = sorted({db.session.get(ReportCycle, i) for i in {r.cycle_id for r in refs}},
+                    key=lambda cy: (-cy.year, cy.id))
+    labels = {sid: label for cy in cycles for sid, label in cy.path_labels().items()}
+    sections = in_outline_order({db.session.get(Section, i) for i in {r.section_id for r in refs}})
+    unit_ids = sorted({r.unit_id for r in refs})
+    units = sorted(db.session.execute(select(Unit.id, Unit.name, Unit.sort_order).where(Unit.id.in_(unit_ids)))
+                   if unit_ids else [], key=lambda u: (u.sort_order, u.name))
+    queue = ReviewQueue(
+        refs=tuple((r.id, r.cycle_id, r.section_id, r.unit_id) for r in refs), labels=labels,
+        cycles=tuple((cy.id, cy.title) for cy in cycles),
+        sections=tuple((sec.id, labels.get(sec.id) or sec.path_label, sec.cycle_id) for sec in sections),
+        units=tuple((u.id, u.name) for u in units))
+    return queue, kept
+
+
 @dataclass
 class PendingReviewPage:
     rows: list[QueueRow]
@@ -171,20 +234,17 @@ class PendingReviewPage:
     def build(cls, user, filters: dict, number: int | None = None) -> PendingReviewPage:
         """``filters``: ``cycle``, ``section``, ``unit`` ids or None; ``number``: the page (default:
         the ``page`` query argument, else 1)."""
-        from ..models import Section, Unit
         from ..timeutil import to_local
         from ..web import bound_text
         from ..web.helpers import due_status
-        from ..web.outline_order import in_outline_order
         from ..whole_numbers import optional_int
 
         load_viewer(user)
-        everything, _kept = reviewable_refs(user)
+        queue, kept = review_queue(user)
         chosen = [
-            r for r in everything
-            if (filters["cycle"] is None or r.cycle_id == filters["cycle"])
-            and (filters["section"] is None or r.section_id == filters["section"])
-            and (filters["unit"] is None or r.unit_id == filters["unit"])
+            (cid, cycle_id, section_id, unit_id) for cid, cycle_id, section_id, unit_id in queue.refs
+            if filters["cycle"] in (None, cycle_id) and filters["section"] in (None, section_id)
+            and filters["unit"] in (None, unit_id)
         ]
         if number is None:
             from flask import has_request_context, request
@@ -192,7 +252,11 @@ class PendingReviewPage:
             number = optional_int(request.args.get("page"), low=1) if has_request_context() else None
         pages = max(1, -(-len(chosen) // PAGE_SIZE))
         number = min(number or 1, pages)
-        ids = [r.id for r in chosen[(number - 1) * PAGE_SIZE:number * PAGE_SIZE]]
+        page = chosen[(number - 1) * PAGE_SIZE:number * PAGE_SIZE]
+        ids = [ref[0] for ref in page]
+        # Due dates and countersigns read the outline (parents, reviewers): load it once when the
+        # queue was kept, not section by section.
+        kept = kept or preload_sections({ref[1] for ref in page})
         loaded = {c.id: c for c in db.session.scalars(
             select(Contribution).where(Contribution.id.in_(ids))
             .options(joinedload(Contribution.cycle), joinedload(Contribution.assignment),
@@ -202,31 +266,19 @@ class PendingReviewPage:
         renderer = bound_text.current()
         rows = []
         signed = countersign_states(user, shown)
-        # Each cycle's labels in one walk of its outline (loaded by reviewable_refs): a label asked
-        # section by section numbers its siblings again for every row and every filter choice. (A
-        # section added since that load is labelled on its own.)
-        cycles = {db.session.get(ReportCycle, i) for i in {r.cycle_id for r in everything}}
-        labels = {sid: label for cy in cycles for sid, label in cy.path_labels().items()}
         for c in shown:
             due = due_status(c, done=True)
             submitted = to_local(c.submitted_at)
             rows.append(QueueRow(
                 c.id, c.unit.name, c.assignment.role, c.assignment.role_label,
-                labels.get(c.section_id) or c.section.path_label,
+                queue.labels.get(c.section_id) or c.section.path_label,
                 renderer.preview(c), due,
                 bool(due.due and submitted and submitted.strftime("%Y-%m-%d") > due.due.isoformat()),
                 c.submitted_at, len(c.revisions), signed.get(c.id)))
-        # The choices of the filters come from every reviewable row (cycles and sections are loaded).
-        cycles = sorted(cycles, key=lambda cy: (-cy.year, cy.id))
-        sections = in_outline_order({db.session.get(Section, i) for i in {
-            r.section_id for r in everything if filters["cycle"] in (None, r.cycle_id)}})
-        unit_ids = sorted({r.unit_id for r in everything})
-        units = sorted(db.session.execute(select(Unit.id, Unit.name, Unit.sort_order).where(Unit.id.in_(unit_ids)))
-                       if unit_ids else [], key=lambda u: (u.sort_order, u.name))
-        return cls(rows=rows, total=len(everything), filters=filters,
-                   cycles=[(cy.id, cy.title) for cy in cycles],
-                   sections=[(s.id, labels.get(s.id) or s.path_label) for s in sections],
-                   units=[(u.id, u.name) for u in units], now=utcnow(),
+        return cls(rows=rows, total=len(queue.refs), filters=filters, cycles=list(queue.cycles),
+                   sections=[(sid, label) for sid, label, cycle_id in queue.sections
+                             if filters["cycle"] in (None, cycle_id)],
+                   units=list(queue.units), now=utcnow(),
                    number=number, pages=pages, matching=len(chosen),
                    on_behalf=tuple(v.name for v in reviewing_as(user)[1:]))
 
