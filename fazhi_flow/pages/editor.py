@@ -82,8 +82,8 @@ def snapshot_rows(contribution: Contribution, snapshot: dict) -> list[tuple[str,
     return [(i.name, snapshot[i.code], i.measure or "") for i in indicators if snapshot[i.code] not in (None, "")]
 
 
-def _figures_shown(user, contribution, enabled: bool) -> bool:
-    """Whether the page has a figures area for ``user``."""
+def figures_shown(user, contribution, enabled: bool) -> bool:
+    """Whether the page has a figures area for ``user`` (``enabled``: the app has figures at all)."""
     from ..services import figures as figure_service
 
     return enabled and figure_service.can_view_figures(user, contribution)
@@ -93,7 +93,7 @@ def contribution_figures(user, contribution, enabled: bool):
     """The figures of the contribution for ``user``, or None (no figures area, or no right to see)."""
     from ..services import figures as figure_service
 
-    if not _figures_shown(user, contribution, enabled):
+    if not figures_shown(user, contribution, enabled):
         return None
     prepare_figures([contribution], rules=True)
     return figure_service.contribution_figures(contribution, user, figure_book(contribution))
@@ -145,7 +145,7 @@ class EditorPage:
         load_viewer(user)
         c = load_contribution(contribution)
         # One batch for the text's figures and, when the figures area is shown, its rules' figures.
-        prepare_figures([c], rules=_figures_shown(user, c, figures))
+        prepare_figures([c], rules=figures_shown(user, c, figures))
         logs = transition_logs(c)
         latest = next((log for log in reversed(logs) if log.comment and log.event in DECISION_EVENTS), None)
         editable = policy.can(user, "contribution.edit", c)

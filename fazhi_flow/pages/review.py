@@ -10,7 +10,7 @@ from ..extensions import db
 from ..models import Assignment, Contribution, ReportCycle
 from ..timeutil import utcnow
 from . import due_of, load_viewer, prepare_figures, preload_sections
-from .editor import contribution_figures, load_contribution
+from .editor import contribution_figures, figures_shown, load_contribution
 
 
 def reviewable_submissions(user) -> list[Contribution]:
@@ -341,7 +341,8 @@ class ReviewPage:
 
         load_viewer(user)
         c = load_contribution(contribution)
-        prepare_figures([c])
+        # One batch for the text's figures and, when the figures panel is shown, its rules' figures.
+        prepare_figures([c], rules=figures_shown(user, c, figures))
         revisions = c.revisions
         logs = transition_logs(c)
         base = diff_base(revisions, logs)
