@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import and_, case, func, literal, or_, select, true
-from sqlalchemy.orm import defer, joinedload
+from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from . import expr as E
@@ -129,9 +129,7 @@ class ScopedFigureBook(FigureBook):
             select(Contribution, Assignment.role, Section.position)
             .join(Assignment, Contribution.assignment_id == Assignment.id)
             .join(Section, Contribution.section_id == Section.id)
-            # Bodies stay in the database: the book reads figures, and the pages' own rows (whose
-            # texts are shown) are in the session already, with their bodies, whatever this defers.
-            .where(where).options(joinedload(Contribution.unit), defer(Contribution.body))).all()
+            .where(where).options(joinedload(Contribution.unit))).all()
         fresh = [(c, role, position) for c, role, position in found if c.id not in self._loaded]
         if not fresh:
             return
