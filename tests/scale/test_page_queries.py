@@ -102,3 +102,26 @@ def test_the_guard_catches_a_lazy_load(app, db):
     with app.test_request_context(), no_lazy_loads_while_rendering(app, db.session), \
             pytest.raises(LazyLoadDuringRender):
         render_template_string("{{ c.unit.name }}", c=contribution)
+
+
+@pytest.mark.parametrize("viewer", ["reviewer", "admin"])
+def test_a_value_changed_after_approval_is_shown_in_fixed_queries(app, db, viewer):
+    """The review page lists the sentences of every text citing a value changed after approval (each
+    citing unit's text is read): the texts come with the figures' batch, not one query per text."""
+    from sqlalchemy import text
+
+    counts = {}
+    for size in (SMALL, LARGE):
+        world = build_world(db, *size)
+        in_section = {cid: world.states[cid] for (_u, s), cid in world.contribution_ids.items() if s == 0}
+        approved = next(cid for cid, state in in_section.items() if state == "approved")
+        submitted = next(cid for cid, state in in_section.items() if state == "submitted")
+        changed = db.session.execute(text(
+            "UPDATE indicator_value SET value = value + 5 WHERE contribution_id = :c AND approved_value IS NOT NULL "
+            "AND indicator_id = (SELECT id FROM indicator WHERE cycle_id = :cy AND code = 'c0')"),
+            {"c": approved, "cy": world.cycle.id}).rowcount
+        db.session.commit()
+        assert changed == 1
+        counts[size], html = _get(_client(app, getattr(world, viewer)), db, f"/review/{submitted}")
+        assert "通过后又修改的数值" in html, size
+    assert counts[SMALL] == counts[LARGE], counts
