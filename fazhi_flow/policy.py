@@ -345,7 +345,8 @@ def _view_publication(user, publication) -> bool:
 
 def is_contribution_reviewer(user, contribution) -> bool:
     """May review this contribution: a reviewer named for the section (or any, when none is named),
-    never one of its own unit."""
+    never one of its own unit. (待审核 keeps its rows under the figures tokens and
+    ``pages.review._reviewer_key``: whatever this comes to read must be in one or the other.)"""
     if not user.has_role("reviewer") or user.unit_id == contribution.unit_id \
             or region_of(contribution) != user.region_id or _substitute_conflict(user, contribution):
         return False
