@@ -77,9 +77,37 @@ class BoundText:
         return self.text(revision.contribution, revision.body, data.get("figures"))
 
     def preview(self, contribution, length: int = 60) -> str:
-        """The first ``length`` characters of the displayed text, on one line."""
-        text = " ".join(p.strip() for p in self.text(contribution).splitlines() if p.strip())
+        """The first ``length`` characters of the displayed text, on one line. A long text is displayed
+        from its beginning only (its other citations are not resolved): a list shows 60 characters of
+        each of dozens of texts of thousands."""
+        body = contribution.body or ""
+        head = preview_source(body, length)
+        text = _one_line(self.text(contribution, head))
+        if len(text) <= length and len(head) < len(body):  # the beginning displays too short: all of it
+            text = _one_line(self.text(contribution, body))
         return text if len(text) <= length else text[:length] + "…"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(p.strip() for p in text.splitlines() if p.strip())
+
+
+def preview_source(body: str, length: int) -> str:
+    """The beginning of ``body`` whose displayed text begins the whole text's displayed text (one
+    line, as ``preview`` shows it) and usually holds more than ``length`` characters of it: four
+    times as many characters, extended to the end of a citation the cut would split. A citation
+    prints its number in place and nothing else depends on what follows, so the prefix's display is
+    a prefix of the whole's."""
+    cut = length * 4
+    if len(body) <= cut:
+        return body
+    for m in B.CITATION.finditer(body):
+        if m.start() >= cut:
+            break
+        if m.end() > cut:
+            cut = m.end()
+            break
+    return body[:cut]
 
     def many(self, contributions) -> dict[int, str]:
         """Contribution id → displayed text, for a list (books only for cycles that need one)."""
