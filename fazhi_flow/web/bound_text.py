@@ -87,6 +87,10 @@ class BoundText:
             text = _one_line(self.text(contribution, body))
         return text if len(text) <= length else text[:length] + "…"
 
+    def many(self, contributions) -> dict[int, str]:
+        """Contribution id → displayed text, for a list (books only for cycles that need one)."""
+        return {c.id: self.text(c) for c in contributions}
+
 
 def _one_line(text: str) -> str:
     return " ".join(p.strip() for p in text.splitlines() if p.strip())
@@ -108,10 +112,6 @@ def preview_source(body: str, length: int) -> str:
             cut = m.end()
             break
     return body[:cut]
-
-    def many(self, contributions) -> dict[int, str]:
-        """Contribution id → displayed text, for a list (books only for cycles that need one)."""
-        return {c.id: self.text(c) for c in contributions}
 
 
 def current() -> BoundText:

@@ -15,7 +15,7 @@ from fazhi_flow.web.bound_text import BoundText
 VALUES = {"c1": 12, "c2": 3456789, "sum(c1)": 1200, "sum(c2)": 987654321, "l1": 7}
 NAMES = {"c1": "办理案件数", "c2": "涉案金额", "l1": "重点事项数", "c9": "未填指标"}
 PIECES = ["本单位", "全区合计", "件，", "。", "\n", "\n\n", "   ", "  \n  ", "依法行政水平不断提升", "ab",
-          "{{c1}}", "{{ c2 }}", "{{sum(c1)}}", "｛｛sum（c2）｝｝", "{{\nl1\n}}", "{{c9}}", "{{未知}}", "{", "}}"]
+          "\r\n", "\r", "\u2028", "\x85", "{{c1}}", "{{ c2 }}", "{{sum(c1)}}", "｛｛sum（c2）｝｝", "{{\nl1\n}}", "{{c9}}", "{{未知}}", "{", "}}"]
 
 
 def _body(rng: random.Random, pieces: int) -> str:
@@ -50,6 +50,13 @@ def test_the_preview_equals_the_whole_text_displayed_and_cut(renderer, seed):
             body = _body(rng, pieces)
             shown.clear()
             assert preview.preview(SimpleNamespace(body=body), length) == _whole(body, length), (body, length)
+
+
+def test_a_cut_between_carriage_return_and_line_feed(renderer):
+    preview, _shown = renderer
+    body = "甲" * 239 + "\r\n" + "乙{{c1}}" * 100
+    assert preview.preview(SimpleNamespace(body=body)) == _whole(body, 60)
+    assert preview.preview(SimpleNamespace(body=body), 300) == _whole(body, 300)
 
 
 def test_a_long_text_is_displayed_from_its_beginning_only(renderer):
