@@ -79,16 +79,10 @@ def figures_token(cycle_id: int) -> int | None:
     the cycle never changed since the table was made, or (PostgreSQL) when this transaction changed
     it: the token changes once per transaction, so a later write of the same transaction would not
     change it again."""
-    from ..models.figures_version import FiguresVersion
+    from ..models import ReportCycle
 
-    if db.session.get_bind().dialect.name != "postgresql":  # SQLite changes it on every row written
-        return db.session.scalar(select(FiguresVersion.token).where(FiguresVersion.cycle_id == cycle_id))
-    row = db.session.execute(
-        select(FiguresVersion.token, FiguresVersion.txid == func.txid_current_if_assigned())
-        .where(FiguresVersion.cycle_id == cycle_id)).first()
-    if row is None or row[1]:
-        return None
-    return row[0]
+    found = cycle_tokens(ReportCycle.id == cycle_id)
+    return found[0][1] if found else None
 
 
 def cache_key(kind: str, cycle_id: int, token: int | None):

@@ -154,8 +154,8 @@ class ReviewQueue:
 def _reviewer_key(user) -> tuple:
     """Everything of the viewer, and of those they stand in for, that decides which rows are theirs
     (``is_contribution_reviewer``): ids, the reviewer role, units, regions, a substitute's unit."""
-    out = [(user.id, user.unit_id, user.region_id)]
-    for v in reviewing_as(user):
+    out = []
+    for v in reviewing_as(user):  # the viewer first
         substitute = getattr(v, "substitute", None)
         out.append((type(v).__name__, v.id, v.has_role("reviewer"), v.unit_id, v.region_id,
                     None if substitute is None else (substitute.id, substitute.unit_id)))
@@ -242,9 +242,9 @@ class PendingReviewPage:
         load_viewer(user)
         queue, kept = review_queue(user)
         chosen = [
-            (cid, cycle_id, section_id, unit_id) for cid, cycle_id, section_id, unit_id in queue.refs
-            if filters["cycle"] in (None, cycle_id) and filters["section"] in (None, section_id)
-            and filters["unit"] in (None, unit_id)
+            ref for ref in queue.refs  # (id, cycle, section, unit)
+            if filters["cycle"] in (None, ref[1]) and filters["section"] in (None, ref[2])
+            and filters["unit"] in (None, ref[3])
         ]
         if number is None:
             from flask import has_request_context, request
