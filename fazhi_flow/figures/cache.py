@@ -54,6 +54,9 @@ PAGES = _Lru(48)
 # Reviewers' queues (待审核): every reviewable row of a region's collecting cycles with the labels and
 # filter choices made from them (~0.5 MB for a city's 4,500 rows), one entry per reviewer.
 QUEUES = _Lru(16)
+# Every contribution of one section with its values, as plain rows, for the rules' sums on the editor
+# and the review page (~100 KB for a section of a city's 300 units).
+SECTIONS = _Lru(240)
 
 
 def cycle_tokens(*conditions) -> tuple | None:

@@ -10,6 +10,7 @@ unit is never blocked because a different unit's figure is missing or wrong.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from decimal import Decimal, DivisionByZero, InvalidOperation
 
@@ -52,6 +53,16 @@ def plain_values(cycle_id: int) -> dict[tuple[int, int], ValueRow]:
         select(IndicatorValue.contribution_id, IndicatorValue.indicator_id, IndicatorValue.value,
                IndicatorValue.approved_value, IndicatorValue.updated_at)
         .join(Contribution).where(Contribution.cycle_id == cycle_id))}
+
+
+@functools.lru_cache(maxsize=4096)
+def parsed(expression: str):
+    """The rule's tree, or the ExpressionError saying why it is none. Trees are frozen, so one parse
+    serves every request of the process (a city's 60 rules were parsed again on every page)."""
+    try:
+        return E.parse_rule(expression)
+    except E.ExpressionError as exc:
+        return exc
 
 
 class FigureBook:
@@ -213,10 +224,7 @@ class FigureBook:
 
     def tree(self, rule):
         if rule.expression not in self._trees:
-            try:
-                self._trees[rule.expression] = E.parse_rule(rule.expression)
-            except E.ExpressionError as exc:
-                self._trees[rule.expression] = exc
+            self._trees[rule.expression] = parsed(rule.expression)
         return self._trees[rule.expression]
 
     def resolve(self, code: str, contribution):

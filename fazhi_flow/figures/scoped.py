@@ -29,7 +29,7 @@ from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from . import expr as E
-from .cache import cached
+from .cache import SECTIONS, cache_key, cached, figures_token
 from .evaluate import FigureBook, ValueRow, _Ambiguous, _Invalid
 from .visibility import LEFT_THE_UNIT
 
@@ -58,6 +58,43 @@ class _Part:
     entered: int
     value_sum: Decimal | None
     approved_sum: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class UnitRow:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContributionRow:
+    """What a rule's sum reads of another unit's contribution, as a plain row kept across requests
+    under the figures token (which covers every column here, the unit's name included). No body: a
+    draft's text is not under the token, and nothing that reads texts is given these rows."""
+
+    id: int
+    cycle_id: int
+    section_id: int
+    unit_id: int
+    assignment_id: int
+    state: str
+    unit: UnitRow
+
+
+@dataclass(frozen=True, slots=True)
+class ExplanationRow:
+    contribution_id: int
+    key: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class _SectionRows:
+    """A section's every contribution with role, place, values and explanations (``_section_rows``)."""
+
+    contributions: tuple  # (ContributionRow, role, section position)
+    values: tuple  # ValueRow
+    explanations: tuple  # ExplanationRow
 
 
 class _Reporters:
@@ -104,6 +141,9 @@ class ScopedFigureBook(FigureBook):
         self.explanations: dict[tuple[int, str], object] = {}
         self.reporters = _Reporters(self)
         self._loaded: set[int] = set()  # contributions whose role, values and explanations are here
+        # Loaded as plain rows (``_load_rows``), by id: not in ``contributions`` until a caller asks
+        # about the same contribution as a mapped object, which then takes the row's place.
+        self._rows: dict[int, ContributionRow] = {}
         self._by_section: dict[int, list] = {}  # loaded contributions by section, in assignment order
         self._order: dict[int, tuple] = {}  # contribution id -> (section position, assignment id)
         self._sections: set[int] = set()  # sections whose every contribution is loaded
@@ -166,6 +206,77 @@ class ScopedFigureBook(FigureBook):
                 self.explanations[(row.contribution_id, row.key)] = row
         self._loaded |= ids
 
+    def _load_rows(self, section_ids: set) -> None:
+        """Load every contribution of the sections as plain rows, kept across requests under the
+        figures token (a rule's sum over a city's 300 units, on every editor and review page);
+        without a usable token, as mapped objects (``_batch``)."""
+        from ..models import Contribution
+
+        token = figures_token(self.cycle.id)
+        if token is None:
+            self._batch(Contribution.section_id.in_(sorted(section_ids)))
+            return
+        key = cache_key("scoped-section", self.cycle.id, token)
+        found = {sid: SECTIONS.get(key + (sid,)) for sid in section_ids}
+        missing = sorted(sid for sid, rows in found.items() if rows is None)
+        if missing:
+            for sid, rows in self._section_rows(missing).items():
+                SECTIONS.put(key + (sid,), rows)
+                found[sid] = rows
+        touched = set()
+        for rows in found.values():
+            fresh = {row.id for row, _, _ in rows.contributions if row.id not in self._loaded}
+            for row, role, position in rows.contributions:
+                if row.id in fresh:
+                    self._rows[row.id] = row
+                    self.roles[row.id] = role
+                    self._order[row.id] = (position, row.assignment_id)
+                    self._by_section.setdefault(row.section_id, []).append(row)
+                    touched.add(row.section_id)
+            for value in rows.values:
+                if value.contribution_id in fresh:
+                    self._values[(value.contribution_id, value.indicator_id)] = value
+            for explanation in rows.explanations:
+                if explanation.contribution_id in fresh:
+                    self.explanations[(explanation.contribution_id, explanation.key)] = explanation
+            self._loaded |= fresh
+        for section_id in touched:
+            self._by_section[section_id].sort(key=lambda c: c.assignment_id)
+
+    def _section_rows(self, section_ids: list) -> dict[int, _SectionRows]:
+        """Section id → its contributions, values and explanations as plain rows (three queries)."""
+        from ..models import Assignment, Contribution, Section, Unit
+        from ..models.indicator import FigureExplanation, IndicatorValue
+
+        where = (Contribution.cycle_id == self.cycle.id, Contribution.section_id.in_(section_ids))
+        contributions: dict[int, list] = {sid: [] for sid in section_ids}
+        section_of = {}
+        for cid, cycle_id, sid, unit_id, assignment_id, state, unit_name, role, position in db.session.execute(
+                select(Contribution.id, Contribution.cycle_id, Contribution.section_id, Contribution.unit_id,
+                       Contribution.assignment_id, Contribution.state, Unit.name, Assignment.role, Section.position)
+                .join(Assignment, Contribution.assignment_id == Assignment.id)
+                .join(Section, Contribution.section_id == Section.id)
+                .join(Unit, Contribution.unit_id == Unit.id)
+                .where(*where).order_by(Contribution.assignment_id)):
+            row = ContributionRow(cid, cycle_id, sid, unit_id, assignment_id, state, UnitRow(unit_id, unit_name))
+            contributions[sid].append((row, role, position))
+            section_of[cid] = sid
+        values: dict[int, list] = {sid: [] for sid in section_ids}
+        for row in db.session.execute(
+                select(IndicatorValue.contribution_id, IndicatorValue.indicator_id, IndicatorValue.value,
+                       IndicatorValue.approved_value, IndicatorValue.updated_at)
+                .join(Contribution, IndicatorValue.contribution_id == Contribution.id).where(*where)):
+            if row[0] in section_of:
+                values[section_of[row[0]]].append(ValueRow(*row))
+        explanations: dict[int, list] = {sid: [] for sid in section_ids}
+        for cid, key, text in db.session.execute(
+                select(FigureExplanation.contribution_id, FigureExplanation.key, FigureExplanation.text)
+                .join(Contribution, FigureExplanation.contribution_id == Contribution.id).where(*where)):
+            if cid in section_of:
+                explanations[section_of[cid]].append(ExplanationRow(cid, key, text))
+        return {sid: _SectionRows(tuple(contributions[sid]), tuple(values[sid]), tuple(explanations[sid]))
+                for sid in section_ids}
+
     def _load_everything(self) -> None:
         if not self._everything:
             self._batch(true())
@@ -185,10 +296,20 @@ class ScopedFigureBook(FigureBook):
 
         if contribution is None or contribution.cycle_id != self.cycle.id:
             return False
+        if contribution.id in self._rows and not isinstance(contribution, ContributionRow):
+            self._take_place(contribution)
         if contribution.id not in self._loaded and not self._everything:
             self.contributions.setdefault(contribution.id, contribution)
             self._on_demand_load(Contribution.id == contribution.id)
         return contribution.id in self._loaded
+
+    def _take_place(self, contribution) -> None:
+        """``contribution`` (mapped) replaces its plain row: every list then holds the object callers
+        compare with (``source is self.contribution``)."""
+        row = self._rows.pop(contribution.id)
+        listed = self._by_section.get(row.section_id, [])
+        listed[:] = [contribution if c is row else c for c in listed]
+        self.contributions.setdefault(contribution.id, contribution)
 
     def _load_sections(self, section_ids: set) -> None:
         from ..models import Contribution
@@ -282,15 +403,16 @@ class ScopedFigureBook(FigureBook):
             changed = self._changed_condition()
             if changed is not None:
                 conditions.append(changed)
-        sections = set()
-        if rules and shown:
-            sections = self._rule_sections(shown) - self._sections
-            if sections:
-                conditions.append(Contribution.section_id.in_(sorted(sections)))
         if conditions:
             self._batch(or_(*conditions))
         self._singles_loaded = self._changes_loaded = True
-        self._sections |= sections
+        if rules and shown:
+            # After the batch above, so the shown contributions, the single reporters and the texts
+            # citing changed values stay mapped objects; the rest of the sections as plain rows.
+            sections = self._rule_sections(shown) - self._sections
+            if sections:
+                self._load_rows(sections)
+            self._sections |= sections
 
     def _rule_sections(self, shown) -> set:
         """Sections of the indicators named by the rules concerning ``shown`` (their roles are loaded)."""

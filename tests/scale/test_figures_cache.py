@@ -336,3 +336,88 @@ def test_single_reporters_and_changed_values_kept_under_the_token_follow_every_c
     db.session.expire_all()
     for reader in readers:
         assert _cited(world, reader, fresh=False) == _cited(world, reader, fresh=True), reader
+
+
+def _rule_results(world, contribution_id: int, reader, fresh: bool) -> list:
+    """What the editor's figures area says of the rules: by a scoped book (the rules' sections as plain
+    rows kept under the token) or by a full book computed afresh."""
+    from fazhi_flow.models import Contribution
+    from fazhi_flow.services.figures import contribution_figures
+
+    session = db_session(world)
+    session.expire_all()
+    c = session.get(Contribution, contribution_id)
+    if fresh:
+        book = FigureBook(world.cycle, readonly=True)
+    else:
+        book = ScopedFigureBook(world.cycle)
+        book.prepare([c], rules=True)
+    fig = contribution_figures(c, reader, book)
+    return [(r.rule.id, r.status, r.full_message, r.explanation, r.blocking, sorted(r.inputs), sorted(r.breakers))
+            for r in fig.results]
+
+
+@pytest.mark.parametrize("change", ["value", "state", "unit", "role", "explanation", "moved"])
+def test_a_rules_sum_kept_as_plain_rows_follows_every_change(db, world, change, monkeypatch):
+    """The editor and the review page read a rule's sum over every unit of a section from plain rows
+    kept under the token: read again without a write they are not loaded again, and after each kind
+    of write behind the application's back (another unit's value, state, name, role, explanation, a
+    contribution moved into the section) the rules read what a fresh full book gives, for the office
+    and for a liaison."""
+    from fazhi_flow.figures import scoped
+
+    cache.SECTIONS.clear()
+    cid = world.contribution_id(0, 0)
+    readers = (world.reviewer, world.liaison(0))
+    for reader in readers:
+        assert _rule_results(world, cid, reader, fresh=False) == _rule_results(world, cid, reader, fresh=True)
+    before = {reader.id: _rule_results(world, cid, reader, fresh=False) for reader in readers}
+    kept = scoped.ScopedFigureBook._section_rows
+    monkeypatch.setattr(scoped.ScopedFigureBook, "_section_rows", lambda *a: pytest.fail("loaded again"))
+    for reader in readers:
+        assert _rule_results(world, cid, reader, fresh=False) == before[reader.id]
+    monkeypatch.setattr(scoped.ScopedFigureBook, "_section_rows", kept)
+
+    other, third = world.contribution_id(1, 0), world.contribution_id(2, 0)
+    rule = db.session.execute(text("SELECT id FROM rule WHERE section_id = :s"), {"s": world.section_ids[0]}).scalar()
+    statements = {
+        "value": [f"UPDATE indicator_value SET value = COALESCE(value, 0) + 1000 WHERE contribution_id = {other}"],
+        "state": [f"UPDATE contribution SET state = 'draft' WHERE id = {other}",
+                  f"UPDATE contribution SET state = 'approved' WHERE id = {third}"],
+        "unit": [f"UPDATE unit SET name = name || '（更名）' WHERE id = {world.unit_ids[1]}"],
+        "role": [f"UPDATE assignment SET role = 'support' WHERE section_id = {world.section_ids[0]}",
+                 f"UPDATE assignment SET role = 'lead' WHERE id = (SELECT assignment_id FROM contribution"
+                 f" WHERE id = {other})"],
+        "explanation": [f"INSERT INTO figure_explanation (contribution_id, key, text, updated_at) VALUES"
+                        f" ({cid}, 'rule:{rule}', '数字差异系口径调整所致', CURRENT_TIMESTAMP)"],
+        "moved": [f"UPDATE contribution SET section_id = {world.section_ids[0]} WHERE id = "
+                  f"{world.contribution_id(1, 1)}"],
+    }[change]
+    for statement in statements:
+        db.session.execute(text(statement))
+    db.session.commit()
+    after = {reader.id: _rule_results(world, cid, reader, fresh=False) for reader in readers}
+    for reader in readers:
+        assert after[reader.id] == _rule_results(world, cid, reader, fresh=True), (change, reader.username)
+    if change != "moved":  # a second contribution of a unit in a section: compared, not required to show
+        assert after != before, change  # the write did change what the rules say
+
+
+def test_a_contribution_asked_about_after_its_plain_row_takes_its_place(db, world):
+    """A page that asks about another unit's contribution of a section loaded as plain rows gets
+    answers about that object, which then stands in the section's lists in place of the row."""
+    from fazhi_flow.figures.scoped import ContributionRow
+    from fazhi_flow.models import Contribution
+
+    cache.SECTIONS.clear()
+    shown = db.session.get(Contribution, world.contribution_id(0, 0))
+    other = db.session.get(Contribution, world.contribution_id(1, 0))
+    book = ScopedFigureBook(world.cycle)
+    book.prepare([shown], rules=True)
+    ind = book.indicators["c0"]
+    assert any(isinstance(c, ContributionRow) and c.id == other.id for c in book.reporters[ind.id])
+    full = FigureBook(world.cycle, readonly=True)
+    assert book.reports(other, ind) and book.value(other, ind) == full.value(full.contributions[other.id], ind)
+    listed = [c for c in book.reporters[ind.id] if c.id == other.id]
+    assert listed == [other] and listed[0] is other
+    assert [c.id for c in book.reporters[ind.id]] == [c.id for c in full.reporters[ind.id]]
