@@ -9,10 +9,11 @@ same questions from far less:
   indicator and, for a restricted reader, by the classes of parts ``Visibility`` distinguishes: the
   reader's own unit, left the unit's hands, approved), never from every unit's value;
 - contributions are loaded with their role, unit, values and explanations in batches: the ones a
-  page shows (``prepare``), the single reporter of each indicator reported by one unit (what a bare
-  citation of another section's figure prints), the whole section of an indicator a rule adds up,
-  and the values changed after approval with the texts citing them (what ``changes_after_approval``
-  lists);
+  page shows (``prepare``) and the values changed after approval with the texts citing them (what
+  ``changes_after_approval`` lists) as mapped objects; the single reporter of each indicator reported
+  by one unit (what a bare citation of another section's figure prints) and the whole section of an
+  indicator a rule adds up as plain rows (``ContributionRow``) kept across requests under the figures
+  token, which covers every column they hold;
 - anything asked for that was not prepared is loaded on demand, and after a few such loads the rest
   of the cycle at once, so a page that prepares nothing still runs a bounded number of queries and
   every answer is the one the full book gives.
@@ -95,6 +96,9 @@ class _SectionRows:
     contributions: tuple  # (ContributionRow, role, section position)
     values: tuple  # ValueRow
     explanations: tuple  # ExplanationRow
+
+
+_NO_ROWS = _SectionRows((), (), ())
 
 
 class _Reporters:
@@ -220,36 +224,62 @@ class ScopedFigureBook(FigureBook):
         found = {sid: SECTIONS.get(key + (sid,)) for sid in section_ids}
         missing = sorted(sid for sid, rows in found.items() if rows is None)
         if missing:
-            for sid, rows in self._section_rows(missing).items():
-                SECTIONS.put(key + (sid,), rows)
-                found[sid] = rows
-        touched = set()
+            loaded = self._plain_rows(Contribution.section_id.in_(missing))
+            for sid in missing:
+                found[sid] = loaded.get(sid, _NO_ROWS)
+                SECTIONS.put(key + (sid,), found[sid])
         for rows in found.values():
-            fresh = {row.id for row, _, _ in rows.contributions if row.id not in self._loaded}
-            for row, role, position in rows.contributions:
-                if row.id in fresh:
-                    self._rows[row.id] = row
-                    self.roles[row.id] = role
-                    self._order[row.id] = (position, row.assignment_id)
-                    self._by_section.setdefault(row.section_id, []).append(row)
-                    touched.add(row.section_id)
-            for value in rows.values:
-                if value.contribution_id in fresh:
-                    self._values[(value.contribution_id, value.indicator_id)] = value
-            for explanation in rows.explanations:
-                if explanation.contribution_id in fresh:
-                    self.explanations[(explanation.contribution_id, explanation.key)] = explanation
-            self._loaded |= fresh
+            self._install(rows)
+
+    def _load_singles(self) -> None:
+        """The single reporters (``_singles_condition``) as plain rows kept under the token."""
+        from ..models import Contribution
+
+        token = figures_token(self.cycle.id)
+        if token is None:
+            condition = self._singles_condition()
+            if condition is not None:
+                self._batch(condition)
+            return
+        ids = cached("scoped-singles", self.cycle.id, self._single_ids, token=token)
+        if not ids:
+            return
+        for rows in cached("scoped-single-rows", self.cycle.id, token=token,
+                           compute=lambda: tuple(self._plain_rows(Contribution.id.in_(ids)).values())):
+            self._install(rows)
+
+    def _install(self, rows: _SectionRows) -> None:
+        """Add plain rows to the book, but none of a contribution already loaded (a page's own
+        contributions stay the mapped objects it shows)."""
+        fresh = {row.id for row, _, _ in rows.contributions if row.id not in self._loaded}
+        if not fresh:
+            return
+        touched = set()
+        for row, role, position in rows.contributions:
+            if row.id in fresh:
+                self._rows[row.id] = row
+                self.roles[row.id] = role
+                self._order[row.id] = (position, row.assignment_id)
+                self._by_section.setdefault(row.section_id, []).append(row)
+                touched.add(row.section_id)
+        for value in rows.values:
+            if value.contribution_id in fresh:
+                self._values[(value.contribution_id, value.indicator_id)] = value
+        for explanation in rows.explanations:
+            if explanation.contribution_id in fresh:
+                self.explanations[(explanation.contribution_id, explanation.key)] = explanation
+        self._loaded |= fresh
         for section_id in touched:
             self._by_section[section_id].sort(key=lambda c: c.assignment_id)
 
-    def _section_rows(self, section_ids: list) -> dict[int, _SectionRows]:
-        """Section id → its contributions, values and explanations as plain rows (three queries)."""
+    def _plain_rows(self, condition) -> dict[int, _SectionRows]:
+        """Section id → the contributions matching ``condition`` there, with their values and
+        explanations, as plain rows (three queries)."""
         from ..models import Assignment, Contribution, Section, Unit
         from ..models.indicator import FigureExplanation, IndicatorValue
 
-        where = (Contribution.cycle_id == self.cycle.id, Contribution.section_id.in_(section_ids))
-        contributions: dict[int, list] = {sid: [] for sid in section_ids}
+        where = (Contribution.cycle_id == self.cycle.id, condition)
+        contributions: dict[int, list] = {}
         section_of = {}
         for cid, cycle_id, sid, unit_id, assignment_id, state, unit_name, role, position in db.session.execute(
                 select(Contribution.id, Contribution.cycle_id, Contribution.section_id, Contribution.unit_id,
@@ -259,23 +289,23 @@ class ScopedFigureBook(FigureBook):
                 .join(Unit, Contribution.unit_id == Unit.id)
                 .where(*where).order_by(Contribution.assignment_id)):
             row = ContributionRow(cid, cycle_id, sid, unit_id, assignment_id, state, UnitRow(unit_id, unit_name))
-            contributions[sid].append((row, role, position))
+            contributions.setdefault(sid, []).append((row, role, position))
             section_of[cid] = sid
-        values: dict[int, list] = {sid: [] for sid in section_ids}
+        values: dict[int, list] = {}
         for row in db.session.execute(
                 select(IndicatorValue.contribution_id, IndicatorValue.indicator_id, IndicatorValue.value,
                        IndicatorValue.approved_value, IndicatorValue.updated_at)
                 .join(Contribution, IndicatorValue.contribution_id == Contribution.id).where(*where)):
             if row[0] in section_of:
-                values[section_of[row[0]]].append(ValueRow(*row))
-        explanations: dict[int, list] = {sid: [] for sid in section_ids}
+                values.setdefault(section_of[row[0]], []).append(ValueRow(*row))
+        explanations: dict[int, list] = {}
         for cid, key, text in db.session.execute(
                 select(FigureExplanation.contribution_id, FigureExplanation.key, FigureExplanation.text)
                 .join(Contribution, FigureExplanation.contribution_id == Contribution.id).where(*where)):
             if cid in section_of:
-                explanations[section_of[cid]].append(ExplanationRow(cid, key, text))
-        return {sid: _SectionRows(tuple(contributions[sid]), tuple(values[sid]), tuple(explanations[sid]))
-                for sid in section_ids}
+                explanations.setdefault(section_of[cid], []).append(ExplanationRow(cid, key, text))
+        return {sid: _SectionRows(tuple(found), tuple(values.get(sid, ())), tuple(explanations.get(sid, ())))
+                for sid, found in contributions.items()}
 
     def _load_everything(self) -> None:
         if not self._everything:
@@ -393,10 +423,6 @@ class ScopedFigureBook(FigureBook):
         wanted = sorted({c.id for c in shown} - self._loaded)
         if wanted:
             conditions.append(Contribution.id.in_(wanted))
-        if not self._singles_loaded:
-            singles = self._singles_condition()
-            if singles is not None:
-                conditions.append(singles)
         if self._reader is not None:
             self._parts_for(self._reader)  # the reader's own parts, which visible totals read
         if not self._changes_loaded:
@@ -405,10 +431,11 @@ class ScopedFigureBook(FigureBook):
                 conditions.append(changed)
         if conditions:
             self._batch(or_(*conditions))
-        self._singles_loaded = self._changes_loaded = True
+        self._changes_loaded = True
+        # After the batch above, so the shown contributions and the texts citing changed values stay
+        # mapped objects; the single reporters and the rules' sections as plain rows.
+        self._ensure_singles()
         if rules and shown:
-            # After the batch above, so the shown contributions, the single reporters and the texts
-            # citing changed values stay mapped objects; the rest of the sections as plain rows.
             sections = self._rule_sections(shown) - self._sections
             if sections:
                 self._load_rows(sections)
@@ -434,9 +461,8 @@ class ScopedFigureBook(FigureBook):
     def _ensure_singles(self) -> None:
         if not self._singles_loaded:
             self._singles_loaded = True
-            condition = self._singles_condition()
-            if condition is not None and not self._everything:
-                self._batch(condition)
+            if not self._everything:
+                self._load_singles()
 
     def note_reader(self, unit_id) -> None:
         if unit_id is not None:

@@ -372,11 +372,11 @@ def test_a_rules_sum_kept_as_plain_rows_follows_every_change(db, world, change, 
     for reader in readers:
         assert _rule_results(world, cid, reader, fresh=False) == _rule_results(world, cid, reader, fresh=True)
     before = {reader.id: _rule_results(world, cid, reader, fresh=False) for reader in readers}
-    kept = scoped.ScopedFigureBook._section_rows
-    monkeypatch.setattr(scoped.ScopedFigureBook, "_section_rows", lambda *a: pytest.fail("loaded again"))
+    kept = scoped.ScopedFigureBook._plain_rows
+    monkeypatch.setattr(scoped.ScopedFigureBook, "_plain_rows", lambda *a: pytest.fail("loaded again"))
     for reader in readers:
         assert _rule_results(world, cid, reader, fresh=False) == before[reader.id]
-    monkeypatch.setattr(scoped.ScopedFigureBook, "_section_rows", kept)
+    monkeypatch.setattr(scoped.ScopedFigureBook, "_plain_rows", kept)
 
     other, third = world.contribution_id(1, 0), world.contribution_id(2, 0)
     rule = db.session.execute(text("SELECT id FROM rule WHERE section_id = :s"), {"s": world.section_ids[0]}).scalar()
