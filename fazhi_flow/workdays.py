@@ -66,8 +66,7 @@ class WorkCalendar:
         """Count working days d with start < d <= end (0 when end <= start)."""
         if end <= start:
             return 0
-        span = min((end - start).days, _MAX_SPAN)
-        return sum(1 for i in range(1, span + 1) if self.is_working_day(start + timedelta(days=i)))
+        return _working_days_between(self, start, end)
 
     def signed_working_days(self, today: date, due: date) -> int:
         """Working days left until ``due`` (positive) or overdue since it (negative).
@@ -87,6 +86,14 @@ class WorkCalendar:
             if self.is_working_day(day):
                 left -= 1
         return day
+
+
+@lru_cache(maxsize=4096)
+def _working_days_between(calendar: WorkCalendar, start: date, end: date) -> int:
+    """Kept per (calendar, start, end): a page lists dozens of deadlines counted from the same today,
+    mostly to the same due date (the calendar is frozen, its extra days are part of the key)."""
+    span = min((end - start).days, _MAX_SPAN)
+    return sum(1 for i in range(1, span + 1) if calendar.is_working_day(start + timedelta(days=i)))
 
 
 @lru_cache(maxsize=8192)

@@ -57,6 +57,9 @@ QUEUES = _Lru(16)
 # Every contribution of one section with its values, as plain rows, for the rules' sums on the editor
 # and the review page (~100 KB for a section of a city's 300 units).
 SECTIONS = _Lru(240)
+# One unit's own parts of the indicators' totals and its sections' roles (a few KB each): one entry of
+# each per unit whose liaison opens a page, so a city's 300 units fit.
+UNIT_PARTS = _Lru(800)
 
 
 def cycle_tokens(*conditions) -> tuple | None:

@@ -30,7 +30,7 @@ from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from . import expr as E
-from .cache import SECTIONS, cache_key, cached, figures_token
+from .cache import SECTIONS, UNIT_PARTS, cache_key, cached, figures_token
 from .evaluate import FigureBook, ValueRow, _Ambiguous, _Invalid
 from .visibility import LEFT_THE_UNIT
 
@@ -515,7 +515,7 @@ class ScopedFigureBook(FigureBook):
         everyone = self._all_parts()
         if unit_id is None:
             return everyone
-        own = self._parts_query(unit_id)
+        own = cached(("scoped-parts-of", unit_id), self.cycle.id, lambda: self._parts_query(unit_id), store=UNIT_PARTS)
         parts: dict[int, list[_Part]] = {}
         for iid in set(everyone) | set(own):
             mine = {(g.left, g.approved): g for g in own.get(iid, [])}
@@ -577,10 +577,11 @@ class ScopedFigureBook(FigureBook):
         if unit_id is None:
             return []
         if unit_id not in self._unit_roles:
-            self._unit_roles[unit_id] = [tuple(row) for row in db.session.execute(
+            self._unit_roles[unit_id] = cached(("scoped-roles-of", unit_id), self.cycle.id, store=UNIT_PARTS,
+                                               compute=lambda: [tuple(row) for row in db.session.execute(
                 select(Contribution.section_id, Assignment.role)
                 .join(Assignment, Contribution.assignment_id == Assignment.id)
-                .where(Contribution.cycle_id == self.cycle.id, Contribution.unit_id == unit_id))]
+                .where(Contribution.cycle_id == self.cycle.id, Contribution.unit_id == unit_id))])
         return self._unit_roles[unit_id]
 
     # ---------------------------------------------------------------- the lookups of FigureBook

@@ -110,15 +110,18 @@ def test_a_draft_text_or_an_unchanged_state_leaves_the_token(db, world):
 
 def test_totals_after_writes_are_the_fresh_ones_though_the_old_are_cached(db, world):
     cache.AGGREGATES.clear()
+    cache.UNIT_PARTS.clear()
     readers = (None, world.reviewer, world.liaison(0), world.liaison(1))
     for reader in readers:
         assert _totals(world, reader) == _expected(world, reader)
     cached_once = len(cache.AGGREGATES._items)
-    assert cached_once == 1  # one entry for every reader: the readers' own parts are not cached
-    # A second read of an unchanged cycle runs no aggregate.
-    with count_queries(db.engine) as statements:
-        _totals(world)
-    assert not [s for s in statements if "GROUP BY" in s], statements
+    assert cached_once == 1  # one entry for every reader; a liaison's own parts are kept per unit
+    assert len(cache.UNIT_PARTS._items) == 4  # each liaison's own parts and its sections' roles
+    # A second read of an unchanged cycle runs no aggregate, for the office or a liaison.
+    for reader in (None, world.liaison(0)):
+        with count_queries(db.engine) as statements:
+            _totals(world, reader)
+        assert not [s for s in statements if "GROUP BY" in s], statements
     # Behind the application's back: a value, a state (what a restricted reader sees), a role.
     row = _a_value(db, world)
     db.session.execute(text("UPDATE indicator_value SET value = value + 1000 WHERE id = :i"), {"i": row.id})
@@ -421,3 +424,30 @@ def test_a_contribution_asked_about_after_its_plain_row_takes_its_place(db, worl
     listed = [c for c in book.reporters[ind.id] if c.id == other.id]
     assert listed == [other] and listed[0] is other
     assert [c.id for c in book.reporters[ind.id]] == [c.id for c in full.reporters[ind.id]]
+
+
+def test_a_liaisons_own_parts_kept_per_unit_follow_its_own_values(db, world):
+    """A liaison's visible totals add its unit's current values to the others' approved ones: the
+    unit's own parts are kept per unit under the token, and after its value changes behind the
+    application's back the totals are a fresh full book's again, different from before."""
+    cache.UNIT_PARTS.clear()
+    for statement in ("UPDATE report_cycle SET share_approved_figures = TRUE",
+                      "UPDATE contribution SET state = 'approved'",
+                      "UPDATE indicator_value SET value = COALESCE(value, 1), approved_value = COALESCE(value, 1)"):
+        db.session.execute(text(statement))
+    db.session.commit()
+    db.session.expire_all()
+    reader = world.liaison(0)
+    before = _totals(world, reader)
+    assert before == _expected(world, reader)
+    assert any(visible and total is not None for visible, total in before.values())
+    with count_queries(db.engine) as statements:
+        assert _totals(world, reader) == before
+    assert not [s for s in statements if "GROUP BY" in s], statements
+    db.session.execute(text("UPDATE indicator_value SET value = value + 1000 WHERE contribution_id = :c"),
+                       {"c": world.contribution_id(0, 0)})
+    db.session.commit()
+    db.session.expire_all()
+    after = _totals(world, reader)
+    assert after == _expected(world, reader)
+    assert after != before
