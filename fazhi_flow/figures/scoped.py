@@ -174,8 +174,16 @@ class ScopedFigureBook(FigureBook):
             .join(Assignment, Contribution.assignment_id == Assignment.id)
             .join(Section, Contribution.section_id == Section.id)
             .where(where).options(joinedload(Contribution.unit))).all()
-        fresh = [(c, role, position) for c, role, position in found if c.id not in self._loaded]
+        fresh, placed = [], False
+        for c, role, position in found:
+            if c.id in self._rows:  # listed as a plain row (values loaded): the object takes its place
+                self._take_place(c)
+                placed = True
+            elif c.id not in self._loaded:
+                fresh.append((c, role, position))
         if not fresh:
+            if placed:
+                self._reorder()
             return
         touched = set()
         for c, role, position in fresh:
@@ -187,10 +195,7 @@ class ScopedFigureBook(FigureBook):
         for section_id in touched:
             self._by_section[section_id].sort(key=lambda c: c.assignment_id)
         ids = {c.id for c, _, _ in fresh}
-        # In the full book's order (section position, assignment), which lists follow.
-        ordered = sorted(self.contributions.items(), key=lambda item: self._order.get(item[0], LAST))
-        self.contributions.clear()
-        self.contributions.update(ordered)
+        self._reorder()
         values = select(IndicatorValue.contribution_id, IndicatorValue.indicator_id, IndicatorValue.value,
                         IndicatorValue.approved_value, IndicatorValue.updated_at)
         explanations = select(FigureExplanation)
@@ -209,6 +214,12 @@ class ScopedFigureBook(FigureBook):
             if row.contribution_id in ids:
                 self.explanations[(row.contribution_id, row.key)] = row
         self._loaded |= ids
+
+    def _reorder(self) -> None:
+        """``contributions`` in the full book's order (section position, assignment), which lists follow."""
+        ordered = sorted(self.contributions.items(), key=lambda item: self._order.get(item[0], LAST))
+        self.contributions.clear()
+        self.contributions.update(ordered)
 
     def _load_rows(self, section_ids: set) -> None:
         """Load every contribution of the sections as plain rows, kept across requests under the
@@ -328,6 +339,7 @@ class ScopedFigureBook(FigureBook):
             return False
         if contribution.id in self._rows and not isinstance(contribution, ContributionRow):
             self._take_place(contribution)
+            self._reorder()
         if contribution.id not in self._loaded and not self._everything:
             self.contributions.setdefault(contribution.id, contribution)
             self._on_demand_load(Contribution.id == contribution.id)
@@ -337,9 +349,9 @@ class ScopedFigureBook(FigureBook):
         """``contribution`` (mapped) replaces its plain row: every list then holds the object callers
         compare with (``source is self.contribution``)."""
         row = self._rows.pop(contribution.id)
+        mapped = self.contributions.setdefault(contribution.id, contribution)
         listed = self._by_section.get(row.section_id, [])
-        listed[:] = [contribution if c is row else c for c in listed]
-        self.contributions.setdefault(contribution.id, contribution)
+        listed[:] = [mapped if c is row else c for c in listed]
 
     def _load_sections(self, section_ids: set) -> None:
         from ..models import Contribution

@@ -451,3 +451,34 @@ def test_a_liaisons_own_parts_kept_per_unit_follow_its_own_values(db, world):
     after = _totals(world, reader)
     assert after == _expected(world, reader)
     assert after != before
+
+
+def test_a_single_reporter_read_before_the_changed_values_is_still_listed_as_changed(db, world):
+    """A page that prepares nothing first resolves a lead's figure (the single reporter, read as a
+    plain row) and then lists the values changed after approval: that lead's changed value is listed,
+    with the sentences citing it, as a fresh full book lists it."""
+    from fazhi_flow.models import Contribution
+    from fazhi_flow.services.figures import changes_after_approval
+
+    lead = db.session.execute(text(
+        "SELECT c.id FROM contribution c JOIN assignment a ON a.id = c.assignment_id "
+        "WHERE c.section_id = :s AND a.role = 'lead'"), {"s": world.section_ids[1]}).scalar()
+    db.session.execute(text(f"UPDATE contribution SET state = 'approved' WHERE id = {lead}"))
+    db.session.execute(text(
+        "UPDATE indicator_value SET approved_value = 5, value = 8 WHERE contribution_id = :c AND indicator_id ="
+        " (SELECT id FROM indicator WHERE code = 'l1' AND cycle_id = :y)"), {"c": lead, "y": world.cycle.id})
+    db.session.commit()
+    db.session.expire_all()
+
+    def listed(book):
+        seen = Visibility(book, world.reviewer)
+        citing = db.session.get(Contribution, world.contribution_id(0, 0))  # cites l1 (the next section's lead)
+        book.contributions.setdefault(citing.id, citing)
+        assert "8" in str(seen.values_for_text(citing, citing.body).get("l1"))
+        return sorted((ch.indicator.code, ch.contribution.id, ch.old, ch.new,
+                       sorted((c.id, before, after) for c, before, after in ch.sentences))
+                      for ch in changes_after_approval(world.cycle, book, seen))
+
+    expected = listed(FigureBook(world.cycle, readonly=True))
+    assert ("l1", lead) in {(code, cid) for code, cid, *_ in expected}
+    assert listed(ScopedFigureBook(world.cycle)) == expected
