@@ -5,7 +5,8 @@ starts gunicorn (2 workers) on this module's ``bench_app()`` — the application
 endpoints, one reading a row and one updating a row — logs real users in through the login form and
 measures, with concurrent clients (threads, one HTTP connection per request), p50/p95 and requests per
 second of 我的任务, the editor, 待审核, the review page, the compile page, the dashboard and a draft
-save. Prints a table: measured, bare yardstick, ratio, target.
+save, each in five turns alternating with its yardstick (so both see the same stretch of a machine
+whose speed drifts). Prints a table: measured, bare yardstick, ratio, target.
 
     createdb -h 127.0.0.1 -U postgres bench_pages
     python benchmarks/pages.py --url postgresql+psycopg://postgres@127.0.0.1:5432/bench_pages
@@ -199,6 +200,25 @@ def run(name: str, clients: list, make_request, seconds: float, warm_up: bool = 
     return result
 
 
+def run_alternating(scenarios: list[tuple], seconds: float, rounds: int = 5) -> list[Result]:
+    """Scenarios ``(name, clients, make_request)`` in turns of ``seconds / rounds`` each (A, B, A, B,
+    …), each one's figures summed: a ratio between them taken this way follows a machine whose speed
+    drifts during the run, where two windows one after the other could fall on a fast and a slow
+    stretch (this VM's bare UPDATE ran at 378–479 requests/s in runs minutes apart)."""
+    for name, clients, make_request in scenarios:
+        run(name, clients, make_request, 0)  # warm-up only
+    totals = [Result(name) for name, _, _ in scenarios]
+    for _ in range(rounds):
+        for total, (name, clients, make_request) in zip(totals, scenarios):
+            part = run(name, clients, make_request, seconds / rounds, warm_up=False)
+            total.times += part.times
+            total.errors += part.errors
+            total.seconds += part.seconds
+            total.queries = part.queries if part.queries is not None else total.queries
+            total.size = part.size or total.size
+    return totals
+
+
 def settle(port: int, limit: float = 300.0) -> None:
     """Wait until the server answers a bare request quickly: a slow page's requests still running
     (or workers restarting after a timeout) must not be counted against the next measurement."""
@@ -277,9 +297,7 @@ def measure(port: int, info: dict, n_clients: int, seconds: float, only=PAGE_KEY
     def get(path):
         return lambda _i, client: client.request("GET", path)
 
-    def bare_select():
-        settle(port)
-        return run("bare SELECT", admins, lambda i, c: c.request("GET", f"/_bench/select?id={ids[i]}"), seconds)
+    bare_select = ("bare SELECT", admins, lambda i, c: c.request("GET", f"/_bench/select?id={ids[i]}"))
 
     rows = []
     pages = [
@@ -293,10 +311,10 @@ def measure(port: int, info: dict, n_clients: int, seconds: float, only=PAGE_KEY
     for key, name, clients, path in pages:
         if key not in only:
             continue
-        yardstick = bare_select()  # side by side: the same clients, the same moment
         print(f"  {name} …", end="", flush=True)
         settle(port)
-        result = run(name, clients, get(path), seconds)
+        # Side by side: the page and the bare SELECT in turns, over the same stretch of the run.
+        yardstick, result = run_alternating([bare_select, (name, clients, get(path))], seconds)
         print(f" {len(result.times)} ok, {result.errors} errors", flush=True)
         rows.append((name, result, yardstick, "ratio40" if name.startswith("dashboard") else "p95"))
 
@@ -321,19 +339,23 @@ def measure_saves(port: int, info: dict, n_clients: int, seconds: float) -> tupl
     def save(i, client):
         s = state[i]
         s["n"] += 1
+        cookies = dict(client.cookies)
         status, payload, headers = client.request("POST", f"/tasks/{s['cid']}", {
             "body": f"本单位今年办理案件{{{{c0}}}}件。第{s['n']}次保存。", "version": s["version"],
             "csrf_token": s["token"], "action": "save"})
+        # The save's notice (草稿已保存) rides in the session cookie to the page the browser is sent
+        # to, which shows and drops it; a client that never opens that page would carry every notice
+        # of the run in its cookie, re-signed on each save.
+        client.cookies = cookies
         if status in (302, 303):
             s["version"] += 1
         return status, payload, headers
 
-    settle(port)
-    yardstick = run("bare UPDATE", savers,
-                    lambda i, c: c.request("POST", f"/_bench/update?id={state[i]['cid']}"), seconds)
     print("  draft save …", end="", flush=True)
     settle(port)
-    result = run("draft save", savers, save, seconds)
+    yardstick, result = run_alternating(
+        [("bare UPDATE", savers, lambda i, c: c.request("POST", f"/_bench/update?id={state[i]['cid']}")),
+         ("draft save", savers, save)], seconds)
     print(f" {len(result.times)} ok, {result.errors} errors", flush=True)
     return ("draft save POST /tasks/<id>", result, yardstick, "ratio50")
 
