@@ -48,7 +48,7 @@ def _minus(whole: Decimal | None, part: Decimal | None) -> Decimal | None:
     return whole - (part or 0)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Part:
     """One class of an indicator's parts: how many units, how many entered, and their sums."""
 
@@ -148,6 +148,9 @@ class ScopedFigureBook(FigureBook):
         # Loaded as plain rows (``_load_rows``), by id: not in ``contributions`` until a caller asks
         # about the same contribution as a mapped object, which then takes the row's place.
         self._rows: dict[int, ContributionRow] = {}
+        # The figures token read once for all the kept things one ``prepare`` reads (nothing writes in
+        # between); ``...`` outside it: each read takes the current token.
+        self._held = ...
         self._by_section: dict[int, list] = {}  # loaded contributions by section, in assignment order
         self._order: dict[int, tuple] = {}  # contribution id -> (section position, assignment id)
         self._sections: set[int] = set()  # sections whose every contribution is loaded
@@ -215,6 +218,9 @@ class ScopedFigureBook(FigureBook):
                 self.explanations[(row.contribution_id, row.key)] = row
         self._loaded |= ids
 
+    def _token(self):
+        return figures_token(self.cycle.id) if self._held is ... else self._held
+
     def _reorder(self) -> None:
         """``contributions`` in the full book's order (section position, assignment), which lists follow."""
         ordered = sorted(self.contributions.items(), key=lambda item: self._order.get(item[0], LAST))
@@ -227,7 +233,7 @@ class ScopedFigureBook(FigureBook):
         without a usable token, as mapped objects (``_batch``)."""
         from ..models import Contribution
 
-        token = figures_token(self.cycle.id)
+        token = self._token()
         if token is None:
             self._batch(Contribution.section_id.in_(sorted(section_ids)))
             return
@@ -246,7 +252,7 @@ class ScopedFigureBook(FigureBook):
         """The single reporters (``_singles_condition``) as plain rows kept under the token."""
         from ..models import Contribution
 
-        token = figures_token(self.cycle.id)
+        token = self._token()
         if token is None:
             condition = self._singles_condition()
             if condition is not None:
@@ -374,7 +380,7 @@ class ScopedFigureBook(FigureBook):
         scanned every contribution of a city's cycle)."""
         from ..models import Contribution
 
-        ids = cached("scoped-singles", self.cycle.id, self._single_ids)
+        ids = cached("scoped-singles", self.cycle.id, self._single_ids, token=self._held)
         return Contribution.id.in_(ids) if ids else None
 
     def _single_ids(self) -> list[int]:
@@ -403,7 +409,7 @@ class ScopedFigureBook(FigureBook):
         draft's text is not in the token)."""
         from ..models import Contribution
 
-        changed = cached("scoped-changed", self.cycle.id, self._changed_values)
+        changed = cached("scoped-changed", self.cycle.id, self._changed_values, token=self._held)
         if not changed:
             return None
         codes = sorted({self.by_id[iid].code for _, iid in changed if iid in self.by_id})
@@ -428,6 +434,15 @@ class ScopedFigureBook(FigureBook):
 
         if self._everything:
             return
+        self._held = figures_token(self.cycle.id)
+        try:
+            self._prepare(contributions, rules)
+        finally:
+            self._held = ...
+
+    def _prepare(self, contributions, rules: bool) -> None:
+        from ..models import Contribution
+
         shown = [c for c in contributions if c is not None and c.cycle_id == self.cycle.id]
         for c in shown:
             self.contributions.setdefault(c.id, c)
@@ -516,7 +531,7 @@ class ScopedFigureBook(FigureBook):
         """Every unit's parts, none marked own: the same for every reader, so kept across requests
         under the cycle's figures token (``figures.cache``). Never changed in place."""
         if None not in self._parts:
-            self._parts[None] = cached("scoped-parts", self.cycle.id, self._parts_query)
+            self._parts[None] = cached("scoped-parts", self.cycle.id, self._parts_query, token=self._held)
         return self._parts[None]
 
     def _parts_for(self, unit_id) -> dict[int, list[_Part]]:
@@ -527,7 +542,8 @@ class ScopedFigureBook(FigureBook):
         everyone = self._all_parts()
         if unit_id is None:
             return everyone
-        own = cached(("scoped-parts-of", unit_id), self.cycle.id, lambda: self._parts_query(unit_id), store=UNIT_PARTS)
+        own = cached(("scoped-parts-of", unit_id), self.cycle.id, lambda: self._parts_query(unit_id),
+                     store=UNIT_PARTS, token=self._held)
         parts: dict[int, list[_Part]] = {}
         for iid in set(everyone) | set(own):
             mine = {(g.left, g.approved): g for g in own.get(iid, [])}
@@ -537,11 +553,11 @@ class ScopedFigureBook(FigureBook):
                 if o is None:
                     groups.append(g)
                     continue
-                rest = _Part(False, g.left, g.approved, g.reporters - o.reporters, g.entered - o.entered,
-                             _minus(g.value_sum, o.value_sum), _minus(g.approved_sum, o.approved_sum))
+                entered = g.entered - o.entered
+                rest = _Part(False, g.left, g.approved, g.reporters - o.reporters, entered,
+                             _minus(g.value_sum, o.value_sum) if entered else None,
+                             _minus(g.approved_sum, o.approved_sum))
                 if rest.reporters:
-                    if not rest.entered:
-                        rest.value_sum = None
                     groups.append(rest)
             parts[iid] = groups + list(mine.values())
         self._parts[unit_id] = parts
@@ -590,11 +606,12 @@ class ScopedFigureBook(FigureBook):
             return []
         if unit_id not in self._unit_roles:
             self._unit_roles[unit_id] = cached(("scoped-roles-of", unit_id), self.cycle.id, store=UNIT_PARTS,
+                                               token=self._held,
                                                compute=lambda: [tuple(row) for row in db.session.execute(
                 select(Contribution.section_id, Assignment.role)
                 .join(Assignment, Contribution.assignment_id == Assignment.id)
                 .where(Contribution.cycle_id == self.cycle.id, Contribution.unit_id == unit_id))])
-        return self._unit_roles[unit_id]
+        return list(self._unit_roles[unit_id])  # the kept list is shared by every request
 
     # ---------------------------------------------------------------- the lookups of FigureBook
 
@@ -607,7 +624,24 @@ class ScopedFigureBook(FigureBook):
             condition = self._changed_condition()
             if condition is not None and not self._everything:
                 self._batch(condition)
+        self._map_changed_rows()
         return self._values
+
+    def _map_changed_rows(self) -> None:
+        """Load mapped, with the texts citing them, the contributions held as plain rows whose value
+        differs from the approved one: ``changes_after_approval`` lists mapped contributions only, and
+        the changed list may predate a write committed before the rows were read."""
+        from ..models import Contribution
+
+        if self._everything or not self._rows:
+            return
+        changed = [(cid, iid) for (cid, iid), row in self._values.items()
+                   if cid in self._rows and row.approved_value is not None
+                   and (row.value is None or row.value != row.approved_value)]
+        if changed:
+            codes = sorted({self.by_id[iid].code for _, iid in changed if iid in self.by_id})
+            self._batch(or_(Contribution.id.in_(sorted({cid for cid, _ in changed})),
+                            *(Contribution.body.contains(code, autoescape=True) for code in codes)))
 
     def role(self, contribution) -> str | None:
         if contribution.id not in self.roles:

@@ -460,7 +460,8 @@ def changes_after_approval(cycle, book: FigureBook | None = None, seen: Visibili
     book = book or FigureBook(cycle)
     seen = seen or Visibility(book)
     pending = []
-    for (cid, _iid), row in book.values.items():
+    # Copies: reading a text's figures may load more into the book (a book that prepared nothing).
+    for (cid, _iid), row in list(book.values.items()):
         contribution = book.contributions.get(cid)
         if row.approved_value is None or contribution is None or not seen.sees(contribution):
             continue
@@ -478,7 +479,7 @@ def _changed_sentences(book: FigureBook, seen: Visibility, change: ValueChange) 
     code = change.indicator.code
     names = seen.names()
     found = []
-    for citing in book.contributions.values():
+    for citing in list(book.contributions.values()):
         hits = B.sentences_citing(citing.body or "", code) if seen.sees(citing) else []
         if not hits:
             continue

@@ -482,3 +482,48 @@ def test_a_single_reporter_read_before_the_changed_values_is_still_listed_as_cha
     expected = listed(FigureBook(world.cycle, readonly=True))
     assert ("l1", lead) in {(code, cid) for code, cid, *_ in expected}
     assert listed(ScopedFigureBook(world.cycle)) == expected
+
+
+def test_a_value_changed_by_another_request_while_a_page_loads_is_listed_as_changed(
+        db, world, is_postgres, monkeypatch):
+    """Another request commits a change of a lead's approved figure after the page's list of changed
+    values was read and before the single reporters are (as plain rows): the page still lists that
+    change, with the sentences citing it, as a full book read afterwards does."""
+    from fazhi_flow.figures import scoped
+    from fazhi_flow.models import Contribution
+    from fazhi_flow.services.figures import contribution_figures
+
+    if not is_postgres:
+        pytest.skip("PostgreSQL only: a second SQLite writer waits for the test's own transaction")
+    lead = db.session.execute(text(
+        "SELECT c.id FROM contribution c JOIN assignment a ON a.id = c.assignment_id "
+        "WHERE c.section_id = :s AND a.role = 'lead'"), {"s": world.section_ids[1]}).scalar()
+    db.session.execute(text(f"UPDATE contribution SET state = 'approved' WHERE id = {lead}"))
+    db.session.execute(text(f"UPDATE indicator_value SET value = 3, approved_value = 3 WHERE contribution_id = {lead}"))
+    db.session.commit()
+    db.session.expire_all()
+    batch, done = scoped.ScopedFigureBook._batch, []
+
+    def batch_after_a_commit(self, condition):
+        if not done:
+            done.append(True)
+            with db.engine.connect() as other:
+                other.execute(text("UPDATE indicator_value SET value = 9 WHERE contribution_id = :c AND indicator_id ="
+                                   " (SELECT id FROM indicator WHERE code = 'l1' AND cycle_id = :y)"),
+                              {"c": lead, "y": world.cycle.id})
+                other.commit()
+        return batch(self, condition)
+
+    def changes(book):
+        c = db.session.get(Contribution, world.contribution_id(0, 0))  # its text cites {{l1}}
+        book.prepare([c], rules=True)
+        return [(ch.indicator.code, ch.contribution.id, ch.old, ch.new, [(s[0].id, s[1], s[2]) for s in ch.sentences])
+                for ch in contribution_figures(c, world.reviewer, book).changes]
+
+    monkeypatch.setattr(scoped.ScopedFigureBook, "_batch", batch_after_a_commit)
+    kept = changes(scoped.ScopedFigureBook(world.cycle))
+    monkeypatch.setattr(scoped.ScopedFigureBook, "_batch", batch)
+    db.session.expire_all()
+    expected = changes(FigureBook(world.cycle, readonly=True))
+    assert [(code, cid) for code, cid, *_ in expected] == [("l1", lead)]
+    assert kept == expected
