@@ -91,7 +91,7 @@ class ExplanationRow:
 
 @dataclass(frozen=True, slots=True)
 class _SectionRows:
-    """A section's every contribution with role, place, values and explanations (``_section_rows``)."""
+    """Contributions of a section with role, place, values and explanations (``_plain_rows``)."""
 
     contributions: tuple  # (ContributionRow, role, section position)
     values: tuple  # ValueRow

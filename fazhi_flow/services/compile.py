@@ -223,24 +223,6 @@ class SectionSummary:
         return self.draft is not None
 
 
-@dataclass(slots=True, eq=False)
-class _PlainUnit:
-    id: int
-    name: str
-
-
-@dataclass(slots=True, eq=False)
-class _PlainContribution:
-    """What a figure book and its rule messages read of a contribution, without an ORM object."""
-
-    id: int
-    section_id: int
-    unit_id: int
-    assignment_id: int
-    state: str
-    unit: _PlainUnit
-
-
 class PlainApprovedFigureBook(ApprovedFigureBook):
     """An ``ApprovedFigureBook`` (read-only values) whose contributions are plain rows, not ORM objects:
     a city's 18,000 contributions load in a fraction of the time. For pages that ask the book only
@@ -266,11 +248,14 @@ class PlainApprovedFigureBook(ApprovedFigureBook):
     def _plain_entries(self, cycle):
         from ..models import Contribution, Unit
 
+        from ..figures.scoped import ContributionRow, UnitRow
+
         rows, roles, values, revision_figures = self._entries(cycle)
-        units = {uid: _PlainUnit(uid, name) for uid, name in db.session.execute(
+        units = {uid: UnitRow(uid, name) for uid, name in db.session.execute(
             select(Unit.id, Unit.name).where(Unit.id.in_(
                 select(Contribution.unit_id).where(Contribution.cycle_id == cycle.id))))}
-        return [_PlainContribution(*row, units[row[2]]) for row in rows], units, roles, values, revision_figures
+        return [ContributionRow(cid, cycle.id, section_id, unit_id, assignment_id, state, units[unit_id])
+                for cid, section_id, unit_id, assignment_id, state in rows], units, roles, values, revision_figures
 
     def _load_revision_figures(self, cycle) -> dict[int, dict]:
         return self._revision_figures
