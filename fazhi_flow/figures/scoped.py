@@ -61,13 +61,14 @@ class _Part:
     approved_sum: Decimal | None
 
 
-@dataclass(frozen=True, slots=True)
+# eq=False: compared by identity, as mapped objects are (lists of reporters are searched with ``in``).
+@dataclass(frozen=True, slots=True, eq=False)
 class UnitRow:
     id: int
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ContributionRow:
     """What a rule's sum reads of another unit's contribution, as a plain row kept across requests
     under the figures token (which covers every column here, the unit's name included). No body: a
