@@ -45,8 +45,9 @@ class _Lru:
 
 
 AGGREGATES = _Lru(MAX_ENTRIES)
-# A city's approved figures (18,000 contributions, 30,000 values: ~10 MB): the latest two only.
-BOOKS = _Lru(2)
+# A city's approved figures (18,000 contributions, 30,000 values: ~10 MB) and the book's indexes built
+# from them (~3 MB): the latest two of each only.
+BOOKS = _Lru(4)
 # Rendered page parts (the dashboard's matrix: ~50-300 KB for a page of a city's units).
 PAGES = _Lru(48)
 

@@ -93,12 +93,20 @@ class FigureBook:
         self.rules = list(db.session.scalars(
             select(Rule).where(Rule.cycle_id == cycle.id).order_by(Rule.section_id, Rule.position, Rule.id)))
         contributions, self.roles, self.values = self._load_entries(cycle, readonly)
-        self.contributions = {c.id: c for c in contributions}
         self.explanations = {}
         for row in db.session.scalars(select(FigureExplanation).join(Contribution).where(
                 Contribution.cycle_id == cycle.id)):
             self.explanations[(row.contribution_id, row.key)] = row
-        self.reporters = {i.id: [] for i in indicators}
+        by_id, self.reporters, self._reporter_ids, self._entered = self._index(contributions, indicators)
+        self.contributions = dict(by_id)  # callers may add to it (a text's own contribution)
+        self._totals: dict[int, Decimal | None] = {}
+        self._trees: dict[str, object] = {}
+
+    def _index(self, contributions, indicators) -> tuple[dict, dict, dict, dict]:
+        """(contributions by id, reporters by indicator id, their ids, each contribution's indicator ids);
+        plain data only, so a book that keeps it across requests (``PlainApprovedFigureBook``) holds no
+        mapped object of another session."""
+        reporters = {i.id: [] for i in indicators}
         by_section: dict[int, list] = {}
         for c in contributions:
             by_section.setdefault(c.section_id, []).append(c)
@@ -108,16 +116,15 @@ class FigureBook:
             # As Indicator.reports(assignment): every unit of the section, or only its lead unit
             # (the indicator's setting read once, not once per unit).
             everyone = (ind.reported_by or "all") == "all"
-            self.reporters[ind.id] = [c for c in by_section.get(ind.section_id, [])
-                                      if everyone or self.roles[c.id] == "lead"]
+            reporters[ind.id] = [c for c in by_section.get(ind.section_id, [])
+                                 if everyone or self.roles[c.id] == "lead"]
         # Membership by id and each unit's indicators, so a lookup never scans every reporter.
-        self._reporter_ids = {iid: {c.id for c in found} for iid, found in self.reporters.items()}
-        self._entered: dict[int, list] = {}
+        reporter_ids = {iid: {c.id for c in found} for iid, found in reporters.items()}
+        entered: dict[int, list] = {}
         for ind in indicators:
-            for c in self.reporters[ind.id]:
-                self._entered.setdefault(c.id, []).append(ind)
-        self._totals: dict[int, Decimal | None] = {}
-        self._trees: dict[str, object] = {}
+            for c in reporters[ind.id]:
+                entered.setdefault(c.id, []).append(ind.id)
+        return {c.id: c for c in contributions}, reporters, reporter_ids, entered
 
     def _load_entries(self, cycle, readonly: bool) -> tuple[list, dict[int, str], dict]:
         """The contributions, their roles by id and the values by (contribution id, indicator id)."""
@@ -209,7 +216,7 @@ class FigureBook:
         """The indicators this contribution's unit enters, in form order."""
         if self.contributions.get(contribution.id) is not contribution:
             return []
-        return list(self._entered.get(contribution.id, []))
+        return [self.by_id[iid] for iid in self._entered.get(contribution.id, ())]
 
     def value(self, contribution, indicator) -> Decimal | None:
         row = self.values.get((contribution.id, indicator.id))

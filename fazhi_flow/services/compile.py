@@ -260,6 +260,15 @@ class PlainApprovedFigureBook(ApprovedFigureBook):
     def _load_revision_figures(self, cycle) -> dict[int, dict]:
         return self._revision_figures
 
+    def _index(self, contributions, indicators) -> tuple[dict, dict, dict, dict]:
+        # Built from the kept rows and the indicators (both under the token): kept beside them rather
+        # than rebuilt over a city's 18,000 contributions on every request. Read-only; the book copies
+        # the contributions dict, which callers may add to.
+        from ..figures.cache import BOOKS, cached
+
+        return cached("approved-index", self.cycle.id, lambda: super(PlainApprovedFigureBook, self)._index(
+            contributions, indicators), BOOKS, token=self._token)
+
     def failed_rules(self) -> list:
         """The rules failing on the approved figures, as (rule, full message, explanation, blocking),
         kept under the figures token with what else the messages read: the cycle's state and the units'
