@@ -431,8 +431,6 @@ class ScopedFigureBook(FigureBook):
         """Load in one batch ``contributions``, the single reporters of indicators, the values changed
         after approval with the texts citing them, and (``rules``) the sections whose figures the
         contributions' rules read."""
-        from ..models import Contribution
-
         if self._everything:
             return
         self._held = figures_token(self.cycle.id)
