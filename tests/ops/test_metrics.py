@@ -154,7 +154,9 @@ def _free_port() -> int:
 def _get(url: str, headers: dict | None = None) -> tuple[int, str]:
     request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        # Generous: in CI both test runs share two cores with browsers and servers, and a request
+        # queued behind sixty others on two sync workers once waited more than 10 s.
+        with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, response.read().decode("utf-8")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode("utf-8")
