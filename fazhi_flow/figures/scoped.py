@@ -250,17 +250,18 @@ class ScopedFigureBook(FigureBook):
             self._install(rows)
 
     def _load_singles(self) -> None:
-        """The single reporters (``_singles_condition``) as plain rows kept under the token."""
+        """The contributions that alone report an indicator (a lead unit's figure, a one-unit section)
+        as plain rows kept under the token; without a usable token, as mapped objects. Which ones they
+        are depends only on what the token covers, so their ids are kept too and read by primary key
+        (as a condition on sections and roles the planner scanned every contribution of a city's cycle)."""
         from ..models import Contribution
 
         token = self._token()
-        if token is None:
-            condition = self._singles_condition()
-            if condition is not None:
-                self._batch(condition)
-            return
         ids = cached("scoped-singles", self.cycle.id, self._single_ids, token=token)
         if not ids:
+            return
+        if token is None:
+            self._batch(Contribution.id.in_(ids))
             return
         for rows in cached("scoped-single-rows", self.cycle.id, token=token,
                            compute=lambda: tuple(self._plain_rows(Contribution.id.in_(ids)).values())):
@@ -373,16 +374,6 @@ class ScopedFigureBook(FigureBook):
 
     def _reports_role(self, contribution, indicator) -> bool:
         return (indicator.reported_by or "all") == "all" or self.roles.get(contribution.id) == "lead"
-
-    def _singles_condition(self):
-        """The contributions that alone report an indicator (a lead unit's figure, a one-unit section),
-        by id: which they are depends only on what the figures token covers, so the ids are kept under
-        it, and the batch reads them by primary key (as a condition on sections and roles the planner
-        scanned every contribution of a city's cycle)."""
-        from ..models import Contribution
-
-        ids = cached("scoped-singles", self.cycle.id, self._single_ids, token=self._held)
-        return Contribution.id.in_(ids) if ids else None
 
     def _single_ids(self) -> list[int]:
         from ..models import Assignment, Contribution
